@@ -1,0 +1,960 @@
+//! The packed batch format: the bytes that cross the host/guest boundary.
+//!
+//! This module is the single implementation of the format for both sides: the
+//! host (the `weir` orchestrator) encodes inputs and decodes results with it,
+//! and the guest SDK decodes inputs and encodes results with it, so the two
+//! cannot drift apart. It has no dependencies and never panics on malformed
+//! bytes: every read is bounds-checked and returns [`AbiError`].
+//!
+//! All integers are little-endian. The layout is documented in
+//! `docs/udf-abi.md`; the constants below are named after its fields.
+
+use std::fmt;
+
+/// Magic of an input batch (`process`).
+pub const INPUT_MAGIC: [u8; 4] = *b"WRB1";
+/// Magic of a fired-timer batch (`on-timer`).
+pub const TIMER_MAGIC: [u8; 4] = *b"WRT1";
+/// Magic of a result batch (returned by both exports).
+pub const RESULT_MAGIC: [u8; 4] = *b"WRR1";
+
+/// Length value that stands for "absent" (a null key or value).
+pub const NULL_LEN: u32 = u32::MAX;
+/// Topic index meaning "no source topic".
+pub const NO_TOPIC: u16 = u16::MAX;
+/// Watermark meaning "no watermark yet".
+pub const NO_WATERMARK: i64 = i64::MIN;
+
+/// Result status: forward the input unchanged (a filter keeps it).
+pub const STATUS_PASS: u8 = 0;
+/// Result status: no output for this input.
+pub const STATUS_DROP: u8 = 1;
+/// Result status: `u32` count, then that many output records.
+pub const STATUS_EMIT: u8 = 2;
+/// Result status: `u32` length, then a UTF-8 error message.
+pub const STATUS_ERROR: u8 = 3;
+
+/// Output flag: a key follows (otherwise the input's key is kept).
+pub const OUT_KEY: u8 = 1;
+/// Output flag: the key is null (otherwise the input's key is kept).
+pub const OUT_KEY_NULL: u8 = 2;
+/// Output flag: a timestamp follows (otherwise the input's is kept).
+pub const OUT_TIMESTAMP: u8 = 4;
+/// Output flag: headers follow (otherwise the input's are kept).
+pub const OUT_HEADERS: u8 = 8;
+/// Output flag: the value is null (a tombstone); no value bytes follow.
+pub const OUT_VALUE_NULL: u8 = 16;
+const OUT_KNOWN: u8 = OUT_KEY | OUT_KEY_NULL | OUT_TIMESTAMP | OUT_HEADERS | OUT_VALUE_NULL;
+
+/// Time domain byte of a timer.
+pub const DOMAIN_EVENT: u8 = 0;
+/// Time domain byte of a timer.
+pub const DOMAIN_PROCESSING: u8 = 1;
+
+/// Malformed bytes, with the offset where decoding stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbiError {
+    pub offset: usize,
+    pub problem: &'static str,
+}
+
+impl fmt::Display for AbiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "malformed batch at byte {}: {}",
+            self.offset, self.problem
+        )
+    }
+}
+
+impl std::error::Error for AbiError {}
+
+/// A bounds-checked cursor over a byte slice.
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    fn fail<T>(&self, problem: &'static str) -> Result<T, AbiError> {
+        Err(AbiError {
+            offset: self.pos,
+            problem,
+        })
+    }
+
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    #[inline]
+    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], AbiError> {
+        match self.buf.get(self.pos..self.pos.saturating_add(n)) {
+            Some(s) if self.pos.checked_add(n).is_some() => {
+                self.pos += n;
+                Ok(s)
+            }
+            _ => self.fail("truncated"),
+        }
+    }
+
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], AbiError> {
+        let s = self.bytes(N)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    #[inline]
+    pub fn u8(&mut self) -> Result<u8, AbiError> {
+        Ok(self.array::<1>()?[0])
+    }
+    #[inline]
+    pub fn u16(&mut self) -> Result<u16, AbiError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    #[inline]
+    pub fn u32(&mut self) -> Result<u32, AbiError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    #[inline]
+    pub fn i32(&mut self) -> Result<i32, AbiError> {
+        Ok(i32::from_le_bytes(self.array()?))
+    }
+    #[inline]
+    pub fn i64(&mut self) -> Result<i64, AbiError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+
+    /// A `u32` length then that many bytes; [`NULL_LEN`] reads as `None`.
+    #[inline]
+    pub fn opt_bytes32(&mut self) -> Result<Option<&'a [u8]>, AbiError> {
+        match self.u32()? {
+            NULL_LEN => Ok(None),
+            n => self.bytes(n as usize).map(Some),
+        }
+    }
+
+    /// A `u32` length then that many bytes; null is not allowed here.
+    #[inline]
+    pub fn bytes32(&mut self) -> Result<&'a [u8], AbiError> {
+        match self.opt_bytes32()? {
+            Some(b) => Ok(b),
+            None => self.fail("null where bytes are required"),
+        }
+    }
+
+    /// A `u16` length then that many bytes of UTF-8.
+    pub fn str16(&mut self) -> Result<&'a str, AbiError> {
+        let n = self.u16()? as usize;
+        let at = self.pos;
+        let b = self.bytes(n)?;
+        std::str::from_utf8(b).map_err(|_| AbiError {
+            offset: at,
+            problem: "invalid UTF-8",
+        })
+    }
+
+    /// A `u32` length then that many bytes of UTF-8.
+    pub fn str32(&mut self) -> Result<&'a str, AbiError> {
+        let at = self.pos;
+        let b = self.bytes32()?;
+        std::str::from_utf8(b).map_err(|_| AbiError {
+            offset: at,
+            problem: "invalid UTF-8",
+        })
+    }
+
+    fn magic(&mut self, want: [u8; 4]) -> Result<(), AbiError> {
+        if self.array::<4>()? != want {
+            self.pos -= 4;
+            return self.fail("wrong magic");
+        }
+        Ok(())
+    }
+}
+
+/// Appends little-endian fields to a buffer.
+#[derive(Debug, Default, Clone)]
+pub struct Writer {
+    pub buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(n),
+        }
+    }
+    #[inline]
+    pub fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+    #[inline]
+    pub fn u16(&mut self, v: u16) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    #[inline]
+    pub fn u32(&mut self, v: u32) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    #[inline]
+    pub fn i32(&mut self, v: i32) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    #[inline]
+    pub fn i64(&mut self, v: i64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Length-prefixed bytes; lengths above `u32::MAX - 1` are cut, which the
+    /// size limits on both sides make unreachable.
+    #[inline]
+    pub fn bytes32(&mut self, v: &[u8]) {
+        let n = v.len().min((NULL_LEN - 1) as usize);
+        self.u32(n as u32);
+        self.buf.extend_from_slice(&v[..n]);
+    }
+    #[inline]
+    pub fn opt_bytes32(&mut self, v: Option<&[u8]>) {
+        match v {
+            Some(v) => self.bytes32(v),
+            None => self.u32(NULL_LEN),
+        }
+    }
+    /// Length-prefixed (u16) string, cut at a character boundary to fit.
+    pub fn str16(&mut self, v: &str) {
+        let mut n = v.len().min(u16::MAX as usize);
+        while !v.is_char_boundary(n) {
+            n -= 1;
+        }
+        self.u16(n as u16);
+        self.buf.extend_from_slice(&v.as_bytes()[..n]);
+    }
+}
+
+// ---------------------------------------------------------------- inputs
+
+/// Batch-wide fields of an input or timer batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchClock {
+    /// Event-time watermark in ms, or [`NO_WATERMARK`].
+    pub watermark: i64,
+    /// The host's processing time in ms since the Unix epoch.
+    pub processing_time: i64,
+}
+
+/// One input record, borrowed from the batch bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub timestamp: i64,
+    pub topic: Option<&'a str>,
+    pub partition: i32,
+    pub offset: i64,
+    headers_count: u16,
+    headers: &'a [u8],
+}
+
+impl<'a> RecordView<'a> {
+    /// The headers, in order.
+    pub fn headers(&self) -> HeaderIter<'a> {
+        HeaderIter {
+            r: Reader::new(self.headers),
+            left: self.headers_count,
+        }
+    }
+}
+
+/// Iterates `(name, value)` headers; stops early on malformed bytes, which
+/// [`InputReader`] has already ruled out.
+#[derive(Debug, Clone)]
+pub struct HeaderIter<'a> {
+    r: Reader<'a>,
+    left: u16,
+}
+
+impl<'a> Iterator for HeaderIter<'a> {
+    type Item = (&'a str, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let name = self.r.str16().ok()?;
+        let value = self.r.bytes32().ok()?;
+        Some((name, value))
+    }
+}
+
+fn skip_headers(r: &mut Reader<'_>, n: u16) -> Result<(), AbiError> {
+    for _ in 0..n {
+        r.str16()?;
+        r.bytes32()?;
+    }
+    Ok(())
+}
+
+/// Encodes an input batch. The host's side.
+#[derive(Debug, Default)]
+pub struct InputWriter {
+    w: Writer,
+    count: u32,
+    topics: Vec<String>,
+    body: Writer,
+}
+
+impl InputWriter {
+    pub fn new(clock: BatchClock) -> Self {
+        let mut s = Self::default();
+        s.reset(clock);
+        s
+    }
+
+    /// Starts a new batch, keeping the allocations.
+    pub fn reset(&mut self, clock: BatchClock) {
+        self.w.buf.clear();
+        self.body.buf.clear();
+        self.topics.clear();
+        self.count = 0;
+        self.w.buf.extend_from_slice(&INPUT_MAGIC);
+        self.w.u32(0);
+        self.w.i64(clock.watermark);
+        self.w.i64(clock.processing_time);
+    }
+
+    fn topic_index(&mut self, topic: Option<&str>) -> u16 {
+        let Some(t) = topic else { return NO_TOPIC };
+        if let Some(i) = self.topics.iter().position(|x| x == t) {
+            return i as u16;
+        }
+        if self.topics.len() >= (NO_TOPIC - 1) as usize {
+            return NO_TOPIC;
+        }
+        self.topics.push(t.to_owned());
+        (self.topics.len() - 1) as u16
+    }
+
+    /// Appends one record.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push<'h>(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        topic: Option<&str>,
+        partition: i32,
+        offset: i64,
+        headers: impl ExactSizeIterator<Item = (&'h str, &'h [u8])>,
+    ) {
+        let t = self.topic_index(topic);
+        let b = &mut self.body;
+        b.i64(timestamp);
+        b.i64(offset);
+        b.i32(partition);
+        b.u16(t);
+        let n = headers.len().min(u16::MAX as usize);
+        b.u16(n as u16);
+        b.opt_bytes32(key);
+        b.opt_bytes32(value);
+        for (name, value) in headers.take(n) {
+            b.str16(name);
+            b.bytes32(value);
+        }
+        self.count += 1;
+    }
+
+    /// Finishes the batch; the returned slice is valid until the next `reset`.
+    pub fn finish(&mut self) -> &[u8] {
+        let count = self.count.to_le_bytes();
+        self.w.buf[4..8].copy_from_slice(&count);
+        self.w.u16(self.topics.len() as u16);
+        for t in &self.topics {
+            self.w.str16(t);
+        }
+        self.w.buf.extend_from_slice(&self.body.buf);
+        &self.w.buf
+    }
+}
+
+/// Decodes an input batch without copying. The guest's side.
+#[derive(Debug, Clone)]
+pub struct InputReader<'a> {
+    pub clock: BatchClock,
+    pub count: u32,
+    topics: Vec<&'a str>,
+    r: Reader<'a>,
+    left: u32,
+}
+
+impl<'a> InputReader<'a> {
+    pub fn new(buf: &'a [u8]) -> Result<Self, AbiError> {
+        let mut r = Reader::new(buf);
+        r.magic(INPUT_MAGIC)?;
+        let count = r.u32()?;
+        let clock = BatchClock {
+            watermark: r.i64()?,
+            processing_time: r.i64()?,
+        };
+        let nt = r.u16()?;
+        let mut topics = Vec::with_capacity(nt as usize);
+        for _ in 0..nt {
+            topics.push(r.str16()?);
+        }
+        Ok(Self {
+            clock,
+            count,
+            topics,
+            r,
+            left: count,
+        })
+    }
+
+    /// The next record, `Ok(None)` after the last.
+    #[inline]
+    pub fn next_record(&mut self) -> Result<Option<RecordView<'a>>, AbiError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        let r = &mut self.r;
+        let timestamp = r.i64()?;
+        let offset = r.i64()?;
+        let partition = r.i32()?;
+        let t = r.u16()?;
+        let headers_count = r.u16()?;
+        let key = r.opt_bytes32()?;
+        let value = r.opt_bytes32()?;
+        let hstart = r.position();
+        skip_headers(r, headers_count)?;
+        let headers = &r.buf[hstart..r.position()];
+        let topic = match t {
+            NO_TOPIC => None,
+            i => match self.topics.get(i as usize) {
+                Some(t) => Some(*t),
+                None => return r.fail("topic index out of range"),
+            },
+        };
+        Ok(Some(RecordView {
+            key,
+            value,
+            timestamp,
+            topic,
+            partition,
+            offset,
+            headers_count,
+            headers,
+        }))
+    }
+}
+
+// ---------------------------------------------------------------- timers
+
+/// One fired timer, borrowed from the batch bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerView<'a> {
+    pub key: &'a [u8],
+    /// [`DOMAIN_EVENT`] or [`DOMAIN_PROCESSING`].
+    pub domain: u8,
+    pub at: i64,
+}
+
+/// Encodes a fired-timer batch. The host's side.
+pub fn encode_timers<'k>(
+    clock: BatchClock,
+    timers: impl ExactSizeIterator<Item = TimerView<'k>>,
+) -> Vec<u8> {
+    let mut w = Writer::with_capacity(24 + timers.len() * 24);
+    w.buf.extend_from_slice(&TIMER_MAGIC);
+    w.u32(timers.len() as u32);
+    w.i64(clock.watermark);
+    w.i64(clock.processing_time);
+    for t in timers {
+        w.u8(t.domain);
+        w.i64(t.at);
+        w.bytes32(t.key);
+    }
+    w.buf
+}
+
+/// Decodes a fired-timer batch. The guest's side.
+#[derive(Debug, Clone)]
+pub struct TimerReader<'a> {
+    pub clock: BatchClock,
+    pub count: u32,
+    r: Reader<'a>,
+    left: u32,
+}
+
+impl<'a> TimerReader<'a> {
+    pub fn new(buf: &'a [u8]) -> Result<Self, AbiError> {
+        let mut r = Reader::new(buf);
+        r.magic(TIMER_MAGIC)?;
+        let count = r.u32()?;
+        let clock = BatchClock {
+            watermark: r.i64()?,
+            processing_time: r.i64()?,
+        };
+        Ok(Self {
+            clock,
+            count,
+            r,
+            left: count,
+        })
+    }
+
+    pub fn next_timer(&mut self) -> Result<Option<TimerView<'a>>, AbiError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        let domain = self.r.u8()?;
+        if domain > DOMAIN_PROCESSING {
+            return self.r.fail("unknown time domain");
+        }
+        let at = self.r.i64()?;
+        let key = self.r.bytes32()?;
+        Ok(Some(TimerView { key, domain, at }))
+    }
+}
+
+// ---------------------------------------------------------------- results
+
+/// Encodes a result batch. The guest's side.
+#[derive(Debug)]
+pub struct ResultWriter {
+    w: Writer,
+    count: u32,
+    /// Where the current EMIT's output count lives, and the count so far.
+    open_emit: Option<(usize, u32)>,
+}
+
+/// What an output record overrides; `None` keeps the input's field.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutputFields<'a> {
+    /// `Some(None)` sets a null key.
+    pub key: Option<Option<&'a [u8]>>,
+    pub timestamp: Option<i64>,
+    pub headers: Option<&'a [(&'a str, &'a [u8])]>,
+    /// `None` is a null value (tombstone).
+    pub value: Option<&'a [u8]>,
+}
+
+impl ResultWriter {
+    pub fn with_capacity(n: usize) -> Self {
+        let mut w = Writer::with_capacity(n.max(8));
+        w.buf.extend_from_slice(&RESULT_MAGIC);
+        w.u32(0);
+        Self {
+            w,
+            count: 0,
+            open_emit: None,
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some((at, n)) = self.open_emit.take() {
+            self.w.buf[at..at + 4].copy_from_slice(&n.to_le_bytes());
+        }
+    }
+
+    /// Forwards the input unchanged.
+    #[inline]
+    pub fn pass(&mut self) {
+        self.close();
+        self.w.u8(STATUS_PASS);
+        self.count += 1;
+    }
+
+    /// No output for this input.
+    #[inline]
+    pub fn drop_input(&mut self) {
+        self.close();
+        self.w.u8(STATUS_DROP);
+        self.count += 1;
+    }
+
+    /// This input failed; it goes to the dead-letter topic with `message`.
+    pub fn error(&mut self, message: &str) {
+        self.close();
+        self.w.u8(STATUS_ERROR);
+        self.w.bytes32(message.as_bytes());
+        self.count += 1;
+    }
+
+    /// Starts an EMIT status; follow with [`ResultWriter::output`] calls.
+    #[inline]
+    pub fn begin_emit(&mut self) {
+        self.close();
+        self.w.u8(STATUS_EMIT);
+        let at = self.w.buf.len();
+        self.w.u32(0);
+        self.open_emit = Some((at, 0));
+        self.count += 1;
+    }
+
+    /// Adds an output to the open EMIT status (opening one if needed).
+    #[inline]
+    pub fn output(&mut self, o: OutputFields<'_>) {
+        if self.open_emit.is_none() {
+            self.begin_emit();
+        }
+        if let Some((_, n)) = &mut self.open_emit {
+            *n += 1;
+        }
+        let mut flags = 0u8;
+        match o.key {
+            Some(Some(_)) => flags |= OUT_KEY,
+            Some(None) => flags |= OUT_KEY_NULL,
+            None => {}
+        }
+        if o.timestamp.is_some() {
+            flags |= OUT_TIMESTAMP;
+        }
+        if o.headers.is_some() {
+            flags |= OUT_HEADERS;
+        }
+        if o.value.is_none() {
+            flags |= OUT_VALUE_NULL;
+        }
+        let w = &mut self.w;
+        w.u8(flags);
+        if let Some(Some(k)) = o.key {
+            w.bytes32(k);
+        }
+        if let Some(ts) = o.timestamp {
+            w.i64(ts);
+        }
+        if let Some(h) = o.headers {
+            let n = h.len().min(u16::MAX as usize);
+            w.u16(n as u16);
+            for (name, value) in &h[..n] {
+                w.str16(name);
+                w.bytes32(value);
+            }
+        }
+        if let Some(v) = o.value {
+            w.bytes32(v);
+        }
+    }
+
+    /// A point to roll back to when the current input fails after emitting.
+    pub fn mark(&self) -> (usize, u32) {
+        (self.w.buf.len(), self.count)
+    }
+
+    /// Forgets everything written since `mark`, so the input can get a
+    /// single ERROR status instead of half its outputs.
+    pub fn rollback(&mut self, mark: (usize, u32)) {
+        self.open_emit = None;
+        self.w.buf.truncate(mark.0);
+        self.count = mark.1;
+    }
+
+    /// Bytes written so far (for output size limits inside the guest).
+    pub fn len(&self) -> usize {
+        self.w.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Statuses written so far.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        self.close();
+        let c = self.count.to_le_bytes();
+        self.w.buf[4..8].copy_from_slice(&c);
+        self.w.buf
+    }
+}
+
+/// One output record as decoded from a result batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputView<'a> {
+    /// `None`: keep the input's key; `Some(None)`: null key.
+    pub key: Option<Option<&'a [u8]>>,
+    pub timestamp: Option<i64>,
+    /// Raw header bytes and count when the output sets its own headers.
+    pub headers: Option<(u16, &'a [u8])>,
+    pub value: Option<&'a [u8]>,
+}
+
+impl<'a> OutputView<'a> {
+    /// The output's own headers, when it sets them.
+    pub fn headers(&self) -> Option<HeaderIter<'a>> {
+        self.headers.map(|(n, b)| HeaderIter {
+            r: Reader::new(b),
+            left: n,
+        })
+    }
+}
+
+/// One input's status as decoded from a result batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusView<'a> {
+    Pass,
+    Drop,
+    /// `count` outputs follow; read them with [`ResultReader::next_output`].
+    Emit {
+        count: u32,
+    },
+    Error(&'a str),
+}
+
+/// Decodes a result batch. The host's side; robust against any bytes.
+#[derive(Debug, Clone)]
+pub struct ResultReader<'a> {
+    pub count: u32,
+    r: Reader<'a>,
+    left: u32,
+    outputs_left: u32,
+}
+
+impl<'a> ResultReader<'a> {
+    pub fn new(buf: &'a [u8]) -> Result<Self, AbiError> {
+        let mut r = Reader::new(buf);
+        r.magic(RESULT_MAGIC)?;
+        let count = r.u32()?;
+        Ok(Self {
+            count,
+            r,
+            left: count,
+            outputs_left: 0,
+        })
+    }
+
+    /// The next status. All outputs of the previous EMIT must have been read.
+    pub fn next_status(&mut self) -> Result<Option<StatusView<'a>>, AbiError> {
+        if self.outputs_left != 0 {
+            return self.r.fail("outputs of the previous status not read");
+        }
+        if self.left == 0 {
+            if !self.r.is_empty() {
+                return self.r.fail("trailing bytes after the last status");
+            }
+            return Ok(None);
+        }
+        self.left -= 1;
+        let s = match self.r.u8()? {
+            STATUS_PASS => StatusView::Pass,
+            STATUS_DROP => StatusView::Drop,
+            STATUS_EMIT => {
+                let n = self.r.u32()?;
+                self.outputs_left = n;
+                StatusView::Emit { count: n }
+            }
+            STATUS_ERROR => StatusView::Error(self.r.str32()?),
+            _ => return self.r.fail("unknown status byte"),
+        };
+        Ok(Some(s))
+    }
+
+    /// The next output of the current EMIT status.
+    #[inline]
+    pub fn next_output(&mut self) -> Result<Option<OutputView<'a>>, AbiError> {
+        if self.outputs_left == 0 {
+            return Ok(None);
+        }
+        self.outputs_left -= 1;
+        let r = &mut self.r;
+        let flags = r.u8()?;
+        if flags & !OUT_KNOWN != 0 {
+            return r.fail("unknown output flags");
+        }
+        let key = if flags & OUT_KEY != 0 {
+            Some(Some(r.bytes32()?))
+        } else if flags & OUT_KEY_NULL != 0 {
+            Some(None)
+        } else {
+            None
+        };
+        let timestamp = if flags & OUT_TIMESTAMP != 0 {
+            Some(r.i64()?)
+        } else {
+            None
+        };
+        let headers = if flags & OUT_HEADERS != 0 {
+            let n = r.u16()?;
+            let start = r.position();
+            skip_headers(r, n)?;
+            Some((n, &r.buf[start..r.position()]))
+        } else {
+            None
+        };
+        let value = if flags & OUT_VALUE_NULL != 0 {
+            None
+        } else {
+            Some(r.bytes32()?)
+        };
+        Ok(Some(OutputView {
+            key,
+            timestamp,
+            headers,
+            value,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLOCK: BatchClock = BatchClock {
+        watermark: 5,
+        processing_time: 7,
+    };
+
+    #[test]
+    fn input_batch_round_trips() {
+        let mut w = InputWriter::new(CLOCK);
+        let h: [(&str, &[u8]); 1] = [("trace", b"abc")];
+        w.push(
+            Some(b"k1"),
+            Some(b"v1"),
+            10,
+            Some("orders"),
+            3,
+            42,
+            h.iter().copied(),
+        );
+        w.push(None, None, 11, None, -1, -1, std::iter::empty());
+        w.push(
+            Some(b""),
+            Some(b"v3"),
+            12,
+            Some("orders"),
+            0,
+            1,
+            std::iter::empty(),
+        );
+        let bytes = w.finish().to_vec();
+        let mut r = InputReader::new(&bytes).unwrap();
+        assert_eq!(r.clock, CLOCK);
+        assert_eq!(r.count, 3);
+        let a = r.next_record().unwrap().unwrap();
+        assert_eq!(
+            (a.key, a.value, a.timestamp),
+            (Some(&b"k1"[..]), Some(&b"v1"[..]), 10)
+        );
+        assert_eq!((a.topic, a.partition, a.offset), (Some("orders"), 3, 42));
+        assert_eq!(
+            a.headers().collect::<Vec<_>>(),
+            vec![("trace", &b"abc"[..])]
+        );
+        let b = r.next_record().unwrap().unwrap();
+        assert_eq!((b.key, b.value, b.topic), (None, None, None));
+        let c = r.next_record().unwrap().unwrap();
+        assert_eq!((c.key, c.topic), (Some(&b""[..]), Some("orders")));
+        assert!(r.next_record().unwrap().is_none());
+    }
+
+    #[test]
+    fn result_batch_round_trips() {
+        let mut w = ResultWriter::with_capacity(64);
+        w.pass();
+        w.begin_emit();
+        w.output(OutputFields {
+            value: Some(b"x"),
+            ..Default::default()
+        });
+        w.output(OutputFields {
+            key: Some(None),
+            timestamp: Some(9),
+            headers: Some(&[("h", b"1")]),
+            value: None,
+        });
+        w.error("bad record");
+        w.drop_input();
+        let bytes = w.finish();
+        let mut r = ResultReader::new(&bytes).unwrap();
+        assert_eq!(r.count, 4);
+        assert_eq!(r.next_status().unwrap(), Some(StatusView::Pass));
+        assert_eq!(
+            r.next_status().unwrap(),
+            Some(StatusView::Emit { count: 2 })
+        );
+        let o1 = r.next_output().unwrap().unwrap();
+        assert_eq!((o1.key, o1.value), (None, Some(&b"x"[..])));
+        let o2 = r.next_output().unwrap().unwrap();
+        assert_eq!(
+            (o2.key, o2.timestamp, o2.value),
+            (Some(None), Some(9), None)
+        );
+        assert_eq!(
+            o2.headers().unwrap().collect::<Vec<_>>(),
+            vec![("h", &b"1"[..])]
+        );
+        assert_eq!(
+            r.next_status().unwrap(),
+            Some(StatusView::Error("bad record"))
+        );
+        assert_eq!(r.next_status().unwrap(), Some(StatusView::Drop));
+        assert_eq!(r.next_status().unwrap(), None);
+    }
+
+    #[test]
+    fn malformed_results_are_errors_not_panics() {
+        let mut w = ResultWriter::with_capacity(8);
+        w.begin_emit();
+        w.output(OutputFields {
+            value: Some(b"hello"),
+            ..Default::default()
+        });
+        let good = w.finish();
+        // Every truncation and a flipped byte at every position must decode to
+        // an error or a value, never a panic.
+        for cut in 0..good.len() {
+            let mut r = match ResultReader::new(&good[..cut]) {
+                Ok(r) => r,
+                Err(_) => continue,
+            };
+            while let Ok(Some(s)) = r.next_status() {
+                if let StatusView::Emit { .. } = s {
+                    while let Ok(Some(_)) = r.next_output() {}
+                }
+            }
+        }
+        let mut bad = good.clone();
+        bad[8] = 99;
+        let mut r = ResultReader::new(&bad).unwrap();
+        assert_eq!(r.next_status().unwrap_err().problem, "unknown status byte");
+        let mut trailing = good.clone();
+        trailing.push(0);
+        let mut r = ResultReader::new(&trailing).unwrap();
+        r.next_status().unwrap();
+        r.next_output().unwrap();
+        assert_eq!(
+            r.next_status().unwrap_err().problem,
+            "trailing bytes after the last status"
+        );
+    }
+
+    #[test]
+    fn timers_round_trip() {
+        let t = [TimerView {
+            key: b"k",
+            domain: DOMAIN_PROCESSING,
+            at: 99,
+        }];
+        let bytes = encode_timers(CLOCK, t.iter().copied());
+        let mut r = TimerReader::new(&bytes).unwrap();
+        assert_eq!(r.next_timer().unwrap(), Some(t[0]));
+        assert_eq!(r.next_timer().unwrap(), None);
+    }
+}

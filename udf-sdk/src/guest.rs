@@ -1,0 +1,399 @@
+//! The guest-side API: records, outputs, context, emitter, and the runners
+//! the attribute macros call.
+
+use crate::abi::{
+    self, BatchClock, InputReader, OutputFields, RecordView, ResultWriter, TimerReader,
+};
+use crate::bindings::weir::udf as host;
+
+pub use host::types::{Kind, Level, TimeDomain};
+
+/// A UDF error: the record goes to the dead-letter topic with this message.
+/// Anything printable converts into it, so `?` works on most errors.
+pub struct Error {
+    message: String,
+}
+
+impl Error {
+    pub fn msg(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl<E: core::fmt::Display> From<E> for Error {
+    fn from(e: E) -> Self {
+        Self {
+            message: e.to_string(),
+        }
+    }
+}
+
+impl core::fmt::Debug for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+/// One input record, borrowed from the batch (no copies).
+pub struct Record<'a> {
+    view: RecordView<'a>,
+}
+
+impl<'a> Record<'a> {
+    /// The value bytes; empty for a null value.
+    pub fn value(&self) -> &'a [u8] {
+        self.view.value.unwrap_or_default()
+    }
+    /// The value, `None` for a null value (a tombstone).
+    pub fn value_opt(&self) -> Option<&'a [u8]> {
+        self.view.value
+    }
+    /// The value as UTF-8 text.
+    pub fn value_str(&self) -> Result<&'a str> {
+        core::str::from_utf8(self.value())
+            .map_err(|e| Error::msg(format!("value is not UTF-8: {e}")))
+    }
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.view.key
+    }
+    /// Event time in ms since the Unix epoch.
+    pub fn timestamp(&self) -> i64 {
+        self.view.timestamp
+    }
+    pub fn topic(&self) -> Option<&'a str> {
+        self.view.topic
+    }
+    pub fn partition(&self) -> i32 {
+        self.view.partition
+    }
+    pub fn offset(&self) -> i64 {
+        self.view.offset
+    }
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        self.view.headers()
+    }
+    /// The first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.view
+            .headers()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// A fired timer.
+pub struct Timer<'a> {
+    pub key: &'a [u8],
+    pub domain: TimeDomain,
+    /// The time it was registered for, in ms.
+    pub at: i64,
+}
+
+/// An output record that sets more than its value. Unset fields keep the
+/// input's key, timestamp and headers.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    key: Option<Option<Vec<u8>>>,
+    value: Option<Vec<u8>>,
+    timestamp: Option<i64>,
+    headers: Option<Vec<(String, Vec<u8>)>>,
+}
+
+impl Output {
+    pub fn value(v: impl Into<Vec<u8>>) -> Self {
+        Self {
+            value: Some(v.into()),
+            ..Default::default()
+        }
+    }
+    /// A null value (a tombstone for compacted topics).
+    pub fn tombstone() -> Self {
+        Self::default()
+    }
+    pub fn with_key(mut self, k: impl Into<Vec<u8>>) -> Self {
+        self.key = Some(Some(k.into()));
+        self
+    }
+    pub fn without_key(mut self) -> Self {
+        self.key = Some(None);
+        self
+    }
+    pub fn with_timestamp(mut self, ts: i64) -> Self {
+        self.timestamp = Some(ts);
+        self
+    }
+    /// Adds a header; the output then carries only the headers set here.
+    pub fn with_header(mut self, name: impl Into<String>, v: impl Into<Vec<u8>>) -> Self {
+        self.headers
+            .get_or_insert_with(Vec::new)
+            .push((name.into(), v.into()));
+        self
+    }
+}
+
+/// Anything a UDF can emit.
+pub trait IntoOutput {
+    fn write_to(self, w: &mut ResultWriter);
+}
+
+fn value_only(w: &mut ResultWriter, v: &[u8]) {
+    w.output(OutputFields {
+        value: Some(v),
+        ..Default::default()
+    });
+}
+
+impl IntoOutput for Vec<u8> {
+    fn write_to(self, w: &mut ResultWriter) {
+        value_only(w, &self)
+    }
+}
+impl IntoOutput for &[u8] {
+    fn write_to(self, w: &mut ResultWriter) {
+        value_only(w, self)
+    }
+}
+impl IntoOutput for String {
+    fn write_to(self, w: &mut ResultWriter) {
+        value_only(w, self.as_bytes())
+    }
+}
+impl IntoOutput for &str {
+    fn write_to(self, w: &mut ResultWriter) {
+        value_only(w, self.as_bytes())
+    }
+}
+impl IntoOutput for Output {
+    fn write_to(self, w: &mut ResultWriter) {
+        let headers: Option<Vec<(&str, &[u8])>> = self
+            .headers
+            .as_ref()
+            .map(|h| h.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect());
+        w.output(OutputFields {
+            key: self.key.as_ref().map(|k| k.as_deref()),
+            timestamp: self.timestamp,
+            headers: headers.as_deref(),
+            value: self.value.as_deref(),
+        });
+    }
+}
+
+/// Emits outputs for the current input.
+pub struct Emitter<'w> {
+    w: &'w mut ResultWriter,
+    emitted: bool,
+}
+
+impl Emitter<'_> {
+    pub fn emit(&mut self, o: impl IntoOutput) {
+        if !self.emitted {
+            self.w.begin_emit();
+            self.emitted = true;
+        }
+        o.write_to(self.w);
+    }
+}
+
+/// Access to the host for the current record (or timer): keyed state, timers
+/// and the batch clock. State and timers are scoped to the record's key and
+/// the operator; writes are committed only if the record succeeds.
+pub struct Context {
+    cursor: u32,
+    clock: BatchClock,
+}
+
+impl Context {
+    pub fn get(&self, name: &str) -> Option<Vec<u8>> {
+        host::state::get(self.cursor, name)
+    }
+    pub fn put(&mut self, name: &str, value: impl AsRef<[u8]>) {
+        host::state::put(self.cursor, name, value.as_ref())
+    }
+    pub fn delete(&mut self, name: &str) {
+        host::state::delete(self.cursor, name)
+    }
+    /// A `u64` stored with [`Context::put_u64`]; `None` if absent or not 8 bytes.
+    pub fn get_u64(&self, name: &str) -> Option<u64> {
+        let v = self.get(name)?;
+        Some(u64::from_le_bytes(v.as_slice().try_into().ok()?))
+    }
+    pub fn put_u64(&mut self, name: &str, v: u64) {
+        self.put(name, v.to_le_bytes())
+    }
+    /// Fires `on_timer` for this key once `at` (ms) is reached in `domain`.
+    pub fn register_timer(&mut self, domain: TimeDomain, at: i64) {
+        host::timers::register(self.cursor, domain, at)
+    }
+    pub fn delete_timer(&mut self, domain: TimeDomain, at: i64) {
+        host::timers::delete(self.cursor, domain, at)
+    }
+    /// The event-time watermark when the batch was made, if any.
+    pub fn watermark(&self) -> Option<i64> {
+        (self.clock.watermark != abi::NO_WATERMARK).then_some(self.clock.watermark)
+    }
+    /// The host's processing time (ms) when the batch was made. UDFs see no
+    /// other clock, so replays are deterministic.
+    pub fn processing_time(&self) -> i64 {
+        self.clock.processing_time
+    }
+}
+
+/// Logs into the host's tracing (rate-limited there).
+pub fn log(level: Level, message: &str) {
+    host::logging::log(level, message)
+}
+
+/// Adds to a named counter, exported by the host as a metric.
+pub fn counter(name: &str, delta: u64) {
+    host::counters::add(name, delta)
+}
+
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+    pub use wit_bindgen;
+
+    type Exported = crate::bindings::exports::weir::udf::guest::Descriptor;
+
+    pub fn descriptor(kind: Kind) -> Exported {
+        Exported {
+            kind,
+            sdk_version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+
+    /// Runs `f` over every record of an input batch and encodes the statuses.
+    /// `f` writes the record's outputs; an `Err` replaces them with an ERROR status.
+    pub fn records(
+        batch: &[u8],
+        mut f: impl FnMut(&mut Context, &Record<'_>, &mut ResultWriter) -> Result<()>,
+    ) -> core::result::Result<Vec<u8>, String> {
+        let mut r = InputReader::new(batch).map_err(|e| e.to_string())?;
+        let mut w = ResultWriter::with_capacity(batch.len() + 16);
+        let mut cx = Context {
+            cursor: 0,
+            clock: r.clock,
+        };
+        while let Some(view) = r.next_record().map_err(|e| e.to_string())? {
+            let mark = w.mark();
+            if let Err(e) = f(&mut cx, &Record { view }, &mut w) {
+                w.rollback(mark);
+                w.error(e.message());
+            }
+            cx.cursor += 1;
+        }
+        Ok(w.finish())
+    }
+
+    /// A map's result: one output.
+    #[inline]
+    pub fn one<T: IntoOutput, E: Into<Error>>(
+        w: &mut ResultWriter,
+        r: core::result::Result<T, E>,
+    ) -> Result<()> {
+        let o = r.map_err(Into::into)?;
+        w.begin_emit();
+        o.write_to(w);
+        Ok(())
+    }
+
+    /// A filter's result: pass or drop.
+    #[inline]
+    pub fn keep<E: Into<Error>>(
+        w: &mut ResultWriter,
+        r: core::result::Result<bool, E>,
+    ) -> Result<()> {
+        if r.map_err(Into::into)? {
+            w.pass()
+        } else {
+            w.drop_input()
+        }
+        Ok(())
+    }
+
+    /// A flat map's result: any number of outputs.
+    #[inline]
+    pub fn many<I, E>(w: &mut ResultWriter, r: core::result::Result<I, E>) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: IntoOutput,
+        E: Into<Error>,
+    {
+        let items = r.map_err(Into::into)?;
+        w.begin_emit();
+        for o in items {
+            o.write_to(w);
+        }
+        Ok(())
+    }
+
+    /// A process function's run: outputs go through an [`Emitter`].
+    #[inline]
+    pub fn emitted<E: Into<Error>>(
+        w: &mut ResultWriter,
+        f: impl FnOnce(&mut Emitter<'_>) -> core::result::Result<(), E>,
+    ) -> Result<()> {
+        let mut out = Emitter { w, emitted: false };
+        f(&mut out).map_err(Into::into)?;
+        if !out.emitted {
+            out.w.drop_input();
+        }
+        Ok(())
+    }
+
+    pub fn timers<E: Into<Error>>(
+        batch: &[u8],
+        mut f: impl FnMut(&mut Context, &Timer<'_>, &mut Emitter<'_>) -> core::result::Result<(), E>,
+    ) -> core::result::Result<Vec<u8>, String> {
+        let mut r = TimerReader::new(batch).map_err(|e| e.to_string())?;
+        let mut w = ResultWriter::with_capacity(64);
+        let mut cx = Context {
+            cursor: 0,
+            clock: r.clock,
+        };
+        while let Some(t) = r.next_timer().map_err(|e| e.to_string())? {
+            let timer = Timer {
+                key: t.key,
+                domain: if t.domain == abi::DOMAIN_EVENT {
+                    TimeDomain::EventTime
+                } else {
+                    TimeDomain::ProcessingTime
+                },
+                at: t.at,
+            };
+            let mark = w.mark();
+            let mut out = Emitter {
+                w: &mut w,
+                emitted: false,
+            };
+            match f(&mut cx, &timer, &mut out).map_err(Into::into) {
+                Ok(()) if !out.emitted => w.drop_input(),
+                Ok(()) => {}
+                Err(e) => {
+                    w.rollback(mark);
+                    w.error(e.message());
+                }
+            }
+            cx.cursor += 1;
+        }
+        Ok(w.finish())
+    }
+
+    /// For UDFs without a timer handler: every timer is dropped.
+    pub fn no_timers(batch: &[u8]) -> core::result::Result<Vec<u8>, String> {
+        let r = TimerReader::new(batch).map_err(|e| e.to_string())?;
+        let mut w = ResultWriter::with_capacity(16 + r.count as usize);
+        for _ in 0..r.count {
+            w.drop_input();
+        }
+        Ok(w.finish())
+    }
+}
