@@ -1,0 +1,141 @@
+//! Job queries.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiState};
+use crate::domain::job::state::{Deployment, VersionInfo};
+use crate::domain::job::{JobState, Phase};
+use crate::domain::{JobName, StreamId, Tenant};
+use crate::store::{EventStore, ReadFilter, StoredEvent};
+
+/// A job as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JobView {
+    pub tenant: String,
+    pub name: String,
+    pub phase: Phase,
+    /// The job stream's version (for `expected_version`).
+    pub stream_version: u64,
+    pub latest_version: Option<u32>,
+    pub last_stable_version: Option<u32>,
+    pub generation: u64,
+    pub deployment: Option<Deployment>,
+    pub last_failure: Option<String>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn parse(tenant: &str, name: Option<&str>) -> Result<(Tenant, Option<JobName>), ApiError> {
+    let bad = |e: crate::domain::ids::NameError| ApiError(StatusCode::BAD_REQUEST, e.to_string());
+    let t = Tenant::new(tenant).map_err(bad)?;
+    let n = name.map(JobName::new).transpose().map_err(bad)?;
+    Ok((t, n))
+}
+
+fn view(tenant: &str, name: &str, version: u64, snapshot: Option<serde_json::Value>, at: chrono::DateTime<chrono::Utc>) -> Result<(JobView, JobState), ApiError> {
+    let state: JobState = snapshot
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("job snapshot: {e}")))?
+        .unwrap_or_default();
+    Ok((
+        JobView {
+            tenant: tenant.to_owned(),
+            name: name.to_owned(),
+            phase: state.phase,
+            stream_version: version,
+            latest_version: state.latest_version(),
+            last_stable_version: state.last_stable_version,
+            generation: state.generation,
+            deployment: state.deployment.clone(),
+            last_failure: state.last_failure.clone(),
+            updated_at: at,
+        },
+        state,
+    ))
+}
+
+async fn load(s: &ApiState, tenant: &Tenant, name: &JobName) -> Result<(JobView, JobState), ApiError> {
+    let stream = StreamId::new("job", name.as_str());
+    let all = s.store.list_streams(tenant.as_str(), "job").await?;
+    let Some(row) = all.into_iter().find(|r| r.stream == stream.as_str()) else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("job `{name}` not found in tenant `{tenant}`"),
+        ));
+    };
+    view(tenant.as_str(), name.as_str(), row.version, row.snapshot, row.updated_at)
+}
+
+pub async fn list(State(s): State<ApiState>, Path(tenant): Path<String>) -> Result<Json<Vec<JobView>>, ApiError> {
+    let (tenant, _) = parse(&tenant, None)?;
+    let rows = s.store.list_streams(tenant.as_str(), "job").await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let name = r.stream.strip_prefix("job.").unwrap_or(&r.stream).to_owned();
+        out.push(view(tenant.as_str(), &name, r.version, r.snapshot, r.updated_at)?.0);
+    }
+    Ok(Json(out))
+}
+
+pub async fn show(State(s): State<ApiState>, Path((tenant, name)): Path<(String, String)>) -> Result<Json<JobView>, ApiError> {
+    let (tenant, name) = parse(&tenant, Some(&name))?;
+    let name = name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "job name required".into()))?;
+    Ok(Json(load(&s, &tenant, &name).await?.0))
+}
+
+pub async fn versions(
+    State(s): State<ApiState>,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<Vec<VersionInfo>>, ApiError> {
+    let (tenant, name) = parse(&tenant, Some(&name))?;
+    let name = name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "job name required".into()))?;
+    Ok(Json(load(&s, &tenant, &name).await?.1.versions))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    /// Return events with a position greater than this.
+    #[serde(default)]
+    pub after: i64,
+    /// At most this many (1..=1000, default 100).
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EventPage {
+    pub events: Vec<StoredEvent>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next_after: Option<i64>,
+}
+
+pub async fn events(
+    State(s): State<ApiState>,
+    Path((tenant, name)): Path<(String, String)>,
+    Query(page): Query<Page>,
+) -> Result<Json<EventPage>, ApiError> {
+    let (tenant, name) = parse(&tenant, Some(&name))?;
+    let name = name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "job name required".into()))?;
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let stream = StreamId::new("job", name.as_str());
+    let events = s
+        .store
+        .read_all(
+            ReadFilter {
+                tenant: Some(tenant.as_str()),
+                stream: Some(stream.as_str()),
+            },
+            page.after,
+            limit,
+        )
+        .await?;
+    if events.is_empty() && page.after == 0 {
+        load(&s, &tenant, &name).await?;
+    }
+    let next_after = (events.len() as i64 == limit).then(|| events.last().map(|e| e.position)).flatten();
+    Ok(Json(EventPage { events, next_after }))
+}

@@ -1,0 +1,102 @@
+//! `weir serve`: the orchestrator process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::Args;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::CliError;
+use crate::config::Connections;
+use crate::intake::{ensure_streams, run_relay, Fault, Intake, Subjects};
+use crate::lifecycle::CommandHandler;
+use crate::store::postgres::PgStore;
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTP API.
+    #[arg(long, env = "WEIR_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+}
+
+pub async fn run(conn: &Connections, args: &ServeArgs) -> Result<(), CliError> {
+    crate::telemetry::init_logging();
+    let metrics = crate::telemetry::init_metrics();
+    let store = PgStore::connect(&conn.database_url, &conn.db_schema)
+        .await
+        .map_err(|e| CliError::Unreachable(format!("cannot reach PostgreSQL at {}: {e}", conn.database_url)))?;
+    let store = Arc::new(store);
+    let nats = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connection_timeout(std::time::Duration::from_secs(3))
+        .event_callback(|e| async move { tracing::info!(event = %e, "nats connection") })
+        .connect(&conn.nats_url)
+        .await
+        .map_err(|e| CliError::Unreachable(format!("cannot reach NATS at {}: {e}", conn.nats_url)))?;
+    let js = async_nats::jetstream::new(nats.clone());
+    let subjects = Subjects::new(conn.subject_prefix.clone());
+    ensure_streams(&js, &subjects)
+        .await
+        .map_err(|e| CliError::Unreachable(e.to_string()))?;
+
+    let shutdown = CancellationToken::new();
+    let committed = Arc::new(Notify::new());
+    let intake = Intake {
+        js: js.clone(),
+        subjects: subjects.clone(),
+        handler: CommandHandler::new(store.clone()),
+        committed: committed.clone(),
+        fault: Fault::from_env(),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(intake.run(shutdown.clone()));
+    tasks.spawn(run_relay(store.clone(), js.clone(), subjects.clone(), committed, shutdown.clone()));
+
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.http_addr)))?;
+    let app = crate::api::router(crate::api::ApiState {
+        store: store.clone(),
+        nats: nats.clone(),
+        metrics,
+    });
+    let http_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+            .await
+        {
+            tracing::error!(error = %e, "http server failed");
+        }
+    });
+    tracing::info!(http = %args.http_addr, prefix = subjects.prefix(), schema = %conn.db_schema, "weir serve is up");
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

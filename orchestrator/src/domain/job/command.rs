@@ -1,0 +1,182 @@
+//! Job commands: what users (and the platform's own workflows) ask a job to do.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A job command, tagged by `kind` with its `payload`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", content = "payload", deny_unknown_fields)]
+pub enum JobCommand {
+    /// Create a job with its first version.
+    #[serde(rename = "job.create")]
+    Create(CreateJob),
+    /// Add a new immutable version.
+    #[serde(rename = "job.submit_version")]
+    SubmitVersion(SubmitVersion),
+    /// Ask for a version to be compiled into a plan.
+    #[serde(rename = "job.compile")]
+    Compile(VersionRef),
+    /// A compile finished (sent by the compile workflow).
+    #[serde(rename = "job.compile_succeeded")]
+    CompileSucceeded(CompileSucceeded),
+    /// A compile failed (sent by the compile workflow).
+    #[serde(rename = "job.compile_failed")]
+    CompileFailed(CompileFailed),
+    /// Deploy a version (the latest if omitted).
+    #[serde(rename = "job.deploy")]
+    Deploy(Deploy),
+    /// The deployment is running (sent by the runtime).
+    #[serde(rename = "job.mark_running")]
+    MarkRunning(Generation),
+    /// The running version is stable and becomes the rollback target.
+    #[serde(rename = "job.mark_stable")]
+    MarkStable(Generation),
+    /// Stop the running deployment, taking a final checkpoint.
+    #[serde(rename = "job.stop")]
+    Stop(Empty),
+    /// The deployment has stopped (sent by the runtime).
+    #[serde(rename = "job.mark_stopped")]
+    MarkStopped(Generation),
+    /// The deployment failed (sent by the runtime).
+    #[serde(rename = "job.mark_failed")]
+    MarkFailed(MarkFailed),
+    /// Redeploy the last stable version.
+    #[serde(rename = "job.rollback")]
+    Rollback(Empty),
+    /// Restart from a checkpoint (the latest if omitted).
+    #[serde(rename = "job.restore")]
+    Restore(Restore),
+    /// Change parallelism; state moves with its partitions.
+    #[serde(rename = "job.rescale")]
+    Rescale(Rescale),
+    /// Delete a job that is not running.
+    #[serde(rename = "job.delete")]
+    Delete(Empty),
+}
+
+/// A payload with no fields. `{}` or omitted.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJob {
+    /// The first version's job spec (see the job spec schema).
+    pub spec: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitVersion {
+    pub spec: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VersionRef {
+    /// The version; the latest if omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompileSucceeded {
+    pub version: u32,
+    /// Digest of the compiled plan.
+    pub plan_digest: String,
+    /// Fingerprint of the plan's state schema; equal fingerprints mean state carries over.
+    pub state_fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompileFailed {
+    pub version: u32,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    /// The version to deploy; the latest if omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Parallelism override; the spec's if omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    /// Allow an upgrade that drops operator state.
+    #[serde(default)]
+    pub allow_state_loss: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Generation {
+    /// The deployment generation this report is about; stale generations are refused.
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkFailed {
+    pub generation: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Restore {
+    /// Checkpoint id; the latest compatible one if omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rescale {
+    pub parallelism: u32,
+}
+
+impl JobCommand {
+    /// The wire name of this command's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobCommand::Create(_) => "job.create",
+            JobCommand::SubmitVersion(_) => "job.submit_version",
+            JobCommand::Compile(_) => "job.compile",
+            JobCommand::CompileSucceeded(_) => "job.compile_succeeded",
+            JobCommand::CompileFailed(_) => "job.compile_failed",
+            JobCommand::Deploy(_) => "job.deploy",
+            JobCommand::MarkRunning(_) => "job.mark_running",
+            JobCommand::MarkStable(_) => "job.mark_stable",
+            JobCommand::Stop(_) => "job.stop",
+            JobCommand::MarkStopped(_) => "job.mark_stopped",
+            JobCommand::MarkFailed(_) => "job.mark_failed",
+            JobCommand::Rollback(_) => "job.rollback",
+            JobCommand::Restore(_) => "job.restore",
+            JobCommand::Rescale(_) => "job.rescale",
+            JobCommand::Delete(_) => "job.delete",
+        }
+    }
+
+    /// Every job command kind, in lifecycle order.
+    pub const KINDS: [&'static str; 15] = [
+        "job.create",
+        "job.submit_version",
+        "job.compile",
+        "job.compile_succeeded",
+        "job.compile_failed",
+        "job.deploy",
+        "job.mark_running",
+        "job.mark_stable",
+        "job.stop",
+        "job.mark_stopped",
+        "job.mark_failed",
+        "job.rollback",
+        "job.restore",
+        "job.rescale",
+        "job.delete",
+    ];
+}

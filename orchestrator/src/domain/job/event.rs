@@ -1,0 +1,100 @@
+//! Job events: the facts a job's state is folded from. Never edited, only appended.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What started a deployment. Kept apart from the runtime phase so that
+/// "running" and "why we are deploying" never get conflated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployCause {
+    /// A first deployment, or a redeploy after a stop or failure.
+    Deploy,
+    /// A new version replacing a running one.
+    Upgrade,
+    /// Back to the last stable version.
+    Rollback,
+    /// Restart from a checkpoint.
+    Restore,
+    /// Same version at a new parallelism.
+    Rescale,
+}
+
+/// A job event, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum JobEvent {
+    JobCreated {
+        version: u32,
+        spec: serde_json::Value,
+        at: DateTime<Utc>,
+    },
+    VersionSubmitted {
+        version: u32,
+        spec: serde_json::Value,
+        at: DateTime<Utc>,
+    },
+    CompileRequested {
+        version: u32,
+    },
+    CompileSucceeded {
+        version: u32,
+        plan_digest: String,
+        state_fingerprint: String,
+    },
+    CompileFailed {
+        version: u32,
+        reason: String,
+    },
+    /// A deployment (of any cause) was requested under a new generation.
+    DeployRequested {
+        cause: DeployCause,
+        version: u32,
+        parallelism: u32,
+        generation: u64,
+        /// The checkpoint to restore from, when one was named.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checkpoint: Option<String>,
+        #[serde(default)]
+        allow_state_loss: bool,
+    },
+    Running {
+        generation: u64,
+    },
+    MarkedStable {
+        version: u32,
+        generation: u64,
+    },
+    StopRequested {
+        generation: u64,
+    },
+    Stopped {
+        generation: u64,
+    },
+    Failed {
+        generation: u64,
+        reason: String,
+    },
+    Deleted,
+}
+
+impl JobEvent {
+    /// The event's type name as stored and published.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            JobEvent::JobCreated { .. } => "job_created",
+            JobEvent::VersionSubmitted { .. } => "version_submitted",
+            JobEvent::CompileRequested { .. } => "compile_requested",
+            JobEvent::CompileSucceeded { .. } => "compile_succeeded",
+            JobEvent::CompileFailed { .. } => "compile_failed",
+            JobEvent::DeployRequested { .. } => "deploy_requested",
+            JobEvent::Running { .. } => "running",
+            JobEvent::MarkedStable { .. } => "marked_stable",
+            JobEvent::StopRequested { .. } => "stop_requested",
+            JobEvent::Stopped { .. } => "stopped",
+            JobEvent::Failed { .. } => "failed",
+            JobEvent::Deleted => "deleted",
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The job aggregate's state, folded from its events. `apply` is total: it
+//! never fails, because events are facts that were already decided.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::event::{DeployCause, JobEvent};
+
+/// Where the job's runtime is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// No such job.
+    #[default]
+    Absent,
+    /// Created, never deployed.
+    Idle,
+    Deploying,
+    Running,
+    Stopping,
+    Stopped,
+    Failed,
+    Deleted,
+}
+
+/// A version's compile status.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CompileStatus {
+    #[default]
+    NotCompiled,
+    Compiling,
+    Compiled {
+        plan_digest: String,
+        state_fingerprint: String,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+/// One immutable version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct VersionInfo {
+    pub version: u32,
+    pub spec: serde_json::Value,
+    pub submitted_at: DateTime<Utc>,
+    pub compile: CompileStatus,
+}
+
+/// The deployment in force (or last in force).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Deployment {
+    pub version: u32,
+    pub parallelism: u32,
+    pub generation: u64,
+    pub cause: DeployCause,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+}
+
+/// A job's state: runtime phase, release state and deployment kept apart.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct JobState {
+    pub phase: Phase,
+    pub versions: Vec<VersionInfo>,
+    /// The newest generation handed out; reports from older ones are refused.
+    pub generation: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<Deployment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_stable_version: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+}
+
+impl JobState {
+    pub fn latest_version(&self) -> Option<u32> {
+        self.versions.last().map(|v| v.version)
+    }
+
+    pub fn version(&self, n: u32) -> Option<&VersionInfo> {
+        self.versions.iter().find(|v| v.version == n)
+    }
+
+    fn version_mut(&mut self, n: u32) -> Option<&mut VersionInfo> {
+        self.versions.iter_mut().find(|v| v.version == n)
+    }
+
+    /// Folds one event into the state.
+    pub fn apply(&mut self, event: &JobEvent) {
+        match event {
+            JobEvent::JobCreated { version, spec, at } => {
+                *self = JobState {
+                    phase: Phase::Idle,
+                    // A recreated job keeps counting generations so stale workers stay fenced.
+                    generation: self.generation,
+                    ..JobState::default()
+                };
+                self.versions.push(VersionInfo {
+                    version: *version,
+                    spec: spec.clone(),
+                    submitted_at: *at,
+                    compile: CompileStatus::NotCompiled,
+                });
+            }
+            JobEvent::VersionSubmitted { version, spec, at } => self.versions.push(VersionInfo {
+                version: *version,
+                spec: spec.clone(),
+                submitted_at: *at,
+                compile: CompileStatus::NotCompiled,
+            }),
+            JobEvent::CompileRequested { version } => {
+                if let Some(v) = self.version_mut(*version) {
+                    v.compile = CompileStatus::Compiling;
+                }
+            }
+            JobEvent::CompileSucceeded {
+                version,
+                plan_digest,
+                state_fingerprint,
+            } => {
+                if let Some(v) = self.version_mut(*version) {
+                    v.compile = CompileStatus::Compiled {
+                        plan_digest: plan_digest.clone(),
+                        state_fingerprint: state_fingerprint.clone(),
+                    };
+                }
+            }
+            JobEvent::CompileFailed { version, reason } => {
+                if let Some(v) = self.version_mut(*version) {
+                    v.compile = CompileStatus::Failed {
+                        reason: reason.clone(),
+                    };
+                }
+            }
+            JobEvent::DeployRequested {
+                cause,
+                version,
+                parallelism,
+                generation,
+                checkpoint,
+                ..
+            } => {
+                self.phase = Phase::Deploying;
+                self.generation = *generation;
+                self.last_failure = None;
+                self.deployment = Some(Deployment {
+                    version: *version,
+                    parallelism: *parallelism,
+                    generation: *generation,
+                    cause: *cause,
+                    checkpoint: checkpoint.clone(),
+                });
+            }
+            JobEvent::Running { .. } => self.phase = Phase::Running,
+            JobEvent::MarkedStable { version, .. } => self.last_stable_version = Some(*version),
+            JobEvent::StopRequested { .. } => self.phase = Phase::Stopping,
+            JobEvent::Stopped { .. } => self.phase = Phase::Stopped,
+            JobEvent::Failed { reason, .. } => {
+                self.phase = Phase::Failed;
+                self.last_failure = Some(reason.clone());
+            }
+            JobEvent::Deleted => self.phase = Phase::Deleted,
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Pure domain logic: identifiers, commands, events, state machines.
+//! Nothing here performs I/O or reads the clock, so all of it can be tested
+//! exhaustively and replayed.
+
+pub mod aggregate;
+pub mod envelope;
+pub mod ids;
+pub mod job;
+pub mod rejection;
+pub mod workflow;
+
+pub use aggregate::{Aggregate, DecideContext};
+pub use envelope::{Command, CommandEnvelope, Outcome, OutcomeStatus, ParsedCommand};
+pub use ids::{JobName, ModuleName, StreamId, Tenant};
+pub use rejection::{Rejection, RejectionCode};

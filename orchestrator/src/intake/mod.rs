@@ -1,0 +1,273 @@
+//! Command intake: JetStream → parse → [`CommandHandler`] → outcome → ack.
+//!
+//! A message is acknowledged only after its batch has committed and its
+//! outcome has been published, so a crash anywhere before the ack means a
+//! redelivery, which deduplication turns into the same outcome again.
+
+mod relay;
+mod streams;
+mod subjects;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind};
+use async_nats::HeaderMap;
+use chrono::Utc;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::envelope::parse_message;
+use crate::domain::{Outcome, Rejection, RejectionCode};
+use crate::lifecycle::{CommandHandler, Incoming};
+use crate::store::EventStore;
+pub use relay::run_relay;
+pub use streams::{command_consumer, ensure_streams, MAX_DELIVER};
+pub use subjects::Subjects;
+
+/// Largest number of commands decided in one group commit.
+pub const MAX_BATCH: usize = 512;
+
+/// Intake failures that stop setup. Runtime errors are retried, not returned.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("JetStream setup failed: {0}")]
+    Setup(String),
+}
+
+/// Test-only fault injection, chosen by `WEIR_FAULT`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Abort the process right after a batch commits, before outcomes and acks.
+    CrashAfterCommit,
+}
+
+impl Fault {
+    pub fn from_env() -> Self {
+        match std::env::var("WEIR_FAULT").as_deref() {
+            Ok("crash_after_commit") => Fault::CrashAfterCommit,
+            _ => Fault::None,
+        }
+    }
+}
+
+/// The intake loop's dependencies.
+pub struct Intake<S> {
+    pub js: jetstream::Context,
+    pub subjects: Subjects,
+    pub handler: CommandHandler<S>,
+    /// Woken after every commit so the outbox relay publishes at once.
+    pub committed: Arc<Notify>,
+    pub fault: Fault,
+}
+
+impl<S: EventStore> Intake<S> {
+    /// Consumes commands until `shutdown` is cancelled. Survives NATS and
+    /// PostgreSQL outages by reconnecting and retrying.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            let consumer = match command_consumer(&self.js, &self.subjects).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "command consumer unavailable; retrying");
+                    sleep_or_cancel(&shutdown, backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            let messages = consumer
+                .stream()
+                .max_messages_per_batch(MAX_BATCH)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await;
+            let mut messages = match messages {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot pull commands; retrying");
+                    sleep_or_cancel(&shutdown, backoff).await;
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(100);
+            loop {
+                let first = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    m = messages.next() => m,
+                };
+                let first = match first {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "command pull interrupted; re-subscribing");
+                        sleep_or_cancel(&shutdown, Duration::from_millis(200)).await;
+                        break;
+                    }
+                    None => break,
+                };
+                // Group commit: take whatever else is already buffered.
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match messages.next().now_or_never() {
+                        Some(Some(Ok(m))) => batch.push(m),
+                        _ => break,
+                    }
+                }
+                if !self.process(batch, &shutdown).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Returns false when shutdown interrupted the batch (nothing was acked).
+    async fn process(&self, batch: Vec<jetstream::Message>, shutdown: &CancellationToken) -> bool {
+        let mut incoming = Vec::with_capacity(batch.len());
+        let mut live = Vec::with_capacity(batch.len());
+        for m in batch {
+            let tenant = self
+                .subjects
+                .tenant_of_command(m.subject.as_str())
+                .unwrap_or("unknown")
+                .to_owned();
+            let delivered = m.info().map(|i| i.delivered).unwrap_or(1);
+            if delivered >= MAX_DELIVER {
+                let reason = format!(
+                    "delivered {delivered} times without being processed; dead-lettered"
+                );
+                self.dead_letter(&tenant, &m, &reason).await;
+                let id = parse_message(&tenant, &m.payload).ok().map(|c| c.id);
+                let outcome = Outcome::rejected(id, &tenant, Rejection::new(RejectionCode::DeadLettered, reason));
+                self.publish_outcome(&outcome).await;
+                ack(&m, AckKind::Term).await;
+                continue;
+            }
+            incoming.push(match parse_message(&tenant, &m.payload) {
+                Ok(c) => Incoming::Parsed(c),
+                Err(error) => Incoming::Unparsed { tenant, error },
+            });
+            live.push(m);
+        }
+        if live.is_empty() {
+            return true;
+        }
+
+        let mut backoff = Duration::from_millis(100);
+        let outcomes = loop {
+            match self.handler.handle(&incoming, Utc::now()).await {
+                Ok(o) => break o,
+                Err(e) => {
+                    tracing::error!(error = %e, batch = live.len(), "cannot commit commands; holding them and retrying");
+                    metrics::counter!("weir_store_errors_total").increment(1);
+                    // Keep the messages ours while we wait, instead of letting them redeliver.
+                    for m in &live {
+                        ack(m, AckKind::Progress).await;
+                    }
+                    if sleep_or_cancel(shutdown, backoff).await {
+                        return false;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        };
+        self.committed.notify_one();
+        if self.fault == Fault::CrashAfterCommit {
+            tracing::error!("fault injection: aborting after commit, before outcome and ack");
+            std::process::abort();
+        }
+
+        let mut confirmations = Vec::with_capacity(outcomes.len());
+        for (i, outcome) in outcomes.iter().enumerate() {
+            if let Incoming::Unparsed { tenant, error } = &incoming[i] {
+                self.dead_letter(tenant, &live[i], &error.rejection.to_string()).await;
+            }
+            if let Some(f) = self.publish_outcome_pending(outcome).await {
+                confirmations.push(f);
+            }
+        }
+        for c in futures::future::join_all(confirmations.into_iter().map(std::future::IntoFuture::into_future)).await {
+            if let Err(e) = c {
+                tracing::warn!(error = %e, "outcome publish not confirmed");
+            }
+        }
+        for (i, m) in live.iter().enumerate() {
+            let kind = match &incoming[i] {
+                Incoming::Parsed(_) => AckKind::Ack,
+                // Malformed input will never succeed: terminate, do not redeliver.
+                Incoming::Unparsed { .. } => AckKind::Term,
+            };
+            ack(m, kind).await;
+        }
+        true
+    }
+
+    async fn publish_outcome_pending(&self, outcome: &Outcome) -> Option<jetstream::context::PublishAckFuture> {
+        let id = outcome
+            .command_id
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let subject = self.subjects.outcome(&outcome.tenant, &id);
+        let body = match serde_json::to_vec(outcome) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode outcome");
+                return None;
+            }
+        };
+        match self.js.publish(subject, body.into()).await {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot publish outcome");
+                None
+            }
+        }
+    }
+
+    async fn publish_outcome(&self, outcome: &Outcome) {
+        if let Some(f) = self.publish_outcome_pending(outcome).await {
+            if let Err(e) = f.await {
+                tracing::warn!(error = %e, "outcome publish not confirmed");
+            }
+        }
+    }
+
+    async fn dead_letter(&self, tenant: &str, m: &jetstream::Message, reason: &str) {
+        metrics::counter!("weir_commands_dead_lettered_total").increment(1);
+        let mut headers = HeaderMap::new();
+        headers.insert("Weir-Reason", header_safe(reason).as_str());
+        headers.insert("Weir-Original-Subject", m.subject.as_str());
+        if let Err(e) = self
+            .js
+            .publish_with_headers(self.subjects.dead_letter(tenant), headers, m.payload.clone())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot dead-letter command");
+        }
+    }
+}
+
+/// NATS headers are single-line ASCII.
+fn header_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { ' ' })
+        .take(1000)
+        .collect()
+}
+
+async fn ack(m: &jetstream::Message, kind: AckKind) {
+    if let Err(e) = m.ack_with(kind).await {
+        tracing::warn!(error = %e, "ack failed; the command will be redelivered and deduplicated");
+    }
+}
+
+/// Sleeps unless cancelled first; returns true when cancelled.
+pub(crate) async fn sleep_or_cancel(shutdown: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}

@@ -1,0 +1,39 @@
+//! # Weir
+//!
+//! The orchestrator of Weir, a serverless platform for real-time stream jobs.
+//! Commands arrive on NATS JetStream, every state change is an event in
+//! PostgreSQL, and job state is a projection of those events.
+//!
+//! # Layout
+//!
+//! - [`domain`]: pure logic — ids, command envelope, job spec, job state machine. No I/O.
+//! - [`store`]: the event store trait, its PostgreSQL implementation and an in-memory one.
+//! - [`lifecycle`]: load → decide → group-commit for batches of commands.
+//! - [`intake`]: JetStream consumer, outcome publishing, dead letters, outbox relay.
+//! - [`runtime`]: the data plane; [`runtime::control`] is its contract with the control plane.
+//! - [`api`]: the HTTP query API, health and Prometheus metrics.
+//! - [`client`]: publish a command and wait for its outcome (used by the CLI and tests).
+//! - [`cli`]: the `weir` command line; the only place that wires everything together.
+//! - [`schema`]: JSON Schemas generated from the types.
+//! - [`config`], [`telemetry`]: settings, logging and metrics setup.
+//!
+//! # Core concepts
+//!
+//! A *command* (see [`domain::envelope`]) targets one *stream* (`job.<name>`).
+//! The handler decides it against the stream's folded state and commits the
+//! resulting events with a gap-free global *position*, together with the
+//! command's *outcome*, in one transaction. Redelivered commands get their
+//! stored outcome back; nothing is applied twice.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod domain;
+pub mod intake;
+pub mod lifecycle;
+pub mod runtime;
+pub mod schema;
+pub mod store;
+pub mod telemetry;
+pub mod wasm;

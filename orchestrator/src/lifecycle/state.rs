@@ -1,0 +1,108 @@
+//! Typed aggregate state behind one enum, so a batch can mix streams of
+//! different kinds. Adding an aggregate is one variant and one match arm each.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::envelope::ParsedCommand;
+use crate::domain::job::JobState;
+use crate::domain::workflow::RunState;
+use crate::domain::{Aggregate, Command, DecideContext, Rejection, RejectionCode};
+use crate::store::{EventStore, NewEvent, StoreError, StreamKey, StreamState};
+
+/// The folded state of any stream.
+#[derive(Debug, Clone)]
+pub enum AnyState {
+    Job(JobState),
+    Run(RunState),
+}
+
+impl AnyState {
+    fn empty_for(kind: &str) -> Result<Self, StoreError> {
+        match kind {
+            "job" => Ok(AnyState::Job(JobState::default())),
+            "run" => Ok(AnyState::Run(RunState::default())),
+            other => Err(StoreError::Corrupt(format!("unknown stream kind `{other}`"))),
+        }
+    }
+
+    pub fn to_snapshot(&self) -> Result<serde_json::Value, StoreError> {
+        let r = match self {
+            AnyState::Job(s) => serde_json::to_value(s),
+            AnyState::Run(s) => serde_json::to_value(s),
+        };
+        r.map_err(|e| StoreError::Corrupt(format!("snapshot encoding: {e}")))
+    }
+
+    fn from_snapshot(kind: &str, v: &serde_json::Value) -> Option<Self> {
+        match kind {
+            "job" => serde_json::from_value(v.clone()).ok().map(AnyState::Job),
+            "run" => serde_json::from_value(v.clone()).ok().map(AnyState::Run),
+            _ => None,
+        }
+    }
+
+    fn apply_stored(&mut self, event_type: &str, payload: &serde_json::Value) -> Result<(), StoreError> {
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("event {event_type}: {e}"));
+        match self {
+            AnyState::Job(s) => s.apply(&serde_json::from_value(payload.clone()).map_err(corrupt)?),
+            AnyState::Run(s) => s.apply(&serde_json::from_value(payload.clone()).map_err(corrupt)?),
+        }
+        Ok(())
+    }
+
+    /// Decides `cmd` and returns the events plus the state after them.
+    pub fn decide(&self, cmd: &ParsedCommand, now: DateTime<Utc>) -> Result<(Vec<NewEvent>, AnyState), Rejection> {
+        let ctx = DecideContext {
+            target: &cmd.target,
+            actor: &cmd.actor,
+            now,
+        };
+        match (self, &cmd.command) {
+            (AnyState::Job(s), Command::Job(c)) => run::<JobState>(s, c, &ctx).map(|(e, s)| (e, AnyState::Job(s))),
+            (AnyState::Run(s), Command::Workflow(c)) => run::<RunState>(s, c, &ctx).map(|(e, s)| (e, AnyState::Run(s))),
+            #[allow(unreachable_patterns)]
+            _ => Err(Rejection::new(
+                RejectionCode::InvalidCommand,
+                format!("{} does not apply to stream {}", cmd.command.kind(), cmd.stream),
+            )),
+        }
+    }
+}
+
+fn run<A: Aggregate + Clone>(
+    state: &A,
+    cmd: &A::Command,
+    ctx: &DecideContext<'_>,
+) -> Result<(Vec<NewEvent>, A), Rejection> {
+    let events = state.decide(cmd, ctx)?;
+    let mut next = state.clone();
+    let mut out = Vec::with_capacity(events.len());
+    for e in &events {
+        next.apply(e);
+        let payload = serde_json::to_value(e)
+            .map_err(|err| Rejection::new(RejectionCode::InvalidCommand, format!("event encoding: {err}")))?;
+        out.push(NewEvent {
+            event_type: A::event_type(e).to_owned(),
+            payload,
+        });
+    }
+    Ok((out, next))
+}
+
+/// Rebuilds a stream's state: from its snapshot when it is usable, else by replaying events.
+pub async fn restore<S: EventStore>(store: &S, key: &StreamKey, st: &StreamState) -> Result<AnyState, StoreError> {
+    let kind = key.1.kind();
+    if let Some(snap) = &st.snapshot {
+        if let Some(state) = AnyState::from_snapshot(kind, snap) {
+            return Ok(state);
+        }
+        tracing::warn!(stream = %key.1, "snapshot unreadable; replaying events");
+    }
+    let mut state = AnyState::empty_for(kind)?;
+    if st.version > 0 {
+        for e in store.read_stream(&key.0, &key.1, 0).await? {
+            state.apply_stored(&e.event_type, &e.payload)?;
+        }
+    }
+    Ok(state)
+}

@@ -1,0 +1,9 @@
+//! Integration tests against the real PostgreSQL, NATS JetStream and Kafka
+//! broker. One binary, one module per feature (wasmtime's `tests/all` style).
+//! This target belongs to the `weir` package (see orchestrator/Cargo.toml),
+//! so `env!("CARGO_BIN_EXE_weir")` points at the freshly built binary.
+
+#[path = "../support/lib.rs"]
+mod support;
+
+mod lifecycle;

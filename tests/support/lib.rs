@@ -1,0 +1,120 @@
+//! Shared helpers for the integration tests: unique names per test, a real
+//! `weir serve` child process, and a command client.
+
+#![allow(dead_code)]
+
+pub mod proxy;
+pub mod serve;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use uuid::Uuid;
+use weir::client::{self, Request};
+use weir::domain::Outcome;
+use weir::intake::Subjects;
+
+pub const DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", &Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// Per-test isolation: its own PostgreSQL schema and NATS subject prefix.
+#[derive(Debug, Clone)]
+pub struct Isolation {
+    pub schema: String,
+    pub prefix: String,
+}
+
+impl Isolation {
+    pub fn new() -> Self {
+        let id = unique("t");
+        Self {
+            schema: id.clone(),
+            prefix: id,
+        }
+    }
+
+    pub fn subjects(&self) -> Subjects {
+        Subjects::new(self.prefix.clone())
+    }
+}
+
+impl Default for Isolation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub async fn nats(url: &str) -> async_nats::Client {
+    async_nats::connect(url).await.expect("NATS must be running on 127.0.0.1:4222")
+}
+
+/// Sends a command and waits for its outcome.
+pub async fn send(
+    nats: &async_nats::Client,
+    iso: &Isolation,
+    tenant: &str,
+    kind: &str,
+    target: &str,
+    payload: Value,
+) -> Outcome {
+    send_expecting(nats, iso, tenant, kind, target, payload, None).await
+}
+
+pub async fn send_expecting(
+    nats: &async_nats::Client,
+    iso: &Isolation,
+    tenant: &str,
+    kind: &str,
+    target: &str,
+    payload: Value,
+    expected_version: Option<u64>,
+) -> Outcome {
+    client::send(
+        nats,
+        &iso.subjects(),
+        Request {
+            tenant: tenant.into(),
+            kind: kind.into(),
+            target: target.into(),
+            payload,
+            expected_version,
+            actor: "test".into(),
+        },
+        Duration::from_secs(20),
+        false,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{kind} on {target}: {e}"))
+}
+
+/// A minimal valid job spec.
+pub fn spec() -> Value {
+    serde_json::json!({
+        "sources": [{"topic": "in"}],
+        "sinks": [{"type": "kafka", "topic": "out"}],
+        "parallelism": 2
+    })
+}
+
+/// Waits until `f` returns Some, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
