@@ -1,0 +1,50 @@
+//! Finding the bad records of a failed call by halving the batch.
+//!
+//! A call either succeeds as a whole (its outputs and state writes are kept)
+//! or fails as a whole (nothing is kept and the instance is replaced). On
+//! failure the batch is split in two and each half is called again, down to
+//! single records, which are dead-lettered with the failure's reason. Every
+//! record therefore ends up in exactly one successful call or in exactly one
+//! dead letter. A batch of n records with k bad ones costs about
+//! 2·k·log2(n) extra calls; a deadline overrun costs a deadline per level.
+
+use super::instance::{Batch, BatchTime, RecordResult, UdfInstance};
+use super::state::KeyedState;
+
+pub(crate) fn run(
+    inst: &mut UdfInstance,
+    batch: Batch<'_>,
+    state: &mut KeyedState,
+    time: BatchTime,
+) -> Vec<RecordResult> {
+    let mut out = Vec::with_capacity(batch.len());
+    if batch.len() > 0 {
+        go(inst, batch, state, time, &mut out);
+    }
+    out
+}
+
+fn go(
+    inst: &mut UdfInstance,
+    batch: Batch<'_>,
+    state: &mut KeyedState,
+    time: BatchTime,
+    out: &mut Vec<RecordResult>,
+) {
+    match inst.call(batch, state, time) {
+        Ok(results) => out.extend(results),
+        Err(reason) if batch.len() == 1 => {
+            tracing::warn!(
+                module = %inst.module().ident.name,
+                reason = %reason,
+                "record dead-lettered"
+            );
+            out.push(inst.dead_letter(reason));
+        }
+        Err(_) => {
+            let (left, right) = batch.split(batch.len() / 2);
+            go(inst, left, state, time, out);
+            go(inst, right, state, time, out);
+        }
+    }
+}

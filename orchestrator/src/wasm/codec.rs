@@ -1,0 +1,168 @@
+//! Host records and their packed encoding (via `weir_udf_sdk::abi`, the same
+//! codec the guest SDK uses). Outputs share one buffer: values and keys are
+//! `Bytes` slices of the guest's result, not copies.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use weir_udf_sdk::abi::{self, BatchClock, InputWriter, ResultReader, StatusView};
+
+/// Where an input came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourcePosition {
+    pub topic: Option<Arc<str>>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A record handed to a UDF.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InputRecord {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    /// Event time, ms since the Unix epoch.
+    pub timestamp: i64,
+    pub headers: Vec<(String, Bytes)>,
+    pub source: SourcePosition,
+}
+
+/// A record a UDF produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputRecord {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub timestamp: i64,
+    pub headers: Vec<(String, Bytes)>,
+}
+
+impl OutputRecord {
+    /// The input, forwarded unchanged (a filter's pass).
+    pub fn from_input(r: &InputRecord) -> Self {
+        Self {
+            key: r.key.clone(),
+            value: r.value.clone(),
+            timestamp: r.timestamp,
+            headers: r.headers.clone(),
+        }
+    }
+}
+
+/// What an input's outputs inherit when the UDF does not set a field.
+pub(crate) struct Inherit<'a> {
+    pub key: Option<&'a Bytes>,
+    pub timestamp: i64,
+    pub headers: &'a [(String, Bytes)],
+    pub pass_value: Option<&'a Bytes>,
+    /// Whether PASS is allowed (not for timers, which have no input record).
+    pub can_pass: bool,
+}
+
+impl<'a> Inherit<'a> {
+    pub(crate) fn of(r: &'a InputRecord) -> Self {
+        Self {
+            key: r.key.as_ref(),
+            timestamp: r.timestamp,
+            headers: &r.headers,
+            pass_value: r.value.as_ref(),
+            can_pass: true,
+        }
+    }
+}
+
+/// Encodes inputs into `w` (reused between calls).
+pub(crate) fn encode_inputs<'a>(
+    w: &'a mut InputWriter,
+    clock: BatchClock,
+    inputs: &[InputRecord],
+) -> &'a [u8] {
+    w.reset(clock);
+    for r in inputs {
+        w.push(
+            r.key.as_deref(),
+            r.value.as_deref(),
+            r.timestamp,
+            r.source.topic.as_deref(),
+            r.source.partition,
+            r.source.offset,
+            r.headers.iter().map(|(n, v)| (n.as_str(), v.as_ref())),
+        );
+    }
+    w.finish()
+}
+
+/// One input's decoded status.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    Outputs(Vec<OutputRecord>),
+    Error(String),
+    TooMany(u32),
+}
+
+/// Decodes a result batch against the inputs it answers. Any protocol
+/// violation fails the whole call (the caller bisects).
+pub(crate) fn decode_results(
+    bytes: Bytes,
+    inherit: &[Inherit<'_>],
+    max_outputs: u32,
+) -> Result<Vec<Decoded>, String> {
+    let mut r = ResultReader::new(&bytes).map_err(|e| e.to_string())?;
+    if r.count as usize != inherit.len() {
+        return Err(format!("{} statuses for {} inputs", r.count, inherit.len()));
+    }
+    let slice = |s: &[u8]| bytes.slice_ref(s);
+    let mut out = Vec::with_capacity(inherit.len());
+    for inh in inherit {
+        let status = r
+            .next_status()
+            .map_err(|e| e.to_string())?
+            .ok_or("fewer statuses than announced")?;
+        let d = match status {
+            StatusView::Pass if inh.can_pass => Decoded::Outputs(vec![OutputRecord {
+                key: inh.key.cloned(),
+                value: inh.pass_value.cloned(),
+                timestamp: inh.timestamp,
+                headers: inh.headers.to_vec(),
+            }]),
+            StatusView::Pass => return Err("PASS status for a timer".into()),
+            StatusView::Drop => Decoded::Outputs(Vec::new()),
+            StatusView::Error(m) => Decoded::Error(m.to_owned()),
+            StatusView::Emit { count } => {
+                let mut outs = Vec::with_capacity(count.min(max_outputs) as usize);
+                while let Some(o) = r.next_output().map_err(|e| e.to_string())? {
+                    if outs.len() < max_outputs as usize {
+                        outs.push(OutputRecord {
+                            key: match o.key {
+                                None => inh.key.cloned(),
+                                Some(k) => k.map(slice),
+                            },
+                            value: o.value.map(slice),
+                            timestamp: o.timestamp.unwrap_or(inh.timestamp),
+                            headers: match o.headers() {
+                                None => inh.headers.to_vec(),
+                                Some(hs) => hs.map(|(n, v)| (n.to_owned(), slice(v))).collect(),
+                            },
+                        });
+                    }
+                }
+                if count > max_outputs {
+                    Decoded::TooMany(count)
+                } else {
+                    Decoded::Outputs(outs)
+                }
+            }
+        };
+        out.push(d);
+    }
+    if r.next_status().map_err(|e| e.to_string())?.is_some() {
+        return Err("more statuses than inputs".into());
+    }
+    Ok(out)
+}
+
+/// A clock for batches that carry no watermark.
+pub(crate) fn clock(watermark: Option<i64>, processing_time: i64) -> BatchClock {
+    BatchClock {
+        watermark: watermark.unwrap_or(abi::NO_WATERMARK),
+        processing_time,
+    }
+}

@@ -1,0 +1,377 @@
+//! One sandboxed instance and the batch protocol around it: encode, call
+//! under a deadline and a memory cap, decode, commit state, and on failure
+//! throw the instance away and bisect (see [`super::bisect`]).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde::Serialize;
+use wasmtime::{Store, Trap};
+use weir_udf_sdk::abi::{self, BatchClock, InputWriter, TimerView};
+
+use super::bindings::Udf;
+use super::codec::{self, Decoded, Inherit, InputRecord, OutputRecord};
+use super::config::{InstanceLabels, ModuleLimits};
+use super::ctx::HostCtx;
+use super::errors::{FailureReason, WasmError};
+use super::module::LoadedModule;
+use super::state::{FiredTimer, KeyedState};
+
+/// The result for one input record (or fired timer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordResult {
+    /// Zero or more outputs.
+    Outputs(Vec<OutputRecord>),
+    /// The record failed; it goes to the dead-letter topic.
+    DeadLetter(DeadLetter),
+}
+
+/// Why a record was dead-lettered, and by which module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    pub reason: FailureReason,
+    pub module: String,
+    pub version: String,
+    pub digest: String,
+}
+
+/// Time as the UDF sees it for one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchTime {
+    /// Event-time watermark in ms, if the source has one.
+    pub watermark: Option<i64>,
+    /// Processing time in ms since the Unix epoch.
+    pub processing_time: i64,
+}
+
+impl BatchTime {
+    /// No watermark; the host clock now.
+    pub fn now() -> Self {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Self {
+            watermark: None,
+            processing_time: ms,
+        }
+    }
+    fn clock(self) -> BatchClock {
+        codec::clock(self.watermark, self.processing_time)
+    }
+}
+
+/// Counters of one instance, for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstanceStats {
+    /// Calls into the guest (a bisected batch makes several).
+    pub calls: u64,
+    /// Calls that trapped, overran or broke the protocol.
+    pub failed_calls: u64,
+    /// Fresh instances made (the first one included).
+    pub instantiations: u64,
+}
+
+/// What a call processes: input records or fired timers.
+#[derive(Clone, Copy)]
+pub(crate) enum Batch<'a> {
+    Records(&'a [InputRecord]),
+    Timers(&'a [FiredTimer]),
+}
+
+impl<'a> Batch<'a> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Batch::Records(r) => r.len(),
+            Batch::Timers(t) => t.len(),
+        }
+    }
+    pub(crate) fn split(&self, at: usize) -> (Batch<'a>, Batch<'a>) {
+        match self {
+            Batch::Records(r) => (Batch::Records(&r[..at]), Batch::Records(&r[at..])),
+            Batch::Timers(t) => (Batch::Timers(&t[..at]), Batch::Timers(&t[at..])),
+        }
+    }
+}
+
+/// A live instance of a module. Not `Sync`: the stream runtime owns one per
+/// operator per task and calls it from a blocking thread.
+pub struct UdfInstance {
+    module: Arc<LoadedModule>,
+    limits: ModuleLimits,
+    labels: Arc<InstanceLabels>,
+    live: Option<(Store<HostCtx>, Udf)>,
+    writer: InputWriter,
+    stats: InstanceStats,
+    deadline_ticks: u64,
+}
+
+impl UdfInstance {
+    pub(crate) fn new(
+        module: Arc<LoadedModule>,
+        limits: ModuleLimits,
+        labels: InstanceLabels,
+    ) -> Result<Self, WasmError> {
+        let tick = module.host.cfg.epoch_tick.as_nanos().max(1);
+        let deadline_ticks = (limits.deadline.as_nanos().div_ceil(tick)) as u64;
+        let mut me = Self {
+            module,
+            limits,
+            labels: Arc::new(labels),
+            live: None,
+            writer: InputWriter::default(),
+            stats: InstanceStats::default(),
+            deadline_ticks: deadline_ticks.max(1),
+        };
+        me.ensure_live()?;
+        Ok(me)
+    }
+
+    pub fn module(&self) -> &Arc<LoadedModule> {
+        &self.module
+    }
+
+    pub fn stats(&self) -> InstanceStats {
+        self.stats
+    }
+
+    /// Counter totals reported by the guest since this instance was made.
+    pub fn counters(&self) -> std::collections::HashMap<String, u64> {
+        self.live
+            .as_ref()
+            .map(|(s, _)| s.data().counters().clone())
+            .unwrap_or_default()
+    }
+
+    /// Takes what the guest wrote to stdout and stderr (each capped), and how
+    /// many bytes were dropped past the caps.
+    pub fn take_stdio(&mut self) -> ((Vec<u8>, u64), (Vec<u8>, u64)) {
+        match &self.live {
+            Some((s, _)) => (s.data().stdout.take(), s.data().stderr.take()),
+            None => Default::default(),
+        }
+    }
+
+    fn ensure_live(&mut self) -> Result<(), WasmError> {
+        if self.live.is_some() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let host = &self.module.host;
+        let ctx = HostCtx::new(&self.limits, self.labels.clone(), self.module.ident.clone());
+        let mut store = Store::new(&host.engine, ctx);
+        store.limiter(|c| &mut c.limiter);
+        store.set_epoch_deadline(self.deadline_ticks);
+        let udf = self
+            .module
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| WasmError::Instantiate(format!("{e:#}")))?;
+        self.stats.instantiations += 1;
+        metrics::histogram!("weir_wasm_instantiate_seconds")
+            .record(started.elapsed().as_secs_f64());
+        self.live = Some((store, udf));
+        Ok(())
+    }
+
+    /// Runs `inputs` through the UDF. One result per input, in order. Only
+    /// records that fail are dead-lettered; all others are processed exactly
+    /// once, and their state writes are committed to `state`.
+    pub fn process_batch(
+        &mut self,
+        inputs: &[InputRecord],
+        state: &mut KeyedState,
+    ) -> Vec<RecordResult> {
+        self.process_batch_at(inputs, state, BatchTime::now())
+    }
+
+    /// [`UdfInstance::process_batch`] with an explicit batch time.
+    pub fn process_batch_at(
+        &mut self,
+        inputs: &[InputRecord],
+        state: &mut KeyedState,
+        time: BatchTime,
+    ) -> Vec<RecordResult> {
+        super::bisect::run(self, Batch::Records(inputs), state, time)
+    }
+
+    /// Hands fired timers (from [`KeyedState::take_due_timers`]) to the UDF.
+    /// One result per timer; outputs inherit the timer's key and time.
+    pub fn on_timer(
+        &mut self,
+        timers: &[FiredTimer],
+        state: &mut KeyedState,
+        time: BatchTime,
+    ) -> Vec<RecordResult> {
+        super::bisect::run(self, Batch::Timers(timers), state, time)
+    }
+
+    pub(crate) fn dead_letter(&self, reason: FailureReason) -> RecordResult {
+        metrics::counter!(
+            "weir_udf_dead_letters_total",
+            "module" => self.module.ident.name.clone(),
+            "reason" => reason.code()
+        )
+        .increment(1);
+        RecordResult::DeadLetter(DeadLetter {
+            reason,
+            module: self.module.ident.name.clone(),
+            version: self.module.ident.version.clone(),
+            digest: self.module.ident.digest.clone(),
+        })
+    }
+
+    /// One call for the whole of `batch`. `Err` means the call as a whole
+    /// failed and nothing of it was kept (no outputs, no state writes).
+    pub(crate) fn call(
+        &mut self,
+        batch: Batch<'_>,
+        state: &mut KeyedState,
+        time: BatchTime,
+    ) -> Result<Vec<RecordResult>, FailureReason> {
+        if let Err(e) = self.ensure_live() {
+            return Err(FailureReason::Trap {
+                message: format!("no instance: {e}"),
+            });
+        }
+        let Some((store, udf)) = self.live.as_mut() else {
+            return Err(FailureReason::Trap {
+                message: "no instance".into(),
+            });
+        };
+        let timer_bytes: Vec<u8>;
+        let mut timer_keys: Vec<Bytes> = Vec::new();
+        let payload: &[u8] = match batch {
+            Batch::Records(r) => codec::encode_inputs(&mut self.writer, time.clock(), r),
+            Batch::Timers(t) => {
+                let views = t.iter().map(|t| TimerView {
+                    key: &t.key,
+                    domain: t.domain.byte(),
+                    at: t.at,
+                });
+                timer_bytes = abi::encode_timers(time.clock(), views);
+                timer_keys = t.iter().map(|t| Bytes::copy_from_slice(&t.key)).collect();
+                &timer_bytes
+            }
+        };
+        {
+            let ctx = store.data_mut();
+            // The host imports resolve cursors to keys from this copy.
+            ctx.input.bytes.clear();
+            ctx.input.bytes.extend_from_slice(payload);
+            ctx.input.set(matches!(batch, Batch::Timers(_)));
+            ctx.txn.clear();
+            ctx.limiter.refused = false;
+            std::mem::swap(&mut ctx.state, state);
+        }
+        store.set_epoch_deadline(self.deadline_ticks);
+        self.stats.calls += 1;
+        let guest = udf.weir_udf_guest();
+        let result = match batch {
+            Batch::Records(_) => guest.call_process(&mut *store, payload),
+            Batch::Timers(_) => guest.call_on_timer(&mut *store, payload),
+        };
+        std::mem::swap(&mut store.data_mut().state, state);
+        let failure = match result {
+            Ok(Ok(out)) if out.len() > self.limits.max_output_bytes => {
+                Some(FailureReason::OutputTooLarge {
+                    bytes: out.len(),
+                    limit_bytes: self.limits.max_output_bytes,
+                })
+            }
+            Ok(Ok(out)) => {
+                let inherit: Vec<Inherit<'_>> = match batch {
+                    Batch::Records(r) => r.iter().map(Inherit::of).collect(),
+                    Batch::Timers(t) => t
+                        .iter()
+                        .zip(&timer_keys)
+                        .map(|(t, k)| Inherit {
+                            key: Some(k),
+                            timestamp: t.at,
+                            headers: &[],
+                            pass_value: None,
+                            can_pass: false,
+                        })
+                        .collect(),
+                };
+                match codec::decode_results(
+                    Bytes::from(out),
+                    &inherit,
+                    self.limits.max_outputs_per_record,
+                ) {
+                    Ok(decoded) => {
+                        let mut failed = HashSet::new();
+                        let mut results = Vec::with_capacity(decoded.len());
+                        for (i, d) in decoded.into_iter().enumerate() {
+                            results.push(match d {
+                                Decoded::Outputs(o) => RecordResult::Outputs(o),
+                                Decoded::Error(message) => {
+                                    failed.insert(i as u32);
+                                    self.dead_letter(FailureReason::UdfError { message })
+                                }
+                                Decoded::TooMany(count) => {
+                                    failed.insert(i as u32);
+                                    self.dead_letter(FailureReason::TooManyOutputs {
+                                        count,
+                                        limit: self.limits.max_outputs_per_record,
+                                    })
+                                }
+                            });
+                        }
+                        if let Some((store, _)) = self.live.as_mut() {
+                            store
+                                .data_mut()
+                                .txn
+                                .commit(state, &self.labels.operator, &failed);
+                        }
+                        return Ok(results);
+                    }
+                    Err(message) => Some(FailureReason::Protocol { message }),
+                }
+            }
+            Ok(Err(message)) => Some(FailureReason::Protocol {
+                message: format!("the UDF refused the batch: {message}"),
+            }),
+            Err(e) => Some(self.classify(&e)),
+        };
+        let reason = failure.unwrap_or(FailureReason::Protocol {
+            message: "unknown failure".into(),
+        });
+        self.stats.failed_calls += 1;
+        // Whatever the guest did, its memory may be inconsistent now: start over.
+        self.live = None;
+        Err(reason)
+    }
+
+    fn classify(&self, e: &wasmtime::Error) -> FailureReason {
+        let Some((store, _)) = self.live.as_ref() else {
+            return FailureReason::Trap {
+                message: format!("{e}"),
+            };
+        };
+        if store.data().limiter.refused {
+            return FailureReason::MemoryExceeded {
+                limit_bytes: self.limits.memory_bytes,
+            };
+        }
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => FailureReason::DeadlineExceeded {
+                deadline_ms: self.limits.deadline.as_millis() as u64,
+            },
+            Some(t) => {
+                let mut message = t.to_string();
+                if let Some(line) = store.data().stderr.last_line() {
+                    message.push_str("; guest stderr: ");
+                    message.push_str(&line);
+                }
+                FailureReason::Trap { message }
+            }
+            // A host import refused (e.g. an oversized state value).
+            None => FailureReason::Trap {
+                message: e.root_cause().to_string(),
+            },
+        }
+    }
+}
