@@ -84,7 +84,11 @@ pub async fn send_with_id(
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", id.to_string().as_str());
     let ack = js
-        .publish_with_headers(subjects.command(&req.tenant, &req.kind), headers, body.into())
+        .publish_with_headers(
+            subjects.command(&req.tenant, &req.kind),
+            headers,
+            body.into(),
+        )
         .await
         .map_err(|e| ClientError::Unreachable(format!("cannot publish the command: {e}")))?;
     ack.await.map_err(|e| {

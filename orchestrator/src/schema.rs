@@ -13,7 +13,10 @@ use crate::domain::job::{JobEvent, JobSpec};
 pub fn all() -> Vec<(&'static str, String)> {
     let pretty = |s: schemars::Schema| serde_json::to_string_pretty(&s).unwrap_or_default() + "\n";
     vec![
-        ("command-envelope.schema.json", pretty(schema_for!(CommandEnvelope))),
+        (
+            "command-envelope.schema.json",
+            pretty(schema_for!(CommandEnvelope)),
+        ),
         ("outcome.schema.json", pretty(schema_for!(Outcome))),
         ("job-event.schema.json", pretty(schema_for!(JobEvent))),
         ("job-spec.schema.json", pretty(schema_for!(JobSpec))),

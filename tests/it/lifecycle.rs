@@ -33,7 +33,10 @@ async fn full_lifecycle_driven_by_commands() {
     let steps: Vec<(&str, Value)> = vec![
         ("job.create", json!({"spec": spec()})),
         ("job.compile", json!({})),
-        ("job.compile_succeeded", json!({"version": 1, "plan_digest": "p1", "state_fingerprint": "f1"})),
+        (
+            "job.compile_succeeded",
+            json!({"version": 1, "plan_digest": "p1", "state_fingerprint": "f1"}),
+        ),
         ("job.deploy", json!({})),
         ("job.mark_running", json!({"generation": 1})),
         ("job.mark_stable", json!({"generation": 1})),
@@ -45,7 +48,10 @@ async fn full_lifecycle_driven_by_commands() {
         ("job.rescale", json!({"parallelism": 4})),
         ("job.mark_running", json!({"generation": 4})),
         ("job.restore", json!({"checkpoint": "cp-1"})),
-        ("job.mark_failed", json!({"generation": 5, "reason": "task 0 crashed 5 times"})),
+        (
+            "job.mark_failed",
+            json!({"generation": 5, "reason": "task 0 crashed 5 times"}),
+        ),
         ("job.restore", json!({})),
         ("job.mark_running", json!({"generation": 6})),
         ("job.stop", json!({})),
@@ -64,15 +70,28 @@ async fn full_lifecycle_driven_by_commands() {
     assert_eq!(job["generation"], 6);
     assert_eq!(job["stream_version"], steps.len() as u64);
 
-    let (_, versions) = serve.get_json("/v1/tenants/acme/jobs/orders/versions").await;
+    let (_, versions) = serve
+        .get_json("/v1/tenants/acme/jobs/orders/versions")
+        .await;
     assert_eq!(versions.as_array().unwrap().len(), 2);
 
     // Events page by position, gap-free and in order.
-    let (_, page1) = serve.get_json("/v1/tenants/acme/jobs/orders/events?limit=5").await;
-    let first: Vec<i64> = page1["events"].as_array().unwrap().iter().map(|e| e["position"].as_i64().unwrap()).collect();
+    let (_, page1) = serve
+        .get_json("/v1/tenants/acme/jobs/orders/events?limit=5")
+        .await;
+    let first: Vec<i64> = page1["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["position"].as_i64().unwrap())
+        .collect();
     assert_eq!(first, vec![1, 2, 3, 4, 5]);
     let next = page1["next_after"].as_i64().unwrap();
-    let (_, rest) = serve.get_json(&format!("/v1/tenants/acme/jobs/orders/events?after={next}&limit=1000")).await;
+    let (_, rest) = serve
+        .get_json(&format!(
+            "/v1/tenants/acme/jobs/orders/events?after={next}&limit=1000"
+        ))
+        .await;
     assert_eq!(rest["events"].as_array().unwrap().len(), steps.len() - 5);
     assert!(rest["next_after"].is_null());
 
@@ -109,7 +128,10 @@ async fn job_in_phase(nc: &async_nats::Client, iso: &Isolation, job: &str, phase
     let tail: &[(&str, Value)] = match phase {
         "deleted" => &[("job.delete", json!({}))],
         "stopping" => &[("job.stop", json!({}))],
-        "stopped" => &[("job.stop", json!({})), ("job.mark_stopped", json!({"generation": 1}))],
+        "stopped" => &[
+            ("job.stop", json!({})),
+            ("job.mark_stopped", json!({"generation": 1})),
+        ],
         "failed" => &[("job.mark_failed", json!({"generation": 1, "reason": "x"}))],
         _ => &[],
     };
@@ -152,12 +174,21 @@ async fn every_disallowed_transition_is_rejected_with_a_reason() {
                 continue;
             }
             let o = send(&nc, &iso, "acme", kind, &job, payloads[kind].clone()).await;
-            let r = o.rejection.as_ref().unwrap_or_else(|| panic!("{kind} accepted in {name}"));
+            let r = o
+                .rejection
+                .as_ref()
+                .unwrap_or_else(|| panic!("{kind} accepted in {name}"));
             match (name, kind) {
-                ("absent", _) | ("deleted", _) => assert_eq!(r.code, RejectionCode::NotFound, "{kind} in {name}: {r:?}"),
+                ("absent", _) | ("deleted", _) => {
+                    assert_eq!(r.code, RejectionCode::NotFound, "{kind} in {name}: {r:?}")
+                }
                 (_, "job.create") => assert_eq!(r.code, RejectionCode::AlreadyExists),
                 _ => {
-                    assert_eq!(r.code, RejectionCode::InvalidTransition, "{kind} in {name}: {r:?}");
+                    assert_eq!(
+                        r.code,
+                        RejectionCode::InvalidTransition,
+                        "{kind} in {name}: {r:?}"
+                    );
                     assert!(r.message.contains(&format!("is {name}")), "{}", r.message);
                     assert!(r.message.contains("allowed: "), "{}", r.message);
                 }
@@ -169,7 +200,13 @@ async fn every_disallowed_transition_is_rejected_with_a_reason() {
 }
 
 /// Publishes raw bytes on a command subject without waiting.
-async fn publish_raw(nc: &async_nats::Client, iso: &Isolation, tenant: &str, kind: &str, body: Vec<u8>) {
+async fn publish_raw(
+    nc: &async_nats::Client,
+    iso: &Isolation,
+    tenant: &str,
+    kind: &str,
+    body: Vec<u8>,
+) {
     let js = async_nats::jetstream::new(nc.clone());
     js.publish(iso.subjects().command(tenant, kind), body.into())
         .await
@@ -178,7 +215,14 @@ async fn publish_raw(nc: &async_nats::Client, iso: &Isolation, tenant: &str, kin
         .unwrap();
 }
 
-fn envelope(id: Uuid, tenant: &str, kind: &str, target: &str, payload: Value, expected: Option<u64>) -> Vec<u8> {
+fn envelope(
+    id: Uuid,
+    tenant: &str,
+    kind: &str,
+    target: &str,
+    payload: Value,
+    expected: Option<u64>,
+) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "id": id, "tenant": tenant, "kind": kind, "target": target, "actor": "test",
         "issued_at": chrono::Utc::now(), "payload": payload, "expected_version": expected,
@@ -192,15 +236,28 @@ async fn a_command_delivered_three_times_is_applied_once() {
     let serve = Serve::start(&iso).await;
     let nc = nats(NATS_URL).await;
     let id = Uuid::now_v7();
-    let mut outcomes = nc.subscribe(iso.subjects().outcome("acme", &id.to_string())).await.unwrap();
-    let body = envelope(id, "acme", "job.create", "dup", json!({"spec": spec()}), None);
+    let mut outcomes = nc
+        .subscribe(iso.subjects().outcome("acme", &id.to_string()))
+        .await
+        .unwrap();
+    let body = envelope(
+        id,
+        "acme",
+        "job.create",
+        "dup",
+        json!({"spec": spec()}),
+        None,
+    );
     for _ in 0..3 {
         // No Nats-Msg-Id: JetStream stores all three, so Weir's own dedupe is what is tested.
         publish_raw(&nc, &iso, "acme", "job.create", body.clone()).await;
     }
     let mut got = Vec::new();
     for _ in 0..3 {
-        let m = tokio::time::timeout(Duration::from_secs(10), outcomes.next()).await.expect("outcome").unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(10), outcomes.next())
+            .await
+            .expect("outcome")
+            .unwrap();
         got.push(serde_json::from_slice::<weir::domain::Outcome>(&m.payload).unwrap());
     }
     accepted(&got[0]);
@@ -215,17 +272,51 @@ async fn concurrent_commands_with_the_same_expected_version_one_wins() {
     let iso = Isolation::new();
     let _serve = Serve::start(&iso).await;
     let nc = nats(NATS_URL).await;
-    accepted(&send(&nc, &iso, "acme", "job.create", "race", json!({"spec": spec()})).await);
+    accepted(
+        &send(
+            &nc,
+            &iso,
+            "acme",
+            "job.create",
+            "race",
+            json!({"spec": spec()}),
+        )
+        .await,
+    );
     for round in 0..3u64 {
         let (a, b) = tokio::join!(
-            send_expecting(&nc, &iso, "acme", "job.submit_version", "race", json!({"spec": spec()}), Some(1 + round)),
-            send_expecting(&nc, &iso, "acme", "job.submit_version", "race", json!({"spec": spec()}), Some(1 + round)),
+            send_expecting(
+                &nc,
+                &iso,
+                "acme",
+                "job.submit_version",
+                "race",
+                json!({"spec": spec()}),
+                Some(1 + round)
+            ),
+            send_expecting(
+                &nc,
+                &iso,
+                "acme",
+                "job.submit_version",
+                "race",
+                json!({"spec": spec()}),
+                Some(1 + round)
+            ),
         );
         let wins = [&a, &b].iter().filter(|o| o.is_accepted()).count();
         assert_eq!(wins, 1, "round {round}: {a:?} / {b:?}");
         let loser = if a.is_accepted() { &b } else { &a };
         assert_eq!(code(loser), Some(RejectionCode::Conflict));
-        assert!(loser.rejection.as_ref().unwrap().message.contains("expected"), "{loser:?}");
+        assert!(
+            loser
+                .rejection
+                .as_ref()
+                .unwrap()
+                .message
+                .contains("expected"),
+            "{loser:?}"
+        );
     }
 }
 
@@ -242,19 +333,50 @@ async fn crash_between_commit_and_ack_publishes_the_outcome_once_restarted() {
     .await;
     let nc = nats(NATS_URL).await;
     let id = Uuid::now_v7();
-    let mut outcomes = nc.subscribe(iso.subjects().outcome("acme", &id.to_string())).await.unwrap();
-    publish_raw(&nc, &iso, "acme", "job.create", envelope(id, "acme", "job.create", "crashy", json!({"spec": spec()}), None)).await;
-    let status = crashing.wait_exit(Duration::from_secs(20)).await.expect("serve aborted after commit");
+    let mut outcomes = nc
+        .subscribe(iso.subjects().outcome("acme", &id.to_string()))
+        .await
+        .unwrap();
+    publish_raw(
+        &nc,
+        &iso,
+        "acme",
+        "job.create",
+        envelope(
+            id,
+            "acme",
+            "job.create",
+            "crashy",
+            json!({"spec": spec()}),
+            None,
+        ),
+    )
+    .await;
+    let status = crashing
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("serve aborted after commit");
     assert!(!status.success());
     // Committed, but no outcome was published and the message was not acked.
-    assert!(tokio::time::timeout(Duration::from_millis(300), outcomes.next()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), outcomes.next())
+            .await
+            .is_err()
+    );
 
     let serve = Serve::start(&iso).await;
-    let m = tokio::time::timeout(Duration::from_secs(30), outcomes.next()).await.expect("outcome after restart").unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(30), outcomes.next())
+        .await
+        .expect("outcome after restart")
+        .unwrap();
     let o: weir::domain::Outcome = serde_json::from_slice(&m.payload).unwrap();
     accepted(&o);
     let (_, events) = serve.get_json("/v1/tenants/acme/jobs/crashy/events").await;
-    assert_eq!(events["events"].as_array().unwrap().len(), 1, "no duplicate events");
+    assert_eq!(
+        events["events"].as_array().unwrap().len(),
+        1,
+        "no duplicate events"
+    );
 }
 
 #[tokio::test]
@@ -272,17 +394,40 @@ async fn survives_a_nats_restart() {
     };
     let mut server = start_nats();
     let url = format!("nats://127.0.0.1:{port}");
-    eventually(Duration::from_secs(10), "private NATS", || async { async_nats::connect(&url).await.ok() }).await;
+    eventually(Duration::from_secs(10), "private NATS", || async {
+        async_nats::connect(&url).await.ok()
+    })
+    .await;
     let iso = Isolation::new();
-    let _serve = Serve::start_with(&iso, ServeOpts { nats_url: url.clone(), ..Default::default() }).await;
+    let _serve = Serve::start_with(
+        &iso,
+        ServeOpts {
+            nats_url: url.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
     let nc = nats(&url).await;
-    accepted(&send(&nc, &iso, "acme", "job.create", "n", json!({"spec": spec()})).await);
+    accepted(
+        &send(
+            &nc,
+            &iso,
+            "acme",
+            "job.create",
+            "n",
+            json!({"spec": spec()}),
+        )
+        .await,
+    );
 
     server.kill().unwrap();
     server.wait().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut server = start_nats();
-    let nc = eventually(Duration::from_secs(10), "NATS back", || async { async_nats::connect(&url).await.ok() }).await;
+    let nc = eventually(Duration::from_secs(10), "NATS back", || async {
+        async_nats::connect(&url).await.ok()
+    })
+    .await;
     // Serve reconnects on its own and carries on.
     let o = send(&nc, &iso, "acme", "job.deploy", "n", json!({})).await;
     accepted(&o);
@@ -303,21 +448,46 @@ async fn postgres_outage_holds_commands_until_it_is_back() {
     )
     .await;
     let nc = nats(NATS_URL).await;
-    accepted(&send(&nc, &iso, "acme", "job.create", "pg", json!({"spec": spec()})).await);
+    accepted(
+        &send(
+            &nc,
+            &iso,
+            "acme",
+            "job.create",
+            "pg",
+            json!({"spec": spec()}),
+        )
+        .await,
+    );
 
     proxy.disable();
     let id = Uuid::now_v7();
-    let mut outcomes = nc.subscribe(iso.subjects().outcome("acme", &id.to_string())).await.unwrap();
-    publish_raw(&nc, &iso, "acme", "job.deploy", envelope(id, "acme", "job.deploy", "pg", json!({}), None)).await;
+    let mut outcomes = nc
+        .subscribe(iso.subjects().outcome("acme", &id.to_string()))
+        .await
+        .unwrap();
+    publish_raw(
+        &nc,
+        &iso,
+        "acme",
+        "job.deploy",
+        envelope(id, "acme", "job.deploy", "pg", json!({}), None),
+    )
+    .await;
     assert!(
-        tokio::time::timeout(Duration::from_secs(2), outcomes.next()).await.is_err(),
+        tokio::time::timeout(Duration::from_secs(2), outcomes.next())
+            .await
+            .is_err(),
         "no outcome while PostgreSQL is down"
     );
     let (ready, _) = serve.get_json("/readyz").await;
     assert_eq!(ready, 503);
 
     proxy.enable();
-    let m = tokio::time::timeout(Duration::from_secs(30), outcomes.next()).await.expect("outcome once PostgreSQL is back").unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(30), outcomes.next())
+        .await
+        .expect("outcome once PostgreSQL is back")
+        .unwrap();
     accepted(&serde_json::from_slice(&m.payload).unwrap());
     let (_, events) = serve.get_json("/v1/tenants/acme/jobs/pg/events").await;
     assert_eq!(events["events"].as_array().unwrap().len(), 2);
@@ -328,29 +498,79 @@ async fn garbage_is_rejected_and_serve_keeps_running() {
     let iso = Isolation::new();
     let _serve = Serve::start(&iso).await;
     let nc = nats(NATS_URL).await;
-    let mut unknown = nc.subscribe(iso.subjects().outcome("acme", "unknown")).await.unwrap();
-    let mut dlq = nc.subscribe(iso.subjects().dead_letter("acme")).await.unwrap();
+    let mut unknown = nc
+        .subscribe(iso.subjects().outcome("acme", "unknown"))
+        .await
+        .unwrap();
+    let mut dlq = nc
+        .subscribe(iso.subjects().dead_letter("acme"))
+        .await
+        .unwrap();
 
     let garbage: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
     publish_raw(&nc, &iso, "acme", "job.create", garbage).await;
-    publish_raw(&nc, &iso, "acme", "job.create", vec![b'{', 0xff, 0xfe, b'}']).await;
+    publish_raw(
+        &nc,
+        &iso,
+        "acme",
+        "job.create",
+        vec![b'{', 0xff, 0xfe, b'}'],
+    )
+    .await;
     publish_raw(&nc, &iso, "acme", "job.create", b"{\"id\": 1".to_vec()).await;
 
     let mut codes = Vec::new();
     for _ in 0..3 {
-        let m = tokio::time::timeout(Duration::from_secs(10), unknown.next()).await.expect("rejection").unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(10), unknown.next())
+            .await
+            .expect("rejection")
+            .unwrap();
         let o: weir::domain::Outcome = serde_json::from_slice(&m.payload).unwrap();
         codes.push(code(&o).unwrap());
-        let d = tokio::time::timeout(Duration::from_secs(10), dlq.next()).await.expect("dead letter").unwrap();
-        assert!(d.headers.as_ref().and_then(|h| h.get("Weir-Reason")).is_some());
+        let d = tokio::time::timeout(Duration::from_secs(10), dlq.next())
+            .await
+            .expect("dead letter")
+            .unwrap();
+        assert!(d
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Weir-Reason"))
+            .is_some());
     }
-    assert_eq!(codes, vec![RejectionCode::TooLarge, RejectionCode::InvalidUtf8, RejectionCode::InvalidJson]);
+    assert_eq!(
+        codes,
+        vec![
+            RejectionCode::TooLarge,
+            RejectionCode::InvalidUtf8,
+            RejectionCode::InvalidJson
+        ]
+    );
 
     // A schema violation with a readable id is answered on its own subject, naming the field.
     let id = Uuid::now_v7();
-    let mut own = nc.subscribe(iso.subjects().outcome("acme", &id.to_string())).await.unwrap();
-    publish_raw(&nc, &iso, "acme", "job.rescale", envelope(id, "acme", "job.rescale", "x", json!({"paralelism": 2}), None)).await;
-    let m = tokio::time::timeout(Duration::from_secs(10), own.next()).await.expect("rejection").unwrap();
+    let mut own = nc
+        .subscribe(iso.subjects().outcome("acme", &id.to_string()))
+        .await
+        .unwrap();
+    publish_raw(
+        &nc,
+        &iso,
+        "acme",
+        "job.rescale",
+        envelope(
+            id,
+            "acme",
+            "job.rescale",
+            "x",
+            json!({"paralelism": 2}),
+            None,
+        ),
+    )
+    .await;
+    let m = tokio::time::timeout(Duration::from_secs(10), own.next())
+        .await
+        .expect("rejection")
+        .unwrap();
     let o: weir::domain::Outcome = serde_json::from_slice(&m.payload).unwrap();
     assert_eq!(code(&o), Some(RejectionCode::InvalidCommand));
     assert!(o.rejection.unwrap().message.contains("paralelism"));
@@ -358,7 +578,17 @@ async fn garbage_is_rejected_and_serve_keeps_running() {
     let o = send(&nc, &iso, "acme", "job.fly", "x", json!({})).await;
     assert_eq!(code(&o), Some(RejectionCode::UnknownKind));
     // Still alive.
-    accepted(&send(&nc, &iso, "acme", "job.create", "alive", json!({"spec": spec()})).await);
+    accepted(
+        &send(
+            &nc,
+            &iso,
+            "acme",
+            "job.create",
+            "alive",
+            json!({"spec": spec()}),
+        )
+        .await,
+    );
 }
 
 #[tokio::test]
@@ -366,33 +596,86 @@ async fn tenants_are_isolated() {
     let iso = Isolation::new();
     let serve = Serve::start(&iso).await;
     let nc = nats(NATS_URL).await;
-    let a = send(&nc, &iso, "tenant-a", "job.create", "shared-name", json!({"spec": spec()})).await;
+    let a = send(
+        &nc,
+        &iso,
+        "tenant-a",
+        "job.create",
+        "shared-name",
+        json!({"spec": spec()}),
+    )
+    .await;
     accepted(&a);
 
     // B cannot see A's job.
-    let (status, _) = serve.get_json("/v1/tenants/tenant-b/jobs/shared-name").await;
+    let (status, _) = serve
+        .get_json("/v1/tenants/tenant-b/jobs/shared-name")
+        .await;
     assert_eq!(status, 404);
     let (_, list) = serve.get_json("/v1/tenants/tenant-b/jobs").await;
     assert_eq!(list, json!([]));
     // B cannot change it: the same name in B is a different job.
-    let o = send(&nc, &iso, "tenant-b", "job.deploy", "shared-name", json!({})).await;
+    let o = send(
+        &nc,
+        &iso,
+        "tenant-b",
+        "job.deploy",
+        "shared-name",
+        json!({}),
+    )
+    .await;
     assert_eq!(code(&o), Some(RejectionCode::NotFound));
     // B cannot act in A's name by lying in the envelope.
     let id = Uuid::now_v7();
-    let mut out = nc.subscribe(iso.subjects().outcome("tenant-b", &id.to_string())).await.unwrap();
-    publish_raw(&nc, &iso, "tenant-b", "job.delete", envelope(id, "tenant-a", "job.delete", "shared-name", json!({}), None)).await;
-    let m = tokio::time::timeout(Duration::from_secs(10), out.next()).await.expect("outcome").unwrap();
+    let mut out = nc
+        .subscribe(iso.subjects().outcome("tenant-b", &id.to_string()))
+        .await
+        .unwrap();
+    publish_raw(
+        &nc,
+        &iso,
+        "tenant-b",
+        "job.delete",
+        envelope(id, "tenant-a", "job.delete", "shared-name", json!({}), None),
+    )
+    .await;
+    let m = tokio::time::timeout(Duration::from_secs(10), out.next())
+        .await
+        .expect("outcome")
+        .unwrap();
     let o: weir::domain::Outcome = serde_json::from_slice(&m.payload).unwrap();
     assert_eq!(code(&o), Some(RejectionCode::TenantMismatch));
     // Reusing A's command id in B does not return A's outcome.
     let reuse = a.command_id.unwrap();
-    let mut out = nc.subscribe(iso.subjects().outcome("tenant-b", &reuse.to_string())).await.unwrap();
-    publish_raw(&nc, &iso, "tenant-b", "job.deploy", envelope(reuse, "tenant-b", "job.deploy", "shared-name", json!({}), None)).await;
-    let m = tokio::time::timeout(Duration::from_secs(10), out.next()).await.expect("outcome").unwrap();
+    let mut out = nc
+        .subscribe(iso.subjects().outcome("tenant-b", &reuse.to_string()))
+        .await
+        .unwrap();
+    publish_raw(
+        &nc,
+        &iso,
+        "tenant-b",
+        "job.deploy",
+        envelope(
+            reuse,
+            "tenant-b",
+            "job.deploy",
+            "shared-name",
+            json!({}),
+            None,
+        ),
+    )
+    .await;
+    let m = tokio::time::timeout(Duration::from_secs(10), out.next())
+        .await
+        .expect("outcome")
+        .unwrap();
     let o: weir::domain::Outcome = serde_json::from_slice(&m.payload).unwrap();
     assert_eq!(o.tenant, "tenant-b");
     assert_eq!(code(&o), Some(RejectionCode::NotFound));
     // A's job is untouched.
-    let (_, job) = serve.get_json("/v1/tenants/tenant-a/jobs/shared-name").await;
+    let (_, job) = serve
+        .get_json("/v1/tenants/tenant-a/jobs/shared-name")
+        .await;
     assert_eq!(job["phase"], "idle");
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod guests;
 pub mod proxy;
 pub mod serve;
 
@@ -50,7 +51,9 @@ impl Default for Isolation {
 }
 
 pub async fn nats(url: &str) -> async_nats::Client {
-    async_nats::connect(url).await.expect("NATS must be running on 127.0.0.1:4222")
+    async_nats::connect(url)
+        .await
+        .expect("NATS must be running on 127.0.0.1:4222")
 }
 
 /// Sends a command and waits for its outcome.

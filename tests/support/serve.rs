@@ -57,7 +57,10 @@ impl Serve {
             .env("WEIR_DB_SCHEMA", &iso.schema)
             .env("WEIR_SUBJECT_PREFIX", &iso.prefix)
             .env("WEIR_HTTP_ADDR", &http)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .kill_on_drop(true);
         for (k, v) in &opts.env {
@@ -86,7 +89,13 @@ impl Serve {
         super::eventually(Duration::from_secs(30), "weir serve /healthz", || {
             let c = client.clone();
             let u = self.url("/healthz");
-            async move { c.get(u).send().await.ok().filter(|r| r.status().is_success()) }
+            async move {
+                c.get(u)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+            }
         })
         .await;
     }
@@ -104,6 +113,9 @@ impl Serve {
 
     /// Waits for the process to exit by itself (e.g. an injected crash).
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        tokio::time::timeout(timeout, self.child.wait()).await.ok().and_then(|r| r.ok())
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
     }
 }

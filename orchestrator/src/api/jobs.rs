@@ -34,11 +34,22 @@ fn parse(tenant: &str, name: Option<&str>) -> Result<(Tenant, Option<JobName>), 
     Ok((t, n))
 }
 
-fn view(tenant: &str, name: &str, version: u64, snapshot: Option<serde_json::Value>, at: chrono::DateTime<chrono::Utc>) -> Result<(JobView, JobState), ApiError> {
+fn view(
+    tenant: &str,
+    name: &str,
+    version: u64,
+    snapshot: Option<serde_json::Value>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(JobView, JobState), ApiError> {
     let state: JobState = snapshot
         .map(serde_json::from_value)
         .transpose()
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("job snapshot: {e}")))?
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("job snapshot: {e}"),
+            )
+        })?
         .unwrap_or_default();
     Ok((
         JobView {
@@ -57,7 +68,11 @@ fn view(tenant: &str, name: &str, version: u64, snapshot: Option<serde_json::Val
     ))
 }
 
-async fn load(s: &ApiState, tenant: &Tenant, name: &JobName) -> Result<(JobView, JobState), ApiError> {
+async fn load(
+    s: &ApiState,
+    tenant: &Tenant,
+    name: &JobName,
+) -> Result<(JobView, JobState), ApiError> {
     let stream = StreamId::new("job", name.as_str());
     let all = s.store.list_streams(tenant.as_str(), "job").await?;
     let Some(row) = all.into_iter().find(|r| r.stream == stream.as_str()) else {
@@ -66,21 +81,37 @@ async fn load(s: &ApiState, tenant: &Tenant, name: &JobName) -> Result<(JobView,
             format!("job `{name}` not found in tenant `{tenant}`"),
         ));
     };
-    view(tenant.as_str(), name.as_str(), row.version, row.snapshot, row.updated_at)
+    view(
+        tenant.as_str(),
+        name.as_str(),
+        row.version,
+        row.snapshot,
+        row.updated_at,
+    )
 }
 
-pub async fn list(State(s): State<ApiState>, Path(tenant): Path<String>) -> Result<Json<Vec<JobView>>, ApiError> {
+pub async fn list(
+    State(s): State<ApiState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Vec<JobView>>, ApiError> {
     let (tenant, _) = parse(&tenant, None)?;
     let rows = s.store.list_streams(tenant.as_str(), "job").await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let name = r.stream.strip_prefix("job.").unwrap_or(&r.stream).to_owned();
+        let name = r
+            .stream
+            .strip_prefix("job.")
+            .unwrap_or(&r.stream)
+            .to_owned();
         out.push(view(tenant.as_str(), &name, r.version, r.snapshot, r.updated_at)?.0);
     }
     Ok(Json(out))
 }
 
-pub async fn show(State(s): State<ApiState>, Path((tenant, name)): Path<(String, String)>) -> Result<Json<JobView>, ApiError> {
+pub async fn show(
+    State(s): State<ApiState>,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<JobView>, ApiError> {
     let (tenant, name) = parse(&tenant, Some(&name))?;
     let name = name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "job name required".into()))?;
     Ok(Json(load(&s, &tenant, &name).await?.0))
@@ -136,6 +167,8 @@ pub async fn events(
     if events.is_empty() && page.after == 0 {
         load(&s, &tenant, &name).await?;
     }
-    let next_after = (events.len() as i64 == limit).then(|| events.last().map(|e| e.position)).flatten();
+    let next_after = (events.len() as i64 == limit)
+        .then(|| events.last().map(|e| e.position))
+        .flatten();
     Ok(Json(EventPage { events, next_after }))
 }

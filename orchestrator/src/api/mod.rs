@@ -34,7 +34,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/v1/tenants/{tenant}/jobs", get(jobs::list))
         .route("/v1/tenants/{tenant}/jobs/{name}", get(jobs::show))
-        .route("/v1/tenants/{tenant}/jobs/{name}/versions", get(jobs::versions))
+        .route(
+            "/v1/tenants/{tenant}/jobs/{name}/versions",
+            get(jobs::versions),
+        )
         .route("/v1/tenants/{tenant}/jobs/{name}/events", get(jobs::events))
         .with_state(state)
 }

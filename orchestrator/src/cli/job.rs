@@ -5,20 +5,32 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::client::{self, Request};
 use super::output::{self, Format};
 use super::{Cli, CliError};
+use crate::client::{self, Request};
 use crate::domain::job::JobSpec;
 use crate::intake::Subjects;
 
 #[derive(Debug, Subcommand)]
 pub enum JobCmd {
     /// Create a job from a spec file (YAML or JSON).
-    Create { name: String, #[arg(long)] spec: PathBuf },
+    Create {
+        name: String,
+        #[arg(long)]
+        spec: PathBuf,
+    },
     /// Submit a new version from a spec file.
-    Version { name: String, #[arg(long)] spec: PathBuf },
+    Version {
+        name: String,
+        #[arg(long)]
+        spec: PathBuf,
+    },
     /// Compile a version (the latest by default).
-    Compile { name: String, #[arg(long)] version: Option<u32> },
+    Compile {
+        name: String,
+        #[arg(long)]
+        version: Option<u32>,
+    },
     /// Deploy a version (the latest by default).
     Deploy {
         name: String,
@@ -35,9 +47,17 @@ pub enum JobCmd {
     /// Redeploy the last stable version.
     Rollback { name: String },
     /// Restart from a checkpoint (the latest by default).
-    Restore { name: String, #[arg(long)] checkpoint: Option<String> },
+    Restore {
+        name: String,
+        #[arg(long)]
+        checkpoint: Option<String>,
+    },
     /// Change parallelism.
-    Rescale { name: String, #[arg(long)] parallelism: u32 },
+    Rescale {
+        name: String,
+        #[arg(long)]
+        parallelism: u32,
+    },
     /// Delete a job that is not running.
     Delete { name: String },
     /// Show a job's state.
@@ -68,12 +88,18 @@ pub struct RawCommand {
 fn read_spec(path: &PathBuf) -> Result<serde_json::Value, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let spec = JobSpec::parse(&text)
-        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+    let spec =
+        JobSpec::parse(&text).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
     serde_json::to_value(spec).map_err(|e| CliError::Usage(e.to_string()))
 }
 
-async fn send(cli: &Cli, kind: &str, target: &str, payload: serde_json::Value, expected_version: Option<u64>) -> Result<(), CliError> {
+async fn send(
+    cli: &Cli,
+    kind: &str,
+    target: &str,
+    payload: serde_json::Value,
+    expected_version: Option<u64>,
+) -> Result<(), CliError> {
     let nats = client::connect(&cli.conn.nats_url).await?;
     let subjects = Subjects::new(cli.conn.subject_prefix.clone());
     let outcome = client::send(
@@ -95,13 +121,22 @@ async fn send(cli: &Cli, kind: &str, target: &str, payload: serde_json::Value, e
 }
 
 async fn get(cli: &Cli, path: &str) -> Result<serde_json::Value, CliError> {
-    let url = format!("{}/v1/tenants/{}/{path}", cli.conn.api_url.trim_end_matches('/'), cli.tenant);
+    let url = format!(
+        "{}/v1/tenants/{}/{path}",
+        cli.conn.api_url.trim_end_matches('/'),
+        cli.tenant
+    );
     let resp = reqwest::Client::new()
         .get(&url)
         .timeout(cli.timeout)
         .send()
         .await
-        .map_err(|e| CliError::Unreachable(format!("cannot reach the Weir API at {}: {e}", cli.conn.api_url)))?;
+        .map_err(|e| {
+            CliError::Unreachable(format!(
+                "cannot reach the Weir API at {}: {e}",
+                cli.conn.api_url
+            ))
+        })?;
     let status = resp.status();
     let body: serde_json::Value = resp
         .json()
@@ -110,7 +145,10 @@ async fn get(cli: &Cli, path: &str) -> Result<serde_json::Value, CliError> {
     if status.is_success() {
         Ok(body)
     } else {
-        let msg = body.get("error").and_then(|e| e.as_str()).unwrap_or("request failed");
+        let msg = body
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("request failed");
         Err(if status.as_u16() == 404 || status.as_u16() == 400 {
             CliError::Usage(msg.to_owned())
         } else {
@@ -214,8 +252,20 @@ fn print_job_line(j: &serde_json::Value, detail: bool) {
         j["name"].as_str().unwrap_or(""),
         j["phase"].as_str().unwrap_or(""),
         j["latest_version"],
-        j["last_stable_version"].as_u64().map(|v| format!("v{v}")).unwrap_or_else(|| "-".into()),
-        if dep.is_null() { "-".to_string() } else { format!("v{}×{} ({})", dep["version"], dep["parallelism"], dep["cause"].as_str().unwrap_or("")) },
+        j["last_stable_version"]
+            .as_u64()
+            .map(|v| format!("v{v}"))
+            .unwrap_or_else(|| "-".into()),
+        if dep.is_null() {
+            "-".to_string()
+        } else {
+            format!(
+                "v{}×{} ({})",
+                dep["version"],
+                dep["parallelism"],
+                dep["cause"].as_str().unwrap_or("")
+            )
+        },
         j["generation"],
     );
     if detail {

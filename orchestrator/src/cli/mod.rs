@@ -5,7 +5,7 @@
 
 mod job;
 mod output;
-mod serve;
+pub mod serve;
 
 use std::time::Duration;
 
@@ -21,7 +21,13 @@ pub struct Cli {
     #[command(flatten)]
     pub conn: Connections,
     /// Tenant to act in.
-    #[arg(long, short = 't', global = true, env = "WEIR_TENANT", default_value = "default")]
+    #[arg(
+        long,
+        short = 't',
+        global = true,
+        env = "WEIR_TENANT",
+        default_value = "default"
+    )]
     pub tenant: String,
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
@@ -46,7 +52,9 @@ fn humantime_secs(s: &str) -> Result<Duration, String> {
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map(|i| s.split_at(i))
         .unwrap_or((s, "s"));
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 15s"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 15s"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,

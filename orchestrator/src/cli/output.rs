@@ -26,7 +26,14 @@ pub fn outcome(format: Format, kind: &str, o: &Outcome) -> Result<(), CliError> 
         Format::Json => json(o)?,
         Format::Text => {
             if let Some(r) = &o.rejection {
-                eprintln!("rejected: {kind}: {} ({})", r.message, serde_json::to_value(r.code).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
+                eprintln!(
+                    "rejected: {kind}: {} ({})",
+                    r.message,
+                    serde_json::to_value(r.code)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                );
             } else {
                 let events: Vec<&str> = o.events.iter().map(|e| e.event_type.as_str()).collect();
                 println!(

@@ -20,12 +20,34 @@ pub struct ServeArgs {
     pub http_addr: SocketAddr,
 }
 
+/// Runs `weir serve` until SIGINT or SIGTERM.
 pub async fn run(conn: &Connections, args: &ServeArgs) -> Result<(), CliError> {
     crate::telemetry::init_logging();
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        on_signal.cancel();
+    });
+    serve(conn, args, shutdown).await
+}
+
+/// Runs the orchestrator until `shutdown` is cancelled (embeddable: benches, tests).
+pub async fn serve(
+    conn: &Connections,
+    args: &ServeArgs,
+    shutdown: CancellationToken,
+) -> Result<(), CliError> {
     let metrics = crate::telemetry::init_metrics();
     let store = PgStore::connect(&conn.database_url, &conn.db_schema)
         .await
-        .map_err(|e| CliError::Unreachable(format!("cannot reach PostgreSQL at {}: {e}", conn.database_url)))?;
+        .map_err(|e| {
+            CliError::Unreachable(format!(
+                "cannot reach PostgreSQL at {}: {e}",
+                conn.database_url
+            ))
+        })?;
     let store = Arc::new(store);
     let nats = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
@@ -33,14 +55,15 @@ pub async fn run(conn: &Connections, args: &ServeArgs) -> Result<(), CliError> {
         .event_callback(|e| async move { tracing::info!(event = %e, "nats connection") })
         .connect(&conn.nats_url)
         .await
-        .map_err(|e| CliError::Unreachable(format!("cannot reach NATS at {}: {e}", conn.nats_url)))?;
+        .map_err(|e| {
+            CliError::Unreachable(format!("cannot reach NATS at {}: {e}", conn.nats_url))
+        })?;
     let js = async_nats::jetstream::new(nats.clone());
     let subjects = Subjects::new(conn.subject_prefix.clone());
     ensure_streams(&js, &subjects)
         .await
         .map_err(|e| CliError::Unreachable(e.to_string()))?;
 
-    let shutdown = CancellationToken::new();
     let committed = Arc::new(Notify::new());
     let intake = Intake {
         js: js.clone(),
@@ -51,7 +74,13 @@ pub async fn run(conn: &Connections, args: &ServeArgs) -> Result<(), CliError> {
     };
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(intake.run(shutdown.clone()));
-    tasks.spawn(run_relay(store.clone(), js.clone(), subjects.clone(), committed, shutdown.clone()));
+    tasks.spawn(run_relay(
+        store.clone(),
+        js.clone(),
+        subjects.clone(),
+        committed,
+        shutdown.clone(),
+    ));
 
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
@@ -72,9 +101,7 @@ pub async fn run(conn: &Connections, args: &ServeArgs) -> Result<(), CliError> {
     });
     tracing::info!(http = %args.http_addr, prefix = subjects.prefix(), schema = %conn.db_schema, "weir serve is up");
 
-    wait_for_signal().await;
-    tracing::info!("shutting down");
-    shutdown.cancel();
+    shutdown.cancelled().await;
     while tasks.join_next().await.is_some() {}
     Ok(())
 }
@@ -83,13 +110,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

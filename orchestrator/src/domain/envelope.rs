@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::ids::{JobName, StreamId, Tenant};
 use super::job::JobCommand;
-use super::workflow::WorkflowCommand;
 use super::rejection::{Rejection, RejectionCode};
+use super::workflow::WorkflowCommand;
 
 /// Largest accepted command message, in bytes.
 pub const MAX_COMMAND_BYTES: usize = 256 * 1024;
@@ -84,20 +84,33 @@ impl Command {
         if !Self::kinds().contains(&kind) {
             return Err(Rejection::new(
                 RejectionCode::UnknownKind,
-                format!("unknown command kind `{kind}`; known kinds: {}", Self::kinds().join(", ")),
+                format!(
+                    "unknown command kind `{kind}`; known kinds: {}",
+                    Self::kinds().join(", ")
+                ),
             ));
         }
         let tagged = serde_json::json!({ "kind": kind, "payload": payload });
         let invalid = |e: serde_json::Error| {
-            Rejection::new(RejectionCode::InvalidCommand, format!("payload for {kind}: {e}"))
+            Rejection::new(
+                RejectionCode::InvalidCommand,
+                format!("payload for {kind}: {e}"),
+            )
         };
         if kind.starts_with("job.") {
-            return serde_json::from_value(tagged).map(Command::Job).map_err(invalid);
+            return serde_json::from_value(tagged)
+                .map(Command::Job)
+                .map_err(invalid);
         }
         if kind.starts_with("workflow.") {
-            return serde_json::from_value(tagged).map(Command::Workflow).map_err(invalid);
+            return serde_json::from_value(tagged)
+                .map(Command::Workflow)
+                .map_err(invalid);
         }
-        Err(Rejection::new(RejectionCode::UnknownKind, format!("unknown command kind `{kind}`")))
+        Err(Rejection::new(
+            RejectionCode::UnknownKind,
+            format!("unknown command kind `{kind}`"),
+        ))
     }
 
     /// The stream a command targets, after validating the target name for that kind.
@@ -153,14 +166,26 @@ pub fn parse_message(subject_tenant: &str, bytes: &[u8]) -> Result<ParsedCommand
         return Err(fail(
             None,
             RejectionCode::TooLarge,
-            format!("command is {} bytes; the limit is {MAX_COMMAND_BYTES}", bytes.len()),
+            format!(
+                "command is {} bytes; the limit is {MAX_COMMAND_BYTES}",
+                bytes.len()
+            ),
         ));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        fail(None, RejectionCode::InvalidUtf8, format!("command is not valid UTF-8: {e}"))
+        fail(
+            None,
+            RejectionCode::InvalidUtf8,
+            format!("command is not valid UTF-8: {e}"),
+        )
     })?;
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| fail(None, RejectionCode::InvalidJson, format!("command is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        fail(
+            None,
+            RejectionCode::InvalidJson,
+            format!("command is not valid JSON: {e}"),
+        )
+    })?;
     // Recover the id early so even schema violations are answered on the right subject.
     let id = value
         .get("id")
@@ -180,8 +205,11 @@ pub fn parse_message(subject_tenant: &str, bytes: &[u8]) -> Result<ParsedCommand
             ),
         ));
     }
-    let command = Command::parse(&raw.kind, raw.payload).map_err(|r| Unparsed { id, rejection: r })?;
-    let stream = command.stream(&raw.target).map_err(|r| Unparsed { id, rejection: r })?;
+    let command =
+        Command::parse(&raw.kind, raw.payload).map_err(|r| Unparsed { id, rejection: r })?;
+    let stream = command
+        .stream(&raw.target)
+        .map_err(|r| Unparsed { id, rejection: r })?;
     Ok(ParsedCommand {
         id: raw.id,
         tenant,
@@ -262,7 +290,11 @@ mod tests {
 
     #[test]
     fn parses_a_valid_command() {
-        let c = parse_message("acme", &env("job.rescale", serde_json::json!({"parallelism": 2}))).unwrap();
+        let c = parse_message(
+            "acme",
+            &env("job.rescale", serde_json::json!({"parallelism": 2})),
+        )
+        .unwrap();
         assert_eq!(c.stream.as_str(), "job.orders");
         assert_eq!(c.command.kind(), "job.rescale");
     }
@@ -270,17 +302,43 @@ mod tests {
     #[test]
     fn each_malformation_has_its_own_code() {
         let code = |r: Result<ParsedCommand, Unparsed>| r.unwrap_err().rejection.code;
-        assert_eq!(code(parse_message("acme", &[0xff, 0xfe])), RejectionCode::InvalidUtf8);
-        assert_eq!(code(parse_message("acme", b"{nope")), RejectionCode::InvalidJson);
+        assert_eq!(
+            code(parse_message("acme", &[0xff, 0xfe])),
+            RejectionCode::InvalidUtf8
+        );
+        assert_eq!(
+            code(parse_message("acme", b"{nope")),
+            RejectionCode::InvalidJson
+        );
         assert_eq!(
             code(parse_message("acme", &vec![b' '; MAX_COMMAND_BYTES + 1])),
             RejectionCode::TooLarge
         );
-        assert_eq!(code(parse_message("acme", &env("job.fly", serde_json::json!({})))), RejectionCode::UnknownKind);
-        assert_eq!(code(parse_message("other", &env("job.stop", serde_json::json!({})))), RejectionCode::TenantMismatch);
-        let r = parse_message("acme", &env("job.rescale", serde_json::json!({"paralelism": 2}))).unwrap_err();
+        assert_eq!(
+            code(parse_message(
+                "acme",
+                &env("job.fly", serde_json::json!({}))
+            )),
+            RejectionCode::UnknownKind
+        );
+        assert_eq!(
+            code(parse_message(
+                "other",
+                &env("job.stop", serde_json::json!({}))
+            )),
+            RejectionCode::TenantMismatch
+        );
+        let r = parse_message(
+            "acme",
+            &env("job.rescale", serde_json::json!({"paralelism": 2})),
+        )
+        .unwrap_err();
         assert_eq!(r.rejection.code, RejectionCode::InvalidCommand);
-        assert!(r.rejection.message.contains("paralelism"), "{}", r.rejection.message);
+        assert!(
+            r.rejection.message.contains("paralelism"),
+            "{}",
+            r.rejection.message
+        );
         assert!(r.id.is_some());
     }
 }

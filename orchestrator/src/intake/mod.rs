@@ -29,6 +29,9 @@ pub use subjects::Subjects;
 /// Largest number of commands decided in one group commit.
 pub const MAX_BATCH: usize = 512;
 
+/// Dead-lettered payloads are cut to this size (with a header saying so).
+const DEAD_LETTER_MAX_BYTES: usize = 64 * 1024;
+
 /// Intake failures that stop setup. Runtime errors are retried, not returned.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -136,12 +139,15 @@ impl<S: EventStore> Intake<S> {
                 .to_owned();
             let delivered = m.info().map(|i| i.delivered).unwrap_or(1);
             if delivered >= MAX_DELIVER {
-                let reason = format!(
-                    "delivered {delivered} times without being processed; dead-lettered"
-                );
+                let reason =
+                    format!("delivered {delivered} times without being processed; dead-lettered");
                 self.dead_letter(&tenant, &m, &reason).await;
                 let id = parse_message(&tenant, &m.payload).ok().map(|c| c.id);
-                let outcome = Outcome::rejected(id, &tenant, Rejection::new(RejectionCode::DeadLettered, reason));
+                let outcome = Outcome::rejected(
+                    id,
+                    &tenant,
+                    Rejection::new(RejectionCode::DeadLettered, reason),
+                );
                 self.publish_outcome(&outcome).await;
                 ack(&m, AckKind::Term).await;
                 continue;
@@ -183,13 +189,20 @@ impl<S: EventStore> Intake<S> {
         let mut confirmations = Vec::with_capacity(outcomes.len());
         for (i, outcome) in outcomes.iter().enumerate() {
             if let Incoming::Unparsed { tenant, error } = &incoming[i] {
-                self.dead_letter(tenant, &live[i], &error.rejection.to_string()).await;
+                self.dead_letter(tenant, &live[i], &error.rejection.to_string())
+                    .await;
             }
             if let Some(f) = self.publish_outcome_pending(outcome).await {
                 confirmations.push(f);
             }
         }
-        for c in futures::future::join_all(confirmations.into_iter().map(std::future::IntoFuture::into_future)).await {
+        for c in futures::future::join_all(
+            confirmations
+                .into_iter()
+                .map(std::future::IntoFuture::into_future),
+        )
+        .await
+        {
             if let Err(e) = c {
                 tracing::warn!(error = %e, "outcome publish not confirmed");
             }
@@ -205,7 +218,10 @@ impl<S: EventStore> Intake<S> {
         true
     }
 
-    async fn publish_outcome_pending(&self, outcome: &Outcome) -> Option<jetstream::context::PublishAckFuture> {
+    async fn publish_outcome_pending(
+        &self,
+        outcome: &Outcome,
+    ) -> Option<jetstream::context::PublishAckFuture> {
         let id = outcome
             .command_id
             .map(|i| i.to_string())
@@ -240,9 +256,15 @@ impl<S: EventStore> Intake<S> {
         let mut headers = HeaderMap::new();
         headers.insert("Weir-Reason", header_safe(reason).as_str());
         headers.insert("Weir-Original-Subject", m.subject.as_str());
+        // Keep dead letters publishable: a payload near NATS's limit plus headers would not be.
+        let mut payload = m.payload.clone();
+        if payload.len() > DEAD_LETTER_MAX_BYTES {
+            headers.insert("Weir-Truncated-From", payload.len().to_string().as_str());
+            payload.truncate(DEAD_LETTER_MAX_BYTES);
+        }
         if let Err(e) = self
             .js
-            .publish_with_headers(self.subjects.dead_letter(tenant), headers, m.payload.clone())
+            .publish_with_headers(self.subjects.dead_letter(tenant), headers, payload)
             .await
         {
             tracing::warn!(error = %e, "cannot dead-letter command");
@@ -253,7 +275,13 @@ impl<S: EventStore> Intake<S> {
 /// NATS headers are single-line ASCII.
 fn header_safe(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { ' ' })
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                ' '
+            }
+        })
         .take(1000)
         .collect()
 }

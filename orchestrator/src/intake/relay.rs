@@ -64,7 +64,10 @@ async fn relay_once<S: EventStore>(
     let mut pending = Vec::with_capacity(events.len());
     for e in &events {
         let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", format!("{}-{}", subjects.prefix(), e.position).as_str());
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}-{}", subjects.prefix(), e.position).as_str(),
+        );
         headers.insert("Weir-Event-Type", e.event_type.as_str());
         let body = serde_json::to_vec(e).map_err(|e| e.to_string())?;
         let f = js
@@ -73,10 +76,19 @@ async fn relay_once<S: EventStore>(
             .map_err(|e| e.to_string())?;
         pending.push(f);
     }
-    for f in futures::future::join_all(pending.into_iter().map(std::future::IntoFuture::into_future)).await {
+    for f in futures::future::join_all(
+        pending
+            .into_iter()
+            .map(std::future::IntoFuture::into_future),
+    )
+    .await
+    {
         f.map_err(|e| e.to_string())?;
     }
-    store.set_cursor(RELAY, last).await.map_err(|e| e.to_string())?;
+    store
+        .set_cursor(RELAY, last)
+        .await
+        .map_err(|e| e.to_string())?;
     metrics::counter!("weir_events_relayed_total").increment(events.len() as u64);
     Ok(events.len())
 }

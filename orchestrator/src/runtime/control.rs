@@ -119,7 +119,10 @@ impl RuntimeError {
 /// What the control plane can ask of the data plane.
 pub trait DeploymentControl: Send + Sync + 'static {
     /// Starts (or replaces, fencing the older generation) a deployment. Idempotent per generation.
-    fn start(&self, req: DeploymentRequest) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    fn start(
+        &self,
+        req: DeploymentRequest,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
     /// Stops a deployment, optionally after a final checkpoint, which it returns.
     fn stop(
         &self,
@@ -128,9 +131,18 @@ pub trait DeploymentControl: Send + Sync + 'static {
         final_checkpoint: bool,
     ) -> impl Future<Output = Result<Option<CheckpointInfo>, RuntimeError>> + Send;
     /// Takes a checkpoint now.
-    fn checkpoint(&self, key: &DeploymentKey) -> impl Future<Output = Result<CheckpointInfo, RuntimeError>> + Send;
+    fn checkpoint(
+        &self,
+        key: &DeploymentKey,
+    ) -> impl Future<Output = Result<CheckpointInfo, RuntimeError>> + Send;
     /// Current status.
-    fn status(&self, key: &DeploymentKey) -> impl Future<Output = Result<DeploymentStatus, RuntimeError>> + Send;
+    fn status(
+        &self,
+        key: &DeploymentKey,
+    ) -> impl Future<Output = Result<DeploymentStatus, RuntimeError>> + Send;
     /// Completed checkpoints, newest first.
-    fn checkpoints(&self, key: &DeploymentKey) -> impl Future<Output = Result<Vec<CheckpointInfo>, RuntimeError>> + Send;
+    fn checkpoints(
+        &self,
+        key: &DeploymentKey,
+    ) -> impl Future<Output = Result<Vec<CheckpointInfo>, RuntimeError>> + Send;
 }

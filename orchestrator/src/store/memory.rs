@@ -8,8 +8,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::{
-    outcome_for, Decision, EventStore, ReadFilter, StoreError, StoredEvent, StreamKey,
-    StreamState, StreamSummary,
+    outcome_for, Decision, EventStore, ReadFilter, StoreError, StoredEvent, StreamKey, StreamState,
+    StreamSummary,
 };
 use crate::domain::{Outcome, StreamId};
 
@@ -67,7 +67,10 @@ impl EventStore for MemoryStore {
         let mut versions: HashMap<StreamKey, u64> = HashMap::new();
         for d in &decisions {
             let meta = d.meta();
-            if inner.commands.contains_key(&(meta.tenant.clone(), meta.command_id)) {
+            if inner
+                .commands
+                .contains_key(&(meta.tenant.clone(), meta.command_id))
+            {
                 return Err(StoreError::DuplicateCommand(meta.command_id));
             }
             if let Decision::Accepted {
@@ -78,10 +81,9 @@ impl EventStore for MemoryStore {
             } = d
             {
                 let key = (meta.tenant.clone(), stream.clone());
-                let current = versions
-                    .get(&key)
-                    .copied()
-                    .unwrap_or_else(|| inner.streams.get(&key).map(|(s, _)| s.version).unwrap_or(0));
+                let current = versions.get(&key).copied().unwrap_or_else(|| {
+                    inner.streams.get(&key).map(|(s, _)| s.version).unwrap_or(0)
+                });
                 if current != *expected_version {
                     return Err(StoreError::Conflict {
                         stream: stream.to_string(),
@@ -150,7 +152,11 @@ impl EventStore for MemoryStore {
             .lock()
             .events
             .iter()
-            .filter(|e| e.tenant == tenant && e.stream == stream.as_str() && e.stream_version > after_version)
+            .filter(|e| {
+                e.tenant == tenant
+                    && e.stream == stream.as_str()
+                    && e.stream_version > after_version
+            })
             .cloned()
             .collect())
     }
@@ -173,7 +179,11 @@ impl EventStore for MemoryStore {
             .collect())
     }
 
-    async fn list_streams(&self, tenant: &str, kind: &str) -> Result<Vec<StreamSummary>, StoreError> {
+    async fn list_streams(
+        &self,
+        tenant: &str,
+        kind: &str,
+    ) -> Result<Vec<StreamSummary>, StoreError> {
         let inner = self.lock();
         let mut out: Vec<StreamSummary> = inner
             .streams

@@ -115,7 +115,10 @@ pub enum StoreError {
 impl StoreError {
     /// Whether re-reading and deciding again can succeed at once.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, StoreError::Conflict { .. } | StoreError::DuplicateCommand(_))
+        matches!(
+            self,
+            StoreError::Conflict { .. } | StoreError::DuplicateCommand(_)
+        )
     }
 }
 
@@ -180,11 +183,7 @@ pub struct ReadFilter<'a> {
 
 /// Builds outcomes for a batch once positions are known. Shared by both stores
 /// so they cannot disagree about what an outcome says.
-pub(crate) fn outcome_for(
-    decision: &Decision,
-    first_position: i64,
-    new_version: u64,
-) -> Outcome {
+pub(crate) fn outcome_for(decision: &Decision, first_position: i64, new_version: u64) -> Outcome {
     use crate::domain::envelope::{EventRef, OutcomeStatus};
     match decision {
         Decision::Rejected { meta, rejection } => {

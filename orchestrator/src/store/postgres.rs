@@ -15,8 +15,8 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::{
-    outcome_for, Decision, EventStore, ReadFilter, StoreError, StoredEvent, StreamKey,
-    StreamState, StreamSummary,
+    outcome_for, Decision, EventStore, ReadFilter, StoreError, StoredEvent, StreamKey, StreamState,
+    StreamSummary,
 };
 use crate::domain::{Outcome, StreamId};
 
@@ -88,7 +88,11 @@ impl PgStore {
 /// A pool whose connections use `schema` as their search path. Lazy: it does
 /// not fail when the database is down, so `serve` can start and wait for it.
 pub async fn pool(url: &str, schema: &str, max: u32) -> Result<PgPool, StoreError> {
-    if schema.is_empty() || !schema.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if schema.is_empty()
+        || !schema
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         return Err(StoreError::Corrupt(format!(
             "database schema `{schema}` must be letters, digits and '_'"
         )));
@@ -223,8 +227,10 @@ impl EventStore for PgStore {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
 
         // Expected-version checks: existing streams by conditional update, new ones by insert.
-        let (mut u_t, mut u_s, mut u_e, mut u_v, mut u_snap) = (vec![], vec![], vec![], vec![], vec![]);
-        let (mut i_t, mut i_s, mut i_k, mut i_v, mut i_snap) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut u_t, mut u_s, mut u_e, mut u_v, mut u_snap) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut i_t, mut i_s, mut i_k, mut i_v, mut i_snap) =
+            (vec![], vec![], vec![], vec![], vec![]);
         for ((tenant, stream), c) in &changes {
             if c.expected == 0 {
                 i_t.push(tenant.as_str());
@@ -298,9 +304,18 @@ impl EventStore for PgStore {
         }
 
         let mut outcomes = Vec::with_capacity(decisions.len());
-        let (mut e_pos, mut e_t, mut e_s, mut e_v, mut e_ty, mut e_p, mut e_c, mut e_a) =
-            (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-        let (mut c_t, mut c_id, mut c_k, mut c_tg, mut c_o) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut e_pos, mut e_t, mut e_s, mut e_v, mut e_ty, mut e_p, mut e_c, mut e_a) = (
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+        );
+        let (mut c_t, mut c_id, mut c_k, mut c_tg, mut c_o) =
+            (vec![], vec![], vec![], vec![], vec![]);
         let mut next = first_position;
         for d in &decisions {
             let meta = d.meta();
@@ -415,7 +430,11 @@ impl EventStore for PgStore {
         rows.iter().map(row_to_event).collect()
     }
 
-    async fn list_streams(&self, tenant: &str, kind: &str) -> Result<Vec<StreamSummary>, StoreError> {
+    async fn list_streams(
+        &self,
+        tenant: &str,
+        kind: &str,
+    ) -> Result<Vec<StreamSummary>, StoreError> {
         let rows = sqlx::query(
             "SELECT stream_id, version, snapshot, updated_at FROM streams
              WHERE tenant = $1 AND kind = $2 ORDER BY stream_id",
@@ -438,11 +457,12 @@ impl EventStore for PgStore {
     }
 
     async fn cursor(&self, relay: &str) -> Result<i64, StoreError> {
-        let pos: Option<i64> = sqlx::query_scalar("SELECT position FROM outbox_cursors WHERE relay = $1")
-            .bind(relay)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let pos: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM outbox_cursors WHERE relay = $1")
+                .bind(relay)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
         Ok(pos.unwrap_or(0))
     }
 

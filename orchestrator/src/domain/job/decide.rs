@@ -25,7 +25,12 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
     match phase {
         Phase::Absent | Phase::Deleted => &["job.create"],
         Phase::Idle => &[
-            COMPILE[0], COMPILE[1], COMPILE[2], COMPILE[3], "job.deploy", "job.delete",
+            COMPILE[0],
+            COMPILE[1],
+            COMPILE[2],
+            COMPILE[3],
+            "job.deploy",
+            "job.delete",
         ],
         Phase::Deploying => &[
             COMPILE[0],
@@ -99,7 +104,10 @@ pub fn decide(
         return Err(match state.phase {
             Phase::Absent => reject(
                 RejectionCode::NotFound,
-                format!("job `{}` does not exist; create it first with job.create", ctx.job),
+                format!(
+                    "job `{}` does not exist; create it first with job.create",
+                    ctx.job
+                ),
             ),
             Phase::Deleted if kind != "job.create" => reject(
                 RejectionCode::NotFound,
@@ -183,7 +191,10 @@ pub fn decide(
         JobCommand::Deploy(d) => {
             let version = resolve_version(state, d.version, ctx)?;
             let info = state.version(version).ok_or_else(|| {
-                reject(RejectionCode::NotFound, format!("version {version} does not exist"))
+                reject(
+                    RejectionCode::NotFound,
+                    format!("version {version} does not exist"),
+                )
             })?;
             if let CompileStatus::Failed { reason } = &info.compile {
                 return Err(reject(
@@ -278,7 +289,10 @@ pub fn decide(
             let d = state.deployment.as_ref().ok_or_else(|| {
                 reject(
                     RejectionCode::InvalidTransition,
-                    format!("job `{}` was never deployed; there is nothing to restore", ctx.job),
+                    format!(
+                        "job `{}` was never deployed; there is nothing to restore",
+                        ctx.job
+                    ),
                 )
             })?;
             vec![JobEvent::DeployRequested {
@@ -292,13 +306,17 @@ pub fn decide(
         }
         JobCommand::Rescale(r) => {
             let parallelism = checked_parallelism(r.parallelism)?;
-            let d = state.deployment.as_ref().ok_or_else(|| {
-                reject(RejectionCode::InvalidTransition, "nothing is deployed")
-            })?;
+            let d = state
+                .deployment
+                .as_ref()
+                .ok_or_else(|| reject(RejectionCode::InvalidTransition, "nothing is deployed"))?;
             if d.parallelism == parallelism {
                 return Err(reject(
                     RejectionCode::InvalidTransition,
-                    format!("job `{}` already runs at parallelism {parallelism}", ctx.job),
+                    format!(
+                        "job `{}` already runs at parallelism {parallelism}",
+                        ctx.job
+                    ),
                 ));
             }
             vec![JobEvent::DeployRequested {

@@ -19,7 +19,11 @@ impl Aggregate for JobState {
     type Event = JobEvent;
     const STREAM_KIND: &'static str = "job";
 
-    fn decide(&self, cmd: &JobCommand, ctx: &DecideContext<'_>) -> Result<Vec<JobEvent>, Rejection> {
+    fn decide(
+        &self,
+        cmd: &JobCommand,
+        ctx: &DecideContext<'_>,
+    ) -> Result<Vec<JobEvent>, Rejection> {
         decide::decide(
             self,
             cmd,

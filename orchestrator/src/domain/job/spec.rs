@@ -219,10 +219,7 @@ impl JobSpec {
             return Err(err("parallelism".into(), "must be between 1 and 1024"));
         }
         if self.checkpoint.interval_ms < 100 {
-            return Err(err(
-                "checkpoint.interval_ms".into(),
-                "must be at least 100",
-            ));
+            return Err(err("checkpoint.interval_ms".into(), "must be at least 100"));
         }
         if self.checkpoint.retain == 0 {
             return Err(err("checkpoint.retain".into(), "must be at least 1"));
@@ -255,7 +252,10 @@ impl JobSpec {
                 return Err(err(format!("operators[{i}].id"), "must not be empty"));
             }
             if !ids.insert(id.clone()) {
-                return Err(err(format!("operators[{i}].id"), "duplicates an earlier id"));
+                return Err(err(
+                    format!("operators[{i}].id"),
+                    "duplicates an earlier id",
+                ));
             }
         }
         for (i, s) in self.sinks.iter().enumerate() {

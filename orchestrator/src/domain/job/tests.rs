@@ -139,21 +139,54 @@ fn full_lifecycle() {
     let e = ok(&mut s, sample("job.deploy", 0));
     assert!(matches!(
         e[0],
-        JobEvent::DeployRequested { cause: DeployCause::Deploy, parallelism: 2, generation: 1, .. }
+        JobEvent::DeployRequested {
+            cause: DeployCause::Deploy,
+            parallelism: 2,
+            generation: 1,
+            ..
+        }
     ));
     ok(&mut s, sample("job.mark_running", 1));
     ok(&mut s, sample("job.mark_stable", 1));
     assert_eq!(s.last_stable_version, Some(1));
     ok(&mut s, sample("job.submit_version", 1));
     assert_eq!(s.latest_version(), Some(2));
-    let e = ok(&mut s, JobCommand::Deploy(Deploy { version: Some(2), ..Default::default() }));
-    assert!(matches!(e[0], JobEvent::DeployRequested { cause: DeployCause::Upgrade, version: 2, .. }));
+    let e = ok(
+        &mut s,
+        JobCommand::Deploy(Deploy {
+            version: Some(2),
+            ..Default::default()
+        }),
+    );
+    assert!(matches!(
+        e[0],
+        JobEvent::DeployRequested {
+            cause: DeployCause::Upgrade,
+            version: 2,
+            ..
+        }
+    ));
     ok(&mut s, sample("job.mark_running", 2));
     let e = ok(&mut s, sample("job.rollback", 2));
-    assert!(matches!(e[0], JobEvent::DeployRequested { cause: DeployCause::Rollback, version: 1, generation: 3, .. }));
+    assert!(matches!(
+        e[0],
+        JobEvent::DeployRequested {
+            cause: DeployCause::Rollback,
+            version: 1,
+            generation: 3,
+            ..
+        }
+    ));
     ok(&mut s, sample("job.mark_running", 3));
     let e = ok(&mut s, sample("job.rescale", 3));
-    assert!(matches!(e[0], JobEvent::DeployRequested { cause: DeployCause::Rescale, parallelism: 3, .. }));
+    assert!(matches!(
+        e[0],
+        JobEvent::DeployRequested {
+            cause: DeployCause::Rescale,
+            parallelism: 3,
+            ..
+        }
+    ));
     ok(&mut s, sample("job.mark_running", 4));
     ok(&mut s, sample("job.restore", 4));
     ok(&mut s, sample("job.mark_running", 5));
@@ -174,11 +207,23 @@ fn stale_generations_are_fenced() {
 #[test]
 fn payload_checks() {
     let mut s = in_phase(Phase::Idle);
-    let r = run(&mut s, JobCommand::SubmitVersion(SubmitVersion { spec: json!({"sources": []}) }))
-        .unwrap_err();
+    let r = run(
+        &mut s,
+        JobCommand::SubmitVersion(SubmitVersion {
+            spec: json!({"sources": []}),
+        }),
+    )
+    .unwrap_err();
     assert_eq!(r.code, RejectionCode::InvalidCommand);
     assert!(r.message.starts_with("payload.spec."), "{r}");
-    let r = run(&mut s, JobCommand::Deploy(Deploy { version: Some(9), ..Default::default() })).unwrap_err();
+    let r = run(
+        &mut s,
+        JobCommand::Deploy(Deploy {
+            version: Some(9),
+            ..Default::default()
+        }),
+    )
+    .unwrap_err();
     assert_eq!(r.code, RejectionCode::NotFound);
     let r = run(&mut s, sample("job.compile_succeeded", 0)).unwrap_err();
     assert!(r.message.contains("not compiling"), "{r}");
@@ -197,7 +242,12 @@ fn payload_checks() {
 fn replay_rebuilds_the_same_state() {
     let mut s = JobState::default();
     let mut log = Vec::new();
-    for (k, g) in [("job.create", 0), ("job.deploy", 0), ("job.mark_running", 1), ("job.mark_failed", 1)] {
+    for (k, g) in [
+        ("job.create", 0),
+        ("job.deploy", 0),
+        ("job.mark_running", 1),
+        ("job.mark_failed", 1),
+    ] {
         log.extend(ok(&mut s, sample(k, g)));
     }
     let mut replayed = JobState::default();
