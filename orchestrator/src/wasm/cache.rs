@@ -75,14 +75,16 @@ impl ArtifactCache {
         bytes: &[u8],
     ) -> Result<Component, WasmError> {
         if let Some(path) = self.path(digest) {
-            if path.exists() {
+            // Read into memory rather than mmap the file: a mapping of a file
+            // that someone truncates turns into SIGBUS for the whole process.
+            if let Ok(artifact) = std::fs::read(&path) {
                 // SAFETY: the file was written by `store` below from
                 // `Component::serialize` of this host, under a name that
                 // includes the digest and the engine's compatibility hash;
                 // wasmtime re-checks its own header on load and we fall back
                 // to compiling if it refuses. The cache directory is the
                 // host's private state, like its binary.
-                match unsafe { Component::deserialize_file(engine, &path) } {
+                match unsafe { Component::deserialize(engine, &artifact) } {
                     Ok(c) => {
                         self.counters.hits.fetch_add(1, Ordering::Relaxed);
                         metrics::counter!("weir_wasm_artifact_cache_total", "result" => "hit")

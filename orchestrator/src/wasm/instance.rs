@@ -362,7 +362,7 @@ impl UdfInstance {
             },
             Some(t) => {
                 let mut message = t.to_string();
-                if let Some(line) = store.data().stderr.last_line() {
+                if let Some(line) = store.data().stderr.tail() {
                     message.push_str("; guest stderr: ");
                     message.push_str(&line);
                 }

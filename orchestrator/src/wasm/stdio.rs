@@ -1,5 +1,5 @@
-//! Guest stdout and stderr, captured into bounded buffers. Output past the
-//! cap is counted and dropped, never an error: a chatty UDF must not fail
+//! Guest stdout and stderr, captured into bounded buffers that keep the
+//! newest bytes. Output past the cap is counted and dropped, never an error: a chatty UDF must not fail
 //! because of its prints. The tail of stderr explains traps (a Rust panic
 //! message lands there).
 
@@ -28,14 +28,20 @@ impl Capture {
         })))
     }
 
+    /// Keeps the newest `cap` bytes: the end of the output (a panic message)
+    /// matters more than its start.
     fn append(&self, bytes: &[u8]) {
         // A poisoned lock only means another writer panicked mid-append; the
         // buffer is still a valid byte vector.
         let mut b = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let room = b.cap.saturating_sub(b.data.len());
-        let n = room.min(bytes.len());
-        b.data.extend_from_slice(&bytes[..n]);
-        b.dropped += (bytes.len() - n) as u64;
+        let keep = bytes.len().min(b.cap);
+        b.dropped += (bytes.len() - keep) as u64;
+        b.data.extend_from_slice(&bytes[bytes.len() - keep..]);
+        let over = b.data.len().saturating_sub(b.cap);
+        if over > 0 {
+            b.data.drain(..over);
+            b.dropped += over as u64;
+        }
     }
 
     /// Takes what was captured and how many bytes were dropped.
@@ -45,14 +51,22 @@ impl Capture {
         (std::mem::take(&mut b.data), dropped)
     }
 
-    /// The last line written, for trap messages.
-    pub(crate) fn last_line(&self) -> Option<String> {
+    /// The last lines written, for trap messages: a Rust panic prints
+    /// "panicked at <file:line>:" and then its message, then a backtrace hint.
+    pub(crate) fn tail(&self) -> Option<String> {
         let b = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let text = String::from_utf8_lossy(&b.data);
-        text.lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.chars().take(500).collect())
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect();
+        let start = lines
+            .iter()
+            .rposition(|l| l.contains("panicked at"))
+            .unwrap_or(lines.len().saturating_sub(1));
+        let tail = lines.get(start..)?.join(" ");
+        (!tail.is_empty()).then(|| tail.chars().take(500).collect())
     }
 }
 
