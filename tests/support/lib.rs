@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod guests;
+pub mod kafka;
 pub mod proxy;
 pub mod serve;
 

@@ -1,0 +1,409 @@
+//! One running deployment: its tasks, their supervisors, and the checkpoint
+//! coordinator.
+//!
+//! - **Supervisor** (one per task): runs the task; on a crash restarts it
+//!   from the latest checkpoint with exponential backoff until the restart
+//!   budget is spent, then marks it failed.
+//! - **Coordinator**: a checkpoint asks every task for its snapshot at a
+//!   batch boundary, writes them in one PostgreSQL transaction (fenced by
+//!   generation), then tells the tasks it is durable.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinHandle};
+
+use super::checkpoint::store::NewCheckpoint;
+use super::checkpoint::Trigger;
+use super::control::{CheckpointInfo, DeploymentKey, DeploymentStatus, RuntimeError, TaskState};
+use super::metrics::{MetricsReport, TaskMetrics};
+use super::restart::{RestartPolicy, RestartTracker};
+use super::task::{self, Control, TaskEnv, TaskPlan};
+use super::topology::{Chain, TopicPartition};
+use crate::domain::job::spec::{JobSpec, SinkSpec};
+
+/// A task's handle as the coordinator sees it.
+struct TaskSlot {
+    metrics: Arc<TaskMetrics>,
+    /// The current incarnation's control channel (replaced on restart).
+    ctl: Mutex<Option<mpsc::Sender<Control>>>,
+    abort: Mutex<Option<AbortHandle>>,
+}
+
+/// A running deployment.
+pub struct Deployment {
+    pub key: DeploymentKey,
+    pub version: u32,
+    pub generation: u64,
+    pub parallelism: u32,
+    spec: Arc<JobSpec>,
+    env: TaskEnv,
+    slots: Vec<Arc<TaskSlot>>,
+    supervisors: Mutex<Vec<JoinHandle<()>>>,
+    background: Mutex<Vec<JoinHandle<()>>>,
+    checkpoint_lock: tokio::sync::Mutex<()>,
+    stopping: Arc<AtomicBool>,
+    completed: AtomicU64,
+}
+
+/// What [`Deployment::launch`] needs.
+pub struct Launch {
+    pub key: DeploymentKey,
+    pub version: u32,
+    pub generation: u64,
+    pub spec: Arc<JobSpec>,
+    pub chain: Chain,
+    pub assignment: Vec<Vec<TopicPartition>>,
+    pub restore: Option<String>,
+    pub env: TaskEnv,
+    pub restart: RestartPolicy,
+}
+
+fn now_ms() -> u64 {
+    chrono::Utc::now().timestamp_millis().max(0) as u64
+}
+
+impl Deployment {
+    /// Spawns the tasks (gated), takes the start checkpoint, which releases
+    /// them, and returns the running deployment.
+    pub async fn launch(l: Launch) -> Result<Arc<Self>, RuntimeError> {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut slots = Vec::new();
+        let mut supervisors = Vec::new();
+        for (index, partitions) in l.assignment.iter().enumerate() {
+            let metrics = Arc::new(TaskMetrics::new(&l.key, index as u32, partitions.clone()));
+            let slot = Arc::new(TaskSlot {
+                metrics,
+                ctl: Mutex::new(None),
+                abort: Mutex::new(None),
+            });
+            let plan = TaskPlan {
+                key: l.key.clone(),
+                version: l.version,
+                generation: l.generation,
+                index: index as u32,
+                partitions: partitions.clone(),
+                spec: l.spec.clone(),
+                chain: l.chain.clone(),
+                restore: l.restore.clone(),
+                gated: true,
+            };
+            // The first incarnation's channel exists before launch returns.
+            let (tx, rx) = mpsc::channel(8);
+            if let Ok(mut c) = slot.ctl.lock() {
+                *c = Some(tx);
+            }
+            supervisors.push(tokio::spawn(supervise(
+                slot.clone(),
+                plan,
+                l.env.clone(),
+                l.restart.clone(),
+                stopping.clone(),
+                rx,
+            )));
+            slots.push(slot);
+        }
+        let d = Arc::new(Self {
+            key: l.key,
+            version: l.version,
+            generation: l.generation,
+            parallelism: l.assignment.len() as u32,
+            spec: l.spec,
+            env: l.env,
+            slots,
+            supervisors: Mutex::new(supervisors),
+            background: Mutex::new(Vec::new()),
+            checkpoint_lock: tokio::sync::Mutex::new(()),
+            stopping,
+            completed: AtomicU64::new(0),
+        });
+        if let Err(e) = d.checkpoint(Trigger::Start).await {
+            d.shutdown().await;
+            return Err(e);
+        }
+        Ok(d)
+    }
+
+    /// Starts the periodic checkpoints and the NATS metrics publisher.
+    pub fn spawn_background(
+        self: &Arc<Self>,
+        nats: Option<(async_nats::Client, String)>,
+        metrics_interval: Duration,
+    ) {
+        let mut bg = Vec::new();
+        let weak = Arc::downgrade(self);
+        let every = Duration::from_millis(self.spec.checkpoint.interval_ms);
+        bg.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(d) = weak.upgrade() else { return };
+                match d.checkpoint(Trigger::Periodic).await {
+                    Ok(_) => {}
+                    Err(RuntimeError::StaleGeneration { current, .. }) => {
+                        tracing::warn!(job = %d.key.job, generation = d.generation, current, "fenced by a newer generation; stopping");
+                        d.shutdown().await;
+                        return;
+                    }
+                    Err(e) => tracing::warn!(job = %d.key.job, error = %e, "periodic checkpoint failed"),
+                }
+            }
+        }));
+        if let Some((client, subject)) = nats {
+            let weak = Arc::downgrade(self);
+            bg.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(metrics_interval);
+                loop {
+                    tick.tick().await;
+                    let Some(d) = weak.upgrade() else { return };
+                    let report = d.report();
+                    drop(d);
+                    if let Ok(body) = serde_json::to_vec(&report) {
+                        if let Err(e) = client.publish(subject.clone(), body.into()).await {
+                            tracing::debug!(error = %e, "metrics publish failed");
+                        }
+                    }
+                }
+            }));
+        }
+        if let Ok(mut b) = self.background.lock() {
+            b.extend(bg);
+        }
+    }
+
+    /// Takes a consistent checkpoint of all tasks.
+    pub async fn checkpoint(&self, trigger: Trigger) -> Result<CheckpointInfo, RuntimeError> {
+        let _one_at_a_time = self.checkpoint_lock.lock().await;
+        let started = Instant::now();
+        let mut replies = Vec::new();
+        for slot in &self.slots {
+            let tx = slot.ctl.lock().ok().and_then(|c| c.clone());
+            let Some(tx) = tx else {
+                return Err(unavailable(format!(
+                    "task {} is restarting",
+                    slot.metrics.task
+                )));
+            };
+            let (reply, rx) = oneshot::channel();
+            tx.send(Control::Checkpoint(reply))
+                .await
+                .map_err(|_| unavailable(format!("task {} is not running", slot.metrics.task)))?;
+            replies.push((slot.metrics.task, rx));
+        }
+        let mut partitions = Vec::new();
+        for (task, rx) in replies {
+            let parts = tokio::time::timeout(Duration::from_secs(120), rx)
+                .await
+                .map_err(|_| {
+                    unavailable(format!("task {task} did not answer the checkpoint in time"))
+                })?
+                .map_err(|_| unavailable(format!("task {task} stopped during the checkpoint")))?
+                .map_err(|e| unavailable(format!("task {task}: {e}")))?;
+            partitions.extend(parts);
+        }
+        let info = self
+            .env
+            .store
+            .save(NewCheckpoint {
+                key: &self.key,
+                version: self.version,
+                generation: self.generation,
+                trigger,
+                duration_ms: started.elapsed().as_millis() as u64,
+                partitions: &partitions,
+                retain: self.spec.checkpoint.retain,
+            })
+            .await?;
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        let secs = started.elapsed().as_secs_f64();
+        for slot in &self.slots {
+            slot.metrics.checkpointed(&info.id, secs, info.state_bytes);
+            let tx = slot.ctl.lock().ok().and_then(|c| c.clone());
+            if let Some(tx) = tx {
+                let _ = tx.send(Control::Committed(info.id.clone())).await;
+            }
+        }
+        tracing::info!(
+            job = %self.key.job, generation = self.generation, checkpoint = %info.id,
+            trigger = trigger.as_str(), ms = started.elapsed().as_millis() as u64,
+            state_bytes = info.state_bytes, "checkpoint completed"
+        );
+        Ok(info)
+    }
+
+    /// Stops every task (after an optional final checkpoint) and waits for them.
+    pub async fn stop(
+        &self,
+        final_checkpoint: bool,
+    ) -> Result<Option<CheckpointInfo>, RuntimeError> {
+        let info = if final_checkpoint {
+            Some(self.checkpoint(Trigger::Stop).await?)
+        } else {
+            None
+        };
+        self.shutdown().await;
+        Ok(info)
+    }
+
+    async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Ok(mut bg) = self.background.lock() {
+            for h in bg.drain(..) {
+                h.abort();
+            }
+        }
+        for slot in &self.slots {
+            let tx = slot.ctl.lock().ok().and_then(|c| c.clone());
+            if let Some(tx) = tx {
+                let _ = tx.send(Control::Stop).await;
+            }
+        }
+        let handles: Vec<_> = self
+            .supervisors
+            .lock()
+            .map(|mut s| s.drain(..).collect())
+            .unwrap_or_default();
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+
+    /// Simulates a crash of one task (for chaos tests): its current
+    /// incarnation is aborted and the supervisor restarts it.
+    pub fn kill_task(&self, task: u32) -> bool {
+        let Some(slot) = self.slots.get(task as usize) else {
+            return false;
+        };
+        let h = slot.abort.lock().ok().and_then(|a| a.clone());
+        h.map(|h| h.abort()).is_some()
+    }
+
+    pub fn status(&self) -> DeploymentStatus {
+        DeploymentStatus {
+            key: self.key.clone(),
+            version: self.version,
+            generation: self.generation,
+            parallelism: self.parallelism,
+            guarantee: guarantee(&self.spec, self.env.transactional),
+            tasks: self.slots.iter().map(|s| s.metrics.status()).collect(),
+            completed_checkpoints: self.completed.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn report(&self) -> MetricsReport {
+        MetricsReport {
+            tenant: self.key.tenant.clone(),
+            job: self.key.job.clone(),
+            version: self.version,
+            generation: self.generation,
+            parallelism: self.parallelism,
+            at: chrono::Utc::now(),
+            tasks: self.slots.iter().map(|s| s.metrics.report()).collect(),
+        }
+    }
+}
+
+fn unavailable(reason: String) -> RuntimeError {
+    RuntimeError::Unavailable {
+        what: "deployment",
+        reason,
+    }
+}
+
+/// The delivery guarantee per sink, stated.
+pub fn guarantee(spec: &JobSpec, transactional: bool) -> String {
+    spec.sinks
+        .iter()
+        .map(|s| match s {
+            SinkSpec::Kafka { topic } if transactional => {
+                format!("kafka:{topic} exactly-once (Kafka transactions)")
+            }
+            SinkSpec::Kafka { topic } => {
+                format!("kafka:{topic} exactly-once (deterministic replay)")
+            }
+            SinkSpec::Postgres { table, .. } => {
+                format!("postgres:{table} effectively exactly-once (idempotent upsert)")
+            }
+            SinkSpec::Nats { subject } => format!("nats:{subject} at-least-once"),
+            SinkSpec::Http { url, .. } => format!("http:{url} at-least-once"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Runs one task, restarting it from the latest checkpoint after crashes.
+async fn supervise(
+    slot: Arc<TaskSlot>,
+    mut plan: TaskPlan,
+    env: TaskEnv,
+    policy: RestartPolicy,
+    stopping: Arc<AtomicBool>,
+    first_rx: mpsc::Receiver<Control>,
+) {
+    let mut tracker = RestartTracker::default();
+    let mut rx = Some(first_rx);
+    loop {
+        let rx = match rx.take() {
+            Some(rx) => rx,
+            None => {
+                let (tx, rx) = mpsc::channel(8);
+                if let Ok(mut c) = slot.ctl.lock() {
+                    *c = Some(tx);
+                }
+                rx
+            }
+        };
+        let handle = tokio::spawn(task::run(
+            plan.clone(),
+            env.clone(),
+            slot.metrics.clone(),
+            rx,
+        ));
+        if let Ok(mut a) = slot.abort.lock() {
+            *a = Some(handle.abort_handle());
+        }
+        let outcome = handle.await;
+        if let Ok(mut c) = slot.ctl.lock() {
+            *c = None;
+        }
+        let reason = match outcome {
+            Ok(Ok(())) => {
+                slot.metrics.set_state(TaskState::Stopped);
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) if e.is_cancelled() => "killed".to_owned(),
+            Err(e) => format!("panicked: {e}"),
+        };
+        if stopping.load(Ordering::SeqCst) {
+            slot.metrics.set_state(TaskState::Stopped);
+            return;
+        }
+        slot.metrics.error();
+        let Some(backoff) = tracker.on_crash(&policy, now_ms()) else {
+            tracing::error!(job = %plan.key.job, task = plan.index, %reason, "restart budget spent; task failed");
+            slot.metrics.set_state(TaskState::Failed(reason));
+            return;
+        };
+        tracing::warn!(job = %plan.key.job, task = plan.index, %reason, backoff_ms = backoff.as_millis() as u64, "task crashed; restarting from the latest checkpoint");
+        slot.metrics.set_state(TaskState::Restarting);
+        slot.metrics.restarted();
+        tokio::time::sleep(backoff).await;
+        if stopping.load(Ordering::SeqCst) {
+            slot.metrics.set_state(TaskState::Stopped);
+            return;
+        }
+        match env.store.latest(&plan.key).await {
+            Ok(Some(cp)) => {
+                plan.restore = Some(cp.id);
+                plan.gated = false;
+            }
+            // No checkpoint yet: wait to be released by the next one.
+            Ok(None) => plan.gated = true,
+            Err(e) => tracing::warn!(error = %e, "could not read the latest checkpoint; retrying"),
+        }
+    }
+}

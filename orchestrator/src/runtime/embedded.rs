@@ -1,0 +1,275 @@
+//! [`EmbeddedRuntime`]: the data plane inside the orchestrator process,
+//! implementing [`DeploymentControl`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+
+use super::checkpoint::store::CheckpointStore;
+use super::checkpoint::Trigger;
+use super::control::{
+    CheckpointInfo, DeploymentControl, DeploymentKey, DeploymentRequest, DeploymentStatus,
+    RestoreFrom, RuntimeError,
+};
+use super::deployment::{Deployment, Launch};
+use super::kafka;
+use super::operator::ModuleResolver;
+use super::rate_limit::TokenBucket;
+use super::restart::RestartPolicy;
+use super::task::TaskEnv;
+use super::topology::{assign, Chain, TopicPartition};
+
+/// Settings of the embedded runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Records per batch handed to the operators.
+    pub max_batch: usize,
+    pub restart: RestartPolicy,
+    /// Use Kafka transactions for Kafka sinks (Apache Kafka, Redpanda). Off
+    /// for tansu, which lacks them: deterministic replay is used instead.
+    pub transactional: bool,
+    /// NATS subject prefix: metrics go to `<prefix>.metrics.<tenant>.<job>`.
+    pub subject_prefix: String,
+    /// How often metrics are published on NATS.
+    pub metrics_interval: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            max_batch: 1024,
+            restart: RestartPolicy::default(),
+            transactional: false,
+            subject_prefix: "weir".into(),
+            metrics_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The stream runtime running in this process.
+#[derive(Clone)]
+pub struct EmbeddedRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: RuntimeConfig,
+    store: CheckpointStore,
+    pool: PgPool,
+    resolver: Arc<dyn ModuleResolver>,
+    nats: Option<async_nats::Client>,
+    http: reqwest::Client,
+    deployments: Mutex<HashMap<DeploymentKey, Arc<Deployment>>>,
+    /// Serialises start/stop per runtime: they are rare and must not interleave.
+    lifecycle: tokio::sync::Mutex<()>,
+    epoch: Instant,
+}
+
+impl EmbeddedRuntime {
+    /// `pool` must point at the schema where migration 0002 ran; it also
+    /// serves PostgreSQL sinks. `nats` enables NATS sinks and metrics.
+    pub fn new(
+        cfg: RuntimeConfig,
+        pool: PgPool,
+        resolver: Arc<dyn ModuleResolver>,
+        nats: Option<async_nats::Client>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                cfg,
+                store: CheckpointStore::new(pool.clone()),
+                pool,
+                resolver,
+                nats,
+                http: reqwest::Client::new(),
+                deployments: Mutex::new(HashMap::new()),
+                lifecycle: tokio::sync::Mutex::new(()),
+                epoch: Instant::now(),
+            }),
+        }
+    }
+
+    fn get(&self, key: &DeploymentKey) -> Result<Arc<Deployment>, RuntimeError> {
+        self.inner
+            .deployments
+            .lock()
+            .ok()
+            .and_then(|d| d.get(key).cloned())
+            .ok_or_else(|| RuntimeError::NotDeployed(key.clone()))
+    }
+
+    /// Crashes one task on purpose (chaos testing); it restarts from the
+    /// latest checkpoint. Returns whether such a task was running.
+    pub fn kill_task(&self, key: &DeploymentKey, task: u32) -> Result<bool, RuntimeError> {
+        Ok(self.get(key)?.kill_task(task))
+    }
+
+    /// Source partitions of all the spec's topics (blocking metadata calls).
+    async fn partitions(&self, topics: Vec<String>) -> Result<Vec<TopicPartition>, RuntimeError> {
+        let brokers = self.inner.cfg.brokers.clone();
+        tokio::task::spawn_blocking(move || {
+            let client = kafka::admin_consumer(&brokers)?;
+            let mut out = Vec::new();
+            for t in topics {
+                for p in kafka::partitions_of(&client, &t)? {
+                    out.push(TopicPartition {
+                        topic: t.clone(),
+                        partition: p,
+                    });
+                }
+            }
+            Ok::<_, kafka::KafkaOpError>(out)
+        })
+        .await
+        .map_err(|e| RuntimeError::Internal(e.to_string()))?
+        .map_err(|e| RuntimeError::Unavailable {
+            what: "kafka",
+            reason: e.to_string(),
+        })
+    }
+
+    async fn start_inner(&self, req: DeploymentRequest) -> Result<(), RuntimeError> {
+        let _serial = self.inner.lifecycle.lock().await;
+        let key = req.key.clone();
+        let span = tracing::info_span!("deploy", tenant = %key.tenant, job = %key.job, version = req.version, generation = req.generation);
+        let _enter = span.enter();
+        drop(_enter);
+        req.spec
+            .validate()
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        if let Ok(current) = self.get(&key) {
+            if current.generation == req.generation {
+                return Ok(());
+            }
+            if current.generation > req.generation {
+                return Err(RuntimeError::StaleGeneration {
+                    requested: req.generation,
+                    current: current.generation,
+                });
+            }
+        }
+        self.inner
+            .store
+            .fence(&key, req.generation, req.version, req.parallelism)
+            .await?;
+        // Replace an older generation: final checkpoint if it is healthy, then stop.
+        let old = self
+            .inner
+            .deployments
+            .lock()
+            .ok()
+            .and_then(|mut d| d.remove(&key));
+        if let Some(old) = old {
+            if let Err(e) = old.stop(true).await {
+                tracing::warn!(error = %e, "final checkpoint of the replaced generation failed");
+                let _ = old.stop(false).await;
+            }
+        }
+        let restore = match &req.restore {
+            RestoreFrom::Nothing => None,
+            RestoreFrom::Latest => self.inner.store.latest(&key).await?.map(|c| c.id),
+            RestoreFrom::Checkpoint(id) => Some(self.inner.store.get(&key, id).await?.id),
+        };
+        let chain = Chain::build(&req.spec, self.inner.resolver.as_ref()).map_err(|e| {
+            if e.retryable {
+                RuntimeError::Unavailable {
+                    what: "module registry",
+                    reason: e.to_string(),
+                }
+            } else {
+                RuntimeError::Invalid(e.to_string())
+            }
+        })?;
+        let topics = req.spec.sources.iter().map(|s| s.topic.clone()).collect();
+        let partitions = self.partitions(topics).await?;
+        let assignment = assign(&partitions, req.parallelism.max(1));
+        let spec = Arc::new(req.spec.clone());
+        let rate = spec.rate_limit.map(|r| {
+            Arc::new(Mutex::new(TokenBucket::new(
+                r,
+                self.inner.epoch.elapsed().as_millis() as u64,
+            )))
+        });
+        let env = TaskEnv {
+            brokers: self.inner.cfg.brokers.clone(),
+            store: self.inner.store.clone(),
+            sink_pool: Some(self.inner.pool.clone()),
+            nats: self.inner.nats.clone(),
+            http: self.inner.http.clone(),
+            rate,
+            epoch: self.inner.epoch,
+            max_batch: self.inner.cfg.max_batch,
+            transactional: self.inner.cfg.transactional,
+        };
+        let deployment = Deployment::launch(Launch {
+            key: key.clone(),
+            version: req.version,
+            generation: req.generation,
+            spec,
+            chain,
+            assignment,
+            restore,
+            env,
+            restart: self.inner.cfg.restart.clone(),
+        })
+        .await?;
+        let subject = format!(
+            "{}.metrics.{}.{}",
+            self.inner.cfg.subject_prefix, key.tenant, key.job
+        );
+        deployment.spawn_background(
+            self.inner.nats.clone().map(|c| (c, subject)),
+            self.inner.cfg.metrics_interval,
+        );
+        if let Ok(mut d) = self.inner.deployments.lock() {
+            d.insert(key, deployment);
+        }
+        Ok(())
+    }
+}
+
+impl DeploymentControl for EmbeddedRuntime {
+    async fn start(&self, req: DeploymentRequest) -> Result<(), RuntimeError> {
+        self.start_inner(req).await
+    }
+
+    async fn stop(
+        &self,
+        key: &DeploymentKey,
+        generation: u64,
+        final_checkpoint: bool,
+    ) -> Result<Option<CheckpointInfo>, RuntimeError> {
+        let _serial = self.inner.lifecycle.lock().await;
+        let d = self.get(key)?;
+        if generation < d.generation {
+            return Err(RuntimeError::StaleGeneration {
+                requested: generation,
+                current: d.generation,
+            });
+        }
+        let res = d.stop(final_checkpoint).await;
+        if res.is_ok() {
+            if let Ok(mut m) = self.inner.deployments.lock() {
+                m.remove(key);
+            }
+        }
+        res
+    }
+
+    async fn checkpoint(&self, key: &DeploymentKey) -> Result<CheckpointInfo, RuntimeError> {
+        self.get(key)?.checkpoint(Trigger::OnDemand).await
+    }
+
+    async fn status(&self, key: &DeploymentKey) -> Result<DeploymentStatus, RuntimeError> {
+        Ok(self.get(key)?.status())
+    }
+
+    async fn checkpoints(&self, key: &DeploymentKey) -> Result<Vec<CheckpointInfo>, RuntimeError> {
+        self.inner.store.list(key).await
+    }
+}

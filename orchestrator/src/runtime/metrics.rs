@@ -1,0 +1,238 @@
+//! Per-task metrics: counters the task loop bumps, exported to Prometheus
+//! through the `metrics` crate and published on NATS
+//! (`<prefix>.metrics.<tenant>.<job>`) for the autotuner.
+//!
+//! Metric names live here and nowhere else.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::control::{DeploymentKey, TaskState, TaskStatus};
+use super::topology::TopicPartition;
+
+pub const RECORDS_IN: &str = "weir_task_records_in_total";
+pub const RECORDS_OUT: &str = "weir_task_records_out_total";
+pub const BYTES_IN: &str = "weir_task_bytes_in_total";
+pub const BYTES_OUT: &str = "weir_task_bytes_out_total";
+pub const DEAD_LETTERED: &str = "weir_task_dead_lettered_total";
+pub const ERRORS: &str = "weir_task_errors_total";
+pub const BUSY_SECONDS: &str = "weir_task_busy_seconds_total";
+pub const IDLE_SECONDS: &str = "weir_task_idle_seconds_total";
+pub const OPERATOR_SECONDS: &str = "weir_task_operator_seconds_total";
+pub const LAG: &str = "weir_task_lag_records";
+pub const RESTARTS: &str = "weir_task_restarts_total";
+pub const CHECKPOINT_SECONDS: &str = "weir_checkpoint_duration_seconds";
+pub const CHECKPOINT_BYTES: &str = "weir_checkpoint_state_bytes";
+
+/// Live counters of one task (shared between the task loop, its supervisor
+/// and status queries).
+#[derive(Debug)]
+pub struct TaskMetrics {
+    labels: Vec<metrics::Label>,
+    pub task: u32,
+    pub partitions: Vec<TopicPartition>,
+    pub records_in: AtomicU64,
+    pub records_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub errors: AtomicU64,
+    pub busy_ns: AtomicU64,
+    pub idle_ns: AtomicU64,
+    pub operator_ns: AtomicU64,
+    pub operator_records: AtomicU64,
+    pub restarts: AtomicU32,
+    /// Sum of per-partition lag; -1 while unknown.
+    pub lag: AtomicI64,
+    pub state: Mutex<TaskState>,
+    /// Next offset to read per partition.
+    pub positions: Mutex<BTreeMap<TopicPartition, i64>>,
+    pub partition_lag: Mutex<BTreeMap<TopicPartition, i64>>,
+    pub last_checkpoint: Mutex<Option<String>>,
+}
+
+/// Counts one batch's worth of work.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchCounts {
+    pub records_in: u64,
+    pub bytes_in: u64,
+    pub records_out: u64,
+    pub bytes_out: u64,
+    pub dead_lettered: u64,
+    pub busy_ns: u64,
+    pub idle_ns: u64,
+    pub operator_ns: u64,
+}
+
+impl TaskMetrics {
+    pub fn new(key: &DeploymentKey, task: u32, partitions: Vec<TopicPartition>) -> Self {
+        Self {
+            labels: vec![
+                metrics::Label::new("tenant", key.tenant.clone()),
+                metrics::Label::new("job", key.job.clone()),
+                metrics::Label::new("task", task.to_string()),
+            ],
+            task,
+            partitions,
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            idle_ns: AtomicU64::new(0),
+            operator_ns: AtomicU64::new(0),
+            operator_records: AtomicU64::new(0),
+            restarts: AtomicU32::new(0),
+            lag: AtomicI64::new(-1),
+            state: Mutex::new(TaskState::Starting),
+            positions: Mutex::new(BTreeMap::new()),
+            partition_lag: Mutex::new(BTreeMap::new()),
+            last_checkpoint: Mutex::new(None),
+        }
+    }
+
+    pub fn record(&self, c: BatchCounts) {
+        let l = &self.labels;
+        self.records_in.fetch_add(c.records_in, Relaxed);
+        self.records_out.fetch_add(c.records_out, Relaxed);
+        self.bytes_in.fetch_add(c.bytes_in, Relaxed);
+        self.bytes_out.fetch_add(c.bytes_out, Relaxed);
+        self.dead_lettered.fetch_add(c.dead_lettered, Relaxed);
+        self.busy_ns.fetch_add(c.busy_ns, Relaxed);
+        self.idle_ns.fetch_add(c.idle_ns, Relaxed);
+        self.operator_ns.fetch_add(c.operator_ns, Relaxed);
+        self.operator_records.fetch_add(c.records_in, Relaxed);
+        metrics::counter!(RECORDS_IN, l.iter()).increment(c.records_in);
+        metrics::counter!(RECORDS_OUT, l.iter()).increment(c.records_out);
+        metrics::counter!(BYTES_IN, l.iter()).increment(c.bytes_in);
+        metrics::counter!(BYTES_OUT, l.iter()).increment(c.bytes_out);
+        if c.dead_lettered > 0 {
+            metrics::counter!(DEAD_LETTERED, l.iter()).increment(c.dead_lettered);
+        }
+        metrics::counter!(BUSY_SECONDS, l.iter())
+            .absolute(self.busy_ns.load(Relaxed) / 1_000_000_000);
+        metrics::counter!(IDLE_SECONDS, l.iter())
+            .absolute(self.idle_ns.load(Relaxed) / 1_000_000_000);
+        metrics::counter!(OPERATOR_SECONDS, l.iter())
+            .absolute(self.operator_ns.load(Relaxed) / 1_000_000_000);
+    }
+
+    pub fn error(&self) {
+        self.errors.fetch_add(1, Relaxed);
+        metrics::counter!(ERRORS, self.labels.iter()).increment(1);
+    }
+
+    pub fn restarted(&self) {
+        self.restarts.fetch_add(1, Relaxed);
+        metrics::counter!(RESTARTS, self.labels.iter()).increment(1);
+    }
+
+    pub fn set_state(&self, s: TaskState) {
+        if let Ok(mut st) = self.state.lock() {
+            *st = s;
+        }
+    }
+
+    pub fn set_lag(&self, per_partition: BTreeMap<TopicPartition, i64>) {
+        let total: i64 = per_partition.values().sum();
+        self.lag.store(total, Relaxed);
+        metrics::gauge!(LAG, self.labels.iter()).set(total as f64);
+        if let Ok(mut l) = self.partition_lag.lock() {
+            *l = per_partition;
+        }
+    }
+
+    pub fn checkpointed(&self, id: &str, duration_s: f64, bytes: u64) {
+        if let Ok(mut c) = self.last_checkpoint.lock() {
+            *c = Some(id.to_owned());
+        }
+        metrics::histogram!(CHECKPOINT_SECONDS, self.labels.iter()).record(duration_s);
+        metrics::gauge!(CHECKPOINT_BYTES, self.labels.iter()).set(bytes as f64);
+    }
+
+    pub fn status(&self) -> TaskStatus {
+        let lag = self.lag.load(Relaxed);
+        TaskStatus {
+            task: self.task,
+            partitions: self.partitions.iter().map(|p| p.partition).collect(),
+            state: self
+                .state
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or(TaskState::Starting),
+            records_in: self.records_in.load(Relaxed),
+            records_out: self.records_out.load(Relaxed),
+            dead_lettered: self.dead_lettered.load(Relaxed),
+            lag: (lag >= 0).then_some(lag),
+            restarts: self.restarts.load(Relaxed),
+            last_checkpoint: self.last_checkpoint.lock().ok().and_then(|c| c.clone()),
+        }
+    }
+
+    pub fn report(&self) -> TaskReport {
+        let recs = self.operator_records.load(Relaxed);
+        TaskReport {
+            task: self.task,
+            records_in: self.records_in.load(Relaxed),
+            records_out: self.records_out.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+            dead_lettered: self.dead_lettered.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            busy_ms: self.busy_ns.load(Relaxed) / 1_000_000,
+            idle_ms: self.idle_ns.load(Relaxed) / 1_000_000,
+            operator_ns_per_record: if recs == 0 {
+                0.0
+            } else {
+                self.operator_ns.load(Relaxed) as f64 / recs as f64
+            },
+            restarts: self.restarts.load(Relaxed),
+            lag: self
+                .partition_lag
+                .lock()
+                .map(|l| {
+                    l.iter()
+                        .map(|(tp, v)| (format!("{}/{}", tp.topic, tp.partition), *v))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// One task's figures as published on NATS (cumulative counters: the
+/// autotuner takes differences between reports).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub task: u32,
+    pub records_in: u64,
+    pub records_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub dead_lettered: u64,
+    pub errors: u64,
+    pub busy_ms: u64,
+    pub idle_ms: u64,
+    /// Operator (WASM) time per record, in nanoseconds.
+    pub operator_ns_per_record: f64,
+    pub restarts: u32,
+    /// `topic/partition` → records behind the end of the partition.
+    pub lag: BTreeMap<String, i64>,
+}
+
+/// The message on `<prefix>.metrics.<tenant>.<job>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsReport {
+    pub tenant: String,
+    pub job: String,
+    pub version: u32,
+    pub generation: u64,
+    pub parallelism: u32,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub tasks: Vec<TaskReport>,
+}

@@ -1,0 +1,85 @@
+//! The operator seam: anything that turns a batch of records into per-record
+//! results against host-owned keyed state. Native operators (`key_by`, the
+//! built-ins) and the WASM adapter implement the same trait, so the task loop
+//! and every test run the same way whatever the operator is made of.
+//!
+//! Operators are synchronous; the task runs them on a blocking thread, never
+//! on the async executor.
+
+use std::sync::Arc;
+
+use super::record::Record;
+use super::state::PartitionState;
+use crate::domain::job::spec::{OperatorSpec, UdfKind};
+
+/// What became of one input record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordResult {
+    /// Zero or more outputs (zero: filtered out).
+    Emit(Vec<Record>),
+    /// The record is bad (undecodable, trapped the UDF, timed out); it goes to
+    /// the dead-letter topic and the job keeps running.
+    DeadLetter { reason: String },
+}
+
+/// Facts about the batch an operator may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchContext {
+    /// The source partition all records of the batch come from.
+    pub partition: i32,
+    /// The partition's watermark (event time below which no more records are expected).
+    pub watermark_ms: Option<i64>,
+}
+
+/// An operator failure that breaks the whole task (not one record); the
+/// task restarts from its last checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("operator `{operator}` failed: {reason}")]
+pub struct OperatorError {
+    pub operator: String,
+    pub reason: String,
+}
+
+/// One operator instance, owned by one task.
+pub trait Operator: Send {
+    /// Processes `records` (all from one partition), returning exactly one
+    /// result per record, in order. `state` is that partition's keyed state;
+    /// an operator touches only its own part (by its operator id).
+    fn process_batch(
+        &mut self,
+        records: &[Record],
+        state: &mut PartitionState,
+        ctx: BatchContext,
+    ) -> Result<Vec<RecordResult>, OperatorError>;
+
+    /// What dead letters name as their module (`name@version` for UDFs).
+    fn module(&self) -> &str;
+}
+
+/// Makes fresh instances of one operator of a job (one per task, and again
+/// after a crash).
+pub trait OperatorFactory: Send + Sync {
+    fn instantiate(&self) -> Result<Box<dyn Operator>, OperatorError>;
+}
+
+/// A module could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("module `{module}`: {reason}")]
+pub struct ResolveError {
+    pub module: String,
+    pub reason: String,
+    /// Whether retrying may succeed (e.g. the module registry is unreachable).
+    pub retryable: bool,
+}
+
+/// Turns a UDF operator of a spec (`module` = `name@version`, `kind`) into a
+/// factory. The WASM module registry implements this; tests and demos use
+/// [`super::operators::NativeModules`].
+pub trait ModuleResolver: Send + Sync + 'static {
+    fn resolve(
+        &self,
+        spec: &OperatorSpec,
+        module: &str,
+        kind: UdfKind,
+    ) -> Result<Arc<dyn OperatorFactory>, ResolveError>;
+}

@@ -1,0 +1,89 @@
+//! The HTTP webhook sink: one POST per batch with a JSON array of the output
+//! values (JSON values embedded, other bytes as strings). Failures (transport
+//! errors, 5xx, 429) are retried with exponential backoff; when the attempts
+//! run out the task fails and restarts from its checkpoint, so nothing is
+//! lost: at-least-once.
+
+use std::time::Duration;
+
+use super::SinkError;
+use crate::runtime::record::Output;
+
+pub struct HttpSink {
+    client: reqwest::Client,
+    url: String,
+    max_attempts: u32,
+    initial_backoff: Duration,
+}
+
+impl HttpSink {
+    pub fn new(client: reqwest::Client, url: String, max_attempts: u32) -> Self {
+        Self {
+            client,
+            url,
+            max_attempts: max_attempts.max(1),
+            initial_backoff: Duration::from_millis(100),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn err(&self, reason: String) -> SinkError {
+        SinkError {
+            sink: format!("http:{}", self.url),
+            reason,
+        }
+    }
+
+    pub async fn write(&mut self, outputs: &[Output]) -> Result<(), SinkError> {
+        if outputs.is_empty() {
+            return Ok(());
+        }
+        let body: Vec<serde_json::Value> = outputs
+            .iter()
+            .map(|o| {
+                serde_json::from_slice(&o.record.value).unwrap_or_else(|_| {
+                    serde_json::Value::String(String::from_utf8_lossy(&o.record.value).into_owned())
+                })
+            })
+            .collect();
+        let first = &outputs[0].origin;
+        let batch_id = format!(
+            "{}/{}/{}/{}",
+            first.topic, first.partition, first.offset, outputs[0].seq
+        );
+        let mut backoff = self.initial_backoff;
+        let mut last = String::new();
+        for attempt in 1..=self.max_attempts {
+            let res = self
+                .client
+                .post(&self.url)
+                .header("weir-batch", &batch_id)
+                .json(&body)
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
+                    // A 4xx other than 429 will not get better by retrying.
+                    return Err(self.err(format!("rejected with {}", r.status())));
+                }
+                Ok(r) => last = format!("status {}", r.status()),
+                Err(e) => last = e.to_string(),
+            }
+            tracing::warn!(url = %self.url, attempt, error = %last, "http sink attempt failed");
+            metrics::counter!("weir_sink_http_retries_total").increment(1);
+            if attempt < self.max_attempts {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+        Err(self.err(format!(
+            "gave up after {} attempts: {last}",
+            self.max_attempts
+        )))
+    }
+}

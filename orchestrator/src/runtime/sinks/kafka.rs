@@ -1,0 +1,130 @@
+//! The Kafka sink. Every output carries its source position in headers.
+//! After a restore, outputs that the scan found already written (see
+//! [`crate::runtime::kafka::scan_written`]) are skipped instead of written
+//! again: deterministic replay, exactly-once without broker transactions.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::BaseRecord;
+
+use super::SinkError;
+use crate::runtime::kafka::{end_offsets, SharedProducer};
+use crate::runtime::record::{Output, OutputId};
+
+pub struct KafkaSink {
+    topic: String,
+    producer: SharedProducer,
+    partitions: Vec<i32>,
+    /// Outputs already on the topic from before the restore.
+    already_written: HashSet<OutputId>,
+    meta: Arc<BaseConsumer>,
+}
+
+impl KafkaSink {
+    pub fn new(
+        topic: String,
+        producer: SharedProducer,
+        partitions: Vec<i32>,
+        meta: Arc<BaseConsumer>,
+    ) -> Self {
+        Self {
+            topic,
+            producer,
+            partitions,
+            already_written: HashSet::new(),
+            meta,
+        }
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub fn partitions(&self) -> &[i32] {
+        &self.partitions
+    }
+
+    /// Installs the replay set found by the restore scan.
+    pub fn skip_already_written(&mut self, ids: HashSet<OutputId>) {
+        self.already_written = ids;
+    }
+
+    /// How many replayed outputs are still expected (and will be skipped).
+    pub fn pending_skips(&self) -> usize {
+        self.already_written.len()
+    }
+
+    fn err(&self, reason: impl std::fmt::Display) -> SinkError {
+        SinkError {
+            sink: format!("kafka:{}", self.topic),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub async fn write(&mut self, outputs: &[Output]) -> Result<(), SinkError> {
+        self.producer.check().map_err(|e| self.err(e))?;
+        for out in outputs {
+            if !self.already_written.is_empty() && self.already_written.remove(&out.id()) {
+                continue;
+            }
+            let pos = out.position_headers();
+            loop {
+                let mut headers = OwnedHeaders::new_with_capacity(out.record.headers.len() + 4);
+                for (k, v) in &out.record.headers {
+                    headers = headers.insert(Header {
+                        key: k,
+                        value: Some(v),
+                    });
+                }
+                for (k, v) in &pos {
+                    headers = headers.insert(Header {
+                        key: k,
+                        value: Some(v.as_bytes()),
+                    });
+                }
+                let mut rec = BaseRecord::to(&self.topic)
+                    .payload(out.record.value.as_slice())
+                    .headers(headers)
+                    .timestamp(out.record.timestamp_ms);
+                if let Some(k) = &out.record.key {
+                    rec = rec.key(k.as_slice());
+                }
+                match self.producer.inner().send(rec) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        // Back-pressure: librdkafka's queue drains as the broker acks.
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err((e, _)) => return Err(self.err(e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn flush(&mut self) -> Result<(), SinkError> {
+        let p = self.producer.clone();
+        tokio::task::spawn_blocking(move || p.flush(Duration::from_secs(60)))
+            .await
+            .map_err(|e| self.err(e))?
+            .map_err(|e| self.err(e))
+    }
+
+    /// The topic's end offsets, after a flush.
+    pub async fn end_offsets(&self) -> Result<BTreeMap<i32, i64>, SinkError> {
+        let (meta, topic, parts) = (
+            self.meta.clone(),
+            self.topic.clone(),
+            self.partitions.clone(),
+        );
+        tokio::task::spawn_blocking(move || end_offsets(&meta, &topic, &parts))
+            .await
+            .map_err(|e| self.err(e))?
+            .map_err(|e| self.err(e))
+    }
+}

@@ -1,0 +1,190 @@
+//! Kafka helpers for integration tests against the broker on 127.0.0.1:9092
+//! (tansu, started by `scripts/services.sh kafka`).
+//!
+//! Every test creates its own topics with a random suffix, so tests run in
+//! parallel and reruns start clean.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The shared broker, overridable with `WEIR_KAFKA_BROKERS`.
+pub fn brokers() -> String {
+    std::env::var("WEIR_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// A topic name unique to this test run: `<prefix>-<random>`.
+pub fn unique_topic(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates `name` with `partitions` partitions through the admin API.
+pub async fn create_topic(brokers: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let res = admin
+        .create_topics([&topic], &AdminOptions::new())
+        .await
+        .expect("create_topics request");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+    }
+}
+
+/// A producer that waits for the broker's acknowledgement of every record.
+pub fn producer(brokers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "false")
+        .create()
+        .expect("producer")
+}
+
+/// Produces `(partition, key, value)` records and waits for all of them.
+pub async fn produce(producer: &FutureProducer, topic: &str, records: &[(i32, String, String)]) {
+    let futures: Vec<_> = records
+        .iter()
+        .map(|(p, k, v)| {
+            producer
+                .send_result(
+                    FutureRecord::to(topic)
+                        .partition(*p)
+                        .key(k.as_bytes())
+                        .payload(v.as_bytes()),
+                )
+                .expect("enqueue")
+        })
+        .collect();
+    for f in futures {
+        f.await
+            .expect("delivery canceled")
+            .expect("delivery failed");
+    }
+}
+
+/// Produces one record with headers and a timestamp.
+pub async fn produce_with_headers(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    value: &str,
+    headers: &[(&str, &str)],
+    timestamp_ms: Option<i64>,
+) -> (i32, i64) {
+    let mut h = OwnedHeaders::new();
+    for (k, v) in headers {
+        h = h.insert(Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
+    }
+    let mut rec = FutureRecord::<(), _>::to(topic)
+        .partition(partition)
+        .payload(value.as_bytes())
+        .headers(h);
+    if let Some(ts) = timestamp_ms {
+        rec = rec.timestamp(ts);
+    }
+    let d = producer
+        .send(rec, Duration::from_secs(10))
+        .await
+        .expect("delivery failed");
+    (d.partition, d.offset)
+}
+
+/// One record as read back by [`read_all`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub value: String,
+    pub headers: HashMap<String, String>,
+    pub timestamp: Option<i64>,
+}
+
+/// A consumer with explicit assignment (no group membership).
+pub fn assigned_consumer(brokers: &str, topic: &str, partitions: i32) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set(
+            "group.id",
+            format!("weir-test-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    consumer
+}
+
+/// Reads records until at least `expected` have arrived and nothing more
+/// arrives for `quiet`, or `deadline` passes. Returns what was read.
+pub fn read_until(
+    consumer: &BaseConsumer,
+    expected: usize,
+    quiet: Duration,
+    deadline: Duration,
+) -> Vec<ReadRecord> {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut last = Instant::now();
+    while start.elapsed() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let mut headers = HashMap::new();
+                if let Some(hs) = m.headers() {
+                    for h in hs.iter() {
+                        headers.insert(
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        );
+                    }
+                }
+                out.push(ReadRecord {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    value: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                    headers,
+                    timestamp: m.timestamp().to_millis(),
+                });
+                last = Instant::now();
+            }
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {
+                if out.len() >= expected && last.elapsed() >= quiet {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Reads every record of `topic` (all `partitions`), waiting for at least
+/// `expected` and then a quiet period of one second.
+pub fn read_all(brokers: &str, topic: &str, partitions: i32, expected: usize) -> Vec<ReadRecord> {
+    let c = assigned_consumer(brokers, topic, partitions);
+    read_until(
+        &c,
+        expected,
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    )
+}
