@@ -234,7 +234,9 @@ pub async fn run(cli: &Cli, cmd: &JobCmd) -> Result<(), CliError> {
                         }
                         println!(
                             "#{:<6} v{:<3} {:<25} {:<18} by {:<10} {}",
-                            e["position"], e["stream_version"], e["recorded_at"].as_str().unwrap_or(""),
+                            e["position"].as_i64().unwrap_or(0),
+                            e["stream_version"].as_u64().unwrap_or(0),
+                            e["recorded_at"].as_str().unwrap_or(""),
                             e["type"].as_str().unwrap_or(""), e["actor"].as_str().unwrap_or("-"), payload
                         );
                     }
