@@ -8,6 +8,7 @@ use schemars::schema_for;
 
 use crate::domain::envelope::{CommandEnvelope, Outcome};
 use crate::domain::job::{JobEvent, JobSpec};
+use crate::domain::module::ModuleEvent;
 
 /// (file name, pretty JSON) for every schema.
 pub fn all() -> Vec<(&'static str, String)> {
@@ -20,6 +21,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("outcome.schema.json", pretty(schema_for!(Outcome))),
         ("job-event.schema.json", pretty(schema_for!(JobEvent))),
         ("job-spec.schema.json", pretty(schema_for!(JobSpec))),
+        ("module-event.schema.json", pretty(schema_for!(ModuleEvent))),
     ]
 }
 

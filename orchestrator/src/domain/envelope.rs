@@ -6,8 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::ids::{JobName, StreamId, Tenant};
+use super::ids::{JobName, ModuleName, StreamId, Tenant};
 use super::job::JobCommand;
+use super::module::ModuleCommand;
 use super::rejection::{Rejection, RejectionCode};
 use super::workflow::WorkflowCommand;
 
@@ -62,6 +63,7 @@ pub struct CommandEnvelope {
 pub enum Command {
     Job(JobCommand),
     Workflow(WorkflowCommand),
+    Module(ModuleCommand),
 }
 
 impl Command {
@@ -69,6 +71,7 @@ impl Command {
     pub fn kinds() -> Vec<&'static str> {
         let mut kinds = JobCommand::KINDS.to_vec();
         kinds.extend(WorkflowCommand::KINDS);
+        kinds.extend(ModuleCommand::KINDS);
         kinds
     }
 
@@ -76,6 +79,7 @@ impl Command {
         match self {
             Command::Job(c) => c.kind(),
             Command::Workflow(c) => c.kind(),
+            Command::Module(c) => c.kind(),
         }
     }
 
@@ -102,6 +106,11 @@ impl Command {
                 .map(Command::Job)
                 .map_err(invalid);
         }
+        if kind.starts_with("module.") {
+            return serde_json::from_value(tagged)
+                .map(Command::Module)
+                .map_err(invalid);
+        }
         if kind.starts_with("workflow.") {
             return serde_json::from_value(tagged)
                 .map(Command::Workflow)
@@ -122,6 +131,10 @@ impl Command {
             Command::Job(_) => {
                 let name = JobName::new(target).map_err(invalid)?;
                 Ok(StreamId::new("job", name.as_str()))
+            }
+            Command::Module(_) => {
+                let name = ModuleName::new(target).map_err(invalid)?;
+                Ok(StreamId::new("module", name.as_str()))
             }
             // Runs are named by a UUID; the canonical hyphenated form keeps one stream per run.
             Command::Workflow(_) => match Uuid::parse_str(target) {

@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod envelope;
 pub mod ids;
 pub mod job;
+pub mod module;
 pub mod rejection;
 pub mod workflow;
 

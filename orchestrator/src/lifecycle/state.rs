@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::envelope::ParsedCommand;
 use crate::domain::job::JobState;
+use crate::domain::module::ModuleState;
 use crate::domain::workflow::RunState;
 use crate::domain::{Aggregate, Command, DecideContext, Rejection, RejectionCode};
 use crate::store::{EventStore, NewEvent, StoreError, StreamKey, StreamState};
@@ -14,6 +15,7 @@ use crate::store::{EventStore, NewEvent, StoreError, StreamKey, StreamState};
 pub enum AnyState {
     Job(JobState),
     Run(RunState),
+    Module(ModuleState),
 }
 
 impl AnyState {
@@ -21,7 +23,10 @@ impl AnyState {
         match kind {
             "job" => Ok(AnyState::Job(JobState::default())),
             "run" => Ok(AnyState::Run(RunState::default())),
-            other => Err(StoreError::Corrupt(format!("unknown stream kind `{other}`"))),
+            "module" => Ok(AnyState::Module(ModuleState::default())),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown stream kind `{other}`"
+            ))),
         }
     }
 
@@ -29,6 +34,7 @@ impl AnyState {
         let r = match self {
             AnyState::Job(s) => serde_json::to_value(s),
             AnyState::Run(s) => serde_json::to_value(s),
+            AnyState::Module(s) => serde_json::to_value(s),
         };
         r.map_err(|e| StoreError::Corrupt(format!("snapshot encoding: {e}")))
     }
@@ -37,33 +43,55 @@ impl AnyState {
         match kind {
             "job" => serde_json::from_value(v.clone()).ok().map(AnyState::Job),
             "run" => serde_json::from_value(v.clone()).ok().map(AnyState::Run),
+            "module" => serde_json::from_value(v.clone()).ok().map(AnyState::Module),
             _ => None,
         }
     }
 
-    fn apply_stored(&mut self, event_type: &str, payload: &serde_json::Value) -> Result<(), StoreError> {
-        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("event {event_type}: {e}"));
+    fn apply_stored(
+        &mut self,
+        event_type: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let corrupt =
+            |e: serde_json::Error| StoreError::Corrupt(format!("event {event_type}: {e}"));
         match self {
             AnyState::Job(s) => s.apply(&serde_json::from_value(payload.clone()).map_err(corrupt)?),
             AnyState::Run(s) => s.apply(&serde_json::from_value(payload.clone()).map_err(corrupt)?),
+            AnyState::Module(s) => s.apply(&serde_json::from_value(payload.clone()).map_err(corrupt)?),
         }
         Ok(())
     }
 
     /// Decides `cmd` and returns the events plus the state after them.
-    pub fn decide(&self, cmd: &ParsedCommand, now: DateTime<Utc>) -> Result<(Vec<NewEvent>, AnyState), Rejection> {
+    pub fn decide(
+        &self,
+        cmd: &ParsedCommand,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<NewEvent>, AnyState), Rejection> {
         let ctx = DecideContext {
             target: &cmd.target,
             actor: &cmd.actor,
             now,
         };
         match (self, &cmd.command) {
-            (AnyState::Job(s), Command::Job(c)) => run::<JobState>(s, c, &ctx).map(|(e, s)| (e, AnyState::Job(s))),
-            (AnyState::Run(s), Command::Workflow(c)) => run::<RunState>(s, c, &ctx).map(|(e, s)| (e, AnyState::Run(s))),
+            (AnyState::Job(s), Command::Job(c)) => {
+                run::<JobState>(s, c, &ctx).map(|(e, s)| (e, AnyState::Job(s)))
+            }
+            (AnyState::Run(s), Command::Workflow(c)) => {
+                run::<RunState>(s, c, &ctx).map(|(e, s)| (e, AnyState::Run(s)))
+            }
+            (AnyState::Module(s), Command::Module(c)) => {
+                run::<ModuleState>(s, c, &ctx).map(|(e, s)| (e, AnyState::Module(s)))
+            }
             #[allow(unreachable_patterns)]
             _ => Err(Rejection::new(
                 RejectionCode::InvalidCommand,
-                format!("{} does not apply to stream {}", cmd.command.kind(), cmd.stream),
+                format!(
+                    "{} does not apply to stream {}",
+                    cmd.command.kind(),
+                    cmd.stream
+                ),
             )),
         }
     }
@@ -79,8 +107,12 @@ fn run<A: Aggregate + Clone>(
     let mut out = Vec::with_capacity(events.len());
     for e in &events {
         next.apply(e);
-        let payload = serde_json::to_value(e)
-            .map_err(|err| Rejection::new(RejectionCode::InvalidCommand, format!("event encoding: {err}")))?;
+        let payload = serde_json::to_value(e).map_err(|err| {
+            Rejection::new(
+                RejectionCode::InvalidCommand,
+                format!("event encoding: {err}"),
+            )
+        })?;
         out.push(NewEvent {
             event_type: A::event_type(e).to_owned(),
             payload,
@@ -90,7 +122,11 @@ fn run<A: Aggregate + Clone>(
 }
 
 /// Rebuilds a stream's state: from its snapshot when it is usable, else by replaying events.
-pub async fn restore<S: EventStore>(store: &S, key: &StreamKey, st: &StreamState) -> Result<AnyState, StoreError> {
+pub async fn restore<S: EventStore>(
+    store: &S,
+    key: &StreamKey,
+    st: &StreamState,
+) -> Result<AnyState, StoreError> {
     let kind = key.1.kind();
     if let Some(snap) = &st.snapshot {
         if let Some(state) = AnyState::from_snapshot(kind, snap) {
