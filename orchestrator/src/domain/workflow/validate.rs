@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::expr::{Expr, Path};
 use super::locate::line_of;
-use super::spec::{FailureAction, OnFailure, RetryPolicy, Step, WaitSpec, WorkflowSpec};
+use super::spec::{OnFailure, RetryPolicy, Step, WaitSpec, WorkflowSpec};
 
 /// The reserved `next` target that ends the run.
 pub const END: &str = "end";
@@ -363,6 +363,7 @@ pub fn resolve_value(v: &Value, ctx: &Value) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use super::super::spec::FailureAction;
     use super::*;
     use serde_json::json;
 

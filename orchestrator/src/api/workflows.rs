@@ -1,0 +1,128 @@
+//! Workflow run queries: `GET /v1/tenants/{t}/runs?job=`, `GET …/runs/{id}`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiState};
+use crate::domain::workflow::state::{Current, RunStatus, StepRecord};
+use crate::domain::workflow::RunState;
+use crate::domain::{StreamId, Tenant};
+use crate::store::{EventStore, StoredEvent};
+
+/// A run as the API shows it (the pinned definition text is left out of listings).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunView {
+    pub run_id: String,
+    pub workflow: String,
+    pub file: String,
+    pub definition_sha256: String,
+    pub status: RunStatus,
+    pub job: Option<String>,
+    pub input: serde_json::Value,
+    pub current: Option<Current>,
+    pub reason: Option<String>,
+    pub outputs: Option<serde_json::Value>,
+    pub steps: std::collections::BTreeMap<String, StepRecord>,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// One run with its history.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: RunView,
+    pub events: Vec<StoredEvent>,
+}
+
+fn view(stream: &str, snapshot: Option<serde_json::Value>) -> Result<RunView, ApiError> {
+    let s: RunState = snapshot
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("run snapshot: {e}"),
+            )
+        })?
+        .unwrap_or_default();
+    Ok(RunView {
+        run_id: stream.strip_prefix("run.").unwrap_or(stream).to_owned(),
+        workflow: s.workflow,
+        file: s.file,
+        definition_sha256: s.definition_sha256,
+        status: s.status,
+        job: s.job,
+        input: s.input,
+        current: s.current,
+        reason: s.reason,
+        outputs: s.outputs,
+        steps: s.steps,
+        started_at: s.started_at,
+        updated_at: s.updated_at,
+    })
+}
+
+fn tenant(t: &str) -> Result<Tenant, ApiError> {
+    Tenant::new(t).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RunFilter {
+    /// Only runs of this job.
+    #[serde(default)]
+    pub job: Option<String>,
+    /// Only runs still in progress (running or paused).
+    #[serde(default)]
+    pub active: bool,
+}
+
+/// Runs of a tenant, newest first.
+pub async fn list(
+    State(s): State<ApiState>,
+    Path(t): Path<String>,
+    Query(f): Query<RunFilter>,
+) -> Result<Json<Vec<RunView>>, ApiError> {
+    let t = tenant(&t)?;
+    let mut out = Vec::new();
+    for r in s.store.list_streams(t.as_str(), "run").await? {
+        let v = view(&r.stream, r.snapshot)?;
+        if f.job.as_ref().is_some_and(|j| v.job.as_ref() != Some(j)) {
+            continue;
+        }
+        if f.active && v.status.is_terminal() {
+            continue;
+        }
+        out.push(v);
+    }
+    out.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    Ok(Json(out))
+}
+
+/// One run and its events.
+pub async fn show(
+    State(s): State<ApiState>,
+    Path((t, id)): Path<(String, String)>,
+) -> Result<Json<RunDetail>, ApiError> {
+    let t = tenant(&t)?;
+    let stream = StreamId::new("run", &id);
+    let row = s
+        .store
+        .list_streams(t.as_str(), "run")
+        .await?
+        .into_iter()
+        .find(|r| r.stream == stream.as_str())
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("run {id} not found in tenant `{t}`"),
+            )
+        })?;
+    let events = s.store.read_stream(t.as_str(), &stream, 0).await?;
+    Ok(Json(RunDetail {
+        run: view(&row.stream, row.snapshot)?,
+        events,
+    }))
+}

@@ -1,0 +1,300 @@
+//! `weir workflow …`, and the engine settings of `weir serve`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::output::{self, Format};
+use super::{Cli, CliError};
+use crate::client::{self, Request};
+use crate::intake::Subjects;
+use crate::lifecycle::CommandHandler;
+use crate::store::postgres::PgStore;
+use crate::workflow::activities::{Activities, StaticModules};
+use crate::workflow::clock::SystemClock;
+use crate::workflow::driver::default_owner;
+use crate::workflow::sim::SimControl;
+use crate::workflow::{Catalog, Engine, EngineConfig};
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCmd {
+    /// Check workflow files as the engine would; prints `file:line: field: problem`.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List runs, newest first.
+    Runs {
+        /// Only this job's runs.
+        #[arg(long)]
+        job: Option<String>,
+        /// Only runs still running or paused.
+        #[arg(long)]
+        active: bool,
+    },
+    /// Show a run: its steps and history.
+    Show { run: String },
+    /// Resume a paused run; the failed step runs again with a fresh retry budget.
+    Resume { run: String },
+    /// Abort a running or paused run.
+    Abort {
+        run: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// Which data plane the engine drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// The simulated runtime kept in PostgreSQL (no records flow).
+    Sim,
+    /// Do not run the workflow engine in this process.
+    None,
+}
+
+/// Workflow engine settings of `weir serve`.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Directory of workflow files; the built-in ones are used for files it lacks.
+    #[arg(long, env = "WEIR_WORKFLOWS_DIR", default_value = "workflows")]
+    pub workflows_dir: PathBuf,
+    /// This replica's id. Keep it stable across restarts and unique among replicas,
+    /// so a restarted replica resumes its own steps at once instead of waiting for their leases.
+    #[arg(long, env = "WEIR_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// The data plane workflow activities drive.
+    #[arg(long, env = "WEIR_RUNTIME", value_enum, default_value_t = RuntimeKind::Sim)]
+    pub runtime: RuntimeKind,
+}
+
+impl EngineArgs {
+    /// No engine in this process (e.g. a benchmark of the command path alone).
+    pub fn disabled() -> Self {
+        Self {
+            workflows_dir: PathBuf::from("workflows"),
+            replica_id: None,
+            runtime: RuntimeKind::None,
+        }
+    }
+}
+
+/// Starts the workflow engine as a task of `weir serve`.
+pub async fn spawn_engine(
+    store: Arc<PgStore>,
+    args: &EngineArgs,
+    tasks: &mut tokio::task::JoinSet<()>,
+    shutdown: CancellationToken,
+) -> Result<(), CliError> {
+    match args.runtime {
+        RuntimeKind::None => Ok(()),
+        RuntimeKind::Sim => {
+            let control = SimControl::new(store.pool().clone())
+                .await
+                .map_err(|e| CliError::Unreachable(e.to_string()))?;
+            let activities = Activities {
+                handler: CommandHandler::new(store),
+                control: Arc::new(control),
+                modules: Arc::new(StaticModules::new()),
+                http: reqwest::Client::new(),
+                clock: Arc::new(SystemClock),
+            };
+            let cfg = EngineConfig::new(args.replica_id.clone().unwrap_or_else(default_owner));
+            let engine = Arc::new(Engine::new(
+                activities,
+                Catalog::new(Some(args.workflows_dir.clone())),
+                cfg,
+            ));
+            tasks.spawn(engine.run(shutdown));
+            Ok(())
+        }
+    }
+}
+
+async fn get(cli: &Cli, path: &str) -> Result<serde_json::Value, CliError> {
+    let url = format!(
+        "{}/v1/tenants/{}/{path}",
+        cli.conn.api_url.trim_end_matches('/'),
+        cli.tenant
+    );
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .timeout(cli.timeout)
+        .send()
+        .await
+        .map_err(|e| {
+            CliError::Unreachable(format!(
+                "cannot reach the Weir API at {}: {e}",
+                cli.conn.api_url
+            ))
+        })?;
+    let status = resp.status();
+    let body: serde_json::Value = resp
+        .json()
+        .await
+        .map_err(|e| CliError::Unreachable(format!("unreadable API response from {url}: {e}")))?;
+    if status.is_success() {
+        return Ok(body);
+    }
+    let msg = body
+        .get("error")
+        .and_then(|e| e.as_str())
+        .unwrap_or("request failed")
+        .to_owned();
+    Err(if status.is_client_error() {
+        CliError::Usage(msg)
+    } else {
+        CliError::Unreachable(format!("{status}: {msg}"))
+    })
+}
+
+async fn send(
+    cli: &Cli,
+    kind: &str,
+    run: &str,
+    payload: serde_json::Value,
+) -> Result<(), CliError> {
+    let nats = client::connect(&cli.conn.nats_url).await?;
+    let subjects = Subjects::new(cli.conn.subject_prefix.clone());
+    let req = Request {
+        tenant: cli.tenant.clone(),
+        kind: kind.to_owned(),
+        target: run.to_owned(),
+        payload,
+        expected_version: None,
+        actor: cli.actor.clone(),
+    };
+    let outcome = client::send(
+        &nats,
+        &subjects,
+        req,
+        cli.timeout,
+        cli.output == Format::Text,
+    )
+    .await?;
+    output::outcome(cli.output, kind, &outcome)
+}
+
+fn run_line(r: &serde_json::Value) -> String {
+    let cur = &r["current"];
+    let at = if cur.is_null() {
+        "-".to_owned()
+    } else {
+        format!(
+            "{} #{} ({})",
+            cur["step"].as_str().unwrap_or(""),
+            cur["attempt"],
+            cur["phase"].as_str().unwrap_or("")
+        )
+    };
+    format!(
+        "{}  {:<10} {:<10} job {:<16} at {:<28} {}",
+        r["run_id"].as_str().unwrap_or(""),
+        r["workflow"].as_str().unwrap_or(""),
+        r["status"].as_str().unwrap_or(""),
+        r["job"].as_str().unwrap_or("-"),
+        at,
+        r["reason"].as_str().unwrap_or("")
+    )
+}
+
+pub async fn run(cli: &Cli, cmd: &WorkflowCmd) -> Result<(), CliError> {
+    match cmd {
+        WorkflowCmd::Validate { files } => {
+            let mut failed = false;
+            let mut report = Vec::new();
+            for f in files {
+                match crate::workflow::load::load_file(f) {
+                    Ok((_, spec)) => report.push(json!({"file": f, "ok": true, "workflow": spec.name, "steps": spec.steps.len()})),
+                    Err(e) => {
+                        failed = true;
+                        let problems: Vec<_> = e
+                            .problems
+                            .iter()
+                            .map(|p| json!({"line": p.line, "field": p.field, "problem": p.problem}))
+                            .collect();
+                        if cli.output == Format::Text {
+                            eprintln!("{e}");
+                        }
+                        report.push(json!({"file": f, "ok": false, "problems": problems}));
+                    }
+                }
+            }
+            match cli.output {
+                Format::Json => output::json(&report)?,
+                Format::Text => {
+                    for r in report.iter().filter(|r| r["ok"] == true) {
+                        println!(
+                            "{}: ok ({} `{}`, {} steps)",
+                            r["file"].as_str().unwrap_or(""),
+                            "workflow",
+                            r["workflow"].as_str().unwrap_or(""),
+                            r["steps"]
+                        );
+                    }
+                }
+            }
+            if failed {
+                Err(CliError::Usage("invalid workflow file(s)".into()))
+            } else {
+                Ok(())
+            }
+        }
+        WorkflowCmd::Runs { job, active } => {
+            let mut path = format!("runs?active={active}");
+            if let Some(j) = job {
+                path.push_str(&format!("&job={j}"));
+            }
+            let runs = get(cli, &path).await?;
+            match cli.output {
+                Format::Json => output::json(&runs),
+                Format::Text => {
+                    let list = runs.as_array().cloned().unwrap_or_default();
+                    if list.is_empty() {
+                        println!("no runs in tenant `{}`", cli.tenant);
+                    }
+                    for r in &list {
+                        println!("{}", run_line(r));
+                    }
+                    Ok(())
+                }
+            }
+        }
+        WorkflowCmd::Show { run } => {
+            let r = get(cli, &format!("runs/{run}")).await?;
+            match cli.output {
+                Format::Json => output::json(&r),
+                Format::Text => {
+                    println!("{}", run_line(&r));
+                    println!(
+                        "  definition {} sha256 {}",
+                        r["file"].as_str().unwrap_or(""),
+                        r["definition_sha256"].as_str().unwrap_or("")
+                    );
+                    for e in r["events"].as_array().cloned().unwrap_or_default() {
+                        let mut p = e["payload"].clone();
+                        if let Some(o) = p.as_object_mut() {
+                            for k in ["type", "definition", "spec", "input"] {
+                                o.remove(k);
+                            }
+                        }
+                        println!(
+                            "  v{:<4} {:<22} {}",
+                            e["stream_version"],
+                            e["type"].as_str().unwrap_or(""),
+                            p
+                        );
+                    }
+                    Ok(())
+                }
+            }
+        }
+        WorkflowCmd::Resume { run } => send(cli, "workflow.resume", run, json!({})).await,
+        WorkflowCmd::Abort { run, reason } => {
+            send(cli, "workflow.abort", run, json!({ "reason": reason })).await
+        }
+    }
+}
