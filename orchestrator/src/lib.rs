@@ -33,6 +33,7 @@ pub mod domain;
 pub mod intake;
 pub mod lifecycle;
 pub mod runtime;
+pub mod registry;
 pub mod schema;
 pub mod store;
 pub mod telemetry;

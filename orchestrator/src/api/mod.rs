@@ -3,8 +3,10 @@
 //! - `GET /healthz`, `GET /readyz` (checks PostgreSQL and NATS), `GET /metrics`
 //! - `GET /v1/tenants/{t}/jobs`, `…/jobs/{name}`, `…/jobs/{name}/versions`,
 //!   `…/jobs/{name}/events?after=&limit=`
+//! - `GET /v1/tenants/{t}/modules`, `…/modules/{name}`: UDF modules and their versions
 
 mod jobs;
+mod modules;
 
 use std::sync::Arc;
 
@@ -39,6 +41,8 @@ pub fn router(state: ApiState) -> Router {
             get(jobs::versions),
         )
         .route("/v1/tenants/{tenant}/jobs/{name}/events", get(jobs::events))
+        .route("/v1/tenants/{tenant}/modules", get(modules::list))
+        .route("/v1/tenants/{tenant}/modules/{name}", get(modules::show))
         .with_state(state)
 }
 

@@ -120,7 +120,7 @@ async fn send(
     output::outcome(cli.output, kind, &outcome)
 }
 
-async fn get(cli: &Cli, path: &str) -> Result<serde_json::Value, CliError> {
+pub(super) async fn get(cli: &Cli, path: &str) -> Result<serde_json::Value, CliError> {
     let url = format!(
         "{}/v1/tenants/{}/{path}",
         cli.conn.api_url.trim_end_matches('/'),

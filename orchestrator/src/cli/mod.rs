@@ -6,6 +6,7 @@
 mod job;
 mod output;
 pub mod serve;
+pub mod udf;
 
 use std::time::Duration;
 
@@ -71,6 +72,9 @@ pub enum Top {
     /// Create, deploy and inspect jobs.
     #[command(subcommand)]
     Job(job::JobCmd),
+    /// Upload, list, show and locally run WASM UDF modules.
+    #[command(subcommand)]
+    Udf(udf::UdfCmd),
     /// Publish any command envelope (for automation and platform components).
     Command(job::RawCommand),
     /// Write the JSON Schemas of every user-facing format into a directory.
@@ -124,6 +128,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Top::Serve(ref args) => serve::run(&cli.conn, args).await,
         Top::Job(ref cmd) => job::run(&cli, cmd).await,
+        Top::Udf(ref cmd) => udf::run(&cli, cmd).await,
         Top::Command(ref raw) => job::run_raw(&cli, raw).await,
         Top::Schema { ref dir } => {
             crate::schema::write_all(dir).map_err(|e| CliError::Usage(e.to_string()))?;

@@ -1,0 +1,111 @@
+//! Module queries: `GET /v1/tenants/{t}/modules` and `…/modules/{name}`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiState};
+use crate::domain::module::{ModuleKind, ModuleState};
+use crate::domain::{ModuleName, Tenant};
+use crate::store::EventStore;
+
+/// One version as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VersionView {
+    pub version: String,
+    pub digest: String,
+    pub size: u64,
+    pub interface: String,
+    pub module_kind: ModuleKind,
+    pub sdk_version: String,
+    pub uploader: String,
+    pub uploaded_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A module as the API shows it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ModuleView {
+    pub tenant: String,
+    pub name: String,
+    pub latest: Option<String>,
+    pub versions: Vec<VersionView>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn view(
+    tenant: &str,
+    stream: &str,
+    snapshot: Option<serde_json::Value>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<ModuleView, ApiError> {
+    let state: ModuleState = snapshot
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("module snapshot: {e}"),
+            )
+        })?
+        .unwrap_or_default();
+    Ok(ModuleView {
+        tenant: tenant.to_owned(),
+        name: stream.strip_prefix("module.").unwrap_or(stream).to_owned(),
+        latest: state.latest.clone(),
+        versions: state
+            .versions
+            .into_iter()
+            .map(|(version, v)| VersionView {
+                version,
+                digest: v.digest,
+                size: v.size,
+                interface: v.interface,
+                module_kind: v.module_kind,
+                sdk_version: v.sdk_version,
+                uploader: v.uploader,
+                uploaded_at: v.uploaded_at,
+            })
+            .collect(),
+        updated_at: at,
+    })
+}
+
+fn bad(e: crate::domain::ids::NameError) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, e.to_string())
+}
+
+pub async fn list(
+    State(s): State<ApiState>,
+    Path(tenant): Path<String>,
+) -> Result<Json<Vec<ModuleView>>, ApiError> {
+    let tenant = Tenant::new(tenant).map_err(bad)?;
+    let rows = s.store.list_streams(tenant.as_str(), "module").await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(view(tenant.as_str(), &r.stream, r.snapshot, r.updated_at)?);
+    }
+    Ok(Json(out))
+}
+
+pub async fn show(
+    State(s): State<ApiState>,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<ModuleView>, ApiError> {
+    let tenant = Tenant::new(tenant).map_err(bad)?;
+    let name = ModuleName::new(name).map_err(bad)?;
+    let stream = format!("module.{name}");
+    let rows = s.store.list_streams(tenant.as_str(), "module").await?;
+    let Some(r) = rows.into_iter().find(|r| r.stream == stream) else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("module `{name}` not found in tenant `{tenant}`"),
+        ));
+    };
+    Ok(Json(view(
+        tenant.as_str(),
+        &r.stream,
+        r.snapshot,
+        r.updated_at,
+    )?))
+}

@@ -1,0 +1,445 @@
+//! `weir udf …`: upload, list, show and run UDF modules.
+//!
+//! `upload` validates locally first (a component, our WIT world at a
+//! supported version, within the size limit, compiles and instantiates), so
+//! the reason for a refusal is precise and immediate. Then it stores the
+//! bytes in the tenant's object store bucket and sends `module.register`.
+//! `run` executes a module over local JSONL records with the real host: job
+//! debugging without a cluster.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::output::{self, Format};
+use super::{Cli, CliError};
+use crate::client::{self, Request};
+use crate::domain::ModuleName;
+use crate::intake::Subjects;
+use crate::registry::ModuleBytes;
+use crate::wasm::{
+    BatchTime, Bytes, HostConfig, InputRecord, InstanceLabels, KeyedState, ModuleLimits,
+    RecordResult, SourcePosition, WasmError, WasmHost,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum UdfCmd {
+    /// Validate a component and upload it as `<name>` at `--version`.
+    Upload {
+        name: String,
+        file: PathBuf,
+        /// Version label; defaults to the first 12 hex digits of the digest.
+        #[arg(long)]
+        version: Option<String>,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// List the tenant's modules.
+    List,
+    /// Show a module's versions.
+    Show { name: String },
+    /// Run a module over JSONL records and print outputs and dead letters as JSONL.
+    Run {
+        /// `name`, `name@version` (from the registry) or a path to a `.wasm` file.
+        module: String,
+        /// JSONL input: `{"key": "...", "value": "...", "timestamp": 0, "headers": {"h": "v"}}` per line.
+        #[arg(long)]
+        input: PathBuf,
+        /// Records per call.
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// Deadline per call, in ms.
+        #[arg(long, default_value_t = 1000)]
+        deadline_ms: u64,
+        /// Memory cap of the instance, in MiB.
+        #[arg(long, default_value_t = 64)]
+        memory_mib: usize,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+}
+
+/// Where compiled artifacts are cached and how large a module may be.
+#[derive(Debug, Clone, Args)]
+pub struct HostArgs {
+    /// Directory of precompiled artifacts (shared by upload, run and workers).
+    #[arg(long, env = "WEIR_WASM_CACHE", default_value = ".weir/wasm-cache")]
+    pub cache_dir: PathBuf,
+    /// Largest accepted module, in bytes.
+    #[arg(long, env = "WEIR_MAX_MODULE_BYTES", default_value_t = 32 << 20)]
+    pub max_module_bytes: usize,
+}
+
+impl HostArgs {
+    fn host(&self) -> Result<WasmHost, CliError> {
+        WasmHost::new(HostConfig {
+            cache_dir: Some(self.cache_dir.clone()),
+            max_module_bytes: self.max_module_bytes,
+            max_instances: 4,
+            ..Default::default()
+        })
+        .map_err(|e| CliError::Usage(e.to_string()))
+    }
+}
+
+/// One JSONL input line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputLine {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    timestamp: i64,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+/// One JSONL output line.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum OutputLine {
+    Output {
+        input: usize,
+        key: Option<String>,
+        value: Option<String>,
+        timestamp: i64,
+        headers: std::collections::BTreeMap<String, String>,
+    },
+    DeadLetter {
+        input: usize,
+        reason: String,
+        code: &'static str,
+        module: String,
+        digest: String,
+    },
+}
+
+fn text(b: &Option<Bytes>) -> Option<String> {
+    b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+fn read_module_file(path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
+}
+
+fn invalid(path: &Path, e: WasmError) -> CliError {
+    CliError::Usage(format!(
+        "{} is not a valid UDF ({}): {e}",
+        path.display(),
+        e.code()
+    ))
+}
+
+pub async fn run(cli: &Cli, cmd: &UdfCmd) -> Result<(), CliError> {
+    match cmd {
+        UdfCmd::Upload {
+            name,
+            file,
+            version,
+            host,
+        } => upload(cli, name, file, version.as_deref(), host).await,
+        UdfCmd::List => {
+            let v = super::job::get(cli, "modules").await?;
+            print_modules(cli.output, &v)
+        }
+        UdfCmd::Show { name } => {
+            let v = super::job::get(cli, &format!("modules/{name}")).await?;
+            print_modules(cli.output, &json!([v]))
+        }
+        UdfCmd::Run {
+            module,
+            input,
+            batch,
+            deadline_ms,
+            memory_mib,
+            host,
+        } => {
+            let limits = ModuleLimits {
+                deadline: std::time::Duration::from_millis(*deadline_ms),
+                memory_bytes: memory_mib << 20,
+                ..Default::default()
+            };
+            run_local(cli, module, input, (*batch).max(1), limits, host).await
+        }
+    }
+}
+
+async fn upload(
+    cli: &Cli,
+    name: &str,
+    file: &Path,
+    version: Option<&str>,
+    host: &HostArgs,
+) -> Result<(), CliError> {
+    let name = ModuleName::new(name).map_err(|e| CliError::Usage(e.to_string()))?;
+    let bytes = read_module_file(file)?;
+    let info = host
+        .host()?
+        .validate(&bytes)
+        .map_err(|e| invalid(file, e))?;
+    let version = version
+        .map(str::to_owned)
+        .unwrap_or_else(|| info.digest.trim_start_matches("sha256:")[..12].to_owned());
+    let nats = client::connect(&cli.conn.nats_url).await?;
+    let js = async_nats::jetstream::new(nats.clone());
+    let store = ModuleBytes::open(&js, &cli.conn.subject_prefix, &cli.tenant)
+        .await
+        .map_err(|e| CliError::Unreachable(e.to_string()))?;
+    store
+        .put(name.as_str(), &version, &bytes)
+        .await
+        .map_err(|e| CliError::Unreachable(e.to_string()))?;
+    let kind = serde_json::to_value(info.kind).map_err(|e| CliError::Usage(e.to_string()))?;
+    let outcome = client::send(
+        &nats,
+        &Subjects::new(cli.conn.subject_prefix.clone()),
+        Request {
+            tenant: cli.tenant.clone(),
+            kind: "module.register".into(),
+            target: name.to_string(),
+            payload: json!({
+                "version": version,
+                "digest": info.digest,
+                "size": info.size,
+                "interface": info.interface,
+                "module_kind": kind,
+                "sdk_version": info.sdk_version,
+            }),
+            expected_version: None,
+            actor: cli.actor.clone(),
+        },
+        cli.timeout,
+        cli.output == Format::Text,
+    )
+    .await?;
+    if cli.output == Format::Text && outcome.is_accepted() {
+        println!(
+            "{name}@{version} {} ({} bytes, {})",
+            info.digest,
+            info.size,
+            kind.as_str().unwrap_or("?")
+        );
+        if outcome.events.is_empty() {
+            println!("already uploaded with the same bytes; nothing changed");
+        }
+    }
+    output::outcome(cli.output, "module.register", &outcome)
+}
+
+fn print_modules(format: Format, v: &serde_json::Value) -> Result<(), CliError> {
+    if format == Format::Json {
+        return output::json(v);
+    }
+    for m in v.as_array().into_iter().flatten() {
+        let name = m.get("name").and_then(|x| x.as_str()).unwrap_or("?");
+        for ver in m
+            .get("versions")
+            .and_then(|x| x.as_array())
+            .into_iter()
+            .flatten()
+        {
+            println!(
+                "{name}@{}\t{}\t{}\t{} bytes\tby {}",
+                ver.get("version").and_then(|x| x.as_str()).unwrap_or("?"),
+                ver.get("module_kind")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("?"),
+                ver.get("digest").and_then(|x| x.as_str()).unwrap_or("?"),
+                ver.get("size").and_then(|x| x.as_u64()).unwrap_or(0),
+                ver.get("uploader").and_then(|x| x.as_str()).unwrap_or("?"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The module's bytes: a local file, or `name[@version]` from the registry
+/// (digest-checked against the recorded upload).
+async fn fetch(cli: &Cli, module: &str) -> Result<(String, String, Vec<u8>), CliError> {
+    let path = Path::new(module);
+    if module.ends_with(".wasm") || path.is_file() {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("local")
+            .to_owned();
+        return Ok((name, "local".into(), read_module_file(path)?));
+    }
+    let (name, version) = match module.split_once('@') {
+        Some((n, v)) => (n, Some(v)),
+        None => (module, None),
+    };
+    let view = super::job::get(cli, &format!("modules/{name}")).await?;
+    let version = match version {
+        Some(v) => v.to_owned(),
+        None => view
+            .get("latest")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| CliError::Usage(format!("module `{name}` has no versions")))?
+            .to_owned(),
+    };
+    let entry = view
+        .get("versions")
+        .and_then(|v| v.as_array())
+        .and_then(|vs| {
+            vs.iter()
+                .find(|v| v.get("version").and_then(|x| x.as_str()) == Some(&version))
+        })
+        .ok_or_else(|| CliError::Usage(format!("module `{name}` has no version `{version}`")))?;
+    let digest = entry
+        .get("digest")
+        .and_then(|x| x.as_str())
+        .unwrap_or_default();
+    let size = entry
+        .get("size")
+        .and_then(|x| x.as_u64())
+        .unwrap_or_default();
+    let nats = client::connect(&cli.conn.nats_url).await?;
+    let js = async_nats::jetstream::new(nats);
+    let store = ModuleBytes::open(&js, &cli.conn.subject_prefix, &cli.tenant)
+        .await
+        .map_err(|e| CliError::Unreachable(e.to_string()))?;
+    let bytes = store
+        .get(name, &version, digest, size)
+        .await
+        .map_err(|e| CliError::Unreachable(e.to_string()))?;
+    Ok((name.to_owned(), version, bytes))
+}
+
+async fn run_local(
+    cli: &Cli,
+    module: &str,
+    input: &Path,
+    batch: usize,
+    limits: ModuleLimits,
+    host: &HostArgs,
+) -> Result<(), CliError> {
+    let (name, version, bytes) = fetch(cli, module).await?;
+    let text_in = std::fs::read_to_string(input)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", input.display())))?;
+    let mut records = Vec::new();
+    for (i, line) in text_in.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let l: InputLine = serde_json::from_str(line)
+            .map_err(|e| CliError::Usage(format!("{}:{}: {e}", input.display(), i + 1)))?;
+        records.push(InputRecord {
+            key: l.key.map(Bytes::from),
+            value: l.value.map(Bytes::from),
+            timestamp: l.timestamp,
+            headers: l
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k, Bytes::from(v)))
+                .collect(),
+            source: SourcePosition {
+                topic: Some(input.display().to_string().into()),
+                partition: 0,
+                offset: i as i64,
+            },
+        });
+    }
+    let host = host.host()?;
+    let loaded = host
+        .load(&name, &version, &bytes)
+        .map_err(|e| invalid(Path::new(module), e))?;
+    let stats = host.cache_stats();
+    eprintln!(
+        "{name}@{version} {} ({:?}); artifact {}",
+        loaded.info.digest,
+        loaded.info.kind,
+        if stats.hits > 0 {
+            "reused from cache"
+        } else {
+            "compiled"
+        }
+    );
+    let operator = "local";
+    let mut udf = loaded
+        .instantiate(
+            limits,
+            InstanceLabels {
+                job: "local".into(),
+                operator: operator.into(),
+            },
+        )
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut state = KeyedState::new();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut emit = |line: OutputLine| -> Result<(), CliError> {
+        let s = serde_json::to_string(&line).map_err(|e| CliError::Usage(e.to_string()))?;
+        writeln!(out, "{s}").map_err(|e| CliError::Usage(e.to_string()))
+    };
+    let results_of = |base: usize,
+                      results: Vec<RecordResult>,
+                      emit: &mut dyn FnMut(OutputLine) -> Result<(), CliError>|
+     -> Result<usize, CliError> {
+        let mut dead = 0;
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                RecordResult::Outputs(os) => {
+                    for o in os {
+                        emit(OutputLine::Output {
+                            input: base + i,
+                            key: text(&o.key),
+                            value: text(&o.value),
+                            timestamp: o.timestamp,
+                            headers: o
+                                .headers
+                                .iter()
+                                .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+                                .collect(),
+                        })?;
+                    }
+                }
+                RecordResult::DeadLetter(d) => {
+                    dead += 1;
+                    emit(OutputLine::DeadLetter {
+                        input: base + i,
+                        reason: d.reason.to_string(),
+                        code: d.reason.code(),
+                        module: format!("{}@{}", d.module, d.version),
+                        digest: d.digest,
+                    })?;
+                }
+            }
+        }
+        Ok(dead)
+    };
+    let mut dead = 0;
+    let mut watermark = i64::MIN;
+    for (n, chunk) in records.chunks(batch).enumerate() {
+        watermark = watermark.max(chunk.iter().map(|r| r.timestamp).max().unwrap_or(i64::MIN));
+        let time = BatchTime {
+            watermark: Some(watermark),
+            processing_time: BatchTime::now().processing_time,
+        };
+        let results = udf.process_batch_at(chunk, &mut state, time);
+        dead += results_of(n * batch, results, &mut emit)?;
+        let due = state.take_due_timers(operator, Some(watermark), time.processing_time);
+        if !due.is_empty() {
+            let fired = udf.on_timer(&due, &mut state, time);
+            dead += results_of(records.len(), fired, &mut emit)?;
+        }
+    }
+    // End of input is the end of event time: fire what is left.
+    let time = BatchTime {
+        watermark: Some(i64::MAX),
+        processing_time: i64::MAX,
+    };
+    let due = state.take_due_timers(operator, time.watermark, time.processing_time);
+    if !due.is_empty() {
+        let fired = udf.on_timer(&due, &mut state, time);
+        dead += results_of(records.len(), fired, &mut emit)?;
+    }
+    let _ = (std::io::stdout().flush(), cli.output);
+    eprintln!("{} records, {dead} dead-lettered", records.len());
+    Ok(())
+}
