@@ -67,7 +67,7 @@ pub struct EngineArgs {
     #[arg(long, env = "WEIR_REPLICA_ID")]
     pub replica_id: Option<String>,
     /// The data plane workflow activities drive.
-    #[arg(long, env = "WEIR_RUNTIME", value_enum, default_value_t = RuntimeKind::Sim)]
+    #[arg(long, env = "WEIR_RUNTIME", value_enum, default_value_t = RuntimeKind::None)]
     pub runtime: RuntimeKind,
 }
 

@@ -169,7 +169,8 @@ pub async fn probe<S: EventStore, C: DeploymentControl>(
         }
         let base_restarts = baseline["restarts"].as_u64().unwrap_or(0);
         let watching_health = w.checkpoints.is_some() || w.healthy_for.is_some();
-        if watching_health && restarts(&s) > base_restarts {
+        // A restart while watched means the version is not healthy: fail now rather than at `within`.
+        if restarts(&s) > base_restarts {
             return Ok(Probe::Failed(ActivityError::new(
                 ErrorClass::Unhealthy,
                 format!(

@@ -37,10 +37,10 @@ struct StartInput {
     version: u32,
     generation: u64,
     parallelism: u32,
-    /// Restore from this checkpoint.
+    /// Restore from this checkpoint (the runtime's newest compatible one if absent).
     #[serde(default)]
     checkpoint: Option<String>,
-    /// Without a named checkpoint: restore the newest compatible one (true) or start fresh.
+    /// False starts fresh, dropping state, whatever `checkpoint` says.
     #[serde(default = "yes")]
     restore: bool,
 }
@@ -66,9 +66,9 @@ pub async fn start<S: EventStore, C: DeploymentControl>(
     let spec = JobSpec::from_value(info.spec.clone())
         .map_err(|e| ActivityError::invalid(format!("version {} spec: {e}", i.version)))?;
     let restore = match (&i.checkpoint, i.restore) {
-        (Some(c), _) => RestoreFrom::Checkpoint(c.clone()),
+        (_, false) => RestoreFrom::Nothing,
+        (Some(c), true) => RestoreFrom::Checkpoint(c.clone()),
         (None, true) => RestoreFrom::Latest,
-        (None, false) => RestoreFrom::Nothing,
     };
     a.control
         .start(DeploymentRequest {
