@@ -7,5 +7,6 @@
 mod support;
 
 mod lifecycle;
+mod registry;
 mod wasm;
 mod runtime;

@@ -178,10 +178,10 @@ async fn upload(
 ) -> Result<(), CliError> {
     let name = ModuleName::new(name).map_err(|e| CliError::Usage(e.to_string()))?;
     let bytes = read_module_file(file)?;
-    let info = host
-        .host()?
-        .validate(&bytes)
-        .map_err(|e| invalid(file, e))?;
+    // WASI's sync bindings block on tokio; leave the async worker first.
+    let info = tokio::task::block_in_place(|| {
+        host.host()?.validate(&bytes).map_err(|e| invalid(file, e))
+    })?;
     let version = version
         .map(str::to_owned)
         .unwrap_or_else(|| info.digest.trim_start_matches("sha256:")[..12].to_owned());
@@ -345,9 +345,30 @@ async fn run_local(
             },
         });
     }
+    // WASI's sync bindings block on tokio; leave the async worker first.
+    tokio::task::block_in_place(|| {
+        run_records(
+            module, &name, &version, &bytes, &records, batch, limits, host,
+        )
+    })
+}
+
+/// Runs `records` through the module in batches, firing timers as the
+/// watermark (the largest timestamp so far) passes them, and at the end.
+#[allow(clippy::too_many_arguments)]
+fn run_records(
+    module: &str,
+    name: &str,
+    version: &str,
+    bytes: &[u8],
+    records: &[InputRecord],
+    batch: usize,
+    limits: ModuleLimits,
+    host: &HostArgs,
+) -> Result<(), CliError> {
     let host = host.host()?;
     let loaded = host
-        .load(&name, &version, &bytes)
+        .load(name, version, bytes)
         .map_err(|e| invalid(Path::new(module), e))?;
     let stats = host.cache_stats();
     eprintln!(
@@ -439,7 +460,7 @@ async fn run_local(
         let fired = udf.on_timer(&due, &mut state, time);
         dead += results_of(records.len(), fired, &mut emit)?;
     }
-    let _ = (std::io::stdout().flush(), cli.output);
+    let _ = std::io::stdout().flush();
     eprintln!("{} records, {dead} dead-lettered", records.len());
     Ok(())
 }

@@ -23,7 +23,9 @@
 //! ```
 //!
 //! Everything here is synchronous: the stream runtime calls it from a
-//! blocking thread. A [`UdfInstance`] is used by one thread at a time;
+//! blocking thread (`spawn_blocking`, `block_in_place` or a plain thread),
+//! never directly on an async worker: WASI's sync bindings (guest stdout and
+//! stderr) block on the ambient tokio runtime and panic inside a task. A [`UdfInstance`] is used by one thread at a time;
 //! [`WasmHost`] and [`LoadedModule`] are shared (`Arc`) across threads.
 //!
 //! # Core concepts
