@@ -1,0 +1,198 @@
+//! WASM UDF overhead: per-record cost of the same logic as a sandboxed
+//! component (through the real host: encode, call, decode, results) and as
+//! native Rust producing the same `RecordResult`s, at batch sizes 1, 64 and
+//! 1024; plus instantiation time from the `InstancePre`.
+//!
+//! DESIGN §9 target: a trivial map at batch 1024 adds ≤ 15 ns per record.
+//! Run: `cargo bench -p weir --bench wasm` (builds the example UDFs first).
+
+#[path = "../../tests/support/guests.rs"]
+#[allow(dead_code)]
+mod guests;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use weir::wasm::{
+    Bytes, HostConfig, InputRecord, InstanceLabels, KeyedState, ModuleLimits, OutputRecord,
+    RecordResult, SourcePosition, WasmHost,
+};
+
+const BATCHES: [usize; 3] = [1, 64, 1024];
+const TARGET_NS: f64 = 15.0;
+
+fn records(n: usize) -> Vec<InputRecord> {
+    (0..n)
+        .map(|i| {
+            let level = if i % 2 == 0 { "error" } else { "info" };
+            // About 45 bytes, like DESIGN's measurements.
+            let value = format!(
+                r#"{{"id":{:05},"level":"{level}","msg":"abc"}}"#,
+                i % 100_000
+            );
+            InputRecord {
+                key: Some(Bytes::from(format!("k{}", i % 97))),
+                value: Some(Bytes::from(value)),
+                timestamp: 1_700_000_000_000 + i as i64,
+                headers: Vec::new(),
+                source: SourcePosition {
+                    topic: Some("in".into()),
+                    partition: 0,
+                    offset: i as i64,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Native versions producing exactly what the host returns for the UDFs.
+fn native_identity(input: &[InputRecord]) -> Vec<RecordResult> {
+    input
+        .iter()
+        .map(|r| {
+            RecordResult::Outputs(vec![OutputRecord {
+                key: r.key.clone(),
+                // The cheapest native identity: share the input's bytes.
+                value: r.value.clone(),
+                timestamp: r.timestamp,
+                headers: r.headers.clone(),
+            }])
+        })
+        .collect()
+}
+
+fn native_uppercase(input: &[InputRecord]) -> Vec<RecordResult> {
+    input
+        .iter()
+        .map(|r| {
+            RecordResult::Outputs(vec![OutputRecord {
+                key: r.key.clone(),
+                value: Some(Bytes::from(
+                    r.value.as_deref().unwrap_or_default().to_ascii_uppercase(),
+                )),
+                timestamp: r.timestamp,
+                headers: r.headers.clone(),
+            }])
+        })
+        .collect()
+}
+
+fn native_json_filter(input: &[InputRecord]) -> Vec<RecordResult> {
+    input
+        .iter()
+        .map(|r| {
+            let doc: serde_json::Value =
+                serde_json::from_slice(r.value.as_deref().unwrap_or_default()).unwrap_or_default();
+            if doc.get("level").and_then(|l| l.as_str()) == Some("error") {
+                RecordResult::Outputs(vec![OutputRecord::from_input(r)])
+            } else {
+                RecordResult::Outputs(Vec::new())
+            }
+        })
+        .collect()
+}
+
+/// Mean ns per record of `f` over batches of `n`, run for about `budget`.
+fn per_record(
+    n: usize,
+    budget: Duration,
+    mut f: impl FnMut(&[InputRecord]) -> Vec<RecordResult>,
+) -> f64 {
+    let input = records(n);
+    // Warm up.
+    for _ in 0..(2048 / n).max(3) {
+        black_box(f(&input));
+    }
+    let started = Instant::now();
+    let mut done = 0usize;
+    while started.elapsed() < budget {
+        for _ in 0..(4096 / n).max(1) {
+            black_box(f(black_box(&input)));
+            done += n;
+        }
+    }
+    started.elapsed().as_nanos() as f64 / done as f64
+}
+
+fn main() {
+    let host = WasmHost::new(HostConfig::default()).expect("host");
+    let budget = Duration::from_millis(
+        std::env::var("WEIR_BENCH_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(700),
+    );
+    let load = |name: &str| {
+        host.load(name, "bench", &guests::guest(name))
+            .expect("load")
+    };
+    let labels = || InstanceLabels {
+        job: "bench".into(),
+        operator: "op".into(),
+    };
+
+    println!("WASM UDF overhead (ns per record; records of ~45 bytes; {budget:?} per figure)");
+    println!(
+        "{:<14} {:>6} {:>10} {:>10} {:>10}",
+        "udf", "batch", "native", "wasm", "overhead"
+    );
+    let mut verdict = None;
+    let cases: [(&str, fn(&[InputRecord]) -> Vec<RecordResult>); 3] = [
+        ("identity", native_identity),
+        ("json_filter", native_json_filter),
+        ("uppercase", native_uppercase),
+    ];
+    for (name, native) in cases {
+        let module = load(name);
+        let mut udf = module
+            .instantiate(ModuleLimits::default(), labels())
+            .expect("instance");
+        let mut state = KeyedState::new();
+        // Same results both ways, or the comparison means nothing.
+        let sample = records(64);
+        assert_eq!(
+            udf.process_batch(&sample, &mut state),
+            native(&sample),
+            "{name}: wasm and native differ"
+        );
+        for n in BATCHES {
+            let nat = per_record(n, budget, native);
+            let wasm = per_record(n, budget, |b| udf.process_batch(b, &mut state));
+            println!(
+                "{name:<14} {n:>6} {nat:>10.1} {wasm:>10.1} {:>10.1}",
+                wasm - nat
+            );
+            if name == "identity" && n == 1024 {
+                verdict = Some(wasm - nat);
+            }
+        }
+    }
+
+    let module = load("identity");
+    for _ in 0..50 {
+        black_box(
+            module
+                .instantiate(ModuleLimits::default(), labels())
+                .expect("instance"),
+        );
+    }
+    let rounds = 2000;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        black_box(
+            module
+                .instantiate(ModuleLimits::default(), labels())
+                .expect("instance"),
+        );
+    }
+    let us = started.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    println!("instantiation from InstancePre (store + sandbox + instance): {us:.1} µs");
+
+    if let Some(o) = verdict {
+        let ok = o <= TARGET_NS;
+        println!(
+            "trivial map at batch 1024 adds {o:.1} ns/record over native; target ≤ {TARGET_NS} ns: {}",
+            if ok { "met" } else { "NOT met" }
+        );
+    }
+}
