@@ -228,9 +228,8 @@ pub async fn run(cli: &Cli, cmd: &WorkflowCmd) -> Result<(), CliError> {
                 Format::Text => {
                     for r in report.iter().filter(|r| r["ok"] == true) {
                         println!(
-                            "{}: ok ({} `{}`, {} steps)",
+                            "{}: ok (workflow `{}`, {} steps)",
                             r["file"].as_str().unwrap_or(""),
-                            "workflow",
                             r["workflow"].as_str().unwrap_or(""),
                             r["steps"]
                         );

@@ -155,11 +155,7 @@ impl Out<'_> {
             }),
             OnFailure::Goto { goto } => self.goto(&goto),
             OnFailure::Action(FailureAction::Compensate) => {
-                let spec = self
-                    .state
-                    .spec
-                    .clone()
-                    .unwrap_or_else(|| unreachable_spec());
+                let spec = self.state.spec.clone().unwrap_or_else(unreachable_spec);
                 let steps: Vec<String> = self
                     .state
                     .completed
@@ -230,7 +226,7 @@ pub fn decide(
             file: s.file.clone(),
             definition_sha256: definition_sha256(&s.definition),
             definition: s.definition.clone(),
-            spec,
+            spec: Box::new(spec),
             input: s.input.clone(),
             at: ctx.now,
         });

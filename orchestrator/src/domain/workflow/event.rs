@@ -25,7 +25,7 @@ pub enum RunEvent {
         file: String,
         definition_sha256: String,
         definition: String,
-        spec: WorkflowSpec,
+        spec: Box<WorkflowSpec>,
         input: serde_json::Value,
         at: DateTime<Utc>,
     },

@@ -116,7 +116,7 @@ pub fn line_of(text: &str, path: &str) -> Option<usize> {
         let after = &range[at + 1..];
         let end = after
             .iter()
-            .position(|x| x.indent <= e.indent && !(x.line == e.line))
+            .position(|x| x.indent <= e.indent && x.line != e.line)
             .unwrap_or(after.len());
         range = &after[..end];
     }

@@ -268,7 +268,7 @@ impl RunState {
                     workflow: workflow.clone(),
                     file: file.clone(),
                     definition_sha256: definition_sha256.clone(),
-                    spec: Some(spec.clone()),
+                    spec: Some((**spec).clone()),
                     input: input.clone(),
                     job: input.get("job").and_then(|j| j.as_str()).map(str::to_owned),
                     started_at: Some(*at),

@@ -130,7 +130,7 @@ fn happy_path_skips_false_conditions_and_reports_outputs() {
     h.complete(json!({}));
     assert_eq!(h.state.status, RunStatus::Completed);
     assert_eq!(h.state.outputs, Some(json!({"a": 7})));
-    assert!(h.state.steps.get("d").is_none(), "`next: end` must skip d");
+    assert!(!h.state.steps.contains_key("d"), "`next: end` must skip d");
 }
 
 #[test]
