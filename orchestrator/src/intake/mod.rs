@@ -15,7 +15,7 @@ use async_nats::jetstream::{self, AckKind};
 use async_nats::HeaderMap;
 use chrono::Utc;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::envelope::parse_message;
@@ -28,6 +28,9 @@ pub use subjects::Subjects;
 
 /// Largest number of commands decided in one group commit.
 pub const MAX_BATCH: usize = 512;
+
+/// Batches whose outcomes may be awaiting confirmation while the next one commits.
+const MAX_FINISHING: usize = 4;
 
 /// Dead-lettered payloads are cut to this size (with a header saying so).
 const DEAD_LETTER_MAX_BYTES: usize = 64 * 1024;
@@ -71,6 +74,13 @@ impl<S: EventStore> Intake<S> {
     /// Consumes commands until `shutdown` is cancelled. Survives NATS and
     /// PostgreSQL outages by reconnecting and retrying.
     pub async fn run(self, shutdown: CancellationToken) {
+        let finishing = Arc::new(Semaphore::new(MAX_FINISHING));
+        self.consume(&shutdown, &finishing).await;
+        // Let in-flight outcome confirmations and acks finish before exiting.
+        let _ = finishing.acquire_many(MAX_FINISHING as u32).await;
+    }
+
+    async fn consume(&self, shutdown: &CancellationToken, finishing: &Arc<Semaphore>) {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
             let consumer = match command_consumer(&self.js, &self.subjects).await {
@@ -120,7 +130,7 @@ impl<S: EventStore> Intake<S> {
                         _ => break,
                     }
                 }
-                if !self.process(batch, &shutdown).await {
+                if !self.process(batch, shutdown, finishing).await {
                     return;
                 }
             }
@@ -128,7 +138,12 @@ impl<S: EventStore> Intake<S> {
     }
 
     /// Returns false when shutdown interrupted the batch (nothing was acked).
-    async fn process(&self, batch: Vec<jetstream::Message>, shutdown: &CancellationToken) -> bool {
+    async fn process(
+        &self,
+        batch: Vec<jetstream::Message>,
+        shutdown: &CancellationToken,
+        finishing: &Arc<Semaphore>,
+    ) -> bool {
         let mut incoming = Vec::with_capacity(batch.len());
         let mut live = Vec::with_capacity(batch.len());
         for m in batch {
@@ -196,25 +211,36 @@ impl<S: EventStore> Intake<S> {
                 confirmations.push(f);
             }
         }
-        for c in futures::future::join_all(
-            confirmations
-                .into_iter()
-                .map(std::future::IntoFuture::into_future),
-        )
-        .await
-        {
-            if let Err(e) = c {
-                tracing::warn!(error = %e, "outcome publish not confirmed");
-            }
-        }
-        for (i, m) in live.iter().enumerate() {
-            let kind = match &incoming[i] {
+        let kinds: Vec<AckKind> = incoming
+            .iter()
+            .map(|i| match i {
                 Incoming::Parsed(_) => AckKind::Ack,
                 // Malformed input will never succeed: terminate, do not redeliver.
                 Incoming::Unparsed { .. } => AckKind::Term,
-            };
-            ack(m, kind).await;
-        }
+            })
+            .collect();
+        // Confirm outcomes and ack in the background so the next batch's commit
+        // overlaps this round trip. Acks still follow their outcome's confirmation.
+        let Ok(permit) = finishing.clone().acquire_owned().await else {
+            return false;
+        };
+        tokio::spawn(async move {
+            let confirmed = futures::future::join_all(
+                confirmations
+                    .into_iter()
+                    .map(std::future::IntoFuture::into_future),
+            )
+            .await;
+            for c in confirmed {
+                if let Err(e) = c {
+                    tracing::warn!(error = %e, "outcome publish not confirmed");
+                }
+            }
+            for (m, kind) in live.iter().zip(kinds) {
+                ack(m, kind).await;
+            }
+            drop(permit);
+        });
         true
     }
 

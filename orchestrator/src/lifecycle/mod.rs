@@ -53,16 +53,25 @@ impl<S: EventStore> CommandHandler<S> {
 
     /// Decides and commits a batch. Returns one outcome per input, in order.
     /// Errors only when the store is unavailable; then nothing was committed.
-    pub async fn handle(&self, batch: &[Incoming], now: DateTime<Utc>) -> Result<Vec<Outcome>, StoreError> {
+    pub async fn handle(
+        &self,
+        batch: &[Incoming],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Outcome>, StoreError> {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
             match self.try_handle(batch, now).await {
                 Ok(outcomes) => {
-                    metrics::histogram!("weir_command_batch_seconds").record(started.elapsed().as_secs_f64());
+                    metrics::histogram!("weir_command_batch_seconds")
+                        .record(started.elapsed().as_secs_f64());
                     metrics::histogram!("weir_command_batch_size").record(batch.len() as f64);
                     for o in &outcomes {
-                        let status = if o.is_accepted() { "accepted" } else { "rejected" };
+                        let status = if o.is_accepted() {
+                            "accepted"
+                        } else {
+                            "rejected"
+                        };
                         metrics::counter!("weir_commands_total", "status" => status).increment(1);
                     }
                     return Ok(outcomes);
@@ -77,7 +86,11 @@ impl<S: EventStore> CommandHandler<S> {
         }
     }
 
-    async fn try_handle(&self, batch: &[Incoming], now: DateTime<Utc>) -> Result<Vec<Outcome>, StoreError> {
+    async fn try_handle(
+        &self,
+        batch: &[Incoming],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Outcome>, StoreError> {
         let ids: Vec<(String, Uuid)> = batch
             .iter()
             .filter_map(|i| match i {
@@ -85,20 +98,22 @@ impl<S: EventStore> CommandHandler<S> {
                 Incoming::Unparsed { tenant, error } => error.id.map(|id| (tenant.clone(), id)),
             })
             .collect();
-        let stored = self.store.stored_outcomes(&ids).await?;
-
+        // Load every stream the batch touches, in parallel with the dedupe lookup
+        // (one round trip instead of two). Streams of duplicates are loaded for nothing; that is rare.
         let mut keys: Vec<StreamKey> = batch
             .iter()
             .filter_map(|i| match i {
-                Incoming::Parsed(c) if !stored.contains_key(&(c.tenant.to_string(), c.id)) => {
-                    Some((c.tenant.to_string(), c.stream.clone()))
-                }
+                Incoming::Parsed(c) => Some((c.tenant.to_string(), c.stream.clone())),
                 _ => None,
             })
             .collect();
         keys.sort();
         keys.dedup();
-        let loaded = self.store.load_streams(&keys).await?;
+        let (stored, loaded) = futures::future::try_join(
+            self.store.stored_outcomes(&ids),
+            self.store.load_streams(&keys),
+        )
+        .await?;
 
         let mut working: HashMap<StreamKey, (u64, AnyState)> = HashMap::new();
         for key in keys {
@@ -151,7 +166,11 @@ impl<S: EventStore> CommandHandler<S> {
                             rejection: error.rejection.clone(),
                         });
                     }
-                    None => slots.push(Slot::Unrecorded(Outcome::rejected(None, &tenant, error.rejection.clone()))),
+                    None => slots.push(Slot::Unrecorded(Outcome::rejected(
+                        None,
+                        &tenant,
+                        error.rejection.clone(),
+                    ))),
                 },
                 Incoming::Parsed(cmd) => {
                     let span = tracing::info_span!(
@@ -173,7 +192,10 @@ impl<S: EventStore> CommandHandler<S> {
                     in_batch.insert((tenant.clone(), cmd.id), decisions.len());
                     slots.push(Slot::Decided(decisions.len()));
                     let Some((version, state)) = working.get_mut(&key) else {
-                        return Err(StoreError::Corrupt(format!("stream {} was not loaded", key.1)));
+                        return Err(StoreError::Corrupt(format!(
+                            "stream {} was not loaded",
+                            key.1
+                        )));
                     };
                     let decision = match decide_one(cmd, *version, state, now) {
                         Ok((events, next_state)) => {
