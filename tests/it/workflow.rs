@@ -703,3 +703,110 @@ steps:
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn weir_cli(serve: &Serve, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .env("WEIR_API_URL", format!("http://{}", serve.http))
+        .env("WEIR_NATS_URL", NATS_URL)
+        .env("WEIR_SUBJECT_PREFIX", &serve.iso.prefix)
+        .env("WEIR_TENANT", TENANT)
+        .env("WEIR_ACTOR", "operator")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn job_status_shows_the_workflow_and_history_shows_why() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deploy.yaml"),
+        "name: deploy
+steps:
+  - id: compile
+    activity: job_command
+    input: { job: $.input.job, kind: job.compile, payload: { version: $.input.version } }
+  - id: assign
+    activity: start
+    input: { job: $.input.job, version: $.input.version, generation: $.input.generation, parallelism: $.input.parallelism }
+    retry: { max_attempts: 1 }
+  - id: mark_running
+    activity: job_command
+    input: { job: $.input.job, kind: job.mark_running, payload: { generation: $.input.generation } }
+",
+    )
+    .unwrap();
+    let iso = Isolation::new();
+    let rig = Rig::in_schema(iso.schema.clone()).await;
+    rig.sim
+        .set_behaviour(TENANT, "linked", 1, "unavailable:1")
+        .await
+        .unwrap();
+    let env = vec![
+        ("WEIR_RUNTIME".to_string(), "sim".to_string()),
+        (
+            "WEIR_WORKFLOWS_DIR".to_string(),
+            dir.path().display().to_string(),
+        ),
+    ];
+    let serve = Serve::start_with(
+        &iso,
+        ServeOpts {
+            env,
+            ..Default::default()
+        },
+    )
+    .await;
+    let nc = nats(NATS_URL).await;
+    assert!(send(
+        &nc,
+        &iso,
+        TENANT,
+        "job.create",
+        "linked",
+        json!({"spec": fast_spec(1, json!([]))})
+    )
+    .await
+    .is_accepted());
+    assert!(send(&nc, &iso, TENANT, "job.deploy", "linked", json!({}))
+        .await
+        .is_accepted());
+    let (run_id, run) = rig.settled_run("linked", "deploy", 0, T).await;
+    assert_eq!(run.status, RunStatus::Paused);
+
+    let (code, out, err) = weir_cli(&serve, &["job", "status", "linked"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "workflow deploy run {run_id} paused: step assign (attempt 1"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("step `assign` failed (unavailable)"), "{out}");
+
+    let (code, out, err) = weir_cli(&serve, &["workflow", "resume", &run_id]);
+    assert_eq!(code, 0, "{out}{err}");
+    rig.settled_run("linked", "deploy", 0, T).await;
+    eventually(T, "the resumed run to complete", || async {
+        let runs = rig.runs().await;
+        runs.iter()
+            .any(|(id, r)| id == &run_id && r.status == RunStatus::Completed)
+            .then_some(())
+    })
+    .await;
+    let (_, out, _) = weir_cli(&serve, &["job", "history", "linked"]);
+    assert!(out.contains(&format!("workflow:{run_id}/compile")), "{out}");
+    assert!(
+        out.contains(&format!("workflow:{run_id}/mark_running")),
+        "{out}"
+    );
+    let (_, out, _) = weir_cli(&serve, &["workflow", "show", &run_id]);
+    assert!(out.contains("run_resumed"), "{out}");
+    let (_, out, _) = weir_cli(&serve, &["workflow", "runs", "--job", "linked"]);
+    assert!(out.contains(&run_id) && out.contains("completed"), "{out}");
+}

@@ -201,6 +201,33 @@ fn run_line(r: &serde_json::Value) -> String {
     )
 }
 
+/// Lines for `weir job status`: each active run and where it is.
+pub fn print_active_runs(runs: &serde_json::Value) {
+    for r in runs.as_array().into_iter().flatten() {
+        let cur = &r["current"];
+        let step = if cur.is_null() {
+            "-".to_owned()
+        } else {
+            format!(
+                "{} (attempt {}, {})",
+                cur["step"].as_str().unwrap_or(""),
+                cur["attempt"],
+                cur["phase"].as_str().unwrap_or("")
+            )
+        };
+        println!(
+            "  workflow {} run {} {}: step {step}{}",
+            r["workflow"].as_str().unwrap_or(""),
+            r["run_id"].as_str().unwrap_or(""),
+            r["status"].as_str().unwrap_or(""),
+            r["reason"]
+                .as_str()
+                .map(|s| format!(" — {s}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
 pub async fn run(cli: &Cli, cmd: &WorkflowCmd) -> Result<(), CliError> {
     match cmd {
         WorkflowCmd::Validate { files } => {

@@ -185,7 +185,8 @@ pub(crate) async fn send<S: EventStore, C: DeploymentControl>(
         target: job.to_owned(),
         stream,
         expected_version: None,
-        actor: format!("workflow:{}", ctx.run_id),
+        // `weir job history` shows this: which run and step changed the job.
+        actor: format!("workflow:{}", ctx.key),
         issued_at: now,
         command,
     };
