@@ -9,8 +9,8 @@ use std::process::Output;
 use tokio::process::Command;
 
 use crate::support::guests::guest;
-use crate::support::serve::Serve;
-use crate::support::{Isolation, NATS_URL};
+use crate::support::serve::{Serve, ServeOpts};
+use crate::support::{eventually, Isolation, NATS_URL};
 
 /// Runs `weir <args>` against `iso`'s NATS prefix and `api` URL.
 async fn weir(iso: &Isolation, api: &str, cache: &Path, args: &[&str]) -> Output {
@@ -105,7 +105,11 @@ async fn upload_is_immutable_and_survives_a_restart_with_its_artifact_reused() {
     std::fs::write(&other, guest("trap_on_poison")).unwrap();
     let (upper, other) = (upper.display().to_string(), other.display().to_string());
 
-    let mut serve = Serve::start(&iso).await;
+    let opts = ServeOpts {
+        env: vec![("WEIR_WASM_CACHE".into(), cache.display().to_string())],
+        ..Default::default()
+    };
+    let mut serve = Serve::start_with(&iso, opts.clone()).await;
     let api = format!("http://{}", serve.http);
     let o = weir(
         &iso,
@@ -155,8 +159,22 @@ async fn upload_is_immutable_and_survives_a_restart_with_its_artifact_reused() {
         weir::wasm::digest_of(&guest("uppercase"))
     );
 
+    // serve warms every uploaded module into the artifact cache...
+    metric_line(&serve, "weir_wasm_artifact_cache_total{result=\"hit\"}").await;
     serve.kill().await;
-    let serve = Serve::start(&iso).await;
+    let serve = Serve::start_with(&iso, opts).await;
+    // ...and after a restart it reuses the artifact instead of compiling.
+    metric_line(&serve, "weir_wasm_artifact_cache_total{result=\"hit\"}").await;
+    let (_, text) = (
+        0,
+        reqwest::get(serve.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(!text.contains("result=\"compiled\""), "{text}");
     let api = format!("http://{}", serve.http);
     let o = weir(&iso, &api, &cache, &["-o", "json", "udf", "show", "upper"]).await;
     assert!(o.status.success(), "{}", stderr(&o));
@@ -243,4 +261,19 @@ async fn run_prints_dead_letters_for_a_local_file() {
         "{}",
         stderr(&o)
     );
+}
+
+/// Waits until serve's /metrics has a line starting with `prefix`.
+async fn metric_line(serve: &Serve, prefix: &str) -> String {
+    let url = serve.url("/metrics");
+    eventually(std::time::Duration::from_secs(20), prefix, || {
+        let url = url.clone();
+        async move {
+            let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+            text.lines()
+                .find(|l| l.starts_with(prefix))
+                .map(str::to_owned)
+        }
+    })
+    .await
 }
