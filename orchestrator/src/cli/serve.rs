@@ -81,6 +81,9 @@ pub async fn serve(
         committed,
         shutdown.clone(),
     ));
+    if crate::registry::warm::enabled_from_env() {
+        tasks.spawn(crate::registry::warm::run(store.clone(), js.clone(), conn.subject_prefix.clone(), shutdown.clone()));
+    }
 
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
