@@ -129,6 +129,7 @@ async fn main() {
         db_schema: tag.clone(),
         subject_prefix: tag.clone(),
         api_url: String::new(),
+        kafka_brokers: "127.0.0.1:9092".into(),
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -136,6 +137,7 @@ async fn main() {
         .unwrap_or(18080);
     let args = ServeArgs {
         http_addr: format!("127.0.0.1:{port}").parse().expect("addr"),
+        workflows: weir::cli::workflow::EngineArgs::disabled(),
     };
     let shutdown = CancellationToken::new();
     let server = tokio::spawn({

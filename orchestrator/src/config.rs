@@ -33,6 +33,14 @@ pub struct Connections {
         default_value = "weir"
     )]
     pub subject_prefix: String,
+    /// Kafka bootstrap servers (the data plane's broker).
+    #[arg(
+        long,
+        global = true,
+        env = "WEIR_KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub kafka_brokers: String,
     /// Base URL of a running `weir serve` HTTP API, for queries.
     #[arg(
         long,

@@ -6,7 +6,9 @@
 mod job;
 mod output;
 pub mod serve;
+mod topic;
 pub mod udf;
+pub mod workflow;
 
 use std::time::Duration;
 
@@ -72,11 +74,17 @@ pub enum Top {
     /// Create, deploy and inspect jobs.
     #[command(subcommand)]
     Job(job::JobCmd),
+    /// Validate workflow files; list, show, resume and abort runs.
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCmd),
     /// Upload, list, show and locally run WASM UDF modules.
     #[command(subcommand)]
     Udf(udf::UdfCmd),
     /// Publish any command envelope (for automation and platform components).
     Command(job::RawCommand),
+    /// Create topics, produce and tail records on the Kafka broker.
+    #[command(subcommand)]
+    Topic(topic::TopicCmd),
     /// Write the JSON Schemas of every user-facing format into a directory.
     Schema {
         /// Output directory.
@@ -128,8 +136,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Top::Serve(ref args) => serve::run(&cli.conn, args).await,
         Top::Job(ref cmd) => job::run(&cli, cmd).await,
+        Top::Workflow(ref cmd) => workflow::run(&cli, cmd).await,
         Top::Udf(ref cmd) => udf::run(&cli, cmd).await,
         Top::Command(ref raw) => job::run_raw(&cli, raw).await,
+        Top::Topic(ref cmd) => topic::run(&cli, cmd).await,
         Top::Schema { ref dir } => {
             crate::schema::write_all(dir).map_err(|e| CliError::Usage(e.to_string()))?;
             println!("wrote schemas to {}", dir.display());
