@@ -396,3 +396,31 @@ fn precompiled_artifacts_are_reused_after_a_restart() {
         (1, 1)
     );
 }
+
+#[test]
+fn failed_records_leave_no_state_and_the_rest_count_exactly_once() {
+    let mut udf = instance("stateful_poison", ModuleLimits::default());
+    let mut state = KeyedState::new();
+    let mut vals = vec!["x"; 12];
+    vals[3] = "poison";
+    vals[6] = "reject";
+    vals[10] = "poison";
+    let out = udf.process_batch(&batch(&vals), &mut state);
+    let mut expected = 0;
+    for (i, r) in out.iter().enumerate() {
+        match vals[i] {
+            "poison" => assert_eq!(reason(r).code(), "trap", "{r:?}"),
+            "reject" => assert_eq!(reason(r).code(), "udf_error", "{r:?}"),
+            _ => {
+                expected += 1;
+                assert_eq!(values(r), [expected.to_string()], "record {i}");
+            }
+        }
+    }
+    assert_eq!(
+        state.get("op", b"k", "count"),
+        Some(&9u64.to_le_bytes()[..])
+    );
+    let next = udf.process_batch(&batch(&["x"]), &mut state);
+    assert_eq!(values(&next[0]), ["10"]);
+}

@@ -22,6 +22,7 @@ pub const EXAMPLES: &[&str] = &[
     "memory_bomb",
     "trap_on_poison",
     "huge_output",
+    "stateful_poison",
 ];
 
 fn workspace() -> PathBuf {

@@ -7,8 +7,14 @@
 //! record therefore ends up in exactly one successful call or in exactly one
 //! dead letter. A batch of n records with k bad ones costs about
 //! 2·k·log2(n) extra calls; a deadline overrun costs a deadline per level.
+//!
+//! A record that returns an error is dead-lettered without bisecting, and its
+//! state writes are dropped. If it wrote state and records after it ran in
+//! the same call, they may have read those writes, so the call is not kept:
+//! the batch is split just before that record and run again (UDFs are
+//! deterministic), which leaves the record last in its call.
 
-use super::instance::{Batch, BatchTime, RecordResult, UdfInstance};
+use super::instance::{Batch, BatchTime, CallError, RecordResult, UdfInstance};
 use super::state::KeyedState;
 
 pub(crate) fn run(
@@ -33,7 +39,12 @@ fn go(
 ) {
     match inst.call(batch, state, time) {
         Ok(results) => out.extend(results),
-        Err(reason) if batch.len() == 1 => {
+        Err(CallError::Rerun { at }) => {
+            let (left, right) = batch.split(at.min(batch.len()));
+            go(inst, left, state, time, out);
+            go(inst, right, state, time, out);
+        }
+        Err(CallError::Failed(reason)) if batch.len() == 1 => {
             tracing::warn!(
                 module = %inst.module().ident.name,
                 reason = %reason,
@@ -41,7 +52,7 @@ fn go(
             );
             out.push(inst.dead_letter(reason));
         }
-        Err(_) => {
+        Err(CallError::Failed(_)) => {
             let (left, right) = batch.split(batch.len() / 2);
             go(inst, left, state, time, out);
             go(inst, right, state, time, out);

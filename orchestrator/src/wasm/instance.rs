@@ -74,6 +74,16 @@ pub struct InstanceStats {
     pub instantiations: u64,
 }
 
+/// Why a call's results were not kept.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The call failed as a whole; the instance was discarded.
+    Failed(FailureReason),
+    /// A record failed after writing state that later records of the same
+    /// call may have read. Nothing was kept; run `..at` and `at..` apart.
+    Rerun { at: usize },
+}
+
 /// What a call processes: input records or fired timers.
 #[derive(Clone, Copy)]
 pub(crate) enum Batch<'a> {
@@ -230,16 +240,16 @@ impl UdfInstance {
         batch: Batch<'_>,
         state: &mut KeyedState,
         time: BatchTime,
-    ) -> Result<Vec<RecordResult>, FailureReason> {
+    ) -> Result<Vec<RecordResult>, CallError> {
         if let Err(e) = self.ensure_live() {
-            return Err(FailureReason::Trap {
+            return Err(CallError::Failed(FailureReason::Trap {
                 message: format!("no instance: {e}"),
-            });
+            }));
         }
         let Some((store, udf)) = self.live.as_mut() else {
-            return Err(FailureReason::Trap {
+            return Err(CallError::Failed(FailureReason::Trap {
                 message: "no instance".into(),
-            });
+            }));
         };
         let timer_bytes: Vec<u8>;
         let mut timer_keys: Vec<Bytes> = Vec::new();
@@ -302,31 +312,42 @@ impl UdfInstance {
                     self.limits.max_outputs_per_record,
                 ) {
                     Ok(decoded) => {
-                        let mut failed = HashSet::new();
-                        let mut results = Vec::with_capacity(decoded.len());
-                        for (i, d) in decoded.into_iter().enumerate() {
-                            results.push(match d {
+                        let failed: HashSet<u32> = decoded
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, d)| !matches!(d, Decoded::Outputs(_)))
+                            .map(|(i, _)| i as u32)
+                            .collect();
+                        if let Some((store, _)) = self.live.as_mut() {
+                            let txn = &mut store.data_mut().txn;
+                            // A failed record whose writes later records may have read.
+                            let last = batch.len().saturating_sub(1) as u32;
+                            let tainted = failed
+                                .iter()
+                                .copied()
+                                .filter(|c| *c < last && txn.wrote(*c))
+                                .min();
+                            if let Some(c) = tainted {
+                                txn.clear();
+                                return Err(CallError::Rerun {
+                                    at: (c as usize).max(1),
+                                });
+                            }
+                            txn.commit(state, &self.labels.operator, &failed);
+                        }
+                        let limit = self.limits.max_outputs_per_record;
+                        return Ok(decoded
+                            .into_iter()
+                            .map(|d| match d {
                                 Decoded::Outputs(o) => RecordResult::Outputs(o),
                                 Decoded::Error(message) => {
-                                    failed.insert(i as u32);
                                     self.dead_letter(FailureReason::UdfError { message })
                                 }
                                 Decoded::TooMany(count) => {
-                                    failed.insert(i as u32);
-                                    self.dead_letter(FailureReason::TooManyOutputs {
-                                        count,
-                                        limit: self.limits.max_outputs_per_record,
-                                    })
+                                    self.dead_letter(FailureReason::TooManyOutputs { count, limit })
                                 }
-                            });
-                        }
-                        if let Some((store, _)) = self.live.as_mut() {
-                            store
-                                .data_mut()
-                                .txn
-                                .commit(state, &self.labels.operator, &failed);
-                        }
-                        return Ok(results);
+                            })
+                            .collect());
                     }
                     Err(message) => Some(FailureReason::Protocol { message }),
                 }
@@ -342,7 +363,7 @@ impl UdfInstance {
         self.stats.failed_calls += 1;
         // Whatever the guest did, its memory may be inconsistent now: start over.
         self.live = None;
-        Err(reason)
+        Err(CallError::Failed(reason))
     }
 
     fn classify(&self, e: &wasmtime::Error) -> FailureReason {

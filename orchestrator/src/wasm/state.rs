@@ -284,6 +284,14 @@ impl CallTxn {
             .push((cursor, register, key.to_vec(), domain, at));
     }
 
+    /// Whether the record at `cursor` wrote state or touched timers.
+    pub(crate) fn wrote(&self, cursor: u32) -> bool {
+        self.writes
+            .values()
+            .any(|ws| ws.iter().any(|(c, _)| *c == cursor))
+            || self.timers.iter().any(|t| t.0 == cursor)
+    }
+
     /// Applies the writes of every record not in `failed`, in call order.
     pub(crate) fn commit(&mut self, state: &mut KeyedState, operator: &str, failed: &HashSet<u32>) {
         for ((key, name), ws) in self.writes.drain() {
