@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::activities::{Activities, ActivityCtx, ActivityError};
 use super::clock::Clock;
+use super::group::GroupCommit;
 use super::index::RunIndex;
 use super::load::Catalog;
 use super::triggers::trigger_for;
@@ -97,27 +98,34 @@ pub enum DriveError {
     Store(#[from] StoreError),
     #[error("run {0} has no state")]
     Missing(String),
+    #[error("commit failed: {0}")]
+    Commit(String),
 }
 
 /// The workflow engine of one replica.
 pub struct Engine<S, C> {
     handler: CommandHandler<S>,
+    group: GroupCommit<S>,
     activities: Arc<Activities<S, C>>,
     catalog: Catalog,
     clock: Arc<dyn Clock>,
     cfg: EngineConfig,
     in_flight: Mutex<HashSet<(String, String)>>,
+    /// Woken when a step sent a job command, which may have started a run.
+    wake: tokio::sync::Notify,
 }
 
 impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
     pub fn new(activities: Activities<S, C>, catalog: Catalog, cfg: EngineConfig) -> Self {
         Self {
             handler: activities.handler.clone(),
+            group: GroupCommit::new(activities.handler.clone(), activities.clock.clone()),
             clock: activities.clock.clone(),
             activities: Arc::new(activities),
             catalog,
             cfg,
             in_flight: Mutex::new(HashSet::new()),
+            wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -167,6 +175,7 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(self.cfg.poll) => {}
+                _ = self.wake.notified() => {}
             }
         }
         tasks.shutdown().await;
@@ -277,12 +286,10 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
             issued_at: now,
             command: Command::Workflow(cmd),
         };
-        let mut out = self
-            .handler
-            .handle(&[Incoming::Parsed(parsed)], now)
-            .await?;
-        out.pop()
-            .ok_or_else(|| DriveError::Missing(run_id.to_owned()))
+        self.group
+            .submit(Incoming::Parsed(parsed))
+            .await
+            .map_err(DriveError::Commit)
     }
 
     fn report_id(run_id: &str, seq: u64, what: &str) -> Uuid {
@@ -445,6 +452,9 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
         self.submit(tenant, run_id, Self::report_id(run_id, seq, what), cmd)
             .await?;
         self.crash_if(step_id, "reported");
+        if activity == "job_command" {
+            self.wake.notify_one();
+        }
         Ok(true)
     }
 

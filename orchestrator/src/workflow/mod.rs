@@ -5,7 +5,8 @@
 //!
 //! - [`load`]: reading files, `file:line: field: problem` errors, the catalog.
 //! - [`triggers`]: which job events start which workflow.
-//! - [`driver`]: the engine loop: due runs → claim → activity → report.
+//! - [`driver`]: the engine loop: due runs → claim → activity → report
+//!   (engine commands are group-committed, see `group`).
 //! - [`waits`]: checking wait conditions against job events and the deployment.
 //! - [`activities`]: the side effects steps perform.
 //! - [`index`]: the due-run query.
@@ -25,6 +26,7 @@
 pub mod activities;
 pub mod clock;
 pub mod driver;
+mod group;
 pub mod index;
 pub mod load;
 pub mod sim;
