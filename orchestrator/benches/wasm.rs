@@ -27,8 +27,8 @@ fn records(n: usize) -> Vec<InputRecord> {
             let level = if i % 2 == 0 { "error" } else { "info" };
             // About 45 bytes, like DESIGN's measurements.
             let value = format!(
-                r#"{{"id":{:05},"level":"{level}","msg":"abc"}}"#,
-                i % 100_000
+                r#"{{"id":{},"level":"{level}","msg":"abcdefg"}}"#,
+                10_000 + i % 90_000
             );
             InputRecord {
                 key: Some(Bytes::from(format!("k{}", i % 97))),

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use weir_udf_sdk::abi::{self, BatchClock, InputWriter, ResultReader, StatusView};
 
+use super::errors::FailureReason;
+use super::instance::RecordResult;
+
 /// Where an input came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourcePosition {
@@ -90,42 +93,45 @@ pub(crate) fn encode_inputs<'a>(
     w.finish()
 }
 
-/// One input's decoded status.
-#[derive(Debug)]
-pub(crate) enum Decoded {
-    Outputs(Vec<OutputRecord>),
-    Error(String),
-    TooMany(u32),
-}
-
-/// Decodes a result batch against the inputs it answers. Any protocol
-/// violation fails the whole call (the caller bisects).
-pub(crate) fn decode_results(
+/// Decodes a result batch against the inputs it answers (`inherit(i)` gives
+/// what input `i`'s outputs inherit). Records the UDF failed become
+/// `dead(reason)` and their indexes are returned too. Any protocol violation
+/// fails the whole call (the caller bisects).
+pub(crate) fn decode_results<'a>(
     bytes: Bytes,
-    inherit: &[Inherit<'_>],
+    n: usize,
+    inherit: impl Fn(usize) -> Inherit<'a>,
     max_outputs: u32,
-) -> Result<Vec<Decoded>, String> {
+    dead: impl Fn(FailureReason) -> RecordResult,
+) -> Result<(Vec<RecordResult>, Vec<u32>), String> {
     let mut r = ResultReader::new(&bytes).map_err(|e| e.to_string())?;
-    if r.count as usize != inherit.len() {
-        return Err(format!("{} statuses for {} inputs", r.count, inherit.len()));
+    if r.count as usize != n {
+        return Err(format!("{} statuses for {n} inputs", r.count));
     }
     let slice = |s: &[u8]| bytes.slice_ref(s);
-    let mut out = Vec::with_capacity(inherit.len());
-    for inh in inherit {
+    let mut out = Vec::with_capacity(n);
+    let mut failed = Vec::new();
+    for i in 0..n {
+        let inh = inherit(i);
         let status = r
             .next_status()
             .map_err(|e| e.to_string())?
             .ok_or("fewer statuses than announced")?;
         let d = match status {
-            StatusView::Pass if inh.can_pass => Decoded::Outputs(vec![OutputRecord {
+            StatusView::Pass if inh.can_pass => RecordResult::Outputs(vec![OutputRecord {
                 key: inh.key.cloned(),
                 value: inh.pass_value.cloned(),
                 timestamp: inh.timestamp,
                 headers: inh.headers.to_vec(),
             }]),
             StatusView::Pass => return Err("PASS status for a timer".into()),
-            StatusView::Drop => Decoded::Outputs(Vec::new()),
-            StatusView::Error(m) => Decoded::Error(m.to_owned()),
+            StatusView::Drop => RecordResult::Outputs(Vec::new()),
+            StatusView::Error(m) => {
+                failed.push(i as u32);
+                dead(FailureReason::UdfError {
+                    message: m.to_owned(),
+                })
+            }
             StatusView::Emit { count } => {
                 let mut outs = Vec::with_capacity(count.min(max_outputs) as usize);
                 while let Some(o) = r.next_output().map_err(|e| e.to_string())? {
@@ -145,9 +151,13 @@ pub(crate) fn decode_results(
                     }
                 }
                 if count > max_outputs {
-                    Decoded::TooMany(count)
+                    failed.push(i as u32);
+                    dead(FailureReason::TooManyOutputs {
+                        count,
+                        limit: max_outputs,
+                    })
                 } else {
-                    Decoded::Outputs(outs)
+                    RecordResult::Outputs(outs)
                 }
             }
         };
@@ -156,7 +166,7 @@ pub(crate) fn decode_results(
     if r.next_status().map_err(|e| e.to_string())?.is_some() {
         return Err("more statuses than inputs".into());
     }
-    Ok(out)
+    Ok((out, failed))
 }
 
 /// A clock for batches that carry no watermark.

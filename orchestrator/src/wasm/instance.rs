@@ -2,7 +2,6 @@
 //! under a deadline and a memory cap, decode, commit state, and on failure
 //! throw the instance away and bisect (see [`super::bisect`]).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +11,7 @@ use wasmtime::{Store, Trap};
 use weir_udf_sdk::abi::{self, BatchClock, InputWriter, TimerView};
 
 use super::bindings::Udf;
-use super::codec::{self, Decoded, Inherit, InputRecord, OutputRecord};
+use super::codec::{self, Inherit, InputRecord, OutputRecord};
 use super::config::{InstanceLabels, ModuleLimits};
 use super::ctx::HostCtx;
 use super::errors::{FailureReason, WasmError};
@@ -72,6 +71,10 @@ pub struct InstanceStats {
     pub failed_calls: u64,
     /// Fresh instances made (the first one included).
     pub instantiations: u64,
+}
+
+fn count_dead_letter(module: &str, reason: &'static str) {
+    metrics::counter!("weir_udf_dead_letters_total", "module" => module.to_owned(), "reason" => reason).increment(1);
 }
 
 /// Why a call's results were not kept.
@@ -219,12 +222,7 @@ impl UdfInstance {
     }
 
     pub(crate) fn dead_letter(&self, reason: FailureReason) -> RecordResult {
-        metrics::counter!(
-            "weir_udf_dead_letters_total",
-            "module" => self.module.ident.name.clone(),
-            "reason" => reason.code()
-        )
-        .increment(1);
+        count_dead_letter(&self.module.ident.name, reason.code());
         RecordResult::DeadLetter(DeadLetter {
             reason,
             module: self.module.ident.name.clone(),
@@ -292,41 +290,45 @@ impl UdfInstance {
                 })
             }
             Ok(Ok(out)) => {
-                let inherit: Vec<Inherit<'_>> = match batch {
-                    Batch::Records(r) => r.iter().map(Inherit::of).collect(),
-                    Batch::Timers(t) => t
-                        .iter()
-                        .zip(&timer_keys)
-                        .map(|(t, k)| Inherit {
-                            key: Some(k),
-                            timestamp: t.at,
-                            headers: &[],
-                            pass_value: None,
-                            can_pass: false,
-                        })
-                        .collect(),
+                let no_headers: &[(String, Bytes)] = &[];
+                let inherit = |i: usize| match batch {
+                    Batch::Records(r) => Inherit::of(&r[i]),
+                    Batch::Timers(t) => Inherit {
+                        key: timer_keys.get(i),
+                        timestamp: t[i].at,
+                        headers: no_headers,
+                        pass_value: None,
+                        can_pass: false,
+                    },
                 };
-                match codec::decode_results(
+                let (module, version, digest) = (
+                    &self.module.ident.name,
+                    &self.module.ident.version,
+                    &self.module.ident.digest,
+                );
+                let dead = |reason| {
+                    RecordResult::DeadLetter(DeadLetter {
+                        reason,
+                        module: module.clone(),
+                        version: version.clone(),
+                        digest: digest.clone(),
+                    })
+                };
+                let decoded = codec::decode_results(
                     Bytes::from(out),
-                    &inherit,
+                    batch.len(),
+                    inherit,
                     self.limits.max_outputs_per_record,
-                ) {
-                    Ok(decoded) => {
-                        let failed: HashSet<u32> = decoded
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, d)| !matches!(d, Decoded::Outputs(_)))
-                            .map(|(i, _)| i as u32)
-                            .collect();
+                    dead,
+                );
+                match decoded {
+                    Ok((results, failed)) => {
                         if let Some((store, _)) = self.live.as_mut() {
                             let txn = &mut store.data_mut().txn;
                             // A failed record whose writes later records may have read.
                             let last = batch.len().saturating_sub(1) as u32;
-                            let tainted = failed
-                                .iter()
-                                .copied()
-                                .filter(|c| *c < last && txn.wrote(*c))
-                                .min();
+                            let tainted =
+                                failed.iter().copied().find(|c| *c < last && txn.wrote(*c));
                             if let Some(c) = tainted {
                                 txn.clear();
                                 return Err(CallError::Rerun {
@@ -335,19 +337,12 @@ impl UdfInstance {
                             }
                             txn.commit(state, &self.labels.operator, &failed);
                         }
-                        let limit = self.limits.max_outputs_per_record;
-                        return Ok(decoded
-                            .into_iter()
-                            .map(|d| match d {
-                                Decoded::Outputs(o) => RecordResult::Outputs(o),
-                                Decoded::Error(message) => {
-                                    self.dead_letter(FailureReason::UdfError { message })
-                                }
-                                Decoded::TooMany(count) => {
-                                    self.dead_letter(FailureReason::TooManyOutputs { count, limit })
-                                }
-                            })
-                            .collect());
+                        for &i in &failed {
+                            if let Some(RecordResult::DeadLetter(d)) = results.get(i as usize) {
+                                count_dead_letter(&d.module, d.reason.code());
+                            }
+                        }
+                        return Ok(results);
                     }
                     Err(message) => Some(FailureReason::Protocol { message }),
                 }

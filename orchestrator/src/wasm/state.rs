@@ -9,7 +9,7 @@
 //! call succeeds, and only for the records whose status is not an error, so a
 //! failed record (or a failed, bisected call) leaves no trace.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use weir_udf_sdk::abi::{Reader, Writer, DOMAIN_EVENT, DOMAIN_PROCESSING};
 
@@ -293,7 +293,7 @@ impl CallTxn {
     }
 
     /// Applies the writes of every record not in `failed`, in call order.
-    pub(crate) fn commit(&mut self, state: &mut KeyedState, operator: &str, failed: &HashSet<u32>) {
+    pub(crate) fn commit(&mut self, state: &mut KeyedState, operator: &str, failed: &[u32]) {
         for ((key, name), ws) in self.writes.drain() {
             if let Some((_, v)) = ws.into_iter().rev().find(|(c, _)| !failed.contains(c)) {
                 match v {
@@ -362,7 +362,7 @@ mod tests {
         t.timer(1, true, b"k", TimeDomain::EventTime, 7);
         assert_eq!(t.get(&base, "op", b"k", "n"), Some(vec![2]));
         let mut state = base.clone();
-        t.commit(&mut state, "op", &HashSet::from([1]));
+        t.commit(&mut state, "op", &[1]);
         assert_eq!(state.get("op", b"k", "n"), Some(&[1u8][..]));
         assert!(state.pending_timers("op").is_empty());
     }
