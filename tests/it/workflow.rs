@@ -810,3 +810,47 @@ steps:
     let (_, out, _) = weir_cli(&serve, &["workflow", "runs", "--job", "linked"]);
     assert!(out.contains(&run_id) && out.contains("completed"), "{out}");
 }
+
+#[tokio::test]
+async fn a_lifecycle_command_can_name_its_workflow() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("canary.yaml"),
+        "name: canary
+steps:
+  - id: assign
+    activity: start
+    input: { job: $.input.job, version: $.input.version, generation: $.input.generation, parallelism: 1 }
+  - id: mark_running
+    activity: job_command
+    input: { job: $.input.job, kind: job.mark_running, payload: { generation: $.input.generation } }
+",
+    )
+    .unwrap();
+    let mut rig = Rig::new().await;
+    rig.spawn_engine("r1", Some(dir.path().to_path_buf()));
+    rig.ok(
+        "job.create",
+        "canaried",
+        json!({"spec": fast_spec(4, json!([]))}),
+    )
+    .await;
+    let bad = rig
+        .command(
+            "job.deploy",
+            "canaried",
+            json!({"workflow": "../etc/passwd"}),
+        )
+        .await;
+    assert_eq!(
+        bad.rejection.unwrap().code,
+        weir::domain::RejectionCode::InvalidCommand
+    );
+    rig.ok("job.deploy", "canaried", json!({"workflow": "canary"}))
+        .await;
+    let (_, run) = rig.settled_run("canaried", "canary", 0, T).await;
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.file, "canary.yaml");
+    assert_eq!(rig.effects("canaried").await[0].2["parallelism"], 1);
+    assert_eq!(rig.job("canaried").await.phase, Phase::Running);
+}

@@ -30,6 +30,9 @@ pub enum JobCmd {
         name: String,
         #[arg(long)]
         version: Option<u32>,
+        /// The workflow that carries it out (a file in the workflows directory); the default if omitted.
+        #[arg(long)]
+        workflow: Option<String>,
     },
     /// Deploy a version (the latest by default).
     Deploy {
@@ -41,6 +44,9 @@ pub enum JobCmd {
         /// Allow an upgrade that drops operator state.
         #[arg(long)]
         allow_state_loss: bool,
+        /// The workflow that carries it out (a file in the workflows directory); the default if omitted.
+        #[arg(long)]
+        workflow: Option<String>,
     },
     /// Stop the running deployment.
     Stop { name: String },
@@ -51,12 +57,18 @@ pub enum JobCmd {
         name: String,
         #[arg(long)]
         checkpoint: Option<String>,
+        /// The workflow that carries it out (a file in the workflows directory); the default if omitted.
+        #[arg(long)]
+        workflow: Option<String>,
     },
     /// Change parallelism.
     Rescale {
         name: String,
         #[arg(long)]
         parallelism: u32,
+        /// The workflow that carries it out (a file in the workflows directory); the default if omitted.
+        #[arg(long)]
+        workflow: Option<String>,
     },
     /// Delete a job that is not running.
     Delete { name: String },
@@ -163,32 +175,42 @@ pub async fn run(cli: &Cli, cmd: &JobCmd) -> Result<(), CliError> {
         JobCmd::Version { name, spec } => {
             send(cli, "job.submit_version", name, json!({ "spec": read_spec(spec)? }), None).await
         }
-        JobCmd::Compile { name, version } => send(cli, "job.compile", name, json!({ "version": version }), None).await,
-        JobCmd::Deploy { name, version, parallelism, allow_state_loss } => {
+        JobCmd::Compile { name, version, workflow } => {
+            send(cli, "job.compile", name, json!({ "version": version, "workflow": workflow }), None).await
+        }
+        JobCmd::Deploy { name, version, parallelism, allow_state_loss, workflow } => {
             send(
                 cli,
                 "job.deploy",
                 name,
-                json!({ "version": version, "parallelism": parallelism, "allow_state_loss": allow_state_loss }),
+                json!({ "version": version, "parallelism": parallelism, "allow_state_loss": allow_state_loss, "workflow": workflow }),
                 None,
             )
             .await
         }
         JobCmd::Stop { name } => send(cli, "job.stop", name, json!({}), None).await,
         JobCmd::Rollback { name } => send(cli, "job.rollback", name, json!({}), None).await,
-        JobCmd::Restore { name, checkpoint } => {
-            send(cli, "job.restore", name, json!({ "checkpoint": checkpoint }), None).await
+        JobCmd::Restore { name, checkpoint, workflow } => {
+            send(cli, "job.restore", name, json!({ "checkpoint": checkpoint, "workflow": workflow }), None).await
         }
-        JobCmd::Rescale { name, parallelism } => {
-            send(cli, "job.rescale", name, json!({ "parallelism": parallelism }), None).await
+        JobCmd::Rescale { name, parallelism, workflow } => {
+            send(cli, "job.rescale", name, json!({ "parallelism": parallelism, "workflow": workflow }), None).await
         }
         JobCmd::Delete { name } => send(cli, "job.delete", name, json!({}), None).await,
         JobCmd::Status { name } => {
-            let job = get(cli, &format!("jobs/{name}")).await?;
+            let mut job = get(cli, &format!("jobs/{name}")).await?;
+            // The workflow runs in progress for this job, with their current step.
+            let runs = get(cli, &format!("runs?job={name}&active=true")).await?;
             match cli.output {
-                Format::Json => output::json(&job),
+                Format::Json => {
+                    if let Some(o) = job.as_object_mut() {
+                        o.insert("workflows".into(), runs);
+                    }
+                    output::json(&job)
+                }
                 Format::Text => {
                     print_job_line(&job, true);
+                    super::workflow::print_active_runs(&runs);
                     Ok(())
                 }
             }

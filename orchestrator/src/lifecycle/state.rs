@@ -14,7 +14,7 @@ use crate::store::{EventStore, NewEvent, StoreError, StreamKey, StreamState};
 #[derive(Debug, Clone)]
 pub enum AnyState {
     Job(JobState),
-    Run(RunState),
+    Run(Box<RunState>),
     Module(ModuleState),
 }
 
@@ -22,7 +22,7 @@ impl AnyState {
     fn empty_for(kind: &str) -> Result<Self, StoreError> {
         match kind {
             "job" => Ok(AnyState::Job(JobState::default())),
-            "run" => Ok(AnyState::Run(RunState::default())),
+            "run" => Ok(AnyState::Run(Box::default())),
             "module" => Ok(AnyState::Module(ModuleState::default())),
             other => Err(StoreError::Corrupt(format!(
                 "unknown stream kind `{other}`"
@@ -42,7 +42,9 @@ impl AnyState {
     fn from_snapshot(kind: &str, v: &serde_json::Value) -> Option<Self> {
         match kind {
             "job" => serde_json::from_value(v.clone()).ok().map(AnyState::Job),
-            "run" => serde_json::from_value(v.clone()).ok().map(AnyState::Run),
+            "run" => serde_json::from_value(v.clone())
+                .ok()
+                .map(|s| AnyState::Run(Box::new(s))),
             "module" => serde_json::from_value(v.clone()).ok().map(AnyState::Module),
             _ => None,
         }
@@ -58,7 +60,9 @@ impl AnyState {
         match self {
             AnyState::Job(s) => s.apply(&serde_json::from_value(payload.clone()).map_err(corrupt)?),
             AnyState::Run(s) => s.apply(&serde_json::from_value(payload.clone()).map_err(corrupt)?),
-            AnyState::Module(s) => s.apply(&serde_json::from_value(payload.clone()).map_err(corrupt)?),
+            AnyState::Module(s) => {
+                s.apply(&serde_json::from_value(payload.clone()).map_err(corrupt)?)
+            }
         }
         Ok(())
     }
@@ -79,7 +83,7 @@ impl AnyState {
                 run::<JobState>(s, c, &ctx).map(|(e, s)| (e, AnyState::Job(s)))
             }
             (AnyState::Run(s), Command::Workflow(c)) => {
-                run::<RunState>(s, c, &ctx).map(|(e, s)| (e, AnyState::Run(s)))
+                run::<RunState>(s, c, &ctx).map(|(e, s)| (e, AnyState::Run(Box::new(s))))
             }
             (AnyState::Module(s), Command::Module(c)) => {
                 run::<ModuleState>(s, c, &ctx).map(|(e, s)| (e, AnyState::Module(s)))

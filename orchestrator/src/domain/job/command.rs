@@ -78,6 +78,10 @@ pub struct VersionRef {
     /// The version; the latest if omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
+    /// The workflow file that carries the command out (e.g. `canary` for
+    /// `workflows/canary.yaml`); the default for the command if omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -109,6 +113,10 @@ pub struct Deploy {
     /// Allow an upgrade that drops operator state.
     #[serde(default)]
     pub allow_state_loss: bool,
+    /// The workflow file that carries the command out (e.g. `canary` for
+    /// `workflows/canary.yaml`); the default for the command if omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -131,12 +139,20 @@ pub struct Restore {
     /// Checkpoint id; the latest compatible one if omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<String>,
+    /// The workflow file that carries the command out (e.g. `canary` for
+    /// `workflows/canary.yaml`); the default for the command if omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rescale {
     pub parallelism: u32,
+    /// The workflow file that carries the command out (e.g. `canary` for
+    /// `workflows/canary.yaml`); the default for the command if omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
 }
 
 impl JobCommand {

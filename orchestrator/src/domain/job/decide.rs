@@ -171,7 +171,10 @@ pub fn decide(
                     ));
                 }
             }
-            vec![JobEvent::CompileRequested { version }]
+            vec![JobEvent::CompileRequested {
+                version,
+                workflow: checked_workflow(&v.workflow)?,
+            }]
         }
         JobCommand::CompileSucceeded(c) => {
             expect_compiling(state, c.version)?;
@@ -226,6 +229,7 @@ pub fn decide(
                 generation: state.generation + 1,
                 checkpoint: None,
                 allow_state_loss: d.allow_state_loss,
+                workflow: checked_workflow(&d.workflow)?,
             }]
         }
         JobCommand::MarkRunning(g) => {
@@ -283,6 +287,7 @@ pub fn decide(
                 generation: state.generation + 1,
                 checkpoint: None,
                 allow_state_loss: false,
+                workflow: None,
             }]
         }
         JobCommand::Restore(r) => {
@@ -302,6 +307,7 @@ pub fn decide(
                 generation: state.generation + 1,
                 checkpoint: r.checkpoint.clone(),
                 allow_state_loss: false,
+                workflow: checked_workflow(&r.workflow)?,
             }]
         }
         JobCommand::Rescale(r) => {
@@ -326,6 +332,7 @@ pub fn decide(
                 generation: state.generation + 1,
                 checkpoint: None,
                 allow_state_loss: false,
+                workflow: checked_workflow(&r.workflow)?,
             }]
         }
         JobCommand::Delete(_) => vec![JobEvent::Deleted],
@@ -342,6 +349,25 @@ fn checked_spec(spec: &serde_json::Value) -> Result<serde_json::Value, Rejection
     })?;
     serde_json::to_value(parsed)
         .map_err(|e| reject(RejectionCode::InvalidCommand, format!("payload.spec: {e}")))
+}
+
+/// A workflow named by a command: a file name in the workflows directory.
+fn checked_workflow(w: &Option<String>) -> Result<Option<String>, Rejection> {
+    let Some(name) = w else { return Ok(None) };
+    let stem = name.strip_suffix(".yaml").unwrap_or(name);
+    let ok = !stem.is_empty()
+        && stem.len() <= 64
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(Some(format!("{stem}.yaml")))
+    } else {
+        Err(reject(
+            RejectionCode::InvalidCommand,
+            format!("payload.workflow: `{name}` must be a workflow file name like `canary` or `canary.yaml`"),
+        ))
+    }
 }
 
 fn checked_parallelism(p: u32) -> Result<u32, Rejection> {

@@ -37,6 +37,9 @@ pub enum JobEvent {
     },
     CompileRequested {
         version: u32,
+        /// The workflow the command named, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workflow: Option<String>,
     },
     CompileSucceeded {
         version: u32,
@@ -58,6 +61,9 @@ pub enum JobEvent {
         checkpoint: Option<String>,
         #[serde(default)]
         allow_state_loss: bool,
+        /// The workflow the command named, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workflow: Option<String>,
     },
     Running {
         generation: u64,

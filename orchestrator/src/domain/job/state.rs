@@ -111,7 +111,7 @@ impl JobState {
                 submitted_at: *at,
                 compile: CompileStatus::NotCompiled,
             }),
-            JobEvent::CompileRequested { version } => {
+            JobEvent::CompileRequested { version, .. } => {
                 if let Some(v) = self.version_mut(*version) {
                     v.compile = CompileStatus::Compiling;
                 }

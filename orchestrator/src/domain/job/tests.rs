@@ -232,7 +232,14 @@ fn payload_checks() {
     let r = run(&mut s, sample("job.deploy", 0)).unwrap_err();
     assert!(r.message.contains("failed to compile"), "{r}");
     let mut s = in_phase(Phase::Running);
-    let r = run(&mut s, JobCommand::Rescale(Rescale { parallelism: 0 })).unwrap_err();
+    let r = run(
+        &mut s,
+        JobCommand::Rescale(Rescale {
+            parallelism: 0,
+            ..Default::default()
+        }),
+    )
+    .unwrap_err();
     assert_eq!(r.code, RejectionCode::InvalidCommand);
     let r = run(&mut s, sample("job.rollback", 1)).unwrap_err();
     assert!(r.message.contains("already running"), "{r}");
