@@ -110,15 +110,27 @@ fn expand(
                 ))
             }
         };
-    let timer_body = match on_timer {
+    let timer_body = match &on_timer {
         Some(t) => {
             quote! { ::weir_udf_sdk::__private::timers(&batch, |cx, t, out| #t(cx, t, out)) }
         }
         None => quote! { ::weir_udf_sdk::__private::no_timers(&batch) },
     };
+    // The glue exists only in wasm builds: a native build of a UDF crate (e.g.
+    // `cargo test --workspace` compiling the examples) must neither export
+    // WIT-named symbols nor warn that the function is unused.
+    let timer_ref = on_timer.as_ref().map(|t| quote! { let _ = #t; });
     Ok(quote! {
         #func
 
+        // Keeps the functions "used" where the glue is compiled out.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = {
+            let _ = #name;
+            #timer_ref
+        };
+
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             struct WeirUdfExport;
             impl ::weir_udf_sdk::bindings::exports::weir::udf::guest::Guest for WeirUdfExport {
