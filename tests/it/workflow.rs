@@ -854,3 +854,77 @@ steps:
     assert_eq!(rig.effects("canaried").await[0].2["parallelism"], 1);
     assert_eq!(rig.job("canaried").await.phase, Phase::Running);
 }
+
+#[tokio::test]
+async fn compile_resolves_uploaded_modules_through_the_registry() {
+    let iso = Isolation::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let upper = dir.path().join("upper.wasm");
+    std::fs::write(&upper, crate::support::guests::guest("uppercase")).unwrap();
+    let env = vec![
+        ("WEIR_RUNTIME".to_string(), "sim".to_string()),
+        ("WEIR_WASM_CACHE".to_string(), cache.display().to_string()),
+    ];
+    let serve = Serve::start_with(
+        &iso,
+        ServeOpts {
+            env,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (code, out, err) = weir_cli(
+        &serve,
+        &[
+            "udf",
+            "upload",
+            "upper",
+            &upper.display().to_string(),
+            "--version",
+            "1.0",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let rig = Rig::in_schema(iso.schema.clone()).await;
+    let nc = nats(NATS_URL).await;
+    let job = |kind: &str| json!({"spec": fast_spec(1, json!([{"type": "udf", "id": "up", "module": "upper@1.0", "kind": kind}]))});
+    assert!(send(&nc, &iso, TENANT, "job.create", "upper", job("map"))
+        .await
+        .is_accepted());
+    assert!(
+        send(&nc, &iso, TENANT, "job.create", "mismatch", job("filter"))
+            .await
+            .is_accepted()
+    );
+    for j in ["upper", "mismatch"] {
+        assert!(send(&nc, &iso, TENANT, "job.compile", j, json!({}))
+            .await
+            .is_accepted());
+    }
+    let status =
+        |s: weir::domain::job::JobState| serde_json::to_value(&s.versions[0].compile).unwrap();
+    let ok = eventually(T, "upper compiled", || async {
+        let s = status(rig.job("upper").await);
+        (s["status"] != "compiling" && s["status"] != "not_compiled").then_some(s)
+    })
+    .await;
+    assert_eq!(ok["status"], "compiled", "{ok}");
+    assert!(ok["state_fingerprint"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let bad = eventually(T, "mismatch compiled", || async {
+        let s = status(rig.job("mismatch").await);
+        (s["status"] != "compiling" && s["status"] != "not_compiled").then_some(s)
+    })
+    .await;
+    assert_eq!(bad["status"], "failed", "{bad}");
+    assert!(
+        bad["reason"]
+            .as_str()
+            .unwrap()
+            .contains("operator `up` is a Filter UDF, but module upper@1.0 is a Map"),
+        "{bad}"
+    );
+}

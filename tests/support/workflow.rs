@@ -114,6 +114,7 @@ impl Rig {
                 name: name.into(),
                 version: version.into(),
                 digest: format!("sha256:{name}-{version}"),
+                size: 0,
                 interface: weir::wasm::GUEST_EXPORT.into(),
                 kind,
                 state_schema,

@@ -13,7 +13,7 @@ use crate::client::{self, Request};
 use crate::intake::Subjects;
 use crate::lifecycle::CommandHandler;
 use crate::store::postgres::PgStore;
-use crate::workflow::activities::{Activities, StaticModules};
+use crate::workflow::activities::{Activities, RegistryModules};
 use crate::workflow::clock::SystemClock;
 use crate::workflow::driver::default_owner;
 use crate::workflow::sim::SimControl;
@@ -52,7 +52,8 @@ pub enum WorkflowCmd {
 pub enum RuntimeKind {
     /// The simulated runtime kept in PostgreSQL (no records flow).
     Sim,
-    /// Do not run the workflow engine in this process.
+    /// Do not run the workflow engine in this process (the default until the
+    /// stream runtime is connected here).
     None,
 }
 
@@ -85,6 +86,8 @@ impl EngineArgs {
 /// Starts the workflow engine as a task of `weir serve`.
 pub async fn spawn_engine(
     store: Arc<PgStore>,
+    js: async_nats::jetstream::Context,
+    subject_prefix: String,
     args: &EngineArgs,
     tasks: &mut tokio::task::JoinSet<()>,
     shutdown: CancellationToken,
@@ -95,10 +98,24 @@ pub async fn spawn_engine(
             let control = SimControl::new(store.pool().clone())
                 .await
                 .map_err(|e| CliError::Unreachable(e.to_string()))?;
+            let host = crate::wasm::WasmHost::new(crate::wasm::HostConfig {
+                cache_dir: Some(crate::registry::warm::cache_dir_from_env()),
+                max_instances: 4,
+                ..Default::default()
+            })
+            .map_err(|e| {
+                CliError::Usage(format!("cannot start the WASM host for compiling: {e}"))
+            })?;
+            let modules = RegistryModules {
+                store: store.clone(),
+                js,
+                subject_prefix,
+                host: Arc::new(host),
+            };
             let activities = Activities {
                 handler: CommandHandler::new(store),
                 control: Arc::new(control),
-                modules: Arc::new(StaticModules::new()),
+                modules: Arc::new(modules),
                 http: reqwest::Client::new(),
                 clock: Arc::new(SystemClock),
             };

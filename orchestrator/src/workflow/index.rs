@@ -7,16 +7,14 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use crate::domain::workflow::RunState;
 use crate::store::postgres::PgStore;
 use crate::store::StoreError;
 
-/// A run that is due, with the state it was due in.
+/// A run that is due. Only ids: the driver loads the state it acts on itself.
 #[derive(Debug, Clone)]
 pub struct DueRun {
     pub tenant: String,
     pub run_id: String,
-    pub state: RunState,
 }
 
 /// Where the engine finds due runs.
@@ -38,7 +36,7 @@ impl RunIndex for PgStore {
         limit: i64,
     ) -> Result<Vec<DueRun>, StoreError> {
         let rows = sqlx::query(
-            "SELECT tenant, stream_id, snapshot FROM streams
+            "SELECT tenant, stream_id FROM streams
              WHERE kind = 'run' AND snapshot->>'status' = 'running'
                AND ((snapshot->>'due_at')::timestamptz <= $1 OR snapshot->>'lease_owner' = $2)
              ORDER BY snapshot->>'due_at' LIMIT $3",
@@ -52,14 +50,9 @@ impl RunIndex for PgStore {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let stream: String = r.try_get("stream_id").map_err(StoreError::Unavailable)?;
-            let snapshot: serde_json::Value =
-                r.try_get("snapshot").map_err(StoreError::Unavailable)?;
-            let state: RunState = serde_json::from_value(snapshot)
-                .map_err(|e| StoreError::Corrupt(format!("run snapshot {stream}: {e}")))?;
             out.push(DueRun {
                 tenant: r.try_get("tenant").map_err(StoreError::Unavailable)?,
                 run_id: stream.strip_prefix("run.").unwrap_or(&stream).to_owned(),
-                state,
             });
         }
         Ok(out)

@@ -26,6 +26,9 @@ pub struct FetchedModule {
     pub version: String,
     /// `sha256:<hex>` of the component.
     pub digest: String,
+    /// Size in bytes (0 when unknown).
+    #[serde(default)]
+    pub size: u64,
     /// The interface it exports, e.g. `weir:udf/guest@0.1.0`.
     pub interface: String,
     /// The shape it declares.
@@ -340,6 +343,7 @@ mod tests {
                 name: name.into(),
                 version: version.into(),
                 digest: format!("sha256:{name}{version}"),
+                size: 0,
                 interface: crate::wasm::GUEST_EXPORT.into(),
                 kind,
                 state_schema: schema,

@@ -15,6 +15,7 @@ mod compile;
 mod deploy;
 mod job;
 mod notify;
+mod registry;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use crate::runtime::control::{DeploymentControl, RuntimeError};
 use crate::store::{EventStore, StoreError};
 pub use compile::{plan, FetchedModule, ModuleSource, PlanOperator, StaticModules};
 pub use job::{job_state, job_state_at};
+pub use registry::RegistryModules;
 
 /// Every activity name, for validation.
 pub const NAMES: &[&str] = &[
