@@ -7,6 +7,8 @@
 mod support;
 
 mod lifecycle;
+mod store;
 mod registry;
 mod wasm;
 mod runtime;
+mod workflow;
