@@ -10,6 +10,7 @@
 //! - [`store`]: the event store trait, its PostgreSQL implementation and an in-memory one.
 //! - [`lifecycle`]: load → decide → group-commit for batches of commands.
 //! - [`intake`]: JetStream consumer, outcome publishing, dead letters, outbox relay.
+//! - [`workflow`]: the workflow engine: durable runs of `workflows/*.yaml` (pure part in [`domain::workflow`]).
 //! - [`runtime`]: the data plane; [`runtime::control`] is its contract with the control plane.
 //! - [`api`]: the HTTP query API, health and Prometheus metrics.
 //! - [`client`]: publish a command and wait for its outcome (used by the CLI and tests).
@@ -37,4 +38,5 @@ pub mod registry;
 pub mod schema;
 pub mod store;
 pub mod telemetry;
+pub mod workflow;
 pub mod wasm;

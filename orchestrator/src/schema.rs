@@ -9,6 +9,7 @@ use schemars::schema_for;
 use crate::domain::envelope::{CommandEnvelope, Outcome};
 use crate::domain::job::{JobEvent, JobSpec};
 use crate::domain::module::ModuleEvent;
+use crate::domain::workflow::{RunEvent, WorkflowSpec};
 
 /// (file name, pretty JSON) for every schema.
 pub fn all() -> Vec<(&'static str, String)> {
@@ -22,6 +23,8 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("job-event.schema.json", pretty(schema_for!(JobEvent))),
         ("job-spec.schema.json", pretty(schema_for!(JobSpec))),
         ("module-event.schema.json", pretty(schema_for!(ModuleEvent))),
+        ("workflow.schema.json", pretty(schema_for!(WorkflowSpec))),
+        ("run-event.schema.json", pretty(schema_for!(RunEvent))),
     ]
 }
 

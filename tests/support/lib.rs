@@ -7,6 +7,7 @@ pub mod guests;
 pub mod kafka;
 pub mod proxy;
 pub mod serve;
+pub mod workflow;
 
 use std::time::Duration;
 

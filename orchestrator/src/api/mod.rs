@@ -3,10 +3,12 @@
 //! - `GET /healthz`, `GET /readyz` (checks PostgreSQL and NATS), `GET /metrics`
 //! - `GET /v1/tenants/{t}/jobs`, `…/jobs/{name}`, `…/jobs/{name}/versions`,
 //!   `…/jobs/{name}/events?after=&limit=`
+//! - `GET /v1/tenants/{t}/runs?job=&active=`, `…/runs/{id}`: workflow runs
 //! - `GET /v1/tenants/{t}/modules`, `…/modules/{name}`: UDF modules and their versions
 
 mod jobs;
 mod modules;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -43,6 +45,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/tenants/{tenant}/jobs/{name}/events", get(jobs::events))
         .route("/v1/tenants/{tenant}/modules", get(modules::list))
         .route("/v1/tenants/{tenant}/modules/{name}", get(modules::show))
+        .route("/v1/tenants/{tenant}/runs", get(workflows::list))
+        .route("/v1/tenants/{tenant}/runs/{id}", get(workflows::show))
         .with_state(state)
 }
 

@@ -18,6 +18,8 @@ pub struct ServeArgs {
     /// Address of the HTTP API.
     #[arg(long, env = "WEIR_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
+    #[command(flatten)]
+    pub workflows: super::workflow::EngineArgs,
 }
 
 /// Runs `weir serve` until SIGINT or SIGTERM.
@@ -81,8 +83,22 @@ pub async fn serve(
         committed,
         shutdown.clone(),
     ));
+    super::workflow::spawn_engine(
+        store.clone(),
+        js.clone(),
+        conn.subject_prefix.clone(),
+        &args.workflows,
+        &mut tasks,
+        shutdown.clone(),
+    )
+    .await?;
     if crate::registry::warm::enabled_from_env() {
-        tasks.spawn(crate::registry::warm::run(store.clone(), js.clone(), conn.subject_prefix.clone(), shutdown.clone()));
+        tasks.spawn(crate::registry::warm::run(
+            store.clone(),
+            js.clone(),
+            conn.subject_prefix.clone(),
+            shutdown.clone(),
+        ));
     }
 
     let listener = tokio::net::TcpListener::bind(args.http_addr)
