@@ -928,3 +928,34 @@ async fn compile_resolves_uploaded_modules_through_the_registry() {
         "{bad}"
     );
 }
+
+#[tokio::test]
+async fn a_workflow_file_broken_after_deploy_fails_the_job_visibly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deploy.yaml"),
+        "name: deploy\nsteps:\n  - id: a\n    activity: strat\n",
+    )
+    .unwrap();
+    let mut rig = Rig::new().await;
+    rig.spawn_engine("r1", Some(dir.path().to_path_buf()));
+    rig.ok(
+        "job.create",
+        "broken",
+        json!({"spec": fast_spec(1, json!([]))}),
+    )
+    .await;
+    rig.ok("job.deploy", "broken", json!({})).await;
+    let state = eventually(T, "the job to fail", || async {
+        let s = rig.job("broken").await;
+        (s.phase == Phase::Failed).then_some(s)
+    })
+    .await;
+    let why = state.last_failure.unwrap();
+    assert!(why.contains("workflow deploy.yaml cannot start"), "{why}");
+    assert!(
+        why.contains("deploy.yaml:4: steps[0].activity: unknown activity `strat`"),
+        "{why}"
+    );
+    assert!(rig.runs().await.is_empty());
+}

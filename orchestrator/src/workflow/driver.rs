@@ -200,9 +200,29 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
             let def = match self.catalog.get(&t.file) {
                 Ok(d) => d,
                 Err(err) => {
-                    // Visible, not silent: the job's history shows nothing started, the log says why.
                     tracing::error!(job = %t.job, workflow = %t.file, error = %err, "cannot start workflow");
                     metrics::counter!("weir_workflow_start_failures_total").increment(1);
+                    // Visible, not silent: the job fails with the loader's message.
+                    if let Some(cmd) = failure_for(&t, &err.to_string()) {
+                        if let Ok(tenant) = Tenant::new(&t.tenant) {
+                            let command = Command::Job(cmd);
+                            if let Ok(stream) = command.stream(&t.job) {
+                                batch.push(Incoming::Parsed(ParsedCommand {
+                                    id: Uuid::new_v5(
+                                        &ENGINE_NAMESPACE,
+                                        format!("unstartable/{}", t.run_id).as_bytes(),
+                                    ),
+                                    tenant,
+                                    target: t.job.clone(),
+                                    stream,
+                                    expected_version: None,
+                                    actor: format!("workflow-engine:{}", self.cfg.owner),
+                                    issued_at: self.clock.now(),
+                                    command,
+                                }));
+                            }
+                        }
+                    }
                     continue;
                 }
             };
@@ -541,6 +561,26 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
             self.crash_if(step_id, "reported");
             return Ok(true);
         }
+    }
+}
+
+/// The job command that reports a workflow that could not even start.
+fn failure_for(t: &super::triggers::Trigger, why: &str) -> Option<crate::domain::job::JobCommand> {
+    use crate::domain::job::command::{CompileFailed, MarkFailed};
+    use crate::domain::job::JobCommand;
+    let reason = format!("workflow {} cannot start: {why}", t.file);
+    match t.input.get("event").and_then(|e| e.as_str()) {
+        Some("compile_requested") => Some(JobCommand::CompileFailed(CompileFailed {
+            version: t.input.get("version")?.as_u64()? as u32,
+            reason,
+        })),
+        Some("deploy_requested") | Some("stop_requested") => {
+            Some(JobCommand::MarkFailed(MarkFailed {
+                generation: t.input.get("generation")?.as_u64()?,
+                reason,
+            }))
+        }
+        _ => None,
     }
 }
 
