@@ -44,7 +44,12 @@ pub const OUT_TIMESTAMP: u8 = 4;
 pub const OUT_HEADERS: u8 = 8;
 /// Output flag: the value is null (a tombstone); no value bytes follow.
 pub const OUT_VALUE_NULL: u8 = 16;
-const OUT_KNOWN: u8 = OUT_KEY | OUT_KEY_NULL | OUT_TIMESTAMP | OUT_HEADERS | OUT_VALUE_NULL;
+/// Output flag: the value is a range of the input's value (`u32` offset,
+/// `u32` length follow instead of bytes): zero-copy for maps that return
+/// their input or a part of it.
+pub const OUT_VALUE_INPUT: u8 = 32;
+const OUT_KNOWN: u8 =
+    OUT_KEY | OUT_KEY_NULL | OUT_TIMESTAMP | OUT_HEADERS | OUT_VALUE_NULL | OUT_VALUE_INPUT;
 
 /// Time domain byte of a timer.
 pub const DOMAIN_EVENT: u8 = 0;
@@ -538,6 +543,8 @@ pub struct ResultWriter {
     count: u32,
     /// Where the current EMIT's output count lives, and the count so far.
     open_emit: Option<(usize, u32)>,
+    /// Address range of the current input's value, for zero-copy outputs.
+    input: (usize, usize),
 }
 
 /// What an output record overrides; `None` keeps the input's field.
@@ -560,7 +567,25 @@ impl ResultWriter {
             w,
             count: 0,
             open_emit: None,
+            input: (0, 0),
         }
+    }
+
+    /// Tells the writer which bytes are the current input's value: an output
+    /// value inside them is written as a range, not copied.
+    #[inline]
+    pub fn set_input_value(&mut self, v: Option<&[u8]>) {
+        self.input = v.map(|v| (v.as_ptr() as usize, v.len())).unwrap_or((0, 0));
+    }
+
+    #[inline]
+    fn input_range(&self, v: &[u8]) -> Option<(u32, u32)> {
+        let (start, len) = self.input;
+        let p = v.as_ptr() as usize;
+        if len == 0 || p < start || p + v.len() > start + len {
+            return None;
+        }
+        Some(((p - start) as u32, v.len() as u32))
     }
 
     fn close(&mut self) {
@@ -625,8 +650,11 @@ impl ResultWriter {
         if o.headers.is_some() {
             flags |= OUT_HEADERS;
         }
+        let range = o.value.and_then(|v| self.input_range(v));
         if o.value.is_none() {
             flags |= OUT_VALUE_NULL;
+        } else if range.is_some() {
+            flags |= OUT_VALUE_INPUT;
         }
         let w = &mut self.w;
         w.u8(flags);
@@ -644,8 +672,13 @@ impl ResultWriter {
                 w.bytes32(value);
             }
         }
-        if let Some(v) = o.value {
-            w.bytes32(v);
+        match (range, o.value) {
+            (Some((off, len)), _) => {
+                w.u32(off);
+                w.u32(len);
+            }
+            (None, Some(v)) => w.bytes32(v),
+            (None, None) => {}
         }
     }
 
@@ -692,7 +725,10 @@ pub struct OutputView<'a> {
     pub timestamp: Option<i64>,
     /// Raw header bytes and count when the output sets its own headers.
     pub headers: Option<(u16, &'a [u8])>,
+    /// The value's bytes; `None` is a null value unless `input_range` is set.
     pub value: Option<&'a [u8]>,
+    /// `(offset, length)` within the input's value ([`OUT_VALUE_INPUT`]).
+    pub input_range: Option<(u32, u32)>,
 }
 
 impl<'a> OutputView<'a> {
@@ -797,16 +833,19 @@ impl<'a> ResultReader<'a> {
         } else {
             None
         };
-        let value = if flags & OUT_VALUE_NULL != 0 {
-            None
+        let (value, input_range) = if flags & OUT_VALUE_NULL != 0 {
+            (None, None)
+        } else if flags & OUT_VALUE_INPUT != 0 {
+            (None, Some((r.u32()?, r.u32()?)))
         } else {
-            Some(r.bytes32()?)
+            (Some(r.bytes32()?), None)
         };
         Ok(Some(OutputView {
             key,
             timestamp,
             headers,
             value,
+            input_range,
         }))
     }
 }
@@ -943,6 +982,31 @@ mod tests {
             r.next_status().unwrap_err().problem,
             "trailing bytes after the last status"
         );
+    }
+
+    #[test]
+    fn outputs_inside_the_input_value_are_ranges_not_copies() {
+        let input = b"hello world".to_vec();
+        let mut w = ResultWriter::with_capacity(16);
+        w.set_input_value(Some(&input));
+        w.output(OutputFields {
+            value: Some(&input[6..]),
+            ..Default::default()
+        });
+        w.output(OutputFields {
+            value: Some(b"world"),
+            ..Default::default()
+        });
+        let bytes = w.finish();
+        let mut r = ResultReader::new(&bytes).unwrap();
+        assert_eq!(
+            r.next_status().unwrap(),
+            Some(StatusView::Emit { count: 2 })
+        );
+        let a = r.next_output().unwrap().unwrap();
+        assert_eq!((a.value, a.input_range), (None, Some((6, 5))));
+        let b = r.next_output().unwrap().unwrap();
+        assert_eq!((b.value, b.input_range), (Some(&b"world"[..]), None));
     }
 
     #[test]

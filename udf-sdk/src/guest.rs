@@ -283,6 +283,7 @@ pub mod __private {
             clock: r.clock,
         };
         while let Some(view) = r.next_record().map_err(|e| e.to_string())? {
+            w.set_input_value(view.value);
             let mark = w.mark();
             if let Err(e) = f(&mut cx, &Record { view }, &mut w) {
                 w.rollback(mark);

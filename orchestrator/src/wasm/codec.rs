@@ -141,7 +141,10 @@ pub(crate) fn decode_results<'a>(
                                 None => inh.key.cloned(),
                                 Some(k) => k.map(slice),
                             },
-                            value: o.value.map(slice),
+                            value: match o.input_range {
+                                None => o.value.map(slice),
+                                Some((off, len)) => Some(input_slice(inh.pass_value, off, len)?),
+                            },
                             timestamp: o.timestamp.unwrap_or(inh.timestamp),
                             headers: match o.headers() {
                                 None => inh.headers.to_vec(),
@@ -167,6 +170,19 @@ pub(crate) fn decode_results<'a>(
         return Err("more statuses than inputs".into());
     }
     Ok((out, failed))
+}
+
+/// `off..off+len` of the input's value, refusing ranges outside it.
+fn input_slice(value: Option<&Bytes>, off: u32, len: u32) -> Result<Bytes, String> {
+    let (off, len) = (off as usize, len as usize);
+    match value {
+        Some(v) if off.checked_add(len).is_some_and(|end| end <= v.len()) => {
+            Ok(v.slice(off..off + len))
+        }
+        _ => Err(format!(
+            "output value range {off}+{len} is outside the input's value"
+        )),
+    }
 }
 
 /// A clock for batches that carry no watermark.
