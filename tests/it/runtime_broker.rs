@@ -209,3 +209,44 @@ async fn transactions_are_not_supported() {
         "the broker now commits transactions: update docs/kafka-on-tansu.md"
     );
 }
+
+/// tansu 0.6 with the memory storage engine answers ListOffsets(latest) with
+/// the base offset of the last record batch + 1, not the offset after its
+/// last record: with batched produce the reported end trails the real one
+/// (the sqlite engine reports it correctly). The runtime therefore never
+/// uses it as an upper bound (see `runtime::kafka::scan_written`).
+#[tokio::test]
+async fn memory_engine_list_offsets_reports_the_last_batch_base_not_the_end() {
+    let b = kafka::private_broker();
+    let topic = kafka::unique_topic("probe-hw");
+    kafka::create_topic(&b, &topic, 1).await;
+    let (delivered, reported) = tokio::task::spawn_blocking(move || {
+        let p = weir::runtime::kafka::TrackedProducer::new(&b, None).unwrap();
+        let c = weir::runtime::kafka::admin_consumer(&b).unwrap();
+        for round in 0..2 {
+            for i in 0..100 {
+                let v = format!("r{round}-{i}");
+                p.send(
+                    BaseRecord::<[u8], [u8]>::to(&topic)
+                        .partition(0)
+                        .payload(v.as_bytes()),
+                )
+                .unwrap();
+            }
+            p.flush(Duration::from_secs(20)).unwrap();
+        }
+        let delivered = p.delivered_ends(&topic)[&0];
+        let reported = c
+            .fetch_watermarks(&topic, 0, Duration::from_secs(10))
+            .unwrap()
+            .1;
+        (delivered, reported)
+    })
+    .await
+    .unwrap();
+    assert_eq!(delivered, 200);
+    assert!(
+        reported < delivered,
+        "ListOffsets now reports the real end ({reported}): update docs/kafka-on-tansu.md"
+    );
+}

@@ -178,7 +178,7 @@ pub fn read_until(
 }
 
 /// Reads every record of `topic` (all `partitions`), waiting for at least
-/// `expected` and then a quiet period of one second.
+/// `expected` and then a quiet period of two seconds.
 pub fn read_all(brokers: &str, topic: &str, partitions: i32, expected: usize) -> Vec<ReadRecord> {
     let c = assigned_consumer(brokers, topic, partitions);
     read_until(
@@ -187,4 +187,58 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32, expected: usize) ->
         Duration::from_secs(1),
         Duration::from_secs(60),
     )
+}
+
+/// A private tansu broker with the in-memory storage engine, started once
+/// per test process and stopped when the process exits (a shell watchdog
+/// polls the test's pid). Runtime tests use it unless `WEIR_KAFKA_BROKERS`
+/// names a broker: the shared broker's sqlite engine slows down as other
+/// tests fill it (request round trips of seconds were measured on a busy
+/// 2-core machine), and its storage engine differs.
+pub fn private_broker() -> String {
+    static BROKER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BROKER
+        .get_or_init(|| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let dir = std::env::temp_dir().join(format!("weir-tansu-{port}"));
+            std::fs::create_dir_all(&dir).expect("tansu dir");
+            let tansu = std::env::var("HOME")
+                .map(|h| format!("{h}/.cargo/bin/tansu"))
+                .ok()
+                .filter(|p| std::path::Path::new(p).exists())
+                .unwrap_or_else(|| "tansu".into());
+            let script = format!(
+                "{tansu} broker --listener-url tcp://127.0.0.1:{port} \
+                 --advertised-listener-url tcp://127.0.0.1:{port} \
+                 --storage-engine memory://tansu/ >broker.log 2>&1 & T=$!; \
+                 while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $T",
+                pid = std::process::id()
+            );
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(&dir)
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .expect("start a private tansu (is tansu installed? scripts/services.sh kafka)");
+            let addr = format!("127.0.0.1:{port}");
+            let start = Instant::now();
+            while std::net::TcpStream::connect(&addr).is_err() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "private tansu did not start; see {dir:?}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            addr
+        })
+        .clone()
+}
+
+/// The broker runtime tests use: `WEIR_KAFKA_BROKERS` if set, else [`private_broker`].
+pub fn runtime_brokers() -> String {
+    std::env::var("WEIR_KAFKA_BROKERS").unwrap_or_else(|_| private_broker())
 }

@@ -356,11 +356,13 @@ async fn supervise(
                 rx
             }
         };
+        let (closed_tx, closed_rx) = oneshot::channel();
         let handle = tokio::spawn(task::run(
             plan.clone(),
             env.clone(),
             slot.metrics.clone(),
             rx,
+            closed_tx,
         ));
         if let Ok(mut a) = slot.abort.lock() {
             *a = Some(handle.abort_handle());
@@ -369,6 +371,8 @@ async fn supervise(
         if let Ok(mut c) = slot.ctl.lock() {
             *c = None;
         }
+        // The old producer must be settled before a restore scans the sink.
+        let _ = tokio::time::timeout(Duration::from_secs(150), closed_rx).await;
         let reason = match outcome {
             Ok(Ok(())) => {
                 slot.metrics.set_state(TaskState::Stopped);

@@ -2,7 +2,7 @@
 //! settings, a producer that remembers delivery failures, metadata, and the
 //! deterministic-replay scan of what a sink topic already holds.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,15 +35,21 @@ pub fn base_config(brokers: &str) -> ClientConfig {
     c.set("bootstrap.servers", brokers)
         .set("socket.keepalive.enable", "true")
         .set("log_level", "4");
+    // librdkafka's own debug contexts (e.g. `broker,metadata,fetch`), for diagnosis.
+    if let Ok(debug) = std::env::var("WEIR_KAFKA_DEBUG") {
+        c.set("debug", debug).set("log_level", "7");
+    }
     c
 }
 
-/// Producer context that keeps the first delivery failure: the task checks
-/// it after each batch and at checkpoints, and restarts on failure (restore
-/// then dedupes whatever did get written).
+/// Producer context that keeps the first delivery failure (the task checks
+/// it after each batch and at checkpoints, and restarts on failure; restore
+/// then dedupes whatever did get written) and the highest delivered offset
+/// per partition (a checkpoint's sink positions, with no broker round trip).
 #[derive(Default)]
 pub struct TrackingContext {
     first_error: Mutex<Option<String>>,
+    delivered: Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl ClientContext for TrackingContext {}
@@ -51,9 +57,17 @@ impl ClientContext for TrackingContext {}
 impl ProducerContext for TrackingContext {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            if let Ok(mut slot) = self.first_error.lock() {
-                slot.get_or_insert_with(|| e.to_string());
+        match result {
+            Ok(m) => {
+                if let Ok(mut d) = self.delivered.lock() {
+                    let top = d.entry((m.topic().to_owned(), m.partition())).or_insert(-1);
+                    *top = (*top).max(m.offset());
+                }
+            }
+            Err((e, _)) => {
+                if let Ok(mut slot) = self.first_error.lock() {
+                    slot.get_or_insert_with(|| e.to_string());
+                }
             }
         }
     }
@@ -72,8 +86,8 @@ impl TrackedProducer {
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.messages", "200000")
             .set("acks", "all")
-            .set("message.timeout.ms", "30000")
-            .set("enable.idempotence", "true");
+            .set("message.timeout.ms", "120000")
+            .set("enable.idempotence", "false");
         if let Some(id) = transactional_id {
             c.set("transactional.id", id)
                 .set("transaction.timeout.ms", "60000");
@@ -125,10 +139,29 @@ impl TrackedProducer {
         }
     }
 
+    /// Per partition of `topic`, one past the highest offset delivered so far.
+    pub fn delivered_ends(&self, topic: &str) -> BTreeMap<i32, i64> {
+        self.inner
+            .context()
+            .delivered
+            .lock()
+            .map(|d| {
+                d.iter()
+                    .filter(|((t, _), _)| t == topic)
+                    .map(|((_, p), o)| (*p, o + 1))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn inner(&self) -> &ThreadedProducer<TrackingContext> {
         &self.inner
     }
 }
+
+/// How long metadata and offset queries may take. Generous: a broker
+/// starved of CPU (tansu on a busy 2-core machine) answers in seconds.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A metadata-only client (blocking calls; run them off the executor).
 pub fn admin_consumer(brokers: &str) -> Result<BaseConsumer, KafkaOpError> {
@@ -140,7 +173,7 @@ pub fn admin_consumer(brokers: &str) -> Result<BaseConsumer, KafkaOpError> {
 /// Partition ids of `topic` (blocking).
 pub fn partitions_of(client: &BaseConsumer, topic: &str) -> Result<Vec<i32>, KafkaOpError> {
     let md = client
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .fetch_metadata(Some(topic), QUERY_TIMEOUT)
         .map_err(op_err("metadata"))?;
     let t = md.topics().first().ok_or_else(|| KafkaOpError {
         op: "metadata",
@@ -173,7 +206,7 @@ pub fn end_offsets(
         .iter()
         .map(|p| {
             client
-                .fetch_watermarks(topic, *p, Duration::from_secs(10))
+                .fetch_watermarks(topic, *p, QUERY_TIMEOUT)
                 .map(|(_, hi)| (*p, hi))
                 .map_err(op_err("watermarks"))
         })
@@ -181,9 +214,14 @@ pub fn end_offsets(
 }
 
 /// Deterministic replay: reads `topic` from `from` (partition → offset) to
-/// its current end and returns the ids of outputs already written whose
-/// source position `wanted` accepts. `read_committed` is used for the
-/// transactional path, so aborted outputs count as not written.
+/// its end and returns the ids of outputs already written whose source
+/// position `wanted` accepts. `read_committed` is used for the transactional
+/// path, so aborted outputs count as not written.
+///
+/// "The end" is where the broker reports end-of-partition while fetching,
+/// not ListOffsets: tansu 0.6 answers ListOffsets(latest) with the base
+/// offset of the last batch + 1, which can be far below the real end (see
+/// docs/kafka-on-tansu.md). Call it only once the previous writer is closed.
 pub fn scan_written(
     brokers: &str,
     topic: &str,
@@ -198,6 +236,8 @@ pub fn scan_written(
     let consumer: BaseConsumer = base_config(brokers)
         .set("group.id", "weir-replay-scan")
         .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "20")
         .set(
             "isolation.level",
             if read_committed {
@@ -208,54 +248,36 @@ pub fn scan_written(
         )
         .create()
         .map_err(op_err("create replay consumer"))?;
-    let mut remaining = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
     for (p, start) in from {
-        let (_, hi) = consumer
-            .fetch_watermarks(topic, *p, Duration::from_secs(10))
-            .map_err(op_err("watermarks"))?;
-        if hi > *start {
-            tpl.add_partition_offset(topic, *p, Offset::Offset(*start))
-                .map_err(op_err("assign"))?;
-            remaining.insert(*p, hi);
-        }
-    }
-    if remaining.is_empty() {
-        return Ok(seen);
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*start))
+            .map_err(op_err("assign"))?;
     }
     consumer.assign(&tpl).map_err(op_err("assign"))?;
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut remaining: HashSet<i32> = from.keys().copied().collect();
+    let deadline = Instant::now() + Duration::from_secs(300);
     while !remaining.is_empty() {
         if Instant::now() > deadline {
             return Err(KafkaOpError {
                 op: "replay scan",
-                reason: format!("sink `{topic}` not read to its end within 120 s"),
+                reason: format!("sink `{topic}` not read to its end within 300 s"),
             });
         }
-        let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
-            // With read_committed, aborted tails may never be delivered:
-            // stop once the position has passed the end.
-            if read_committed {
-                let pos = consumer.position().map_err(op_err("position"))?;
-                remaining.retain(|p, hi| {
-                    pos.find_partition(topic, *p)
-                        .and_then(|e| e.offset().to_raw())
-                        .is_none_or(|o| o < *hi)
-                });
+        match consumer.poll(Duration::from_millis(200)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                remaining.remove(&p);
             }
-            continue;
-        };
-        let msg = msg.map_err(op_err("replay fetch"))?;
-        if let Some(hs) = msg.headers() {
-            let id =
-                output_id_from_headers(hs.iter().map(|h| (h.key, h.value.unwrap_or_default())));
-            if let Some(id) = id.filter(|id| wanted(id)) {
-                seen.insert(id);
-            }
-        }
-        if let Some(hi) = remaining.get(&msg.partition()) {
-            if msg.offset() + 1 >= *hi {
-                remaining.remove(&msg.partition());
+            Some(Err(e)) => return Err(op_err("replay fetch")(e)),
+            Some(Ok(msg)) => {
+                if let Some(hs) = msg.headers() {
+                    let id = output_id_from_headers(
+                        hs.iter().map(|h| (h.key, h.value.unwrap_or_default())),
+                    );
+                    if let Some(id) = id.filter(|id| wanted(id)) {
+                        seen.insert(id);
+                    }
+                }
             }
         }
     }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -110,36 +110,42 @@ struct Task {
     plan: TaskPlan,
     env: TaskEnv,
     metrics: Arc<TaskMetrics>,
-    consumer: Arc<StreamConsumer>,
-    producer: Option<SharedProducer>,
-    sinks: Vec<Sink>,
+    consumer: OffThread<Arc<StreamConsumer>>,
+    /// Metadata and offset queries, on their own connection.
+    meta: OffThread<Arc<BaseConsumer>>,
+    producer: OffThread<Option<SharedProducer>>,
+    sinks: OffThread<Vec<Sink>>,
     instances: Option<Instances>,
     progress: Option<BTreeMap<TopicPartition, PartitionProgress>>,
     watermarks: Watermarks,
     sources: HashMap<String, SourceSpec>,
     topics: HashMap<String, Arc<str>>,
+    closed: Option<oneshot::Sender<()>>,
 }
 
 /// Runs a task until it is told to stop (`Ok`) or fails (`Err`).
+///
+/// `closed` fires once the task's producer is gone after it ends (or is
+/// aborted): everything it sent has been acknowledged or failed, so a
+/// restore's replay scan sees all of it. The supervisor waits for it.
 pub async fn run(
     plan: TaskPlan,
     env: TaskEnv,
     metrics: Arc<TaskMetrics>,
     mut ctl: mpsc::Receiver<Control>,
+    closed: oneshot::Sender<()>,
 ) -> Result<(), TaskError> {
     let mut task = Task::setup(plan, env, metrics.clone()).await?;
-    let lag_probe = tokio::spawn(lag_probe(task.consumer.clone(), metrics.clone()));
+    task.closed = Some(closed);
+    let lag_probe = tokio::spawn(lag_probe(Arc::downgrade(&task.meta), metrics.clone()));
     let _abort_probe = AbortOnDrop(lag_probe);
     if task.plan.gated {
         loop {
             match ctl.recv().await {
                 Some(Control::Checkpoint(reply)) => {
                     let res = task.checkpoint().await;
-                    let failed = res.is_err();
                     let _ = reply.send(res.map_err(|e| e.to_string()));
-                    if failed {
-                        return Err(TaskError::Setup("start checkpoint failed".into()));
-                    }
+                    task.check_deliveries()?;
                 }
                 Some(Control::Committed(id)) => {
                     task.committed(&id);
@@ -150,6 +156,12 @@ pub async fn run(
         }
     }
     metrics.set_state(TaskState::Running);
+    tracing::info!(
+        job = %task.plan.key.job, generation = task.plan.generation, task = task.plan.index,
+        restore = ?task.plan.restore,
+        positions = ?task.progress.as_ref().map(|p| p.iter().map(|(tp, p)| (tp.partition, p.next_offset)).collect::<Vec<_>>()),
+        "task running"
+    );
     let consumer = task.consumer.clone();
     let mut stream = consumer.stream();
     let mut idle_since = Instant::now();
@@ -158,12 +170,11 @@ pub async fn run(
             biased;
             c = ctl.recv() => match c {
                 Some(Control::Checkpoint(reply)) => {
+                    // A failed checkpoint (e.g. a slow broker) fails only
+                    // that checkpoint; failed deliveries fail the task.
                     let res = task.checkpoint().await;
-                    let err = res.as_ref().err().map(|e| e.to_string());
                     let _ = reply.send(res.map_err(|e| e.to_string()));
-                    if let Some(e) = err {
-                        return Err(TaskError::Setup(format!("checkpoint failed: {e}")));
-                    }
+                    task.check_deliveries()?;
                 }
                 Some(Control::Committed(id)) => task.committed(&id),
                 Some(Control::Stop) | None => return Ok(()),
@@ -198,30 +209,33 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Every two seconds, measures how far each partition's end is ahead of the
-/// task's position.
-async fn lag_probe(consumer: Arc<StreamConsumer>, metrics: Arc<TaskMetrics>) {
+/// Every few seconds, measures how far each partition's end is ahead of the
+/// task's position. Uses the metadata client, not the consumer, so the
+/// queries never queue behind a fetch on the consumer's connection.
+async fn lag_probe(meta: std::sync::Weak<BaseConsumer>, metrics: Arc<TaskMetrics>) {
     loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
         let positions = metrics
             .positions
             .lock()
             .map(|p| p.clone())
             .unwrap_or_default();
-        let c = consumer.clone();
+        let c = meta.clone();
         let lag = tokio::task::spawn_blocking(move || {
+            // Upgraded here so the client is never dropped on the executor.
+            let c = c.upgrade()?;
             let mut lag = BTreeMap::new();
             for (tp, next) in positions {
-                if let Ok((_, hi)) =
-                    c.fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(5))
-                {
-                    lag.insert(tp, (hi - next).max(0));
-                }
+                let (_, hi) = c
+                    .fetch_watermarks(&tp.topic, tp.partition, kafka::QUERY_TIMEOUT)
+                    .ok()?;
+                lag.insert(tp, (hi - next.max(0)).max(0));
             }
-            lag
+            Some(lag)
         })
         .await;
-        if let Ok(lag) = lag {
+        // Only a complete measurement replaces the last one.
+        if let Ok(Some(lag)) = lag {
             metrics.set_lag(lag);
         }
     }
@@ -229,6 +243,68 @@ async fn lag_probe(consumer: Arc<StreamConsumer>, metrics: Arc<TaskMetrics>) {
 
 fn group_id(key: &DeploymentKey) -> String {
     format!("weir-{}-{}", key.tenant, key.job)
+}
+
+/// Dropping Kafka clients blocks (purge, flush, thread joins, broker
+/// disconnects), so a task that ends — or is aborted — hands them to a
+/// plain thread instead of stalling an executor thread.
+struct OffThread<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> std::ops::Deref for OffThread<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // Only `drop` takes the value out.
+        self.0.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl<T: Send + 'static> std::ops::DerefMut for OffThread<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl<T: Send + 'static> Drop for OffThread<T> {
+    fn drop(&mut self) {
+        if let Some(v) = self.0.take() {
+            let spawned = std::thread::Builder::new()
+                .name("weir-kafka-close".into())
+                .spawn(move || drop(v));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not spawn a thread to close Kafka clients");
+            }
+        }
+    }
+}
+
+impl Drop for Task {
+    /// Closes the producer off the executor: unsent records are discarded,
+    /// in-flight ones are waited for (so none lands after a restore's scan),
+    /// then `closed` fires.
+    fn drop(&mut self) {
+        let producer = self.producer.take();
+        let sinks = std::mem::take(&mut *self.sinks);
+        let closed = self.closed.take();
+        let spawned = std::thread::Builder::new()
+            .name("weir-task-close".into())
+            .spawn(move || {
+                if let Some(p) = &producer {
+                    p.inner()
+                        .purge(rdkafka::producer::PurgeConfig::default().queue());
+                    if let Err(e) = p.inner().flush(Duration::from_secs(120)) {
+                        tracing::warn!(error = %e, "in-flight records not settled while closing the producer");
+                    }
+                }
+                drop(sinks);
+                drop(producer);
+                if let Some(c) = closed {
+                    let _ = c.send(());
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not spawn a thread to close Kafka clients");
+        }
+    }
 }
 
 impl Task {
@@ -347,7 +423,15 @@ impl Task {
                         .clone()
                         .ok_or_else(|| TaskError::Setup("no producer".into()))?;
                     let mut sink = KafkaSink::new(topic.clone(), producer, parts, meta.clone());
-                    replay_scan(&env, &mut sink, &restored).await?;
+                    let from = replay_scan(&env, &mut sink, &restored).await?;
+                    // Every partition restored with this sink: its recorded
+                    // offsets are a floor; otherwise measure the topic's end.
+                    let all_restored = plan.partitions.iter().all(|tp| {
+                        restored
+                            .get(tp)
+                            .is_some_and(|cp| cp.sink_offsets.contains_key(topic))
+                    });
+                    sink.init_floor(all_restored.then_some(from)).await?;
                     Sink::Kafka(sink)
                 }
                 SinkSpec::Postgres { table, key_columns } => {
@@ -386,7 +470,7 @@ impl Task {
             .map_err(kafka::op_err("create consumer"))?;
         let mut tpl = TopicPartitionList::new();
         for (tp, p) in &progress {
-            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(p.next_offset))
+            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::from_raw(p.next_offset))
                 .map_err(kafka::op_err("assign"))?;
         }
         consumer.assign(&tpl).map_err(kafka::op_err("assign"))?;
@@ -398,14 +482,16 @@ impl Task {
             plan,
             env,
             metrics,
-            consumer: Arc::new(consumer),
-            producer,
-            sinks,
+            consumer: OffThread(Some(Arc::new(consumer))),
+            meta: OffThread(Some(meta)),
+            producer: OffThread(Some(producer)),
+            sinks: OffThread(Some(sinks)),
             instances: Some(instances),
             progress: Some(progress),
             watermarks,
             sources,
             topics,
+            closed: None,
         })
     }
 
@@ -529,14 +615,14 @@ impl Task {
             }
         }
 
-        for sink in &mut self.sinks {
+        for sink in self.sinks.iter_mut() {
             dead.extend(sink.write(&outputs).await?);
         }
         counts.records_out = outputs.len() as u64;
         counts.bytes_out = outputs.iter().map(|o| o.record.size() as u64).sum();
         counts.dead_lettered = dead.len() as u64;
         self.dead_letter(&dead).await?;
-        if let Some(p) = &self.producer {
+        if let Some(p) = &*self.producer {
             p.check()?;
         }
 
@@ -557,7 +643,7 @@ impl Task {
         if dead.is_empty() {
             return Ok(());
         }
-        let (Some(topic), Some(producer)) = (&self.plan.spec.dead_letter_topic, &self.producer)
+        let (Some(topic), Some(producer)) = (&self.plan.spec.dead_letter_topic, &*self.producer)
         else {
             for d in dead {
                 tracing::warn!(
@@ -613,14 +699,21 @@ impl Task {
         Ok(())
     }
 
+    fn check_deliveries(&self) -> Result<(), TaskError> {
+        match &*self.producer {
+            Some(p) => Ok(p.check()?),
+            None => Ok(()),
+        }
+    }
+
     /// Flushes every sink, measures the Kafka sinks' ends and snapshots
     /// every partition. Nothing is produced between the flush and the
     /// measurement, so every later output lands at or after those offsets.
     async fn checkpoint(&mut self) -> Result<Vec<PartitionCheckpoint>, TaskError> {
-        for s in &mut self.sinks {
+        for s in self.sinks.iter_mut() {
             s.flush().await?;
         }
-        if let Some(p) = &self.producer {
+        if let Some(p) = &*self.producer {
             let p = p.clone();
             let txn = self.env.transactional;
             tokio::task::spawn_blocking(move || -> Result<(), KafkaOpError> {
@@ -639,9 +732,9 @@ impl Task {
             .map_err(|e| TaskError::Setup(e.to_string()))??;
         }
         let mut sink_offsets = SinkOffsets::new();
-        for s in &self.sinks {
+        for s in self.sinks.iter() {
             if let Sink::Kafka(k) = s {
-                sink_offsets.insert(k.topic().to_owned(), k.end_offsets().await?);
+                sink_offsets.insert(k.topic().to_owned(), k.end_offsets());
             }
         }
         let progress = self
@@ -667,41 +760,52 @@ impl Task {
             return;
         };
         let mut tpl = TopicPartitionList::new();
-        for (tp, p) in progress {
+        for (tp, p) in progress.iter().filter(|(_, p)| p.next_offset >= 0) {
             let _ =
                 tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(p.next_offset));
+        }
+        if tpl.count() == 0 {
+            return;
         }
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
             tracing::debug!(error = %e, "consumer group commit failed");
         }
-        self.metrics.checkpointed(checkpoint, 0.0, 0);
+        tracing::debug!(checkpoint, "offsets committed to the consumer group");
     }
 }
 
+/// Kafka's logical offset for "the beginning of the partition".
+const OFFSET_BEGINNING: i64 = -2;
+
 /// Resolves fresh partitions' start positions to concrete offsets (blocking).
 fn resolve_starts(
-    meta: &rdkafka::consumer::BaseConsumer,
+    meta: &BaseConsumer,
     fresh: &[TopicPartition],
     sources: &HashMap<String, SourceSpec>,
 ) -> Result<BTreeMap<TopicPartition, i64>, TaskError> {
     let mut out = BTreeMap::new();
     for tp in fresh {
-        let (lo, hi) = meta
-            .fetch_watermarks(&tp.topic, tp.partition, Duration::from_secs(10))
-            .map_err(kafka::op_err("watermarks"))?;
         let start = sources
             .get(&tp.topic)
             .map(|s| s.start.clone())
             .unwrap_or_default();
+        if start == StartPosition::Earliest {
+            // The logical "beginning" needs no broker query, and stays right
+            // in a checkpoint taken before anything was read.
+            out.insert(tp.clone(), OFFSET_BEGINNING);
+            continue;
+        }
+        let (_, hi) = meta
+            .fetch_watermarks(&tp.topic, tp.partition, kafka::QUERY_TIMEOUT)
+            .map_err(kafka::op_err("watermarks"))?;
         let off = match start {
-            StartPosition::Earliest => lo,
-            StartPosition::Latest => hi,
+            StartPosition::Earliest | StartPosition::Latest => hi,
             StartPosition::Timestamp(ts) => {
                 let mut q = TopicPartitionList::new();
                 q.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(ts))
                     .map_err(kafka::op_err("offsets for times"))?;
                 let r = meta
-                    .offsets_for_times(q, Duration::from_secs(10))
+                    .offsets_for_times(q, kafka::QUERY_TIMEOUT)
                     .map_err(kafka::op_err("offsets for times"))?;
                 match r
                     .find_partition(&tp.topic, tp.partition)
@@ -747,7 +851,7 @@ async fn replay_scan(
     env: &TaskEnv,
     sink: &mut KafkaSink,
     restored: &BTreeMap<TopicPartition, PartitionCheckpoint>,
-) -> Result<(), TaskError> {
+) -> Result<BTreeMap<i32, i64>, TaskError> {
     let mut from: BTreeMap<i32, i64> = BTreeMap::new();
     for cp in restored.values() {
         if let Some(offs) = cp.sink_offsets.get(sink.topic()) {
@@ -759,7 +863,7 @@ async fn replay_scan(
         }
     }
     if from.is_empty() {
-        return Ok(());
+        return Ok(from);
     }
     let resume: HashMap<(Arc<str>, i32), i64> = restored
         .values()
@@ -770,6 +874,7 @@ async fn replay_scan(
             )
         })
         .collect();
+    let scan_from = from.clone();
     let (brokers, topic, txn) = (
         env.brokers.clone(),
         sink.topic().to_owned(),
@@ -782,7 +887,7 @@ async fn replay_scan(
                 .get(&(id.0.clone(), id.1))
                 .is_some_and(|next| id.2 >= *next)
         };
-        kafka::scan_written(&brokers, &topic, &from, txn, &wanted)
+        kafka::scan_written(&brokers, &topic, &scan_from, txn, &wanted)
     })
     .await
     .map_err(|e| TaskError::Setup(e.to_string()))??;
@@ -791,7 +896,7 @@ async fn replay_scan(
         ms = started.elapsed().as_millis() as u64, "deterministic replay scan"
     );
     sink.skip_already_written(seen);
-    Ok(())
+    Ok(from)
 }
 
 #[cfg(test)]

@@ -22,6 +22,9 @@ pub struct KafkaSink {
     partitions: Vec<i32>,
     /// Outputs already on the topic from before the restore.
     already_written: HashSet<OutputId>,
+    /// Per partition, an offset at or below which every future output of
+    /// this task lands: from the restored checkpoint or measured at setup.
+    floor: BTreeMap<i32, i64>,
     meta: Arc<BaseConsumer>,
 }
 
@@ -37,6 +40,7 @@ impl KafkaSink {
             producer,
             partitions,
             already_written: HashSet::new(),
+            floor: BTreeMap::new(),
             meta,
         }
     }
@@ -115,16 +119,38 @@ impl KafkaSink {
             .map_err(|e| self.err(e))
     }
 
-    /// The topic's end offsets, after a flush.
-    pub async fn end_offsets(&self) -> Result<BTreeMap<i32, i64>, SinkError> {
-        let (meta, topic, parts) = (
-            self.meta.clone(),
-            self.topic.clone(),
-            self.partitions.clone(),
-        );
-        tokio::task::spawn_blocking(move || end_offsets(&meta, &topic, &parts))
-            .await
-            .map_err(|e| self.err(e))?
-            .map_err(|e| self.err(e))
+    /// Sets the floor from a restored checkpoint, or (fresh start, before
+    /// anything is written) from the topic's current end offsets.
+    pub async fn init_floor(
+        &mut self,
+        restored: Option<BTreeMap<i32, i64>>,
+    ) -> Result<(), SinkError> {
+        self.floor = match restored {
+            Some(f) => f,
+            None => {
+                let (meta, topic, parts) = (
+                    self.meta.clone(),
+                    self.topic.clone(),
+                    self.partitions.clone(),
+                );
+                tokio::task::spawn_blocking(move || end_offsets(&meta, &topic, &parts))
+                    .await
+                    .map_err(|e| self.err(e))?
+                    .map_err(|e| self.err(e))?
+            }
+        };
+        Ok(())
+    }
+
+    /// After a flush: per partition, where this task's next output will land
+    /// at the earliest — past its last delivered output, and never below the
+    /// floor. Needs no broker round trip.
+    pub fn end_offsets(&self) -> BTreeMap<i32, i64> {
+        let mut ends = self.floor.clone();
+        for (p, o) in self.producer.delivered_ends(&self.topic) {
+            let e = ends.entry(p).or_insert(o);
+            *e = (*e).max(o);
+        }
+        ends
     }
 }
