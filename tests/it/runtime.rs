@@ -5,6 +5,8 @@
 mod broker;
 #[path = "runtime_pipeline.rs"]
 mod pipeline;
+#[path = "runtime_state.rs"]
+mod state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
