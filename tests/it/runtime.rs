@@ -5,6 +5,8 @@
 mod broker;
 #[path = "runtime_pipeline.rs"]
 mod pipeline;
+#[path = "runtime_sinks.rs"]
+mod sinks;
 #[path = "runtime_state.rs"]
 mod state;
 

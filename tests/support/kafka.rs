@@ -115,8 +115,18 @@ pub struct ReadRecord {
 
 /// A consumer with explicit assignment (no group membership).
 pub fn assigned_consumer(brokers: &str, topic: &str, partitions: i32) -> BaseConsumer {
+    assigned_consumer_with(brokers, topic, partitions, "read_uncommitted")
+}
+
+fn assigned_consumer_with(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
+        .set("isolation.level", isolation)
         .set(
             "group.id",
             format!("weir-test-{}", uuid::Uuid::new_v4().simple()),
@@ -186,6 +196,22 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32, expected: usize) ->
         expected,
         Duration::from_secs(1),
         Duration::from_secs(60),
+    )
+}
+
+/// Like [`read_all`], but only committed records (read_committed).
+pub fn read_all_committed(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+) -> Vec<ReadRecord> {
+    let c = assigned_consumer_with(brokers, topic, partitions, "read_committed");
+    read_until(
+        &c,
+        expected,
+        Duration::from_secs(2),
+        Duration::from_secs(180),
     )
 }
 

@@ -90,7 +90,8 @@ impl TrackedProducer {
             .set("enable.idempotence", "false");
         if let Some(id) = transactional_id {
             c.set("transactional.id", id)
-                .set("transaction.timeout.ms", "60000");
+                .set("enable.idempotence", "true")
+                .set("transaction.timeout.ms", "120000");
         }
         let inner = c
             .create_with_context(TrackingContext::default())
