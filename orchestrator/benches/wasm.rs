@@ -142,7 +142,12 @@ fn main() {
         ("json_filter", native_json_filter),
         ("uppercase", native_uppercase),
     ];
+    // `WEIR_BENCH_ONLY=identity` runs one case (for profiling).
+    let only = std::env::var("WEIR_BENCH_ONLY").ok();
     for (name, native) in cases {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let module = load(name);
         let mut udf = module
             .instantiate(ModuleLimits::default(), labels())
