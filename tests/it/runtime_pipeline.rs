@@ -123,3 +123,125 @@ async fn stop_and_redeploy_resumes_from_the_final_checkpoint() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     rig.runtime.stop(&rig.key, 2, false).await.unwrap();
 }
+
+/// What the child process of [`a_whole_process_killed_with_sigkill_restores_exactly_once`] runs.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ChildPlan {
+    schema: String,
+    tenant: String,
+    job: String,
+    brokers: String,
+    spec: String,
+    generation: u64,
+}
+
+/// Entry point of the child process: runs a pipeline until killed. Not a
+/// test on its own (ignored); the kill -9 test runs it with `--ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of a_whole_process_killed_with_sigkill_restores_exactly_once"]
+async fn child_pipeline_process() {
+    let plan: ChildPlan = serde_json::from_str(
+        &std::env::var("WEIR_RUNTIME_CHILD").expect("run by the kill -9 test"),
+    )
+    .unwrap();
+    let store = weir::store::postgres::PgStore::connect(crate::support::DATABASE_URL, &plan.schema)
+        .await
+        .unwrap();
+    let runtime = weir::runtime::EmbeddedRuntime::new(
+        super::test_config(plan.brokers.clone()),
+        store.pool().clone(),
+        std::sync::Arc::new(weir::runtime::NativeModules::builtins()),
+        None,
+    );
+    runtime
+        .start(weir::runtime::control::DeploymentRequest {
+            key: weir::runtime::control::DeploymentKey {
+                tenant: plan.tenant,
+                job: plan.job,
+            },
+            version: 1,
+            generation: plan.generation,
+            parallelism: 2,
+            spec: weir::domain::job::JobSpec::parse(&plan.spec).unwrap(),
+            restore: RestoreFrom::Latest,
+        })
+        .await
+        .unwrap();
+    println!("child pipeline running");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_process_killed_with_sigkill_restores_exactly_once() {
+    let rig = rig().await;
+    let (input, output) = (kafka::unique_topic("in"), kafka::unique_topic("out"));
+    kafka::create_topic(&rig.brokers, &input, 2).await;
+    kafka::create_topic(&rig.brokers, &output, 2).await;
+    let n = 8_000;
+    kafka::produce(
+        &kafka::producer(&rig.brokers),
+        &input,
+        &user_records(n, 10, 2, 0),
+    )
+    .await;
+    let spec = map_spec(&input, &output, 300, "rate_limit: 4000");
+    let child = |generation: u64| {
+        let plan = ChildPlan {
+            schema: rig.iso.schema.clone(),
+            tenant: rig.key.tenant.clone(),
+            job: rig.key.job.clone(),
+            brokers: rig.brokers.clone(),
+            spec: spec.clone(),
+            generation,
+        };
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "runtime::pipeline::child_pipeline_process",
+                "--nocapture",
+            ])
+            .env("WEIR_RUNTIME_CHILD", serde_json::to_string(&plan).unwrap())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let count_outputs = |b: String, t: String| {
+        tokio::task::spawn_blocking(move || {
+            let c = kafka::assigned_consumer(&b, &t, 2);
+            kafka::read_until(&c, usize::MAX, Duration::ZERO, Duration::from_secs(1)).len()
+        })
+    };
+
+    let mut first = child(1);
+    // Kill -9 once a good part, but not all, has been written.
+    let start = std::time::Instant::now();
+    loop {
+        let written = count_outputs(rig.brokers.clone(), output.clone())
+            .await
+            .unwrap();
+        if written >= n / 4 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "child wrote only {written}"
+        );
+    }
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let partial = count_outputs(rig.brokers.clone(), output.clone())
+        .await
+        .unwrap();
+    assert!(
+        partial < n,
+        "the kill came too late to prove anything ({partial})"
+    );
+
+    let mut second = child(2);
+    let outs = read_topic(&rig.brokers, &output, 2, n).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_exactly_once(&outs, n);
+}
