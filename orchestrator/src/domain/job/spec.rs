@@ -74,8 +74,10 @@ pub enum Format {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StartPosition {
+    /// The oldest record still in the partition.
     #[default]
     Earliest,
+    /// Only records written after the deployment starts.
     Latest,
     /// The first record at or after this time (epoch milliseconds).
     Timestamp(i64),
@@ -102,6 +104,7 @@ pub enum OperatorSpec {
     },
     /// Re-keys records by a field of the JSON value, e.g. `user.id`.
     KeyBy {
+        /// Stable operator id.
         id: String,
         /// Dot-separated path into the JSON value.
         field: String,
@@ -112,9 +115,13 @@ pub enum OperatorSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UdfKind {
+    /// One output per record.
     Map,
+    /// The record or nothing.
     Filter,
+    /// Any number of outputs per record.
     FlatMap,
+    /// Any number of outputs, with keyed state and timers.
     Process,
 }
 
@@ -122,18 +129,29 @@ pub enum UdfKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkSpec {
-    /// A Kafka topic.
-    Kafka { topic: String },
+    /// A Kafka topic. Every output carries its source position in headers
+    /// (`weir-source-topic`, `weir-source-partition`, `weir-source-offset`, `weir-seq`).
+    Kafka {
+        /// Topic to write; it must exist.
+        topic: String,
+    },
     /// A PostgreSQL table, upserted by `key_columns`.
     Postgres {
+        /// Table (optionally `schema.table`); output values are JSON objects whose fields name its columns.
         table: String,
+        /// Columns of the table's primary key or a unique constraint; rows are upserted by them.
         key_columns: Vec<String>,
     },
     /// A NATS subject (at-least-once).
-    Nats { subject: String },
+    Nats {
+        /// Subject each output is published on.
+        subject: String,
+    },
     /// An HTTP webhook, retried with backoff (at-least-once).
     Http {
+        /// URL that receives one POST per batch, a JSON array of the output values.
         url: String,
+        /// Attempts per batch before the task restarts from its last checkpoint.
         #[serde(default = "default_http_attempts")]
         max_attempts: u32,
     },
