@@ -7,7 +7,9 @@
 //!   `stable` with the shipped deploy.yaml (compile included; stability needs
 //!   3 checkpoints at a 100 ms interval and 2 s without restarts by design).
 //!
-//! Run: `cargo bench -p weir --bench workflow` (PostgreSQL must be up).
+//! Run: `cargo bench -p weir --bench workflow` (PostgreSQL must be up). The
+//! figures depend heavily on PostgreSQL's commit latency: each step is two
+//! commits (claim, report), group-committed across concurrent runs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,7 +70,6 @@ impl Bench {
             clock: Arc::new(SystemClock),
         };
         let mut cfg = EngineConfig::new(owner);
-        cfg.poll = Duration::from_millis(20);
         cfg.crash = None;
         let engine = Arc::new(Engine::new(activities, Catalog::new(dir), cfg));
         let stop = CancellationToken::new();
@@ -122,7 +123,7 @@ fn spec() -> Value {
            "parallelism": 1, "checkpoint": {"interval_ms": 100}})
 }
 
-async fn steps_per_second(replicas: usize) -> f64 {
+async fn steps_per_second(runs: usize, replicas: usize) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut text = String::from("name: compile\nsteps:\n");
     for i in 0..STEPS {
@@ -140,16 +141,16 @@ async fn steps_per_second(replicas: usize) -> f64 {
         b.spawn(&format!("r{r}"), Some(dir.path().to_path_buf()));
     }
     let started = Instant::now();
-    for i in 0..RUNS {
+    for i in 0..runs {
         b.cmd("job.compile", &format!("j{i}"), json!({})).await;
     }
-    while b.completed_runs().await < RUNS {
+    while b.completed_runs().await < runs {
         if started.elapsed() > Duration::from_secs(300) {
             panic!("runs did not complete");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (RUNS * STEPS) as f64 / started.elapsed().as_secs_f64()
+    (runs * STEPS) as f64 / started.elapsed().as_secs_f64()
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -189,9 +190,14 @@ async fn deploy_latency(n: usize) -> (Vec<f64>, Vec<f64>) {
 
 #[tokio::main]
 async fn main() {
-    let one = steps_per_second(1).await;
+    let single = steps_per_second(1, 1).await;
+    println!(
+        "workflow steps/s, 1 run × {STEPS} steps (sequential), 1 replica: {single:>6.0}  ({:.1} ms per step)",
+        1000.0 / single
+    );
+    let one = steps_per_second(RUNS, 1).await;
     println!("workflow steps/s, {RUNS} runs × {STEPS} steps, 1 replica:  {one:>8.0}");
-    let two = steps_per_second(2).await;
+    let two = steps_per_second(RUNS, 2).await;
     println!("workflow steps/s, {RUNS} runs × {STEPS} steps, 2 replicas: {two:>8.0}");
     let (running, stable) = deploy_latency(10).await;
     println!(

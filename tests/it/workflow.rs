@@ -452,16 +452,36 @@ steps:
 }
 
 #[tokio::test]
-async fn two_replicas_share_fifty_deploys_and_no_step_runs_twice() {
-    let mut rig = Rig::new().await;
-    rig.spawn_engine("replica-a", None);
-    rig.spawn_engine("replica-b", None);
+async fn two_serve_replicas_share_fifty_deploys_and_no_step_runs_twice() {
+    let iso = Isolation::new();
+    let env = |id: &str| ServeOpts {
+        env: vec![
+            ("WEIR_RUNTIME".to_string(), "sim".to_string()),
+            ("WEIR_REPLICA_ID".to_string(), id.to_string()),
+        ],
+        ..Default::default()
+    };
+    let _a = Serve::start_with(&iso, env("replica-a")).await;
+    let _b = Serve::start_with(&iso, env("replica-b")).await;
+    let rig = Rig::in_schema(iso.schema.clone()).await;
+    let nc = nats(NATS_URL).await;
     let jobs: Vec<String> = (0..50).map(|i| format!("job-{i:02}")).collect();
-    for j in &jobs {
-        rig.ok("job.create", j, json!({"spec": fast_spec(1, json!([]))}))
-            .await;
+    let creates = jobs.iter().map(|j| {
+        send(
+            &nc,
+            &iso,
+            TENANT,
+            "job.create",
+            j,
+            json!({"spec": fast_spec(1, json!([]))}),
+        )
+    });
+    for o in futures::future::join_all(creates).await {
+        assert!(o.is_accepted(), "{:?}", o.rejection);
     }
-    let deploys = jobs.iter().map(|j| rig.command("job.deploy", j, json!({})));
+    let deploys = jobs
+        .iter()
+        .map(|j| send(&nc, &iso, TENANT, "job.deploy", j, json!({})));
     for o in futures::future::join_all(deploys).await {
         assert!(o.is_accepted(), "{:?}", o.rejection);
     }
@@ -469,7 +489,9 @@ async fn two_replicas_share_fifty_deploys_and_no_step_runs_twice() {
         rig.stable(j, 1, 1, Duration::from_secs(120)).await;
     }
     let mut owners: BTreeMap<String, usize> = BTreeMap::new();
-    for (run_id, run) in rig.runs().await {
+    let runs = rig.runs().await;
+    assert_eq!(runs.len(), 100, "one compile and one deploy run per job");
+    for (run_id, run) in runs {
         assert_eq!(
             run.status,
             RunStatus::Completed,
