@@ -981,3 +981,82 @@ async fn a_workflow_file_broken_after_deploy_fails_the_job_visibly() {
     );
     assert!(rig.runs().await.is_empty());
 }
+
+#[tokio::test]
+async fn timers_survive_a_restart_of_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compile.yaml"),
+        "name: compile
+steps:
+  - id: deadline
+    wait: { event: never_happens, within: 2s }
+    on_failure: { goto: nap }
+  - id: nap
+    wait: { for: 1s }
+  - id: record
+    activity: job_command
+    input: { job: $.input.job, kind: job.compile_succeeded, payload: { version: 1, plan_digest: p, state_fingerprint: f } }
+",
+    )
+    .unwrap();
+    let mut rig = Rig::new().await;
+    rig.spawn_engine("r1", Some(dir.path().to_path_buf()));
+    rig.ok(
+        "job.create",
+        "sleepy",
+        json!({"spec": fast_spec(1, json!([]))}),
+    )
+    .await;
+    rig.ok("job.compile", "sleepy", json!({})).await;
+    let run_id = eventually(T, "the wait to start", || async {
+        rig.runs()
+            .await
+            .into_iter()
+            .find(|(_, r)| {
+                r.current.as_ref().is_some_and(|c| {
+                    matches!(
+                        c.phase,
+                        weir::domain::workflow::state::StepPhase::Waiting { .. }
+                    )
+                })
+            })
+            .map(|(id, _)| id)
+    })
+    .await;
+    // No engine runs while the deadline passes; the next one fires the recorded timer at once.
+    rig.stop_engines().await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let restarted = chrono::Utc::now();
+    rig.spawn_engine("r2", Some(dir.path().to_path_buf()));
+    let (_, run) = rig.settled_run("sleepy", "compile", 0, T).await;
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.reason);
+    assert_eq!(run.error.as_ref().unwrap().class, ErrorClass::Timeout);
+    let events = rig.run_events(&run_id).await;
+    let first = |t: &str| {
+        events
+            .iter()
+            .find(|e| e.event_type == t)
+            .map(|e| e.recorded_at)
+            .unwrap()
+    };
+    let started = first("wait_started");
+    let fired = first("timer_fired");
+    assert!(
+        started < restarted - chrono::Duration::seconds(2),
+        "the wait began before the stop"
+    );
+    assert!(fired >= restarted, "fired by the restarted engine");
+    assert!(
+        fired - restarted < chrono::Duration::milliseconds(1500),
+        "fired at once: {}",
+        fired - restarted
+    );
+    assert_eq!(
+        rig.job("sleepy").await.versions[0].compile,
+        weir::domain::job::state::CompileStatus::Compiled {
+            plan_digest: "p".into(),
+            state_fingerprint: "f".into()
+        }
+    );
+}

@@ -101,6 +101,14 @@ impl Rig {
         self.engines.push((stop, handle));
     }
 
+    /// Stops every engine replica of the rig and waits for them to end.
+    pub async fn stop_engines(&mut self) {
+        for (stop, handle) in self.engines.drain(..) {
+            stop.cancel();
+            let _ = handle.await;
+        }
+    }
+
     pub fn module(
         &self,
         name: &str,
