@@ -489,7 +489,14 @@ async fn two_serve_replicas_share_fifty_deploys_and_no_step_runs_twice() {
         rig.stable(j, 1, 1, Duration::from_secs(120)).await;
     }
     let mut owners: BTreeMap<String, usize> = BTreeMap::new();
-    let runs = rig.runs().await;
+    // A job is stable a moment before its run records its own completion.
+    let runs = eventually(T, "every run to end", || async {
+        let runs = rig.runs().await;
+        runs.iter()
+            .all(|(_, r)| r.status != RunStatus::Running)
+            .then_some(runs)
+    })
+    .await;
     assert_eq!(runs.len(), 100, "one compile and one deploy run per job");
     for (run_id, run) in runs {
         assert_eq!(

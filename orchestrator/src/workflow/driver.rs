@@ -27,7 +27,7 @@ use super::triggers::trigger_for;
 use super::waits::{self, Probe};
 use crate::domain::envelope::ParsedCommand;
 use crate::domain::workflow::command::{
-    ClaimStep, CompleteStep, FailStep, StartRun, StepRef, WorkflowCommand,
+    ClaimNext, ClaimStep, CompleteStep, FailStep, StartRun, StepRef, WorkflowCommand,
 };
 use crate::domain::workflow::decide::idempotency_key;
 use crate::domain::workflow::spec::ErrorClass;
@@ -62,6 +62,15 @@ impl CrashPoint {
             point: point.to_owned(),
         })
     }
+}
+
+/// What one pass at a step achieved.
+enum Ran {
+    /// Another replica has the step, or it cannot be taken now.
+    Busy,
+    Done,
+    /// Done, and the report also took the next step for this replica.
+    HoldsNext,
 }
 
 /// Engine settings.
@@ -330,17 +339,25 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
 
     /// Advances one run as far as it can go now.
     pub async fn drive(&self, tenant: &str, run_id: &str) -> Result<(), DriveError> {
+        // The schedule number of a step this replica took together with the previous report.
+        let mut held: Option<u64> = None;
         loop {
             let state = self.load(tenant, run_id).await?;
             let now = self.clock.now();
             match state.next(now, &self.cfg.owner) {
                 Next::Nothing | Next::At(_) => return Ok(()),
                 Next::Claim { seq, step } => {
-                    if !self
-                        .claim_and_run(tenant, run_id, &state, seq, &step)
+                    let pre_claimed = held.take() == Some(seq)
+                        && state.current.as_ref().is_some_and(|c| {
+                            matches!(&c.phase, StepPhase::Running { owner, .. } if owner == &self.cfg.owner)
+                        });
+                    match self
+                        .claim_and_run(tenant, run_id, &state, seq, &step, pre_claimed)
                         .await?
                     {
-                        return Ok(());
+                        Ran::Busy => return Ok(()),
+                        Ran::Done => {}
+                        Ran::HoldsNext => held = Some(seq + 1),
                     }
                 }
                 Next::FireTimer { seq, step } => {
@@ -370,9 +387,10 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
         state: &RunState,
         seq: u64,
         step_id: &str,
-    ) -> Result<bool, DriveError> {
+        pre_claimed: bool,
+    ) -> Result<Ran, DriveError> {
         let Some((cur, step)) = state.current_step() else {
-            return Ok(false);
+            return Ok(Ran::Busy);
         };
         let spec = state
             .spec()
@@ -380,45 +398,47 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
             .ok_or_else(|| DriveError::Missing(run_id.to_owned()))?;
         let ctx_value = state.context(run_id);
         let timeout = spec.timeout_of(step).get();
-        let baseline = match (&step.wait, cur.compensation) {
-            (Some(w), false) => {
-                match waits::baseline(&self.activities, tenant, &state.input, w).await {
-                    Ok(b) => Some(b),
-                    Err(e) => {
-                        tracing::warn!(run_id, step = step_id, error = %e, "cannot read the wait's baseline; retrying");
-                        return Ok(false);
+        if !pre_claimed {
+            let baseline = match (&step.wait, cur.compensation) {
+                (Some(w), false) => {
+                    match waits::baseline(&self.activities, tenant, &state.input, w).await {
+                        Ok(b) => Some(b),
+                        Err(e) => {
+                            tracing::warn!(run_id, step = step_id, error = %e, "cannot read the wait's baseline; retrying");
+                            return Ok(Ran::Busy);
+                        }
                     }
                 }
+                _ => None,
+            };
+            let claim = ClaimStep {
+                seq,
+                step: step_id.to_owned(),
+                owner: self.cfg.owner.clone(),
+                lease_ms: (timeout + self.cfg.lease_grace).as_millis() as u64,
+                baseline,
+            };
+            let outcome = self
+                .submit(
+                    tenant,
+                    run_id,
+                    Uuid::now_v7(),
+                    WorkflowCommand::ClaimStep(claim),
+                )
+                .await?;
+            if !outcome.is_accepted() {
+                tracing::debug!(run_id, step = step_id, rejection = ?outcome.rejection, "claim refused");
+                return Ok(Ran::Busy);
             }
-            _ => None,
-        };
-        let claim = ClaimStep {
-            seq,
-            step: step_id.to_owned(),
-            owner: self.cfg.owner.clone(),
-            lease_ms: (timeout + self.cfg.lease_grace).as_millis() as u64,
-            baseline,
-        };
-        let outcome = self
-            .submit(
-                tenant,
-                run_id,
-                Uuid::now_v7(),
-                WorkflowCommand::ClaimStep(claim),
-            )
-            .await?;
-        if !outcome.is_accepted() {
-            tracing::debug!(run_id, step = step_id, rejection = ?outcome.rejection, "claim refused");
-            return Ok(false);
         }
         self.crash_if(step_id, "claimed");
         if step.wait.is_some() && !cur.compensation {
-            return Ok(true);
+            return Ok(Ran::Done);
         }
         let (activity, mapping) = match (&step.activity, &step.compensate, cur.compensation) {
             (_, Some(c), true) => (c.activity.clone(), &c.input),
             (Some(a), _, false) => (a.clone(), &step.input),
-            _ => return Ok(false),
+            _ => return Ok(Ran::Busy),
         };
         let actx = ActivityCtx {
             tenant: tenant.to_owned(),
@@ -453,6 +473,10 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
                 seq,
                 step: step_id.to_owned(),
                 output,
+                claim_next: Some(ClaimNext {
+                    owner: self.cfg.owner.clone(),
+                    grace_ms: self.cfg.lease_grace.as_millis() as u64,
+                }),
             }),
             Err(e) => {
                 tracing::info!(run_id, step = step_id, attempt = cur.attempt, error = %e, "step attempt failed");
@@ -469,13 +493,23 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
         } else {
             "fail"
         };
-        self.submit(tenant, run_id, Self::report_id(run_id, seq, what), cmd)
+        let outcome = self
+            .submit(tenant, run_id, Self::report_id(run_id, seq, what), cmd)
             .await?;
         self.crash_if(step_id, "reported");
         if activity == "job_command" {
             self.wake.notify_one();
         }
-        Ok(true)
+        let holds_next = outcome.is_accepted()
+            && outcome
+                .events
+                .iter()
+                .any(|e| e.event_type == "step_started");
+        Ok(if holds_next {
+            Ran::HoldsNext
+        } else {
+            Ran::Done
+        })
     }
 
     /// Checks the current wait until it is satisfied, fails, times out or is
@@ -544,6 +578,7 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
                         seq,
                         step: step_id.to_owned(),
                         output,
+                        claim_next: None,
                     }),
                 ),
                 Probe::Failed(e) => (

@@ -82,6 +82,18 @@ pub struct CompleteStep {
     pub step: String,
     #[serde(default)]
     pub output: serde_json::Value,
+    /// Also take the next step, if it is an activity due now: one commit
+    /// instead of two per step for the replica that is already driving the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_next: Option<ClaimNext>,
+}
+
+/// Who takes the next step, and the lease margin beyond its timeout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimNext {
+    pub owner: String,
+    pub grace_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::command::{ClaimStep, FailStep, WorkflowCommand};
+use super::command::{ClaimNext, ClaimStep, FailStep, WorkflowCommand};
 use super::event::{RunEvent, StepError};
 use super::expr::{Expr, Path};
 use super::spec::{ErrorClass, FailureAction, OnFailure};
@@ -327,6 +327,9 @@ pub fn decide(
                     None => out.schedule_from(index.saturating_add(1)),
                 }
             }
+            if let Some(next) = &c.claim_next {
+                claim_next(&mut out, next);
+            }
         }
         WorkflowCommand::FailStep(f) => fail(&mut out, state, f)?,
         WorkflowCommand::FireTimer(t) => {
@@ -465,6 +468,39 @@ fn claim(out: &mut Out<'_>, c: &ClaimStep) -> Result<(), Rejection> {
         }),
     }
     Ok(())
+}
+
+/// Starts the newly scheduled step for `next.owner` when it is an activity due now.
+fn claim_next(out: &mut Out<'_>, next: &ClaimNext) {
+    let ctx = out.ctx;
+    let Some(cur) = out.state.current.clone() else {
+        return;
+    };
+    if out.state.status != RunStatus::Running
+        || cur.phase != (StepPhase::Ready { not_before: None })
+    {
+        return;
+    }
+    let Some(spec) = out.state.spec.clone() else {
+        return;
+    };
+    let Some(step) = spec.step(&cur.step) else {
+        return;
+    };
+    if step.wait.is_some() && !cur.compensation {
+        return;
+    }
+    let lease = spec.timeout_of(step).to_chrono()
+        + chrono::Duration::milliseconds(next.grace_ms.min(i64::MAX as u64) as i64);
+    out.emit(RunEvent::StepStarted {
+        seq: cur.seq,
+        step: cur.step.clone(),
+        attempt: cur.attempt,
+        owner: next.owner.clone(),
+        lease_until: ctx.now + lease,
+        idempotency_key: idempotency_key(ctx.run_id, &cur.step, cur.compensation),
+        at: ctx.now,
+    });
 }
 
 fn fail(out: &mut Out<'_>, state: &RunState, f: &FailStep) -> Result<(), Rejection> {

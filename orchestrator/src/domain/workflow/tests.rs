@@ -95,6 +95,7 @@ impl Harness {
             seq,
             step,
             output,
+            claim_next: None,
         }));
     }
 
@@ -260,6 +261,7 @@ fn stale_reports_and_ended_runs_are_refused() {
         seq: 99,
         step: "a".into(),
         output: json!({}),
+        claim_next: None,
     });
     assert_eq!(h.run(stale).unwrap_err().code, RejectionCode::Conflict);
     h.ok(WorkflowCommand::Abort(Abort {
@@ -318,4 +320,48 @@ fn replay_rebuilds_the_same_state() {
     assert_eq!(replayed, h.state);
     let snap: RunState = serde_json::from_value(serde_json::to_value(&h.state).unwrap()).unwrap();
     assert_eq!(snap, h.state);
+}
+
+#[test]
+fn a_report_can_take_the_next_activity_step_but_not_a_wait() {
+    let mut h = Harness::start(json!({}));
+    h.claim("r").unwrap();
+    let next = Some(ClaimNext {
+        owner: "r".into(),
+        grace_ms: 1_000,
+    });
+    let (seq, step) = (h.seq(), h.step());
+    let events = h.ok(WorkflowCommand::CompleteStep(CompleteStep {
+        seq,
+        step,
+        output: json!({}),
+        claim_next: next.clone(),
+    }));
+    // b is an activity with the default 30s timeout: leased for 31s to the reporter.
+    match events.last().unwrap() {
+        RunEvent::StepStarted {
+            step,
+            owner,
+            lease_until,
+            idempotency_key,
+            ..
+        } => {
+            assert_eq!(
+                (step.as_str(), owner.as_str(), idempotency_key.as_str()),
+                ("b", "r", "r1/b")
+            );
+            assert_eq!(*lease_until, h.now + Duration::seconds(31));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.state.steps["b"].starts, 1);
+    let (seq, step) = (h.seq(), h.step());
+    let events = h.ok(WorkflowCommand::CompleteStep(CompleteStep {
+        seq,
+        step,
+        output: json!({}),
+        claim_next: next,
+    }));
+    // c is a wait: it is scheduled, not started.
+    assert!(matches!(events.last().unwrap(), RunEvent::StepScheduled { step, .. } if step == "c"));
 }
