@@ -92,7 +92,7 @@ impl EngineConfig {
     pub fn new(owner: impl Into<String>) -> Self {
         Self {
             owner: owner.into(),
-            poll: Duration::from_millis(200),
+            poll: Duration::from_millis(100),
             max_runs: 256,
             lease_grace: Duration::from_secs(10),
             crash: CrashPoint::from_env(),
