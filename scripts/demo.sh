@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# One command from a fresh machine to a running demo: services up, Weir
-# built, `weir serve` started, and a job driven through its lifecycle.
+# One command from a fresh machine to records flowing: services up, Weir and
+# a WASM UDF built, `weir serve` started, the UDF uploaded, a job created and
+# deployed through its workflows, sample orders produced, and what the
+# pipeline writes printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 ./scripts/services.sh postgres nats kafka
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 
-echo "[demo] building weir"
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+echo "[demo] building weir and the uppercase UDF (first build takes several minutes)"
 cargo build -q -p weir --bin weir
-WEIR="${CARGO_TARGET_DIR:-target}/debug/weir"
+CARGO_TARGET_DIR="$TARGET/udf-guests" cargo build -q --target wasm32-wasip2 --profile udf -p weir-udf-sdk --example uppercase
+WEIR="$TARGET/debug/weir"
+UDF="$TARGET/udf-guests/wasm32-wasip2/udf/examples/uppercase.wasm"
 
-DEMO_ID="demo$(date +%s)"
+ID="$(date +%s)"
 export WEIR_DB_SCHEMA="${WEIR_DB_SCHEMA:-weir}"
 export WEIR_TENANT="${WEIR_TENANT:-demo}"
 export WEIR_HTTP_ADDR="${WEIR_HTTP_ADDR:-127.0.0.1:8080}"
 export WEIR_API_URL="http://$WEIR_HTTP_ADDR"
-LOG="${TMPDIR:-/tmp}/weir-serve-$DEMO_ID.log"
+export WEIR_TIMEOUT=30s
+LOG="${TMPDIR:-/tmp}/weir-serve-$ID.log"
 
 if curl -fsS "$WEIR_API_URL/healthz" >/dev/null 2>&1; then
   echo "[demo] using the weir serve already listening on $WEIR_HTTP_ADDR"
@@ -26,38 +33,59 @@ else
   "$WEIR" serve >"$LOG" 2>&1 &
   SERVE_PID=$!
   trap '[ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null || true' EXIT
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 300); do
     curl -fsS "$WEIR_API_URL/healthz" >/dev/null 2>&1 && break
-    kill -0 "$SERVE_PID" 2>/dev/null || { cat "$LOG"; echo "[demo] weir serve exited"; exit 1; }
+    kill -0 "$SERVE_PID" 2>/dev/null || { tail -20 "$LOG"; echo "[demo] weir serve exited"; exit 1; }
     sleep 0.1
   done
 fi
 
-JOB="orders-$DEMO_ID"
+step() { echo; echo "\$ weir $*"; "$WEIR" "$@"; }
+IN="orders-$ID"; OUT="orders-upper-$ID"; JOB="orders-$ID"
+step topic create "$IN" --partitions 2
+step topic create "$OUT" --partitions 2
+step udf upload uppercase "$UDF" --version 1.0.0
+
 SPEC="$(mktemp --suffix .yaml)"
 cat >"$SPEC" <<YAML
 description: Uppercase every order
 sources:
-  - topic: orders
+  - topic: $IN
+    format: raw
 operators:
   - { type: udf, id: upper, module: "uppercase@1.0.0", kind: map }
 sinks:
-  - { type: kafka, topic: orders-upper }
+  - { type: kafka, topic: $OUT }
 parallelism: 2
+checkpoint: { interval_ms: 1000 }
 YAML
-
-step() { echo; echo "\$ weir $*"; "$WEIR" "$@"; }
+echo; echo "job spec:"; sed 's/^/  /' "$SPEC"
 step job create "$JOB" --spec "$SPEC"
-step job compile "$JOB"
-step command --kind job.compile_succeeded --target "$JOB" --payload '{"version":1,"plan_digest":"demo","state_fingerprint":"demo"}'
 step job deploy "$JOB"
-step command --kind job.mark_running --target "$JOB" --payload '{"generation":1}'
+
+echo; echo "[demo] waiting for the deploy workflow to bring the job up"
+for _ in $(seq 1 120); do
+  phase="$("$WEIR" -o json job status "$JOB" | sed -n 's/.*"phase": *"\([a-z_]*\)".*/\1/p' | head -n1)"
+  [ "$phase" = running ] && break
+  [ "$phase" = failed ] && { "$WEIR" job status "$JOB"; "$WEIR" job history "$JOB"; exit 1; }
+  sleep 0.5
+done
 step job status "$JOB"
-echo; echo "\$ weir job rescale $JOB --parallelism 0   # refused, with the reason"
-"$WEIR" job rescale "$JOB" --parallelism 0 || echo "(exit code $?)"
+
+echo; echo "\$ weir topic produce $IN   # 6 sample orders"
+printf '%s\n' \
+  '{"order":1,"customer":"ada","item":"coffee beans"}' \
+  '{"order":2,"customer":"grace","item":"teapot"}' \
+  '{"order":3,"customer":"linus","item":"kettle"}' \
+  '{"order":4,"customer":"ada","item":"milk frother"}' \
+  '{"order":5,"customer":"barbara","item":"grinder"}' \
+  '{"order":6,"customer":"ken","item":"mugs"}' \
+  | "$WEIR" topic produce "$IN" --key-field customer
+
+echo; echo "\$ weir topic tail $OUT --count 6   # what the pipeline wrote"
+"$WEIR" topic tail "$OUT" --count 6 --idle 30
+
 step job stop "$JOB"
-step command --kind job.mark_stopped --target "$JOB" --payload '{"generation":1}'
-step job list
 step job history "$JOB"
 echo
-echo "[demo] done. The event log is in PostgreSQL schema '$WEIR_DB_SCHEMA'; try: $WEIR job history $JOB"
+echo "[demo] done: records flowed Kafka → WASM UDF → Kafka. Event log: PostgreSQL schema '$WEIR_DB_SCHEMA'."

@@ -63,6 +63,11 @@ impl Serve {
             )
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        // Lifecycle tests drive every transition by hand: no workflow engine
+        // unless a test asks for one.
+        if !opts.env.iter().any(|(k, _)| k == "WEIR_RUNTIME") {
+            cmd.env("WEIR_RUNTIME", "none");
+        }
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }

@@ -85,8 +85,9 @@ pub async fn serve(
     ));
     super::workflow::spawn_engine(
         store.clone(),
-        js.clone(),
+        nats.clone(),
         conn.subject_prefix.clone(),
+        conn.kafka_brokers.clone(),
         &args.workflows,
         &mut tasks,
         shutdown.clone(),

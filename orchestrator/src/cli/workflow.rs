@@ -12,6 +12,8 @@ use super::{Cli, CliError};
 use crate::client::{self, Request};
 use crate::intake::Subjects;
 use crate::lifecycle::CommandHandler;
+use crate::registry::resolver::RegistryResolver;
+use crate::runtime::{EmbeddedRuntime, RuntimeConfig};
 use crate::store::postgres::PgStore;
 use crate::workflow::activities::{Activities, RegistryModules};
 use crate::workflow::clock::SystemClock;
@@ -50,10 +52,11 @@ pub enum WorkflowCmd {
 /// Which data plane the engine drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RuntimeKind {
-    /// The simulated runtime kept in PostgreSQL (no records flow).
+    /// The embedded Kafka stream runtime with WASM UDFs from the module registry.
+    Embedded,
+    /// The simulated runtime kept in PostgreSQL (no records flow; for tests).
     Sim,
-    /// Do not run the workflow engine in this process (the default until the
-    /// stream runtime is connected here).
+    /// Do not run the workflow engine in this process (commands are only recorded).
     None,
 }
 
@@ -68,7 +71,7 @@ pub struct EngineArgs {
     #[arg(long, env = "WEIR_REPLICA_ID")]
     pub replica_id: Option<String>,
     /// The data plane workflow activities drive.
-    #[arg(long, env = "WEIR_RUNTIME", value_enum, default_value_t = RuntimeKind::None)]
+    #[arg(long, env = "WEIR_RUNTIME", value_enum, default_value_t = RuntimeKind::Embedded)]
     pub runtime: RuntimeKind,
 }
 
@@ -86,49 +89,79 @@ impl EngineArgs {
 /// Starts the workflow engine as a task of `weir serve`.
 pub async fn spawn_engine(
     store: Arc<PgStore>,
-    js: async_nats::jetstream::Context,
+    nats: async_nats::Client,
     subject_prefix: String,
+    kafka_brokers: String,
     args: &EngineArgs,
     tasks: &mut tokio::task::JoinSet<()>,
     shutdown: CancellationToken,
 ) -> Result<(), CliError> {
+    if args.runtime == RuntimeKind::None {
+        return Ok(());
+    }
+    let js = async_nats::jetstream::new(nats.clone());
+    let host = Arc::new(
+        crate::wasm::WasmHost::new(crate::wasm::HostConfig {
+            cache_dir: Some(crate::registry::warm::cache_dir_from_env()),
+            ..Default::default()
+        })
+        .map_err(|e| CliError::Usage(format!("cannot start the WASM host: {e}")))?,
+    );
+    let modules = Arc::new(RegistryModules {
+        store: store.clone(),
+        js,
+        subject_prefix: subject_prefix.clone(),
+        host: host.clone(),
+    });
     match args.runtime {
         RuntimeKind::None => Ok(()),
         RuntimeKind::Sim => {
             let control = SimControl::new(store.pool().clone())
                 .await
                 .map_err(|e| CliError::Unreachable(e.to_string()))?;
-            let host = crate::wasm::WasmHost::new(crate::wasm::HostConfig {
-                cache_dir: Some(crate::registry::warm::cache_dir_from_env()),
-                max_instances: 4,
-                ..Default::default()
-            })
-            .map_err(|e| {
-                CliError::Usage(format!("cannot start the WASM host for compiling: {e}"))
-            })?;
-            let modules = RegistryModules {
-                store: store.clone(),
-                js,
-                subject_prefix,
-                host: Arc::new(host),
-            };
-            let activities = Activities {
-                handler: CommandHandler::new(store),
-                control: Arc::new(control),
-                modules: Arc::new(modules),
-                http: reqwest::Client::new(),
-                clock: Arc::new(SystemClock),
-            };
-            let cfg = EngineConfig::new(args.replica_id.clone().unwrap_or_else(default_owner));
-            let engine = Arc::new(Engine::new(
-                activities,
-                Catalog::new(Some(args.workflows_dir.clone())),
-                cfg,
-            ));
-            tasks.spawn(engine.run(shutdown));
+            start_engine(store, Arc::new(control), modules, args, tasks, shutdown);
+            Ok(())
+        }
+        RuntimeKind::Embedded => {
+            let resolver = RegistryResolver::new(modules.clone(), host);
+            let runtime = EmbeddedRuntime::new(
+                RuntimeConfig {
+                    brokers: kafka_brokers,
+                    subject_prefix,
+                    ..Default::default()
+                },
+                store.pool().clone(),
+                Arc::new(resolver),
+                Some(nats),
+            );
+            start_engine(store, Arc::new(runtime), modules, args, tasks, shutdown);
             Ok(())
         }
     }
+}
+
+fn start_engine<C: crate::runtime::control::DeploymentControl>(
+    store: Arc<PgStore>,
+    control: Arc<C>,
+    modules: Arc<RegistryModules<PgStore>>,
+    args: &EngineArgs,
+    tasks: &mut tokio::task::JoinSet<()>,
+    shutdown: CancellationToken,
+) {
+    let activities = Activities {
+        handler: CommandHandler::new(store),
+        control,
+        modules,
+        http: reqwest::Client::new(),
+        clock: Arc::new(SystemClock),
+    };
+    let cfg = EngineConfig::new(args.replica_id.clone().unwrap_or_else(default_owner));
+    let engine = Arc::new(Engine::new(
+        activities,
+        Catalog::new(Some(args.workflows_dir.clone())),
+        cfg,
+    ));
+    tasks.spawn(engine.run(shutdown));
 }
 
 async fn get(cli: &Cli, path: &str) -> Result<serde_json::Value, CliError> {

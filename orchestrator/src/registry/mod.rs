@@ -8,6 +8,7 @@
 //! event: the handler stays pure and trusts the uploader's digest, and no
 //! worker ever loads bytes that do not match it.
 
+pub mod resolver;
 pub mod warm;
 
 use async_nats::jetstream::{self, object_store};

@@ -175,16 +175,17 @@ impl EmbeddedRuntime {
             RestoreFrom::Latest => self.inner.store.latest(&key).await?.map(|c| c.id),
             RestoreFrom::Checkpoint(id) => Some(self.inner.store.get(&key, id).await?.id),
         };
-        let chain = Chain::build(&req.spec, self.inner.resolver.as_ref()).map_err(|e| {
-            if e.retryable {
-                RuntimeError::Unavailable {
-                    what: "module registry",
-                    reason: e.to_string(),
+        let chain = Chain::build_in(&req.key.tenant, &req.spec, self.inner.resolver.as_ref())
+            .map_err(|e| {
+                if e.retryable {
+                    RuntimeError::Unavailable {
+                        what: "module registry",
+                        reason: e.to_string(),
+                    }
+                } else {
+                    RuntimeError::Invalid(e.to_string())
                 }
-            } else {
-                RuntimeError::Invalid(e.to_string())
-            }
-        })?;
+            })?;
         let topics = req.spec.sources.iter().map(|s| s.topic.clone()).collect();
         let partitions = self.partitions(topics).await?;
         let assignment = assign(&partitions, req.parallelism.max(1));

@@ -82,4 +82,17 @@ pub trait ModuleResolver: Send + Sync + 'static {
         module: &str,
         kind: UdfKind,
     ) -> Result<Arc<dyn OperatorFactory>, ResolveError>;
+
+    /// Resolves in one tenant's namespace. Registries whose modules are per
+    /// tenant override this; tenant-independent resolvers need not.
+    fn resolve_in(
+        &self,
+        tenant: &str,
+        spec: &OperatorSpec,
+        module: &str,
+        kind: UdfKind,
+    ) -> Result<Arc<dyn OperatorFactory>, ResolveError> {
+        let _ = tenant;
+        self.resolve(spec, module, kind)
+    }
 }

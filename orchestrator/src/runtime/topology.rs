@@ -66,6 +66,15 @@ impl OperatorFactory for KeyByFactory {
 impl Chain {
     /// Resolves every operator of `spec`.
     pub fn build(spec: &JobSpec, resolver: &dyn ModuleResolver) -> Result<Self, ChainError> {
+        Self::build_in("", spec, resolver)
+    }
+
+    /// Resolves every operator of `spec` in `tenant`'s module namespace.
+    pub fn build_in(
+        tenant: &str,
+        spec: &JobSpec,
+        resolver: &dyn ModuleResolver,
+    ) -> Result<Self, ChainError> {
         let mut stages = Vec::new();
         for (index, op) in spec.operators.iter().enumerate() {
             let (id, factory): (String, Arc<dyn OperatorFactory>) = match op {
@@ -80,7 +89,7 @@ impl Chain {
                     id, module, kind, ..
                 } => {
                     let f = resolver
-                        .resolve(op, module, *kind)
+                        .resolve_in(tenant, op, module, *kind)
                         .map_err(|e| ChainError {
                             index,
                             id: id.clone(),

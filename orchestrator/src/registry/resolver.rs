@@ -1,0 +1,301 @@
+//! Uploaded modules as stream-runtime operators: resolves `name@version` in
+//! a tenant's registry into a factory of WASM operators, and adapts the WASM
+//! host's batch API to the runtime's [`Operator`] trait.
+//!
+//! Keyed state: the WASM host keeps its own [`KeyedState`] (values per
+//! operator, key and name, plus timers). The adapter keeps one per partition
+//! in memory and writes its snapshot into the runtime's partition state
+//! under [`STATE_BLOB`] after every batch that leaves state behind, so
+//! checkpoints, restores and rescales carry it like any other operator state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::domain::job::spec::{parse_module_ref, OperatorSpec, UdfKind};
+use crate::domain::workflow::spec::ErrorClass;
+use crate::runtime::operator::{
+    BatchContext, ModuleResolver, Operator, OperatorError, OperatorFactory, RecordResult,
+    ResolveError,
+};
+use crate::runtime::record::Record;
+use crate::runtime::state::PartitionState;
+use crate::store::EventStore;
+use crate::wasm::{
+    BatchTime, Bytes, InputRecord, InstanceLabels, KeyedState, LoadedModule, ModuleLimits,
+    OutputRecord, UdfInstance, WasmHost,
+};
+use crate::workflow::activities::{ModuleSource, RegistryModules};
+
+/// Key, in the operator's runtime state, of the WASM host state snapshot.
+pub const STATE_BLOB: &[u8] = b"\0weir-wasm-state";
+
+type Loaded = HashMap<(String, String, String), Arc<LoadedModule>>;
+
+/// Resolves UDF operators from the module registry (per tenant).
+pub struct RegistryResolver<S> {
+    modules: Arc<RegistryModules<S>>,
+    host: Arc<WasmHost>,
+    loaded: Mutex<Loaded>,
+}
+
+impl<S: EventStore> RegistryResolver<S> {
+    pub fn new(modules: Arc<RegistryModules<S>>, host: Arc<WasmHost>) -> Self {
+        Self {
+            modules,
+            host,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<(Vec<u8>, UdfKind), ResolveError> {
+        let module = format!("{name}@{version}");
+        let err = |reason: String, retryable: bool| ResolveError {
+            module: module.clone(),
+            reason,
+            retryable,
+        };
+        let fetched = self
+            .modules
+            .fetch(tenant, name, version)
+            .await
+            .map_err(|e| err(e.to_string(), e.class == ErrorClass::Unavailable))?;
+        let bytes = crate::registry::ModuleBytes::open(
+            &self.modules.js,
+            &self.modules.subject_prefix,
+            tenant,
+        )
+        .await
+        .map_err(|e| err(e.to_string(), true))?
+        .get(name, version, &fetched.digest, fetched.size)
+        .await
+        .map_err(|e| err(e.to_string(), false))?;
+        Ok((bytes, fetched.kind))
+    }
+}
+
+impl<S: EventStore> ModuleResolver for RegistryResolver<S> {
+    fn resolve(
+        &self,
+        spec: &OperatorSpec,
+        module: &str,
+        kind: UdfKind,
+    ) -> Result<Arc<dyn OperatorFactory>, ResolveError> {
+        self.resolve_in("default", spec, module, kind)
+    }
+
+    fn resolve_in(
+        &self,
+        tenant: &str,
+        spec: &OperatorSpec,
+        module: &str,
+        kind: UdfKind,
+    ) -> Result<Arc<dyn OperatorFactory>, ResolveError> {
+        let err = |reason: String, retryable: bool| ResolveError {
+            module: module.to_owned(),
+            reason,
+            retryable,
+        };
+        let (name, version) =
+            parse_module_ref(module).ok_or_else(|| err("must be `name@version`".into(), false))?;
+        let key = (tenant.to_owned(), name.to_owned(), version.to_owned());
+        let cached = self.loaded.lock().ok().and_then(|l| l.get(&key).cloned());
+        let loaded = match cached {
+            Some(m) => m,
+            None => {
+                // The runtime resolves synchronously while starting a deployment;
+                // the registry is async. Requires the multi-threaded runtime.
+                let handle = tokio::runtime::Handle::try_current().map_err(|e| {
+                    err(
+                        format!("no async runtime to reach the registry: {e}"),
+                        false,
+                    )
+                })?;
+                let (bytes, declared) = tokio::task::block_in_place(|| {
+                    handle.block_on(self.fetch(tenant, name, version))
+                })?;
+                if declared != kind {
+                    return Err(err(
+                        format!(
+                            "the module is a {declared:?} UDF but the spec uses it as {kind:?}"
+                        ),
+                        false,
+                    ));
+                }
+                let m = tokio::task::block_in_place(|| self.host.load(name, version, &bytes))
+                    .map_err(|e| err(e.to_string(), false))?;
+                if let Ok(mut l) = self.loaded.lock() {
+                    l.insert(key, m.clone());
+                }
+                m
+            }
+        };
+        let (id, memory_mb, timeout_ms) = match spec {
+            OperatorSpec::Udf {
+                id,
+                memory_mb,
+                timeout_ms,
+                ..
+            } => (id.clone(), *memory_mb, *timeout_ms),
+            OperatorSpec::KeyBy { id, .. } => (id.clone(), None, None),
+        };
+        let mut limits = ModuleLimits::default();
+        if let Some(mb) = memory_mb {
+            limits.memory_bytes = (mb as usize) << 20;
+        }
+        if let Some(ms) = timeout_ms {
+            limits.deadline = Duration::from_millis(ms);
+        }
+        Ok(Arc::new(WasmFactory {
+            module: loaded,
+            limits,
+            operator: id,
+            label: module.to_owned(),
+        }))
+    }
+}
+
+/// Makes WASM operator instances of one module for one operator id.
+pub struct WasmFactory {
+    module: Arc<LoadedModule>,
+    limits: ModuleLimits,
+    operator: String,
+    label: String,
+}
+
+impl OperatorFactory for WasmFactory {
+    fn instantiate(&self) -> Result<Box<dyn Operator>, OperatorError> {
+        let labels = InstanceLabels {
+            job: String::new(),
+            operator: self.operator.clone(),
+        };
+        let instance = self
+            .module
+            .instantiate(self.limits.clone(), labels)
+            .map_err(|e| OperatorError {
+                operator: self.operator.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Box::new(WasmOperator {
+            instance,
+            operator: self.operator.clone(),
+            label: self.label.clone(),
+            states: HashMap::new(),
+        }))
+    }
+}
+
+/// One WASM UDF instance behind the runtime's operator trait.
+pub struct WasmOperator {
+    instance: UdfInstance,
+    operator: String,
+    label: String,
+    /// The host state of each partition this task owns.
+    states: HashMap<i32, KeyedState>,
+}
+
+fn to_output(o: OutputRecord) -> Record {
+    Record {
+        key: o.key.map(|k| k.to_vec()),
+        value: o.value.map(|v| v.to_vec()).unwrap_or_default(),
+        timestamp_ms: o.timestamp,
+        headers: o
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k, v.to_vec()))
+            .collect(),
+    }
+}
+
+fn to_result(r: crate::wasm::RecordResult) -> RecordResult {
+    match r {
+        crate::wasm::RecordResult::Outputs(outs) => {
+            RecordResult::Emit(outs.into_iter().map(to_output).collect())
+        }
+        crate::wasm::RecordResult::DeadLetter(dl) => RecordResult::DeadLetter {
+            reason: format!("{}: {}", dl.reason.code(), dl.reason),
+        },
+    }
+}
+
+impl Operator for WasmOperator {
+    fn process_batch(
+        &mut self,
+        records: &[Record],
+        state: &mut PartitionState,
+        ctx: BatchContext,
+    ) -> Result<Vec<RecordResult>, OperatorError> {
+        let op_state = state.operator(&self.operator);
+        let keyed = match self.states.entry(ctx.partition) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let restored = match op_state.get(STATE_BLOB) {
+                    Some(blob) => KeyedState::restore(blob).map_err(|e| OperatorError {
+                        operator: self.operator.clone(),
+                        reason: format!("state snapshot of partition {}: {e}", ctx.partition),
+                    })?,
+                    None => KeyedState::new(),
+                };
+                v.insert(restored)
+            }
+        };
+        let inputs: Vec<InputRecord> = records
+            .iter()
+            .map(|r| InputRecord {
+                key: r.key.clone().map(Bytes::from),
+                value: Some(Bytes::from(r.value.clone())),
+                timestamp: r.timestamp_ms,
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Bytes::from(v.clone())))
+                    .collect(),
+                source: Default::default(),
+            })
+            .collect();
+        let time = BatchTime {
+            watermark: ctx.watermark_ms,
+            ..BatchTime::now()
+        };
+        let mut results: Vec<RecordResult> = self
+            .instance
+            .process_batch_at(&inputs, keyed, time)
+            .into_iter()
+            .map(to_result)
+            .collect();
+        // Timers that came due fire now; their outputs ride with the batch's last
+        // record, so replay after a restore attributes them to the same position.
+        let due = keyed.take_due_timers(&self.operator, time.watermark, time.processing_time);
+        if !due.is_empty() {
+            for r in self.instance.on_timer(&due, keyed, time) {
+                match (to_result(r), results.last_mut()) {
+                    (RecordResult::Emit(outs), Some(RecordResult::Emit(last))) => last.extend(outs),
+                    (RecordResult::DeadLetter { reason }, _) => {
+                        tracing::warn!(module = %self.label, %reason, "timer callback failed");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !keyed.is_empty() || op_state_has_blob(state, &self.operator) {
+            let snapshot = keyed.snapshot();
+            state
+                .operator(&self.operator)
+                .put(STATE_BLOB.to_vec(), snapshot);
+        }
+        Ok(results)
+    }
+
+    fn module(&self) -> &str {
+        &self.label
+    }
+}
+
+fn op_state_has_blob(state: &mut PartitionState, operator: &str) -> bool {
+    state.operator(operator).get(STATE_BLOB).is_some()
+}
