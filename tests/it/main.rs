@@ -6,6 +6,7 @@
 #[path = "../support/lib.rs"]
 mod support;
 
+mod e2e;
 mod lifecycle;
 mod store;
 mod registry;
