@@ -35,12 +35,19 @@ async fn a_batch_decides_in_order_against_evolving_state() {
     let out = h.handle(&batch, Utc::now()).await.unwrap();
     assert!(out[0].is_accepted());
     assert!(out[1].is_accepted());
-    assert_eq!(out[2], out[0], "an in-batch duplicate gets the same outcome");
+    assert_eq!(
+        out[2], out[0],
+        "an in-batch duplicate gets the same outcome"
+    );
     let r = out[3].rejection.as_ref().unwrap();
     assert_eq!(r.code, RejectionCode::Conflict, "{r:?}");
     // Redelivery of the whole batch changes nothing and answers the same.
     let again = h.handle(&batch, Utc::now()).await.unwrap();
     assert_eq!(again, out);
-    let events = h.store().read_all(Default::default(), 0, 100).await.unwrap();
+    let events = h
+        .store()
+        .read_all(Default::default(), 0, 100)
+        .await
+        .unwrap();
     assert_eq!(events.len(), 2);
 }
