@@ -87,7 +87,7 @@ impl<S: EventStore> Intake<S> {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "command consumer unavailable; retrying");
-                    sleep_or_cancel(&shutdown, backoff).await;
+                    sleep_or_cancel(shutdown, backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
@@ -103,7 +103,7 @@ impl<S: EventStore> Intake<S> {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot pull commands; retrying");
-                    sleep_or_cancel(&shutdown, backoff).await;
+                    sleep_or_cancel(shutdown, backoff).await;
                     continue;
                 }
             };
@@ -117,7 +117,7 @@ impl<S: EventStore> Intake<S> {
                     Some(Ok(m)) => m,
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "command pull interrupted; re-subscribing");
-                        sleep_or_cancel(&shutdown, Duration::from_millis(200)).await;
+                        sleep_or_cancel(shutdown, Duration::from_millis(200)).await;
                         break;
                     }
                     None => break,
