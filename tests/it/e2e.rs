@@ -94,4 +94,40 @@ async fn a_deployed_job_runs_records_through_a_wasm_udf() {
         values, expected,
         "each record exactly once, uppercased by the UDF"
     );
+
+    // The data plane is visible through the API: tasks, records, the guarantee.
+    let (code, rt) = serve.get_json("/v1/tenants/acme/jobs/e2e/runtime").await;
+    assert_eq!(code, 200, "{rt}");
+    assert_eq!(rt["tasks"].as_array().map(Vec::len), Some(2), "{rt}");
+    assert!(
+        rt["guarantee"]
+            .as_str()
+            .unwrap_or("")
+            .contains("exactly-once"),
+        "{rt}"
+    );
+    let records_in: u64 = rt["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["records_in"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(records_in, 50, "{rt}");
+    // A checkpoint on demand, then listed.
+    let taken: serde_json::Value = reqwest::Client::new()
+        .post(serve.url("/v1/tenants/acme/jobs/e2e/checkpoints"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = taken["id"].as_str().expect("checkpoint id").to_owned();
+    let (_, list) = serve
+        .get_json("/v1/tenants/acme/jobs/e2e/checkpoints")
+        .await;
+    assert_eq!(list[0]["id"], id.as_str(), "{list}");
+    // Another tenant sees no such deployment.
+    let (code, _) = serve.get_json("/v1/tenants/other/jobs/e2e/runtime").await;
+    assert_eq!(code, 404);
 }

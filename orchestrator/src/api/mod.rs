@@ -8,6 +8,7 @@
 
 mod jobs;
 mod modules;
+mod runtime;
 mod workflows;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct ApiState {
     pub store: Arc<PgStore>,
     pub nats: async_nats::Client,
     pub metrics: PrometheusHandle,
+    /// The stream runtime embedded in this process, if any.
+    pub runtime: Option<std::sync::Arc<crate::runtime::EmbeddedRuntime>>,
 }
 
 /// Builds the router.
@@ -43,6 +46,14 @@ pub fn router(state: ApiState) -> Router {
             get(jobs::versions),
         )
         .route("/v1/tenants/{tenant}/jobs/{name}/events", get(jobs::events))
+        .route(
+            "/v1/tenants/{tenant}/jobs/{name}/runtime",
+            get(runtime::status),
+        )
+        .route(
+            "/v1/tenants/{tenant}/jobs/{name}/checkpoints",
+            get(runtime::checkpoints).post(runtime::checkpoint_now),
+        )
         .route("/v1/tenants/{tenant}/modules", get(modules::list))
         .route("/v1/tenants/{tenant}/modules/{name}", get(modules::show))
         .route("/v1/tenants/{tenant}/runs", get(workflows::list))

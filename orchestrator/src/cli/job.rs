@@ -72,6 +72,10 @@ pub enum JobCmd {
     },
     /// Delete a job that is not running.
     Delete { name: String },
+    /// Take a checkpoint of the running deployment now.
+    Checkpoint { name: String },
+    /// List a job's completed checkpoints, newest first.
+    Checkpoints { name: String },
     /// Show a job's state.
     Status { name: String },
     /// List jobs in the tenant.
@@ -197,20 +201,70 @@ pub async fn run(cli: &Cli, cmd: &JobCmd) -> Result<(), CliError> {
             send(cli, "job.rescale", name, json!({ "parallelism": parallelism, "workflow": workflow }), None).await
         }
         JobCmd::Delete { name } => send(cli, "job.delete", name, json!({}), None).await,
+        JobCmd::Checkpoint { name } => {
+            let url = format!(
+                "{}/v1/tenants/{}/jobs/{name}/checkpoints",
+                cli.conn.api_url.trim_end_matches('/'),
+                cli.tenant
+            );
+            let resp = reqwest::Client::new()
+                .post(&url)
+                .timeout(cli.timeout)
+                .send()
+                .await
+                .map_err(|e| CliError::Unreachable(format!("cannot reach the Weir API at {}: {e}", cli.conn.api_url)))?;
+            let ok = resp.status().is_success();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            if !ok {
+                return Err(CliError::Usage(body["error"].as_str().unwrap_or("checkpoint failed").to_owned()));
+            }
+            match cli.output {
+                Format::Json => output::json(&body),
+                Format::Text => {
+                    println!("checkpoint {} (generation {}, {} state bytes)", body["id"].as_str().unwrap_or(""), body["generation"], body["state_bytes"]);
+                    Ok(())
+                }
+            }
+        }
+        JobCmd::Checkpoints { name } => {
+            let list = get(cli, &format!("jobs/{name}/checkpoints")).await?;
+            match cli.output {
+                Format::Json => output::json(&list),
+                Format::Text => {
+                    for c in list.as_array().into_iter().flatten() {
+                        println!(
+                            "{}  v{} gen {}  {}  {} state bytes",
+                            c["id"].as_str().unwrap_or(""),
+                            c["version"],
+                            c["generation"],
+                            c["created_at"].as_str().unwrap_or(""),
+                            c["state_bytes"]
+                        );
+                    }
+                    Ok(())
+                }
+            }
+        }
         JobCmd::Status { name } => {
             let mut job = get(cli, &format!("jobs/{name}")).await?;
             // The workflow runs in progress for this job, with their current step.
             let runs = get(cli, &format!("runs?job={name}&active=true")).await?;
+            // The data plane's view, when this serve runs a runtime and the job is deployed.
+            let runtime = get(cli, &format!("jobs/{name}/runtime")).await.ok();
             match cli.output {
                 Format::Json => {
                     if let Some(o) = job.as_object_mut() {
                         o.insert("workflows".into(), runs);
+                        o.insert("runtime".into(), runtime.unwrap_or_default());
                     }
                     output::json(&job)
                 }
                 Format::Text => {
                     print_job_line(&job, true);
                     super::workflow::print_active_runs(&runs);
+                    if let Some(rt) = runtime {
+                        print_runtime(&rt);
+                    }
                     Ok(())
                 }
             }
@@ -266,6 +320,30 @@ pub async fn run(cli: &Cli, cmd: &JobCmd) -> Result<(), CliError> {
                 }
             }
         }
+    }
+}
+
+fn print_runtime(rt: &serde_json::Value) {
+    println!(
+        "  runtime: generation {} × {} tasks, {} checkpoints, guarantee: {}",
+        rt["generation"],
+        rt["parallelism"],
+        rt["completed_checkpoints"],
+        rt["guarantee"].as_str().unwrap_or("-")
+    );
+    for t in rt["tasks"].as_array().into_iter().flatten() {
+        println!(
+            "    task {:<3} {:<10} partitions {:<10} in {:<8} out {:<8} dlq {:<5} lag {:<6} restarts {} last checkpoint {}",
+            t["task"],
+            t["state"]["state"].as_str().unwrap_or("-"),
+            t["partitions"].to_string(),
+            t["records_in"],
+            t["records_out"],
+            t["dead_lettered"],
+            t["lag"].as_i64().map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+            t["restarts"],
+            t["last_checkpoint"].as_str().unwrap_or("-"),
+        );
     }
 }
 

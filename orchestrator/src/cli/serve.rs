@@ -83,7 +83,7 @@ pub async fn serve(
         committed,
         shutdown.clone(),
     ));
-    super::workflow::spawn_engine(
+    let runtime = super::workflow::spawn_engine(
         store.clone(),
         nats.clone(),
         conn.subject_prefix.clone(),
@@ -109,6 +109,7 @@ pub async fn serve(
         store: store.clone(),
         nats: nats.clone(),
         metrics,
+        runtime,
     });
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {

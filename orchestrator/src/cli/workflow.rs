@@ -95,9 +95,9 @@ pub async fn spawn_engine(
     args: &EngineArgs,
     tasks: &mut tokio::task::JoinSet<()>,
     shutdown: CancellationToken,
-) -> Result<(), CliError> {
+) -> Result<Option<Arc<EmbeddedRuntime>>, CliError> {
     if args.runtime == RuntimeKind::None {
-        return Ok(());
+        return Ok(None);
     }
     let js = async_nats::jetstream::new(nats.clone());
     let host = Arc::new(
@@ -114,13 +114,13 @@ pub async fn spawn_engine(
         host: host.clone(),
     });
     match args.runtime {
-        RuntimeKind::None => Ok(()),
+        RuntimeKind::None => Ok(None),
         RuntimeKind::Sim => {
             let control = SimControl::new(store.pool().clone())
                 .await
                 .map_err(|e| CliError::Unreachable(e.to_string()))?;
             start_engine(store, Arc::new(control), modules, args, tasks, shutdown);
-            Ok(())
+            Ok(None)
         }
         RuntimeKind::Embedded => {
             let resolver = RegistryResolver::new(modules.clone(), host);
@@ -134,8 +134,9 @@ pub async fn spawn_engine(
                 Arc::new(resolver),
                 Some(nats),
             );
-            start_engine(store, Arc::new(runtime), modules, args, tasks, shutdown);
-            Ok(())
+            let runtime = Arc::new(runtime);
+            start_engine(store, runtime.clone(), modules, args, tasks, shutdown);
+            Ok(Some(runtime))
         }
     }
 }
