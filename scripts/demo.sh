@@ -85,6 +85,8 @@ printf '%s\n' \
 echo; echo "\$ weir topic tail $OUT --count 6   # what the pipeline wrote"
 "$WEIR" topic tail "$OUT" --count 6 --idle 30
 
+step job status "$JOB"
+
 step job stop "$JOB"
 step job history "$JOB"
 echo
