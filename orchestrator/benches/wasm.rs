@@ -22,6 +22,8 @@ const BATCHES: [usize; 3] = [1, 64, 1024];
 const TARGET_NS: f64 = 15.0;
 
 fn records(n: usize) -> Vec<InputRecord> {
+    // Records of one source partition share their topic, as a source makes them.
+    let topic: std::sync::Arc<str> = "in".into();
     (0..n)
         .map(|i| {
             let level = if i % 2 == 0 { "error" } else { "info" };
@@ -36,7 +38,7 @@ fn records(n: usize) -> Vec<InputRecord> {
                 timestamp: 1_700_000_000_000 + i as i64,
                 headers: Vec::new(),
                 source: SourcePosition {
-                    topic: Some("in".into()),
+                    topic: Some(topic.clone()),
                     partition: 0,
                     offset: i as i64,
                 },
@@ -144,6 +146,10 @@ fn main() {
     ];
     // `WEIR_BENCH_ONLY=identity` runs one case (for profiling).
     let only = std::env::var("WEIR_BENCH_ONLY").ok();
+    // `WEIR_BENCH_BATCH=1024` runs one batch size.
+    let only_batch: Option<usize> = std::env::var("WEIR_BENCH_BATCH")
+        .ok()
+        .and_then(|s| s.parse().ok());
     for (name, native) in cases {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
@@ -161,6 +167,9 @@ fn main() {
             "{name}: wasm and native differ"
         );
         for n in BATCHES {
+            if only_batch.is_some_and(|b| b != n) {
+                continue;
+            }
             let nat = per_record(n, budget, native);
             let wasm = per_record(n, budget, |b| udf.process_batch(b, &mut state));
             println!(

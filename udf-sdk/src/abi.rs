@@ -303,6 +303,7 @@ impl<'a> Iterator for HeaderIter<'a> {
     }
 }
 
+#[inline]
 fn skip_headers(r: &mut Reader<'_>, n: u16) -> Result<(), AbiError> {
     for _ in 0..n {
         r.str16()?;
@@ -311,13 +312,26 @@ fn skip_headers(r: &mut Reader<'_>, n: u16) -> Result<(), AbiError> {
     Ok(())
 }
 
+/// Size of an input batch's fixed header (magic, count, clock).
+const INPUT_HEADER: usize = 24;
+
 /// Encodes an input batch. The host's side.
+///
+/// Two modes: after [`InputWriter::reset`] records are buffered apart and
+/// copied behind the topic table in `finish` (topics are learnt as they
+/// come); after [`InputWriter::reset_with_topics`] the topic table is written
+/// first and records go straight behind it, with no copy. A record whose
+/// topic was not declared switches a direct batch back to buffering.
 #[derive(Debug, Default)]
 pub struct InputWriter {
     w: Writer,
     count: u32,
     topics: Vec<String>,
     body: Writer,
+    /// Records are written into `w` directly (the topics are all known).
+    direct: bool,
+    /// Where the records of a direct batch start in `w`.
+    records_at: usize,
 }
 
 impl InputWriter {
@@ -333,16 +347,56 @@ impl InputWriter {
         self.body.buf.clear();
         self.topics.clear();
         self.count = 0;
+        self.direct = false;
         self.w.buf.extend_from_slice(&INPUT_MAGIC);
         self.w.u32(0);
         self.w.i64(clock.watermark);
         self.w.i64(clock.processing_time);
     }
 
+    /// Starts a new batch whose records come from `topics` (in this order:
+    /// the index of a topic is its position). Records are then written
+    /// without an extra copy; see [`InputWriter::push_indexed`].
+    /// `records_bytes` is a capacity hint.
+    pub fn reset_with_topics<'t>(
+        &mut self,
+        clock: BatchClock,
+        topics: impl IntoIterator<Item = &'t str>,
+        records_bytes: usize,
+    ) {
+        self.reset(clock);
+        for t in topics {
+            if self.topics.len() >= (NO_TOPIC - 1) as usize {
+                break;
+            }
+            self.topics.push(t.to_owned());
+        }
+        self.w.u16(self.topics.len() as u16);
+        for t in &self.topics {
+            self.w.str16(t);
+        }
+        self.w.buf.reserve(records_bytes);
+        self.records_at = self.w.buf.len();
+        self.direct = true;
+    }
+
+    /// Moves the records of a direct batch behind a growable topic table.
+    fn undirect(&mut self) {
+        self.body.buf.clear();
+        self.body
+            .buf
+            .extend_from_slice(&self.w.buf[self.records_at..]);
+        self.w.buf.truncate(INPUT_HEADER);
+        self.direct = false;
+    }
+
     fn topic_index(&mut self, topic: Option<&str>) -> u16 {
         let Some(t) = topic else { return NO_TOPIC };
         if let Some(i) = self.topics.iter().position(|x| x == t) {
             return i as u16;
+        }
+        if self.direct {
+            self.undirect();
         }
         if self.topics.len() >= (NO_TOPIC - 1) as usize {
             return NO_TOPIC;
@@ -364,13 +418,43 @@ impl InputWriter {
         headers: impl ExactSizeIterator<Item = (&'h str, &'h [u8])>,
     ) {
         let t = self.topic_index(topic);
-        let b = &mut self.body;
-        b.i64(timestamp);
-        b.i64(offset);
-        b.i32(partition);
-        b.u16(t);
+        self.push_indexed(key, value, timestamp, t, partition, offset, headers);
+    }
+
+    /// Appends one record whose topic is given by its index in the topics of
+    /// [`InputWriter::reset_with_topics`] ([`NO_TOPIC`] for none). An index
+    /// outside them is written as [`NO_TOPIC`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn push_indexed<'h>(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        topic_index: u16,
+        partition: i32,
+        offset: i64,
+        headers: impl ExactSizeIterator<Item = (&'h str, &'h [u8])>,
+    ) {
+        let t = if (topic_index as usize) < self.topics.len() {
+            topic_index
+        } else {
+            NO_TOPIC
+        };
+        let b = if self.direct {
+            &mut self.w
+        } else {
+            &mut self.body
+        };
         let n = headers.len().min(u16::MAX as usize);
-        b.u16(n as u16);
+        // The fixed part in one copy.
+        let mut fixed = [0u8; 32];
+        fixed[0..8].copy_from_slice(&timestamp.to_le_bytes());
+        fixed[8..16].copy_from_slice(&offset.to_le_bytes());
+        fixed[16..20].copy_from_slice(&partition.to_le_bytes());
+        fixed[20..22].copy_from_slice(&t.to_le_bytes());
+        fixed[22..24].copy_from_slice(&(n as u16).to_le_bytes());
+        b.buf.extend_from_slice(&fixed[..24]);
         b.opt_bytes32(key);
         b.opt_bytes32(value);
         for (name, value) in headers.take(n) {
@@ -384,12 +468,27 @@ impl InputWriter {
     pub fn finish(&mut self) -> &[u8] {
         let count = self.count.to_le_bytes();
         self.w.buf[4..8].copy_from_slice(&count);
-        self.w.u16(self.topics.len() as u16);
-        for t in &self.topics {
-            self.w.str16(t);
+        if !self.direct {
+            self.w.u16(self.topics.len() as u16);
+            for t in &self.topics {
+                self.w.str16(t);
+            }
+            self.w.buf.extend_from_slice(&self.body.buf);
         }
-        self.w.buf.extend_from_slice(&self.body.buf);
         &self.w.buf
+    }
+
+    /// Takes the finished batch's buffer (to share it without a copy); give
+    /// it back with [`InputWriter::restore_buffer`] to keep its allocation.
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.w.buf)
+    }
+
+    /// Returns a buffer taken by [`InputWriter::take_buffer`] for reuse.
+    pub fn restore_buffer(&mut self, buf: Vec<u8>) {
+        if buf.capacity() > self.w.buf.capacity() {
+            self.w.buf = buf;
+        }
     }
 }
 
@@ -434,11 +533,18 @@ impl<'a> InputReader<'a> {
         }
         self.left -= 1;
         let r = &mut self.r;
-        let timestamp = r.i64()?;
-        let offset = r.i64()?;
-        let partition = r.i32()?;
-        let t = r.u16()?;
-        let headers_count = r.u16()?;
+        // The fixed part with one bounds check.
+        let f: [u8; 24] = r.array()?;
+        let le8 = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&f[at..at + 8]);
+            i64::from_le_bytes(b)
+        };
+        let timestamp = le8(0);
+        let offset = le8(8);
+        let partition = i32::from_le_bytes([f[16], f[17], f[18], f[19]]);
+        let t = u16::from_le_bytes([f[20], f[21]]);
+        let headers_count = u16::from_le_bytes([f[22], f[23]]);
         let key = r.opt_bytes32()?;
         let value = r.opt_bytes32()?;
         let hstart = r.position();
@@ -622,9 +728,8 @@ impl ResultWriter {
     #[inline]
     pub fn begin_emit(&mut self) {
         self.close();
-        self.w.u8(STATUS_EMIT);
-        let at = self.w.buf.len();
-        self.w.u32(0);
+        let at = self.w.buf.len() + 1;
+        self.w.buf.extend_from_slice(&[STATUS_EMIT, 0, 0, 0, 0]);
         self.open_emit = Some((at, 0));
         self.count += 1;
     }
@@ -651,6 +756,14 @@ impl ResultWriter {
             flags |= OUT_HEADERS;
         }
         let range = o.value.and_then(|v| self.input_range(v));
+        if let (0, Some((off, len))) = (flags, range) {
+            // The common map output: just a range of the input's value.
+            let mut b = [OUT_VALUE_INPUT, 0, 0, 0, 0, 0, 0, 0, 0];
+            b[1..5].copy_from_slice(&off.to_le_bytes());
+            b[5..9].copy_from_slice(&len.to_le_bytes());
+            self.w.buf.extend_from_slice(&b);
+            return;
+        }
         if o.value.is_none() {
             flags |= OUT_VALUE_NULL;
         } else if range.is_some() {
@@ -776,6 +889,7 @@ impl<'a> ResultReader<'a> {
     }
 
     /// The next status. All outputs of the previous EMIT must have been read.
+    #[inline]
     pub fn next_status(&mut self) -> Result<Option<StatusView<'a>>, AbiError> {
         if self.outputs_left != 0 {
             return self.r.fail("outputs of the previous status not read");
@@ -901,6 +1015,71 @@ mod tests {
         let c = r.next_record().unwrap().unwrap();
         assert_eq!((c.key, c.topic), (Some(&b""[..]), Some("orders")));
         assert!(r.next_record().unwrap().is_none());
+    }
+
+    #[test]
+    fn direct_input_batches_match_buffered_ones() {
+        let h: [(&str, &[u8]); 1] = [("trace", b"abc")];
+        let mut buffered = InputWriter::new(CLOCK);
+        buffered.push(
+            Some(b"k1"),
+            Some(b"v1"),
+            10,
+            Some("b"),
+            3,
+            42,
+            h.iter().copied(),
+        );
+        buffered.push(None, None, 11, None, -1, -1, std::iter::empty());
+        buffered.push(
+            Some(b"k3"),
+            Some(b"v3"),
+            12,
+            Some("a"),
+            0,
+            1,
+            std::iter::empty(),
+        );
+        let want = buffered.finish().to_vec();
+
+        let mut direct = InputWriter::default();
+        direct.reset_with_topics(CLOCK, ["b", "a"], 64);
+        direct.push_indexed(Some(b"k1"), Some(b"v1"), 10, 0, 3, 42, h.iter().copied());
+        direct.push_indexed(None, None, 11, NO_TOPIC, -1, -1, std::iter::empty());
+        direct.push_indexed(Some(b"k3"), Some(b"v3"), 12, 1, 0, 1, std::iter::empty());
+        assert_eq!(direct.finish(), &want[..]);
+
+        // An undeclared topic falls back to buffering, with the same bytes.
+        let mut late = InputWriter::default();
+        late.reset_with_topics(CLOCK, ["b"], 0);
+        late.push(
+            Some(b"k1"),
+            Some(b"v1"),
+            10,
+            Some("b"),
+            3,
+            42,
+            h.iter().copied(),
+        );
+        late.push(None, None, 11, None, -1, -1, std::iter::empty());
+        late.push(
+            Some(b"k3"),
+            Some(b"v3"),
+            12,
+            Some("a"),
+            0,
+            1,
+            std::iter::empty(),
+        );
+        assert_eq!(late.finish(), &want[..]);
+
+        // The buffer can be taken and given back.
+        let taken = late.take_buffer();
+        assert_eq!(taken, want);
+        late.restore_buffer(taken);
+        late.reset(CLOCK);
+        let empty = late.finish().to_vec();
+        assert_eq!(InputReader::new(&empty).unwrap().count, 0);
     }
 
     #[test]

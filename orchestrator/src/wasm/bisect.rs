@@ -23,11 +23,18 @@ pub(crate) fn run(
     state: &mut KeyedState,
     time: BatchTime,
 ) -> Vec<RecordResult> {
-    let mut out = Vec::with_capacity(batch.len());
-    if batch.len() > 0 {
-        go(inst, batch, state, time, &mut out);
+    if batch.len() == 0 {
+        return Vec::new();
     }
-    out
+    match inst.call(batch, state, time) {
+        // The common case: the call's results are the batch's, as they are.
+        Ok(results) => results,
+        Err(e) => {
+            let mut out = Vec::with_capacity(batch.len());
+            recover(inst, batch, state, time, e, &mut out);
+            out
+        }
+    }
 }
 
 fn go(
@@ -39,12 +46,26 @@ fn go(
 ) {
     match inst.call(batch, state, time) {
         Ok(results) => out.extend(results),
-        Err(CallError::Rerun { at }) => {
+        Err(e) => recover(inst, batch, state, time, e, out),
+    }
+}
+
+/// Handles a failed call of `batch`: splits it, or dead-letters its one record.
+fn recover(
+    inst: &mut UdfInstance,
+    batch: Batch<'_>,
+    state: &mut KeyedState,
+    time: BatchTime,
+    e: CallError,
+    out: &mut Vec<RecordResult>,
+) {
+    match e {
+        CallError::Rerun { at } => {
             let (left, right) = batch.split(at.min(batch.len()));
             go(inst, left, state, time, out);
             go(inst, right, state, time, out);
         }
-        Err(CallError::Failed(reason)) if batch.len() == 1 => {
+        CallError::Failed(reason) if batch.len() == 1 => {
             tracing::warn!(
                 module = %inst.module().ident.name,
                 reason = %reason,
@@ -52,7 +73,7 @@ fn go(
             );
             out.push(inst.dead_letter(reason));
         }
-        Err(CallError::Failed(_)) => {
+        CallError::Failed(_) => {
             let (left, right) = batch.split(batch.len() / 2);
             go(inst, left, state, time, out);
             go(inst, right, state, time, out);

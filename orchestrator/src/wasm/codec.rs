@@ -72,25 +72,26 @@ impl<'a> Inherit<'a> {
     }
 }
 
-/// Encodes inputs into `w` (reused between calls).
-pub(crate) fn encode_inputs<'a>(
-    w: &'a mut InputWriter,
-    clock: BatchClock,
-    inputs: &[InputRecord],
-) -> &'a [u8] {
-    w.reset(clock);
+/// Encodes inputs into `w` (reused between calls). Records are written once,
+/// straight into the batch, on the bet that they share the first record's
+/// topic (`Arc`): a source partition's records do. Any other topic makes the
+/// writer fall back to its buffered mode.
+pub(crate) fn encode_inputs(w: &mut InputWriter, clock: BatchClock, inputs: &[InputRecord]) {
+    let first = inputs.first().and_then(|r| r.source.topic.as_ref());
+    w.reset_with_topics(clock, first.map(|t| &**t), 0);
     for r in inputs {
-        w.push(
-            r.key.as_deref(),
-            r.value.as_deref(),
-            r.timestamp,
-            r.source.topic.as_deref(),
-            r.source.partition,
-            r.source.offset,
-            r.headers.iter().map(|(n, v)| (n.as_str(), v.as_ref())),
-        );
+        let headers = r.headers.iter().map(|(n, v)| (n.as_str(), v.as_ref()));
+        let (key, value) = (r.key.as_deref(), r.value.as_deref());
+        let (ts, part, off) = (r.timestamp, r.source.partition, r.source.offset);
+        match (&r.source.topic, first) {
+            (None, _) => w.push_indexed(key, value, ts, abi::NO_TOPIC, part, off, headers),
+            (Some(t), Some(f)) if Arc::ptr_eq(t, f) => {
+                w.push_indexed(key, value, ts, 0, part, off, headers)
+            }
+            (Some(t), _) => w.push(key, value, ts, Some(t), part, off, headers),
+        }
     }
-    w.finish()
+    w.finish();
 }
 
 /// Decodes a result batch against the inputs it answers (`inherit(i)` gives
@@ -122,7 +123,7 @@ pub(crate) fn decode_results<'a>(
                 key: inh.key.cloned(),
                 value: inh.pass_value.cloned(),
                 timestamp: inh.timestamp,
-                headers: inh.headers.to_vec(),
+                headers: inherit_headers(inh.headers),
             }]),
             StatusView::Pass => return Err("PASS status for a timer".into()),
             StatusView::Drop => RecordResult::Outputs(Vec::new()),
@@ -147,7 +148,7 @@ pub(crate) fn decode_results<'a>(
                             },
                             timestamp: o.timestamp.unwrap_or(inh.timestamp),
                             headers: match o.headers() {
-                                None => inh.headers.to_vec(),
+                                None => inherit_headers(inh.headers),
                                 Some(hs) => hs.map(|(n, v)| (n.to_owned(), slice(v))).collect(),
                             },
                         });
@@ -170,6 +171,16 @@ pub(crate) fn decode_results<'a>(
         return Err("more statuses than inputs".into());
     }
     Ok((out, failed))
+}
+
+/// A copy of the input's headers (most records have none: no call then).
+#[inline]
+fn inherit_headers(h: &[(String, Bytes)]) -> Vec<(String, Bytes)> {
+    if h.is_empty() {
+        Vec::new()
+    } else {
+        h.to_vec()
+    }
 }
 
 /// `off..off+len` of the input's value, refusing ranges outside it.

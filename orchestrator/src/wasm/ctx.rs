@@ -58,7 +58,8 @@ impl ResourceLimiter for MemLimiter {
 /// cursor) and whether it is records or timers.
 #[derive(Default)]
 pub(crate) struct CallInput {
-    pub bytes: Vec<u8>,
+    /// Shared with the caller, which passed the same bytes to the guest (no copy).
+    pub bytes: Option<Arc<Vec<u8>>>,
     pub timers: bool,
     /// Key byte ranges per cursor, built on the first state access.
     keys: Option<Vec<Option<(usize, usize)>>>,
@@ -71,19 +72,18 @@ impl CallInput {
     }
 
     fn key(&mut self, cursor: u32) -> wasmtime::Result<&[u8]> {
+        let bytes: &[u8] = self.bytes.as_deref().map_or(&[], |b| b.as_slice());
         if self.keys.is_none() {
-            let base = self.bytes.as_ptr() as usize;
+            let base = bytes.as_ptr() as usize;
             let range = |k: &[u8]| (k.as_ptr() as usize - base, k.len());
             let mut keys = Vec::new();
             if self.timers {
-                let mut r =
-                    TimerReader::new(&self.bytes).map_err(|e| wasmtime::format_err!("{e}"))?;
+                let mut r = TimerReader::new(bytes).map_err(|e| wasmtime::format_err!("{e}"))?;
                 while let Some(t) = r.next_timer().map_err(|e| wasmtime::format_err!("{e}"))? {
                     keys.push(Some(range(t.key)));
                 }
             } else {
-                let mut r =
-                    InputReader::new(&self.bytes).map_err(|e| wasmtime::format_err!("{e}"))?;
+                let mut r = InputReader::new(bytes).map_err(|e| wasmtime::format_err!("{e}"))?;
                 while let Some(rec) = r.next_record().map_err(|e| wasmtime::format_err!("{e}"))? {
                     keys.push(rec.key.map(range));
                 }
@@ -92,7 +92,7 @@ impl CallInput {
         }
         match self.keys.as_ref().and_then(|k| k.get(cursor as usize)) {
             // A null key is its own key: the empty byte string.
-            Some(Some((at, len))) => Ok(&self.bytes[*at..*at + *len]),
+            Some(Some((at, len))) => Ok(&bytes[*at..*at + *len]),
             Some(None) => Ok(&[]),
             None => Err(wasmtime::format_err!(
                 "state access with cursor {cursor} outside the batch"

@@ -40,6 +40,10 @@ pub(crate) fn build(cfg: &HostConfig) -> Result<Engine, WasmError> {
         .cranelift_opt_level(OptLevel::Speed)
         .parallel_compilation(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // `WEIR_WASM_PERFMAP=1` names guest code in `perf` (/tmp/perf-<pid>.map).
+    if std::env::var_os("WEIR_WASM_PERFMAP").is_some_and(|v| v == "1") {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&c).map_err(|e| WasmError::Engine(format!("{e:#}")))
 }
 

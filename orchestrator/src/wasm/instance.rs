@@ -249,26 +249,26 @@ impl UdfInstance {
                 message: "no instance".into(),
             }));
         };
-        let timer_bytes: Vec<u8>;
         let mut timer_keys: Vec<Bytes> = Vec::new();
-        let payload: &[u8] = match batch {
-            Batch::Records(r) => codec::encode_inputs(&mut self.writer, time.clock(), r),
+        let payload: Arc<Vec<u8>> = match batch {
+            Batch::Records(r) => {
+                codec::encode_inputs(&mut self.writer, time.clock(), r);
+                Arc::new(self.writer.take_buffer())
+            }
             Batch::Timers(t) => {
                 let views = t.iter().map(|t| TimerView {
                     key: &t.key,
                     domain: t.domain.byte(),
                     at: t.at,
                 });
-                timer_bytes = abi::encode_timers(time.clock(), views);
                 timer_keys = t.iter().map(|t| Bytes::copy_from_slice(&t.key)).collect();
-                &timer_bytes
+                Arc::new(abi::encode_timers(time.clock(), views))
             }
         };
         {
             let ctx = store.data_mut();
-            // The host imports resolve cursors to keys from this copy.
-            ctx.input.bytes.clear();
-            ctx.input.bytes.extend_from_slice(payload);
+            // The host imports resolve cursors to keys from the same bytes.
+            ctx.input.bytes = Some(payload.clone());
             ctx.input.set(matches!(batch, Batch::Timers(_)));
             ctx.txn.clear();
             ctx.limiter.refused = false;
@@ -278,10 +278,14 @@ impl UdfInstance {
         self.stats.calls += 1;
         let guest = udf.weir_udf_guest();
         let result = match batch {
-            Batch::Records(_) => guest.call_process(&mut *store, payload),
-            Batch::Timers(_) => guest.call_on_timer(&mut *store, payload),
+            Batch::Records(_) => guest.call_process(&mut *store, &payload),
+            Batch::Timers(_) => guest.call_on_timer(&mut *store, &payload),
         };
         std::mem::swap(&mut store.data_mut().state, state);
+        store.data_mut().input.bytes = None;
+        if let (Batch::Records(_), Ok(buf)) = (batch, Arc::try_unwrap(payload)) {
+            self.writer.restore_buffer(buf);
+        }
         let failure = match result {
             Ok(Ok(out)) if out.len() > self.limits.max_output_bytes => {
                 Some(FailureReason::OutputTooLarge {
