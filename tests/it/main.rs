@@ -8,8 +8,8 @@ mod support;
 
 mod e2e;
 mod lifecycle;
-mod store;
 mod registry;
-mod wasm;
 mod runtime;
+mod store;
+mod wasm;
 mod workflow;
