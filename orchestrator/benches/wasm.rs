@@ -139,6 +139,7 @@ fn main() {
         "udf", "batch", "native", "wasm", "overhead"
     );
     let mut verdict = None;
+    #[allow(clippy::type_complexity)] // a table of named functions; an alias would hide it
     let cases: [(&str, fn(&[InputRecord]) -> Vec<RecordResult>); 3] = [
         ("identity", native_identity),
         ("json_filter", native_json_filter),

@@ -243,7 +243,9 @@ pub fn private_broker() -> String {
                  while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $T",
                 pid = std::process::id()
             );
-            std::process::Command::new("sh")
+            // Detached on purpose: the shell watches this test process and stops tansu when it exits.
+            #[allow(clippy::zombie_processes)]
+            let _watchdog = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(script)
                 .current_dir(&dir)
