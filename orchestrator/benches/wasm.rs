@@ -47,6 +47,9 @@ fn records(n: usize) -> Vec<InputRecord> {
         .collect()
 }
 
+/// A native version of a UDF.
+type Native = fn(&[InputRecord]) -> Vec<RecordResult>;
+
 /// Native versions producing exactly what the host returns for the UDFs.
 fn native_identity(input: &[InputRecord]) -> Vec<RecordResult> {
     input
@@ -140,7 +143,7 @@ fn main() {
     );
     let mut verdict = None;
     #[allow(clippy::type_complexity)] // a table of named functions; an alias would hide it
-    let cases: [(&str, fn(&[InputRecord]) -> Vec<RecordResult>); 3] = [
+    let cases: [(&str, Native); 3] = [
         ("identity", native_identity),
         ("json_filter", native_json_filter),
         ("uppercase", native_uppercase),

@@ -187,6 +187,8 @@ fn inherit_headers(h: &[(String, Bytes)]) -> Vec<(String, Bytes)> {
 fn input_slice(value: Option<&Bytes>, off: u32, len: u32) -> Result<Bytes, String> {
     let (off, len) = (off as usize, len as usize);
     match value {
+        // All of it (an identity map): a plain clone, no slicing.
+        Some(v) if off == 0 && len == v.len() => Ok(v.clone()),
         Some(v) if off.checked_add(len).is_some_and(|end| end <= v.len()) => {
             Ok(v.slice(off..off + len))
         }

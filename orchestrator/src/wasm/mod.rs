@@ -38,7 +38,13 @@
 //! - **[`UdfInstance`]**: one store and instance, with per-module
 //!   [`ModuleLimits`] (memory cap, deadline per call, output caps).
 //! - **Batches**: inputs cross as one packed byte buffer and results come back
-//!   as one (`docs/udf-abi.md`); one status per input.
+//!   as one (`docs/udf-abi.md`); one status per input. The hot path keeps
+//!   per-call work off the per-record path: the input buffer lives in the
+//!   instance and is reused (encoded once, shared with the host imports
+//!   through an `Arc`, not copied), the epoch deadline is set once per call,
+//!   a successful call's results are returned as they are (no bisect copy),
+//!   and outputs that are the input's value (or part of it) are `Bytes`
+//!   clones of the input, not copies.
 //! - **Failure**: a record whose UDF returns an error, traps, overruns the
 //!   deadline, exceeds memory or floods output becomes a [`DeadLetter`] with
 //!   the reason, module and digest. A failed call discards its instance and
