@@ -191,7 +191,12 @@ pub fn assert_exactly_once(
             dups.len()
         );
     }
-    assert_eq!(by_pos.len(), expected, "distinct outputs");
+    assert_eq!(
+        by_pos.len(),
+        expected,
+        "distinct outputs (of {} read)",
+        outs.len()
+    );
     assert_eq!(outs.len(), expected, "outputs on the sink topic");
     out
 }

@@ -217,7 +217,7 @@ async fn transactions_are_not_supported() {
 /// uses it as an upper bound (see `runtime::kafka::scan_written`).
 #[tokio::test]
 async fn memory_engine_list_offsets_reports_the_last_batch_base_not_the_end() {
-    let b = kafka::private_broker();
+    let b = kafka::private_memory_broker();
     let topic = kafka::unique_topic("probe-hw");
     kafka::create_topic(&b, &topic, 1).await;
     let (delivered, reported) = tokio::task::spawn_blocking(move || {
@@ -248,5 +248,54 @@ async fn memory_engine_list_offsets_reports_the_last_batch_base_not_the_end() {
     assert!(
         reported < delivered,
         "ListOffsets now reports the real end ({reported}): update docs/kafka-on-tansu.md"
+    );
+}
+
+/// Reads from an offset inside a record batch on `brokers`; returns how many
+/// records of the 100-record batch came back from offset 50.
+async fn read_from_mid_batch(brokers: String) -> usize {
+    let topic = kafka::unique_topic("probe-midbatch");
+    kafka::create_topic(&brokers, &topic, 1).await;
+    tokio::task::spawn_blocking(move || {
+        let p = weir::runtime::kafka::TrackedProducer::new(&brokers, None).unwrap();
+        for i in 0..100 {
+            let v = format!("v{i}");
+            p.send(
+                BaseRecord::<[u8], [u8]>::to(&topic)
+                    .partition(0)
+                    .payload(v.as_bytes()),
+            )
+            .unwrap();
+        }
+        p.flush(Duration::from_secs(20)).unwrap();
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "probe-midbatch")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Offset(50))
+            .unwrap();
+        c.assign(&tpl).unwrap();
+        kafka::read_until(&c, 50, Duration::from_secs(1), Duration::from_secs(8)).len()
+    })
+    .await
+    .unwrap()
+}
+
+/// The sqlite engine serves a fetch that starts inside a record batch.
+#[tokio::test]
+async fn sqlite_engine_fetches_from_inside_a_batch() {
+    assert_eq!(read_from_mid_batch(kafka::brokers()).await, 50);
+}
+
+/// The memory engine returns nothing for a fetch that starts inside a record
+/// batch: a consumer resuming there (e.g. after a restore) waits forever.
+#[tokio::test]
+async fn memory_engine_returns_nothing_for_a_fetch_inside_a_batch() {
+    let got = read_from_mid_batch(kafka::private_memory_broker()).await;
+    assert_eq!(
+        got, 0,
+        "the memory engine now serves mid-batch fetches: update docs/kafka-on-tansu.md"
     );
 }

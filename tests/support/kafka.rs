@@ -215,55 +215,69 @@ pub fn read_all_committed(
     )
 }
 
-/// A private tansu broker with the in-memory storage engine, started once
-/// per test process and stopped when the process exits (a shell watchdog
-/// polls the test's pid). Runtime tests use it unless `WEIR_KAFKA_BROKERS`
-/// names a broker: the shared broker's sqlite engine slows down as other
-/// tests fill it (request round trips of seconds were measured on a busy
-/// 2-core machine), and its storage engine differs.
+/// A private tansu broker with the sqlite storage engine (the one
+/// `scripts/services.sh` runs) on a fresh database, started once per test
+/// process and stopped when the process exits (a shell watchdog polls the
+/// test's pid). Runtime tests use it unless `WEIR_KAFKA_BROKERS` names a
+/// broker: the shared broker slows down as other tests fill its database
+/// (round trips of seconds were measured on a busy 2-core machine).
 pub fn private_broker() -> String {
     static BROKER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     BROKER
-        .get_or_init(|| {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
-            let dir = std::env::temp_dir().join(format!("weir-tansu-{port}"));
-            std::fs::create_dir_all(&dir).expect("tansu dir");
-            let tansu = std::env::var("HOME")
-                .map(|h| format!("{h}/.cargo/bin/tansu"))
-                .ok()
-                .filter(|p| std::path::Path::new(p).exists())
-                .unwrap_or_else(|| "tansu".into());
-            let script = format!(
-                "{tansu} broker --listener-url tcp://127.0.0.1:{port} \
-                 --advertised-listener-url tcp://127.0.0.1:{port} \
-                 --storage-engine memory://tansu/ >broker.log 2>&1 & T=$!; \
-                 while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $T",
-                pid = std::process::id()
-            );
-            // Detached on purpose: the shell watches this test process and stops tansu when it exits.
-            #[allow(clippy::zombie_processes)]
-            let _watchdog = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .current_dir(&dir)
-                .stdin(std::process::Stdio::null())
-                .spawn()
-                .expect("start a private tansu (is tansu installed? scripts/services.sh kafka)");
-            let addr = format!("127.0.0.1:{port}");
-            let start = Instant::now();
-            while std::net::TcpStream::connect(&addr).is_err() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(20),
-                    "private tansu did not start; see {dir:?}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            addr
-        })
+        .get_or_init(|| start_tansu("sqlite://tansu.db"))
         .clone()
+}
+
+/// A private tansu with the memory engine, for probing its differences.
+pub fn private_memory_broker() -> String {
+    static BROKER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BROKER
+        .get_or_init(|| start_tansu("memory://tansu/"))
+        .clone()
+}
+
+fn start_tansu(engine: &str) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let dir = std::env::temp_dir().join(format!("weir-tansu-{port}"));
+    std::fs::create_dir_all(&dir).expect("tansu dir");
+    let tansu = std::env::var("HOME")
+        .map(|h| format!("{h}/.cargo/bin/tansu"))
+        .ok()
+        .filter(|p| std::path::Path::new(p).exists())
+        .unwrap_or_else(|| "tansu".into());
+    // The sqlite path must be relative: tansu prefixes the working directory.
+    let script = format!(
+        "{tansu} broker --listener-url tcp://127.0.0.1:{port} \
+         --advertised-listener-url tcp://127.0.0.1:{port} \
+         --storage-engine {engine} >broker.log 2>&1 & T=$!; \
+         while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $T",
+        pid = std::process::id()
+    );
+    let watchdog = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("start a private tansu (is tansu installed? scripts/services.sh kafka)");
+    // The watchdog outlives this call by design; reap it from a thread.
+    std::thread::spawn(move || {
+        let mut w = watchdog;
+        let _ = w.wait();
+    });
+    let addr = format!("127.0.0.1:{port}");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "private tansu did not start; see {dir:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    addr
 }
 
 /// The broker runtime tests use: `WEIR_KAFKA_BROKERS` if set, else [`private_broker`].

@@ -117,8 +117,25 @@ impl TrackedProducer {
     }
 
     /// Waits for every enqueued record's acknowledgement (blocking).
+    ///
+    /// Polls the queue length every millisecond rather than calling
+    /// librdkafka's flush: with the background poll thread consuming the
+    /// delivery reports, `ThreadedProducer::flush` sleeps in 100 ms steps,
+    /// which would put 100 ms into every checkpoint and every cold start.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaOpError> {
-        self.inner.flush(timeout).map_err(op_err("flush"))?;
+        let deadline = Instant::now() + timeout;
+        while self.inner.in_flight_count() > 0 {
+            if Instant::now() > deadline {
+                return Err(KafkaOpError {
+                    op: "flush",
+                    reason: format!(
+                        "{} records not acknowledged within {timeout:?}",
+                        self.inner.in_flight_count()
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         self.check()
     }
 

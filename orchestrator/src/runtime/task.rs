@@ -192,6 +192,7 @@ pub async fn run(
                         _ => break,
                     }
                 }
+                tracing::trace!(records = batch.len(), "batch");
                 let mut counts = task.process(batch).await?;
                 counts.idle_ns = idle_ns;
                 counts.busy_ns = busy.elapsed().as_nanos() as u64;
@@ -458,6 +459,7 @@ impl Task {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "50")
+            .set("fetch.error.backoff.ms", "20")
             .set(
                 "isolation.level",
                 if env.transactional {
@@ -774,9 +776,6 @@ impl Task {
     }
 }
 
-/// Kafka's logical offset for "the beginning of the partition".
-const OFFSET_BEGINNING: i64 = -2;
-
 /// Resolves fresh partitions' start positions to concrete offsets (blocking).
 fn resolve_starts(
     meta: &BaseConsumer,
@@ -790,9 +789,11 @@ fn resolve_starts(
             .map(|s| s.start.clone())
             .unwrap_or_default();
         if start == StartPosition::Earliest {
-            // The logical "beginning" needs no broker query, and stays right
-            // in a checkpoint taken before anything was read.
-            out.insert(tp.clone(), OFFSET_BEGINNING);
+            // Offset 0 needs no broker query (librdkafka's own query for the
+            // logical beginning adds ~500 ms to a cold start); if retention
+            // has moved the log start past it, `auto.offset.reset=earliest`
+            // lands on the first record still there.
+            out.insert(tp.clone(), 0);
             continue;
         }
         let (_, hi) = meta
