@@ -142,6 +142,15 @@ impl Output {
 /// Anything a UDF can emit.
 pub trait IntoOutput {
     fn write_to(self, w: &mut ResultWriter);
+    /// Writes this as the one output of the current input (a map's result).
+    #[doc(hidden)]
+    fn write_single(self, w: &mut ResultWriter)
+    where
+        Self: Sized,
+    {
+        w.begin_emit();
+        self.write_to(w);
+    }
 }
 
 fn value_only(w: &mut ResultWriter, v: &[u8]) {
@@ -155,20 +164,32 @@ impl IntoOutput for Vec<u8> {
     fn write_to(self, w: &mut ResultWriter) {
         value_only(w, &self)
     }
+    fn write_single(self, w: &mut ResultWriter) {
+        w.emit_value(&self)
+    }
 }
 impl IntoOutput for &[u8] {
     fn write_to(self, w: &mut ResultWriter) {
         value_only(w, self)
+    }
+    fn write_single(self, w: &mut ResultWriter) {
+        w.emit_value(self)
     }
 }
 impl IntoOutput for String {
     fn write_to(self, w: &mut ResultWriter) {
         value_only(w, self.as_bytes())
     }
+    fn write_single(self, w: &mut ResultWriter) {
+        w.emit_value(self.as_bytes())
+    }
 }
 impl IntoOutput for &str {
     fn write_to(self, w: &mut ResultWriter) {
         value_only(w, self.as_bytes())
+    }
+    fn write_single(self, w: &mut ResultWriter) {
+        w.emit_value(self.as_bytes())
     }
 }
 impl IntoOutput for Output {
@@ -300,9 +321,7 @@ pub mod __private {
         w: &mut ResultWriter,
         r: core::result::Result<T, E>,
     ) -> Result<()> {
-        let o = r.map_err(Into::into)?;
-        w.begin_emit();
-        o.write_to(w);
+        r.map_err(Into::into)?.write_single(w);
         Ok(())
     }
 
