@@ -136,6 +136,7 @@ async fn send(
     output::outcome(cli.output, kind, &outcome)
 }
 
+/// GETs a tenant-scoped API path; client errors (400/404) are bad input, the rest means the API is unreachable.
 pub(super) async fn get(cli: &Cli, path: &str) -> Result<serde_json::Value, CliError> {
     let url = format!(
         "{}/v1/tenants/{}/{path}",
@@ -165,7 +166,7 @@ pub(super) async fn get(cli: &Cli, path: &str) -> Result<serde_json::Value, CliE
             .get("error")
             .and_then(|e| e.as_str())
             .unwrap_or("request failed");
-        Err(if status.as_u16() == 404 || status.as_u16() == 400 {
+        Err(if status.is_client_error() {
             CliError::Usage(msg.to_owned())
         } else {
             CliError::Unreachable(format!("{status}: {msg}"))

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::job::get;
 use super::output::{self, Format};
 use super::{Cli, CliError};
 use crate::client::{self, Request};
@@ -163,43 +164,6 @@ fn start_engine<C: crate::runtime::control::DeploymentControl>(
         cfg,
     ));
     tasks.spawn(engine.run(shutdown));
-}
-
-async fn get(cli: &Cli, path: &str) -> Result<serde_json::Value, CliError> {
-    let url = format!(
-        "{}/v1/tenants/{}/{path}",
-        cli.conn.api_url.trim_end_matches('/'),
-        cli.tenant
-    );
-    let resp = reqwest::Client::new()
-        .get(&url)
-        .timeout(cli.timeout)
-        .send()
-        .await
-        .map_err(|e| {
-            CliError::Unreachable(format!(
-                "cannot reach the Weir API at {}: {e}",
-                cli.conn.api_url
-            ))
-        })?;
-    let status = resp.status();
-    let body: serde_json::Value = resp
-        .json()
-        .await
-        .map_err(|e| CliError::Unreachable(format!("unreadable API response from {url}: {e}")))?;
-    if status.is_success() {
-        return Ok(body);
-    }
-    let msg = body
-        .get("error")
-        .and_then(|e| e.as_str())
-        .unwrap_or("request failed")
-        .to_owned();
-    Err(if status.is_client_error() {
-        CliError::Usage(msg)
-    } else {
-        CliError::Unreachable(format!("{status}: {msg}"))
-    })
 }
 
 async fn send(
