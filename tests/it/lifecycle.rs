@@ -11,6 +11,19 @@ use weir::domain::{OutcomeStatus, RejectionCode};
 use crate::support::serve::{free_port, Serve, ServeOpts};
 use crate::support::{self, eventually, nats, send, send_expecting, spec, Isolation, NATS_URL};
 
+/// The next outcome on `sub`, or a panic naming `what` after `secs` seconds.
+async fn next_outcome(
+    sub: &mut async_nats::Subscriber,
+    secs: u64,
+    what: &str,
+) -> weir::domain::Outcome {
+    let m = tokio::time::timeout(Duration::from_secs(secs), sub.next())
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .expect("subscription open");
+    serde_json::from_slice(&m.payload).expect("an outcome")
+}
+
 fn code(o: &weir::domain::Outcome) -> Option<RejectionCode> {
     o.rejection.as_ref().map(|r| r.code)
 }
@@ -254,11 +267,7 @@ async fn a_command_delivered_three_times_is_applied_once() {
     }
     let mut got = Vec::new();
     for _ in 0..3 {
-        let m = tokio::time::timeout(Duration::from_secs(10), outcomes.next())
-            .await
-            .expect("outcome")
-            .unwrap();
-        got.push(serde_json::from_slice::<weir::domain::Outcome>(&m.payload).unwrap());
+        got.push(next_outcome(&mut outcomes, 10, "outcome").await);
     }
     accepted(&got[0]);
     assert_eq!(got[0], got[1]);
@@ -365,11 +374,7 @@ async fn crash_between_commit_and_ack_publishes_the_outcome_once_restarted() {
     );
 
     let serve = Serve::start(&iso).await;
-    let m = tokio::time::timeout(Duration::from_secs(30), outcomes.next())
-        .await
-        .expect("outcome after restart")
-        .unwrap();
-    let o: weir::domain::Outcome = serde_json::from_slice(&m.payload).unwrap();
+    let o = next_outcome(&mut outcomes, 30, "outcome after restart").await;
     accepted(&o);
     let (_, events) = serve.get_json("/v1/tenants/acme/jobs/crashy/events").await;
     assert_eq!(
@@ -484,11 +489,7 @@ async fn postgres_outage_holds_commands_until_it_is_back() {
     assert_eq!(ready, 503);
 
     proxy.enable();
-    let m = tokio::time::timeout(Duration::from_secs(30), outcomes.next())
-        .await
-        .expect("outcome once PostgreSQL is back")
-        .unwrap();
-    accepted(&serde_json::from_slice(&m.payload).unwrap());
+    accepted(&next_outcome(&mut outcomes, 30, "outcome once PostgreSQL is back").await);
     let (_, events) = serve.get_json("/v1/tenants/acme/jobs/pg/events").await;
     assert_eq!(events["events"].as_array().unwrap().len(), 2);
 }
@@ -521,11 +522,7 @@ async fn garbage_is_rejected_and_serve_keeps_running() {
 
     let mut codes = Vec::new();
     for _ in 0..3 {
-        let m = tokio::time::timeout(Duration::from_secs(10), unknown.next())
-            .await
-            .expect("rejection")
-            .unwrap();
-        let o: weir::domain::Outcome = serde_json::from_slice(&m.payload).unwrap();
+        let o = next_outcome(&mut unknown, 10, "rejection").await;
         codes.push(code(&o).unwrap());
         let d = tokio::time::timeout(Duration::from_secs(10), dlq.next())
             .await
@@ -567,11 +564,7 @@ async fn garbage_is_rejected_and_serve_keeps_running() {
         ),
     )
     .await;
-    let m = tokio::time::timeout(Duration::from_secs(10), own.next())
-        .await
-        .expect("rejection")
-        .unwrap();
-    let o: weir::domain::Outcome = serde_json::from_slice(&m.payload).unwrap();
+    let o = next_outcome(&mut own, 10, "rejection").await;
     assert_eq!(code(&o), Some(RejectionCode::InvalidCommand));
     assert!(o.rejection.unwrap().message.contains("paralelism"));
 
@@ -639,11 +632,7 @@ async fn tenants_are_isolated() {
         envelope(id, "tenant-a", "job.delete", "shared-name", json!({}), None),
     )
     .await;
-    let m = tokio::time::timeout(Duration::from_secs(10), out.next())
-        .await
-        .expect("outcome")
-        .unwrap();
-    let o: weir::domain::Outcome = serde_json::from_slice(&m.payload).unwrap();
+    let o = next_outcome(&mut out, 10, "outcome").await;
     assert_eq!(code(&o), Some(RejectionCode::TenantMismatch));
     // Reusing A's command id in B does not return A's outcome.
     let reuse = a.command_id.unwrap();
@@ -666,11 +655,7 @@ async fn tenants_are_isolated() {
         ),
     )
     .await;
-    let m = tokio::time::timeout(Duration::from_secs(10), out.next())
-        .await
-        .expect("outcome")
-        .unwrap();
-    let o: weir::domain::Outcome = serde_json::from_slice(&m.payload).unwrap();
+    let o = next_outcome(&mut out, 10, "outcome").await;
     assert_eq!(o.tenant, "tenant-b");
     assert_eq!(code(&o), Some(RejectionCode::NotFound));
     // A's job is untouched.

@@ -74,8 +74,7 @@ async fn load(
     name: &JobName,
 ) -> Result<(JobView, JobState), ApiError> {
     let stream = StreamId::new("job", name.as_str());
-    let all = s.store.list_streams(tenant.as_str(), "job").await?;
-    let Some(row) = all.into_iter().find(|r| r.stream == stream.as_str()) else {
+    let Some(row) = s.store.stream_summary(tenant.as_str(), &stream).await? else {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("job `{name}` not found in tenant `{tenant}`"),

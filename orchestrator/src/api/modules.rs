@@ -94,9 +94,8 @@ pub async fn show(
 ) -> Result<Json<ModuleView>, ApiError> {
     let tenant = Tenant::new(tenant).map_err(bad)?;
     let name = ModuleName::new(name).map_err(bad)?;
-    let stream = format!("module.{name}");
-    let rows = s.store.list_streams(tenant.as_str(), "module").await?;
-    let Some(r) = rows.into_iter().find(|r| r.stream == stream) else {
+    let stream = crate::domain::StreamId::new("module", name.as_str());
+    let Some(r) = s.store.stream_summary(tenant.as_str(), &stream).await? else {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("module `{name}` not found in tenant `{tenant}`"),

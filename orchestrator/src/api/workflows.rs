@@ -110,10 +110,8 @@ pub async fn show(
     let stream = StreamId::new("run", &id);
     let row = s
         .store
-        .list_streams(t.as_str(), "run")
+        .stream_summary(t.as_str(), &stream)
         .await?
-        .into_iter()
-        .find(|r| r.stream == stream.as_str())
         .ok_or_else(|| {
             ApiError(
                 StatusCode::NOT_FOUND,

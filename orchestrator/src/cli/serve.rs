@@ -83,11 +83,18 @@ pub async fn serve(
         committed,
         shutdown.clone(),
     ));
+    // One WASM engine per process (DESIGN §5): the module warmer, the compile
+    // activity and the runtime's operators share it and its artifact cache.
+    let host = crate::wasm::WasmHost::new(crate::wasm::HostConfig {
+        cache_dir: Some(crate::registry::warm::cache_dir_from_env()),
+        ..Default::default()
+    })
+    .map_err(|e| CliError::Usage(format!("cannot start the WASM host: {e}")))?;
     let runtime = super::workflow::spawn_engine(
         store.clone(),
         nats.clone(),
-        conn.subject_prefix.clone(),
-        conn.kafka_brokers.clone(),
+        conn,
+        host.clone(),
         &args.workflows,
         &mut tasks,
         shutdown.clone(),
@@ -98,6 +105,7 @@ pub async fn serve(
             store.clone(),
             js.clone(),
             conn.subject_prefix.clone(),
+            host,
             shutdown.clone(),
         ));
     }

@@ -91,8 +91,8 @@ impl EngineArgs {
 pub async fn spawn_engine(
     store: Arc<PgStore>,
     nats: async_nats::Client,
-    subject_prefix: String,
-    kafka_brokers: String,
+    conn: &crate::config::Connections,
+    host: crate::wasm::WasmHost,
     args: &EngineArgs,
     tasks: &mut tokio::task::JoinSet<()>,
     shutdown: CancellationToken,
@@ -101,17 +101,11 @@ pub async fn spawn_engine(
         return Ok(None);
     }
     let js = async_nats::jetstream::new(nats.clone());
-    let host = Arc::new(
-        crate::wasm::WasmHost::new(crate::wasm::HostConfig {
-            cache_dir: Some(crate::registry::warm::cache_dir_from_env()),
-            ..Default::default()
-        })
-        .map_err(|e| CliError::Usage(format!("cannot start the WASM host: {e}")))?,
-    );
+    let host = Arc::new(host);
     let modules = Arc::new(RegistryModules {
         store: store.clone(),
         js,
-        subject_prefix: subject_prefix.clone(),
+        subject_prefix: conn.subject_prefix.clone(),
         host: host.clone(),
     });
     match args.runtime {
@@ -127,8 +121,8 @@ pub async fn spawn_engine(
             let resolver = RegistryResolver::new(modules.clone(), host);
             let runtime = EmbeddedRuntime::new(
                 RuntimeConfig {
-                    brokers: kafka_brokers,
-                    subject_prefix,
+                    brokers: conn.kafka_brokers.clone(),
+                    subject_prefix: conn.subject_prefix.clone(),
                     ..Default::default()
                 },
                 store.pool().clone(),

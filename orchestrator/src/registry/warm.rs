@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::ModuleBytes;
 use crate::domain::module::ModuleEvent;
 use crate::store::{EventStore, ReadFilter, StoredEvent};
-use crate::wasm::{HostConfig, WasmHost};
+use crate::wasm::WasmHost;
 
 const PAGE: i64 = 500;
 
@@ -40,19 +40,9 @@ pub async fn run<S: EventStore + 'static>(
     store: Arc<S>,
     js: jetstream::Context,
     subject_prefix: String,
+    host: WasmHost,
     shutdown: CancellationToken,
 ) {
-    let host = match WasmHost::new(HostConfig {
-        cache_dir: Some(cache_dir_from_env()),
-        max_instances: 4,
-        ..Default::default()
-    }) {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "module warming disabled: cannot start the WASM host");
-            return;
-        }
-    };
     let mut after = 0i64;
     loop {
         let filter = ReadFilter {

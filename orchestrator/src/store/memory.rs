@@ -179,6 +179,24 @@ impl EventStore for MemoryStore {
             .collect())
     }
 
+    async fn stream_summary(
+        &self,
+        tenant: &str,
+        stream: &StreamId,
+    ) -> Result<Option<StreamSummary>, StoreError> {
+        let key = (tenant.to_owned(), stream.clone());
+        Ok(self
+            .lock()
+            .streams
+            .get(&key)
+            .map(|(state, at)| StreamSummary {
+                stream: stream.to_string(),
+                version: state.version,
+                snapshot: state.snapshot.clone(),
+                updated_at: *at,
+            }))
+    }
+
     async fn list_streams(
         &self,
         tenant: &str,

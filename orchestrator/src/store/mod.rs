@@ -158,6 +158,13 @@ pub trait EventStore: Send + Sync + 'static {
         limit: i64,
     ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
 
+    /// One stream's summary, if it exists.
+    fn stream_summary(
+        &self,
+        tenant: &str,
+        stream: &StreamId,
+    ) -> impl Future<Output = Result<Option<StreamSummary>, StoreError>> + Send;
+
     /// Streams of one kind in one tenant.
     fn list_streams(
         &self,

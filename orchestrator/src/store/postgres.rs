@@ -106,6 +106,15 @@ pub async fn pool(url: &str, schema: &str, max: u32) -> Result<PgPool, StoreErro
         .connect_lazy_with(opts))
 }
 
+fn summary_of(r: &sqlx::postgres::PgRow) -> Result<StreamSummary, StoreError> {
+    Ok(StreamSummary {
+        stream: r.try_get("stream_id").map_err(unavailable)?,
+        version: r.try_get::<i64, _>("version").map_err(unavailable)? as u64,
+        snapshot: r.try_get("snapshot").map_err(unavailable)?,
+        updated_at: r.try_get("updated_at").map_err(unavailable)?,
+    })
+}
+
 fn row_to_event(r: &sqlx::postgres::PgRow) -> Result<StoredEvent, StoreError> {
     let get = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
     Ok(StoredEvent {
@@ -430,6 +439,23 @@ impl EventStore for PgStore {
         rows.iter().map(row_to_event).collect()
     }
 
+    async fn stream_summary(
+        &self,
+        tenant: &str,
+        stream: &StreamId,
+    ) -> Result<Option<StreamSummary>, StoreError> {
+        let row = sqlx::query(
+            "SELECT stream_id, version, snapshot, updated_at FROM streams
+             WHERE tenant = $1 AND stream_id = $2",
+        )
+        .bind(tenant)
+        .bind(stream.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.as_ref().map(summary_of).transpose()
+    }
+
     async fn list_streams(
         &self,
         tenant: &str,
@@ -444,16 +470,7 @@ impl EventStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        rows.iter()
-            .map(|r| {
-                Ok(StreamSummary {
-                    stream: r.try_get("stream_id").map_err(unavailable)?,
-                    version: r.try_get::<i64, _>("version").map_err(unavailable)? as u64,
-                    snapshot: r.try_get("snapshot").map_err(unavailable)?,
-                    updated_at: r.try_get("updated_at").map_err(unavailable)?,
-                })
-            })
-            .collect()
+        rows.iter().map(summary_of).collect()
     }
 
     async fn cursor(&self, relay: &str) -> Result<i64, StoreError> {
