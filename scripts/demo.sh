@@ -44,7 +44,9 @@ step() { echo; echo "\$ weir $*"; "$WEIR" "$@"; }
 IN="orders-$ID"; OUT="orders-upper-$ID"; JOB="orders-$ID"
 step topic create "$IN" --partitions 2
 step topic create "$OUT" --partitions 2
-step udf upload uppercase "$UDF" --version 1.0.0
+# Versions are immutable: each run uploads its own build under its own version.
+UDF_VERSION="1.0.$ID"
+step udf upload uppercase "$UDF" --version "$UDF_VERSION"
 
 SPEC="$(mktemp --suffix .yaml)"
 cat >"$SPEC" <<YAML
@@ -53,7 +55,7 @@ sources:
   - topic: $IN
     format: raw
 operators:
-  - { type: udf, id: upper, module: "uppercase@1.0.0", kind: map }
+  - { type: udf, id: upper, module: "uppercase@$UDF_VERSION", kind: map }
 sinks:
   - { type: kafka, topic: $OUT }
 parallelism: 2
