@@ -10,6 +10,7 @@ mod e2e;
 mod lifecycle;
 mod registry;
 mod runtime;
+mod runtime_cluster;
 mod store;
 mod wasm;
 mod workflow;

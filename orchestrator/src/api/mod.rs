@@ -30,7 +30,7 @@ pub struct ApiState {
     pub nats: async_nats::Client,
     pub metrics: PrometheusHandle,
     /// The stream runtime embedded in this process, if any.
-    pub runtime: Option<std::sync::Arc<crate::runtime::EmbeddedRuntime>>,
+    pub runtime: Option<std::sync::Arc<crate::runtime::cluster::ClusterRuntime>>,
 }
 
 /// Builds the router.

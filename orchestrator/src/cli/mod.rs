@@ -8,6 +8,7 @@ mod output;
 pub mod serve;
 mod topic;
 pub mod udf;
+pub mod worker;
 pub mod workflow;
 
 use std::time::Duration;
@@ -71,6 +72,8 @@ fn humantime_secs(s: &str) -> Result<Duration, String> {
 pub enum Top {
     /// Run the orchestrator: command intake, outbox relay and HTTP API.
     Serve(serve::ServeArgs),
+    /// Run a stream-runtime worker that joins `weir serve` over NATS.
+    Worker(worker::WorkerArgs),
     /// Create, deploy and inspect jobs.
     #[command(subcommand)]
     Job(job::JobCmd),
@@ -135,6 +138,7 @@ impl CliError {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Top::Serve(ref args) => serve::run(&cli.conn, args).await,
+        Top::Worker(ref args) => worker::run(&cli.conn, args).await,
         Top::Job(ref cmd) => job::run(&cli, cmd).await,
         Top::Workflow(ref cmd) => workflow::run(&cli, cmd).await,
         Top::Udf(ref cmd) => udf::run(&cli, cmd).await,

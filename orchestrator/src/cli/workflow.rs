@@ -14,6 +14,7 @@ use crate::client::{self, Request};
 use crate::intake::Subjects;
 use crate::lifecycle::CommandHandler;
 use crate::registry::resolver::RegistryResolver;
+use crate::runtime::cluster::ClusterRuntime;
 use crate::runtime::{EmbeddedRuntime, RuntimeConfig};
 use crate::store::postgres::PgStore;
 use crate::workflow::activities::{Activities, RegistryModules};
@@ -74,6 +75,9 @@ pub struct EngineArgs {
     /// The data plane workflow activities drive.
     #[arg(long, env = "WEIR_RUNTIME", value_enum, default_value_t = RuntimeKind::Embedded)]
     pub runtime: RuntimeKind,
+    /// Workers (with `embedded`): this process's own, ids, heartbeat TTL.
+    #[command(flatten)]
+    pub cluster: super::worker::ServeClusterArgs,
 }
 
 impl EngineArgs {
@@ -83,6 +87,7 @@ impl EngineArgs {
             workflows_dir: PathBuf::from("workflows"),
             replica_id: None,
             runtime: RuntimeKind::None,
+            cluster: Default::default(),
         }
     }
 }
@@ -96,7 +101,7 @@ pub async fn spawn_engine(
     args: &EngineArgs,
     tasks: &mut tokio::task::JoinSet<()>,
     shutdown: CancellationToken,
-) -> Result<Option<Arc<EmbeddedRuntime>>, CliError> {
+) -> Result<Option<Arc<ClusterRuntime>>, CliError> {
     if args.runtime == RuntimeKind::None {
         return Ok(None);
     }
@@ -118,20 +123,33 @@ pub async fn spawn_engine(
             Ok(None)
         }
         RuntimeKind::Embedded => {
-            let resolver = RegistryResolver::new(modules.clone(), host);
-            let runtime = EmbeddedRuntime::new(
-                RuntimeConfig {
-                    brokers: conn.kafka_brokers.clone(),
-                    subject_prefix: conn.subject_prefix.clone(),
-                    ..Default::default()
-                },
+            // The data plane runs on workers (this process's own unless
+            // disabled, and `weir worker`s); the engine drives them through
+            // the cluster control plane, which places and fails over.
+            let embedded = args.cluster.embedded_worker.then(|| {
+                EmbeddedRuntime::new(
+                    RuntimeConfig {
+                        brokers: conn.kafka_brokers.clone(),
+                        subject_prefix: conn.subject_prefix.clone(),
+                        ..Default::default()
+                    },
+                    store.pool().clone(),
+                    Arc::new(RegistryResolver::new(modules.clone(), host)),
+                    Some(nats.clone()),
+                )
+            });
+            let control = super::worker::start_cluster(
+                conn,
                 store.pool().clone(),
-                Arc::new(resolver),
-                Some(nats),
-            );
-            let runtime = Arc::new(runtime);
-            start_engine(store, runtime.clone(), modules, args, tasks, shutdown);
-            Ok(Some(runtime))
+                nats,
+                embedded,
+                &args.cluster,
+                tasks,
+                shutdown.clone(),
+            )
+            .await?;
+            start_engine(store, control.clone(), modules, args, tasks, shutdown);
+            Ok(Some(control))
         }
     }
 }

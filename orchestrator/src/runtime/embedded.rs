@@ -109,6 +109,12 @@ impl EmbeddedRuntime {
         Ok(self.get(key)?.kill_task(task))
     }
 
+    /// The checkpoint store its deployments write to (a cluster worker puts
+    /// its placement holds there: see `CheckpointStore::hold`).
+    pub fn checkpoint_store(&self) -> &CheckpointStore {
+        &self.inner.store
+    }
+
     /// Source partitions of all the spec's topics (blocking metadata calls).
     async fn partitions(&self, topics: Vec<String>) -> Result<Vec<TopicPartition>, RuntimeError> {
         let brokers = self.inner.cfg.brokers.clone();

@@ -69,6 +69,7 @@
 //! [`control::DeploymentControl`] implementation), `metrics`.
 
 pub mod checkpoint;
+pub mod cluster;
 pub mod control;
 pub mod deployment;
 pub mod embedded;

@@ -1,7 +1,11 @@
 //! Checkpoint metadata and state in PostgreSQL (migration 0002), plus the
-//! generation fence that keeps stale deployments from writing.
+//! fences that keep stale deployments from writing: by generation (a newer
+//! deployment of the job started) and, for a deployment run by a cluster
+//! worker, by placement epoch (the job was given to another worker, or to a
+//! newer incarnation of this one; migration 0004).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
@@ -10,10 +14,20 @@ use super::{PartitionCheckpoint, SinkOffsets, Trigger};
 use crate::runtime::control::{CheckpointInfo, DeploymentKey, RuntimeError};
 use crate::runtime::topology::TopicPartition;
 
-/// Reads and writes checkpoints of all jobs.
+/// Reads and writes checkpoints of all jobs. Clones share their holds.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
     pool: PgPool,
+    /// Placements this process holds, per job: a checkpoint of such a job is
+    /// written only while `runtime_placements` still names this worker and epoch.
+    holds: Arc<Mutex<HashMap<DeploymentKey, Hold>>>,
+}
+
+/// A worker's hold on a job's placement (see [`CheckpointStore::hold`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub worker: String,
+    pub epoch: u64,
 }
 
 fn db(e: sqlx::Error) -> RuntimeError {
@@ -42,7 +56,37 @@ pub struct NewCheckpoint<'a> {
 impl CheckpointStore {
     /// Uses a pool whose `search_path` holds the migrated schema.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            holds: Arc::default(),
+        }
+    }
+
+    /// From now on, checkpoints of `key` are written only while its placement
+    /// is `worker` at `epoch`; otherwise saving fails with
+    /// [`RuntimeError::StaleGeneration`], which stops the deployment. Without
+    /// a hold (a runtime used on its own, no placements) only the generation fences.
+    pub fn hold(&self, key: &DeploymentKey, worker: &str, epoch: u64) {
+        if let Ok(mut h) = self.holds.lock() {
+            h.insert(
+                key.clone(),
+                Hold {
+                    worker: worker.to_owned(),
+                    epoch,
+                },
+            );
+        }
+    }
+
+    /// Forgets the hold on `key`.
+    pub fn release(&self, key: &DeploymentKey) {
+        if let Ok(mut h) = self.holds.lock() {
+            h.remove(key);
+        }
+    }
+
+    fn held(&self, key: &DeploymentKey) -> Option<Hold> {
+        self.holds.lock().ok().and_then(|h| h.get(key).cloned())
     }
 
     /// Records `generation` as the deployment's newest. Fails with
@@ -100,6 +144,38 @@ impl CheckpointStore {
                 return Err(RuntimeError::StaleGeneration {
                     requested: c.generation,
                     current: cur as u64,
+                });
+            }
+        }
+        if let Some(hold) = self.held(c.key) {
+            // FOR SHARE: a failover's update of the row waits for this
+            // checkpoint, or this checkpoint sees the new worker and epoch.
+            let placed = sqlx::query(
+                "SELECT worker, epoch FROM runtime_placements
+                 WHERE tenant = $1 AND job = $2 FOR SHARE",
+            )
+            .bind(&c.key.tenant)
+            .bind(&c.key.job)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            let now = placed
+                .map(|r| {
+                    Ok::<_, RuntimeError>(Hold {
+                        worker: r.try_get("worker").map_err(corrupt)?,
+                        epoch: r.try_get::<i64, _>("epoch").map_err(corrupt)? as u64,
+                    })
+                })
+                .transpose()?;
+            if now.as_ref() != Some(&hold) {
+                tracing::warn!(
+                    tenant = %c.key.tenant, job = %c.key.job, worker = %hold.worker,
+                    epoch = hold.epoch, placed = ?now,
+                    "checkpoint refused: the placement moved (epoch fence)"
+                );
+                return Err(RuntimeError::StaleGeneration {
+                    requested: c.generation,
+                    current: c.generation,
                 });
             }
         }
