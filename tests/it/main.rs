@@ -11,6 +11,7 @@ mod lifecycle;
 mod registry;
 mod runtime;
 mod runtime_cluster;
+mod runtime_repartition;
 mod store;
 mod wasm;
 mod workflow;

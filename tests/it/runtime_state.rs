@@ -54,14 +54,15 @@ async fn keyed_counts_survive_a_task_kill_and_rescales_2_4_1() {
     // Generation 2: parallelism 4 — every partition moves, with its state.
     kafka::produce(&p, &input, &user_records(1_200, users, 4, 1_200)).await;
     rig.start(&spec, 2, 4, RestoreFrom::Latest).await;
-    assert_eq!(rig.status().await.tasks.len(), 4);
+    // Two stages (key_by → repartition topic → count), four tasks each.
+    assert_eq!(rig.status().await.tasks.len(), 8);
     read_topic(&rig.brokers, &output, 2, 2_400).await;
     rig.runtime.stop(&rig.key, 2, true).await.unwrap();
 
     // Generation 3: parallelism 1 — all partitions back on one task.
     kafka::produce(&p, &input, &user_records(1_200, users, 4, 2_400)).await;
     rig.start(&spec, 3, 1, RestoreFrom::Latest).await;
-    assert_eq!(rig.status().await.tasks.len(), 1);
+    assert_eq!(rig.status().await.tasks.len(), 2);
     let outs = read_topic(&rig.brokers, &output, 2, 3_600).await;
     assert_exactly_once(&outs, 3_600);
     let counts = final_counts(&outs);

@@ -7,21 +7,29 @@
 //! - **Coordinator**: a checkpoint asks every task for its snapshot at a
 //!   batch boundary, writes them in one PostgreSQL transaction (fenced by
 //!   generation), then tells the tasks it is durable.
+//! - **Stages** ([`prepare`]): a job whose `key_by` feeds keyed state runs as
+//!   stages joined by internal repartition topics; every stage has its own
+//!   tasks, and the coordinator checkpoints all of them together.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use super::checkpoint::store::NewCheckpoint;
 use super::checkpoint::Trigger;
 use super::control::{CheckpointInfo, DeploymentKey, DeploymentStatus, RuntimeError, TaskState};
+use super::kafka;
 use super::metrics::{MetricsReport, TaskMetrics};
+use super::operator::ModuleResolver;
 use super::restart::{RestartPolicy, RestartTracker};
 use super::task::{self, Control, TaskEnv, TaskPlan};
-use super::topology::{Chain, TopicPartition};
+use super::topology::{self, assign, Chain, TopicPartition};
 use crate::domain::job::spec::{JobSpec, SinkSpec};
 
 /// A task's handle as the coordinator sees it.
@@ -53,12 +61,123 @@ pub struct Launch {
     pub key: DeploymentKey,
     pub version: u32,
     pub generation: u64,
+    /// The job's spec, as submitted.
     pub spec: Arc<JobSpec>,
-    pub chain: Chain,
-    pub assignment: Vec<Vec<TopicPartition>>,
+    /// What the tasks run, stage by stage (see [`prepare`]).
+    pub stages: Vec<LaunchStage>,
     pub restore: Option<String>,
     pub env: TaskEnv,
     pub restart: RestartPolicy,
+}
+
+/// One stage of a deployment, ready to run: its spec (see
+/// [`topology::stages`]), its resolved operator chain, and which partitions
+/// each of its tasks owns.
+#[derive(Clone)]
+pub struct LaunchStage {
+    pub spec: Arc<JobSpec>,
+    pub chain: Chain,
+    pub assignment: Vec<Vec<TopicPartition>>,
+}
+
+/// Plans a deployment: splits the job into stages, resolves each stage's
+/// operators, creates the internal repartition topics that join them (as
+/// many partitions as the job's sources have, kept if they exist already)
+/// and assigns every stage's partitions to `parallelism` tasks.
+pub async fn prepare(
+    brokers: &str,
+    key: &DeploymentKey,
+    spec: &JobSpec,
+    resolver: &dyn ModuleResolver,
+    parallelism: u32,
+) -> Result<Vec<LaunchStage>, RuntimeError> {
+    let mut out: Vec<LaunchStage> = Vec::new();
+    let mut source_partitions = 0;
+    for stage in topology::stages(&key.tenant, &key.job, spec) {
+        let chain = Chain::build_in(&key.tenant, &stage.spec, resolver).map_err(|e| {
+            if e.retryable {
+                RuntimeError::Unavailable {
+                    what: "module registry",
+                    reason: e.to_string(),
+                }
+            } else {
+                RuntimeError::Invalid(e.to_string())
+            }
+        })?;
+        if let Some(topic) = &stage.reads_repartition {
+            ensure_topic(brokers, topic, source_partitions).await?;
+        }
+        let topics = stage.spec.sources.iter().map(|s| s.topic.clone()).collect();
+        let partitions = partitions(brokers, topics).await?;
+        if out.is_empty() {
+            source_partitions = partitions.len() as i32;
+        }
+        out.push(LaunchStage {
+            spec: Arc::new(stage.spec),
+            chain,
+            assignment: assign(&partitions, parallelism.max(1)),
+        });
+    }
+    Ok(out)
+}
+
+fn kafka_unavailable(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Unavailable {
+        what: "kafka",
+        reason: e.to_string(),
+    }
+}
+
+/// Partitions of all `topics` (blocking metadata calls, off the executor).
+async fn partitions(
+    brokers: &str,
+    topics: Vec<String>,
+) -> Result<Vec<TopicPartition>, RuntimeError> {
+    let brokers = brokers.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let client = kafka::admin_consumer(&brokers)?;
+        let mut out = Vec::new();
+        for t in topics {
+            for p in kafka::partitions_of(&client, &t)? {
+                out.push(TopicPartition {
+                    topic: t.clone(),
+                    partition: p,
+                });
+            }
+        }
+        Ok::<_, kafka::KafkaOpError>(out)
+    })
+    .await
+    .map_err(|e| RuntimeError::Internal(e.to_string()))?
+    .map_err(kafka_unavailable)
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists, then waits
+/// until its metadata shows it.
+async fn ensure_topic(brokers: &str, topic: &str, count: i32) -> Result<(), RuntimeError> {
+    let admin: AdminClient<DefaultClientContext> = kafka::base_config(brokers)
+        .create()
+        .map_err(kafka_unavailable)?;
+    let new = NewTopic::new(topic, count.max(1), TopicReplication::Fixed(1));
+    let created = admin
+        .create_topics([&new], &AdminOptions::new())
+        .await
+        .map_err(kafka_unavailable)?;
+    for r in created {
+        match r {
+            Ok(_) => tracing::info!(topic, partitions = count, "repartition topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => return Err(kafka_unavailable(format!("creating topic {t}: {e}"))),
+        }
+    }
+    let started = Instant::now();
+    loop {
+        match partitions(brokers, vec![topic.to_owned()]).await {
+            Ok(_) => return Ok(()),
+            Err(e) if started.elapsed() > Duration::from_secs(30) => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 fn now_ms() -> u64 {
@@ -72,7 +191,14 @@ impl Deployment {
         let stopping = Arc::new(AtomicBool::new(false));
         let mut slots = Vec::new();
         let mut supervisors = Vec::new();
-        for (index, partitions) in l.assignment.iter().enumerate() {
+        let last = l.stages.len().saturating_sub(1);
+        // Tasks are numbered across stages: the first stage's, then the next's.
+        let tasks = l.stages.iter().enumerate().flat_map(|(stage, s)| {
+            s.assignment
+                .iter()
+                .map(move |partitions| (stage, s, partitions))
+        });
+        for (index, (stage, st, partitions)) in tasks.enumerate() {
             let metrics = Arc::new(TaskMetrics::new(&l.key, index as u32, partitions.clone()));
             let slot = Arc::new(TaskSlot {
                 metrics,
@@ -85,11 +211,17 @@ impl Deployment {
                 generation: l.generation,
                 index: index as u32,
                 partitions: partitions.clone(),
-                spec: l.spec.clone(),
-                chain: l.chain.clone(),
+                spec: st.spec.clone(),
+                chain: st.chain.clone(),
+                stage: stage as u32,
                 restore: l.restore.clone(),
                 gated: true,
             };
+            let mut env = l.env.clone();
+            if stage != last {
+                // The job's rate limit applies to its outputs, i.e. the last stage.
+                env.rate = None;
+            }
             // The first incarnation's channel exists before launch returns.
             let (tx, rx) = mpsc::channel(8);
             if let Ok(mut c) = slot.ctl.lock() {
@@ -98,7 +230,7 @@ impl Deployment {
             supervisors.push(tokio::spawn(supervise(
                 slot.clone(),
                 plan,
-                l.env.clone(),
+                env,
                 l.restart.clone(),
                 stopping.clone(),
                 rx,
@@ -109,7 +241,12 @@ impl Deployment {
             key: l.key,
             version: l.version,
             generation: l.generation,
-            parallelism: l.assignment.len() as u32,
+            parallelism: l
+                .stages
+                .iter()
+                .map(|s| s.assignment.len() as u32)
+                .max()
+                .unwrap_or(0),
             spec: l.spec,
             env: l.env,
             slots,

@@ -13,13 +13,11 @@ use super::control::{
     CheckpointInfo, DeploymentControl, DeploymentKey, DeploymentRequest, DeploymentStatus,
     RestoreFrom, RuntimeError,
 };
-use super::deployment::{Deployment, Launch};
-use super::kafka;
+use super::deployment::{prepare, Deployment, Launch};
 use super::operator::ModuleResolver;
 use super::rate_limit::TokenBucket;
 use super::restart::RestartPolicy;
 use super::task::TaskEnv;
-use super::topology::{assign, Chain, TopicPartition};
 
 /// Settings of the embedded runtime.
 #[derive(Debug, Clone)]
@@ -115,30 +113,6 @@ impl EmbeddedRuntime {
         &self.inner.store
     }
 
-    /// Source partitions of all the spec's topics (blocking metadata calls).
-    async fn partitions(&self, topics: Vec<String>) -> Result<Vec<TopicPartition>, RuntimeError> {
-        let brokers = self.inner.cfg.brokers.clone();
-        tokio::task::spawn_blocking(move || {
-            let client = kafka::admin_consumer(&brokers)?;
-            let mut out = Vec::new();
-            for t in topics {
-                for p in kafka::partitions_of(&client, &t)? {
-                    out.push(TopicPartition {
-                        topic: t.clone(),
-                        partition: p,
-                    });
-                }
-            }
-            Ok::<_, kafka::KafkaOpError>(out)
-        })
-        .await
-        .map_err(|e| RuntimeError::Internal(e.to_string()))?
-        .map_err(|e| RuntimeError::Unavailable {
-            what: "kafka",
-            reason: e.to_string(),
-        })
-    }
-
     async fn start_inner(&self, req: DeploymentRequest) -> Result<(), RuntimeError> {
         let _serial = self.inner.lifecycle.lock().await;
         let key = req.key.clone();
@@ -181,20 +155,14 @@ impl EmbeddedRuntime {
             RestoreFrom::Latest => self.inner.store.latest(&key).await?.map(|c| c.id),
             RestoreFrom::Checkpoint(id) => Some(self.inner.store.get(&key, id).await?.id),
         };
-        let chain = Chain::build_in(&req.key.tenant, &req.spec, self.inner.resolver.as_ref())
-            .map_err(|e| {
-                if e.retryable {
-                    RuntimeError::Unavailable {
-                        what: "module registry",
-                        reason: e.to_string(),
-                    }
-                } else {
-                    RuntimeError::Invalid(e.to_string())
-                }
-            })?;
-        let topics = req.spec.sources.iter().map(|s| s.topic.clone()).collect();
-        let partitions = self.partitions(topics).await?;
-        let assignment = assign(&partitions, req.parallelism.max(1));
+        let stages = prepare(
+            &self.inner.cfg.brokers,
+            &key,
+            &req.spec,
+            self.inner.resolver.as_ref(),
+            req.parallelism,
+        )
+        .await?;
         let spec = Arc::new(req.spec.clone());
         let rate = spec.rate_limit.map(|r| {
             Arc::new(Mutex::new(TokenBucket::new(
@@ -218,8 +186,7 @@ impl EmbeddedRuntime {
             version: req.version,
             generation: req.generation,
             spec,
-            chain,
-            assignment,
+            stages,
             restore,
             env,
             restart: self.inner.cfg.restart.clone(),

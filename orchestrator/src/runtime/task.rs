@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
@@ -28,8 +28,8 @@ use super::metrics::{BatchCounts, TaskMetrics};
 use super::operator::{BatchContext, OperatorError};
 use super::rate_limit::TokenBucket;
 use super::record::{
-    DeadLetter, Record, SourcePos, SourceRecord, H_DLQ_MODULE, H_DLQ_REASON, H_SOURCE_OFFSET,
-    H_SOURCE_PARTITION, H_SOURCE_TOPIC,
+    output_id_from_headers, DeadLetter, Record, SourcePos, SourceRecord, H_DLQ_MODULE,
+    H_DLQ_REASON, H_SOURCE_OFFSET, H_SOURCE_PARTITION, H_SOURCE_TOPIC,
 };
 use super::sinks::{HttpSink, KafkaSink, NatsSink, PgSink, Sink, SinkError};
 use super::state::{PartitionState, SnapshotError};
@@ -75,6 +75,9 @@ pub struct TaskPlan {
     pub partitions: Vec<TopicPartition>,
     pub spec: Arc<JobSpec>,
     pub chain: Chain,
+    /// The task's stage: 0 reads the job's sources; a later stage reads the
+    /// repartition topic the stage before it writes (see [`super::topology::stages`]).
+    pub stage: u32,
     /// Checkpoint to restore from; partitions absent from it start fresh.
     pub restore: Option<String>,
     /// Wait for the first `Committed` before consuming (fresh deployments:
@@ -502,10 +505,14 @@ impl Task {
         let mut counts = BatchCounts::default();
         let mut groups: BTreeMap<TopicPartition, Vec<SourceRecord>> = BTreeMap::new();
         let mut dead: Vec<DeadLetter> = Vec::new();
+        // A repartition topic's records carry their original source position;
+        // dead letters name that, not the internal topic.
+        let mut original: HashMap<(i32, i64), SourcePos> = HashMap::new();
         for m in &batch {
             counts.records_in += 1;
             let value = m.payload().unwrap_or_default().to_vec();
-            counts.bytes_in += value.len() as u64;
+            let key = m.key().map(<[u8]>::to_vec);
+            counts.bytes_in += (value.len() + key.as_ref().map_or(0, Vec::len)) as u64;
             let topic = self
                 .topics
                 .get(m.topic())
@@ -517,11 +524,30 @@ impl Task {
                 offset: m.offset(),
             };
             let mut record = Record {
-                key: m.key().map(<[u8]>::to_vec),
+                key,
                 value,
                 timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
                 headers: Vec::new(),
             };
+            if self.plan.stage > 0 {
+                if let Some(hs) = m.headers() {
+                    let all = || hs.iter().map(|h| (h.key, h.value.unwrap_or_default()));
+                    if let Some((topic, partition, offset, _)) = output_id_from_headers(all()) {
+                        let origin = SourcePos {
+                            topic,
+                            partition,
+                            offset,
+                        };
+                        original.insert((pos.partition, pos.offset), origin);
+                    }
+                    // Headers the operators of the earlier stage set travel
+                    // on; the runtime's own are per hop.
+                    record.headers = all()
+                        .filter(|(k, _)| !k.starts_with("weir-"))
+                        .map(|(k, v)| (k.to_owned(), v.to_vec()))
+                        .collect();
+                }
+            }
             let source = self.sources.get(m.topic());
             match decode(source, &mut record) {
                 Ok(()) => {
@@ -623,6 +649,13 @@ impl Task {
         counts.records_out = outputs.len() as u64;
         counts.bytes_out = outputs.iter().map(|o| o.record.size() as u64).sum();
         counts.dead_lettered = dead.len() as u64;
+        if !original.is_empty() {
+            for d in &mut dead {
+                if let Some(o) = original.get(&(d.origin.partition, d.origin.offset)) {
+                    d.origin = o.clone();
+                }
+            }
+        }
         self.dead_letter(&dead).await?;
         if let Some(p) = &*self.producer {
             p.check()?;

@@ -7,9 +7,11 @@ use super::operator::{
     BatchContext, ModuleResolver, Operator, OperatorError, OperatorFactory, RecordResult,
 };
 use super::operators::KeyBy;
-use super::record::{DeadLetter, Output, SourceRecord};
+use super::record::{DeadLetter, Output, Record, SourcePos, SourceRecord};
 use super::state::PartitionState;
-use crate::domain::job::spec::{JobSpec, OperatorSpec};
+use crate::domain::job::spec::{
+    Format, JobSpec, OperatorSpec, SinkSpec, SourceSpec, StartPosition, UdfKind,
+};
 
 /// A source partition.
 #[derive(
@@ -34,6 +36,138 @@ pub fn assign(partitions: &[TopicPartition], parallelism: u32) -> Vec<Vec<TopicP
         out[i % tasks].push(tp);
     }
     out
+}
+
+/// The internal topic a `key_by` repartitions through:
+/// `weir.<tenant>.<job>.<key_by id>.repartition`, with any character Kafka
+/// does not allow in topic names replaced by `_`.
+pub fn repartition_topic(tenant: &str, job: &str, key_by: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!(
+        "weir.{}.{}.{}.repartition",
+        clean(tenant),
+        clean(job),
+        clean(key_by)
+    )
+}
+
+/// One stage of a job: what its tasks read, run and write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    /// The stage as a job of its own: sources, operators and sinks.
+    pub spec: JobSpec,
+    /// The repartition topic this stage reads (stages after the first).
+    pub reads_repartition: Option<String>,
+}
+
+/// Splits a job into stages at every `key_by` whose key feeds keyed state,
+/// i.e. one followed by a `process` UDF before the next `key_by`.
+///
+/// Keyed state lives per partition of what a task reads, so records of one
+/// key must all arrive on one partition. A source partitioned some other
+/// way is therefore re-keyed in one stage, written to an internal
+/// repartition topic (partitioned by key hash: the Kafka sink's default
+/// partitioner), and read back by the next stage as an ordinary source.
+/// Each stage is exactly-once on its own (its input is a durable log and its
+/// output a Kafka sink or the job's sinks), so the stages need no aligned
+/// checkpoints: each task checkpoints its own partitions, as before.
+///
+/// A job without such a `key_by` is one stage: the spec unchanged.
+pub fn stages(tenant: &str, job: &str, spec: &JobSpec) -> Vec<Stage> {
+    let ops = &spec.operators;
+    let splits: Vec<usize> = ops
+        .iter()
+        .enumerate()
+        .filter(|(i, op)| {
+            matches!(op, OperatorSpec::KeyBy { .. })
+                && ops[i + 1..]
+                    .iter()
+                    .take_while(|o| !matches!(o, OperatorSpec::KeyBy { .. }))
+                    .any(|o| {
+                        matches!(
+                            o,
+                            OperatorSpec::Udf {
+                                kind: UdfKind::Process,
+                                ..
+                            }
+                        )
+                    })
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if splits.is_empty() {
+        return vec![Stage {
+            spec: spec.clone(),
+            reads_repartition: None,
+        }];
+    }
+    let out_of_order = spec
+        .sources
+        .iter()
+        .map(|s| s.max_out_of_orderness_ms)
+        .max()
+        .unwrap_or(0);
+    let mut stages = Vec::with_capacity(splits.len() + 1);
+    let mut reads: Option<String> = None;
+    let mut from = 0;
+    for &at in splits.iter().chain(std::iter::once(&ops.len())) {
+        let last = at == ops.len();
+        let (operators, writes) = if last {
+            (ops[from..].to_vec(), None)
+        } else {
+            let id = match &ops[at] {
+                OperatorSpec::KeyBy { id, .. } => id.as_str(),
+                OperatorSpec::Udf { id, .. } => id.as_str(),
+            };
+            (
+                ops[from..=at].to_vec(),
+                Some(repartition_topic(tenant, job, id)),
+            )
+        };
+        let sources = match &reads {
+            None => spec.sources.clone(),
+            Some(topic) => vec![SourceSpec {
+                topic: topic.clone(),
+                // Values were decoded (and event time taken) by the first stage.
+                format: Format::Raw,
+                // A fresh stage starts where the topic ends: the stage before
+                // it writes nothing until the start checkpoint is durable.
+                start: StartPosition::Latest,
+                event_time_field: None,
+                max_out_of_orderness_ms: out_of_order,
+            }],
+        };
+        let sinks = match &writes {
+            Some(topic) => vec![SinkSpec::Kafka {
+                topic: topic.clone(),
+            }],
+            None => spec.sinks.clone(),
+        };
+        stages.push(Stage {
+            spec: JobSpec {
+                sources,
+                operators,
+                sinks,
+                // Only the job's real outputs are rate limited.
+                rate_limit: if last { spec.rate_limit } else { None },
+                ..spec.clone()
+            },
+            reads_repartition: reads.take(),
+        });
+        reads = writes;
+        from = at + 1;
+    }
+    stages
 }
 
 /// The operator chain of a job: factories resolved once per deployment.
@@ -124,6 +258,9 @@ impl Instances {
     /// Runs records of one partition through the chain. Each output keeps
     /// its source record's position and gets a sequence number among that
     /// record's outputs, so a replay produces the same identities.
+    ///
+    /// Records move from stage to stage without copies: each operator reads
+    /// the batch in place, and only what it emits flows on.
     pub fn run(
         &mut self,
         input: Vec<SourceRecord>,
@@ -131,17 +268,14 @@ impl Instances {
         ctx: BatchContext,
     ) -> Result<(Vec<Output>, Vec<DeadLetter>), OperatorError> {
         let mut dead = Vec::new();
-        // (index of source record, record) pairs flowing between stages.
-        let mut flowing: Vec<(usize, crate::runtime::record::Record)> = input
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i, r.record.clone()))
-            .collect();
+        let (positions, mut records): (Vec<SourcePos>, Vec<Record>) =
+            input.into_iter().map(|r| (r.pos, r.record)).unzip();
+        // Index of the source record each flowing record came from.
+        let mut origins: Vec<usize> = (0..records.len()).collect();
         for (id, op) in &mut self.ops {
-            if flowing.is_empty() {
+            if records.is_empty() {
                 break;
             }
-            let records: Vec<_> = flowing.iter().map(|(_, r)| r.clone()).collect();
             let results = op.process_batch(&records, state, ctx)?;
             if results.len() != records.len() {
                 return Err(OperatorError {
@@ -153,30 +287,35 @@ impl Instances {
                     ),
                 });
             }
-            let mut next = Vec::with_capacity(flowing.len());
-            for ((src, rec), res) in flowing.into_iter().zip(results) {
+            let mut next = Vec::with_capacity(records.len());
+            let mut next_origins = Vec::with_capacity(records.len());
+            for ((src, rec), res) in origins.into_iter().zip(records).zip(results) {
                 match res {
-                    RecordResult::Emit(outs) => next.extend(outs.into_iter().map(|o| (src, o))),
+                    RecordResult::Emit(outs) => {
+                        next_origins.extend(std::iter::repeat_n(src, outs.len()));
+                        next.extend(outs);
+                    }
                     RecordResult::DeadLetter { reason } => dead.push(DeadLetter {
-                        origin: input[src].pos.clone(),
+                        origin: positions[src].clone(),
                         record: rec,
                         reason,
                         module: op.module().to_owned(),
                     }),
                 }
             }
-            flowing = next;
+            records = next;
+            origins = next_origins;
         }
-        let mut outputs = Vec::with_capacity(flowing.len());
+        let mut outputs = Vec::with_capacity(records.len());
         let mut last: Option<(usize, u32)> = None;
-        for (src, record) in flowing {
+        for (src, record) in origins.into_iter().zip(records) {
             let seq = match last {
                 Some((s, n)) if s == src => n + 1,
                 _ => 0,
             };
             last = Some((src, seq));
             outputs.push(Output {
-                origin: input[src].pos.clone(),
+                origin: positions[src].clone(),
                 seq,
                 record,
             });
@@ -259,6 +398,83 @@ sinks: [{ type: kafka, topic: out }]
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].origin.offset, 11);
         assert_eq!(dead[0].module, "key_by:k");
+    }
+
+    #[test]
+    fn a_key_by_feeding_keyed_state_splits_the_job_at_a_repartition_topic() {
+        let spec = JobSpec::parse(
+            r#"
+sources: [{ topic: in, event_time_field: ts, max_out_of_orderness_ms: 500 }]
+operators:
+  - { type: udf, id: clean, module: "upper@1", kind: map }
+  - { type: key_by, id: by-user, field: user }
+  - { type: udf, id: guard, module: "reject-poison@1", kind: map }
+  - { type: udf, id: count, module: "count@1", kind: process }
+sinks: [{ type: kafka, topic: out }]
+dead_letter_topic: dlq
+rate_limit: 100
+"#,
+        )
+        .unwrap();
+        let st = stages("acme", "job.1", &spec);
+        assert_eq!(st.len(), 2);
+        let topic = "weir.acme.job_1.by-user.repartition";
+        let ids = |s: &Stage| -> Vec<String> {
+            s.spec
+                .operators
+                .iter()
+                .map(|o| match o {
+                    OperatorSpec::KeyBy { id, .. } | OperatorSpec::Udf { id, .. } => id.clone(),
+                })
+                .collect()
+        };
+        assert_eq!(ids(&st[0]), ["clean", "by-user"]);
+        assert_eq!(st[0].spec.sources, spec.sources);
+        assert_eq!(
+            st[0].spec.sinks,
+            vec![SinkSpec::Kafka {
+                topic: topic.into()
+            }]
+        );
+        assert_eq!(st[0].spec.rate_limit, None);
+        assert_eq!(st[0].reads_repartition, None);
+        assert_eq!(ids(&st[1]), ["guard", "count"]);
+        assert_eq!(st[1].reads_repartition.as_deref(), Some(topic));
+        let src = &st[1].spec.sources[0];
+        assert_eq!(
+            (
+                src.topic.as_str(),
+                src.format,
+                src.event_time_field.as_deref()
+            ),
+            (topic, Format::Raw, None)
+        );
+        assert_eq!(src.max_out_of_orderness_ms, 500);
+        assert_eq!(src.start, StartPosition::Latest);
+        assert_eq!(st[1].spec.sinks, spec.sinks);
+        assert_eq!(st[1].spec.rate_limit, Some(100));
+        assert_eq!(st[1].spec.dead_letter_topic.as_deref(), Some("dlq"));
+
+        // A key_by that only keys the output, or is re-keyed before any
+        // keyed state, needs no repartition.
+        let plain = JobSpec::parse(
+            r#"
+sources: [{ topic: in }]
+operators:
+  - { type: key_by, id: a, field: x }
+  - { type: udf, id: up, module: "upper@1", kind: map }
+  - { type: key_by, id: b, field: y }
+sinks: [{ type: kafka, topic: out }]
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            stages("acme", "j", &plain),
+            vec![Stage {
+                spec: plain.clone(),
+                reads_repartition: None
+            }]
+        );
     }
 
     #[test]

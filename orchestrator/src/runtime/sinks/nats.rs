@@ -1,5 +1,6 @@
-//! The NATS sink: one message per output on a subject, with the source
-//! position in headers so consumers can dedupe. At-least-once.
+//! The NATS sink: one message per output on a subject, its value as the
+//! payload, the output's own headers (those with UTF-8 values) plus the
+//! source position in headers so consumers can dedupe. At-least-once.
 
 use async_nats::HeaderMap;
 
@@ -30,6 +31,12 @@ impl NatsSink {
     pub async fn write(&mut self, outputs: &[Output]) -> Result<(), SinkError> {
         for out in outputs {
             let mut headers = HeaderMap::new();
+            for (k, v) in &out.record.headers {
+                // NATS header values are text; others would not arrive intact.
+                if let Ok(v) = std::str::from_utf8(v) {
+                    headers.append(k.as_str(), v);
+                }
+            }
             for (k, v) in out.position_headers() {
                 headers.insert(k, v.as_str());
             }
