@@ -95,9 +95,149 @@ pub fn failover(placements: &[Placed], live: &[WorkerLoad]) -> Vec<Move> {
     moves
 }
 
+/// A placement naming this worker, as its reconcile pass sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assigned {
+    pub key: DeploymentKey,
+    pub generation: u64,
+    pub epoch: u64,
+    /// Desired running (else stopped).
+    pub running: bool,
+    /// How long ago the row last changed.
+    pub age: std::time::Duration,
+}
+
+/// A deployment this worker runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Local {
+    pub key: DeploymentKey,
+    pub generation: u64,
+    pub epoch: u64,
+}
+
+/// What one reconcile pass of a worker does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalPlan {
+    /// Stop these (with a final checkpoint if `true`).
+    pub stop: Vec<(DeploymentKey, bool)>,
+    /// Start (resume) these placements.
+    pub start: Vec<DeploymentKey>,
+}
+
+/// A worker's reconcile decision. Running placements it does not run at
+/// their generation and epoch are started. What it runs but no longer
+/// holds (moved to another worker, or claimed again under a new epoch and
+/// marked stopped) stops without a final checkpoint, which the epoch fence
+/// would refuse anyway; what is marked stopped under the same epoch for
+/// longer than `stop_grace` (the control plane's stop request was lost)
+/// stops with one.
+pub fn reconcile_local(
+    assigned: &[Assigned],
+    local: &[Local],
+    stop_grace: std::time::Duration,
+) -> LocalPlan {
+    let mut plan = LocalPlan::default();
+    for l in local {
+        match assigned.iter().find(|a| a.key == l.key) {
+            None => plan.stop.push((l.key.clone(), false)),
+            Some(a) if a.running => {}
+            Some(a) if a.epoch != l.epoch => plan.stop.push((l.key.clone(), false)),
+            Some(a) if a.age > stop_grace => plan.stop.push((l.key.clone(), true)),
+            Some(_) => {}
+        }
+    }
+    for a in assigned.iter().filter(|a| a.running) {
+        let runs = local
+            .iter()
+            .any(|l| l.key == a.key && l.generation == a.generation && l.epoch == a.epoch);
+        if !runs {
+            plan.start.push(a.key.clone());
+        }
+    }
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn key(job: &str) -> DeploymentKey {
+        DeploymentKey {
+            tenant: "acme".into(),
+            job: job.into(),
+        }
+    }
+
+    fn assigned(job: &str, generation: u64, epoch: u64, running: bool, age_s: u64) -> Assigned {
+        Assigned {
+            key: key(job),
+            generation,
+            epoch,
+            running,
+            age: Duration::from_secs(age_s),
+        }
+    }
+
+    fn local(job: &str, generation: u64, epoch: u64) -> Local {
+        Local {
+            key: key(job),
+            generation,
+            epoch,
+        }
+    }
+
+    #[test]
+    fn a_restarted_worker_starts_everything_placed_on_it() {
+        let plan = reconcile_local(
+            &[assigned("a", 1, 2, true, 0), assigned("b", 3, 5, true, 0)],
+            &[],
+            Duration::from_secs(30),
+        );
+        assert_eq!(plan.start, [key("a"), key("b")]);
+        assert!(plan.stop.is_empty());
+    }
+
+    #[test]
+    fn what_runs_at_the_placed_generation_and_epoch_is_left_alone() {
+        let plan = reconcile_local(
+            &[assigned("a", 1, 2, true, 0)],
+            &[local("a", 1, 2)],
+            Duration::from_secs(30),
+        );
+        assert_eq!(plan, LocalPlan::default());
+    }
+
+    #[test]
+    fn a_new_epoch_or_generation_restarts_and_a_moved_job_stops() {
+        let plan = reconcile_local(
+            &[assigned("a", 1, 3, true, 0), assigned("b", 2, 1, true, 0)],
+            &[local("a", 1, 2), local("b", 1, 1), local("gone", 1, 1)],
+            Duration::from_secs(30),
+        );
+        assert_eq!(plan.start, [key("a"), key("b")]);
+        assert_eq!(plan.stop, [(key("gone"), false)]);
+    }
+
+    #[test]
+    fn a_stopped_placement_stops_after_the_grace_with_a_final_checkpoint() {
+        let grace = Duration::from_secs(30);
+        let fresh = reconcile_local(&[assigned("a", 1, 1, false, 5)], &[local("a", 1, 1)], grace);
+        assert_eq!(
+            fresh,
+            LocalPlan::default(),
+            "the stop request is on its way"
+        );
+        let old = reconcile_local(
+            &[assigned("a", 1, 1, false, 60)],
+            &[local("a", 1, 1)],
+            grace,
+        );
+        assert_eq!(old.stop, [(key("a"), true)]);
+        let fenced = reconcile_local(&[assigned("a", 1, 2, false, 0)], &[local("a", 1, 1)], grace);
+        assert_eq!(fenced.stop, [(key("a"), false)]);
+        assert!(fenced.start.is_empty());
+    }
 
     fn w(id: &str, capacity: u32, placed: u32) -> WorkerLoad {
         WorkerLoad {

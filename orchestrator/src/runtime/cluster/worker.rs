@@ -16,6 +16,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::liveness::Liveness;
+use super::placement::{reconcile_local, Assigned, Local};
 use super::store::{Desired, PlacementStore};
 use super::wire::{Heartbeat, Held, KeyBody, Reply, StartBody, StopBody};
 use super::ClusterConfig;
@@ -265,46 +266,53 @@ impl Worker {
                 return;
             }
         };
-        let by_key: HashMap<&DeploymentKey, _> = placed.iter().map(|p| (p.key(), p)).collect();
-        for held in self.all_held() {
-            let stale = match by_key.get(&held.key) {
-                None => Some(false),
-                Some(p) if p.desired == Desired::Running => None,
-                Some(p) if p.epoch != held.epoch => Some(false),
-                Some(p) => {
-                    let age = chrono::Utc::now() - p.updated_at;
-                    (age.to_std().unwrap_or_default() > STOP_GRACE).then_some(true)
-                }
+        let assigned: Vec<Assigned> = placed
+            .iter()
+            .map(|p| Assigned {
+                key: p.key().clone(),
+                generation: p.generation,
+                epoch: p.epoch,
+                running: p.desired == Desired::Running,
+                age: (chrono::Utc::now() - p.updated_at)
+                    .to_std()
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let held = self.all_held();
+        let local: Vec<Local> = held
+            .iter()
+            .map(|h| Local {
+                key: h.key.clone(),
+                generation: h.generation,
+                epoch: h.epoch,
+            })
+            .collect();
+        let plan = reconcile_local(&assigned, &local, STOP_GRACE);
+        for (key, final_checkpoint) in plan.stop {
+            let Some(h) = held.iter().find(|h| h.key == key) else {
+                continue;
             };
-            if let Some(final_checkpoint) = stale {
-                tracing::info!(worker = %self.inner.id, job = %held.key.job, final_checkpoint, "placement gone from this worker; stopping");
-                let _op = self.inner.ops.lock().await;
-                if let Err(e) = self
-                    .stop_locked(&held.key, held.generation, final_checkpoint)
-                    .await
-                {
-                    tracing::warn!(job = %held.key.job, error = %e, "stop failed");
-                }
+            tracing::info!(worker = %self.inner.id, job = %key.job, final_checkpoint, "placement gone from this worker; stopping");
+            let _op = self.inner.ops.lock().await;
+            if let Err(e) = self.stop_locked(&key, h.generation, final_checkpoint).await {
+                tracing::warn!(job = %key.job, error = %e, "stop failed");
             }
         }
-        for p in placed.iter().filter(|p| p.desired == Desired::Running) {
-            let running = self
-                .held(p.key())
-                .is_some_and(|h| h.generation == p.generation && h.epoch == p.epoch);
-            if running {
+        for key in plan.start {
+            let Some(p) = placed.iter().find(|p| *p.key() == key) else {
                 continue;
-            }
+            };
             match self.start(p.request.clone(), p.epoch, true).await {
                 Ok(()) => {}
                 Err(e) if e.is_retryable() => {
-                    tracing::warn!(job = %p.key().job, error = %e, "resuming the placement failed; retrying")
+                    tracing::warn!(job = %key.job, error = %e, "resuming the placement failed; retrying")
                 }
                 Err(e) => {
-                    tracing::error!(job = %p.key().job, error = %e, "placement cannot start here; marking it stopped");
+                    tracing::error!(job = %key.job, error = %e, "placement cannot start here; marking it stopped");
                     let _ = self
                         .inner
                         .placements
-                        .set_stopped(p.key(), p.generation, Some(p.epoch))
+                        .set_stopped(&key, p.generation, Some(p.epoch))
                         .await;
                 }
             }
