@@ -11,7 +11,7 @@
 mod guests;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use weir::wasm::{
     Bytes, HostConfig, InputRecord, InstanceLabels, KeyedState, ModuleLimits, OutputRecord,
@@ -97,7 +97,22 @@ fn native_json_filter(input: &[InputRecord]) -> Vec<RecordResult> {
         .collect()
 }
 
-/// Mean ns per record of `f` over batches of `n`, run for about `budget`.
+/// CPU time of the calling thread. The figures are CPU time, not wall time,
+/// so other work on the machine does not inflate them (the UDF runs on this
+/// thread; the epoch ticker only sleeps).
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Mean CPU ns per record of `f` over batches of `n`, run for about `budget`
+/// of CPU time.
 fn per_record(
     n: usize,
     budget: Duration,
@@ -108,19 +123,40 @@ fn per_record(
     for _ in 0..(2048 / n).max(3) {
         black_box(f(&input));
     }
-    let started = Instant::now();
+    let started = thread_cpu();
     let mut done = 0usize;
-    while started.elapsed() < budget {
+    // `WEIR_BENCH_BATCHES=k` runs exactly k batches instead (for counting
+    // instructions with `perf stat`, which a busy machine does not skew).
+    if let Some(k) = std::env::var("WEIR_BENCH_BATCHES")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
+        for _ in 0..k {
+            black_box(f(black_box(&input)));
+            done += n;
+        }
+        return (thread_cpu() - started).as_nanos() as f64 / done.max(1) as f64;
+    }
+    while thread_cpu() - started < budget {
         for _ in 0..(4096 / n).max(1) {
             black_box(f(black_box(&input)));
             done += n;
         }
     }
-    started.elapsed().as_nanos() as f64 / done as f64
+    (thread_cpu() - started).as_nanos() as f64 / done as f64
 }
 
 fn main() {
-    let host = WasmHost::new(HostConfig::default()).expect("host");
+    // `WEIR_BENCH_INSTANCES=2` shrinks the pool's address-space reservation
+    // (so the bench runs under valgrind); code generation is the same.
+    let mut cfg = HostConfig::default();
+    if let Some(n) = std::env::var("WEIR_BENCH_INSTANCES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        cfg.max_instances = n;
+    }
+    let host = WasmHost::new(cfg).expect("host");
     let budget = Duration::from_millis(
         std::env::var("WEIR_BENCH_MS")
             .ok()
@@ -136,7 +172,9 @@ fn main() {
         operator: "op".into(),
     };
 
-    println!("WASM UDF overhead (ns per record; records of ~45 bytes; {budget:?} per figure)");
+    println!(
+        "WASM UDF overhead (thread CPU ns per record; records of ~45 bytes; {budget:?} per figure)"
+    );
     println!(
         "{:<14} {:>6} {:>10} {:>10} {:>10}",
         "udf", "batch", "native", "wasm", "overhead"
@@ -154,6 +192,9 @@ fn main() {
     let only_batch: Option<usize> = std::env::var("WEIR_BENCH_BATCH")
         .ok()
         .and_then(|s| s.parse().ok());
+    // `WEIR_BENCH_SIDE=wasm|native` measures one side only (for profiling).
+    let side = std::env::var("WEIR_BENCH_SIDE").ok();
+    let side = side.as_deref();
     for (name, native) in cases {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
@@ -174,8 +215,16 @@ fn main() {
             if only_batch.is_some_and(|b| b != n) {
                 continue;
             }
-            let nat = per_record(n, budget, native);
-            let wasm = per_record(n, budget, |b| udf.process_batch(b, &mut state));
+            let nat = if side == Some("wasm") {
+                0.0
+            } else {
+                per_record(n, budget, native)
+            };
+            let wasm = if side == Some("native") {
+                0.0
+            } else {
+                per_record(n, budget, |b| udf.process_batch(b, &mut state))
+            };
             println!(
                 "{name:<14} {n:>6} {nat:>10.1} {wasm:>10.1} {:>10.1}",
                 wasm - nat
@@ -194,8 +243,13 @@ fn main() {
                 .expect("instance"),
         );
     }
-    let rounds = 2000;
-    let started = Instant::now();
+    // Fewer rounds when counting instructions (under valgrind).
+    let rounds = if std::env::var_os("WEIR_BENCH_BATCHES").is_some() {
+        10
+    } else {
+        2000
+    };
+    let started = thread_cpu();
     for _ in 0..rounds {
         black_box(
             module
@@ -203,7 +257,7 @@ fn main() {
                 .expect("instance"),
         );
     }
-    let us = started.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    let us = (thread_cpu() - started).as_secs_f64() * 1e6 / rounds as f64;
     println!("instantiation from InstancePre (store + sandbox + instance): {us:.1} µs");
 
     if let Some(o) = verdict {

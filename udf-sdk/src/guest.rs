@@ -164,6 +164,7 @@ impl IntoOutput for Vec<u8> {
     fn write_to(self, w: &mut ResultWriter) {
         value_only(w, &self)
     }
+    #[inline]
     fn write_single(self, w: &mut ResultWriter) {
         w.emit_value(&self)
     }
@@ -172,6 +173,7 @@ impl IntoOutput for &[u8] {
     fn write_to(self, w: &mut ResultWriter) {
         value_only(w, self)
     }
+    #[inline]
     fn write_single(self, w: &mut ResultWriter) {
         w.emit_value(self)
     }
@@ -180,6 +182,7 @@ impl IntoOutput for String {
     fn write_to(self, w: &mut ResultWriter) {
         value_only(w, self.as_bytes())
     }
+    #[inline]
     fn write_single(self, w: &mut ResultWriter) {
         w.emit_value(self.as_bytes())
     }
@@ -188,6 +191,7 @@ impl IntoOutput for &str {
     fn write_to(self, w: &mut ResultWriter) {
         value_only(w, self.as_bytes())
     }
+    #[inline]
     fn write_single(self, w: &mut ResultWriter) {
         w.emit_value(self.as_bytes())
     }
