@@ -9,6 +9,8 @@ mod pipeline;
 mod sinks;
 #[path = "runtime_state.rs"]
 mod state;
+#[path = "runtime_wasm.rs"]
+mod wasm_state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use weir::domain::job::JobSpec;
 use weir::runtime::control::{
     DeploymentControl, DeploymentKey, DeploymentRequest, DeploymentStatus, RestoreFrom,
 };
-use weir::runtime::{EmbeddedRuntime, NativeModules, RuntimeConfig};
+use weir::runtime::{EmbeddedRuntime, ModuleResolver, NativeModules, RuntimeConfig};
 use weir::store::postgres::PgStore;
 
 use crate::support::kafka::{self, ReadRecord};
@@ -39,6 +41,10 @@ pub struct Rig {
 }
 
 pub async fn rig_with(modules: NativeModules, cfg: RuntimeConfig) -> Rig {
+    rig_with_resolver(Arc::new(modules), cfg).await
+}
+
+pub async fn rig_with_resolver(modules: Arc<dyn ModuleResolver>, cfg: RuntimeConfig) -> Rig {
     // RUST_LOG=weir=info shows restores, replay scans and checkpoints.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -51,7 +57,7 @@ pub async fn rig_with(modules: NativeModules, cfg: RuntimeConfig) -> Rig {
         .expect("PostgreSQL with migrations");
     let pool = store.pool().clone();
     let brokers = cfg.brokers.clone();
-    let runtime = EmbeddedRuntime::new(cfg, pool.clone(), Arc::new(modules), None);
+    let runtime = EmbeddedRuntime::new(cfg, pool.clone(), modules, None);
     let key = DeploymentKey {
         tenant: "acme".into(),
         job: crate::support::unique("job"),

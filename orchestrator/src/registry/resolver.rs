@@ -22,7 +22,7 @@ use crate::runtime::record::Record;
 use crate::runtime::state::PartitionState;
 use crate::store::EventStore;
 use crate::wasm::{
-    BatchTime, Bytes, InputRecord, InstanceLabels, KeyedState, LoadedModule, ModuleLimits,
+    BatchTime, InputRecord, InstanceLabels, KeyedState, LoadedModule, ModuleLimits,
     OutputRecord, UdfInstance, WasmHost,
 };
 use crate::workflow::activities::{ModuleSource, RegistryModules};
@@ -135,6 +135,22 @@ impl<S: EventStore> ModuleResolver for RegistryResolver<S> {
                 m
             }
         };
+        Ok(Arc::new(WasmFactory::for_operator(loaded, spec, module)))
+    }
+}
+
+/// Makes WASM operator instances of one module for one operator id.
+pub struct WasmFactory {
+    module: Arc<LoadedModule>,
+    limits: ModuleLimits,
+    operator: String,
+    label: String,
+}
+
+impl WasmFactory {
+    /// Instances of `module` for the operator `spec` (its id and its memory
+    /// and time limits); `label` names the module in dead letters.
+    pub fn for_operator(module: Arc<LoadedModule>, spec: &OperatorSpec, label: &str) -> Self {
         let (id, memory_mb, timeout_ms) = match spec {
             OperatorSpec::Udf {
                 id,
@@ -151,21 +167,13 @@ impl<S: EventStore> ModuleResolver for RegistryResolver<S> {
         if let Some(ms) = timeout_ms {
             limits.deadline = Duration::from_millis(ms);
         }
-        Ok(Arc::new(WasmFactory {
-            module: loaded,
+        Self {
+            module,
             limits,
             operator: id,
-            label: module.to_owned(),
-        }))
+            label: label.to_owned(),
+        }
     }
-}
-
-/// Makes WASM operator instances of one module for one operator id.
-pub struct WasmFactory {
-    module: Arc<LoadedModule>,
-    limits: ModuleLimits,
-    operator: String,
-    label: String,
 }
 
 impl OperatorFactory for WasmFactory {
@@ -199,16 +207,13 @@ pub struct WasmOperator {
     states: HashMap<i32, KeyedState>,
 }
 
+/// Both sides hold payloads as shared `Bytes`: no copies either way.
 fn to_output(o: OutputRecord) -> Record {
     Record {
-        key: o.key.map(|k| k.to_vec()),
-        value: o.value.map(|v| v.to_vec()).unwrap_or_default(),
+        key: o.key,
+        value: o.value.unwrap_or_default(),
         timestamp_ms: o.timestamp,
-        headers: o
-            .headers
-            .into_iter()
-            .map(|(k, v)| (k, v.to_vec()))
-            .collect(),
+        headers: o.headers,
     }
 }
 
@@ -247,14 +252,10 @@ impl Operator for WasmOperator {
         let inputs: Vec<InputRecord> = records
             .iter()
             .map(|r| InputRecord {
-                key: r.key.clone().map(Bytes::from),
-                value: Some(Bytes::from(r.value.clone())),
+                key: r.key.clone(),
+                value: Some(r.value.clone()),
                 timestamp: r.timestamp_ms,
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Bytes::from(v.clone())))
-                    .collect(),
+                headers: r.headers.clone(),
                 source: Default::default(),
             })
             .collect();
@@ -282,17 +283,30 @@ impl Operator for WasmOperator {
                 }
             }
         }
+        Ok(results)
+    }
+
+    fn module(&self) -> &str {
+        &self.label
+    }
+
+    /// The host state lives here between checkpoints; it is serialised into
+    /// the partition's state only when a checkpoint asks for it.
+    fn save_state(
+        &mut self,
+        partition: i32,
+        state: &mut PartitionState,
+    ) -> Result<(), OperatorError> {
+        let Some(keyed) = self.states.get(&partition) else {
+            return Ok(());
+        };
         if !keyed.is_empty() || op_state_has_blob(state, &self.operator) {
             let snapshot = keyed.snapshot();
             state
                 .operator(&self.operator)
                 .put(STATE_BLOB.to_vec(), snapshot);
         }
-        Ok(results)
-    }
-
-    fn module(&self) -> &str {
-        &self.label
+        Ok(())
     }
 }
 

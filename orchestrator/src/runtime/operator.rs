@@ -54,6 +54,19 @@ pub trait Operator: Send {
 
     /// What dead letters name as their module (`name@version` for UDFs).
     fn module(&self) -> &str;
+
+    /// Writes state the operator keeps on its own side (a WASM UDF's host
+    /// state) into the partition's state. The task calls it just before it
+    /// snapshots the partition for a checkpoint, so the operator need not
+    /// serialise after every batch.
+    fn save_state(
+        &mut self,
+        partition: i32,
+        state: &mut PartitionState,
+    ) -> Result<(), OperatorError> {
+        let _ = (partition, state);
+        Ok(())
+    }
 }
 
 /// Makes fresh instances of one operator of a job (one per task, and again

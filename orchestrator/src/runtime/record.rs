@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 /// Header on every output and dead letter: the source topic.
 pub const H_SOURCE_TOPIC: &str = "weir-source-topic";
 /// Header on every output and dead letter: the source partition (decimal).
@@ -24,19 +26,21 @@ pub struct SourcePos {
     pub offset: i64,
 }
 
-/// A record: what operators see and produce.
+/// A record: what operators see and produce. Keys, values and header values
+/// are shared buffers, so handing records to an operator (a WASM UDF
+/// included) and taking its outputs back copies no payload.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Record {
-    pub key: Option<Vec<u8>>,
-    pub value: Vec<u8>,
+    pub key: Option<Bytes>,
+    pub value: Bytes,
     /// Event time in epoch milliseconds.
     pub timestamp_ms: i64,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Vec<(String, Bytes)>,
 }
 
 impl Record {
     /// A record with a value only.
-    pub fn value(value: impl Into<Vec<u8>>) -> Self {
+    pub fn value(value: impl Into<Bytes>) -> Self {
         Self {
             value: value.into(),
             ..Self::default()
@@ -45,7 +49,7 @@ impl Record {
 
     /// Payload bytes counted for metrics.
     pub fn size(&self) -> usize {
-        self.value.len() + self.key.as_ref().map_or(0, Vec::len)
+        self.value.len() + self.key.as_ref().map_or(0, Bytes::len)
     }
 }
 

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
@@ -510,9 +511,10 @@ impl Task {
         let mut original: HashMap<(i32, i64), SourcePos> = HashMap::new();
         for m in &batch {
             counts.records_in += 1;
-            let value = m.payload().unwrap_or_default().to_vec();
-            let key = m.key().map(<[u8]>::to_vec);
-            counts.bytes_in += (value.len() + key.as_ref().map_or(0, Vec::len)) as u64;
+            // The one copy of a record's bytes: out of the consumer's buffer.
+            let value = Bytes::copy_from_slice(m.payload().unwrap_or_default());
+            let key = m.key().map(Bytes::copy_from_slice);
+            counts.bytes_in += (value.len() + key.as_ref().map_or(0, Bytes::len)) as u64;
             let topic = self
                 .topics
                 .get(m.topic())
@@ -544,7 +546,7 @@ impl Task {
                     // on; the runtime's own are per hop.
                     record.headers = all()
                         .filter(|(k, _)| !k.starts_with("weir-"))
-                        .map(|(k, v)| (k.to_owned(), v.to_vec()))
+                        .map(|(k, v)| (k.to_owned(), Bytes::copy_from_slice(v)))
                         .collect();
                 }
             }
@@ -714,10 +716,10 @@ impl Task {
                         value: Some(offset.as_bytes()),
                     });
                 let mut rec = BaseRecord::to(topic)
-                    .payload(d.record.value.as_slice())
+                    .payload(&d.record.value[..])
                     .headers(headers);
                 if let Some(k) = &d.record.key {
-                    rec = rec.key(k.as_slice());
+                    rec = rec.key(&k[..]);
                 }
                 match producer.inner().send(rec) {
                     Ok(()) => break,
@@ -765,6 +767,16 @@ impl Task {
             })
             .await
             .map_err(|e| TaskError::Setup(e.to_string()))??;
+        }
+        // Operators that keep state on their side write it in now.
+        let ops = self
+            .instances
+            .as_mut()
+            .ok_or_else(|| TaskError::Setup("operators lost".into()))?;
+        if let Some(progress) = self.progress.as_mut() {
+            for (tp, p) in progress.iter_mut() {
+                ops.save_state(tp.partition, &mut p.state)?;
+            }
         }
         let mut sink_offsets = SinkOffsets::new();
         for s in self.sinks.iter() {

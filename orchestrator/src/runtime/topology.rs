@@ -322,6 +322,19 @@ impl Instances {
         }
         Ok((outputs, dead))
     }
+
+    /// Has every operator write its own state of `partition` into `state`
+    /// (before a checkpoint snapshots it).
+    pub fn save_state(
+        &mut self,
+        partition: i32,
+        state: &mut PartitionState,
+    ) -> Result<(), OperatorError> {
+        for (_, op) in &mut self.ops {
+            op.save_state(partition, state)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

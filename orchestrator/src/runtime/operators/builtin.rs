@@ -43,7 +43,7 @@ impl NativeModules {
         m.register("identity@1", |r, _| RecordResult::Emit(vec![r.clone()]));
         m.register("upper@1", |r, _| {
             let mut out = r.clone();
-            out.value.make_ascii_uppercase();
+            out.value = out.value.to_ascii_uppercase().into();
             RecordResult::Emit(vec![out])
         });
         m.register("count@1", count);
@@ -71,7 +71,7 @@ impl NativeModules {
 }
 
 fn count(r: &Record, state: &mut KeyedState) -> RecordResult {
-    let key = r.key.clone().unwrap_or_default();
+    let key = r.key.as_deref().unwrap_or_default().to_vec();
     let n = state
         .get(&key)
         .and_then(|v| <[u8; 8]>::try_from(v).ok())
@@ -83,8 +83,8 @@ fn count(r: &Record, state: &mut KeyedState) -> RecordResult {
         "count": n,
     });
     RecordResult::Emit(vec![Record {
-        key: Some(key),
-        value: value.to_string().into_bytes(),
+        key: Some(key.into()),
+        value: value.to_string().into(),
         timestamp_ms: r.timestamp_ms,
         headers: Vec::new(),
     }])
@@ -202,7 +202,7 @@ mod tests {
     fn count_keeps_a_running_count_per_key_in_host_state() {
         let mut st = PartitionState::default();
         let rec = |k: &str| Record {
-            key: Some(k.as_bytes().to_vec()),
+            key: Some(k.to_owned().into()),
             ..Record::default()
         };
         let res = run(
@@ -214,7 +214,7 @@ mod tests {
         let RecordResult::Emit(outs) = &res[2] else {
             panic!("{res:?}")
         };
-        assert_eq!(outs[0].value, br#"{"count":2,"key":"a"}"#);
+        assert_eq!(outs[0].value, &br#"{"count":2,"key":"a"}"#[..]);
         assert_eq!(st.operator("op").get(b"a"), Some(&2u64.to_le_bytes()[..]));
     }
 

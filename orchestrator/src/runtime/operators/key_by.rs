@@ -51,7 +51,7 @@ impl Operator for KeyBy {
             .map(|r| match extract_field(&r.value, &self.path) {
                 Ok(key) => {
                     let mut out = r.clone();
-                    out.key = Some(key);
+                    out.key = Some(key.into());
                     RecordResult::Emit(vec![out])
                 }
                 Err(reason) => RecordResult::DeadLetter { reason },
@@ -88,8 +88,8 @@ mod tests {
             RecordResult::Emit(v) => v[0].key.clone(),
             RecordResult::DeadLetter { .. } => None,
         };
-        assert_eq!(key(0), Some(b"alice".to_vec()));
-        assert_eq!(key(1), Some(b"7".to_vec()));
+        assert_eq!(key(0).as_deref(), Some(&b"alice"[..]));
+        assert_eq!(key(1).as_deref(), Some(&b"7"[..]));
         assert!(
             matches!(&res[2], RecordResult::DeadLetter { reason } if reason.contains("user.id"))
         );

@@ -82,7 +82,7 @@ impl KafkaSink {
                 for (k, v) in &out.record.headers {
                     headers = headers.insert(Header {
                         key: k,
-                        value: Some(v),
+                        value: Some(&v[..]),
                     });
                 }
                 for (k, v) in &pos {
@@ -92,11 +92,11 @@ impl KafkaSink {
                     });
                 }
                 let mut rec = BaseRecord::to(&self.topic)
-                    .payload(out.record.value.as_slice())
+                    .payload(&out.record.value[..])
                     .headers(headers)
                     .timestamp(out.record.timestamp_ms);
                 if let Some(k) = &out.record.key {
-                    rec = rec.key(k.as_slice());
+                    rec = rec.key(&k[..]);
                 }
                 match self.producer.inner().send(rec) {
                     Ok(()) => break,

@@ -41,11 +41,7 @@ impl NatsSink {
                 headers.insert(k, v.as_str());
             }
             self.client
-                .publish_with_headers(
-                    self.subject.clone(),
-                    headers,
-                    out.record.value.clone().into(),
-                )
+                .publish_with_headers(self.subject.clone(), headers, out.record.value.clone())
                 .await
                 .map_err(|e| self.err(e))?;
         }
