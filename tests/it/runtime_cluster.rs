@@ -29,6 +29,7 @@ fn serve_opts(extra: &[(&str, &str)]) -> ServeOpts {
         ("WEIR_RUNTIME".to_owned(), "embedded".to_owned()),
         ("WEIR_WORKER_TTL".to_owned(), TTL.to_owned()),
     ];
+    env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     env.extend(
         extra
             .iter()
@@ -42,6 +43,10 @@ fn serve_opts(extra: &[(&str, &str)]) -> ServeOpts {
 
 /// A `weir worker` child process, killed (SIGKILL) on drop.
 fn spawn_worker(iso: &Isolation, id: &str) -> Child {
+    spawn_worker_with_ttl(iso, id, TTL)
+}
+
+fn spawn_worker_with_ttl(iso: &Isolation, id: &str, ttl: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["worker", "--worker-id", id])
         .env("WEIR_DATABASE_URL", DATABASE_URL)
@@ -49,7 +54,7 @@ fn spawn_worker(iso: &Isolation, id: &str) -> Child {
         .env("WEIR_DB_SCHEMA", &iso.schema)
         .env("WEIR_SUBJECT_PREFIX", &iso.prefix)
         .env("WEIR_KAFKA_BROKERS", brokers())
-        .env("WEIR_WORKER_TTL", TTL)
+        .env("WEIR_WORKER_TTL", ttl)
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -361,4 +366,76 @@ async fn a_moved_placement_fences_the_old_worker_s_checkpoints() {
     save(CheckpointStore::new(pool))
         .await
         .expect("no hold, no epoch fence");
+}
+
+/// A `weir worker` stopped with SIGTERM takes a final checkpoint, exits
+/// cleanly and leaves at once: its job moves to another worker well before
+/// the (long) TTL would have expired, and the sink holds every output once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_with_sigterm_hands_its_job_over_at_once() {
+    let _turn = TURN.lock().await;
+    let iso = Isolation::new();
+    let ttl = "60s";
+    let serve = Serve::start_with(
+        &iso,
+        serve_opts(&[("WEIR_EMBEDDED_WORKER", "false"), ("WEIR_WORKER_TTL", ttl)]),
+    )
+    .await;
+    let mut w1 = spawn_worker_with_ttl(&iso, "w1", ttl);
+    let (input, output) = (unique_topic("gr-in"), unique_topic("gr-out"));
+    create_topic(&brokers(), &input, 2).await;
+    create_topic(&brokers(), &output, 2).await;
+    upload_upper(&iso);
+    let n = 3_000;
+    kafka::produce(
+        &kafka::producer(&brokers()),
+        &input,
+        &user_records(n, 10, 2, 0),
+    )
+    .await;
+    wait_live(&iso, "w1").await;
+    // Slower than the others: a graceful stop waits for the batch in flight.
+    deploy(&serve, "gr", &input, &output, 100).await;
+    let pool = placement_pool(&iso).await;
+    let (worker, epoch) = placed_on(&pool, "gr").await.expect("placement");
+    assert_eq!(worker, "w1");
+    let _w2 = spawn_worker_with_ttl(&iso, "w2", ttl);
+    wait_live(&iso, "w2").await;
+    let at_stop = wait_written(&serve, "gr", n as u64 / 5).await;
+    let pid = w1.id().expect("w1 runs").to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exit = tokio::time::timeout(Duration::from_secs(60), w1.wait())
+        .await
+        .expect("w1 exits after its final checkpoint")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        at_stop < n as u64 * 4 / 5,
+        "the stop came too late to prove anything ({at_stop})"
+    );
+    eventually(
+        Duration::from_secs(20),
+        "the job moved to w2 before the TTL",
+        || async {
+            placed_on(&pool, "gr")
+                .await
+                .filter(|(w, e)| w == "w2" && *e > epoch)
+        },
+    )
+    .await;
+    let outs = read_outputs(&output, n).await;
+    assert_exactly_once(&outs, n);
+    // w2 runs it now. (On the busy shared broker the final checkpoint has
+    // so far landed at the end of the input: the stop waits for the batch in
+    // flight. The mid-stream restore across processes is what the SIGKILL
+    // tests above show.)
+    eventually(Duration::from_secs(120), "status routed to w2", || async {
+        let (code, _) = serve.get_json("/v1/tenants/acme/jobs/gr/runtime").await;
+        (code == 200).then_some(())
+    })
+    .await;
 }
