@@ -237,7 +237,8 @@ async fn the_nats_sink_publishes_every_output_with_its_source_position() {
     let mut modules = NativeModules::builtins();
     modules.register("tag@1", |r, _| {
         let mut out = r.clone();
-        out.headers.push(("x-tag".into(), b"tagged".as_slice().into()));
+        out.headers
+            .push(("x-tag".into(), b"tagged".as_slice().into()));
         RecordResult::Emit(vec![out])
     });
     let (rig, nats) = nats_rig(modules).await;

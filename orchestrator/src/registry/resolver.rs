@@ -22,8 +22,8 @@ use crate::runtime::record::Record;
 use crate::runtime::state::PartitionState;
 use crate::store::EventStore;
 use crate::wasm::{
-    BatchTime, InputRecord, InstanceLabels, KeyedState, LoadedModule, ModuleLimits,
-    OutputRecord, UdfInstance, WasmHost,
+    BatchTime, InputRecord, InstanceLabels, KeyedState, LoadedModule, ModuleLimits, OutputRecord,
+    UdfInstance, WasmHost,
 };
 use crate::workflow::activities::{ModuleSource, RegistryModules};
 
