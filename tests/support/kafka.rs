@@ -191,11 +191,14 @@ pub fn read_until(
 /// `expected` and then a quiet period of two seconds.
 pub fn read_all(brokers: &str, topic: &str, partitions: i32, expected: usize) -> Vec<ReadRecord> {
     let c = assigned_consumer(brokers, topic, partitions);
+    // Returns once `expected` records are in; the deadline only bounds a
+    // failing test. It is long because a restore's replay scan on the shared
+    // sqlite broker took up to a minute while the whole suite ran.
     read_until(
         &c,
         expected,
         Duration::from_secs(1),
-        Duration::from_secs(60),
+        Duration::from_secs(180),
     )
 }
 
