@@ -42,24 +42,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), CliError> {
     let metrics = crate::telemetry::init_metrics();
-    let store = PgStore::connect(&conn.database_url, &conn.db_schema)
-        .await
-        .map_err(|e| {
-            CliError::Unreachable(format!(
-                "cannot reach PostgreSQL at {}: {e}",
-                conn.database_url
-            ))
-        })?;
-    let store = Arc::new(store);
-    let nats = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connection_timeout(std::time::Duration::from_secs(3))
-        .event_callback(|e| async move { tracing::info!(event = %e, "nats connection") })
-        .connect(&conn.nats_url)
-        .await
-        .map_err(|e| {
-            CliError::Unreachable(format!("cannot reach NATS at {}: {e}", conn.nats_url))
-        })?;
+    let (store, nats) = connect(conn).await?;
     let js = async_nats::jetstream::new(nats.clone());
     let subjects = Subjects::new(conn.subject_prefix.clone());
     ensure_streams(&js, &subjects)
@@ -133,6 +116,31 @@ pub async fn serve(
     shutdown.cancelled().await;
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// The event store (migrated) and a NATS client, or a one-line error naming
+/// the service that could not be reached. `serve` and `worker` both start so.
+pub(super) async fn connect(
+    conn: &Connections,
+) -> Result<(Arc<PgStore>, async_nats::Client), CliError> {
+    let store = PgStore::connect(&conn.database_url, &conn.db_schema)
+        .await
+        .map_err(|e| {
+            CliError::Unreachable(format!(
+                "cannot reach PostgreSQL at {}: {e}",
+                conn.database_url
+            ))
+        })?;
+    let nats = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connection_timeout(std::time::Duration::from_secs(3))
+        .event_callback(|e| async move { tracing::info!(event = %e, "nats connection") })
+        .connect(&conn.nats_url)
+        .await
+        .map_err(|e| {
+            CliError::Unreachable(format!("cannot reach NATS at {}: {e}", conn.nats_url))
+        })?;
+    Ok((Arc::new(store), nats))
 }
 
 pub(super) async fn wait_for_signal() {

@@ -14,7 +14,6 @@ use crate::runtime::cluster::control::failover;
 use crate::runtime::cluster::liveness::Liveness;
 use crate::runtime::cluster::{self, ClusterConfig, ClusterRuntime, Worker};
 use crate::runtime::{EmbeddedRuntime, RuntimeConfig};
-use crate::store::postgres::PgStore;
 use crate::workflow::activities::RegistryModules;
 
 /// Worker settings of `weir serve` and `weir worker`.
@@ -144,24 +143,7 @@ pub async fn run(conn: &Connections, args: &WorkerArgs) -> Result<(), CliError> 
         tracing::info!("shutting down");
         on_signal.cancel();
     });
-    let store = PgStore::connect(&conn.database_url, &conn.db_schema)
-        .await
-        .map_err(|e| {
-            CliError::Unreachable(format!(
-                "cannot reach PostgreSQL at {}: {e}",
-                conn.database_url
-            ))
-        })?;
-    let store = Arc::new(store);
-    let nats = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(3))
-        .event_callback(|e| async move { tracing::info!(event = %e, "nats connection") })
-        .connect(&conn.nats_url)
-        .await
-        .map_err(|e| {
-            CliError::Unreachable(format!("cannot reach NATS at {}: {e}", conn.nats_url))
-        })?;
+    let (store, nats) = super::serve::connect(conn).await?;
     let js = async_nats::jetstream::new(nats.clone());
     // One WASM engine per process, with the same artifact cache as serve's.
     let host = Arc::new(
