@@ -62,6 +62,16 @@ impl Serve {
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .stdin(Stdio::null())
+            // Its log goes to <tmp>/<prefix>-serve-<port>.log: inherited, the
+            // logs of every process of a failing run drown the test's own
+            // report in the suite's output.
+            .stderr(
+                std::fs::File::create(
+                    std::env::temp_dir().join(format!("{}-serve-{port}.log", iso.prefix)),
+                )
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::inherit()),
+            )
             .kill_on_drop(true);
         // Lifecycle tests drive every transition by hand: no workflow engine
         // unless a test asks for one.

@@ -291,7 +291,8 @@ pub mod __private {
     pub fn descriptor(kind: Kind) -> Exported {
         Exported {
             kind,
-            sdk_version: env!("CARGO_PKG_VERSION").to_owned(),
+            // `+wrb2`: this SDK reads indexed input batches.
+            sdk_version: format!("{}+{}", env!("CARGO_PKG_VERSION"), abi::INDEXED_TAG),
         }
     }
 

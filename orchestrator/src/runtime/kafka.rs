@@ -3,10 +3,13 @@
 //! deterministic-replay scan of what a sink topic already holds.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -41,6 +44,34 @@ pub fn base_config(brokers: &str) -> ClientConfig {
     }
     c
 }
+
+/// Consumer context of a source. Its group commits are for lag tools only,
+/// so a commit that keeps failing (tansu may not find the group's
+/// coordinator for a while after a restart) is warned about once, then
+/// logged at debug: librdkafka would warn at every checkpoint.
+#[derive(Default)]
+pub struct SourceContext {
+    commit_warned: AtomicBool,
+}
+
+impl ClientContext for SourceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if fac == "COMMITFAIL" {
+            if self.commit_warned.swap(true, Ordering::Relaxed) {
+                tracing::debug!(fac, "librdkafka: {log_message}");
+            } else {
+                tracing::warn!(
+                    fac,
+                    "librdkafka: {log_message} (offsets for lag tools only; further failures at debug)"
+                );
+            }
+            return;
+        }
+        DefaultClientContext.log(level, fac, log_message)
+    }
+}
+
+impl ConsumerContext for SourceContext {}
 
 /// Producer context that keeps the first delivery failure (the task checks
 /// it after each batch and at checkpoints, and restarts on failure; restore
@@ -231,6 +262,10 @@ pub fn end_offsets(
         .collect()
 }
 
+/// How long a replay scan keeps reading after the end of every partition, for
+/// writes of a dead predecessor still queued in the broker.
+pub const REPLAY_SETTLE: Duration = Duration::from_secs(2);
+
 /// Deterministic replay: reads `topic` from `from` (partition → offset) to
 /// its end and returns the ids of outputs already written whose source
 /// position `wanted` accepts. `read_committed` is used for the transactional
@@ -240,6 +275,14 @@ pub fn end_offsets(
 /// not ListOffsets: tansu 0.6 answers ListOffsets(latest) with the base
 /// offset of the last batch + 1, which can be far below the real end (see
 /// docs/kafka-on-tansu.md). Call it only once the previous writer is closed.
+///
+/// A writer that died (SIGKILL, a lost machine) cannot be waited for: a
+/// produce request it sent may still be queued in the broker. So once every
+/// partition has reached its end, the scan reads on for [`REPLAY_SETTLE`]
+/// (other tasks of the job may be writing, so the sink need not go quiet).
+/// That narrows the window in which such a late
+/// write would be duplicated; only broker fencing (Kafka transactions)
+/// closes it.
 pub fn scan_written(
     brokers: &str,
     topic: &str,
@@ -274,17 +317,21 @@ pub fn scan_written(
     consumer.assign(&tpl).map_err(op_err("assign"))?;
     let mut remaining: HashSet<i32> = from.keys().copied().collect();
     let deadline = Instant::now() + Duration::from_secs(300);
-    while !remaining.is_empty() {
+    // When every partition had reached its end.
+    let mut ended: Option<Instant> = None;
+    while ended.is_none_or(|at| at.elapsed() < REPLAY_SETTLE) {
         if Instant::now() > deadline {
             return Err(KafkaOpError {
                 op: "replay scan",
                 reason: format!("sink `{topic}` not read to its end within 300 s"),
             });
         }
-        match consumer.poll(Duration::from_millis(200)) {
+        match consumer.poll(Duration::from_millis(100)) {
             None => continue,
             Some(Err(KafkaError::PartitionEOF(p))) => {
-                remaining.remove(&p);
+                if remaining.remove(&p) && remaining.is_empty() {
+                    ended = Some(Instant::now());
+                }
             }
             Some(Err(e)) => return Err(op_err("replay fetch")(e)),
             Some(Ok(msg)) => {

@@ -114,7 +114,7 @@ struct Task {
     plan: TaskPlan,
     env: TaskEnv,
     metrics: Arc<TaskMetrics>,
-    consumer: OffThread<Arc<StreamConsumer>>,
+    consumer: OffThread<Arc<StreamConsumer<kafka::SourceContext>>>,
     /// Metadata and offset queries, on their own connection.
     meta: OffThread<Arc<BaseConsumer>>,
     producer: OffThread<Option<SharedProducer>>,
@@ -172,17 +172,26 @@ pub async fn run(
     loop {
         tokio::select! {
             biased;
-            c = ctl.recv() => match c {
-                Some(Control::Checkpoint(reply)) => {
-                    // A failed checkpoint (e.g. a slow broker) fails only
-                    // that checkpoint; failed deliveries fail the task.
-                    let res = task.checkpoint().await;
-                    let _ = reply.send(res.map_err(|e| e.to_string()));
-                    task.check_deliveries()?;
+            c = ctl.recv() => {
+                // The wait so far was idle even though no record ended it: a
+                // task whose input ran dry idles until the next record comes.
+                task.metrics.record(BatchCounts {
+                    idle_ns: idle_since.elapsed().as_nanos() as u64,
+                    ..Default::default()
+                });
+                match c {
+                    Some(Control::Checkpoint(reply)) => {
+                        // A failed checkpoint (e.g. a slow broker) fails only
+                        // that checkpoint; failed deliveries fail the task.
+                        let res = task.checkpoint().await;
+                        let _ = reply.send(res.map_err(|e| e.to_string()));
+                        task.check_deliveries()?;
+                    }
+                    Some(Control::Committed(id)) => task.committed(&id),
+                    Some(Control::Stop) | None => return Ok(()),
                 }
-                Some(Control::Committed(id)) => task.committed(&id),
-                Some(Control::Stop) | None => return Ok(()),
-            },
+                idle_since = Instant::now();
+            }
             m = stream.next() => {
                 let idle_ns = idle_since.elapsed().as_nanos() as u64;
                 let busy = Instant::now();
@@ -457,7 +466,7 @@ impl Task {
             });
         }
 
-        let consumer: StreamConsumer = kafka::base_config(&env.brokers)
+        let consumer: StreamConsumer<kafka::SourceContext> = kafka::base_config(&env.brokers)
             .set("group.id", group_id(&plan.key))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -472,7 +481,7 @@ impl Task {
                     "read_uncommitted"
                 },
             )
-            .create()
+            .create_with_context(kafka::SourceContext::default())
             .map_err(kafka::op_err("create consumer"))?;
         let mut tpl = TopicPartitionList::new();
         for (tp, p) in &progress {
