@@ -3,13 +3,12 @@
 //!
 //! They are built with the `udf` profile into `<target>/udf-guests`, a
 //! subdirectory of the host's target dir with its own cargo lock, so a
-//! nested cargo never waits on the cargo that runs the tests. The build is
-//! skipped when every component is newer than every udf-sdk source file.
+//! nested cargo never waits on the cargo that runs the tests. When nothing
+//! changed, that build is cargo's no-op check.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::SystemTime;
 
 /// Every example the tests use.
 pub const EXAMPLES: &[&str] = &[
@@ -43,23 +42,6 @@ fn target_dir() -> PathBuf {
         .join("udf-guests")
 }
 
-fn newest(dir: &Path) -> SystemTime {
-    let mut t = SystemTime::UNIX_EPOCH;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return t;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        let m = if p.is_dir() {
-            newest(&p)
-        } else {
-            e.metadata().and_then(|m| m.modified()).unwrap_or(t)
-        };
-        t = t.max(m);
-    }
-    t
-}
-
 /// Where example `name`'s component is.
 pub fn path(name: &str) -> PathBuf {
     target_dir()
@@ -68,20 +50,8 @@ pub fn path(name: &str) -> PathBuf {
 }
 
 fn build() -> Result<(), String> {
-    let sdk = workspace().join("udf-sdk");
-    let sources = newest(&sdk.join("src"))
-        .max(newest(&sdk.join("examples")))
-        .max(newest(&sdk.join("wit")))
-        .max(newest(&sdk.join("macros/src")));
-    let fresh = EXAMPLES.iter().all(|e| {
-        std::fs::metadata(path(e))
-            .and_then(|m| m.modified())
-            .map(|m| m > sources)
-            .unwrap_or(false)
-    });
-    if fresh {
-        return Ok(());
-    }
+    // Cargo decides what is stale: the target dir may be shared by several
+    // checkouts, so file times here would not tell.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(workspace())
