@@ -14,8 +14,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use weir::wasm::{
-    Bytes, HostConfig, InputFormat, InputRecord, InstanceLabels, KeyedState, ModuleLimits,
-    OutputRecord, RecordResult, SourcePosition, WasmHost,
+    Bytes, HostConfig, InputRecord, InstanceLabels, KeyedState, ModuleLimits, OutputRecord,
+    RecordResult, SourcePosition, WasmHost,
 };
 
 const BATCHES: [usize; 3] = [1, 64, 1024];
@@ -183,18 +183,10 @@ fn main() {
     );
     let mut verdict = None;
     #[allow(clippy::type_complexity)] // a table of named functions; an alias would hide it
-    // (row, guest, native twin, input format if not the guest's best).
-    let cases: [(&str, &str, Native, Option<InputFormat>); 4] = [
-        ("identity", "identity", native_identity, None),
-        // The same guest sent the packed batches older SDKs read.
-        (
-            "identity/wrb1",
-            "identity",
-            native_identity,
-            Some(InputFormat::Packed),
-        ),
-        ("json_filter", "json_filter", native_json_filter, None),
-        ("uppercase", "uppercase", native_uppercase, None),
+    let cases: [(&str, Native); 3] = [
+        ("identity", native_identity),
+        ("json_filter", native_json_filter),
+        ("uppercase", native_uppercase),
     ];
     // `WEIR_BENCH_ONLY=identity` runs one case (for profiling).
     let only = std::env::var("WEIR_BENCH_ONLY").ok();
@@ -205,17 +197,14 @@ fn main() {
     // `WEIR_BENCH_SIDE=wasm|native` measures one side only (for profiling).
     let side = std::env::var("WEIR_BENCH_SIDE").ok();
     let side = side.as_deref();
-    for (name, guest, native, format) in cases {
+    for (name, native) in cases {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }
-        let module = load(guest);
+        let module = load(name);
         let mut udf = module
             .instantiate(ModuleLimits::default(), labels())
             .expect("instance");
-        if let Some(f) = format {
-            udf.set_input_format(f);
-        }
         let mut state = KeyedState::new();
         // Same results both ways, or the comparison means nothing.
         let sample = records(64);

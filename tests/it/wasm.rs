@@ -6,9 +6,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use weir::wasm::{
-    BatchTime, Bytes, FailureReason, HostConfig, InputFormat, InputRecord, InstanceLabels,
-    KeyedState, LoadedModule, ModuleLimits, OutputRecord, RecordResult, SourcePosition,
-    UdfInstance, UdfKind, WasmError, WasmHost,
+    BatchTime, Bytes, FailureReason, HostConfig, InputRecord, InstanceLabels, KeyedState,
+    LoadedModule, ModuleLimits, OutputRecord, RecordResult, SourcePosition, UdfInstance, UdfKind,
+    WasmError, WasmHost,
 };
 
 use crate::support::guests::guest;
@@ -203,42 +203,6 @@ fn running_count_keeps_state_in_the_host_across_instances_and_fires_timers() {
         restored.get("counter", b"b", "count"),
         Some(&1u64.to_le_bytes()[..])
     );
-}
-
-/// Guests built with this SDK declare the indexed batch (`+wrb2`) and get
-/// it; the packed batch older SDKs read still gives the same results, keyed
-/// state included, for records with nulls, headers and several topics.
-#[test]
-fn indexed_and_packed_batches_give_the_same_results() {
-    let mut input = vec![rec("a", "one two", 0), rec("b", "x", 1), rec("a", "", 2)];
-    input[1].key = None;
-    input[1]
-        .headers
-        .push(("h2".into(), Bytes::from_static(b"")));
-    input[2].value = None;
-    input[2].source.topic = Some("other".into());
-    for name in ["uppercase", "splitter", "running_count", "json_filter"] {
-        let module = load(name);
-        assert!(
-            module.info.sdk_version.ends_with("+wrb2"),
-            "{:?}",
-            module.info
-        );
-        assert_eq!(module.input_format, InputFormat::Indexed);
-        let run = |format| {
-            let mut udf = instance(name, ModuleLimits::default());
-            udf.set_input_format(format);
-            let mut state = KeyedState::new();
-            let first = udf.process_batch(&input, &mut state);
-            let second = udf.process_batch(&input, &mut state);
-            (first, second, state)
-        };
-        assert_eq!(
-            run(InputFormat::Indexed),
-            run(InputFormat::Packed),
-            "{name}"
-        );
-    }
 }
 
 #[test]

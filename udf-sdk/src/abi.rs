@@ -11,11 +11,6 @@
 
 use std::fmt;
 
-mod indexed;
-pub use indexed::{
-    IndexedInput, IndexedInputWriter, InputFormat, ENTRY_BYTES, INDEXED_INPUT_MAGIC, INDEXED_TAG,
-};
-
 /// Magic of an input batch (`process`).
 pub const INPUT_MAGIC: [u8; 4] = *b"WRB1";
 /// Magic of a fired-timer batch (`on-timer`).
@@ -500,39 +495,18 @@ impl InputWriter {
     }
 }
 
-/// Decodes an input batch of either format without copying. The guest's side.
+/// Decodes an input batch without copying. The guest's side.
 #[derive(Debug, Clone)]
 pub struct InputReader<'a> {
     pub clock: BatchClock,
     pub count: u32,
-    body: InputBody<'a>,
+    topics: Vec<&'a str>,
+    r: Reader<'a>,
     left: u32,
 }
 
-#[derive(Debug, Clone)]
-enum InputBody<'a> {
-    Packed {
-        topics: Vec<&'a str>,
-        r: Reader<'a>,
-    },
-    Indexed {
-        batch: IndexedInput<'a>,
-        next: usize,
-    },
-}
-
 impl<'a> InputReader<'a> {
-    /// Reads a `WRB1` or `WRB2` batch (by its magic).
     pub fn new(buf: &'a [u8]) -> Result<Self, AbiError> {
-        if buf.starts_with(&INDEXED_INPUT_MAGIC) {
-            let batch = IndexedInput::new(buf)?;
-            return Ok(Self {
-                clock: batch.clock,
-                count: batch.count,
-                left: batch.count,
-                body: InputBody::Indexed { batch, next: 0 },
-            });
-        }
         let mut r = Reader::new(buf);
         r.magic(INPUT_MAGIC)?;
         let count = r.u32()?;
@@ -548,7 +522,8 @@ impl<'a> InputReader<'a> {
         Ok(Self {
             clock,
             count,
-            body: InputBody::Packed { topics, r },
+            topics,
+            r,
             left: count,
         })
     }
@@ -560,53 +535,42 @@ impl<'a> InputReader<'a> {
             return Ok(None);
         }
         self.left -= 1;
-        match &mut self.body {
-            InputBody::Indexed { batch, next } => {
-                let rec = batch.record(*next);
-                *next += 1;
-                Ok(rec)
-            }
-            InputBody::Packed { topics, r } => next_packed(topics, r).map(Some),
-        }
+        let r = &mut self.r;
+        // The fixed part with one bounds check.
+        let f: [u8; 24] = r.array()?;
+        let le8 = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&f[at..at + 8]);
+            i64::from_le_bytes(b)
+        };
+        let timestamp = le8(0);
+        let offset = le8(8);
+        let partition = i32::from_le_bytes([f[16], f[17], f[18], f[19]]);
+        let t = u16::from_le_bytes([f[20], f[21]]);
+        let headers_count = u16::from_le_bytes([f[22], f[23]]);
+        let key = r.opt_bytes32()?;
+        let value = r.opt_bytes32()?;
+        let hstart = r.position();
+        skip_headers(r, headers_count)?;
+        let headers = &r.buf[hstart..r.position()];
+        let topic = match t {
+            NO_TOPIC => None,
+            i => match self.topics.get(i as usize) {
+                Some(t) => Some(*t),
+                None => return r.fail("topic index out of range"),
+            },
+        };
+        Ok(Some(RecordView {
+            key,
+            value,
+            timestamp,
+            topic,
+            partition,
+            offset,
+            headers_count,
+            headers,
+        }))
     }
-}
-
-#[inline]
-fn next_packed<'a>(topics: &[&'a str], r: &mut Reader<'a>) -> Result<RecordView<'a>, AbiError> {
-    // The fixed part with one bounds check.
-    let f: [u8; 24] = r.array()?;
-    let le8 = |at: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&f[at..at + 8]);
-        i64::from_le_bytes(b)
-    };
-    let timestamp = le8(0);
-    let offset = le8(8);
-    let partition = i32::from_le_bytes([f[16], f[17], f[18], f[19]]);
-    let t = u16::from_le_bytes([f[20], f[21]]);
-    let headers_count = u16::from_le_bytes([f[22], f[23]]);
-    let key = r.opt_bytes32()?;
-    let value = r.opt_bytes32()?;
-    let hstart = r.position();
-    skip_headers(r, headers_count)?;
-    let headers = &r.buf[hstart..r.position()];
-    let topic = match t {
-        NO_TOPIC => None,
-        i => match topics.get(i as usize) {
-            Some(t) => Some(*t),
-            None => return r.fail("topic index out of range"),
-        },
-    };
-    Ok(RecordView {
-        key,
-        value,
-        timestamp,
-        topic,
-        partition,
-        offset,
-        headers_count,
-        headers,
-    })
 }
 
 // ---------------------------------------------------------------- timers

@@ -291,8 +291,7 @@ pub mod __private {
     pub fn descriptor(kind: Kind) -> Exported {
         Exported {
             kind,
-            // `+wrb2`: this SDK reads indexed input batches.
-            sdk_version: format!("{}+{}", env!("CARGO_PKG_VERSION"), abi::INDEXED_TAG),
+            sdk_version: env!("CARGO_PKG_VERSION").to_owned(),
         }
     }
 

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use weir_udf_sdk::abi::{
-    self, BatchClock, IndexedInputWriter, InputWriter, ResultReader, StatusView,
-};
+use weir_udf_sdk::abi::{self, BatchClock, InputWriter, ResultReader, StatusView};
 
 use super::errors::FailureReason;
 use super::instance::RecordResult;
@@ -92,43 +90,6 @@ pub(crate) fn encode_inputs(w: &mut InputWriter, clock: BatchClock, inputs: &[In
             }
             (Some(t), _) => w.push(key, value, ts, Some(t), part, off, headers),
         }
-    }
-    w.finish();
-}
-
-/// Encodes inputs as an indexed (`WRB2`) batch into `w` (reused between
-/// calls): one entry per record, then the bytes.
-pub(crate) fn encode_indexed(
-    w: &mut IndexedInputWriter,
-    clock: BatchClock,
-    inputs: &[InputRecord],
-) {
-    let len = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
-    let heap: usize = inputs.iter().map(|r| len(&r.key) + len(&r.value)).sum();
-    w.reset(clock, inputs.len(), heap);
-    // Records of one source partition share their topic (`Arc`): look each
-    // distinct one up once.
-    let mut last: Option<(&Arc<str>, u16)> = None;
-    for r in inputs {
-        let topic = match (&r.source.topic, last) {
-            (None, _) => abi::NO_TOPIC,
-            (Some(t), Some((l, i))) if Arc::ptr_eq(t, l) => i,
-            (Some(t), _) => {
-                let i = w.topic_index(t);
-                last = Some((t, i));
-                i
-            }
-        };
-        let headers = r.headers.iter().map(|(n, v)| (n.as_str(), v.as_ref()));
-        w.push(
-            r.key.as_deref(),
-            r.value.as_deref(),
-            r.timestamp,
-            topic,
-            r.source.partition,
-            r.source.offset,
-            headers,
-        );
     }
     w.finish();
 }

@@ -8,9 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde::Serialize;
 use wasmtime::{Store, Trap};
-use weir_udf_sdk::abi::{
-    self, BatchClock, IndexedInputWriter, InputFormat, InputWriter, TimerView,
-};
+use weir_udf_sdk::abi::{self, BatchClock, InputWriter, TimerView};
 
 use super::bindings::Udf;
 use super::codec::{self, Inherit, InputRecord, OutputRecord};
@@ -119,8 +117,6 @@ pub struct UdfInstance {
     labels: Arc<InstanceLabels>,
     live: Option<(Store<HostCtx>, Udf)>,
     writer: InputWriter,
-    indexed: IndexedInputWriter,
-    input_format: InputFormat,
     stats: InstanceStats,
     deadline_ticks: u64,
 }
@@ -133,15 +129,12 @@ impl UdfInstance {
     ) -> Result<Self, WasmError> {
         let tick = module.host.cfg.epoch_tick.as_nanos().max(1);
         let deadline_ticks = (limits.deadline.as_nanos().div_ceil(tick)) as u64;
-        let input_format = module.input_format;
         let mut me = Self {
             module,
             limits,
             labels: Arc::new(labels),
             live: None,
             writer: InputWriter::default(),
-            indexed: IndexedInputWriter::default(),
-            input_format,
             stats: InstanceStats::default(),
             deadline_ticks: deadline_ticks.max(1),
         };
@@ -151,18 +144,6 @@ impl UdfInstance {
 
     pub fn module(&self) -> &Arc<LoadedModule> {
         &self.module
-    }
-
-    /// The input batch layout this instance sends.
-    pub fn input_format(&self) -> InputFormat {
-        self.input_format
-    }
-
-    /// Sends `format` instead of the best one the guest declared: the
-    /// benchmark and the tests compare the two. A guest that does not read
-    /// the format fails every call.
-    pub fn set_input_format(&mut self, format: InputFormat) {
-        self.input_format = format;
     }
 
     pub fn stats(&self) -> InstanceStats {
@@ -270,16 +251,10 @@ impl UdfInstance {
         };
         let mut timer_keys: Vec<Bytes> = Vec::new();
         let payload: Arc<Vec<u8>> = match batch {
-            Batch::Records(r) => match self.input_format {
-                InputFormat::Indexed => {
-                    codec::encode_indexed(&mut self.indexed, time.clock(), r);
-                    Arc::new(self.indexed.take_buffer())
-                }
-                InputFormat::Packed => {
-                    codec::encode_inputs(&mut self.writer, time.clock(), r);
-                    Arc::new(self.writer.take_buffer())
-                }
-            },
+            Batch::Records(r) => {
+                codec::encode_inputs(&mut self.writer, time.clock(), r);
+                Arc::new(self.writer.take_buffer())
+            }
             Batch::Timers(t) => {
                 let views = t.iter().map(|t| TimerView {
                     key: &t.key,
@@ -309,10 +284,7 @@ impl UdfInstance {
         std::mem::swap(&mut store.data_mut().state, state);
         store.data_mut().input.bytes = None;
         if let (Batch::Records(_), Ok(buf)) = (batch, Arc::try_unwrap(payload)) {
-            match self.input_format {
-                InputFormat::Indexed => self.indexed.restore_buffer(buf),
-                InputFormat::Packed => self.writer.restore_buffer(buf),
-            }
+            self.writer.restore_buffer(buf);
         }
         let failure = match result {
             Ok(Ok(out)) if out.len() > self.limits.max_output_bytes => {

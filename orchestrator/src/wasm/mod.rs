@@ -89,7 +89,6 @@ pub use module::{
     digest_of, LoadedModule, ModuleIdent, ModuleInfo, UdfKind, GUEST_EXPORT, WIT_VERSION,
 };
 pub use state::{FiredTimer, KeyedState, StateError, TimeDomain};
-pub use weir_udf_sdk::abi::InputFormat;
 
 /// Host bindings generated from the one WIT contract in `udf-sdk/wit`.
 #[allow(clippy::all)]
@@ -218,7 +217,6 @@ impl WasmHost {
         };
         Ok(Arc::new(LoadedModule {
             ident,
-            input_format: InputFormat::for_sdk_version(&info.sdk_version),
             info,
             pre,
             host: self.inner.clone(),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
-use weir_udf_sdk::abi::InputFormat;
 
 use super::bindings::{exports::weir::udf::guest as wit_guest, UdfPre};
 use super::config::{InstanceLabels, ModuleLimits};
@@ -124,8 +123,6 @@ pub(crate) fn check_world(component: &Component) -> Result<(), WasmError> {
 pub struct LoadedModule {
     pub ident: Arc<ModuleIdent>,
     pub info: ModuleInfo,
-    /// The input batch layout the guest reads (from its `sdk-version`).
-    pub input_format: InputFormat,
     pub(crate) pre: UdfPre<super::ctx::HostCtx>,
     pub(crate) host: Arc<HostInner>,
 }
@@ -135,7 +132,6 @@ impl std::fmt::Debug for LoadedModule {
         f.debug_struct("LoadedModule")
             .field("ident", &self.ident)
             .field("info", &self.info)
-            .field("input_format", &self.input_format)
             .finish()
     }
 }
