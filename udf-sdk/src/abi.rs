@@ -102,23 +102,27 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
+    /// One overflow check and one bounds check: this runs several times
+    /// per record in every guest.
     #[inline]
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], AbiError> {
-        match self.buf.get(self.pos..self.pos.saturating_add(n)) {
-            Some(s) if self.pos.checked_add(n).is_some() => {
+        let end = self.pos.checked_add(n);
+        match end.and_then(|end| self.buf.get(self.pos..end)) {
+            Some(s) => {
                 self.pos += n;
                 Ok(s)
             }
-            _ => self.fail("truncated"),
+            None => self.fail("truncated"),
         }
     }
 
     #[inline]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], AbiError> {
-        let s = self.bytes(N)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
+        // The slice is exactly N long, so the conversion cannot fail.
+        match <[u8; N]>::try_from(self.bytes(N)?) {
+            Ok(a) => Ok(a),
+            Err(_) => self.fail("truncated"),
+        }
     }
 
     #[inline]

@@ -262,10 +262,6 @@ pub fn end_offsets(
         .collect()
 }
 
-/// How long a replay scan keeps reading after the end of every partition, for
-/// writes of a dead predecessor still queued in the broker.
-pub const REPLAY_SETTLE: Duration = Duration::from_secs(2);
-
 /// Deterministic replay: reads `topic` from `from` (partition → offset) to
 /// its end and returns the ids of outputs already written whose source
 /// position `wanted` accepts. `read_committed` is used for the transactional
@@ -275,14 +271,6 @@ pub const REPLAY_SETTLE: Duration = Duration::from_secs(2);
 /// not ListOffsets: tansu 0.6 answers ListOffsets(latest) with the base
 /// offset of the last batch + 1, which can be far below the real end (see
 /// docs/kafka-on-tansu.md). Call it only once the previous writer is closed.
-///
-/// A writer that died (SIGKILL, a lost machine) cannot be waited for: a
-/// produce request it sent may still be queued in the broker. So once every
-/// partition has reached its end, the scan reads on for [`REPLAY_SETTLE`]
-/// (other tasks of the job may be writing, so the sink need not go quiet).
-/// That narrows the window in which such a late
-/// write would be duplicated; only broker fencing (Kafka transactions)
-/// closes it.
 pub fn scan_written(
     brokers: &str,
     topic: &str,
@@ -317,21 +305,17 @@ pub fn scan_written(
     consumer.assign(&tpl).map_err(op_err("assign"))?;
     let mut remaining: HashSet<i32> = from.keys().copied().collect();
     let deadline = Instant::now() + Duration::from_secs(300);
-    // When every partition had reached its end.
-    let mut ended: Option<Instant> = None;
-    while ended.is_none_or(|at| at.elapsed() < REPLAY_SETTLE) {
+    while !remaining.is_empty() {
         if Instant::now() > deadline {
             return Err(KafkaOpError {
                 op: "replay scan",
                 reason: format!("sink `{topic}` not read to its end within 300 s"),
             });
         }
-        match consumer.poll(Duration::from_millis(100)) {
+        match consumer.poll(Duration::from_millis(200)) {
             None => continue,
             Some(Err(KafkaError::PartitionEOF(p))) => {
-                if remaining.remove(&p) && remaining.is_empty() {
-                    ended = Some(Instant::now());
-                }
+                remaining.remove(&p);
             }
             Some(Err(e)) => return Err(op_err("replay fetch")(e)),
             Some(Ok(msg)) => {

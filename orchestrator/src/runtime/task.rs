@@ -169,12 +169,14 @@ pub async fn run(
     let consumer = task.consumer.clone();
     let mut stream = consumer.stream();
     let mut idle_since = Instant::now();
+    // A task whose input ran dry idles until the next record comes: its
+    // idle time is counted every second, not only when a record ends it.
+    let mut idle_tick = tokio::time::interval(Duration::from_secs(1));
+    idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             biased;
             c = ctl.recv() => {
-                // The wait so far was idle even though no record ended it: a
-                // task whose input ran dry idles until the next record comes.
                 task.metrics.record(BatchCounts {
                     idle_ns: idle_since.elapsed().as_nanos() as u64,
                     ..Default::default()
@@ -190,6 +192,13 @@ pub async fn run(
                     Some(Control::Committed(id)) => task.committed(&id),
                     Some(Control::Stop) | None => return Ok(()),
                 }
+                idle_since = Instant::now();
+            }
+            _ = idle_tick.tick() => {
+                task.metrics.record(BatchCounts {
+                    idle_ns: idle_since.elapsed().as_nanos() as u64,
+                    ..Default::default()
+                });
                 idle_since = Instant::now();
             }
             m = stream.next() => {
