@@ -176,24 +176,17 @@ pub async fn run(
     loop {
         tokio::select! {
             biased;
-            c = ctl.recv() => {
-                task.metrics.record(BatchCounts {
-                    idle_ns: idle_since.elapsed().as_nanos() as u64,
-                    ..Default::default()
-                });
-                match c {
-                    Some(Control::Checkpoint(reply)) => {
-                        // A failed checkpoint (e.g. a slow broker) fails only
-                        // that checkpoint; failed deliveries fail the task.
-                        let res = task.checkpoint().await;
-                        let _ = reply.send(res.map_err(|e| e.to_string()));
-                        task.check_deliveries()?;
-                    }
-                    Some(Control::Committed(id)) => task.committed(&id),
-                    Some(Control::Stop) | None => return Ok(()),
+            c = ctl.recv() => match c {
+                Some(Control::Checkpoint(reply)) => {
+                    // A failed checkpoint (e.g. a slow broker) fails only
+                    // that checkpoint; failed deliveries fail the task.
+                    let res = task.checkpoint().await;
+                    let _ = reply.send(res.map_err(|e| e.to_string()));
+                    task.check_deliveries()?;
                 }
-                idle_since = Instant::now();
-            }
+                Some(Control::Committed(id)) => task.committed(&id),
+                Some(Control::Stop) | None => return Ok(()),
+            },
             _ = idle_tick.tick() => {
                 task.metrics.record(BatchCounts {
                     idle_ns: idle_since.elapsed().as_nanos() as u64,
