@@ -90,6 +90,26 @@ fn upload_upper(iso: &Isolation) {
     );
 }
 
+/// Creates `<tag>-in` and `<tag>-out` (2 partitions each), uploads the UDF,
+/// and fills the input with `n` records; returns (input, output, n).
+async fn topics_with_input(iso: &Isolation, tag: &str) -> (String, String, usize) {
+    let (input, output) = (
+        unique_topic(&format!("{tag}-in")),
+        unique_topic(&format!("{tag}-out")),
+    );
+    create_topic(&brokers(), &input, 2).await;
+    create_topic(&brokers(), &output, 2).await;
+    upload_upper(iso);
+    let n = 3_000;
+    kafka::produce(
+        &kafka::producer(&brokers()),
+        &input,
+        &user_records(n, 10, 2, 0),
+    )
+    .await;
+    (input, output, n)
+}
+
 /// Creates and deploys job `job` (input → upper → output), rate-limited so
 /// a kill lands mid-stream, and waits until it runs.
 async fn deploy(serve: &Serve, job: &str, input: &str, output: &str, rate: u32) {
@@ -191,17 +211,7 @@ async fn serve_killed_with_sigkill_mid_stream_restores_exactly_once() {
     let _turn = TURN.lock().await;
     let iso = Isolation::new();
     let mut serve = Serve::start_with(&iso, serve_opts(&[])).await;
-    let (input, output) = (unique_topic("ck-in"), unique_topic("ck-out"));
-    create_topic(&brokers(), &input, 2).await;
-    create_topic(&brokers(), &output, 2).await;
-    upload_upper(&iso);
-    let n = 3_000;
-    kafka::produce(
-        &kafka::producer(&brokers()),
-        &input,
-        &user_records(n, 10, 2, 0),
-    )
-    .await;
+    let (input, output, n) = topics_with_input(&iso, "ck").await;
     deploy(&serve, "orders", &input, &output, 250).await;
 
     let at_kill = wait_written(&serve, "orders", n as u64 / 5).await;
@@ -236,17 +246,7 @@ async fn a_killed_worker_s_job_fails_over_to_another_worker_exactly_once() {
     // No worker inside serve: the job must go to `weir worker`s.
     let serve = Serve::start_with(&iso, serve_opts(&[("WEIR_EMBEDDED_WORKER", "false")])).await;
     let mut w1 = spawn_worker(&iso, "w1");
-    let (input, output) = (unique_topic("fo-in"), unique_topic("fo-out"));
-    create_topic(&brokers(), &input, 2).await;
-    create_topic(&brokers(), &output, 2).await;
-    upload_upper(&iso);
-    let n = 3_000;
-    kafka::produce(
-        &kafka::producer(&brokers()),
-        &input,
-        &user_records(n, 10, 2, 0),
-    )
-    .await;
+    let (input, output, n) = topics_with_input(&iso, "fo").await;
     wait_live(&iso, "w1").await;
     deploy(&serve, "fo", &input, &output, 250).await;
     let pool = placement_pool(&iso).await;
@@ -382,17 +382,7 @@ async fn a_worker_stopped_with_sigterm_hands_its_job_over_at_once() {
     )
     .await;
     let mut w1 = spawn_worker_with_ttl(&iso, "w1", ttl);
-    let (input, output) = (unique_topic("gr-in"), unique_topic("gr-out"));
-    create_topic(&brokers(), &input, 2).await;
-    create_topic(&brokers(), &output, 2).await;
-    upload_upper(&iso);
-    let n = 3_000;
-    kafka::produce(
-        &kafka::producer(&brokers()),
-        &input,
-        &user_records(n, 10, 2, 0),
-    )
-    .await;
+    let (input, output, n) = topics_with_input(&iso, "gr").await;
     wait_live(&iso, "w1").await;
     // Slower than the others: a graceful stop waits for the batch in flight.
     deploy(&serve, "gr", &input, &output, 100).await;
