@@ -971,6 +971,21 @@ impl<'a> ResultReader<'a> {
         Ok(Some(s))
     }
 
+    /// Consumes the next status if it is PASS, the commonest one (maps that
+    /// return their input, filters that keep it), without building a
+    /// [`StatusView`]. `false` leaves the reader as it was.
+    #[inline]
+    pub fn take_pass(&mut self) -> bool {
+        let next = self.r.buf.get(self.r.pos).copied();
+        if self.outputs_left == 0 && self.left != 0 && next == Some(STATUS_PASS) {
+            self.r.pos += 1;
+            self.left -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
     /// The next output of the current EMIT status.
     #[inline]
     pub fn next_output(&mut self) -> Result<Option<OutputView<'a>>, AbiError> {
@@ -1071,6 +1086,56 @@ mod tests {
         let c = r.next_record().unwrap().unwrap();
         assert_eq!((c.key, c.topic), (Some(&b""[..]), Some("orders")));
         assert!(r.next_record().unwrap().is_none());
+    }
+
+    /// Reads every record, or the first error.
+    fn read_all(bytes: &[u8]) -> Result<usize, AbiError> {
+        let mut r = InputReader::new(bytes)?;
+        let mut n = 0;
+        while r.next_record()?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    #[test]
+    fn malformed_inputs_are_errors_not_panics() {
+        let mut w = InputWriter::new(CLOCK);
+        let h: [(&str, &[u8]); 1] = [("trace", b"abc")];
+        w.push(
+            Some(b"k"),
+            Some(b"v"),
+            1,
+            Some("t"),
+            0,
+            0,
+            h.iter().copied(),
+        );
+        w.push(None, Some(b"value"), 2, Some("t"), 0, 1, std::iter::empty());
+        let bytes = w.finish().to_vec();
+        assert_eq!(read_all(&bytes), Ok(2));
+        // Every truncation is an error, never a panic or a short batch.
+        for cut in 0..bytes.len() {
+            assert!(read_all(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        // The first record's fixed part starts after the header and the
+        // topic table ("t": 2 + 2 + 1 bytes); its key length is at +24.
+        let rec = INPUT_HEADER + 5;
+        let set = |at: usize, v: &[u8]| {
+            let mut b = bytes.clone();
+            b[at..at + v.len()].copy_from_slice(v);
+            b
+        };
+        // A key length near u32::MAX.
+        let huge = set(rec + 24, &[0xFE, 0xFF, 0xFF, 0xFF, 0xFE, 0xFF, 0xFF, 0xFF]);
+        assert_eq!(read_all(&huge).unwrap_err().problem, "truncated");
+        let topic = set(rec + 20, &7u16.to_le_bytes());
+        assert_eq!(
+            read_all(&topic).unwrap_err().problem,
+            "topic index out of range"
+        );
+        let headers = set(rec + 22, &9u16.to_le_bytes());
+        assert!(read_all(&headers).is_err());
     }
 
     #[test]

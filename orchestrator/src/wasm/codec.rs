@@ -70,6 +70,17 @@ impl<'a> Inherit<'a> {
             can_pass: true,
         }
     }
+
+    /// The input forwarded unchanged (a PASS status).
+    #[inline]
+    fn passed(&self) -> OutputRecord {
+        OutputRecord {
+            key: self.key.cloned(),
+            value: self.pass_value.cloned(),
+            timestamp: self.timestamp,
+            headers: inherit_headers(self.headers),
+        }
+    }
 }
 
 /// Encodes inputs into `w` (reused between calls). Records are written once,
@@ -114,17 +125,19 @@ pub(crate) fn decode_results<'a>(
     let mut failed = Vec::new();
     for i in 0..n {
         let inh = inherit(i);
+        if r.take_pass() {
+            if !inh.can_pass {
+                return Err("PASS status for a timer".into());
+            }
+            out.push(RecordResult::Outputs(vec![inh.passed()]));
+            continue;
+        }
         let status = r
             .next_status()
             .map_err(|e| e.to_string())?
             .ok_or("fewer statuses than announced")?;
         let d = match status {
-            StatusView::Pass if inh.can_pass => RecordResult::Outputs(vec![OutputRecord {
-                key: inh.key.cloned(),
-                value: inh.pass_value.cloned(),
-                timestamp: inh.timestamp,
-                headers: inherit_headers(inh.headers),
-            }]),
+            StatusView::Pass if inh.can_pass => RecordResult::Outputs(vec![inh.passed()]),
             StatusView::Pass => return Err("PASS status for a timer".into()),
             StatusView::Drop => RecordResult::Outputs(Vec::new()),
             StatusView::Error(m) => {
