@@ -142,6 +142,12 @@ impl Output {
 /// Anything a UDF can emit.
 pub trait IntoOutput {
     fn write_to(self, w: &mut ResultWriter);
+    /// Whether this is the input's whole value, unchanged (the same bytes,
+    /// not a copy): a map's result that is then written as PASS.
+    #[doc(hidden)]
+    fn is_input(&self, _input: Option<&[u8]>) -> bool {
+        false
+    }
     /// Writes this as the one output of the current input (a map's result).
     #[doc(hidden)]
     fn write_single(self, w: &mut ResultWriter)
@@ -169,9 +175,20 @@ impl IntoOutput for Vec<u8> {
         w.emit_value(&self)
     }
 }
+/// The same bytes as the input's non-empty value (an empty value is never
+/// PASS, as in [`ResultWriter::emit_value`]).
+#[inline]
+fn same_bytes(v: &[u8], input: Option<&[u8]>) -> bool {
+    input.is_some_and(|i| !i.is_empty() && core::ptr::eq(v, i))
+}
+
 impl IntoOutput for &[u8] {
     fn write_to(self, w: &mut ResultWriter) {
         value_only(w, self)
+    }
+    #[inline]
+    fn is_input(&self, input: Option<&[u8]>) -> bool {
+        same_bytes(self, input)
     }
     #[inline]
     fn write_single(self, w: &mut ResultWriter) {
@@ -190,6 +207,10 @@ impl IntoOutput for String {
 impl IntoOutput for &str {
     fn write_to(self, w: &mut ResultWriter) {
         value_only(w, self.as_bytes())
+    }
+    #[inline]
+    fn is_input(&self, input: Option<&[u8]>) -> bool {
+        same_bytes(self.as_bytes(), input)
     }
     #[inline]
     fn write_single(self, w: &mut ResultWriter) {
@@ -295,11 +316,25 @@ pub mod __private {
         }
     }
 
+    /// What a record's function did with the writer.
+    pub enum Done {
+        /// Nothing written: the record passes unchanged.
+        Pass,
+        /// Its status is written.
+        Written,
+    }
+
     /// Runs `f` over every record of an input batch and encodes the statuses.
-    /// `f` writes the record's outputs; an `Err` replaces them with an ERROR status.
+    /// `f` writes the record's status, or returns [`Done::Pass`] without
+    /// touching the writer; an `Err` replaces what it wrote with an ERROR.
+    ///
+    /// PASS statuses are counted here and written as a run before the next
+    /// other status: a map returning its input or a filter keeping it then
+    /// leaves the writer alone, and the compiler keeps this loop's state in
+    /// registers (the writer lives in linear memory).
     pub fn records(
         batch: &[u8],
-        mut f: impl FnMut(&mut Context, &Record<'_>, &mut ResultWriter) -> Result<()>,
+        mut f: impl FnMut(&mut Context, &Record<'_>, &mut ResultWriter) -> Result<Done>,
     ) -> core::result::Result<Vec<u8>, String> {
         let mut r = InputReader::new(batch).map_err(|e| e.to_string())?;
         let mut w = ResultWriter::with_capacity(batch.len() + 16);
@@ -307,70 +342,96 @@ pub mod __private {
             cursor: 0,
             clock: r.clock,
         };
+        let mut passes = 0u32;
         while let Some(view) = r.next_record().map_err(|e| e.to_string())? {
-            w.set_input_value(view.value);
             let mark = w.mark();
-            if let Err(e) = f(&mut cx, &Record { view }, &mut w) {
-                w.rollback(mark);
-                w.error(e.message());
+            match f(&mut cx, &Record { view }, &mut w) {
+                Ok(Done::Pass) => passes += 1,
+                Ok(Done::Written) if passes == 0 => {}
+                Ok(Done::Written) => w.insert_passes(mark, core::mem::take(&mut passes)),
+                Err(e) => failed(&mut w, mark, core::mem::take(&mut passes), e),
             }
             cx.cursor += 1;
         }
+        w.insert_passes(w.mark(), passes);
         Ok(w.finish())
     }
 
-    /// A map's result: one output.
+    /// Replaces what a failed record wrote with its ERROR status, behind
+    /// the PASS run before it. Out of line: the per-record loop stays small.
+    #[cold]
+    #[inline(never)]
+    fn failed(w: &mut ResultWriter, mark: (usize, u32), passes: u32, e: Error) {
+        w.rollback(mark);
+        w.error(e.message());
+        w.insert_passes(mark, passes);
+    }
+
+    /// A map's result: one output, or PASS for the input's value unchanged.
     #[inline]
     pub fn one<T: IntoOutput, E: Into<Error>>(
         w: &mut ResultWriter,
+        input: &Record<'_>,
         r: core::result::Result<T, E>,
-    ) -> Result<()> {
-        r.map_err(Into::into)?.write_single(w);
-        Ok(())
+    ) -> Result<Done> {
+        let out = r.map_err(Into::into)?;
+        if out.is_input(input.value_opt()) {
+            return Ok(Done::Pass);
+        }
+        w.set_input_value(input.value_opt());
+        out.write_single(w);
+        Ok(Done::Written)
     }
 
     /// A filter's result: pass or drop.
     #[inline]
     pub fn keep<E: Into<Error>>(
         w: &mut ResultWriter,
+        _input: &Record<'_>,
         r: core::result::Result<bool, E>,
-    ) -> Result<()> {
+    ) -> Result<Done> {
         if r.map_err(Into::into)? {
-            w.pass()
-        } else {
-            w.drop_input()
+            return Ok(Done::Pass);
         }
-        Ok(())
+        w.drop_input();
+        Ok(Done::Written)
     }
 
     /// A flat map's result: any number of outputs.
     #[inline]
-    pub fn many<I, E>(w: &mut ResultWriter, r: core::result::Result<I, E>) -> Result<()>
+    pub fn many<I, E>(
+        w: &mut ResultWriter,
+        input: &Record<'_>,
+        r: core::result::Result<I, E>,
+    ) -> Result<Done>
     where
         I: IntoIterator,
         I::Item: IntoOutput,
         E: Into<Error>,
     {
         let items = r.map_err(Into::into)?;
+        w.set_input_value(input.value_opt());
         w.begin_emit();
         for o in items {
             o.write_to(w);
         }
-        Ok(())
+        Ok(Done::Written)
     }
 
     /// A process function's run: outputs go through an [`Emitter`].
     #[inline]
     pub fn emitted<E: Into<Error>>(
         w: &mut ResultWriter,
+        input: &Record<'_>,
         f: impl FnOnce(&mut Emitter<'_>) -> core::result::Result<(), E>,
-    ) -> Result<()> {
+    ) -> Result<Done> {
+        w.set_input_value(input.value_opt());
         let mut out = Emitter { w, emitted: false };
         f(&mut out).map_err(Into::into)?;
         if !out.emitted {
             out.w.drop_input();
         }
-        Ok(())
+        Ok(Done::Written)
     }
 
     pub fn timers<E: Into<Error>>(
@@ -419,5 +480,118 @@ pub mod __private {
             w.drop_input();
         }
         Ok(w.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::__private::{emitted, keep, one, records, Done};
+    use super::*;
+    use crate::abi::{InputWriter, ResultReader, StatusView, NO_WATERMARK};
+
+    fn batch(values: &[&str]) -> Vec<u8> {
+        let mut w = InputWriter::new(BatchClock {
+            watermark: NO_WATERMARK,
+            processing_time: 0,
+        });
+        for (i, v) in values.iter().enumerate() {
+            let value = Some(v.as_bytes());
+            w.push(None, value, 0, Some("t"), 0, i as i64, std::iter::empty());
+        }
+        w.finish().to_vec()
+    }
+
+    /// The statuses of a result batch, spelt out.
+    fn statuses(bytes: &[u8]) -> Vec<String> {
+        let mut r = ResultReader::new(bytes).unwrap();
+        let mut out = Vec::new();
+        while let Some(s) = r.next_status().unwrap() {
+            out.push(match s {
+                StatusView::Pass => "pass".to_owned(),
+                StatusView::Drop => "drop".to_owned(),
+                StatusView::Error(m) => format!("error {m}"),
+                StatusView::Emit { .. } => {
+                    let mut values = Vec::new();
+                    while let Some(o) = r.next_output().unwrap() {
+                        values.push(String::from_utf8_lossy(o.value.unwrap_or(b"?")).into_owned());
+                    }
+                    format!("emit {}", values.join(","))
+                }
+            });
+        }
+        assert_eq!(r.count as usize, out.len());
+        out
+    }
+
+    fn run(
+        values: &[&str],
+        f: impl FnMut(&mut Context, &Record<'_>, &mut ResultWriter) -> Result<Done>,
+    ) -> Vec<String> {
+        statuses(&records(&batch(values), f).unwrap())
+    }
+
+    #[test]
+    fn runs_of_passes_keep_their_place_among_other_statuses() {
+        let map = |_: &mut Context, r: &Record<'_>, w: &mut ResultWriter| {
+            let out: Result<&[u8]> = match r.value() {
+                b"bad" => Err(Error::msg("bad record")),
+                b"x" => Ok(b"X"),
+                v => Ok(v),
+            };
+            one(w, r, out)
+        };
+        assert_eq!(
+            run(&["a", "b", "x", "c", "bad", "d", "e"], map),
+            [
+                "pass",
+                "pass",
+                "emit X",
+                "pass",
+                "error bad record",
+                "pass",
+                "pass"
+            ]
+        );
+        assert_eq!(run(&["bad", "a"], map), ["error bad record", "pass"]);
+        assert_eq!(run(&["x", "x"], map), ["emit X", "emit X"]);
+    }
+
+    #[test]
+    fn a_failure_after_outputs_leaves_only_its_error_behind_the_passes() {
+        let f = |_: &mut Context, r: &Record<'_>, w: &mut ResultWriter| match r.value() {
+            b"late" => emitted(w, r, |out| {
+                out.emit("partial");
+                Err(Error::msg("late"))
+            }),
+            b"two" => emitted(w, r, |out| {
+                out.emit("1");
+                out.emit("2");
+                Ok::<(), Error>(())
+            }),
+            v => one(w, r, Ok::<_, Error>(v)),
+        };
+        assert_eq!(
+            run(&["a", "late", "b", "two", "c"], f),
+            ["pass", "error late", "pass", "emit 1,2", "pass"]
+        );
+    }
+
+    #[test]
+    fn filters_pass_and_drop_in_order() {
+        let f = |_: &mut Context, r: &Record<'_>, w: &mut ResultWriter| {
+            keep(w, r, Ok::<_, Error>(r.value() == b"k"))
+        };
+        assert_eq!(
+            run(&["k", "d", "k", "k", "d"], f),
+            ["pass", "drop", "pass", "pass", "drop"]
+        );
+    }
+
+    #[test]
+    fn an_empty_value_returned_unchanged_is_an_output_not_a_pass() {
+        let f = |_: &mut Context, r: &Record<'_>, w: &mut ResultWriter| {
+            one(w, r, Ok::<_, Error>(r.value()))
+        };
+        assert_eq!(run(&["", "a"], f), ["emit ", "pass"]);
     }
 }

@@ -71,15 +71,19 @@ impl<'a> Inherit<'a> {
         }
     }
 
-    /// The input forwarded unchanged (a PASS status).
-    #[inline]
-    fn passed(&self) -> OutputRecord {
-        OutputRecord {
+    /// The input forwarded unchanged (a PASS status); an error for timers.
+    /// Inlined into both callers: it runs per record on the fast path.
+    #[inline(always)]
+    fn passed(&self) -> Result<RecordResult, String> {
+        if !self.can_pass {
+            return Err("PASS status for a timer".into());
+        }
+        Ok(RecordResult::Outputs(vec![OutputRecord {
             key: self.key.cloned(),
             value: self.pass_value.cloned(),
             timestamp: self.timestamp,
             headers: inherit_headers(self.headers),
-        }
+        }]))
     }
 }
 
@@ -126,10 +130,7 @@ pub(crate) fn decode_results<'a>(
     for i in 0..n {
         let inh = inherit(i);
         if r.take_pass() {
-            if !inh.can_pass {
-                return Err("PASS status for a timer".into());
-            }
-            out.push(RecordResult::Outputs(vec![inh.passed()]));
+            out.push(inh.passed()?);
             continue;
         }
         let status = r
@@ -137,8 +138,7 @@ pub(crate) fn decode_results<'a>(
             .map_err(|e| e.to_string())?
             .ok_or("fewer statuses than announced")?;
         let d = match status {
-            StatusView::Pass if inh.can_pass => RecordResult::Outputs(vec![inh.passed()]),
-            StatusView::Pass => return Err("PASS status for a timer".into()),
+            StatusView::Pass => inh.passed()?,
             StatusView::Drop => RecordResult::Outputs(Vec::new()),
             StatusView::Error(m) => {
                 failed.push(i as u32);
@@ -216,5 +216,74 @@ pub(crate) fn clock(watermark: Option<i64>, processing_time: i64) -> BatchClock 
     BatchClock {
         watermark: watermark.unwrap_or(abi::NO_WATERMARK),
         processing_time,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_udf_sdk::abi::ResultWriter;
+
+    use super::*;
+    use crate::wasm::instance::DeadLetter;
+
+    fn record(value: &'static [u8]) -> InputRecord {
+        InputRecord {
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from_static(value)),
+            timestamp: 7,
+            ..Default::default()
+        }
+    }
+
+    fn decode(
+        bytes: Vec<u8>,
+        inputs: &[InputRecord],
+        can_pass: bool,
+    ) -> Result<Vec<RecordResult>, String> {
+        let inherit = |i: usize| Inherit {
+            can_pass,
+            ..Inherit::of(&inputs[i])
+        };
+        let dead = |reason| {
+            RecordResult::DeadLetter(DeadLetter {
+                reason,
+                module: "m".into(),
+                version: "1".into(),
+                digest: "d".into(),
+            })
+        };
+        decode_results(Bytes::from(bytes), inputs.len(), inherit, 8, dead).map(|(r, _)| r)
+    }
+
+    #[test]
+    fn pass_forwards_each_input_and_is_refused_for_timers() {
+        let inputs = [record(b"a"), record(b"b"), record(b"c")];
+        let mut w = ResultWriter::with_capacity(16);
+        w.pass();
+        w.drop_input();
+        w.pass();
+        let bytes = w.finish();
+        let out = decode(bytes.clone(), &inputs, true).unwrap();
+        let pass = |r: &InputRecord| RecordResult::Outputs(vec![OutputRecord::from_input(r)]);
+        assert_eq!(
+            out,
+            vec![
+                pass(&inputs[0]),
+                RecordResult::Outputs(Vec::new()),
+                pass(&inputs[2])
+            ]
+        );
+        // A timer has no input record to forward.
+        let err = decode(bytes, &inputs, false).unwrap_err();
+        assert_eq!(err, "PASS status for a timer");
+    }
+
+    #[test]
+    fn statuses_must_match_the_inputs_one_to_one() {
+        let inputs = [record(b"a"), record(b"b")];
+        let mut w = ResultWriter::with_capacity(16);
+        w.pass();
+        let err = decode(w.finish(), &inputs, true).unwrap_err();
+        assert!(err.contains("1 statuses for 2 inputs"), "{err}");
     }
 }

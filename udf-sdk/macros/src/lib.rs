@@ -92,24 +92,25 @@ fn expand(
         },
         Span::call_site(),
     );
-    let call =
-        match (runner, arity) {
-            ("process", 3) => {
-                quote! { |cx, r, w| ::weir_udf_sdk::__private::emitted(w, |out| #name(cx, r, out)) }
-            }
-            ("process", _) => return Err(syn::Error::new_spanned(
+    let call = match (runner, arity) {
+        ("process", 3) => {
+            quote! { |cx, r, w| ::weir_udf_sdk::__private::emitted(w, r, |out| #name(cx, r, out)) }
+        }
+        ("process", _) => {
+            return Err(syn::Error::new_spanned(
                 &func.sig,
                 "#[process] functions take (cx: &mut Context, record: &Record, out: &mut Emitter)",
-            )),
-            (_, 1) => quote! { |_cx, r, w| ::weir_udf_sdk::__private::#wrap(w, #name(r)) },
-            (_, 2) => quote! { |cx, r, w| ::weir_udf_sdk::__private::#wrap(w, #name(cx, r)) },
-            _ => {
-                return Err(syn::Error::new_spanned(
-                    &func.sig,
-                    "expected (record: &Record) or (cx: &mut Context, record: &Record)",
-                ))
-            }
-        };
+            ))
+        }
+        (_, 1) => quote! { |_cx, r, w| ::weir_udf_sdk::__private::#wrap(w, r, #name(r)) },
+        (_, 2) => quote! { |cx, r, w| ::weir_udf_sdk::__private::#wrap(w, r, #name(cx, r)) },
+        _ => {
+            return Err(syn::Error::new_spanned(
+                &func.sig,
+                "expected (record: &Record) or (cx: &mut Context, record: &Record)",
+            ))
+        }
+    };
     let timer_body = match &on_timer {
         Some(t) => {
             quote! { ::weir_udf_sdk::__private::timers(&batch, |cx, t, out| #t(cx, t, out)) }
