@@ -256,11 +256,30 @@ impl Deployment {
             stopping,
             completed: AtomicU64::new(0),
         });
-        if let Err(e) = d.checkpoint(Trigger::Start).await {
+        if let Err(e) = d.start_checkpoint().await {
             d.shutdown().await;
             return Err(e);
         }
         Ok(d)
+    }
+
+    /// The checkpoint every generation starts from. A task may restart
+    /// while the deployment comes up (its consumer fails on a broker blip
+    /// and the supervisor brings it back), so a retryable failure is tried
+    /// again for a while before the start is refused.
+    async fn start_checkpoint(&self) -> Result<CheckpointInfo, RuntimeError> {
+        let give_up = Instant::now() + START_CHECKPOINT_PATIENCE;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.checkpoint(Trigger::Start).await {
+                Err(e) if e.is_retryable() && Instant::now() + backoff < give_up => {
+                    tracing::warn!(tenant = %self.key.tenant, job = %self.key.job, error = %e, "start checkpoint failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Starts the periodic checkpoints and the NATS metrics publisher.
@@ -442,6 +461,9 @@ impl Deployment {
         }
     }
 }
+
+/// How long a start waits for its tasks to answer the first checkpoint.
+const START_CHECKPOINT_PATIENCE: Duration = Duration::from_secs(15);
 
 fn unavailable(reason: String) -> RuntimeError {
     RuntimeError::Unavailable {
