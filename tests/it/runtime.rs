@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use weir::domain::job::JobSpec;
 use weir::runtime::control::{
-    DeploymentControl, DeploymentKey, DeploymentRequest, DeploymentStatus, RestoreFrom,
+    DeploymentControl, DeploymentKey, DeploymentRequest, DeploymentStatus, RestoreFrom, TaskState,
 };
 use weir::runtime::{EmbeddedRuntime, ModuleResolver, NativeModules, RuntimeConfig};
 use weir::store::postgres::PgStore;
@@ -109,6 +109,23 @@ impl Rig {
 
     pub async fn status(&self) -> DeploymentStatus {
         self.runtime.status(&self.key).await.expect("status")
+    }
+
+    /// Waits until every task is running again (a task killed after its
+    /// last record may still be restoring when its outputs are all in).
+    pub async fn wait_all_running(&self, secs: u64) -> DeploymentStatus {
+        let start = Instant::now();
+        loop {
+            let st = self.status().await;
+            if st.tasks.iter().all(|t| t.state == TaskState::Running) {
+                return st;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(secs),
+                "tasks not all running after {secs}s: {st:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until the tasks have read `n` records in total (or panics after `secs`).
