@@ -114,32 +114,37 @@ impl Rig {
     /// Waits until every task is running again (a task killed after its
     /// last record may still be restoring when its outputs are all in).
     pub async fn wait_all_running(&self, secs: u64) -> DeploymentStatus {
-        let start = Instant::now();
-        loop {
-            let st = self.status().await;
-            if st.tasks.iter().all(|t| t.state == TaskState::Running) {
-                return st;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(secs),
-                "tasks not all running after {secs}s: {st:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_for(secs, "every task running", |st| {
+            st.tasks.iter().all(|t| t.state == TaskState::Running)
+        })
+        .await
     }
 
     /// Waits until the tasks have read `n` records in total (or panics after `secs`).
     pub async fn wait_records_in(&self, n: u64, secs: u64) {
+        let what = format!("{n} records read");
+        self.wait_for(secs, &what, |st| {
+            st.tasks.iter().map(|t| t.records_in).sum::<u64>() >= n
+        })
+        .await;
+    }
+
+    /// Polls the status until `done` holds (or panics after `secs`).
+    async fn wait_for(
+        &self,
+        secs: u64,
+        what: &str,
+        done: impl Fn(&DeploymentStatus) -> bool,
+    ) -> DeploymentStatus {
         let start = Instant::now();
         loop {
             let st = self.status().await;
-            let got: u64 = st.tasks.iter().map(|t| t.records_in).sum();
-            if got >= n {
-                return;
+            if done(&st) {
+                return st;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(secs),
-                "only {got} of {n} records read: {st:?}"
+                "not {what} after {secs}s: {st:?}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

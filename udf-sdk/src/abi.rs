@@ -307,13 +307,17 @@ impl<'a> Iterator for HeaderIter<'a> {
     }
 }
 
-#[inline]
-fn skip_headers(r: &mut Reader<'_>, n: u16) -> Result<(), AbiError> {
+/// Where `n` headers starting at `at` end. It takes the position, not a
+/// reader, and stays out of line: a caller's cursor is then never borrowed
+/// by a call, so the guest's compiler keeps it in registers.
+#[inline(never)]
+fn skip_headers(buf: &[u8], at: usize, n: u16) -> Result<usize, AbiError> {
+    let mut r = Reader { buf, pos: at };
     for _ in 0..n {
         r.str16()?;
         r.bytes32()?;
     }
-    Ok(())
+    Ok(r.pos)
 }
 
 /// Size of an input batch's fixed header (magic, count, clock).
@@ -555,10 +559,8 @@ impl<'a> InputReader<'a> {
         let key = r.opt_bytes32()?;
         let value = r.opt_bytes32()?;
         let hstart = r.position();
-        // Skipped over a copy of the cursor, out of line: `r` is then never
-        // borrowed by a call, so the guest's compiler keeps it in registers.
         if headers_count != 0 {
-            r.pos = skip_headers_at(r.buf, hstart, headers_count)?;
+            r.pos = skip_headers(r.buf, hstart, headers_count)?;
         }
         let headers = &r.buf[hstart..r.position()];
         let topic = match t {
@@ -579,14 +581,6 @@ impl<'a> InputReader<'a> {
             headers,
         }))
     }
-}
-
-/// Where `n` headers starting at `at` end.
-#[inline(never)]
-fn skip_headers_at(buf: &[u8], at: usize, n: u16) -> Result<usize, AbiError> {
-    let mut r = Reader { buf, pos: at };
-    skip_headers(&mut r, n)?;
-    Ok(r.pos)
 }
 
 // ---------------------------------------------------------------- timers
@@ -1040,7 +1034,7 @@ impl<'a> ResultReader<'a> {
         let headers = if flags & OUT_HEADERS != 0 {
             let n = r.u16()?;
             let start = r.position();
-            skip_headers(r, n)?;
+            r.pos = skip_headers(r.buf, start, n)?;
             Some((n, &r.buf[start..r.position()]))
         } else {
             None
