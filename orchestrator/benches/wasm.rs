@@ -20,8 +20,9 @@ use weir::wasm::{
 
 const BATCHES: [usize; 3] = [1, 64, 1024];
 const TARGET_NS: f64 = 15.0;
-/// Alternating measurement rounds per figure (the best of each side counts).
-const ROUNDS: u32 = 7;
+/// Alternating measurement rounds per figure (the best of each side counts);
+/// `WEIR_BENCH_ROUNDS` overrides it.
+const ROUNDS: u32 = 21;
 
 fn records(n: usize) -> Vec<InputRecord> {
     // Records of one source partition share their topic, as a source makes them.
@@ -158,6 +159,8 @@ fn main() {
     {
         cfg.max_instances = n;
     }
+    // `WEIR_BENCH_CACHE=dir` keeps the precompiled guests (to read their code).
+    cfg.cache_dir = std::env::var_os("WEIR_BENCH_CACHE").map(Into::into);
     let host = WasmHost::new(cfg).expect("host");
     let budget = Duration::from_millis(
         std::env::var("WEIR_BENCH_MS")
@@ -165,6 +168,11 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(2100),
     );
+    let rounds: u32 = std::env::var("WEIR_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(ROUNDS)
+        .max(1);
     let load = |name: &str| {
         host.load(name, "bench", &guests::guest(name))
             .expect("load")
@@ -175,7 +183,7 @@ fn main() {
     };
 
     println!(
-        "WASM UDF overhead (thread CPU ns per record, best of {ROUNDS} alternating rounds; records of ~45 bytes; {budget:?} per figure)"
+        "WASM UDF overhead (thread CPU ns per record, best of {rounds} alternating rounds; records of ~45 bytes; {budget:?} per figure)"
     );
     println!(
         "{:<14} {:>6} {:>10} {:>10} {:>10}",
@@ -221,12 +229,12 @@ fn main() {
             // speed drifts by tens of percent from second to second, and the
             // minimum is what the code costs when nothing else interferes.
             let (mut nat, mut wasm) = (f64::INFINITY, f64::INFINITY);
-            for _ in 0..ROUNDS {
+            for _ in 0..rounds {
                 if side != Some("wasm") {
-                    nat = nat.min(per_record(n, budget / ROUNDS, native));
+                    nat = nat.min(per_record(n, budget / rounds, native));
                 }
                 if side != Some("native") {
-                    wasm = wasm.min(per_record(n, budget / ROUNDS, |b| {
+                    wasm = wasm.min(per_record(n, budget / rounds, |b| {
                         udf.process_batch(b, &mut state)
                     }));
                 }

@@ -504,12 +504,18 @@ impl InputWriter {
 }
 
 /// Decodes an input batch without copying. The guest's side.
+///
+/// The cursor is the slice of records not read yet (not a buffer and a
+/// position): fewer values live across the guest's per-record loop, and no
+/// overflow checks, since a slice's length bounds every step.
 #[derive(Debug, Clone)]
 pub struct InputReader<'a> {
     pub clock: BatchClock,
     pub count: u32,
     topics: Vec<&'a str>,
-    r: Reader<'a>,
+    rest: &'a [u8],
+    /// The whole batch's length (error offsets are counted from its start).
+    len: usize,
     left: u32,
 }
 
@@ -531,9 +537,19 @@ impl<'a> InputReader<'a> {
             clock,
             count,
             topics,
-            r,
+            rest: &buf[r.pos..],
+            len: buf.len(),
             left: count,
         })
+    }
+
+    /// The error for a record cut short where `at` starts.
+    #[cold]
+    fn fail(&self, at: &[u8], problem: &'static str) -> AbiError {
+        AbiError {
+            offset: self.len - at.len(),
+            problem,
+        }
     }
 
     /// The next record, `Ok(None)` after the last.
@@ -543,9 +559,11 @@ impl<'a> InputReader<'a> {
             return Ok(None);
         }
         self.left -= 1;
-        let r = &mut self.r;
-        // The fixed part with one bounds check.
-        let f: [u8; 24] = r.array()?;
+        let start = self.rest;
+        // The fixed part and the key's length with one bounds check.
+        let Some((f, rest)) = start.split_first_chunk::<28>() else {
+            return Err(self.fail(start, "truncated"));
+        };
         let le8 = |at: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&f[at..at + 8]);
@@ -556,20 +574,43 @@ impl<'a> InputReader<'a> {
         let partition = i32::from_le_bytes([f[16], f[17], f[18], f[19]]);
         let t = u16::from_le_bytes([f[20], f[21]]);
         let headers_count = u16::from_le_bytes([f[22], f[23]]);
-        let key = r.opt_bytes32()?;
-        let value = r.opt_bytes32()?;
-        let hstart = r.position();
-        if headers_count != 0 {
-            r.pos = skip_headers(r.buf, hstart, headers_count)?;
-        }
-        let headers = &r.buf[hstart..r.position()];
+        let (key, rest) = match u32::from_le_bytes([f[24], f[25], f[26], f[27]]) {
+            NULL_LEN => (None, rest),
+            n => match rest.split_at_checked(n as usize) {
+                Some((k, rest)) => (Some(k), rest),
+                None => return Err(self.fail(rest, "truncated")),
+            },
+        };
+        let Some((n, rest)) = rest.split_first_chunk::<4>() else {
+            return Err(self.fail(rest, "truncated"));
+        };
+        let (value, rest) = match u32::from_le_bytes(*n) {
+            NULL_LEN => (None, rest),
+            n => match rest.split_at_checked(n as usize) {
+                Some((v, rest)) => (Some(v), rest),
+                None => return Err(self.fail(rest, "truncated")),
+            },
+        };
+        let (headers, rest) = if headers_count == 0 {
+            rest.split_at(0)
+        } else {
+            let end = skip_headers(rest, 0, headers_count).map_err(|e| AbiError {
+                offset: self.len - rest.len() + e.offset,
+                ..e
+            })?;
+            match rest.split_at_checked(end) {
+                Some(split) => split,
+                None => return Err(self.fail(rest, "truncated")),
+            }
+        };
         let topic = match t {
             NO_TOPIC => None,
             i => match self.topics.get(i as usize) {
                 Some(t) => Some(*t),
-                None => return r.fail("topic index out of range"),
+                None => return Err(self.fail(start, "topic index out of range")),
             },
         };
+        self.rest = rest;
         Ok(Some(RecordView {
             key,
             value,

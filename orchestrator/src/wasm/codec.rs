@@ -245,12 +245,12 @@ mod tests {
             ..Inherit::of(&inputs[i])
         };
         let dead = |reason| {
-            RecordResult::DeadLetter(DeadLetter {
+            RecordResult::DeadLetter(Box::new(DeadLetter {
                 reason,
                 module: "m".into(),
                 version: "1".into(),
                 digest: "d".into(),
-            })
+            }))
         };
         decode_results(Bytes::from(bytes), inputs.len(), inherit, 8, dead).map(|(r, _)| r)
     }

@@ -23,8 +23,10 @@ use super::state::{FiredTimer, KeyedState};
 pub enum RecordResult {
     /// Zero or more outputs.
     Outputs(Vec<OutputRecord>),
-    /// The record failed; it goes to the dead-letter topic.
-    DeadLetter(DeadLetter),
+    /// The record failed; it goes to the dead-letter topic. Boxed: dead
+    /// letters are rare, and a small `RecordResult` keeps result vectors
+    /// (one entry per record) compact.
+    DeadLetter(Box<DeadLetter>),
 }
 
 /// Why a record was dead-lettered, and by which module.
@@ -223,12 +225,12 @@ impl UdfInstance {
 
     pub(crate) fn dead_letter(&self, reason: FailureReason) -> RecordResult {
         count_dead_letter(&self.module.ident.name, reason.code());
-        RecordResult::DeadLetter(DeadLetter {
+        RecordResult::DeadLetter(Box::new(DeadLetter {
             reason,
             module: self.module.ident.name.clone(),
             version: self.module.ident.version.clone(),
             digest: self.module.ident.digest.clone(),
-        })
+        }))
     }
 
     /// One call for the whole of `batch`. `Err` means the call as a whole
@@ -311,12 +313,12 @@ impl UdfInstance {
                     &self.module.ident.digest,
                 );
                 let dead = |reason| {
-                    RecordResult::DeadLetter(DeadLetter {
+                    RecordResult::DeadLetter(Box::new(DeadLetter {
                         reason,
                         module: module.clone(),
                         version: version.clone(),
                         digest: digest.clone(),
-                    })
+                    }))
                 };
                 let decoded = codec::decode_results(
                     Bytes::from(out),
