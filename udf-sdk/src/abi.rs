@@ -1033,19 +1033,24 @@ impl<'a> ResultReader<'a> {
         Ok(Some(s))
     }
 
-    /// Consumes the next status if it is PASS, the commonest one (maps that
-    /// return their input, filters that keep it), without building a
-    /// [`StatusView`]. `false` leaves the reader as it was.
+    /// Consumes the run of PASS statuses that comes next, the commonest
+    /// status (maps that return their input, filters that keep it), and
+    /// says how long it was, without building a [`StatusView`] for each.
+    /// `0` leaves the reader as it was.
     #[inline]
-    pub fn take_pass(&mut self) -> bool {
-        let next = self.r.buf.get(self.r.pos).copied();
-        if self.outputs_left == 0 && self.left != 0 && next == Some(STATUS_PASS) {
-            self.r.pos += 1;
-            self.left -= 1;
-            true
-        } else {
-            false
+    pub fn take_passes(&mut self) -> usize {
+        if self.outputs_left != 0 {
+            return 0;
         }
+        let rest = self.r.buf.get(self.r.pos..).unwrap_or_default();
+        let left = rest.len().min(self.left as usize);
+        let n = rest[..left]
+            .iter()
+            .position(|&b| b != STATUS_PASS)
+            .unwrap_or(left);
+        self.r.pos += n;
+        self.left -= n as u32;
+        n
     }
 
     /// The next output of the current EMIT status.
@@ -1306,6 +1311,30 @@ mod tests {
             Some(StatusView::Error("bad record"))
         );
         assert_eq!(r.next_status().unwrap(), Some(StatusView::Drop));
+        assert_eq!(r.next_status().unwrap(), None);
+    }
+
+    #[test]
+    fn runs_of_passes_are_taken_whole_and_stop_at_other_statuses() {
+        let mut w = ResultWriter::with_capacity(64);
+        w.pass();
+        w.pass();
+        // An output whose bytes look like PASS statuses.
+        w.emit_value(&[STATUS_PASS; 3]);
+        w.pass();
+        let bytes = w.finish();
+        let mut r = ResultReader::new(&bytes).unwrap();
+        assert_eq!(r.take_passes(), 2);
+        assert_eq!(r.take_passes(), 0, "an EMIT is next");
+        assert_eq!(
+            r.next_status().unwrap(),
+            Some(StatusView::Emit { count: 1 })
+        );
+        assert_eq!(r.take_passes(), 0, "its output is not read yet");
+        assert!(r.next_output().unwrap().is_some());
+        assert!(r.next_output().unwrap().is_none());
+        assert_eq!(r.take_passes(), 1);
+        assert_eq!(r.take_passes(), 0, "all statuses are read");
         assert_eq!(r.next_status().unwrap(), None);
     }
 
