@@ -1039,15 +1039,25 @@ impl<'a> ResultReader<'a> {
     /// `0` leaves the reader as it was.
     #[inline]
     pub fn take_passes(&mut self) -> usize {
+        self.take_run(STATUS_PASS)
+    }
+
+    /// [`ResultReader::take_passes`] for DROP statuses (a filter's drops).
+    #[inline]
+    pub fn take_drops(&mut self) -> usize {
+        self.take_run(STATUS_DROP)
+    }
+
+    /// Consumes the statuses that come next while they are the one-byte
+    /// status `byte`.
+    #[inline]
+    fn take_run(&mut self, byte: u8) -> usize {
         if self.outputs_left != 0 {
             return 0;
         }
         let rest = self.r.buf.get(self.r.pos..).unwrap_or_default();
         let left = rest.len().min(self.left as usize);
-        let n = rest[..left]
-            .iter()
-            .position(|&b| b != STATUS_PASS)
-            .unwrap_or(left);
+        let n = rest[..left].iter().position(|&b| b != byte).unwrap_or(left);
         self.r.pos += n;
         self.left -= n as u32;
         n
@@ -1315,17 +1325,20 @@ mod tests {
     }
 
     #[test]
-    fn runs_of_passes_are_taken_whole_and_stop_at_other_statuses() {
+    fn runs_of_passes_and_drops_are_taken_whole_and_stop_at_other_statuses() {
         let mut w = ResultWriter::with_capacity(64);
         w.pass();
         w.pass();
         // An output whose bytes look like PASS statuses.
         w.emit_value(&[STATUS_PASS; 3]);
         w.pass();
+        w.drop_input();
+        w.drop_input();
         let bytes = w.finish();
         let mut r = ResultReader::new(&bytes).unwrap();
         assert_eq!(r.take_passes(), 2);
         assert_eq!(r.take_passes(), 0, "an EMIT is next");
+        assert_eq!(r.take_drops(), 0, "an EMIT is next");
         assert_eq!(
             r.next_status().unwrap(),
             Some(StatusView::Emit { count: 1 })
@@ -1334,6 +1347,7 @@ mod tests {
         assert!(r.next_output().unwrap().is_some());
         assert!(r.next_output().unwrap().is_none());
         assert_eq!(r.take_passes(), 1);
+        assert_eq!(r.take_drops(), 2);
         assert_eq!(r.take_passes(), 0, "all statuses are read");
         assert_eq!(r.next_status().unwrap(), None);
     }
