@@ -152,6 +152,7 @@ pub(crate) fn decode_results<'a>(
             .next_status()
             .map_err(|e| e.to_string())?
             .ok_or("fewer statuses than announced")?;
+        // The runs above take every PASS and DROP; their arms keep the match total.
         let d = match status {
             StatusView::Pass if inh.can_pass => RecordResult::Outputs(vec![inh.forwarded()]),
             StatusView::Pass => return Err(TIMER_PASS.into()),
