@@ -56,8 +56,6 @@ pub(crate) struct Inherit<'a> {
     pub timestamp: i64,
     pub headers: &'a [(String, Bytes)],
     pub pass_value: Option<&'a Bytes>,
-    /// Whether PASS is allowed (not for timers, which have no input record).
-    pub can_pass: bool,
 }
 
 impl<'a> Inherit<'a> {
@@ -67,11 +65,10 @@ impl<'a> Inherit<'a> {
             timestamp: r.timestamp,
             headers: &r.headers,
             pass_value: r.value.as_ref(),
-            can_pass: true,
         }
     }
 
-    /// The input forwarded unchanged (a PASS status; see `can_pass`).
+    /// The input forwarded unchanged (a PASS status).
     #[inline(always)]
     fn forwarded(&self) -> OutputRecord {
         OutputRecord {
@@ -109,12 +106,14 @@ pub(crate) fn encode_inputs(w: &mut InputWriter, clock: BatchClock, inputs: &[In
 }
 
 /// Decodes a result batch against the inputs it answers (`inherit(i)` gives
-/// what input `i`'s outputs inherit). Records the UDF failed become
+/// what input `i`'s outputs inherit; `can_pass` is false for timers, which
+/// have no input record to forward). Records the UDF failed become
 /// `dead(reason)` and their indexes are returned too. Any protocol violation
 /// fails the whole call (the caller bisects).
 pub(crate) fn decode_results<'a>(
     bytes: Bytes,
     n: usize,
+    can_pass: bool,
     inherit: impl Fn(usize) -> Inherit<'a>,
     max_outputs: u32,
     dead: impl Fn(FailureReason) -> RecordResult,
@@ -133,7 +132,7 @@ pub(crate) fn decode_results<'a>(
         // its copy stalled on a partial store-to-load forward (~9 ns each).
         let run = r.take_passes();
         if run != 0 {
-            if !inherit(i).can_pass {
+            if !can_pass {
                 return Err(TIMER_PASS.into());
             }
             let passed = (i..i + run).map(|j| RecordResult::Outputs(vec![inherit(j).forwarded()]));
@@ -154,7 +153,7 @@ pub(crate) fn decode_results<'a>(
             .ok_or("fewer statuses than announced")?;
         // The runs above take every PASS and DROP; their arms keep the match total.
         let d = match status {
-            StatusView::Pass if inh.can_pass => RecordResult::Outputs(vec![inh.forwarded()]),
+            StatusView::Pass if can_pass => RecordResult::Outputs(vec![inh.forwarded()]),
             StatusView::Pass => return Err(TIMER_PASS.into()),
             StatusView::Drop => RecordResult::Outputs(Vec::new()),
             StatusView::Error(m) => {
@@ -258,10 +257,7 @@ mod tests {
         inputs: &[InputRecord],
         can_pass: bool,
     ) -> Result<Vec<RecordResult>, String> {
-        let inherit = |i: usize| Inherit {
-            can_pass,
-            ..Inherit::of(&inputs[i])
-        };
+        let inherit = |i: usize| Inherit::of(&inputs[i]);
         let dead = |reason| {
             RecordResult::DeadLetter(Box::new(DeadLetter {
                 reason,
@@ -270,7 +266,7 @@ mod tests {
                 digest: "d".into(),
             }))
         };
-        decode_results(Bytes::from(bytes), inputs.len(), inherit, 8, dead).map(|(r, _)| r)
+        decode_results(Bytes::from(bytes), inputs.len(), can_pass, inherit, 8, dead).map(|(r, _)| r)
     }
 
     #[test]

@@ -304,7 +304,6 @@ impl UdfInstance {
                         timestamp: t[i].at,
                         headers: no_headers,
                         pass_value: None,
-                        can_pass: false,
                     },
                 };
                 let (module, version, digest) = (
@@ -323,6 +322,7 @@ impl UdfInstance {
                 let decoded = codec::decode_results(
                     Bytes::from(out),
                     batch.len(),
+                    matches!(batch, Batch::Records(_)),
                     inherit,
                     self.limits.max_outputs_per_record,
                     dead,
