@@ -321,29 +321,30 @@ fn skip_headers(buf: &[u8], at: usize, n: u16) -> Result<usize, AbiError> {
     Ok(r.pos)
 }
 
-/// Keys and values up to this long are appended by [`append_short_record`].
-const SHORT: usize = 64;
-
-/// Appends a record's fixed part, key and value (each with its length) if
-/// the key and the value are at most [`SHORT`] bytes, and says whether it
-/// did. This is the host's hottest loop: one capacity check and no `memcpy`
-/// calls. Written with `extend_from_slice`, a record cost ~3 ns more (two
-/// `memcpy` calls, and the length and capacity reloaded after each append);
-/// safe versions of the same (a zero-filled block cut back to length, or
-/// chunked writes into the spare capacity) measured no better than that.
+/// Appends a record's fixed part, key and value (each with its length) and
+/// says whether it did (not for lengths the format cannot hold; the caller
+/// then cuts them). This is the host's hottest loop: one capacity check, and
+/// no `memcpy` calls for keys and values up to 64 bytes. Written with
+/// `extend_from_slice`, a record cost ~3 ns more (two `memcpy` calls, and the
+/// length and capacity reloaded after each append); safe versions of the
+/// same (a zero-filled block cut back to length, or chunked writes into the
+/// spare capacity) measured no better than that.
 #[inline(always)]
-fn append_short_record(
+fn append_record(
     buf: &mut Vec<u8>,
     fixed: &[u8; 24],
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) -> bool {
     let (k, v) = (key.unwrap_or_default(), value.unwrap_or_default());
-    if k.len() > SHORT || v.len() > SHORT {
+    let fits = |b: &[u8]| b.len() < NULL_LEN as usize;
+    let n = (24 + 4 + 4usize)
+        .checked_add(k.len())
+        .and_then(|n| n.checked_add(v.len()));
+    let Some(n) = n.filter(|_| fits(k) && fits(v)) else {
         return false;
-    }
+    };
     let len32 = |b: Option<&[u8]>| b.map_or(NULL_LEN, |b| b.len() as u32).to_le_bytes();
-    let n = 24 + 4 + k.len() + 4 + v.len();
     buf.reserve(n);
     let start = buf.len();
     // SAFETY: `reserve` made `buf` valid for `n` byte writes from `start`.
@@ -535,7 +536,7 @@ impl InputWriter {
         fixed[16..20].copy_from_slice(&partition.to_le_bytes());
         fixed[20..22].copy_from_slice(&t.to_le_bytes());
         fixed[22..24].copy_from_slice(&(n as u16).to_le_bytes());
-        if !append_short_record(&mut b.buf, &fixed, key, value) {
+        if !append_record(&mut b.buf, &fixed, key, value) {
             let len = |b: Option<&[u8]>| b.map_or(0, <[u8]>::len);
             b.buf.reserve(32 + len(key) + len(value));
             b.buf.extend_from_slice(&fixed);
@@ -1241,13 +1242,13 @@ mod tests {
 
     #[test]
     fn keys_and_values_of_every_short_length_round_trip_byte_for_byte() {
-        // The short-record path copies in overlapping chunks chosen by
-        // length; every length up to past its limit, null included, must come
-        // back exactly, with headers after it and records around it intact.
+        // Keys and values are copied in overlapping chunks chosen by length
+        // (up to 64 bytes); every length up to past that, null included, must
+        // come back exactly, with headers after it and records around it intact.
         let bytes: Vec<u8> = (0..100u8)
             .map(|b| b.wrapping_mul(37).wrapping_add(1))
             .collect();
-        let lens = (0..=SHORT + 3).map(Some).chain([None]);
+        let lens = (0..=67).map(Some).chain([None]);
         let cases: Vec<(Option<usize>, Option<usize>)> = lens
             .clone()
             .flat_map(|k| lens.clone().map(move |v| (k, v)))
