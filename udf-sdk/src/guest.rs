@@ -343,14 +343,22 @@ pub mod __private {
             clock: r.clock,
         };
         let mut passes = 0u32;
+        // Where the next status goes. A pass leaves the writer alone, so the
+        // mark is only read again after a record that wrote.
+        let mut mark = w.mark();
         while let Some(view) = r.next_record().map_err(|e| e.to_string())? {
-            let mark = w.mark();
             match f(&mut cx, &Record { view }, &mut w) {
-                Ok(Done::Pass) => passes += 1,
+                Ok(Done::Pass) => {
+                    debug_assert_eq!(w.mark(), mark, "a PASS wrote to the result");
+                    passes += 1;
+                    cx.cursor += 1;
+                    continue;
+                }
                 Ok(Done::Written) if passes == 0 => {}
                 Ok(Done::Written) => w.insert_passes(mark, core::mem::take(&mut passes)),
                 Err(e) => failed(&mut w, mark, core::mem::take(&mut passes), e),
             }
+            mark = w.mark();
             cx.cursor += 1;
         }
         w.insert_passes(w.mark(), passes);
