@@ -382,16 +382,25 @@ unsafe fn copy_short(src: &[u8], dst: *mut u8) {
             ptr::copy_nonoverlapping(s.add(n - chunk), dst.add(n - chunk), chunk);
         }
     };
-    match n {
-        0 => {}
-        1 => two(1),
-        2..=3 => two(2),
-        4..=7 => two(4),
-        8..=15 => two(8),
-        16..=31 => two(16),
-        32..=64 => two(32),
-        // SAFETY: the caller's contract.
-        _ => unsafe { ptr::copy_nonoverlapping(s, dst, n) },
+    // A tree, not a `match` on ranges (which compiles to a chain of tests
+    // that a record's ~45-byte value walked to its end).
+    if n >= 16 {
+        if n > 64 {
+            // SAFETY: the caller's contract.
+            unsafe { ptr::copy_nonoverlapping(s, dst, n) }
+        } else if n >= 32 {
+            two(32)
+        } else {
+            two(16)
+        }
+    } else if n >= 8 {
+        two(8)
+    } else if n >= 4 {
+        two(4)
+    } else if n >= 2 {
+        two(2)
+    } else if n == 1 {
+        two(1)
     }
 }
 
