@@ -321,30 +321,22 @@ fn skip_headers(buf: &[u8], at: usize, n: u16) -> Result<usize, AbiError> {
     Ok(r.pos)
 }
 
-/// Appends a record's fixed part, key and value (each with its length) and
-/// says whether it did (not for lengths the format cannot hold; the caller
-/// then cuts them). This is the host's hottest loop: one capacity check, and
-/// no `memcpy` calls for keys and values up to 64 bytes. Written with
-/// `extend_from_slice`, a record cost ~3 ns more (two `memcpy` calls, and the
-/// length and capacity reloaded after each append); safe versions of the
-/// same (a zero-filled block cut back to length, or chunked writes into the
-/// spare capacity) measured no better than that.
+/// Appends a record's fixed part, key and value, each with its length (the
+/// caller has cut them to what the format can hold). This is the host's
+/// hottest loop: one capacity check, and no `memcpy` calls for keys and
+/// values up to 64 bytes. Written with `extend_from_slice`, a record cost
+/// ~3 ns more (two `memcpy` calls, and the length and capacity reloaded after
+/// each append); safe versions of the same (a zero-filled block cut back to
+/// length, or chunked writes into the spare capacity) measured no better.
 #[inline(always)]
-fn append_record(
-    buf: &mut Vec<u8>,
-    fixed: &[u8; 24],
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-) -> bool {
+fn append_record(buf: &mut Vec<u8>, fixed: &[u8; 24], key: Option<&[u8]>, value: Option<&[u8]>) {
     let (k, v) = (key.unwrap_or_default(), value.unwrap_or_default());
-    let fits = |b: &[u8]| b.len() < NULL_LEN as usize;
-    let n = (24 + 4 + 4usize)
-        .checked_add(k.len())
-        .and_then(|n| n.checked_add(v.len()));
-    let Some(n) = n.filter(|_| fits(k) && fits(v)) else {
-        return false;
-    };
     let len32 = |b: Option<&[u8]>| b.map_or(NULL_LEN, |b| b.len() as u32).to_le_bytes();
+    // Saturating: a length past `usize::MAX` makes `reserve` panic, before
+    // any write.
+    let n = (24 + 4 + 4usize)
+        .saturating_add(k.len())
+        .saturating_add(v.len());
     buf.reserve(n);
     let start = buf.len();
     // SAFETY: `reserve` made `buf` valid for `n` byte writes from `start`.
@@ -362,7 +354,6 @@ fn append_record(
         copy_short(v, p.add(4));
         buf.set_len(start + n);
     }
-    true
 }
 
 /// Copies `src` to `dst` as at most two fixed-size moves that overlap (the
@@ -545,13 +536,12 @@ impl InputWriter {
         fixed[16..20].copy_from_slice(&partition.to_le_bytes());
         fixed[20..22].copy_from_slice(&t.to_le_bytes());
         fixed[22..24].copy_from_slice(&(n as u16).to_le_bytes());
-        if !append_record(&mut b.buf, &fixed, key, value) {
-            let len = |b: Option<&[u8]>| b.map_or(0, <[u8]>::len);
-            b.buf.reserve(32 + len(key) + len(value));
-            b.buf.extend_from_slice(&fixed);
-            b.opt_bytes32(key);
-            b.opt_bytes32(value);
+        // Lengths above `u32::MAX - 1` are cut, as `Writer::bytes32` does.
+        #[inline(always)]
+        fn cut(b: Option<&[u8]>) -> Option<&[u8]> {
+            b.map(|b| &b[..b.len().min((NULL_LEN - 1) as usize)])
         }
+        append_record(&mut b.buf, &fixed, cut(key), cut(value));
         for (name, value) in headers.take(n) {
             b.str16(name);
             b.bytes32(value);
