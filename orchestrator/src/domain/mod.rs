@@ -3,6 +3,8 @@
 //! exhaustively and replayed.
 
 pub mod aggregate;
+pub mod backoff;
+pub mod duration;
 pub mod envelope;
 pub mod ids;
 pub mod job;
@@ -11,6 +13,8 @@ pub mod rejection;
 pub mod workflow;
 
 pub use aggregate::{Aggregate, DecideContext};
+pub use backoff::{Backoff, BackoffPolicy};
+pub use duration::Dur;
 pub use envelope::{Command, CommandEnvelope, Outcome, OutcomeStatus, ParsedCommand};
 pub use ids::{JobName, ModuleName, StreamId, Tenant};
 pub use rejection::{Rejection, RejectionCode};

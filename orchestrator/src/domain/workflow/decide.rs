@@ -366,7 +366,7 @@ pub fn decide(
                     class: ErrorClass::Timeout,
                     message: format!(
                         "the wait's conditions did not hold within {}",
-                        super::duration::Dur::from_millis(waited)
+                        crate::domain::duration::Dur::from_millis(waited)
                     ),
                 },
             )?;

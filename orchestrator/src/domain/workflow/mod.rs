@@ -5,7 +5,6 @@
 
 pub mod command;
 pub mod decide;
-pub mod duration;
 pub mod event;
 pub mod expr;
 pub mod locate;

@@ -1,4 +1,5 @@
-//! Durations as people write them in workflow files: `500ms`, `30s`, `2m`, `1h`.
+//! Durations as people write them everywhere in Weir (CLI flags, job specs,
+//! workflow files): `250ms`, `30s`, `10m`, `1h`.
 
 use std::fmt;
 use std::time::Duration;
