@@ -12,11 +12,17 @@
 //! - [`intake`]: JetStream consumer, outcome publishing, dead letters, outbox relay.
 //! - [`workflow`]: the workflow engine: durable runs of `workflows/*.yaml` (pure part in [`domain::workflow`]).
 //! - [`runtime`]: the data plane; [`runtime::control`] is its contract with the control plane.
+//! - [`registry`]: the WASM module registry: uploads, `name@version` resolution, warm compiled code.
+//! - [`wasm`]: the sandbox: wasmtime engine, limits, instances, the packed batch codec.
 //! - [`api`]: the HTTP query API, health and Prometheus metrics.
 //! - [`client`]: publish a command and wait for its outcome (used by the CLI and tests).
 //! - [`cli`]: the `weir` command line; the only place that wires everything together.
 //! - [`schema`]: JSON Schemas generated from the types.
 //! - [`config`], [`telemetry`]: settings, logging and metrics setup.
+//!
+//! Imports flow one way: `cli → api → lifecycle → {workflow, intake, store,
+//! runtime, registry, wasm} → domain`. `docs/architecture.md` describes the
+//! layers, the command path, the data path and the guarantees.
 //!
 //! # Core concepts
 //!
