@@ -46,17 +46,70 @@ ensure_nats() {
   wait_port 4222 nats 30 || die "NATS did not open 127.0.0.1:4222 within 30s (see /var/log/nats-server.log)"
 }
 
+# tansu 0.6 with Weir's storage patch (scripts/tansu/): an index for header
+# lookups and a bounded fetch page. Stock 0.6 scans every header row per
+# fetched record and sums the whole rest of a partition on every fetch, so it
+# slows quadratically as topics grow (docs/kafka-on-tansu.md). The install
+# path carries the patch's hash, so a changed patch builds a new broker.
+TANSU_VERSION=0.6.0
+TANSU_PATCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/tansu/tansu-storage-$TANSU_VERSION.patch"
+TANSU_ID="$TANSU_VERSION-$(sha256sum "$TANSU_PATCH" | cut -c1-12)"
+TANSU_ROOT="${WEIR_TANSU_ROOT:-$HOME/.local/share/weir/tansu-$TANSU_ID}"
+TANSU_BIN="$TANSU_ROOT/bin/tansu"
+
+crate_file() { # name version: the downloaded .crate file, if any
+  ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"$1-$2.crate" 2>/dev/null | head -n1
+}
+
+install_tansu() {
+  local build="$STATE_DIR/tansu-build-$TANSU_ID" log="$STATE_DIR/tansu-install.log"
+  log "building tansu $TANSU_VERSION with Weir's storage patch (about 10 minutes, once per machine; log: $log)"
+  command -v patch >/dev/null || apt_install patch
+  rm -rf "$build" && mkdir -p "$build/fetch/src"
+  # Download the published crates through cargo itself (a throwaway manifest).
+  printf '[package]\nname = "weir-tansu-fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\ntansu = "=%s"\n[workspace]\n' \
+    "$TANSU_VERSION" >"$build/fetch/Cargo.toml"
+  touch "$build/fetch/src/lib.rs"
+  cargo fetch --manifest-path "$build/fetch/Cargo.toml" >"$log" 2>&1 \
+    || die "could not download tansu $TANSU_VERSION from crates.io; see $log"
+  local c
+  for c in tansu tansu-storage; do
+    local f; f=$(crate_file "$c" "$TANSU_VERSION")
+    [ -n "$f" ] || die "cargo fetch did not leave $c-$TANSU_VERSION.crate in the registry cache"
+    tar xzf "$f" -C "$build" || die "cannot unpack $f"
+  done
+  (cd "$build/tansu-storage-$TANSU_VERSION" && patch -p1 --quiet <"$TANSU_PATCH") \
+    || die "the tansu storage patch does not apply; see $TANSU_PATCH"
+  # Build the published binary crate against the patched storage crate, with
+  # the crate's own lock file (newer dependency versions break its build).
+  local bin="$build/tansu-$TANSU_VERSION"
+  printf '\n[workspace]\n\n[patch.crates-io]\ntansu-storage = { path = "../tansu-storage-%s" }\n' \
+    "$TANSU_VERSION" >>"$bin/Cargo.toml"
+  python3 - "$bin/Cargo.lock" <<'PY' || die "cannot point tansu's lock file at the patched storage crate"
+import re, sys
+path = sys.argv[1]
+lock = open(path).read()
+entry = re.compile(r'(\[\[package\]\]\nname = "tansu-storage"\nversion = "[^"]*"\n)source = "[^"]*"\nchecksum = "[^"]*"\n')
+lock, n = entry.subn(r'\1', lock)
+if n != 1:
+    sys.exit("tansu-storage entry not found in Cargo.lock")
+open(path, "w").write(lock)
+PY
+  CARGO_TARGET_DIR="$STATE_DIR/tansu-target" cargo install --path "$bin" --locked \
+      --features dynostore,libsql --root "$TANSU_ROOT" >>"$log" 2>&1 \
+    || die "building tansu failed; see $log"
+  rm -rf "$build"
+}
+
 ensure_tansu() {
   if port_open 9092; then log "Kafka broker is up on 127.0.0.1:9092"; return; fi
-  if ! command -v tansu >/dev/null; then
-    log "installing tansu 0.6 from crates.io (about 10 minutes, once per machine)"
-    cargo install tansu --version '^0.6' --locked --features dynostore,libsql >"$STATE_DIR/tansu-install.log" 2>&1 \
-      || die "cargo install tansu failed; see $STATE_DIR/tansu-install.log"
-  fi
+  [ -x "$TANSU_BIN" ] || install_tansu
+  # A stable path for the tests' private brokers (tests/support/kafka.rs).
+  mkdir -p "$HOME/.local/share/weir/bin" && ln -sf "$TANSU_BIN" "$HOME/.local/share/weir/bin/tansu"
   log "starting tansu (sqlite storage in $STATE_DIR/tansu)"
   mkdir -p "$STATE_DIR/tansu"
   # The sqlite path must be relative: tansu prefixes the working directory.
-  (cd "$STATE_DIR/tansu" && nohup tansu broker \
+  (cd "$STATE_DIR/tansu" && nohup "$TANSU_BIN" broker \
       --listener-url tcp://127.0.0.1:9092 \
       --advertised-listener-url tcp://127.0.0.1:9092 \
       --storage-engine sqlite://tansu.db >"$STATE_DIR/tansu/broker.log" 2>&1 &)
