@@ -122,6 +122,7 @@ for s in $want; do
     postgres) ensure_postgres ;;
     nats) ensure_nats ;;
     kafka) ensure_tansu ;;
+    kafka-build) [ -x "$TANSU_BIN" ] || install_tansu; log "tansu: $TANSU_BIN" ;;
     *) die "unknown service $s" ;;
   esac
 done
