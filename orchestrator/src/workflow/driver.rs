@@ -457,9 +457,7 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
                     ErrorClass::Timeout,
                     format!(
                         "activity `{activity}` did not finish within {}",
-                        crate::domain::duration::Dur::from_millis(
-                            timeout.as_millis() as u64
-                        )
+                        crate::domain::duration::Dur::from_millis(timeout.as_millis() as u64)
                     ),
                 )),
             };
