@@ -137,7 +137,7 @@ async fn main() {
         .unwrap_or(18080);
     let args = ServeArgs {
         http_addr: format!("127.0.0.1:{port}").parse().expect("addr"),
-        workflows: weir::cli::workflow::EngineArgs::disabled(),
+        workflows: weir::cli::wiring::EngineArgs::disabled(),
     };
     let shutdown = CancellationToken::new();
     let server = tokio::spawn({

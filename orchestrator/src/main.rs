@@ -6,6 +6,7 @@ use clap::Parser;
 async fn main() {
     let cli = weir::cli::Cli::parse();
     if let Err(e) = weir::cli::run(cli).await {
+        // A rejection was printed with its reason already.
         if !matches!(e, weir::cli::CliError::Rejected) {
             eprintln!("error: {e}");
         }

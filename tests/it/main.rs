@@ -6,6 +6,7 @@
 #[path = "../support/lib.rs"]
 mod support;
 
+mod cli;
 mod e2e;
 mod lifecycle;
 mod registry;

@@ -1,31 +1,13 @@
 //! Job queries.
 
+use super::types::{EventPage, JobView, Page, VersionInfo};
+use super::{ApiError, ApiState};
+use crate::domain::job::JobState;
+use crate::domain::{JobName, StreamId, Tenant};
+use crate::store::{EventStore, ReadFilter};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-
-use super::{ApiError, ApiState};
-use crate::domain::job::state::{Deployment, VersionInfo};
-use crate::domain::job::{JobState, Phase};
-use crate::domain::{JobName, StreamId, Tenant};
-use crate::store::{EventStore, ReadFilter, StoredEvent};
-
-/// A job as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct JobView {
-    pub tenant: String,
-    pub name: String,
-    pub phase: Phase,
-    /// The job stream's version (for `expected_version`).
-    pub stream_version: u64,
-    pub latest_version: Option<u32>,
-    pub last_stable_version: Option<u32>,
-    pub generation: u64,
-    pub deployment: Option<Deployment>,
-    pub last_failure: Option<String>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-}
 
 fn parse(tenant: &str, name: Option<&str>) -> Result<(Tenant, Option<JobName>), ApiError> {
     let bad = |e: crate::domain::ids::NameError| ApiError(StatusCode::BAD_REQUEST, e.to_string());
@@ -123,24 +105,6 @@ pub async fn versions(
     let (tenant, name) = parse(&tenant, Some(&name))?;
     let name = name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "job name required".into()))?;
     Ok(Json(load(&s, &tenant, &name).await?.1.versions))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Page {
-    /// Return events with a position greater than this.
-    #[serde(default)]
-    pub after: i64,
-    /// At most this many (1..=1000, default 100).
-    #[serde(default)]
-    pub limit: Option<i64>,
-}
-
-/// A page of events.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct EventPage {
-    pub events: Vec<StoredEvent>,
-    /// Pass as `after` to get the next page; absent on the last page.
-    pub next_after: Option<i64>,
 }
 
 pub async fn events(

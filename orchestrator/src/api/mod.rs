@@ -5,10 +5,13 @@
 //!   `…/jobs/{name}/events?after=&limit=`
 //! - `GET /v1/tenants/{t}/runs?job=&active=`, `…/runs/{id}`: workflow runs
 //! - `GET /v1/tenants/{t}/modules`, `…/modules/{name}`: UDF modules and their versions
+//!
+//! The bodies are the types in [`types`], which the `weir` CLI decodes too.
 
 mod jobs;
 mod modules;
 mod runtime;
+pub mod types;
 mod workflows;
 
 use std::sync::Arc;
@@ -96,7 +99,7 @@ pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        (self.0, Json(types::ErrorBody { error: self.1 })).into_response()
     }
 }
 

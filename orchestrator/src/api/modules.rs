@@ -1,37 +1,13 @@
 //! Module queries: `GET /v1/tenants/{t}/modules` and `…/modules/{name}`.
 
+use super::types::{ModuleView, VersionView};
+use super::{ApiError, ApiState};
+use crate::domain::module::ModuleState;
+use crate::domain::{ModuleName, Tenant};
+use crate::store::EventStore;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-
-use super::{ApiError, ApiState};
-use crate::domain::module::{ModuleKind, ModuleState};
-use crate::domain::{ModuleName, Tenant};
-use crate::store::EventStore;
-
-/// One version as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct VersionView {
-    pub version: String,
-    pub digest: String,
-    pub size: u64,
-    pub interface: String,
-    pub module_kind: ModuleKind,
-    pub sdk_version: String,
-    pub uploader: String,
-    pub uploaded_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// A module as the API shows it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ModuleView {
-    pub tenant: String,
-    pub name: String,
-    pub latest: Option<String>,
-    pub versions: Vec<VersionView>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-}
 
 fn view(
     tenant: &str,

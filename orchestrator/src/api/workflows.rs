@@ -1,41 +1,13 @@
 //! Workflow run queries: `GET /v1/tenants/{t}/runs?job=`, `GET …/runs/{id}`.
 
+use super::types::{RunDetail, RunFilter, RunView};
+use super::{ApiError, ApiState};
+use crate::domain::workflow::RunState;
+use crate::domain::{StreamId, Tenant};
+use crate::store::EventStore;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-
-use super::{ApiError, ApiState};
-use crate::domain::workflow::state::{Current, RunStatus, StepRecord};
-use crate::domain::workflow::RunState;
-use crate::domain::{StreamId, Tenant};
-use crate::store::{EventStore, StoredEvent};
-
-/// A run as the API shows it (the pinned definition text is left out of listings).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RunView {
-    pub run_id: String,
-    pub workflow: String,
-    pub file: String,
-    pub definition_sha256: String,
-    pub status: RunStatus,
-    pub job: Option<String>,
-    pub input: serde_json::Value,
-    pub current: Option<Current>,
-    pub reason: Option<String>,
-    pub outputs: Option<serde_json::Value>,
-    pub steps: std::collections::BTreeMap<String, StepRecord>,
-    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// One run with its history.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RunDetail {
-    #[serde(flatten)]
-    pub run: RunView,
-    pub events: Vec<StoredEvent>,
-}
 
 fn view(stream: &str, snapshot: Option<serde_json::Value>) -> Result<RunView, ApiError> {
     let s: RunState = snapshot
@@ -67,16 +39,6 @@ fn view(stream: &str, snapshot: Option<serde_json::Value>) -> Result<RunView, Ap
 
 fn tenant(t: &str) -> Result<Tenant, ApiError> {
     Tenant::new(t).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct RunFilter {
-    /// Only runs of this job.
-    #[serde(default)]
-    pub job: Option<String>,
-    /// Only runs still in progress (running or paused).
-    #[serde(default)]
-    pub active: bool,
 }
 
 /// Runs of a tenant, newest first.

@@ -3,13 +3,20 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use serde::Serialize;
 use serde_json::json;
 
+use super::error::CliError;
+use super::globals::Globals;
+use super::http::Api;
 use super::output::{self, Format};
-use super::{Cli, CliError};
-use crate::client::{self, Request};
+use super::publish::send_and_print as send;
+use super::render;
+use crate::api::types::{
+    CheckpointInfo, DeploymentStatus, EventPage, JobView, Page, RunFilter, RunView,
+};
 use crate::domain::job::JobSpec;
-use crate::intake::Subjects;
+use crate::store::StoredEvent;
 
 #[derive(Debug, Subcommand)]
 pub enum JobCmd {
@@ -106,86 +113,31 @@ fn read_spec(path: &PathBuf) -> Result<serde_json::Value, CliError> {
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
     let spec =
         JobSpec::parse(&text).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
-    serde_json::to_value(spec).map_err(|e| CliError::Usage(e.to_string()))
+    serde_json::to_value(spec).map_err(|e| CliError::unexpected("cannot encode the spec", e))
 }
 
-async fn send(
-    cli: &Cli,
-    kind: &str,
-    target: &str,
-    payload: serde_json::Value,
-    expected_version: Option<u64>,
-) -> Result<(), CliError> {
-    let nats = client::connect(&cli.conn.nats_url).await?;
-    let subjects = Subjects::new(cli.conn.subject_prefix.clone());
-    let outcome = client::send(
-        &nats,
-        &subjects,
-        Request {
-            tenant: cli.tenant.clone(),
-            kind: kind.to_owned(),
-            target: target.to_owned(),
-            payload,
-            expected_version,
-            actor: cli.actor.clone(),
-        },
-        cli.timeout,
-        cli.output == Format::Text,
-    )
-    .await?;
-    output::outcome(cli.output, kind, &outcome)
+/// `weir job status -o json`: the job, its runs in progress and, when this
+/// serve runs the data plane and the job is deployed, the runtime's view.
+#[derive(Debug, Serialize)]
+struct JobStatus {
+    #[serde(flatten)]
+    job: JobView,
+    workflows: Vec<RunView>,
+    runtime: Option<DeploymentStatus>,
 }
 
-/// GETs a tenant-scoped API path; client errors (400/404) are bad input, the rest means the API is unreachable.
-pub(super) async fn get(cli: &Cli, path: &str) -> Result<serde_json::Value, CliError> {
-    let url = format!(
-        "{}/v1/tenants/{}/{path}",
-        cli.conn.api_url.trim_end_matches('/'),
-        cli.tenant
-    );
-    let resp = reqwest::Client::new()
-        .get(&url)
-        .timeout(cli.timeout)
-        .send()
-        .await
-        .map_err(|e| {
-            CliError::Unreachable(format!(
-                "cannot reach the Weir API at {}: {e}",
-                cli.conn.api_url
-            ))
-        })?;
-    let status = resp.status();
-    let body: serde_json::Value = resp
-        .json()
-        .await
-        .map_err(|e| CliError::Unreachable(format!("unreadable API response from {url}: {e}")))?;
-    if status.is_success() {
-        Ok(body)
-    } else {
-        let msg = body
-            .get("error")
-            .and_then(|e| e.as_str())
-            .unwrap_or("request failed");
-        Err(if status.is_client_error() {
-            CliError::Usage(msg.to_owned())
-        } else {
-            CliError::Unreachable(format!("{status}: {msg}"))
-        })
-    }
-}
-
-pub async fn run(cli: &Cli, cmd: &JobCmd) -> Result<(), CliError> {
+pub async fn run(g: &Globals, cmd: &JobCmd) -> Result<(), CliError> {
     match cmd {
-        JobCmd::Create { name, spec } => send(cli, "job.create", name, json!({ "spec": read_spec(spec)? }), None).await,
+        JobCmd::Create { name, spec } => send(g, "job.create", name, json!({ "spec": read_spec(spec)? }), None).await,
         JobCmd::Version { name, spec } => {
-            send(cli, "job.submit_version", name, json!({ "spec": read_spec(spec)? }), None).await
+            send(g, "job.submit_version", name, json!({ "spec": read_spec(spec)? }), None).await
         }
         JobCmd::Compile { name, version, workflow } => {
-            send(cli, "job.compile", name, json!({ "version": version, "workflow": workflow }), None).await
+            send(g, "job.compile", name, json!({ "version": version, "workflow": workflow }), None).await
         }
         JobCmd::Deploy { name, version, parallelism, allow_state_loss, workflow } => {
             send(
-                cli,
+                g,
                 "job.deploy",
                 name,
                 json!({ "version": version, "parallelism": parallelism, "allow_state_loss": allow_state_loss, "workflow": workflow }),
@@ -193,129 +145,95 @@ pub async fn run(cli: &Cli, cmd: &JobCmd) -> Result<(), CliError> {
             )
             .await
         }
-        JobCmd::Stop { name } => send(cli, "job.stop", name, json!({}), None).await,
-        JobCmd::Rollback { name } => send(cli, "job.rollback", name, json!({}), None).await,
+        JobCmd::Stop { name } => send(g, "job.stop", name, json!({}), None).await,
+        JobCmd::Rollback { name } => send(g, "job.rollback", name, json!({}), None).await,
         JobCmd::Restore { name, checkpoint, workflow } => {
-            send(cli, "job.restore", name, json!({ "checkpoint": checkpoint, "workflow": workflow }), None).await
+            send(g, "job.restore", name, json!({ "checkpoint": checkpoint, "workflow": workflow }), None).await
         }
         JobCmd::Rescale { name, parallelism, workflow } => {
-            send(cli, "job.rescale", name, json!({ "parallelism": parallelism, "workflow": workflow }), None).await
+            send(g, "job.rescale", name, json!({ "parallelism": parallelism, "workflow": workflow }), None).await
         }
-        JobCmd::Delete { name } => send(cli, "job.delete", name, json!({}), None).await,
+        JobCmd::Delete { name } => send(g, "job.delete", name, json!({}), None).await,
         JobCmd::Checkpoint { name } => {
-            let url = format!(
-                "{}/v1/tenants/{}/jobs/{name}/checkpoints",
-                cli.conn.api_url.trim_end_matches('/'),
-                cli.tenant
-            );
-            let resp = reqwest::Client::new()
-                .post(&url)
-                .timeout(cli.timeout)
-                .send()
-                .await
-                .map_err(|e| CliError::Unreachable(format!("cannot reach the Weir API at {}: {e}", cli.conn.api_url)))?;
-            let ok = resp.status().is_success();
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
-            if !ok {
-                return Err(CliError::Usage(body["error"].as_str().unwrap_or("checkpoint failed").to_owned()));
-            }
-            match cli.output {
-                Format::Json => output::json(&body),
+            let c: CheckpointInfo = Api::new(g).post(&format!("jobs/{name}/checkpoints")).await?;
+            match g.output {
+                Format::Json => output::json(&c),
                 Format::Text => {
-                    println!("checkpoint {} (generation {}, {} state bytes)", body["id"].as_str().unwrap_or(""), body["generation"], body["state_bytes"]);
+                    println!("checkpoint {} (generation {}, {} state bytes)", c.id, c.generation, c.state_bytes);
                     Ok(())
                 }
             }
         }
         JobCmd::Checkpoints { name } => {
-            let list = get(cli, &format!("jobs/{name}/checkpoints")).await?;
-            match cli.output {
+            let list: Vec<CheckpointInfo> = Api::new(g).get(&format!("jobs/{name}/checkpoints")).await?;
+            match g.output {
                 Format::Json => output::json(&list),
                 Format::Text => {
-                    for c in list.as_array().into_iter().flatten() {
-                        println!(
-                            "{}  v{} gen {}  {}  {} state bytes",
-                            c["id"].as_str().unwrap_or(""),
-                            c["version"],
-                            c["generation"],
-                            c["created_at"].as_str().unwrap_or(""),
-                            c["state_bytes"]
-                        );
+                    for c in &list {
+                        println!("{}", render::checkpoint(c));
                     }
                     Ok(())
                 }
             }
         }
         JobCmd::Status { name } => {
-            let mut job = get(cli, &format!("jobs/{name}")).await?;
-            // The workflow runs in progress for this job, with their current step.
-            let runs = get(cli, &format!("runs?job={name}&active=true")).await?;
-            // The data plane's view, when this serve runs a runtime and the job is deployed.
-            let runtime = get(cli, &format!("jobs/{name}/runtime")).await.ok();
-            match cli.output {
-                Format::Json => {
-                    if let Some(o) = job.as_object_mut() {
-                        o.insert("workflows".into(), runs);
-                        o.insert("runtime".into(), runtime.unwrap_or_default());
-                    }
-                    output::json(&job)
-                }
+            let api = Api::new(g);
+            let job: JobView = api.get(&format!("jobs/{name}")).await?;
+            let active = RunFilter { job: Some(name.clone()), active: true };
+            let workflows: Vec<RunView> = api.get_with("runs", &active).await?;
+            // Absent when this serve runs no runtime or the job is not deployed;
+            // an answer we cannot read is still an error.
+            let runtime: Option<DeploymentStatus> = match api.get(&format!("jobs/{name}/runtime")).await {
+                Ok(rt) => Some(rt),
+                Err(e @ CliError::Unexpected { .. }) => return Err(e),
+                Err(_) => None,
+            };
+            match g.output {
+                Format::Json => output::json(&JobStatus { job, workflows, runtime }),
                 Format::Text => {
-                    print_job_line(&job, true);
-                    super::workflow::print_active_runs(&runs);
-                    if let Some(rt) = runtime {
-                        print_runtime(&rt);
+                    println!("{}", render::job(&job, true));
+                    for r in &workflows {
+                        println!("{}", render::active_run(r));
+                    }
+                    for line in runtime.iter().flat_map(render::runtime) {
+                        println!("{line}");
                     }
                     Ok(())
                 }
             }
         }
         JobCmd::List => {
-            let jobs = get(cli, "jobs").await?;
-            match cli.output {
+            let jobs: Vec<JobView> = Api::new(g).get("jobs").await?;
+            match g.output {
                 Format::Json => output::json(&jobs),
                 Format::Text => {
-                    let list = jobs.as_array().cloned().unwrap_or_default();
-                    if list.is_empty() {
-                        println!("no jobs in tenant `{}`", cli.tenant);
+                    if jobs.is_empty() {
+                        println!("no jobs in tenant `{}`", g.tenant);
                     }
-                    for j in &list {
-                        print_job_line(j, false);
+                    for j in &jobs {
+                        println!("{}", render::job(j, false));
                     }
                     Ok(())
                 }
             }
         }
         JobCmd::History { name } => {
-            let mut after = 0i64;
-            let mut all = Vec::new();
+            let api = Api::new(g);
+            let mut page = Page { after: 0, limit: Some(1000) };
+            let mut all: Vec<StoredEvent> = Vec::new();
             loop {
-                let page = get(cli, &format!("jobs/{name}/events?after={after}&limit=1000")).await?;
-                let events = page.get("events").and_then(|e| e.as_array()).cloned().unwrap_or_default();
-                all.extend(events);
-                match page.get("next_after").and_then(|n| n.as_i64()) {
-                    Some(n) => after = n,
+                let got: EventPage = api.get_with(&format!("jobs/{name}/events"), &page).await?;
+                all.extend(got.events);
+                match got.next_after {
+                    Some(n) => page.after = n,
                     None => break,
                 }
             }
-            match cli.output {
+            match g.output {
                 Format::Json => output::json(&all),
                 Format::Text => {
                     for e in &all {
-                        let mut payload = e.get("payload").cloned().unwrap_or_default();
-                        if let Some(o) = payload.as_object_mut() {
-                            o.remove("type");
-                            if o.contains_key("spec") {
-                                o.insert("spec".into(), json!("…"));
-                            }
-                        }
-                        println!(
-                            "#{:<6} v{:<3} {:<25} {:<18} by {:<10} {}",
-                            e["position"].as_i64().unwrap_or(0),
-                            e["stream_version"].as_u64().unwrap_or(0),
-                            e["recorded_at"].as_str().unwrap_or(""),
-                            e["type"].as_str().unwrap_or(""), e["actor"].as_str().unwrap_or("-"), payload
-                        );
+                        println!("{}", render::job_event(e));
                     }
                     Ok(())
                 }
@@ -324,62 +242,8 @@ pub async fn run(cli: &Cli, cmd: &JobCmd) -> Result<(), CliError> {
     }
 }
 
-fn print_runtime(rt: &serde_json::Value) {
-    println!(
-        "  runtime: generation {} × {} tasks, {} checkpoints, guarantee: {}",
-        rt["generation"],
-        rt["parallelism"],
-        rt["completed_checkpoints"],
-        rt["guarantee"].as_str().unwrap_or("-")
-    );
-    for t in rt["tasks"].as_array().into_iter().flatten() {
-        println!(
-            "    task {:<3} {:<10} partitions {:<10} in {:<8} out {:<8} dlq {:<5} lag {:<6} restarts {} last checkpoint {}",
-            t["task"],
-            t["state"]["state"].as_str().unwrap_or("-"),
-            t["partitions"].to_string(),
-            t["records_in"],
-            t["records_out"],
-            t["dead_lettered"],
-            t["lag"].as_i64().map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
-            t["restarts"],
-            t["last_checkpoint"].as_str().unwrap_or("-"),
-        );
-    }
-}
-
-fn print_job_line(j: &serde_json::Value, detail: bool) {
-    let dep = &j["deployment"];
-    println!(
-        "{:<24} {:<10} latest v{} stable {} deployed {} gen {}",
-        j["name"].as_str().unwrap_or(""),
-        j["phase"].as_str().unwrap_or(""),
-        j["latest_version"],
-        j["last_stable_version"]
-            .as_u64()
-            .map(|v| format!("v{v}"))
-            .unwrap_or_else(|| "-".into()),
-        if dep.is_null() {
-            "-".to_string()
-        } else {
-            format!(
-                "v{}×{} ({})",
-                dep["version"],
-                dep["parallelism"],
-                dep["cause"].as_str().unwrap_or("")
-            )
-        },
-        j["generation"],
-    );
-    if detail {
-        if let Some(f) = j["last_failure"].as_str() {
-            println!("  last failure: {f}");
-        }
-    }
-}
-
-pub async fn run_raw(cli: &Cli, raw: &RawCommand) -> Result<(), CliError> {
+pub async fn run_raw(g: &Globals, raw: &RawCommand) -> Result<(), CliError> {
     let payload: serde_json::Value = serde_json::from_str(&raw.payload)
         .map_err(|e| CliError::Usage(format!("--payload is not JSON: {e}")))?;
-    send(cli, &raw.kind, &raw.target, payload, raw.expected_version).await
+    send(g, &raw.kind, &raw.target, payload, raw.expected_version).await
 }

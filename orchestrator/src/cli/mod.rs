@@ -1,21 +1,34 @@
 //! The `weir` command line: the one place that wires everything together.
 //!
 //! Exit codes: 0 success, 1 command rejected, 2 bad usage or input,
-//! 3 a service is unreachable, 4 timed out waiting for an outcome.
+//! 3 a service is unreachable, 4 timed out waiting for an outcome,
+//! 5 an unexpected error (e.g. an API answer the CLI cannot read).
+//!
+//! Subcommands (`job`, `workflow`, `udf`, `topic`, `serve`, `worker`) each
+//! have a file and depend only on the shared pieces, never on each other:
+//! `globals` (shared flags), `duration` (duration flags), `http` (the query
+//! API), `publish` (command verbs over NATS), `render` and `output`
+//! (printing), [`wiring`] (the processes' assembly) and `error` (exit codes).
 
+mod duration;
+mod error;
+mod globals;
+mod http;
 mod job;
 mod output;
+mod publish;
+mod render;
 pub mod serve;
 mod topic;
-pub mod udf;
+mod udf;
+pub mod wiring;
 pub mod worker;
-pub mod workflow;
-
-use std::time::Duration;
+mod workflow;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Connections;
+pub use error::CliError;
+pub use globals::Globals;
 pub use output::Format;
 
 /// Weir: serverless real-time stream jobs.
@@ -23,49 +36,9 @@ pub use output::Format;
 #[command(name = "weir", version, about)]
 pub struct Cli {
     #[command(flatten)]
-    pub conn: Connections,
-    /// Tenant to act in.
-    #[arg(
-        long,
-        short = 't',
-        global = true,
-        env = "WEIR_TENANT",
-        default_value = "default"
-    )]
-    pub tenant: String,
-    /// Output format.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
-    pub output: Format,
-    /// How long to wait for a command's outcome.
-    #[arg(long, global = true, env = "WEIR_TIMEOUT", default_value = "15s", value_parser = humantime_secs)]
-    pub timeout: Duration,
-    /// Who is acting, recorded with every event.
-    #[arg(long, global = true, env = "WEIR_ACTOR", default_value_t = default_actor())]
-    pub actor: String,
+    pub globals: Globals,
     #[command(subcommand)]
     pub command: Top,
-}
-
-fn default_actor() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "cli".into())
-}
-
-/// Parses `500ms`, `15s`, `2m` or a bare number of seconds.
-fn humantime_secs(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 15s"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("`{s}`: unit must be ms, s or m")),
-    };
-    Ok(Duration::from_secs_f64(secs))
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,58 +69,58 @@ pub enum Top {
     },
 }
 
-/// Why the CLI failed; each maps to an exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("command rejected")]
-    Rejected,
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Unreachable(String),
-    #[error("{0}")]
-    Timeout(String),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
-}
-
-impl From<crate::client::ClientError> for CliError {
-    fn from(e: crate::client::ClientError) -> Self {
-        use crate::client::ClientError as C;
-        match e {
-            C::Unreachable(m) => CliError::Unreachable(m),
-            C::Timeout(m) => CliError::Timeout(m),
-            C::Encode(e) => CliError::Usage(e.to_string()),
-        }
-    }
-}
-
-impl CliError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            CliError::Rejected => 1,
-            CliError::Usage(_) => 2,
-            CliError::Unreachable(_) => 3,
-            CliError::Timeout(_) => 4,
-            CliError::Other(_) => 1,
-        }
-    }
-}
-
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    match cli.command {
-        Top::Serve(ref args) => serve::run(&cli.conn, args).await,
-        Top::Worker(ref args) => worker::run(&cli.conn, args).await,
-        Top::Job(ref cmd) => job::run(&cli, cmd).await,
-        Top::Workflow(ref cmd) => workflow::run(&cli, cmd).await,
-        Top::Udf(ref cmd) => udf::run(&cli, cmd).await,
-        Top::Command(ref raw) => job::run_raw(&cli, raw).await,
-        Top::Topic(ref cmd) => topic::run(&cli, cmd).await,
-        Top::Schema { ref dir } => {
+    let g = &cli.globals;
+    match &cli.command {
+        Top::Serve(args) => serve::run(&g.conn, args).await,
+        Top::Worker(args) => worker::run(&g.conn, args).await,
+        Top::Job(cmd) => job::run(g, cmd).await,
+        Top::Workflow(cmd) => workflow::run(g, cmd).await,
+        Top::Udf(cmd) => udf::run(g, cmd).await,
+        Top::Command(raw) => job::run_raw(g, raw).await,
+        Top::Topic(cmd) => topic::run(g, cmd).await,
+        Top::Schema { dir } => {
             crate::schema::write_all(dir).map_err(|e| CliError::Usage(e.to_string()))?;
             println!("wrote schemas to {}", dir.display());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn duration_flags_take_dur_and_bare_seconds() {
+        let cli = Cli::try_parse_from(["weir", "--timeout", "250ms", "job", "list"]).unwrap();
+        assert_eq!(cli.globals.timeout.as_millis(), 250);
+        let cli = Cli::try_parse_from(["weir", "job", "list", "--timeout", "30"]).unwrap();
+        assert_eq!(cli.globals.timeout.as_millis(), 30_000);
+        let cli = Cli::try_parse_from(["weir", "worker", "--worker-ttl", "2m"]).unwrap();
+        let super::Top::Worker(w) = cli.command else {
+            panic!("not a worker")
+        };
+        assert_eq!(w.cluster.worker_ttl.as_millis(), 120_000);
+    }
+
+    #[test]
+    fn a_bad_duration_is_a_usage_error_naming_flag_and_value() {
+        for bad in ["99999999999999999999s", "-1s", "1.5s", "5d", "25h"] {
+            let e = Cli::try_parse_from(["weir", "--timeout", bad, "job", "list"]).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            let text = e.to_string();
+            assert!(text.contains("--timeout") && text.contains(bad), "{text}");
+        }
+        let e = Cli::try_parse_from(["weir", "topic", "tail", "t", "--idle", "1.5"]).unwrap_err();
+        assert!(e.to_string().contains("--idle"), "{e}");
     }
 }

@@ -3,7 +3,7 @@
 use clap::ValueEnum;
 use serde::Serialize;
 
-use super::CliError;
+use super::error::CliError;
 use crate::domain::Outcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -15,9 +15,18 @@ pub enum Format {
 
 /// Prints a value as pretty JSON.
 pub fn json<T: Serialize>(v: &T) -> Result<(), CliError> {
-    let s = serde_json::to_string_pretty(v).map_err(|e| CliError::Usage(e.to_string()))?;
+    let s = serde_json::to_string_pretty(v)
+        .map_err(|e| CliError::unexpected("cannot print JSON", e))?;
     println!("{s}");
     Ok(())
+}
+
+/// The name a unit enum has on the wire (`running`, `invalid_transition`), or `?`.
+pub fn label<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "?".to_owned(),
+    }
 }
 
 /// Prints an outcome and turns a rejection into the matching exit code.
@@ -26,14 +35,7 @@ pub fn outcome(format: Format, kind: &str, o: &Outcome) -> Result<(), CliError> 
         Format::Json => json(o)?,
         Format::Text => {
             if let Some(r) = &o.rejection {
-                eprintln!(
-                    "rejected: {kind}: {} ({})",
-                    r.message,
-                    serde_json::to_value(r.code)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                );
+                eprintln!("rejected: {kind}: {} ({})", r.message, label(&r.code));
             } else {
                 let events: Vec<&str> = o.events.iter().map(|e| e.event_type.as_str()).collect();
                 println!(

@@ -7,11 +7,11 @@ use clap::Args;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::CliError;
+use super::error::CliError;
+use super::wiring::{self, EngineArgs};
 use crate::config::Connections;
 use crate::intake::{ensure_streams, run_relay, Fault, Intake, Subjects};
 use crate::lifecycle::CommandHandler;
-use crate::store::postgres::PgStore;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -19,20 +19,13 @@ pub struct ServeArgs {
     #[arg(long, env = "WEIR_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
     #[command(flatten)]
-    pub workflows: super::workflow::EngineArgs,
+    pub workflows: EngineArgs,
 }
 
 /// Runs `weir serve` until SIGINT or SIGTERM.
 pub async fn run(conn: &Connections, args: &ServeArgs) -> Result<(), CliError> {
     crate::telemetry::init_logging();
-    let shutdown = CancellationToken::new();
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        on_signal.cancel();
-    });
-    serve(conn, args, shutdown).await
+    serve(conn, args, wiring::shutdown_on_signal()).await
 }
 
 /// Runs the orchestrator until `shutdown` is cancelled (embeddable: benches, tests).
@@ -42,7 +35,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), CliError> {
     let metrics = crate::telemetry::init_metrics();
-    let (store, nats) = connect(conn).await?;
+    let (store, nats) = wiring::connect(conn).await?;
     let js = async_nats::jetstream::new(nats.clone());
     let subjects = Subjects::new(conn.subject_prefix.clone());
     ensure_streams(&js, &subjects)
@@ -66,14 +59,8 @@ pub async fn serve(
         committed,
         shutdown.clone(),
     ));
-    // One WASM engine per process (DESIGN §5): the module warmer, the compile
-    // activity and the runtime's operators share it and its artifact cache.
-    let host = crate::wasm::WasmHost::new(crate::wasm::HostConfig {
-        cache_dir: Some(crate::registry::warm::cache_dir_from_env()),
-        ..Default::default()
-    })
-    .map_err(|e| CliError::Usage(format!("cannot start the WASM host: {e}")))?;
-    let runtime = super::workflow::spawn_engine(
+    let host = wiring::wasm_host()?;
+    let runtime = wiring::spawn_engine(
         store.clone(),
         nats.clone(),
         conn,
@@ -116,52 +103,4 @@ pub async fn serve(
     shutdown.cancelled().await;
     while tasks.join_next().await.is_some() {}
     Ok(())
-}
-
-/// The event store (migrated) and a NATS client, or a one-line error naming
-/// the service that could not be reached. `serve` and `worker` both start so.
-pub(super) async fn connect(
-    conn: &Connections,
-) -> Result<(Arc<PgStore>, async_nats::Client), CliError> {
-    let store = PgStore::connect(&conn.database_url, &conn.db_schema)
-        .await
-        .map_err(|e| {
-            CliError::Unreachable(format!(
-                "cannot reach PostgreSQL at {}: {e}",
-                conn.database_url
-            ))
-        })?;
-    let nats = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connection_timeout(std::time::Duration::from_secs(3))
-        .event_callback(|e| async move { tracing::info!(event = %e, "nats connection") })
-        .connect(&conn.nats_url)
-        .await
-        .map_err(|e| {
-            CliError::Unreachable(format!("cannot reach NATS at {}: {e}", conn.nats_url))
-        })?;
-    Ok((Arc::new(store), nats))
-}
-
-pub(super) async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -13,8 +13,10 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use super::error::CliError;
+use super::globals::Globals;
 use super::output::Format;
-use super::{Cli, CliError};
+use crate::domain::Dur;
 
 #[derive(Debug, Subcommand)]
 pub enum TopicCmd {
@@ -40,9 +42,14 @@ pub enum TopicCmd {
         /// Stop after this many records.
         #[arg(long)]
         count: Option<usize>,
-        /// Stop when nothing arrives for this long (seconds).
-        #[arg(long, default_value_t = 5.0)]
-        idle: f64,
+        /// Stop when nothing arrives for this long (e.g. 5s; a bare number is seconds).
+        #[arg(
+            long,
+            default_value = "5s",
+            value_parser = super::duration::parse,
+            allow_hyphen_values = true
+        )]
+        idle: Dur,
     },
 }
 
@@ -58,8 +65,8 @@ fn unreachable(brokers: &str, e: impl std::fmt::Display) -> CliError {
     CliError::Unreachable(format!("Kafka at {brokers}: {e}"))
 }
 
-pub async fn run(cli: &Cli, cmd: &TopicCmd) -> Result<(), CliError> {
-    let brokers = cli.conn.kafka_brokers.clone();
+pub async fn run(g: &Globals, cmd: &TopicCmd) -> Result<(), CliError> {
+    let brokers = g.conn.kafka_brokers.clone();
     match cmd {
         TopicCmd::Create { topic, partitions } => {
             let admin: AdminClient<DefaultClientContext> = config(&brokers)
@@ -108,25 +115,17 @@ pub async fn run(cli: &Cli, cmd: &TopicCmd) -> Result<(), CliError> {
                 produce(&brokers, &topic, &lines, key_field.as_deref())
             })
             .await
-            .map_err(|e| CliError::Other(anyhow::anyhow!(e)))??;
-            if cli.output == Format::Text {
+            .map_err(|e| CliError::unexpected("the producer thread failed", e))??;
+            if g.output == Format::Text {
                 eprintln!("produced {n} records");
             }
             Ok(())
         }
         TopicCmd::Tail { topic, count, idle } => {
-            let (topic, count, idle, format) = (topic.clone(), *count, *idle, cli.output);
-            tokio::task::spawn_blocking(move || {
-                tail(
-                    &brokers,
-                    &topic,
-                    count,
-                    Duration::from_secs_f64(idle),
-                    format,
-                )
-            })
-            .await
-            .map_err(|e| CliError::Other(anyhow::anyhow!(e)))?
+            let (topic, count, idle, format) = (topic.clone(), *count, idle.get(), g.output);
+            tokio::task::spawn_blocking(move || tail(&brokers, &topic, count, idle, format))
+                .await
+                .map_err(|e| CliError::unexpected("the consumer thread failed", e))?
         }
     }
 }

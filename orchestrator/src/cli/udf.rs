@@ -14,11 +14,15 @@ use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::output::{self, Format};
-use super::{Cli, CliError};
-use crate::client::{self, Request};
-use crate::domain::ModuleName;
-use crate::intake::Subjects;
+use super::error::CliError;
+use super::globals::Globals;
+use super::http::Api;
+use super::output::{self, label, Format};
+use super::publish;
+use super::render;
+use crate::api::types::ModuleView;
+use crate::client;
+use crate::domain::{Dur, ModuleName};
 use crate::registry::ModuleBytes;
 use crate::wasm::{
     BatchTime, Bytes, HostConfig, InputRecord, InstanceLabels, KeyedState, ModuleLimits,
@@ -51,9 +55,14 @@ pub enum UdfCmd {
         /// Records per call.
         #[arg(long, default_value_t = 256)]
         batch: usize,
-        /// Deadline per call, in ms.
-        #[arg(long, default_value_t = 1000)]
-        deadline_ms: u64,
+        /// Deadline per call (e.g. 250ms, 2s).
+        #[arg(
+            long,
+            default_value = "1s",
+            value_parser = super::duration::parse,
+            allow_hyphen_values = true
+        )]
+        deadline: Dur,
         /// Memory cap of the instance, in MiB.
         #[arg(long, default_value_t = 64)]
         memory_mib: usize,
@@ -135,42 +144,42 @@ fn invalid(path: &Path, e: WasmError) -> CliError {
     ))
 }
 
-pub async fn run(cli: &Cli, cmd: &UdfCmd) -> Result<(), CliError> {
+pub async fn run(g: &Globals, cmd: &UdfCmd) -> Result<(), CliError> {
     match cmd {
         UdfCmd::Upload {
             name,
             file,
             version,
             host,
-        } => upload(cli, name, file, version.as_deref(), host).await,
+        } => upload(g, name, file, version.as_deref(), host).await,
         UdfCmd::List => {
-            let v = super::job::get(cli, "modules").await?;
-            print_modules(cli.output, &v)
+            let modules: Vec<ModuleView> = Api::new(g).get("modules").await?;
+            print_modules(g.output, &modules)
         }
         UdfCmd::Show { name } => {
-            let v = super::job::get(cli, &format!("modules/{name}")).await?;
-            print_modules(cli.output, &json!([v]))
+            let m: ModuleView = Api::new(g).get(&format!("modules/{name}")).await?;
+            print_modules(g.output, &[m])
         }
         UdfCmd::Run {
             module,
             input,
             batch,
-            deadline_ms,
+            deadline,
             memory_mib,
             host,
         } => {
             let limits = ModuleLimits {
-                deadline: std::time::Duration::from_millis(*deadline_ms),
+                deadline: deadline.get(),
                 memory_bytes: memory_mib << 20,
                 ..Default::default()
             };
-            run_local(cli, module, input, (*batch).max(1), limits, host).await
+            run_local(g, module, input, (*batch).max(1), limits, host).await
         }
     }
 }
 
 async fn upload(
-    cli: &Cli,
+    g: &Globals,
     name: &str,
     file: &Path,
     version: Option<&str>,
@@ -185,82 +194,51 @@ async fn upload(
     let version = version
         .map(str::to_owned)
         .unwrap_or_else(|| info.digest.trim_start_matches("sha256:")[..12].to_owned());
-    let nats = client::connect(&cli.conn.nats_url).await?;
+    let nats = client::connect(&g.conn.nats_url).await?;
     let js = async_nats::jetstream::new(nats.clone());
-    let store = ModuleBytes::open(&js, &cli.conn.subject_prefix, &cli.tenant)
+    let store = ModuleBytes::open(&js, &g.conn.subject_prefix, &g.tenant)
         .await
         .map_err(|e| CliError::Unreachable(e.to_string()))?;
     store
         .put(name.as_str(), &version, &bytes)
         .await
         .map_err(|e| CliError::Unreachable(e.to_string()))?;
-    let kind = serde_json::to_value(info.kind).map_err(|e| CliError::Usage(e.to_string()))?;
-    let outcome = client::send(
-        &nats,
-        &Subjects::new(cli.conn.subject_prefix.clone()),
-        Request {
-            tenant: cli.tenant.clone(),
-            kind: "module.register".into(),
-            target: name.to_string(),
-            payload: json!({
-                "version": version,
-                "digest": info.digest,
-                "size": info.size,
-                "interface": info.interface,
-                "module_kind": kind,
-                "sdk_version": info.sdk_version,
-            }),
-            expected_version: None,
-            actor: cli.actor.clone(),
-        },
-        cli.timeout,
-        cli.output == Format::Text,
-    )
-    .await?;
-    if cli.output == Format::Text && outcome.is_accepted() {
+    let payload = json!({
+        "version": version,
+        "digest": info.digest,
+        "size": info.size,
+        "interface": info.interface,
+        "module_kind": info.kind,
+        "sdk_version": info.sdk_version,
+    });
+    let outcome = publish::send(&nats, g, "module.register", name.as_str(), payload, None).await?;
+    if g.output == Format::Text && outcome.is_accepted() {
         println!(
             "{name}@{version} {} ({} bytes, {})",
             info.digest,
             info.size,
-            kind.as_str().unwrap_or("?")
+            label(&info.kind)
         );
         if outcome.events.is_empty() {
             println!("already uploaded with the same bytes; nothing changed");
         }
     }
-    output::outcome(cli.output, "module.register", &outcome)
+    output::outcome(g.output, "module.register", &outcome)
 }
 
-fn print_modules(format: Format, v: &serde_json::Value) -> Result<(), CliError> {
+fn print_modules(format: Format, modules: &[ModuleView]) -> Result<(), CliError> {
     if format == Format::Json {
-        return output::json(v);
+        return output::json(&modules);
     }
-    for m in v.as_array().into_iter().flatten() {
-        let name = m.get("name").and_then(|x| x.as_str()).unwrap_or("?");
-        for ver in m
-            .get("versions")
-            .and_then(|x| x.as_array())
-            .into_iter()
-            .flatten()
-        {
-            println!(
-                "{name}@{}\t{}\t{}\t{} bytes\tby {}",
-                ver.get("version").and_then(|x| x.as_str()).unwrap_or("?"),
-                ver.get("module_kind")
-                    .and_then(|x| x.as_str())
-                    .unwrap_or("?"),
-                ver.get("digest").and_then(|x| x.as_str()).unwrap_or("?"),
-                ver.get("size").and_then(|x| x.as_u64()).unwrap_or(0),
-                ver.get("uploader").and_then(|x| x.as_str()).unwrap_or("?"),
-            );
-        }
+    for line in modules.iter().flat_map(render::module) {
+        println!("{line}");
     }
     Ok(())
 }
 
 /// The module's bytes: a local file, or `name[@version]` from the registry
 /// (digest-checked against the recorded upload).
-async fn fetch(cli: &Cli, module: &str) -> Result<(String, String, Vec<u8>), CliError> {
+async fn fetch(g: &Globals, module: &str) -> Result<(String, String, Vec<u8>), CliError> {
     let path = Path::new(module);
     if module.ends_with(".wasm") || path.is_file() {
         let name = path
@@ -274,52 +252,40 @@ async fn fetch(cli: &Cli, module: &str) -> Result<(String, String, Vec<u8>), Cli
         Some((n, v)) => (n, Some(v)),
         None => (module, None),
     };
-    let view = super::job::get(cli, &format!("modules/{name}")).await?;
+    let view: ModuleView = Api::new(g).get(&format!("modules/{name}")).await?;
     let version = match version {
         Some(v) => v.to_owned(),
         None => view
-            .get("latest")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| CliError::Usage(format!("module `{name}` has no versions")))?
-            .to_owned(),
+            .latest
+            .clone()
+            .ok_or_else(|| CliError::Usage(format!("module `{name}` has no versions")))?,
     };
     let entry = view
-        .get("versions")
-        .and_then(|v| v.as_array())
-        .and_then(|vs| {
-            vs.iter()
-                .find(|v| v.get("version").and_then(|x| x.as_str()) == Some(&version))
-        })
+        .versions
+        .iter()
+        .find(|v| v.version == version)
         .ok_or_else(|| CliError::Usage(format!("module `{name}` has no version `{version}`")))?;
-    let digest = entry
-        .get("digest")
-        .and_then(|x| x.as_str())
-        .unwrap_or_default();
-    let size = entry
-        .get("size")
-        .and_then(|x| x.as_u64())
-        .unwrap_or_default();
-    let nats = client::connect(&cli.conn.nats_url).await?;
+    let nats = client::connect(&g.conn.nats_url).await?;
     let js = async_nats::jetstream::new(nats);
-    let store = ModuleBytes::open(&js, &cli.conn.subject_prefix, &cli.tenant)
+    let store = ModuleBytes::open(&js, &g.conn.subject_prefix, &g.tenant)
         .await
         .map_err(|e| CliError::Unreachable(e.to_string()))?;
     let bytes = store
-        .get(name, &version, digest, size)
+        .get(name, &version, &entry.digest, entry.size)
         .await
         .map_err(|e| CliError::Unreachable(e.to_string()))?;
     Ok((name.to_owned(), version, bytes))
 }
 
 async fn run_local(
-    cli: &Cli,
+    g: &Globals,
     module: &str,
     input: &Path,
     batch: usize,
     limits: ModuleLimits,
     host: &HostArgs,
 ) -> Result<(), CliError> {
-    let (name, version, bytes) = fetch(cli, module).await?;
+    let (name, version, bytes) = fetch(g, module).await?;
     let text_in = std::fs::read_to_string(input)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", input.display())))?;
     let mut records = Vec::new();

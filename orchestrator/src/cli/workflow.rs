@@ -1,27 +1,18 @@
-//! `weir workflow …`, and the engine settings of `weir serve`.
+//! `weir workflow …`: check workflow files; list, show, resume and abort runs.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::Subcommand;
+use serde::Serialize;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
-use super::job::get;
+use super::error::CliError;
+use super::globals::Globals;
+use super::http::Api;
 use super::output::{self, Format};
-use super::{Cli, CliError};
-use crate::client::{self, Request};
-use crate::intake::Subjects;
-use crate::lifecycle::CommandHandler;
-use crate::registry::resolver::RegistryResolver;
-use crate::runtime::cluster::ClusterRuntime;
-use crate::runtime::{EmbeddedRuntime, RuntimeConfig};
-use crate::store::postgres::PgStore;
-use crate::workflow::activities::{Activities, RegistryModules};
-use crate::workflow::clock::SystemClock;
-use crate::workflow::driver::default_owner;
-use crate::workflow::sim::SimControl;
-use crate::workflow::{Catalog, Engine, EngineConfig};
+use super::publish::send_and_print;
+use super::render;
+use crate::api::types::{RunDetail, RunFilter, RunView};
 
 #[derive(Debug, Subcommand)]
 pub enum WorkflowCmd {
@@ -51,303 +42,124 @@ pub enum WorkflowCmd {
     },
 }
 
-/// Which data plane the engine drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RuntimeKind {
-    /// The embedded Kafka stream runtime with WASM UDFs from the module registry.
-    Embedded,
-    /// The simulated runtime kept in PostgreSQL (no records flow; for tests).
-    Sim,
-    /// Do not run the workflow engine in this process (commands are only recorded).
-    None,
+/// What `validate` found in one file.
+#[derive(Debug, Serialize)]
+struct Checked<'a> {
+    file: &'a PathBuf,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workflow: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steps: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problems: Option<Vec<Problem>>,
 }
 
-/// Workflow engine settings of `weir serve`.
-#[derive(Debug, Clone, Args)]
-pub struct EngineArgs {
-    /// Directory of workflow files; the built-in ones are used for files it lacks.
-    #[arg(long, env = "WEIR_WORKFLOWS_DIR", default_value = "workflows")]
-    pub workflows_dir: PathBuf,
-    /// This replica's id. Keep it stable across restarts and unique among replicas,
-    /// so a restarted replica resumes its own steps at once instead of waiting for their leases.
-    #[arg(long, env = "WEIR_REPLICA_ID")]
-    pub replica_id: Option<String>,
-    /// The data plane workflow activities drive.
-    #[arg(long, env = "WEIR_RUNTIME", value_enum, default_value_t = RuntimeKind::Embedded)]
-    pub runtime: RuntimeKind,
-    /// Workers (with `embedded`): this process's own, ids, heartbeat TTL.
-    #[command(flatten)]
-    pub cluster: super::worker::ServeClusterArgs,
+#[derive(Debug, Serialize)]
+struct Problem {
+    line: Option<usize>,
+    field: String,
+    problem: String,
 }
 
-impl EngineArgs {
-    /// No engine in this process (e.g. a benchmark of the command path alone).
-    pub fn disabled() -> Self {
-        Self {
-            workflows_dir: PathBuf::from("workflows"),
-            replica_id: None,
-            runtime: RuntimeKind::None,
-            cluster: Default::default(),
+fn validate(g: &Globals, files: &[PathBuf]) -> Result<(), CliError> {
+    let mut report = Vec::new();
+    for file in files {
+        match crate::workflow::load::load_file(file) {
+            Ok((_, spec)) => report.push(Checked {
+                file,
+                ok: true,
+                workflow: Some(spec.name),
+                steps: Some(spec.steps.len()),
+                problems: None,
+            }),
+            Err(e) => {
+                if g.output == Format::Text {
+                    eprintln!("{e}");
+                }
+                let problems = e
+                    .problems
+                    .iter()
+                    .map(|p| Problem {
+                        line: p.line,
+                        field: p.field.clone(),
+                        problem: p.problem.clone(),
+                    })
+                    .collect();
+                report.push(Checked {
+                    file,
+                    ok: false,
+                    workflow: None,
+                    steps: None,
+                    problems: Some(problems),
+                });
+            }
         }
     }
-}
-
-/// Starts the workflow engine as a task of `weir serve`.
-pub async fn spawn_engine(
-    store: Arc<PgStore>,
-    nats: async_nats::Client,
-    conn: &crate::config::Connections,
-    host: crate::wasm::WasmHost,
-    args: &EngineArgs,
-    tasks: &mut tokio::task::JoinSet<()>,
-    shutdown: CancellationToken,
-) -> Result<Option<Arc<ClusterRuntime>>, CliError> {
-    if args.runtime == RuntimeKind::None {
-        return Ok(None);
-    }
-    let js = async_nats::jetstream::new(nats.clone());
-    let host = Arc::new(host);
-    let modules = Arc::new(RegistryModules {
-        store: store.clone(),
-        js,
-        subject_prefix: conn.subject_prefix.clone(),
-        host: host.clone(),
-    });
-    match args.runtime {
-        RuntimeKind::None => Ok(None),
-        RuntimeKind::Sim => {
-            let control = SimControl::new(store.pool().clone())
-                .await
-                .map_err(|e| CliError::Unreachable(e.to_string()))?;
-            start_engine(store, Arc::new(control), modules, args, tasks, shutdown);
-            Ok(None)
-        }
-        RuntimeKind::Embedded => {
-            // The data plane runs on workers (this process's own unless
-            // disabled, and `weir worker`s); the engine drives them through
-            // the cluster control plane, which places and fails over.
-            let embedded = args.cluster.embedded_worker.then(|| {
-                EmbeddedRuntime::new(
-                    RuntimeConfig {
-                        brokers: conn.kafka_brokers.clone(),
-                        subject_prefix: conn.subject_prefix.clone(),
-                        ..Default::default()
-                    },
-                    store.pool().clone(),
-                    Arc::new(RegistryResolver::new(modules.clone(), host)),
-                    Some(nats.clone()),
-                )
-            });
-            let control = super::worker::start_cluster(
-                conn,
-                store.pool().clone(),
-                nats,
-                embedded,
-                &args.cluster,
-                tasks,
-                shutdown.clone(),
-            )
-            .await?;
-            start_engine(store, control.clone(), modules, args, tasks, shutdown);
-            Ok(Some(control))
+    match g.output {
+        Format::Json => output::json(&report)?,
+        Format::Text => {
+            for c in report.iter().filter(|c| c.ok) {
+                println!(
+                    "{}: ok (workflow `{}`, {} steps)",
+                    c.file.display(),
+                    c.workflow.as_deref().unwrap_or(""),
+                    c.steps.unwrap_or(0)
+                );
+            }
         }
     }
-}
-
-fn start_engine<C: crate::runtime::control::DeploymentControl>(
-    store: Arc<PgStore>,
-    control: Arc<C>,
-    modules: Arc<RegistryModules<PgStore>>,
-    args: &EngineArgs,
-    tasks: &mut tokio::task::JoinSet<()>,
-    shutdown: CancellationToken,
-) {
-    let activities = Activities {
-        handler: CommandHandler::new(store),
-        control,
-        modules,
-        http: reqwest::Client::new(),
-        clock: Arc::new(SystemClock),
-    };
-    let cfg = EngineConfig::new(args.replica_id.clone().unwrap_or_else(default_owner));
-    let engine = Arc::new(Engine::new(
-        activities,
-        Catalog::new(Some(args.workflows_dir.clone())),
-        cfg,
-    ));
-    tasks.spawn(engine.run(shutdown));
-}
-
-async fn send(
-    cli: &Cli,
-    kind: &str,
-    run: &str,
-    payload: serde_json::Value,
-) -> Result<(), CliError> {
-    let nats = client::connect(&cli.conn.nats_url).await?;
-    let subjects = Subjects::new(cli.conn.subject_prefix.clone());
-    let req = Request {
-        tenant: cli.tenant.clone(),
-        kind: kind.to_owned(),
-        target: run.to_owned(),
-        payload,
-        expected_version: None,
-        actor: cli.actor.clone(),
-    };
-    let outcome = client::send(
-        &nats,
-        &subjects,
-        req,
-        cli.timeout,
-        cli.output == Format::Text,
-    )
-    .await?;
-    output::outcome(cli.output, kind, &outcome)
-}
-
-fn run_line(r: &serde_json::Value) -> String {
-    let cur = &r["current"];
-    let at = if cur.is_null() {
-        "-".to_owned()
+    if report.iter().all(|c| c.ok) {
+        Ok(())
     } else {
-        format!(
-            "{} #{} ({})",
-            cur["step"].as_str().unwrap_or(""),
-            cur["attempt"],
-            cur["phase"].as_str().unwrap_or("")
-        )
-    };
-    format!(
-        "{}  {:<10} {:<10} job {:<16} at {:<28} {}",
-        r["run_id"].as_str().unwrap_or(""),
-        r["workflow"].as_str().unwrap_or(""),
-        r["status"].as_str().unwrap_or(""),
-        r["job"].as_str().unwrap_or("-"),
-        at,
-        r["reason"].as_str().unwrap_or("")
-    )
-}
-
-/// Lines for `weir job status`: each active run and where it is.
-pub fn print_active_runs(runs: &serde_json::Value) {
-    for r in runs.as_array().into_iter().flatten() {
-        let cur = &r["current"];
-        let step = if cur.is_null() {
-            "-".to_owned()
-        } else {
-            format!(
-                "{} (attempt {}, {})",
-                cur["step"].as_str().unwrap_or(""),
-                cur["attempt"],
-                cur["phase"].as_str().unwrap_or("")
-            )
-        };
-        println!(
-            "  workflow {} run {} {}: step {step}{}",
-            r["workflow"].as_str().unwrap_or(""),
-            r["run_id"].as_str().unwrap_or(""),
-            r["status"].as_str().unwrap_or(""),
-            r["reason"]
-                .as_str()
-                .map(|s| format!(" — {s}"))
-                .unwrap_or_default()
-        );
+        Err(CliError::Usage("invalid workflow file(s)".into()))
     }
 }
 
-pub async fn run(cli: &Cli, cmd: &WorkflowCmd) -> Result<(), CliError> {
+pub async fn run(g: &Globals, cmd: &WorkflowCmd) -> Result<(), CliError> {
     match cmd {
-        WorkflowCmd::Validate { files } => {
-            let mut failed = false;
-            let mut report = Vec::new();
-            for f in files {
-                match crate::workflow::load::load_file(f) {
-                    Ok((_, spec)) => report.push(json!({"file": f, "ok": true, "workflow": spec.name, "steps": spec.steps.len()})),
-                    Err(e) => {
-                        failed = true;
-                        let problems: Vec<_> = e
-                            .problems
-                            .iter()
-                            .map(|p| json!({"line": p.line, "field": p.field, "problem": p.problem}))
-                            .collect();
-                        if cli.output == Format::Text {
-                            eprintln!("{e}");
-                        }
-                        report.push(json!({"file": f, "ok": false, "problems": problems}));
-                    }
-                }
-            }
-            match cli.output {
-                Format::Json => output::json(&report)?,
-                Format::Text => {
-                    for r in report.iter().filter(|r| r["ok"] == true) {
-                        println!(
-                            "{}: ok (workflow `{}`, {} steps)",
-                            r["file"].as_str().unwrap_or(""),
-                            r["workflow"].as_str().unwrap_or(""),
-                            r["steps"]
-                        );
-                    }
-                }
-            }
-            if failed {
-                Err(CliError::Usage("invalid workflow file(s)".into()))
-            } else {
-                Ok(())
-            }
-        }
+        WorkflowCmd::Validate { files } => validate(g, files),
         WorkflowCmd::Runs { job, active } => {
-            let mut path = format!("runs?active={active}");
-            if let Some(j) = job {
-                path.push_str(&format!("&job={j}"));
-            }
-            let runs = get(cli, &path).await?;
-            match cli.output {
+            let filter = RunFilter {
+                job: job.clone(),
+                active: *active,
+            };
+            let runs: Vec<RunView> = Api::new(g).get_with("runs", &filter).await?;
+            match g.output {
                 Format::Json => output::json(&runs),
                 Format::Text => {
-                    let list = runs.as_array().cloned().unwrap_or_default();
-                    if list.is_empty() {
-                        println!("no runs in tenant `{}`", cli.tenant);
+                    if runs.is_empty() {
+                        println!("no runs in tenant `{}`", g.tenant);
                     }
-                    for r in &list {
-                        println!("{}", run_line(r));
+                    for r in &runs {
+                        println!("{}", render::run(r));
                     }
                     Ok(())
                 }
             }
         }
         WorkflowCmd::Show { run } => {
-            let r = get(cli, &format!("runs/{run}")).await?;
-            match cli.output {
+            let r: RunDetail = Api::new(g).get(&format!("runs/{run}")).await?;
+            match g.output {
                 Format::Json => output::json(&r),
                 Format::Text => {
-                    println!("{}", run_line(&r));
+                    println!("{}", render::run(&r.run));
                     println!(
                         "  definition {} sha256 {}",
-                        r["file"].as_str().unwrap_or(""),
-                        r["definition_sha256"].as_str().unwrap_or("")
+                        r.run.file, r.run.definition_sha256
                     );
-                    for e in r["events"].as_array().cloned().unwrap_or_default() {
-                        let mut p = e["payload"].clone();
-                        if let Some(o) = p.as_object_mut() {
-                            for k in ["type", "definition", "spec", "input"] {
-                                o.remove(k);
-                            }
-                        }
-                        println!(
-                            "  v{:<4} {:<22} {}",
-                            e["stream_version"],
-                            e["type"].as_str().unwrap_or(""),
-                            p
-                        );
+                    for e in &r.events {
+                        println!("{}", render::run_event(e));
                     }
                     Ok(())
                 }
             }
         }
-        WorkflowCmd::Resume { run } => send(cli, "workflow.resume", run, json!({})).await,
+        WorkflowCmd::Resume { run } => {
+            send_and_print(g, "workflow.resume", run, json!({}), None).await
+        }
         WorkflowCmd::Abort { run, reason } => {
-            send(cli, "workflow.abort", run, json!({ "reason": reason })).await
+            send_and_print(g, "workflow.abort", run, json!({ "reason": reason }), None).await
         }
     }
 }

@@ -1,0 +1,173 @@
+//! What the HTTP API sends and accepts, shared by its handlers and by the
+//! `weir` CLI, so that a renamed field is a compile error or a decode error,
+//! never a silently blank column.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::job::state::Deployment;
+use crate::domain::job::Phase;
+use crate::domain::module::ModuleKind;
+use crate::domain::workflow::state::{Current, RunStatus, StepRecord};
+use crate::store::StoredEvent;
+
+pub use crate::domain::job::state::VersionInfo;
+pub use crate::runtime::control::{CheckpointInfo, DeploymentStatus, TaskState, TaskStatus};
+
+/// The body of every error response: `{"error": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobView {
+    pub tenant: String,
+    pub name: String,
+    pub phase: Phase,
+    /// The job stream's version (for `expected_version`).
+    pub stream_version: u64,
+    pub latest_version: Option<u32>,
+    pub last_stable_version: Option<u32>,
+    pub generation: u64,
+    pub deployment: Option<Deployment>,
+    pub last_failure: Option<String>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Query of `…/jobs/{name}/events`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Page {
+    /// Return events with a position greater than this.
+    #[serde(default)]
+    pub after: i64,
+    /// At most this many (1..=1000, default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// A page of events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventPage {
+    pub events: Vec<StoredEvent>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next_after: Option<i64>,
+}
+
+/// A run as the API shows it (the pinned definition text is left out of listings).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunView {
+    pub run_id: String,
+    pub workflow: String,
+    pub file: String,
+    pub definition_sha256: String,
+    pub status: RunStatus,
+    pub job: Option<String>,
+    pub input: serde_json::Value,
+    pub current: Option<Current>,
+    pub reason: Option<String>,
+    pub outputs: Option<serde_json::Value>,
+    pub steps: std::collections::BTreeMap<String, StepRecord>,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// One run with its history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: RunView,
+    pub events: Vec<StoredEvent>,
+}
+
+/// Query of `…/runs`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunFilter {
+    /// Only runs of this job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// Only runs still in progress (running or paused).
+    #[serde(default)]
+    pub active: bool,
+}
+
+/// One module version as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionView {
+    pub version: String,
+    pub digest: String,
+    pub size: u64,
+    pub interface: String,
+    pub module_kind: ModuleKind,
+    pub sdk_version: String,
+    pub uploader: String,
+    pub uploaded_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A module as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModuleView {
+    pub tenant: String,
+    pub name: String,
+    pub latest: Option<String>,
+    pub versions: Vec<VersionView>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CLI decodes what the handlers encode: each DTO survives the trip.
+    #[test]
+    fn views_round_trip_through_json() {
+        let at = chrono::Utc::now();
+        let job = JobView {
+            tenant: "acme".into(),
+            name: "orders".into(),
+            phase: Phase::Running,
+            stream_version: 4,
+            latest_version: Some(2),
+            last_stable_version: None,
+            generation: 3,
+            deployment: None,
+            last_failure: None,
+            updated_at: at,
+        };
+        let back: JobView = serde_json::from_value(serde_json::to_value(&job).unwrap()).unwrap();
+        assert_eq!(back.latest_version, Some(2));
+        assert_eq!(back.phase, Phase::Running);
+
+        let run = RunDetail {
+            run: RunView {
+                run_id: "r1".into(),
+                workflow: "deploy".into(),
+                file: "deploy.yaml".into(),
+                definition_sha256: "ab".into(),
+                status: RunStatus::Paused,
+                job: Some("orders".into()),
+                input: serde_json::json!({"job": "orders"}),
+                current: None,
+                reason: Some("why".into()),
+                outputs: None,
+                steps: Default::default(),
+                started_at: Some(at),
+                updated_at: None,
+            },
+            events: vec![],
+        };
+        let back: RunDetail = serde_json::from_value(serde_json::to_value(&run).unwrap()).unwrap();
+        assert_eq!(back.run.status, RunStatus::Paused);
+        assert_eq!(back.run.reason.as_deref(), Some("why"));
+    }
+
+    #[test]
+    fn queries_leave_out_what_is_unset() {
+        let q = serde_json::to_value(RunFilter {
+            job: None,
+            active: true,
+        })
+        .unwrap();
+        assert_eq!(q, serde_json::json!({"active": true}));
+    }
+}

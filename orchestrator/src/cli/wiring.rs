@@ -1,0 +1,389 @@
+//! Process wiring for `weir serve` and `weir worker`: connect to PostgreSQL
+//! and NATS, start the WASM host, the workflow engine and the cluster's
+//! workers, and turn SIGINT/SIGTERM into a shutdown token. Also the flags
+//! that shape these pieces, shared by both processes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::error::CliError;
+use crate::config::Connections;
+use crate::domain::Dur;
+use crate::lifecycle::CommandHandler;
+use crate::registry::resolver::RegistryResolver;
+use crate::runtime::cluster::control::failover;
+use crate::runtime::cluster::liveness::Liveness;
+use crate::runtime::cluster::{self, ClusterConfig, ClusterRuntime, Worker};
+use crate::runtime::{EmbeddedRuntime, RuntimeConfig};
+use crate::store::postgres::PgStore;
+use crate::wasm::{HostConfig, WasmHost};
+use crate::workflow::activities::{Activities, RegistryModules};
+use crate::workflow::clock::SystemClock;
+use crate::workflow::driver::default_owner;
+use crate::workflow::sim::SimControl;
+use crate::workflow::{Catalog, Engine, EngineConfig};
+
+/// Which data plane the engine drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// The embedded Kafka stream runtime with WASM UDFs from the module registry.
+    Embedded,
+    /// The simulated runtime kept in PostgreSQL (no records flow; for tests).
+    Sim,
+    /// Do not run the workflow engine in this process (commands are only recorded).
+    None,
+}
+
+/// Workflow engine settings of `weir serve`.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Directory of workflow files; the built-in ones are used for files it lacks.
+    #[arg(long, env = "WEIR_WORKFLOWS_DIR", default_value = "workflows")]
+    pub workflows_dir: PathBuf,
+    /// This replica's id. Keep it stable across restarts and unique among replicas,
+    /// so a restarted replica resumes its own steps at once instead of waiting for their leases.
+    #[arg(long, env = "WEIR_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// The data plane workflow activities drive.
+    #[arg(long, env = "WEIR_RUNTIME", value_enum, default_value_t = RuntimeKind::Embedded)]
+    pub runtime: RuntimeKind,
+    /// Workers (with `embedded`): this process's own, ids, heartbeat TTL.
+    #[command(flatten)]
+    pub cluster: ServeClusterArgs,
+}
+
+impl EngineArgs {
+    /// No engine in this process (e.g. a benchmark of the command path alone).
+    pub fn disabled() -> Self {
+        Self {
+            workflows_dir: PathBuf::from("workflows"),
+            replica_id: None,
+            runtime: RuntimeKind::None,
+            cluster: Default::default(),
+        }
+    }
+}
+
+/// Worker settings of `weir serve` and `weir worker`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// This worker's id: a subject token (letters, digits, `-`, `_`), unique
+    /// among live workers and stable across restarts, so a restarted process
+    /// takes its own deployments back. Default: `serve` for the worker
+    /// embedded in `weir serve`, `worker-<hostname>` for `weir worker`.
+    #[arg(long, env = "WEIR_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// A worker that has not heartbeated for this long is dead and its
+    /// deployments move (heartbeats go every third of it). Use the same value
+    /// in every process: the first one creates the bucket with it.
+    #[arg(
+        long,
+        env = "WEIR_WORKER_TTL",
+        default_value = "10s",
+        value_parser = super::duration::parse,
+        allow_hyphen_values = true
+    )]
+    pub worker_ttl: Dur,
+    /// Deployments this worker accepts.
+    #[arg(long, env = "WEIR_WORKER_CAPACITY", default_value_t = 64)]
+    pub worker_capacity: u32,
+}
+
+impl Default for ClusterArgs {
+    fn default() -> Self {
+        Self {
+            worker_id: None,
+            worker_ttl: Dur::from_secs(10),
+            worker_capacity: 64,
+        }
+    }
+}
+
+/// `weir serve`'s part: whether it runs a worker itself.
+#[derive(Debug, Clone, Args)]
+pub struct ServeClusterArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Run a worker inside `weir serve` (`--embedded-worker false` leaves
+    /// the data plane to `weir worker` processes).
+    #[arg(long, env = "WEIR_EMBEDDED_WORKER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub embedded_worker: bool,
+}
+
+impl Default for ServeClusterArgs {
+    fn default() -> Self {
+        Self {
+            cluster: ClusterArgs::default(),
+            embedded_worker: true,
+        }
+    }
+}
+
+/// The event store (migrated) and a NATS client, or a one-line error naming
+/// the service that could not be reached. `serve` and `worker` both start so.
+pub async fn connect(conn: &Connections) -> Result<(Arc<PgStore>, async_nats::Client), CliError> {
+    let store = PgStore::connect(&conn.database_url, &conn.db_schema)
+        .await
+        .map_err(|e| {
+            CliError::Unreachable(format!(
+                "cannot reach PostgreSQL at {}: {e}",
+                conn.database_url
+            ))
+        })?;
+    let nats = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connection_timeout(std::time::Duration::from_secs(3))
+        .event_callback(|e| async move { tracing::info!(event = %e, "nats connection") })
+        .connect(&conn.nats_url)
+        .await
+        .map_err(|e| {
+            CliError::Unreachable(format!("cannot reach NATS at {}: {e}", conn.nats_url))
+        })?;
+    Ok((Arc::new(store), nats))
+}
+
+/// A token cancelled on the first SIGINT or SIGTERM.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        on_signal.cancel();
+    });
+    shutdown
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// The process's one WASM engine: the module warmer, the compile activity
+/// and the runtime's operators share it and its artifact cache.
+pub fn wasm_host() -> Result<WasmHost, CliError> {
+    WasmHost::new(HostConfig {
+        cache_dir: Some(crate::registry::warm::cache_dir_from_env()),
+        ..Default::default()
+    })
+    .map_err(|e| CliError::Usage(format!("cannot start the WASM host: {e}")))
+}
+
+fn registry_modules(
+    store: Arc<PgStore>,
+    nats: &async_nats::Client,
+    conn: &Connections,
+    host: Arc<WasmHost>,
+) -> Arc<RegistryModules<PgStore>> {
+    Arc::new(RegistryModules {
+        store,
+        js: async_nats::jetstream::new(nats.clone()),
+        subject_prefix: conn.subject_prefix.clone(),
+        host,
+    })
+}
+
+/// The Kafka stream runtime of a worker, resolving UDFs from the registry.
+fn embedded_runtime(
+    conn: &Connections,
+    store: &PgStore,
+    nats: &async_nats::Client,
+    modules: Arc<RegistryModules<PgStore>>,
+    host: Arc<WasmHost>,
+) -> EmbeddedRuntime {
+    EmbeddedRuntime::new(
+        RuntimeConfig {
+            brokers: conn.kafka_brokers.clone(),
+            subject_prefix: conn.subject_prefix.clone(),
+            ..Default::default()
+        },
+        store.pool().clone(),
+        Arc::new(RegistryResolver::new(modules, host)),
+        Some(nats.clone()),
+    )
+}
+
+/// Starts the workflow engine as a task of `weir serve`; with the embedded
+/// runtime, also the cluster control plane it drives (returned for the API).
+pub async fn spawn_engine(
+    store: Arc<PgStore>,
+    nats: async_nats::Client,
+    conn: &Connections,
+    host: WasmHost,
+    args: &EngineArgs,
+    tasks: &mut JoinSet<()>,
+    shutdown: CancellationToken,
+) -> Result<Option<Arc<ClusterRuntime>>, CliError> {
+    if args.runtime == RuntimeKind::None {
+        return Ok(None);
+    }
+    let host = Arc::new(host);
+    let modules = registry_modules(store.clone(), &nats, conn, host.clone());
+    match args.runtime {
+        RuntimeKind::None => Ok(None),
+        RuntimeKind::Sim => {
+            let control = SimControl::new(store.pool().clone())
+                .await
+                .map_err(|e| CliError::Unreachable(e.to_string()))?;
+            start_engine(store, Arc::new(control), modules, args, tasks, shutdown);
+            Ok(None)
+        }
+        RuntimeKind::Embedded => {
+            // The data plane runs on workers (this process's own unless
+            // disabled, and `weir worker`s); the engine drives them through
+            // the cluster control plane, which places and fails over.
+            let embedded = args
+                .cluster
+                .embedded_worker
+                .then(|| embedded_runtime(conn, &store, &nats, modules.clone(), host));
+            let control = start_cluster(
+                conn,
+                store.pool().clone(),
+                nats,
+                embedded,
+                &args.cluster,
+                tasks,
+                shutdown.clone(),
+            )
+            .await?;
+            start_engine(store, control.clone(), modules, args, tasks, shutdown);
+            Ok(Some(control))
+        }
+    }
+}
+
+fn start_engine<C: crate::runtime::control::DeploymentControl>(
+    store: Arc<PgStore>,
+    control: Arc<C>,
+    modules: Arc<RegistryModules<PgStore>>,
+    args: &EngineArgs,
+    tasks: &mut JoinSet<()>,
+    shutdown: CancellationToken,
+) {
+    let activities = Activities {
+        handler: CommandHandler::new(store),
+        control,
+        modules,
+        http: reqwest::Client::new(),
+        clock: Arc::new(SystemClock),
+    };
+    let cfg = EngineConfig::new(args.replica_id.clone().unwrap_or_else(default_owner));
+    let engine = Arc::new(Engine::new(
+        activities,
+        Catalog::new(Some(args.workflows_dir.clone())),
+        cfg,
+    ));
+    tasks.spawn(engine.run(shutdown));
+}
+
+fn cluster_config(conn: &Connections, args: &ClusterArgs) -> ClusterConfig {
+    ClusterConfig {
+        prefix: conn.subject_prefix.clone(),
+        ttl: args.worker_ttl.get(),
+        ..Default::default()
+    }
+}
+
+/// The worker id from the flags or `default`, if it is a valid subject token.
+pub fn worker_id(args: &ClusterArgs, default: impl FnOnce() -> String) -> Result<String, CliError> {
+    let id = args.worker_id.clone().unwrap_or_else(default);
+    if cluster::valid_worker_id(&id) {
+        Ok(id)
+    } else {
+        Err(CliError::Usage(format!(
+            "worker id `{id}` must be 1-64 letters, digits, '-' or '_'"
+        )))
+    }
+}
+
+fn unavailable(e: crate::runtime::control::RuntimeError) -> CliError {
+    CliError::Unreachable(e.to_string())
+}
+
+/// The runtime embedded in `weir serve`: its worker (if enabled) joins and
+/// runs as a task, and the returned control plane places deployments on
+/// whichever workers are alive; a failover task moves them off dead ones.
+async fn start_cluster(
+    conn: &Connections,
+    pool: sqlx::PgPool,
+    nats: async_nats::Client,
+    embedded: Option<EmbeddedRuntime>,
+    args: &ServeClusterArgs,
+    tasks: &mut JoinSet<()>,
+    shutdown: CancellationToken,
+) -> Result<Arc<ClusterRuntime>, CliError> {
+    let cfg = cluster_config(conn, &args.cluster);
+    let js = async_nats::jetstream::new(nats.clone());
+    let liveness = Liveness::open(&js, &cfg.prefix, cfg.ttl)
+        .await
+        .map_err(unavailable)?;
+    if let Some(runtime) = embedded {
+        let id = worker_id(&args.cluster, || "serve".into())?;
+        let worker = Worker::new(
+            id,
+            args.cluster.worker_capacity,
+            cfg.clone(),
+            runtime,
+            pool.clone(),
+            liveness.clone(),
+            nats.clone(),
+        );
+        worker.join().await.map_err(unavailable)?;
+        tasks.spawn(worker.run(shutdown.clone()));
+    }
+    let control = Arc::new(ClusterRuntime::new(cfg, nats, pool, liveness));
+    tasks.spawn(failover(control.clone(), shutdown));
+    Ok(control)
+}
+
+/// A `weir worker`'s worker, joined to the cluster and ready to run: the
+/// stream runtime with its own WASM host, heartbeating under `id`.
+pub async fn standalone_worker(
+    conn: &Connections,
+    store: Arc<PgStore>,
+    nats: async_nats::Client,
+    args: &ClusterArgs,
+    id: String,
+) -> Result<Worker, CliError> {
+    let host = Arc::new(wasm_host()?);
+    let modules = registry_modules(store.clone(), &nats, conn, host.clone());
+    let runtime = embedded_runtime(conn, &store, &nats, modules, host);
+    let cfg = cluster_config(conn, args);
+    let js = async_nats::jetstream::new(nats.clone());
+    let liveness = Liveness::open(&js, &cfg.prefix, cfg.ttl)
+        .await
+        .map_err(unavailable)?;
+    let worker = Worker::new(
+        id,
+        args.worker_capacity,
+        cfg,
+        runtime,
+        store.pool().clone(),
+        liveness,
+        nats,
+    );
+    worker.join().await.map_err(unavailable)?;
+    Ok(worker)
+}
