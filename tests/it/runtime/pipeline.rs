@@ -1,0 +1,127 @@
+//! Kafka → operators → Kafka, exactly once, through crashes and restores.
+
+use weir::runtime::control::{DeploymentControl, RestoreFrom, RuntimeError};
+use weir::runtime::sinks::Guarantee;
+
+use crate::support::runtime::{assert_exactly_once, guarantees, read_topic, rig, user_records};
+use crate::support::kafka;
+
+fn map_spec(input: &str, output: &str, interval_ms: u64, extra: &str) -> String {
+    format!(
+        r#"
+sources: [{{ topic: {input} }}]
+operators:
+  - {{ type: udf, id: up, module: "upper@1", kind: map }}
+sinks: [{{ type: kafka, topic: {output} }}]
+checkpoint: {{ interval_ms: {interval_ms}, retain: 3 }}
+{extra}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_pass_a_map_exactly_once_to_a_kafka_sink() {
+    let rig = rig().await;
+    let (input, output) = (kafka::unique_topic("in"), kafka::unique_topic("out"));
+    kafka::create_topic(&rig.brokers, &input, 4).await;
+    kafka::create_topic(&rig.brokers, &output, 3).await;
+    let n = 2_000;
+    kafka::produce(
+        &kafka::producer(&rig.brokers),
+        &input,
+        &user_records(n, 10, 4, 0),
+    )
+    .await;
+
+    rig.start(
+        &map_spec(&input, &output, 1_000, ""),
+        1,
+        2,
+        RestoreFrom::Nothing,
+    )
+    .await;
+    let outs = read_topic(&rig.brokers, &output, 3, n).await;
+    let by_pos = assert_exactly_once(&outs, n);
+    let sample = by_pos.values().next().unwrap();
+    assert!(sample.value.contains("\"USER\":\"U"), "{}", sample.value);
+    assert_eq!(sample.headers.get("weir-source-topic"), Some(&input));
+
+    let st = rig.status().await;
+    assert_eq!(st.tasks.len(), 2);
+    assert_eq!(st.tasks.iter().map(|t| t.records_in).sum::<u64>(), n as u64);
+    assert_eq!(guarantees(&st), [Guarantee::DeterministicReplay]);
+    let ck = rig.runtime.checkpoint(&rig.key).await.unwrap();
+    let list = rig.runtime.checkpoints(&rig.key).await.unwrap();
+    assert_eq!(list[0].id, ck.id, "newest first");
+    rig.runtime.stop(&rig.key, 1, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_task_restores_without_loss_or_duplicates() {
+    let rig = rig().await;
+    let (input, output) = (kafka::unique_topic("in"), kafka::unique_topic("out"));
+    kafka::create_topic(&rig.brokers, &input, 2).await;
+    kafka::create_topic(&rig.brokers, &output, 2).await;
+    let n = 6_000;
+    kafka::produce(
+        &kafka::producer(&rig.brokers),
+        &input,
+        &user_records(n, 10, 2, 0),
+    )
+    .await;
+
+    // Rate-limited so the kills land mid-stream; frequent checkpoints so the
+    // restore starts from a recent one and replays the rest.
+    let spec = map_spec(&input, &output, 200, "rate_limit: 3000");
+    rig.start(&spec, 1, 2, RestoreFrom::Nothing).await;
+    rig.wait_records_in(1_500, 120).await;
+    assert!(rig.runtime.kill_task(&rig.key, 0).unwrap());
+    rig.wait_records_in(3_000, 120).await;
+    assert!(rig.runtime.kill_task(&rig.key, 1).unwrap());
+
+    let outs = read_topic(&rig.brokers, &output, 2, n).await;
+    assert_exactly_once(&outs, n);
+    let st = rig.wait_all_running(60).await;
+    assert!(st.tasks.iter().all(|t| t.restarts == 1), "{st:?}");
+    rig.runtime.stop(&rig.key, 1, false).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_and_redeploy_resumes_from_the_final_checkpoint() {
+    let rig = rig().await;
+    let (input, output) = (kafka::unique_topic("in"), kafka::unique_topic("out"));
+    kafka::create_topic(&rig.brokers, &input, 2).await;
+    kafka::create_topic(&rig.brokers, &output, 1).await;
+    let p = kafka::producer(&rig.brokers);
+    kafka::produce(&p, &input, &user_records(500, 5, 2, 0)).await;
+    let spec = map_spec(&input, &output, 60_000, "");
+    rig.start(&spec, 1, 2, RestoreFrom::Nothing).await;
+    rig.wait_records_in(500, 120).await;
+    let last = rig
+        .runtime
+        .stop(&rig.key, 1, true)
+        .await
+        .unwrap()
+        .expect("final checkpoint");
+    kafka::produce(&p, &input, &user_records(500, 5, 2, 500)).await;
+    rig.start(&spec, 2, 1, RestoreFrom::Checkpoint(last.id.clone()))
+        .await;
+    let outs = read_topic(&rig.brokers, &output, 1, 1_000).await;
+    assert_exactly_once(&outs, 1_000);
+    // A stale generation is refused.
+    let err = rig.runtime.stop(&rig.key, 1, false).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuntimeError::StaleGeneration {
+                requested: 1,
+                current: 2
+            }
+        ),
+        "{err}"
+    );
+    rig.runtime.stop(&rig.key, 2, false).await.unwrap();
+}
+
+// The whole-process SIGKILL test is in cluster.rs: it kills a real
+// `weir serve` mid-stream and starts it again.
