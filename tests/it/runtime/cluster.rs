@@ -12,9 +12,9 @@ use weir::runtime::cluster::placement::Move;
 use weir::runtime::cluster::store::PlacementStore;
 use weir::runtime::control::{DeploymentKey, DeploymentRequest, RestoreFrom, RuntimeError};
 
-use crate::support::runtime::{assert_exactly_once, user_records};
 use crate::support::bin::{daemon, weir_in};
 use crate::support::kafka::{self, brokers, create_topic, unique_topic};
+use crate::support::runtime::{assert_exactly_once, user_records};
 use crate::support::serve::{Serve, ServeOpts};
 use crate::support::{eventually, guests, nats, send, Isolation, DATABASE_URL, NATS_URL};
 

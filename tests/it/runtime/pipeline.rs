@@ -3,8 +3,8 @@
 use weir::runtime::control::{DeploymentControl, RestoreFrom, RuntimeError};
 use weir::runtime::sinks::Guarantee;
 
-use crate::support::runtime::{assert_exactly_once, guarantees, read_topic, rig, user_records};
 use crate::support::kafka;
+use crate::support::runtime::{assert_exactly_once, guarantees, read_topic, rig, user_records};
 
 fn map_spec(input: &str, output: &str, interval_ms: u64, extra: &str) -> String {
     format!(

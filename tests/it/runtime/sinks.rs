@@ -118,20 +118,24 @@ sinks: [{{ type: http, url: "{url}", max_attempts: 10 }}]
 "#
     );
     rig.start(&spec, 1, 2, RestoreFrom::Nothing).await;
-    let seen = eventually_ok(Duration::from_secs(120), "every output delivered", || async {
-        let seen: HashSet<i64> = received
-            .lock()
-            .unwrap()
-            .1
-            .iter()
-            .map(|v| v["n"].as_i64().unwrap())
-            .collect();
-        if seen.len() == n {
-            Ok(seen)
-        } else {
-            Err(format!("only {} of {n} delivered", seen.len()))
-        }
-    })
+    let seen = eventually_ok(
+        Duration::from_secs(120),
+        "every output delivered",
+        || async {
+            let seen: HashSet<i64> = received
+                .lock()
+                .unwrap()
+                .1
+                .iter()
+                .map(|v| v["n"].as_i64().unwrap())
+                .collect();
+            if seen.len() == n {
+                Ok(seen)
+            } else {
+                Err(format!("only {} of {n} delivered", seen.len()))
+            }
+        },
+    )
     .await;
     assert!(seen.iter().all(|i| (0..n as i64).contains(i)));
     assert!(
