@@ -7,7 +7,8 @@
 //!   `stable` with the shipped deploy.yaml (compile included; stability needs
 //!   3 checkpoints at a 100 ms interval and 2 s without restarts by design).
 //!
-//! Run: `cargo bench -p weir --bench workflow` (PostgreSQL must be up). The
+//! Run: `cargo bench -p weir --features test-util --bench workflow`
+//! (PostgreSQL must be up; the simulated data plane is a test double). The
 //! figures depend heavily on PostgreSQL's commit latency: each step is two
 //! commits (claim, report), group-committed across concurrent runs.
 

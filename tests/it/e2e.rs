@@ -3,11 +3,12 @@
 //! Kafka → WASM UDF → Kafka through the embedded runtime, deployed by the
 //! deploy workflow. This is what `scripts/demo.sh` shows.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
+use weir::runtime::sinks::{Guarantee, SinkGuarantee};
 
+use crate::support::bin::weir_in;
 use crate::support::kafka::{brokers, create_topic, produce, read_all, unique_topic};
 use crate::support::serve::{Serve, ServeOpts};
 use crate::support::{eventually, guests, nats, send, Isolation, NATS_URL};
@@ -30,12 +31,10 @@ async fn a_deployed_job_runs_records_through_a_wasm_udf() {
     // Upload through the CLI, as a user would.
     let wasm = std::env::temp_dir().join(format!("{}.wasm", iso.prefix));
     std::fs::write(&wasm, guests::guest("uppercase")).unwrap();
-    let up = Command::new(env!("CARGO_BIN_EXE_weir"))
+    let up = weir_in(&iso)
         .args(["-t", "acme", "udf", "upload", "upper"])
         .arg(&wasm)
         .args(["--version", "1.0.0"])
-        .env("WEIR_SUBJECT_PREFIX", &iso.prefix)
-        .env("WEIR_DB_SCHEMA", &iso.schema)
         .output()
         .unwrap();
     assert!(
@@ -99,11 +98,11 @@ async fn a_deployed_job_runs_records_through_a_wasm_udf() {
     let (code, rt) = serve.get_json("/v1/tenants/acme/jobs/e2e/runtime").await;
     assert_eq!(code, 200, "{rt}");
     assert_eq!(rt["tasks"].as_array().map(Vec::len), Some(2), "{rt}");
-    assert!(
-        rt["guarantee"]
-            .as_str()
-            .unwrap_or("")
-            .contains("exactly-once"),
+    let stated =
+        SinkGuarantee::parse_all(rt["guarantee"].as_str().unwrap_or("")).expect("a guarantee");
+    assert_eq!(
+        stated.iter().map(|s| s.guarantee).collect::<Vec<_>>(),
+        [Guarantee::DeterministicReplay],
         "{rt}"
     );
     let records_in: u64 = rt["tasks"]

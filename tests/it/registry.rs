@@ -6,22 +6,22 @@
 use std::path::Path;
 use std::process::Output;
 
-use tokio::process::Command;
-
+use crate::support::bin;
 use crate::support::guests::guest;
 use crate::support::serve::{Serve, ServeOpts};
 use crate::support::{eventually, Isolation, NATS_URL};
 
 /// Runs `weir <args>` against `iso`'s NATS prefix and `api` URL.
 async fn weir(iso: &Isolation, api: &str, cache: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
+    let mut cmd = bin::weir();
+    cmd.args(args)
         .env("WEIR_NATS_URL", NATS_URL)
         .env("WEIR_SUBJECT_PREFIX", &iso.prefix)
         .env("WEIR_API_URL", api)
         .env("WEIR_TENANT", "acme")
         .env("WEIR_WASM_CACHE", cache)
-        .env("WEIR_TIMEOUT", "20s")
+        .env("WEIR_TIMEOUT", "20s");
+    tokio::process::Command::from(cmd)
         .output()
         .await
         .expect("run weir")

@@ -12,7 +12,9 @@ use weir::domain::job::Phase;
 use weir::domain::workflow::spec::ErrorClass;
 use weir::domain::workflow::state::StepStatus;
 use weir::domain::workflow::RunStatus;
+use weir::workflow::clock::Clock;
 
+use crate::support::bin::weir;
 use crate::support::serve::{Serve, ServeOpts};
 use crate::support::workflow::{fast_spec, Rig, TENANT};
 use crate::support::{eventually, nats, send, Isolation, NATS_URL};
@@ -213,10 +215,21 @@ steps:
         .filter(|e| e.event_type == "step_failed")
         .collect();
     assert_eq!(failures.len(), 3);
-    // The gaps between attempts follow the backoff: 300ms, then 600ms.
+    // Each failure schedules the next attempt by the backoff (300ms, then
+    // 600ms), and no attempt starts before its time: read on the engine's
+    // clock, as recorded in the events, not on how long the test took.
+    let at = |i: usize, field: &str| -> Option<chrono::DateTime<chrono::Utc>> {
+        serde_json::from_value(failures[i].payload[field].clone()).unwrap()
+    };
     for (i, want) in [(1, 300), (2, 600)] {
-        let gap = failures[i].recorded_at - failures[i - 1].recorded_at;
-        assert!(gap.num_milliseconds() >= want, "attempt gap {i}: {gap}");
+        let (failed, retry_at) = (at(i - 1, "at").unwrap(), at(i - 1, "retry_at").unwrap());
+        let delay = retry_at - failed;
+        assert!(delay.num_milliseconds() >= want, "backoff {i}: {delay}");
+        assert!(
+            at(i, "at").unwrap() >= retry_at,
+            "attempt {} ran before its time",
+            i + 1
+        );
     }
     assert_eq!(failures[2].payload["retry_at"], serde_json::Value::Null);
     assert_eq!(rig.calls("flaky").await, vec![("start".to_string(), 1, 3)]);
@@ -681,7 +694,7 @@ steps:
 ",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+    let out = weir()
         .args(["workflow", "validate"])
         .arg(&path)
         .output()
@@ -697,7 +710,7 @@ steps:
     );
 
     std::fs::write(&path, "name: broken\nsteps:\n  - id: first\n    activity: start\n    retry: { max_attempts: 0 }\n    on_failure: { goto: nowhere }\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+    let out = weir()
         .args(["workflow", "validate"])
         .arg(&path)
         .output()
@@ -721,7 +734,7 @@ steps:
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+    let out = weir()
         .args(["workflow", "validate"])
         .args(&files)
         .output()
@@ -734,7 +747,7 @@ steps:
 }
 
 fn weir_cli(serve: &Serve, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+    let out = weir()
         .args(args)
         .env("WEIR_API_URL", format!("http://{}", serve.http))
         .env("WEIR_NATS_URL", NATS_URL)
@@ -989,6 +1002,23 @@ async fn a_workflow_file_broken_after_deploy_fails_the_job_visibly() {
     assert!(rig.runs().await.is_empty());
 }
 
+/// The run whose current step is `step`, waiting.
+async fn waiting_in(rig: &Rig, step: &str) -> Option<String> {
+    rig.runs()
+        .await
+        .into_iter()
+        .find(|(_, r)| {
+            r.current.as_ref().is_some_and(|c| {
+                c.step == step
+                    && matches!(
+                        c.phase,
+                        weir::domain::workflow::state::StepPhase::Waiting { .. }
+                    )
+            })
+        })
+        .map(|(id, _)| id)
+}
+
 #[tokio::test]
 async fn timers_survive_a_restart_of_the_engine() {
     let dir = tempfile::tempdir().unwrap();
@@ -1008,6 +1038,9 @@ steps:
     )
     .unwrap();
     let mut rig = Rig::new().await;
+    // Engine time is the test's: nothing here waits for a wall clock.
+    let clock = rig.manual_clock();
+    let began = clock.now();
     rig.spawn_engine("r1", Some(dir.path().to_path_buf()));
     rig.ok(
         "job.create",
@@ -1016,48 +1049,38 @@ steps:
     )
     .await;
     rig.ok("job.compile", "sleepy", json!({})).await;
-    let run_id = eventually(T, "the wait to start", || async {
-        rig.runs()
-            .await
-            .into_iter()
-            .find(|(_, r)| {
-                r.current.as_ref().is_some_and(|c| {
-                    matches!(
-                        c.phase,
-                        weir::domain::workflow::state::StepPhase::Waiting { .. }
-                    )
-                })
-            })
-            .map(|(id, _)| id)
-    })
-    .await;
+    let run_id = eventually(T, "the wait to start", || waiting_in(&rig, "deadline")).await;
     // No engine runs while the deadline passes; the next one fires the recorded timer at once.
     rig.stop_engines().await;
-    tokio::time::sleep(Duration::from_millis(3000)).await;
-    let restarted = chrono::Utc::now();
+    clock.advance(chrono::Duration::seconds(3));
+    let restarted = clock.now();
     rig.spawn_engine("r2", Some(dir.path().to_path_buf()));
+    // The timeout sends the run to `nap`, a timer of its own: let it pass too.
+    eventually(T, "the nap to start", || waiting_in(&rig, "nap")).await;
+    clock.advance(chrono::Duration::seconds(1));
     let (_, run) = rig.settled_run("sleepy", "compile", 0, T).await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.reason);
     assert_eq!(run.error.as_ref().unwrap().class, ErrorClass::Timeout);
     let events = rig.run_events(&run_id).await;
-    let first = |t: &str| {
-        events
-            .iter()
-            .find(|e| e.event_type == t)
-            .map(|e| e.recorded_at)
-            .unwrap()
+    let at = |t: &str, field: &str| -> chrono::DateTime<chrono::Utc> {
+        let e = events.iter().find(|e| e.event_type == t).unwrap();
+        serde_json::from_value(e.payload[field].clone()).unwrap()
     };
-    let started = first("wait_started");
-    let fired = first("timer_fired");
-    assert!(
-        started < restarted - chrono::Duration::seconds(2),
+    assert_eq!(
+        at("wait_started", "at"),
+        began,
         "the wait began before the stop"
     );
-    assert!(fired >= restarted, "fired by the restarted engine");
-    assert!(
-        fired - restarted < chrono::Duration::milliseconds(1500),
-        "fired at once: {}",
-        fired - restarted
+    assert_eq!(
+        at("wait_started", "deadline"),
+        began + chrono::Duration::seconds(2)
+    );
+    // The clock did not move between the restart and the nap: the restarted
+    // engine fired the timer as soon as it looked.
+    assert_eq!(
+        at("timer_fired", "at"),
+        restarted,
+        "fired at once by the restarted engine"
     );
     assert_eq!(
         rig.job("sleepy").await.versions[0].compile,

@@ -1,11 +1,14 @@
-//! Shared helpers for the integration tests: unique names per test, a real
-//! `weir serve` child process, and a command client.
+//! Shared helpers for the integration tests: unique names per test, the
+//! `weir` binary ([`bin`], the one place that spawns it), a real `weir serve`
+//! child process, a command client, and [`eventually`], the one polling loop.
 
 #![allow(dead_code)]
 
+pub mod bin;
 pub mod guests;
 pub mod kafka;
 pub mod proxy;
+pub mod runtime;
 pub mod serve;
 pub mod workflow;
 
@@ -112,13 +115,31 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
+    eventually_ok(timeout, what, || {
+        let next = f();
+        async move { next.await.ok_or("not yet") }
+    })
+    .await
+}
+
+/// Waits until `f` returns `Ok`, or panics after `timeout` with the last
+/// `Err` it returned (what the test saw instead). This is the one polling
+/// loop of the tests: it waits for external effects (a process, a broker, a
+/// table), never for engine time, which tests control with a manual clock.
+pub async fn eventually_ok<T, E, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    E: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(v) = f().await {
-            return v;
-        }
+        let last = match f().await {
+            Ok(v) => return v,
+            Err(e) => e,
+        };
         if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            panic!("timed out after {timeout:?} waiting for {what}; last seen: {last:?}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -1,9 +1,8 @@
 //! Runs the real `weir serve` binary as a child process.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use super::{Isolation, DATABASE_URL, NATS_URL};
 
@@ -50,29 +49,12 @@ impl Serve {
     pub async fn start_with(iso: &Isolation, opts: ServeOpts) -> Serve {
         let port = free_port();
         let http = format!("127.0.0.1:{port}");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        let mut cmd = super::bin::weir_in(iso);
         cmd.arg("serve")
             .env("WEIR_DATABASE_URL", &opts.database_url)
             .env("WEIR_NATS_URL", &opts.nats_url)
-            .env("WEIR_DB_SCHEMA", &iso.schema)
-            .env("WEIR_SUBJECT_PREFIX", &iso.prefix)
-            .env("WEIR_HTTP_ADDR", &http)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            // Its log goes to <tmp>/<prefix>-serve-<port>.log: inherited, the
-            // logs of every process of a failing run drown the test's own
-            // report in the suite's output.
-            .stderr(
-                std::fs::File::create(
-                    std::env::temp_dir().join(format!("{}-serve-{port}.log", iso.prefix)),
-                )
-                .map(Stdio::from)
-                .unwrap_or_else(|_| Stdio::inherit()),
-            )
-            .kill_on_drop(true);
+            .env("WEIR_HTTP_ADDR", &http);
+        let mut cmd = super::bin::daemon(cmd, iso, &format!("serve-{port}"));
         // Lifecycle tests drive every transition by hand: no workflow engine
         // unless a test asks for one.
         if !opts.env.iter().any(|(k, _)| k == "WEIR_RUNTIME") {

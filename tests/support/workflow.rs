@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use serde_json::{json, Value};
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +19,7 @@ use weir::lifecycle::{CommandHandler, Incoming};
 use weir::store::postgres::PgStore;
 use weir::store::EventStore;
 use weir::workflow::activities::{Activities, FetchedModule, StaticModules};
-use weir::workflow::clock::SystemClock;
+use weir::workflow::clock::{Clock, ManualClock, SystemClock};
 use weir::workflow::sim::SimControl;
 use weir::workflow::{Catalog, Engine, EngineConfig};
 
@@ -34,6 +34,9 @@ pub struct Rig {
     pub sim: SimControl,
     pub modules: Arc<StaticModules>,
     pub engines: Vec<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    /// Engine time (and the time commands are issued at): the wall clock
+    /// unless a test takes control with [`Rig::manual_clock`].
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Drop for Rig {
@@ -76,7 +79,17 @@ impl Rig {
             sim,
             modules: Arc::new(StaticModules::new()),
             engines: Vec::new(),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Engines spawned from now on, and commands, read a clock that moves
+    /// only when the test advances it. It starts at the current time (to the
+    /// millisecond, which PostgreSQL timestamps hold exactly).
+    pub fn manual_clock(&mut self) -> Arc<ManualClock> {
+        let clock = Arc::new(ManualClock::new(Utc::now().trunc_subsecs(3)));
+        self.clock = clock.clone();
+        clock
     }
 
     pub fn engine(&self, owner: &str, dir: Option<PathBuf>) -> Arc<Engine<PgStore, SimControl>> {
@@ -85,7 +98,7 @@ impl Rig {
             control: Arc::new(self.sim.clone()),
             modules: self.modules.clone(),
             http: reqwest::Client::new(),
-            clock: Arc::new(SystemClock),
+            clock: self.clock.clone(),
         };
         let mut cfg = EngineConfig::new(owner);
         cfg.poll = Duration::from_millis(50);
@@ -141,11 +154,11 @@ impl Rig {
             stream,
             expected_version: None,
             actor: "test".into(),
-            issued_at: Utc::now(),
+            issued_at: self.clock.now(),
             command,
         };
         self.handler
-            .handle(&[Incoming::Parsed(cmd)], Utc::now())
+            .handle(&[Incoming::Parsed(cmd)], self.clock.now())
             .await
             .expect("store")
             .remove(0)

@@ -24,6 +24,7 @@ use crate::wasm::{HostConfig, WasmHost};
 use crate::workflow::activities::{Activities, RegistryModules};
 use crate::workflow::clock::SystemClock;
 use crate::workflow::driver::default_owner;
+#[cfg(feature = "test-util")]
 use crate::workflow::sim::SimControl;
 use crate::workflow::{Catalog, Engine, EngineConfig};
 
@@ -33,6 +34,7 @@ pub enum RuntimeKind {
     /// The embedded Kafka stream runtime with WASM UDFs from the module registry.
     Embedded,
     /// The simulated runtime kept in PostgreSQL (no records flow; for tests).
+    #[cfg(feature = "test-util")]
     Sim,
     /// Do not run the workflow engine in this process (commands are only recorded).
     None,
@@ -243,6 +245,7 @@ pub async fn spawn_engine(
     let modules = registry_modules(store.clone(), &nats, conn, host.clone());
     match args.runtime {
         RuntimeKind::None => Ok(None),
+        #[cfg(feature = "test-util")]
         RuntimeKind::Sim => {
             let control = SimControl::new(store.pool().clone())
                 .await

@@ -30,7 +30,7 @@ use super::operator::ModuleResolver;
 use super::restart::{RestartPolicy, RestartTracker};
 use super::task::{self, Control, TaskEnv, TaskPlan};
 use super::topology::{self, assign, Chain, TopicPartition};
-use crate::domain::job::spec::{JobSpec, SinkSpec};
+use crate::domain::job::spec::JobSpec;
 
 /// A task's handle as the coordinator sees it.
 struct TaskSlot {
@@ -474,23 +474,7 @@ fn unavailable(reason: String) -> RuntimeError {
 
 /// The delivery guarantee per sink, stated.
 pub fn guarantee(spec: &JobSpec, transactional: bool) -> String {
-    spec.sinks
-        .iter()
-        .map(|s| match s {
-            SinkSpec::Kafka { topic } if transactional => {
-                format!("kafka:{topic} exactly-once (Kafka transactions)")
-            }
-            SinkSpec::Kafka { topic } => {
-                format!("kafka:{topic} exactly-once (deterministic replay)")
-            }
-            SinkSpec::Postgres { table, .. } => {
-                format!("postgres:{table} effectively exactly-once (idempotent upsert)")
-            }
-            SinkSpec::Nats { subject } => format!("nats:{subject} at-least-once"),
-            SinkSpec::Http { url, .. } => format!("http:{url} at-least-once"),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+    super::sinks::SinkGuarantee::state_all(spec, transactional)
 }
 
 /// Runs one task, restarting it from the latest checkpoint after crashes.

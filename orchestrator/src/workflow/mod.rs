@@ -10,7 +10,8 @@
 //! - [`waits`]: checking wait conditions against job events and the deployment.
 //! - [`activities`]: the side effects steps perform.
 //! - [`index`]: the due-run query.
-//! - [`sim`]: a PostgreSQL-backed simulated data plane for tests and demos.
+//! - `sim`: a PostgreSQL-backed simulated data plane for tests and
+//!   benchmarks; a test double, built only with the `test-util` feature.
 //! - [`clock`]: time, passed in.
 //!
 //! # How a run stays correct
@@ -29,6 +30,7 @@ pub mod driver;
 mod group;
 pub mod index;
 pub mod load;
+#[cfg(feature = "test-util")]
 pub mod sim;
 pub mod triggers;
 pub mod waits;

@@ -12,7 +12,7 @@ use weir::runtime::operator::{OperatorFactory, ResolveError};
 use weir::runtime::ModuleResolver;
 use weir::wasm::{HostConfig, WasmHost};
 
-use super::{assert_exactly_once, read_topic, rig_with_resolver, test_config};
+use crate::support::runtime::{assert_exactly_once, read_topic, rig_with_resolver, test_config};
 use crate::support::{guests, kafka};
 
 /// Resolves `name@version` to the udf-sdk example `name`, loaded into a real

@@ -1,11 +1,10 @@
 //! Kafka → operators → Kafka, exactly once, through crashes and restores.
 
-use std::time::Duration;
+use weir::runtime::control::{DeploymentControl, RestoreFrom, RuntimeError};
+use weir::runtime::sinks::Guarantee;
 
-use weir::runtime::control::{DeploymentControl, RestoreFrom};
-
-use super::{assert_exactly_once, read_topic, rig, user_records};
 use crate::support::kafka;
+use crate::support::runtime::{assert_exactly_once, guarantees, read_topic, rig, user_records};
 
 fn map_spec(input: &str, output: &str, interval_ms: u64, extra: &str) -> String {
     format!(
@@ -50,11 +49,7 @@ async fn records_pass_a_map_exactly_once_to_a_kafka_sink() {
     let st = rig.status().await;
     assert_eq!(st.tasks.len(), 2);
     assert_eq!(st.tasks.iter().map(|t| t.records_in).sum::<u64>(), n as u64);
-    assert!(
-        st.guarantee.contains("exactly-once (deterministic replay)"),
-        "{}",
-        st.guarantee
-    );
+    assert_eq!(guarantees(&st), [Guarantee::DeterministicReplay]);
     let ck = rig.runtime.checkpoint(&rig.key).await.unwrap();
     let list = rig.runtime.checkpoints(&rig.key).await.unwrap();
     assert_eq!(list[0].id, ck.id, "newest first");
@@ -115,10 +110,18 @@ async fn stop_and_redeploy_resumes_from_the_final_checkpoint() {
     assert_exactly_once(&outs, 1_000);
     // A stale generation is refused.
     let err = rig.runtime.stop(&rig.key, 1, false).await.unwrap_err();
-    assert!(err.to_string().contains("stale"), "{err}");
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(
+        matches!(
+            err,
+            RuntimeError::StaleGeneration {
+                requested: 1,
+                current: 2
+            }
+        ),
+        "{err}"
+    );
     rig.runtime.stop(&rig.key, 2, false).await.unwrap();
 }
 
-// The whole-process SIGKILL test is in runtime_cluster.rs: it kills a real
+// The whole-process SIGKILL test is in cluster.rs: it kills a real
 // `weir serve` mid-stream and starts it again.

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use weir::runtime::control::{DeploymentControl, RestoreFrom};
 
-use super::{assert_exactly_once, read_topic, rig, user_records};
 use crate::support::kafka;
+use crate::support::runtime::{assert_exactly_once, read_topic, rig, user_records};
 
 fn count_spec(input: &str, output: &str) -> String {
     format!(

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use weir::runtime::control::{DeploymentControl, RestoreFrom};
 
-use crate::runtime::{assert_exactly_once, read_topic, rig};
 use crate::support::kafka;
+use crate::support::runtime::{assert_exactly_once, read_topic, rig};
 
 const USERS: usize = 7;
 const PARTITIONS: i32 = 4;

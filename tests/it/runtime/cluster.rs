@@ -2,19 +2,19 @@
 //! `weir serve` and `weir worker` processes, killed with SIGKILL mid-stream,
 //! on the shared Kafka broker. The sink must hold every output exactly once.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use weir::runtime::checkpoint::store::{CheckpointStore, NewCheckpoint};
 use weir::runtime::checkpoint::Trigger;
 use weir::runtime::cluster::placement::Move;
 use weir::runtime::cluster::store::PlacementStore;
 use weir::runtime::control::{DeploymentKey, DeploymentRequest, RestoreFrom, RuntimeError};
 
-use crate::runtime::{assert_exactly_once, user_records};
+use crate::support::bin::{daemon, weir_in};
 use crate::support::kafka::{self, brokers, create_topic, unique_topic};
+use crate::support::runtime::{assert_exactly_once, user_records};
 use crate::support::serve::{Serve, ServeOpts};
 use crate::support::{eventually, guests, nats, send, Isolation, DATABASE_URL, NATS_URL};
 
@@ -47,40 +47,21 @@ fn spawn_worker(iso: &Isolation, id: &str) -> Child {
 }
 
 fn spawn_worker_with_ttl(iso: &Isolation, id: &str, ttl: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["worker", "--worker-id", id])
-        .env("WEIR_DATABASE_URL", DATABASE_URL)
-        .env("WEIR_NATS_URL", NATS_URL)
-        .env("WEIR_DB_SCHEMA", &iso.schema)
-        .env("WEIR_SUBJECT_PREFIX", &iso.prefix)
+    let mut cmd = weir_in(iso);
+    cmd.args(["worker", "--worker-id", id])
         .env("WEIR_KAFKA_BROKERS", brokers())
-        .env("WEIR_WORKER_TTL", ttl)
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        // Its log, for when a test fails: <tmp>/<prefix>-<id>.log.
-        .stderr(
-            std::fs::File::create(std::env::temp_dir().join(format!("{}-{id}.log", iso.prefix)))
-                .map(Stdio::from)
-                .unwrap_or_else(|_| Stdio::null()),
-        )
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn weir worker")
+        .env("WEIR_WORKER_TTL", ttl);
+    daemon(cmd, iso, id).spawn().expect("spawn weir worker")
 }
 
 /// Uploads the uppercase UDF as `upper@1.0.0` through the CLI.
 fn upload_upper(iso: &Isolation) {
     let wasm = std::env::temp_dir().join(format!("{}.wasm", iso.prefix));
     std::fs::write(&wasm, guests::guest("uppercase")).unwrap();
-    let up = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+    let up = weir_in(iso)
         .args(["-t", "acme", "udf", "upload", "upper"])
         .arg(&wasm)
         .args(["--version", "1.0.0"])
-        .env("WEIR_SUBJECT_PREFIX", &iso.prefix)
-        .env("WEIR_DB_SCHEMA", &iso.schema)
         .output()
         .unwrap();
     assert!(

@@ -10,13 +10,15 @@ use axum::routing::post;
 use axum::Json;
 use futures::StreamExt;
 use rdkafka::mocking::MockCluster;
-use weir::runtime::control::{DeploymentControl, DeploymentKey, RestoreFrom};
+use weir::runtime::control::{DeploymentControl, RestoreFrom};
 use weir::runtime::operator::RecordResult;
-use weir::runtime::{EmbeddedRuntime, NativeModules};
-use weir::store::postgres::PgStore;
+use weir::runtime::sinks::Guarantee;
+use weir::runtime::NativeModules;
 
-use super::{assert_exactly_once, rig, rig_with, test_config, user_records, Rig, SERIAL};
-use crate::support::{kafka, Isolation, DATABASE_URL, NATS_URL};
+use crate::support::runtime::{
+    assert_exactly_once, guarantees, rig, rig_on, rig_with, test_config, user_records, Rig,
+};
+use crate::support::{eventually_ok, kafka, Isolation, NATS_URL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_upserts_are_idempotent_across_a_restore() {
@@ -53,8 +55,7 @@ rate_limit: 2000
     for t in rig.status().await.tasks {
         rig.runtime.kill_task(&rig.key, t.task).unwrap();
     }
-    let start = std::time::Instant::now();
-    loop {
+    eventually_ok(Duration::from_secs(120), "counts to converge", || async {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT key, count FROM user_counts ORDER BY key")
                 .fetch_all(&rig.pool)
@@ -62,21 +63,15 @@ rate_limit: 2000
                 .unwrap();
         let done = rows.len() == users && rows.iter().all(|(_, c)| *c == (n / users) as i64);
         if done {
-            break;
+            Ok(())
+        } else {
+            Err(rows)
         }
-        assert!(
-            start.elapsed().as_secs() < 120,
-            "counts never converged: {rows:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    })
+    .await;
     let st = rig.status().await;
     assert!(st.tasks.iter().all(|t| t.restarts == 1), "{st:?}");
-    assert!(
-        st.guarantee.contains("idempotent upsert"),
-        "{}",
-        st.guarantee
-    );
+    assert_eq!(guarantees(&st), [Guarantee::IdempotentUpsert]);
     rig.runtime.stop(&rig.key, 1, false).await.unwrap();
 }
 
@@ -123,26 +118,26 @@ sinks: [{{ type: http, url: "{url}", max_attempts: 10 }}]
 "#
     );
     rig.start(&spec, 1, 2, RestoreFrom::Nothing).await;
-    let start = std::time::Instant::now();
-    loop {
-        let seen: std::collections::HashSet<i64> = received
-            .lock()
-            .unwrap()
-            .1
-            .iter()
-            .map(|v| v["n"].as_i64().unwrap())
-            .collect();
-        if seen.len() == n {
-            assert!(seen.iter().all(|i| (0..n as i64).contains(i)));
-            break;
-        }
-        assert!(
-            start.elapsed().as_secs() < 120,
-            "only {} of {n} delivered",
-            seen.len()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let seen = eventually_ok(
+        Duration::from_secs(120),
+        "every output delivered",
+        || async {
+            let seen: HashSet<i64> = received
+                .lock()
+                .unwrap()
+                .1
+                .iter()
+                .map(|v| v["n"].as_i64().unwrap())
+                .collect();
+            if seen.len() == n {
+                Ok(seen)
+            } else {
+                Err(format!("only {} of {n} delivered", seen.len()))
+            }
+        },
+    )
+    .await;
+    assert!(seen.iter().all(|i| (0..n as i64).contains(i)));
     assert!(
         received.lock().unwrap().0 > 4,
         "the failing requests were retried"
@@ -182,7 +177,10 @@ rate_limit: 3000
 "#
     );
     rig.start(&spec, 1, 2, RestoreFrom::Nothing).await;
-    assert!(rig.status().await.guarantee.contains("Kafka transactions"));
+    assert_eq!(
+        guarantees(&rig.status().await),
+        [Guarantee::KafkaTransactions]
+    );
     rig.wait_records_in(1_500, 120).await;
     rig.runtime.kill_task(&rig.key, 0).unwrap();
     let (b, t) = (brokers.clone(), output.clone());
@@ -197,34 +195,12 @@ rate_limit: 3000
 /// A rig whose runtime has a NATS client (NATS sinks, metrics), publishing
 /// metrics every 200 ms under the test's own subject prefix.
 async fn nats_rig(modules: NativeModules) -> (Rig, async_nats::Client) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let turn = SERIAL.lock().await;
     let iso = Isolation::new();
-    let store = PgStore::connect(DATABASE_URL, &iso.schema)
-        .await
-        .expect("PostgreSQL with migrations");
-    let pool = store.pool().clone();
     let mut cfg = test_config(kafka::runtime_brokers());
     cfg.subject_prefix = iso.prefix.clone();
     cfg.metrics_interval = Duration::from_millis(200);
-    let brokers = cfg.brokers.clone();
     let nats = crate::support::nats(NATS_URL).await;
-    let runtime = EmbeddedRuntime::new(cfg, pool.clone(), Arc::new(modules), Some(nats.clone()));
-    let key = DeploymentKey {
-        tenant: "acme".into(),
-        job: crate::support::unique("job"),
-    };
-    let rig = Rig {
-        _turn: turn,
-        iso,
-        pool,
-        runtime,
-        key,
-        brokers,
-    };
+    let rig = rig_on(Arc::new(modules), iso, cfg, Some(nats.clone())).await;
     (rig, nats)
 }
 
@@ -259,11 +235,7 @@ sinks: [{{ type: nats, subject: "{subject}" }}]
 "#
     );
     rig.start(&spec, 1, 2, RestoreFrom::Nothing).await;
-    assert!(
-        rig.status().await.guarantee.contains("at-least-once"),
-        "{}",
-        rig.status().await.guarantee
-    );
+    assert_eq!(guarantees(&rig.status().await), [Guarantee::AtLeastOnce]);
 
     let mut by_pos: HashMap<(i32, i64), serde_json::Value> = HashMap::new();
     let mut messages = 0;

@@ -1,30 +1,21 @@
-//! The stream runtime against the real Kafka broker, PostgreSQL and NATS.
-//! Every test uses its own topics (random suffix), PostgreSQL schema and job.
-
-#[path = "runtime_broker.rs"]
-mod broker;
-#[path = "runtime_pipeline.rs"]
-mod pipeline;
-#[path = "runtime_sinks.rs"]
-mod sinks;
-#[path = "runtime_state.rs"]
-mod state;
-#[path = "runtime_wasm.rs"]
-mod wasm_state;
+//! A stream runtime rig for the runtime tests: an embedded runtime on its own
+//! PostgreSQL schema and job, the broker it reads, and checks on what its
+//! sinks hold.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use weir::domain::job::JobSpec;
 use weir::runtime::control::{
     DeploymentControl, DeploymentKey, DeploymentRequest, DeploymentStatus, RestoreFrom, TaskState,
 };
+use weir::runtime::sinks::{Guarantee, SinkGuarantee};
 use weir::runtime::{EmbeddedRuntime, ModuleResolver, NativeModules, RuntimeConfig};
 use weir::store::postgres::PgStore;
 
-use crate::support::kafka::{self, ReadRecord};
-use crate::support::{Isolation, DATABASE_URL};
+use super::kafka::{self, ReadRecord};
+use super::{Isolation, DATABASE_URL};
 
 /// Runtime tests take turns: they each drive the one shared broker hard,
 /// and on a 2-core machine running them side by side starves it.
@@ -45,22 +36,31 @@ pub async fn rig_with(modules: NativeModules, cfg: RuntimeConfig) -> Rig {
 }
 
 pub async fn rig_with_resolver(modules: Arc<dyn ModuleResolver>, cfg: RuntimeConfig) -> Rig {
+    rig_on(modules, Isolation::new(), cfg, None).await
+}
+
+/// A rig on `iso`; a NATS client enables NATS sinks and metrics reports.
+pub async fn rig_on(
+    modules: Arc<dyn ModuleResolver>,
+    iso: Isolation,
+    cfg: RuntimeConfig,
+    nats: Option<async_nats::Client>,
+) -> Rig {
     // RUST_LOG=weir=info shows restores, replay scans and checkpoints.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
     let turn = SERIAL.lock().await;
-    let iso = Isolation::new();
     let store = PgStore::connect(DATABASE_URL, &iso.schema)
         .await
         .expect("PostgreSQL with migrations");
     let pool = store.pool().clone();
     let brokers = cfg.brokers.clone();
-    let runtime = EmbeddedRuntime::new(cfg, pool.clone(), modules, None);
+    let runtime = EmbeddedRuntime::new(cfg, pool.clone(), modules, nats);
     let key = DeploymentKey {
         tenant: "acme".into(),
-        job: crate::support::unique("job"),
+        job: super::unique("job"),
     };
     Rig {
         _turn: turn,
@@ -136,19 +136,25 @@ impl Rig {
         what: &str,
         done: impl Fn(&DeploymentStatus) -> bool,
     ) -> DeploymentStatus {
-        let start = Instant::now();
-        loop {
+        super::eventually_ok(Duration::from_secs(secs), what, || async {
             let st = self.status().await;
             if done(&st) {
-                return st;
+                Ok(st)
+            } else {
+                Err(st)
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(secs),
-                "not {what} after {secs}s: {st:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
+}
+
+/// The guarantee of each sink, as the status states it.
+pub fn guarantees(status: &DeploymentStatus) -> Vec<Guarantee> {
+    SinkGuarantee::parse_all(&status.guarantee)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|s| s.guarantee)
+        .collect()
 }
 
 /// `count` JSON records `{"user":"u<i % users>","n":i}`, keyed by user, with

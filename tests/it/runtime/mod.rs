@@ -1,0 +1,11 @@
+//! The stream runtime against the real Kafka broker, PostgreSQL and NATS.
+//! Every test uses its own topics (random suffix), PostgreSQL schema and job;
+//! the rig they share is in `support::runtime`.
+
+mod broker;
+mod cluster;
+mod pipeline;
+mod repartition;
+mod sinks;
+mod state;
+mod wasm;
