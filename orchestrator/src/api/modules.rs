@@ -6,7 +6,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState};
-use crate::domain::module::{ModuleKind, ModuleState};
+use crate::domain::module::{ModuleState, UdfKind};
 use crate::domain::{ModuleName, Tenant};
 use crate::store::EventStore;
 
@@ -17,7 +17,7 @@ pub struct VersionView {
     pub digest: String,
     pub size: u64,
     pub interface: String,
-    pub module_kind: ModuleKind,
+    pub module_kind: UdfKind,
     pub sdk_version: String,
     pub uploader: String,
     pub uploaded_at: chrono::DateTime<chrono::Utc>,

@@ -10,11 +10,11 @@ use tokio_util::sync::CancellationToken;
 use super::CliError;
 use crate::config::Connections;
 use crate::registry::resolver::RegistryResolver;
+use crate::registry::RegistryModules;
 use crate::runtime::cluster::control::failover;
 use crate::runtime::cluster::liveness::Liveness;
 use crate::runtime::cluster::{self, ClusterConfig, ClusterRuntime, Worker};
 use crate::runtime::{EmbeddedRuntime, RuntimeConfig};
-use crate::workflow::activities::RegistryModules;
 
 /// Worker settings of `weir serve` and `weir worker`.
 #[derive(Debug, Clone, Args)]
