@@ -46,6 +46,7 @@ use weir::domain::job::JobSpec;
 use weir::lifecycle::{CommandHandler, Incoming};
 use weir::registry::resolver::RegistryResolver;
 use weir::registry::ModuleBytes;
+use weir::registry::RegistryModules;
 use weir::runtime::control::{DeploymentControl, DeploymentKey, DeploymentRequest, RestoreFrom};
 use weir::runtime::kafka::TrackedProducer;
 use weir::runtime::operator::BatchContext;
@@ -58,7 +59,6 @@ use weir::wasm::{
     BatchTime, HostConfig, InputRecord, InstanceLabels, KeyedState, ModuleLimits, RecordResult,
     WasmHost,
 };
-use weir::workflow::activities::RegistryModules;
 
 const PARTITIONS: i32 = 4;
 const TENANT: &str = "bench";

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::job::state::Deployment;
 use crate::domain::job::Phase;
-use crate::domain::module::ModuleKind;
+use crate::domain::module::UdfKind;
 use crate::domain::workflow::state::{Current, RunStatus, StepRecord};
 use crate::store::StoredEvent;
 
@@ -98,7 +98,7 @@ pub struct VersionView {
     pub digest: String,
     pub size: u64,
     pub interface: String,
-    pub module_kind: ModuleKind,
+    pub module_kind: UdfKind,
     pub sdk_version: String,
     pub uploader: String,
     pub uploaded_at: chrono::DateTime<chrono::Utc>,

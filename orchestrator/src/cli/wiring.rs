@@ -21,7 +21,8 @@ use crate::runtime::cluster::{self, ClusterConfig, ClusterRuntime, Worker};
 use crate::runtime::{EmbeddedRuntime, RuntimeConfig};
 use crate::store::postgres::PgStore;
 use crate::wasm::{HostConfig, WasmHost};
-use crate::workflow::activities::{Activities, RegistryModules};
+use crate::registry::RegistryModules;
+use crate::workflow::activities::Activities;
 use crate::workflow::clock::SystemClock;
 use crate::workflow::driver::default_owner;
 #[cfg(feature = "test-util")]

@@ -18,13 +18,19 @@ use super::rejection::{Rejection, RejectionCode};
 /// The WIT interface a module must export, by package version.
 pub const SUPPORTED_INTERFACES: &[&str] = &["weir:udf/guest@0.1.0"];
 
-/// A UDF's shape.
+// The one definition, read by module uploads, job specs, the WASM host and
+// the runtime. Its serde names are in stored events and specs: never rename them.
+/// The shape of a UDF: what it does with each record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum ModuleKind {
+pub enum UdfKind {
+    /// One output per record.
     Map,
+    /// The record or nothing.
     Filter,
+    /// Any number of outputs per record.
     FlatMap,
+    /// Any number of outputs, with keyed state and timers.
     Process,
 }
 
@@ -59,7 +65,7 @@ pub struct RegisterModule {
     pub size: u64,
     /// The WIT interface the component exports, e.g. `weir:udf/guest@0.1.0`.
     pub interface: String,
-    pub module_kind: ModuleKind,
+    pub module_kind: UdfKind,
     /// The SDK that built it, as the module reports.
     #[serde(default)]
     pub sdk_version: String,
@@ -74,7 +80,7 @@ pub enum ModuleEvent {
         digest: String,
         size: u64,
         interface: String,
-        module_kind: ModuleKind,
+        module_kind: UdfKind,
         #[serde(default)]
         sdk_version: String,
         uploader: String,
@@ -96,7 +102,7 @@ pub struct ModuleVersion {
     pub digest: String,
     pub size: u64,
     pub interface: String,
-    pub module_kind: ModuleKind,
+    pub module_kind: UdfKind,
     pub sdk_version: String,
     pub uploader: String,
     pub uploaded_at: DateTime<Utc>,
@@ -270,7 +276,7 @@ mod tests {
             digest: format!("sha256:{}", digest_char.to_string().repeat(64)),
             size: 1234,
             interface: "weir:udf/guest@0.1.0".into(),
-            module_kind: ModuleKind::Map,
+            module_kind: UdfKind::Map,
             sdk_version: "0.1.0".into(),
         })
     }

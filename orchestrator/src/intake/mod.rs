@@ -19,9 +19,10 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::envelope::parse_message;
-use crate::domain::{Outcome, Rejection, RejectionCode};
+use crate::domain::{BackoffPolicy, Outcome, Rejection, RejectionCode};
 use crate::lifecycle::{CommandHandler, Incoming};
 use crate::store::EventStore;
+use crate::telemetry::names;
 pub use relay::run_relay;
 pub use streams::{command_consumer, ensure_streams, MAX_DELIVER};
 pub use subjects::Subjects;
@@ -35,6 +36,13 @@ const MAX_FINISHING: usize = 4;
 /// Dead-lettered payloads are cut to this size (with a header saying so).
 const DEAD_LETTER_MAX_BYTES: usize = 64 * 1024;
 
+/// Between attempts to (re)subscribe to the command stream.
+const RESUBSCRIBE_BACKOFF: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_millis(100), Duration::from_secs(5));
+/// Between attempts to commit a batch while PostgreSQL is unavailable.
+const COMMIT_BACKOFF: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_millis(100), Duration::from_secs(2));
+
 /// Intake failures that stop setup. Runtime errors are retried, not returned.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -42,21 +50,30 @@ pub enum IntakeError {
     Setup(String),
 }
 
-/// Test-only fault injection, chosen by `WEIR_FAULT`.
+/// Fault injection for the crash tests, chosen by `WEIR_FAULT` in builds
+/// with the `test-util` feature. A build without it has no faults and never
+/// reads the variable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Fault {
     #[default]
     None,
     /// Abort the process right after a batch commits, before outcomes and acks.
+    #[cfg(feature = "test-util")]
     CrashAfterCommit,
 }
 
 impl Fault {
+    #[cfg(feature = "test-util")]
     pub fn from_env() -> Self {
         match std::env::var("WEIR_FAULT").as_deref() {
             Ok("crash_after_commit") => Fault::CrashAfterCommit,
             _ => Fault::None,
         }
+    }
+
+    #[cfg(not(feature = "test-util"))]
+    pub fn from_env() -> Self {
+        Fault::None
     }
 }
 
@@ -81,14 +98,15 @@ impl<S: EventStore> Intake<S> {
     }
 
     async fn consume(&self, shutdown: &CancellationToken, finishing: &Arc<Semaphore>) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = RESUBSCRIBE_BACKOFF.start(fastrand::u64(..));
         while !shutdown.is_cancelled() {
             let consumer = match command_consumer(&self.js, &self.subjects).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "command consumer unavailable; retrying");
-                    sleep_or_cancel(shutdown, backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    shutdown
+                        .run_until_cancelled(tokio::time::sleep(backoff.next_delay()))
+                        .await;
                     continue;
                 }
             };
@@ -103,11 +121,13 @@ impl<S: EventStore> Intake<S> {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot pull commands; retrying");
-                    sleep_or_cancel(shutdown, backoff).await;
+                    shutdown
+                        .run_until_cancelled(tokio::time::sleep(backoff.next_delay()))
+                        .await;
                     continue;
                 }
             };
-            backoff = Duration::from_millis(100);
+            backoff.reset();
             loop {
                 let first = tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -117,7 +137,9 @@ impl<S: EventStore> Intake<S> {
                     Some(Ok(m)) => m,
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "command pull interrupted; re-subscribing");
-                        sleep_or_cancel(shutdown, Duration::from_millis(200)).await;
+                        shutdown
+                            .run_until_cancelled(tokio::time::sleep(Duration::from_millis(200)))
+                            .await;
                         break;
                     }
                     None => break,
@@ -177,25 +199,26 @@ impl<S: EventStore> Intake<S> {
             return true;
         }
 
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = COMMIT_BACKOFF.start(fastrand::u64(..));
         let outcomes = loop {
             match self.handler.handle(&incoming, Utc::now()).await {
                 Ok(o) => break o,
                 Err(e) => {
                     tracing::error!(error = %e, batch = live.len(), "cannot commit commands; holding them and retrying");
-                    metrics::counter!("weir_store_errors_total").increment(1);
+                    metrics::counter!(names::STORE_ERRORS).increment(1);
                     // Keep the messages ours while we wait, instead of letting them redeliver.
                     for m in &live {
                         ack(m, AckKind::Progress).await;
                     }
-                    if sleep_or_cancel(shutdown, backoff).await {
+                    let wait = tokio::time::sleep(backoff.next_delay());
+                    if shutdown.run_until_cancelled(wait).await.is_none() {
                         return false;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         };
         self.committed.notify_one();
+        #[cfg(feature = "test-util")]
         if self.fault == Fault::CrashAfterCommit {
             tracing::error!("fault injection: aborting after commit, before outcome and ack");
             std::process::abort();
@@ -278,7 +301,7 @@ impl<S: EventStore> Intake<S> {
     }
 
     async fn dead_letter(&self, tenant: &str, m: &jetstream::Message, reason: &str) {
-        metrics::counter!("weir_commands_dead_lettered_total").increment(1);
+        metrics::counter!(names::COMMANDS_DEAD_LETTERED).increment(1);
         let mut headers = HeaderMap::new();
         headers.insert("Weir-Reason", header_safe(reason).as_str());
         headers.insert("Weir-Original-Subject", m.subject.as_str());
@@ -315,13 +338,5 @@ fn header_safe(s: &str) -> String {
 async fn ack(m: &jetstream::Message, kind: AckKind) {
     if let Err(e) = m.ack_with(kind).await {
         tracing::warn!(error = %e, "ack failed; the command will be redelivered and deduplicated");
-    }
-}
-
-/// Sleeps unless cancelled first; returns true when cancelled.
-pub(crate) async fn sleep_or_cancel(shutdown: &CancellationToken, d: Duration) -> bool {
-    tokio::select! {
-        _ = shutdown.cancelled() => true,
-        _ = tokio::time::sleep(d) => false,
     }
 }

@@ -10,11 +10,16 @@ use async_nats::HeaderMap;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{sleep_or_cancel, Subjects};
+use super::Subjects;
+use crate::domain::BackoffPolicy;
 use crate::store::{EventStore, ReadFilter};
+use crate::telemetry::names;
 
 const RELAY: &str = "nats-events";
 const PAGE: i64 = 500;
+/// Between attempts while NATS or PostgreSQL is unavailable.
+const BACKOFF: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_millis(100), Duration::from_secs(5));
 
 /// Runs until `shutdown`. `committed` wakes it early after each commit.
 pub async fn run_relay<S: EventStore>(
@@ -24,24 +29,24 @@ pub async fn run_relay<S: EventStore>(
     committed: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = BACKOFF.start(fastrand::u64(..));
     while !shutdown.is_cancelled() {
         match relay_once(store.as_ref(), &js, &subjects).await {
             Ok(0) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = committed.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
-            Ok(_) => backoff = Duration::from_millis(100),
+            Ok(_) => backoff.reset(),
             Err(e) => {
                 tracing::warn!(error = %e, "outbox relay failed; retrying");
-                if sleep_or_cancel(&shutdown, backoff).await {
+                let wait = tokio::time::sleep(backoff.next_delay());
+                if shutdown.run_until_cancelled(wait).await.is_none() {
                     return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
@@ -89,6 +94,6 @@ async fn relay_once<S: EventStore>(
         .set_cursor(RELAY, last)
         .await
         .map_err(|e| e.to_string())?;
-    metrics::counter!("weir_events_relayed_total").increment(events.len() as u64);
+    metrics::counter!(names::EVENTS_RELAYED).increment(events.len() as u64);
     Ok(events.len())
 }

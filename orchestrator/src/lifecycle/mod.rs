@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::domain::envelope::{ParsedCommand, Unparsed};
 use crate::domain::{Outcome, Rejection, RejectionCode};
 use crate::store::{CommandMeta, Decision, EventStore, NewEvent, StoreError, StreamKey};
+use crate::telemetry::names;
 pub use state::AnyState;
 
 /// How often a batch is re-decided after conflicts before giving up.
@@ -63,22 +64,22 @@ impl<S: EventStore> CommandHandler<S> {
         loop {
             match self.try_handle(batch, now).await {
                 Ok(outcomes) => {
-                    metrics::histogram!("weir_command_batch_seconds")
+                    metrics::histogram!(names::COMMAND_BATCH_SECONDS)
                         .record(started.elapsed().as_secs_f64());
-                    metrics::histogram!("weir_command_batch_size").record(batch.len() as f64);
+                    metrics::histogram!(names::COMMAND_BATCH_SIZE).record(batch.len() as f64);
                     for o in &outcomes {
                         let status = if o.is_accepted() {
                             "accepted"
                         } else {
                             "rejected"
                         };
-                        metrics::counter!("weir_commands_total", "status" => status).increment(1);
+                        metrics::counter!(names::COMMANDS, "status" => status).increment(1);
                     }
                     return Ok(outcomes);
                 }
                 Err(e) if e.is_conflict() && attempt < MAX_CONFLICT_RETRIES => {
                     attempt += 1;
-                    metrics::counter!("weir_command_conflicts_total").increment(1);
+                    metrics::counter!(names::COMMAND_CONFLICTS).increment(1);
                     tracing::debug!(error = %e, attempt, "concurrent write; deciding the batch again");
                 }
                 Err(e) => return Err(e),

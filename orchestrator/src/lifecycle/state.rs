@@ -8,7 +8,7 @@ use crate::domain::job::JobState;
 use crate::domain::module::ModuleState;
 use crate::domain::workflow::RunState;
 use crate::domain::{Aggregate, Command, DecideContext, Rejection, RejectionCode};
-use crate::store::{EventStore, NewEvent, StoreError, StreamKey, StreamState};
+use crate::store::{self, EventStore, NewEvent, StoreError, StreamKey, StreamState};
 
 /// The folded state of any stream.
 #[derive(Debug, Clone)]
@@ -19,17 +19,6 @@ pub enum AnyState {
 }
 
 impl AnyState {
-    fn empty_for(kind: &str) -> Result<Self, StoreError> {
-        match kind {
-            "job" => Ok(AnyState::Job(JobState::default())),
-            "run" => Ok(AnyState::Run(Box::default())),
-            "module" => Ok(AnyState::Module(ModuleState::default())),
-            other => Err(StoreError::Corrupt(format!(
-                "unknown stream kind `{other}`"
-            ))),
-        }
-    }
-
     pub fn to_snapshot(&self) -> Result<serde_json::Value, StoreError> {
         let r = match self {
             AnyState::Job(s) => serde_json::to_value(s),
@@ -37,34 +26,6 @@ impl AnyState {
             AnyState::Module(s) => serde_json::to_value(s),
         };
         r.map_err(|e| StoreError::Corrupt(format!("snapshot encoding: {e}")))
-    }
-
-    fn from_snapshot(kind: &str, v: &serde_json::Value) -> Option<Self> {
-        match kind {
-            "job" => serde_json::from_value(v.clone()).ok().map(AnyState::Job),
-            "run" => serde_json::from_value(v.clone())
-                .ok()
-                .map(|s| AnyState::Run(Box::new(s))),
-            "module" => serde_json::from_value(v.clone()).ok().map(AnyState::Module),
-            _ => None,
-        }
-    }
-
-    fn apply_stored(
-        &mut self,
-        event_type: &str,
-        payload: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let corrupt =
-            |e: serde_json::Error| StoreError::Corrupt(format!("event {event_type}: {e}"));
-        match self {
-            AnyState::Job(s) => s.apply(&serde_json::from_value(payload.clone()).map_err(corrupt)?),
-            AnyState::Run(s) => s.apply(&serde_json::from_value(payload.clone()).map_err(corrupt)?),
-            AnyState::Module(s) => {
-                s.apply(&serde_json::from_value(payload.clone()).map_err(corrupt)?)
-            }
-        }
-        Ok(())
     }
 
     /// Decides `cmd` and returns the events plus the state after them.
@@ -125,24 +86,20 @@ fn run<A: Aggregate + Clone>(
     Ok((out, next))
 }
 
-/// Rebuilds a stream's state: from its snapshot when it is usable, else by replaying events.
+/// Rebuilds a stream's state (see [`store::restore`]), typed by the stream's kind.
 pub async fn restore<S: EventStore>(
     store: &S,
     key: &StreamKey,
     st: &StreamState,
 ) -> Result<AnyState, StoreError> {
-    let kind = key.1.kind();
-    if let Some(snap) = &st.snapshot {
-        if let Some(state) = AnyState::from_snapshot(kind, snap) {
-            return Ok(state);
+    Ok(match key.1.kind() {
+        JobState::STREAM_KIND => AnyState::Job(store::restore(store, key, st).await?),
+        RunState::STREAM_KIND => AnyState::Run(Box::new(store::restore(store, key, st).await?)),
+        ModuleState::STREAM_KIND => AnyState::Module(store::restore(store, key, st).await?),
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "unknown stream kind `{other}`"
+            )))
         }
-        tracing::warn!(stream = %key.1, "snapshot unreadable; replaying events");
-    }
-    let mut state = AnyState::empty_for(kind)?;
-    if st.version > 0 {
-        for e in store.read_stream(&key.0, &key.1, 0).await? {
-            state.apply_stored(&e.event_type, &e.payload)?;
-        }
-    }
-    Ok(state)
+    })
 }

@@ -1,5 +1,9 @@
-//! The module registry's byte storage: one NATS JetStream Object Store
-//! bucket per tenant (`<PREFIX>_MODULES_<TENANT>`).
+//! The module registry: uploaded UDF modules as a [`ModuleSource`]
+//! ([`RegistryModules`]), resolved into runtime operators ([`resolver`]) and
+//! warmed on workers ([`warm`]).
+//!
+//! Bytes live in one NATS JetStream Object Store bucket per tenant
+//! (`<PREFIX>_MODULES_<TENANT>`).
 //!
 //! Objects are named `<module>/<version>/<sha256 hex>`, so an upload that
 //! the command handler later refuses (a duplicate version with other bytes)
@@ -8,13 +12,17 @@
 //! event: the handler stays pure and trusts the uploader's digest, and no
 //! worker ever loads bytes that do not match it.
 
+mod modules;
 pub mod resolver;
+mod source;
 pub mod warm;
 
 use async_nats::jetstream::{self, object_store};
 use tokio::io::AsyncReadExt;
 
 use crate::wasm::digest_of;
+pub use modules::RegistryModules;
+pub use source::{FetchedModule, ModuleError, ModuleSource, StaticModules};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {

@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::domain::job::spec::{parse_module_ref, OperatorSpec, UdfKind};
-use crate::domain::workflow::spec::ErrorClass;
+use super::{ModuleSource, RegistryModules};
+use crate::domain::job::spec::{parse_module_ref, OperatorSpec};
+use crate::domain::module::UdfKind;
 use crate::runtime::operator::{
     BatchContext, ModuleResolver, Operator, OperatorError, OperatorFactory, RecordResult,
     ResolveError,
@@ -25,7 +26,6 @@ use crate::wasm::{
     BatchTime, InputRecord, InstanceLabels, KeyedState, LoadedModule, ModuleLimits, OutputRecord,
     UdfInstance, WasmHost,
 };
-use crate::workflow::activities::{ModuleSource, RegistryModules};
 
 /// Key, in the operator's runtime state, of the WASM host state snapshot.
 pub const STATE_BLOB: &[u8] = b"\0weir-wasm-state";
@@ -64,17 +64,12 @@ impl<S: EventStore> RegistryResolver<S> {
             .modules
             .fetch(tenant, name, version)
             .await
-            .map_err(|e| err(e.to_string(), e.class == ErrorClass::Unavailable))?;
-        let bytes = crate::registry::ModuleBytes::open(
-            &self.modules.js,
-            &self.modules.subject_prefix,
-            tenant,
-        )
-        .await
-        .map_err(|e| err(e.to_string(), true))?
-        .get(name, version, &fetched.digest, fetched.size)
-        .await
-        .map_err(|e| err(e.to_string(), false))?;
+            .map_err(|e| err(e.to_string(), e.is_retryable()))?;
+        let bytes = self
+            .modules
+            .bytes(tenant, &fetched)
+            .await
+            .map_err(|e| err(e.to_string(), e.is_retryable()))?;
         Ok((bytes, fetched.kind))
     }
 }

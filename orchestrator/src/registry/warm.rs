@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::ModuleBytes;
 use crate::domain::module::ModuleEvent;
 use crate::store::{EventStore, ReadFilter, StoredEvent};
+use crate::telemetry::names;
 use crate::wasm::WasmHost;
 
 const PAGE: i64 = 500;
@@ -65,9 +66,9 @@ pub async fn run<S: EventStore + 'static>(
         if page.len() as i64 == PAGE {
             continue;
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        let poll = tokio::time::sleep(Duration::from_millis(500));
+        if shutdown.run_until_cancelled(poll).await.is_none() {
+            return;
         }
     }
 }
@@ -100,8 +101,7 @@ async fn warm(host: &WasmHost, js: &jetstream::Context, prefix: &str, e: &Stored
     let bytes = match bytes {
         Ok(b) => b,
         Err(err) => {
-            metrics::counter!("weir_module_warm_failures_total", "reason" => "download")
-                .increment(1);
+            metrics::counter!(names::MODULE_WARM_FAILURES, "reason" => "download").increment(1);
             tracing::warn!(error = %err, "module warming: cannot fetch verified bytes");
             return;
         }
@@ -120,8 +120,7 @@ async fn warm(host: &WasmHost, js: &jetstream::Context, prefix: &str, e: &Stored
             "module ready"
         ),
         Ok(Err(err)) => {
-            metrics::counter!("weir_module_warm_failures_total", "reason" => err.code())
-                .increment(1);
+            metrics::counter!(names::MODULE_WARM_FAILURES, "reason" => err.code()).increment(1);
             tracing::warn!(error = %err, "module warming: module does not load");
         }
         Err(err) => tracing::warn!(error = %err, "module warming: task failed"),

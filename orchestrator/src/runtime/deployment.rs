@@ -31,6 +31,7 @@ use super::restart::{RestartPolicy, RestartTracker};
 use super::task::{self, Control, TaskEnv, TaskPlan};
 use super::topology::{self, assign, Chain, TopicPartition};
 use crate::domain::job::spec::JobSpec;
+use crate::domain::BackoffPolicy;
 
 /// A task's handle as the coordinator sees it.
 struct TaskSlot {
@@ -269,13 +270,16 @@ impl Deployment {
     /// again for a while before the start is refused.
     async fn start_checkpoint(&self) -> Result<CheckpointInfo, RuntimeError> {
         let give_up = Instant::now() + START_CHECKPOINT_PATIENCE;
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = START_CHECKPOINT_BACKOFF.start(fastrand::u64(..));
         loop {
             match self.checkpoint(Trigger::Start).await {
-                Err(e) if e.is_retryable() && Instant::now() + backoff < give_up => {
+                Err(e) if e.is_retryable() => {
+                    let delay = backoff.next_delay();
+                    if Instant::now() + delay >= give_up {
+                        return Err(e);
+                    }
                     tracing::warn!(tenant = %self.key.tenant, job = %self.key.job, error = %e, "start checkpoint failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    tokio::time::sleep(delay).await;
                 }
                 other => return other,
             }
@@ -464,6 +468,9 @@ impl Deployment {
 
 /// How long a start waits for its tasks to answer the first checkpoint.
 const START_CHECKPOINT_PATIENCE: Duration = Duration::from_secs(15);
+/// Between tries of the start checkpoint.
+const START_CHECKPOINT_BACKOFF: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_millis(100), Duration::from_secs(2));
 
 fn unavailable(reason: String) -> RuntimeError {
     RuntimeError::Unavailable {
@@ -486,7 +493,7 @@ async fn supervise(
     stopping: Arc<AtomicBool>,
     first_rx: mpsc::Receiver<Control>,
 ) {
-    let mut tracker = RestartTracker::default();
+    let mut tracker = RestartTracker::new(policy, fastrand::u64(..));
     let mut rx = Some(first_rx);
     loop {
         let rx = match rx.take() {
@@ -530,7 +537,7 @@ async fn supervise(
             return;
         }
         slot.metrics.error();
-        let Some(backoff) = tracker.on_crash(&policy, now_ms()) else {
+        let Some(backoff) = tracker.on_crash(now_ms()) else {
             tracing::error!(job = %plan.key.job, task = plan.index, %reason, "restart budget spent; task failed");
             slot.metrics.set_state(TaskState::Failed(reason));
             return;

@@ -2,7 +2,7 @@
 //! through the `metrics` crate and published on NATS
 //! (`<prefix>.metrics.<tenant>.<job>`) for the autotuner.
 //!
-//! Metric names live here and nowhere else.
+//! Metric names are in [`crate::telemetry::names`], with all the others.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -12,20 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use super::control::{DeploymentKey, TaskState, TaskStatus};
 use super::topology::TopicPartition;
-
-pub const RECORDS_IN: &str = "weir_task_records_in_total";
-pub const RECORDS_OUT: &str = "weir_task_records_out_total";
-pub const BYTES_IN: &str = "weir_task_bytes_in_total";
-pub const BYTES_OUT: &str = "weir_task_bytes_out_total";
-pub const DEAD_LETTERED: &str = "weir_task_dead_lettered_total";
-pub const ERRORS: &str = "weir_task_errors_total";
-pub const BUSY_SECONDS: &str = "weir_task_busy_seconds_total";
-pub const IDLE_SECONDS: &str = "weir_task_idle_seconds_total";
-pub const OPERATOR_SECONDS: &str = "weir_task_operator_seconds_total";
-pub const LAG: &str = "weir_task_lag_records";
-pub const RESTARTS: &str = "weir_task_restarts_total";
-pub const CHECKPOINT_SECONDS: &str = "weir_checkpoint_duration_seconds";
-pub const CHECKPOINT_BYTES: &str = "weir_checkpoint_state_bytes";
+use crate::telemetry::names::{
+    CHECKPOINT_BYTES, CHECKPOINT_SECONDS, TASK_BUSY_SECONDS, TASK_BYTES_IN, TASK_BYTES_OUT,
+    TASK_DEAD_LETTERED, TASK_ERRORS, TASK_IDLE_SECONDS, TASK_LAG, TASK_OPERATOR_SECONDS,
+    TASK_RECORDS_IN, TASK_RECORDS_OUT, TASK_RESTARTS,
+};
 
 /// Live counters of one task (shared between the task loop, its supervisor
 /// and status queries).
@@ -107,29 +98,29 @@ impl TaskMetrics {
         self.idle_ns.fetch_add(c.idle_ns, Relaxed);
         self.operator_ns.fetch_add(c.operator_ns, Relaxed);
         self.operator_records.fetch_add(c.records_in, Relaxed);
-        metrics::counter!(RECORDS_IN, l.iter()).increment(c.records_in);
-        metrics::counter!(RECORDS_OUT, l.iter()).increment(c.records_out);
-        metrics::counter!(BYTES_IN, l.iter()).increment(c.bytes_in);
-        metrics::counter!(BYTES_OUT, l.iter()).increment(c.bytes_out);
+        metrics::counter!(TASK_RECORDS_IN, l.iter()).increment(c.records_in);
+        metrics::counter!(TASK_RECORDS_OUT, l.iter()).increment(c.records_out);
+        metrics::counter!(TASK_BYTES_IN, l.iter()).increment(c.bytes_in);
+        metrics::counter!(TASK_BYTES_OUT, l.iter()).increment(c.bytes_out);
         if c.dead_lettered > 0 {
-            metrics::counter!(DEAD_LETTERED, l.iter()).increment(c.dead_lettered);
+            metrics::counter!(TASK_DEAD_LETTERED, l.iter()).increment(c.dead_lettered);
         }
-        metrics::counter!(BUSY_SECONDS, l.iter())
+        metrics::counter!(TASK_BUSY_SECONDS, l.iter())
             .absolute(self.busy_ns.load(Relaxed) / 1_000_000_000);
-        metrics::counter!(IDLE_SECONDS, l.iter())
+        metrics::counter!(TASK_IDLE_SECONDS, l.iter())
             .absolute(self.idle_ns.load(Relaxed) / 1_000_000_000);
-        metrics::counter!(OPERATOR_SECONDS, l.iter())
+        metrics::counter!(TASK_OPERATOR_SECONDS, l.iter())
             .absolute(self.operator_ns.load(Relaxed) / 1_000_000_000);
     }
 
     pub fn error(&self) {
         self.errors.fetch_add(1, Relaxed);
-        metrics::counter!(ERRORS, self.labels.iter()).increment(1);
+        metrics::counter!(TASK_ERRORS, self.labels.iter()).increment(1);
     }
 
     pub fn restarted(&self) {
         self.restarts.fetch_add(1, Relaxed);
-        metrics::counter!(RESTARTS, self.labels.iter()).increment(1);
+        metrics::counter!(TASK_RESTARTS, self.labels.iter()).increment(1);
     }
 
     pub fn set_state(&self, s: TaskState) {
@@ -141,7 +132,7 @@ impl TaskMetrics {
     pub fn set_lag(&self, per_partition: BTreeMap<TopicPartition, i64>) {
         let total: i64 = per_partition.values().sum();
         self.lag.store(total, Relaxed);
-        metrics::gauge!(LAG, self.labels.iter()).set(total as f64);
+        metrics::gauge!(TASK_LAG, self.labels.iter()).set(total as f64);
         if let Ok(mut l) = self.partition_lag.lock() {
             *l = per_partition;
         }

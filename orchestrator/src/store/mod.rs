@@ -1,10 +1,12 @@
 //! Event storage: the [`EventStore`] trait, its PostgreSQL implementation and
-//! an in-memory one for unit tests.
+//! an in-memory one for unit tests, and [`load`]: an aggregate's state from
+//! its snapshot or its events.
 //!
 //! A write is one group commit: many commands' decisions land in one
 //! transaction (dedupe rows, expected-version checks, events with gap-free
 //! positions, outcomes), so throughput does not stop at one fsync per command.
 
+mod load;
 pub mod memory;
 pub mod postgres;
 
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{Outcome, Rejection, StreamId};
+pub use load::{load, load_at, restore, Loaded};
 
 /// Identifies a stream across tenants.
 pub type StreamKey = (String, StreamId);

@@ -106,3 +106,98 @@ async fn outcomes_are_stored_and_deduplicated() {
         Err(StoreError::DuplicateCommand(_))
     ));
 }
+
+mod load {
+    use chrono::DateTime;
+
+    use super::*;
+    use crate::domain::module::{ModuleEvent, ModuleState, UdfKind};
+    use crate::store::{load, load_at};
+
+    fn uploaded(version: &str) -> NewEvent {
+        let event = ModuleEvent::ModuleUploaded {
+            version: version.into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            size: 1,
+            interface: "weir:udf/guest@0.1.0".into(),
+            module_kind: UdfKind::Map,
+            sdk_version: "0.1.0".into(),
+            uploader: "alice".into(),
+            at: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+        };
+        NewEvent {
+            event_type: event.type_name().into(),
+            payload: serde_json::to_value(&event).unwrap(),
+        }
+    }
+
+    /// Commits two uploads with `snapshot` as the stored snapshot.
+    async fn module_stream(snapshot: serde_json::Value) -> (MemoryStore, StreamId) {
+        let store = MemoryStore::new();
+        let stream = StreamId::from_raw("module.upper");
+        store
+            .commit(vec![Decision::Accepted {
+                meta: meta("t"),
+                stream: stream.clone(),
+                expected_version: 0,
+                events: vec![uploaded("1"), uploaded("2")],
+                snapshot,
+            }])
+            .await
+            .unwrap();
+        (store, stream)
+    }
+
+    #[tokio::test]
+    async fn a_readable_snapshot_is_used_as_is() {
+        // The snapshot deliberately disagrees with the events, to show which one was read.
+        let snap = ModuleState {
+            latest: Some("from-snapshot".into()),
+            ..Default::default()
+        };
+        let (store, stream) = module_stream(serde_json::to_value(&snap).unwrap()).await;
+        let loaded = load::<ModuleState, _>(&store, "t", &stream).await.unwrap();
+        assert_eq!(loaded.version, 2);
+        assert_eq!(loaded.state, snap);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_snapshot_falls_back_to_replaying_the_events() {
+        let (store, stream) = module_stream(serde_json::json!({ "versions": 42 })).await;
+        let loaded = load::<ModuleState, _>(&store, "t", &stream).await.unwrap();
+        assert_eq!(loaded.version, 2);
+        assert_eq!(loaded.state.latest.as_deref(), Some("2"));
+        assert_eq!(loaded.state.versions.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_absent_stream_is_the_default_state_at_version_zero() {
+        let store = MemoryStore::new();
+        let loaded = load::<ModuleState, _>(&store, "t", &StreamId::from_raw("module.none"))
+            .await
+            .unwrap();
+        assert_eq!(loaded, Loaded::default());
+    }
+
+    #[tokio::test]
+    async fn load_at_replays_up_to_a_version() {
+        let (store, stream) = module_stream(serde_json::json!(null)).await;
+        let at_1: ModuleState = load_at(&store, "t", &stream, 1).await.unwrap();
+        assert_eq!(at_1.latest.as_deref(), Some("1"));
+        assert_eq!(at_1.versions.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_event_is_corrupt_data() {
+        let store = MemoryStore::new();
+        let stream = StreamId::from_raw("module.bad");
+        store
+            .commit(vec![accepted("t", "module.bad", 0, 1)])
+            .await
+            .unwrap();
+        let err = load_at::<ModuleState, _>(&store, "t", &stream, u64::MAX)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    }
+}

@@ -10,6 +10,7 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use super::errors::WasmError;
+use crate::telemetry::names;
 
 /// How loads were served, for tests and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,7 +88,7 @@ impl ArtifactCache {
                 match unsafe { Component::deserialize(engine, &artifact) } {
                     Ok(c) => {
                         self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                        metrics::counter!("weir_wasm_artifact_cache_total", "result" => "hit")
+                        metrics::counter!(names::WASM_ARTIFACT_CACHE, "result" => "hit")
                             .increment(1);
                         return Ok(c);
                     }
@@ -101,8 +102,8 @@ impl ArtifactCache {
         let started = std::time::Instant::now();
         let c = Component::new(engine, bytes).map_err(|e| WasmError::Compile(format!("{e:#}")))?;
         self.counters.compiles.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("weir_wasm_artifact_cache_total", "result" => "compiled").increment(1);
-        metrics::histogram!("weir_wasm_compile_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!(names::WASM_ARTIFACT_CACHE, "result" => "compiled").increment(1);
+        metrics::histogram!(names::WASM_COMPILE_SECONDS).record(started.elapsed().as_secs_f64());
         if let Some(path) = self.path(digest) {
             if let Err(e) = store(&c, &path) {
                 // A cache that cannot be written only costs a later compile.

@@ -23,6 +23,7 @@ use super::config::{InstanceLabels, ModuleLimits};
 use super::module::ModuleIdent;
 use super::state::{CallTxn, KeyedState, TimeDomain};
 use super::stdio::Capture;
+use crate::telemetry::names;
 
 /// Caps linear memory growth and remembers that it refused one, so a trap
 /// that follows can be reported as "memory exceeded".
@@ -275,7 +276,7 @@ impl wit::logging::Host for HostCtx {
         }
         if self.log.used >= self.log.per_second {
             self.log.dropped += 1;
-            metrics::counter!("weir_udf_log_dropped_total", "module" => self.module.name.clone())
+            metrics::counter!(names::UDF_LOG_DROPPED, "module" => self.module.name.clone())
                 .increment(1);
             return Ok(());
         }
@@ -313,7 +314,7 @@ impl wit::counters::Host for HostCtx {
             return Ok(());
         }
         metrics::counter!(
-            "weir_udf_counter_total",
+            names::UDF_COUNTER,
             "module" => self.module.name.clone(),
             "operator" => self.labels.operator.clone(),
             "counter" => name.clone()

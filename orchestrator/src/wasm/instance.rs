@@ -17,6 +17,7 @@ use super::ctx::HostCtx;
 use super::errors::{FailureReason, WasmError};
 use super::module::LoadedModule;
 use super::state::{FiredTimer, KeyedState};
+use crate::telemetry::names;
 
 /// The result for one input record (or fired timer).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +77,8 @@ pub struct InstanceStats {
 }
 
 fn count_dead_letter(module: &str, reason: &'static str) {
-    metrics::counter!("weir_udf_dead_letters_total", "module" => module.to_owned(), "reason" => reason).increment(1);
+    metrics::counter!(names::UDF_DEAD_LETTERS, "module" => module.to_owned(), "reason" => reason)
+        .increment(1);
 }
 
 /// Why a call's results were not kept.
@@ -185,7 +187,7 @@ impl UdfInstance {
             .instantiate(&mut store)
             .map_err(|e| WasmError::Instantiate(format!("{e:#}")))?;
         self.stats.instantiations += 1;
-        metrics::histogram!("weir_wasm_instantiate_seconds")
+        metrics::histogram!(names::WASM_INSTANTIATE_SECONDS)
             .record(started.elapsed().as_secs_f64());
         self.live = Some((store, udf));
         Ok(())

@@ -78,6 +78,7 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime::Engine;
 
+pub use crate::domain::module::UdfKind;
 /// Record keys and values are `Bytes`; re-exported so callers need no extra dependency.
 pub use bytes::Bytes;
 pub use cache::CacheStats;
@@ -85,9 +86,7 @@ pub use codec::{InputRecord, OutputRecord, SourcePosition};
 pub use config::{HostConfig, InstanceLabels, ModuleLimits};
 pub use errors::{FailureReason, WasmError};
 pub use instance::{BatchTime, DeadLetter, InstanceStats, RecordResult, UdfInstance};
-pub use module::{
-    digest_of, LoadedModule, ModuleIdent, ModuleInfo, UdfKind, GUEST_EXPORT, WIT_VERSION,
-};
+pub use module::{digest_of, LoadedModule, ModuleIdent, ModuleInfo, GUEST_EXPORT, WIT_VERSION};
 pub use state::{FiredTimer, KeyedState, StateError, TimeDomain};
 
 /// Host bindings generated from the one WIT contract in `udf-sdk/wit`.

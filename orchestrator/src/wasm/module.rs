@@ -12,6 +12,7 @@ use super::config::{InstanceLabels, ModuleLimits};
 use super::errors::WasmError;
 use super::instance::UdfInstance;
 use super::HostInner;
+use crate::domain::module::UdfKind;
 
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -25,16 +26,6 @@ pub struct ModuleIdent {
     pub version: String,
     /// `sha256:<hex>` of the component bytes.
     pub digest: String,
-}
-
-/// A UDF's shape, as it describes itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum UdfKind {
-    Map,
-    Filter,
-    FlatMap,
-    Process,
 }
 
 /// What validation learned about a component.

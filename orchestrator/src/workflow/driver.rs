@@ -34,17 +34,19 @@ use crate::domain::workflow::spec::ErrorClass;
 use crate::domain::workflow::state::{Next, StepPhase};
 use crate::domain::workflow::validate::resolve;
 use crate::domain::workflow::RunState;
-use crate::domain::{Command, Outcome, StreamId, Tenant};
+use crate::domain::{Aggregate, Command, Outcome, StreamId, Tenant};
 use crate::lifecycle::{CommandHandler, Incoming};
 use crate::runtime::control::DeploymentControl;
-use crate::store::{EventStore, ReadFilter, StoreError};
+use crate::store::{self, EventStore, ReadFilter, StoreError};
+use crate::telemetry::names;
 
 /// Namespace of the deterministic ids of engine commands.
 const ENGINE_NAMESPACE: Uuid = Uuid::from_u128(0x5e1f_0a0c_77d4_4c4e_9a7e_3c1b_2f00_0003);
 /// The cursor of the trigger follower, shared by all replicas.
 pub const TRIGGER_CURSOR: &str = "workflow-triggers";
 
-/// Where a test asks the engine to die (`WEIR_FAULT=workflow_crash:<step>:<point>`).
+/// Where a test asks the engine to die (`WEIR_FAULT=workflow_crash:<step>:<point>`,
+/// read only in builds with the `test-util` feature).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrashPoint {
     pub step: String,
@@ -53,6 +55,7 @@ pub struct CrashPoint {
 }
 
 impl CrashPoint {
+    #[cfg(feature = "test-util")]
     pub fn from_env() -> Option<Self> {
         let v = std::env::var("WEIR_FAULT").ok()?;
         let rest = v.strip_prefix("workflow_crash:")?;
@@ -61,6 +64,12 @@ impl CrashPoint {
             step: step.to_owned(),
             point: point.to_owned(),
         })
+    }
+
+    /// Without `test-util` the shipped binary never crashes on purpose.
+    #[cfg(not(feature = "test-util"))]
+    pub fn from_env() -> Option<Self> {
+        None
     }
 }
 
@@ -210,7 +219,7 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
                 Ok(d) => d,
                 Err(err) => {
                     tracing::error!(job = %t.job, workflow = %t.file, error = %err, "cannot start workflow");
-                    metrics::counter!("weir_workflow_start_failures_total").increment(1);
+                    metrics::counter!(names::WORKFLOW_START_FAILURES).increment(1);
                     // Visible, not silent: the job fails with the loader's message.
                     if let Some(cmd) = failure_for(&t, &err.to_string()) {
                         if let Ok(tenant) = Tenant::new(&t.tenant) {
@@ -264,36 +273,20 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
                     }
                 }
             }
-            metrics::counter!("weir_workflow_runs_started_total").increment(started as u64);
+            metrics::counter!(names::WORKFLOW_RUNS_STARTED).increment(started as u64);
         }
         store.set_cursor(TRIGGER_CURSOR, last).await?;
         Ok(started)
     }
 
     async fn load(&self, tenant: &str, run_id: &str) -> Result<RunState, DriveError> {
-        let key = (tenant.to_owned(), StreamId::new("run", run_id));
-        let loaded = self
-            .handler
-            .store()
-            .load_streams(std::slice::from_ref(&key))
-            .await?;
-        let st = loaded.get(&key).cloned().unwrap_or_default();
-        if let Some(state) = st
-            .snapshot
-            .and_then(|s| serde_json::from_value::<RunState>(s).ok())
-        {
-            return Ok(state);
-        }
-        let mut state = RunState::default();
-        for e in self.handler.store().read_stream(tenant, &key.1, 0).await? {
-            let event = serde_json::from_value(e.payload)
-                .map_err(|err| StoreError::Corrupt(format!("run event: {err}")))?;
-            state.apply(&event);
-        }
-        if state.status == crate::domain::workflow::RunStatus::Absent {
+        let stream = StreamId::new(RunState::STREAM_KIND, run_id);
+        let loaded =
+            store::load::<RunState, _>(self.handler.store().as_ref(), tenant, &stream).await?;
+        if loaded.state.status == crate::domain::workflow::RunStatus::Absent {
             return Err(DriveError::Missing(run_id.to_owned()));
         }
-        Ok(state)
+        Ok(loaded.state)
     }
 
     async fn submit(
@@ -462,8 +455,8 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
                 )),
             };
         let status = if result.is_ok() { "ok" } else { "error" };
-        metrics::counter!("weir_workflow_steps_total", "activity" => activity.clone(), "status" => status).increment(1);
-        metrics::histogram!("weir_workflow_step_seconds", "activity" => activity.clone())
+        metrics::counter!(names::WORKFLOW_STEPS, "activity" => activity.clone(), "status" => status).increment(1);
+        metrics::histogram!(names::WORKFLOW_STEP_SECONDS, "activity" => activity.clone())
             .record(started.elapsed().as_secs_f64());
         self.crash_if(step_id, "performed");
         let cmd = match result {

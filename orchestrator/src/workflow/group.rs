@@ -14,6 +14,7 @@ use super::clock::Clock;
 use crate::domain::Outcome;
 use crate::lifecycle::{CommandHandler, Incoming};
 use crate::store::EventStore;
+use crate::telemetry::names;
 
 /// Largest batch one leader commits.
 const MAX_BATCH: usize = 512;
@@ -55,7 +56,7 @@ impl<S: EventStore> GroupCommit<S> {
                     break;
                 }
                 let (cmds, replies): (Vec<Incoming>, Vec<Reply>) = batch.into_iter().unzip();
-                metrics::histogram!("weir_workflow_commit_batch_size").record(cmds.len() as f64);
+                metrics::histogram!(names::WORKFLOW_COMMIT_BATCH_SIZE).record(cmds.len() as f64);
                 match self.handler.handle(&cmds, self.clock.now()).await {
                     Ok(outcomes) => {
                         for (reply, o) in replies.into_iter().zip(outcomes) {

@@ -7,6 +7,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::module::UdfKind;
+
 /// A job version's spec. Immutable once submitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -109,20 +111,6 @@ pub enum OperatorSpec {
         /// Dot-separated path into the JSON value.
         field: String,
     },
-}
-
-/// The shape of a UDF.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum UdfKind {
-    /// One output per record.
-    Map,
-    /// The record or nothing.
-    Filter,
-    /// Any number of outputs per record.
-    FlatMap,
-    /// Any number of outputs, with keyed state and timers.
-    Process,
 }
 
 /// A sink.

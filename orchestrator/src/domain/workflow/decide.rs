@@ -12,10 +12,11 @@ use sha2::{Digest, Sha256};
 use super::command::{ClaimNext, ClaimStep, FailStep, WorkflowCommand};
 use super::event::{RunEvent, StepError};
 use super::expr::{Expr, Path};
-use super::spec::{ErrorClass, FailureAction, OnFailure};
+use super::spec::{Backoff, ErrorClass, FailureAction, OnFailure};
 use super::state::{RunState, RunStatus, StepPhase};
 use super::validate::{self, END};
 use crate::domain::rejection::{Rejection, RejectionCode};
+use crate::domain::BackoffPolicy;
 
 /// Inputs besides state and command. Time is passed in, never read.
 #[derive(Debug, Clone)]
@@ -194,6 +195,22 @@ pub fn idempotency_key(run_id: &str, step: &str, compensation: bool) -> String {
     } else {
         format!("{run_id}/{step}")
     }
+}
+
+/// The wait after failed attempt `attempt` of the step with idempotency key
+/// `key`, computed by the shared [`BackoffPolicy`]. Its jitter is drawn from
+/// the key and the attempt rather than from a random source, so deciding the
+/// same failure again (a simulation, a replayed test) gives the same time,
+/// while runs that failed together still retry apart.
+fn retry_delay(backoff: &Backoff, key: &str, attempt: u32) -> chrono::Duration {
+    let policy = BackoffPolicy::new(backoff.initial.get(), backoff.max.get())
+        .with_multiplier(backoff.multiplier);
+    let digest = Sha256::digest(format!("{key}#{attempt}").as_bytes());
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&digest[..8]);
+    // The top 53 bits as a number in [0, 1), as a float holds them exactly.
+    let unit = (u64::from_le_bytes(seed) >> 11) as f64 / (1u64 << 53) as f64;
+    chrono::Duration::from_std(policy.delay(attempt, unit)).unwrap_or(chrono::Duration::MAX)
 }
 
 /// Decides what a command means for a run in `state`.
@@ -523,8 +540,10 @@ fn fail(out: &mut Out<'_>, state: &RunState, f: &FailStep) -> Result<(), Rejecti
     // Waits do not retry: their `within` already is the patience.
     let retry_at = step.filter(|s| s.wait.is_none()).and_then(|s| {
         let policy = spec.retry_of(s);
-        (policy.retry_on.contains(&f.class) && cur.attempt < policy.max_attempts)
-            .then(|| ctx.now + policy.backoff.delay(cur.attempt).to_chrono())
+        (policy.retry_on.contains(&f.class) && cur.attempt < policy.max_attempts).then(|| {
+            let key = idempotency_key(ctx.run_id, &f.step, cur.compensation);
+            ctx.now + retry_delay(&policy.backoff, &key, cur.attempt)
+        })
     });
     out.emit(RunEvent::StepFailed {
         seq: f.seq,
@@ -547,4 +566,42 @@ fn fail(out: &mut Out<'_>, state: &RunState, f: &FailStep) -> Result<(), Rejecti
         None => out.failed_for_good(&error, cur.compensation),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Dur;
+
+    fn backoff() -> Backoff {
+        Backoff {
+            initial: Dur::from_secs(1),
+            multiplier: 2.0,
+            max: Dur::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn retry_delays_grow_within_the_jitter_and_are_the_same_when_decided_again() {
+        for run in 0..50 {
+            let key = idempotency_key(&format!("run-{run}"), "deploy", false);
+            for (attempt, base_ms) in [(1, 1000), (2, 2000), (3, 4000), (4, 8000), (5, 10_000)] {
+                let d = retry_delay(&backoff(), &key, attempt);
+                assert_eq!(d, retry_delay(&backoff(), &key, attempt), "deterministic");
+                let ms = d.num_milliseconds();
+                assert!(
+                    ms <= base_ms && ms as f64 >= base_ms as f64 * 0.8,
+                    "attempt {attempt}: {ms} ms"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn runs_that_failed_together_retry_apart() {
+        let delays: std::collections::BTreeSet<_> = (0..20)
+            .map(|run| retry_delay(&backoff(), &format!("run-{run}/deploy"), 1))
+            .collect();
+        assert!(delays.len() > 10, "{delays:?}");
+    }
 }

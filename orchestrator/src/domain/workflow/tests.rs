@@ -152,6 +152,17 @@ fn a_lease_keeps_other_replicas_out_until_it_expires() {
     assert_eq!(h.state.steps["a"].starts, 2);
 }
 
+/// The wait before the next retry, checked to be `base` cut by at most the
+/// backoff's jitter (a fifth).
+fn retry_wait(h: &Harness, base: Duration) -> Duration {
+    let Next::At(t) = h.state.next(h.now, "r") else {
+        panic!("no retry scheduled: {:?}", h.state.next(h.now, "r"));
+    };
+    let wait = t - h.now;
+    assert!(wait <= base && wait >= base * 4 / 5, "{wait} for {base}");
+    wait
+}
+
 #[test]
 fn retries_back_off_then_compensate() {
     let mut h = Harness::start(json!({}));
@@ -160,8 +171,7 @@ fn retries_back_off_then_compensate() {
     assert_eq!(h.step(), "b");
     h.claim("r").unwrap();
     h.fail(ErrorClass::Unavailable);
-    let t1 = h.now + Duration::seconds(1);
-    assert_eq!(h.state.next(h.now, "r"), Next::At(t1));
+    let t1 = h.now + retry_wait(&h, Duration::seconds(1));
     assert_eq!(
         h.claim("r").unwrap_err().code,
         RejectionCode::InvalidTransition
@@ -169,11 +179,7 @@ fn retries_back_off_then_compensate() {
     h.now = t1;
     h.claim("r").unwrap();
     h.fail(ErrorClass::Unavailable);
-    assert_eq!(
-        h.state.next(h.now, "r"),
-        Next::At(h.now + Duration::seconds(2))
-    );
-    h.now += Duration::seconds(2);
+    h.now += retry_wait(&h, Duration::seconds(2));
     h.claim("r").unwrap();
     h.fail(ErrorClass::Unavailable);
     // Retries spent: b's on_failure compensates a, the only completed step with a compensation.

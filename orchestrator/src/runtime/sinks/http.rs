@@ -1,19 +1,24 @@
 //! The HTTP webhook sink: one POST per batch with a JSON array of the output
 //! values (JSON values embedded, other bytes as strings). Failures (transport
-//! errors, 5xx, 429) are retried with exponential backoff; when the attempts
+//! errors, 5xx, 429) are retried with exponential backoff and jitter; when the attempts
 //! run out the task fails and restarts from its checkpoint, so nothing is
 //! lost: at-least-once.
 
 use std::time::Duration;
 
 use super::SinkError;
+use crate::domain::BackoffPolicy;
 use crate::runtime::record::Output;
+use crate::telemetry::names;
+
+/// Between attempts at one batch.
+const BACKOFF: BackoffPolicy =
+    BackoffPolicy::new(Duration::from_millis(100), Duration::from_secs(10));
 
 pub struct HttpSink {
     client: reqwest::Client,
     url: String,
     max_attempts: u32,
-    initial_backoff: Duration,
 }
 
 impl HttpSink {
@@ -22,7 +27,6 @@ impl HttpSink {
             client,
             url,
             max_attempts: max_attempts.max(1),
-            initial_backoff: Duration::from_millis(100),
         }
     }
 
@@ -54,7 +58,7 @@ impl HttpSink {
             "{}/{}/{}/{}",
             first.topic, first.partition, first.offset, outputs[0].seq
         );
-        let mut backoff = self.initial_backoff;
+        let mut backoff = BACKOFF.start(fastrand::u64(..));
         let mut last = String::new();
         for attempt in 1..=self.max_attempts {
             let res = self
@@ -75,10 +79,9 @@ impl HttpSink {
                 Err(e) => last = e.to_string(),
             }
             tracing::warn!(url = %self.url, attempt, error = %last, "http sink attempt failed");
-            metrics::counter!("weir_sink_http_retries_total").increment(1);
+            metrics::counter!(names::SINK_HTTP_RETRIES).increment(1);
             if attempt < self.max_attempts {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
         Err(self.err(format!(

@@ -1,119 +1,23 @@
 //! The compile pipeline: fetch the modules, check each one's WIT world,
 //! precompile, and compute the plan with stable operator ids and a state
-//! fingerprint. Modules come from a [`ModuleSource`], so the pipeline works
+//! fingerprint. Modules come from a [`ModuleSource`](crate::registry::ModuleSource), so the pipeline works
 //! with the module registry or with a fixed set (tests, air-gapped setups).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
 
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::job::job_state;
 use super::{input, Activities, ActivityCtx, ActivityError};
-use crate::domain::job::spec::{parse_module_ref, OperatorSpec, UdfKind};
+use crate::domain::job::spec::{parse_module_ref, OperatorSpec};
 use crate::domain::job::JobSpec;
+use crate::domain::module::UdfKind;
 use crate::domain::workflow::spec::ErrorClass;
+use crate::registry::FetchedModule;
 use crate::runtime::control::DeploymentControl;
 use crate::store::EventStore;
-
-/// What the compile steps learn about a module.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FetchedModule {
-    pub name: String,
-    pub version: String,
-    /// `sha256:<hex>` of the component.
-    pub digest: String,
-    /// Size in bytes (0 when unknown).
-    #[serde(default)]
-    pub size: u64,
-    /// The interface it exports, e.g. `weir:udf/guest@0.1.0`.
-    pub interface: String,
-    /// The shape it declares.
-    pub kind: UdfKind,
-    /// The schema of its keyed state, when it keeps any; part of the state fingerprint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state_schema: Option<Value>,
-}
-
-/// Where modules come from.
-pub trait ModuleSource: Send + Sync + 'static {
-    /// Resolves `name@version` in `tenant`.
-    fn fetch<'a>(
-        &'a self,
-        tenant: &'a str,
-        name: &'a str,
-        version: &'a str,
-    ) -> BoxFuture<'a, Result<FetchedModule, ActivityError>>;
-    /// Compiles the module ahead of its first deployment (cached by digest).
-    fn precompile<'a>(
-        &'a self,
-        tenant: &'a str,
-        module: &'a FetchedModule,
-    ) -> BoxFuture<'a, Result<(), ActivityError>>;
-}
-
-/// A fixed set of modules, for tests and setups without a registry.
-#[derive(Debug, Default)]
-pub struct StaticModules {
-    modules: Mutex<HashMap<(String, String, String), FetchedModule>>,
-    precompiled: Mutex<Vec<String>>,
-}
-
-impl StaticModules {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn insert(&self, tenant: &str, m: FetchedModule) {
-        let mut g = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-        g.insert((tenant.to_owned(), m.name.clone(), m.version.clone()), m);
-    }
-    /// Digests precompiled so far, in order.
-    pub fn precompiled(&self) -> Vec<String> {
-        self.precompiled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-impl ModuleSource for StaticModules {
-    fn fetch<'a>(
-        &'a self,
-        tenant: &'a str,
-        name: &'a str,
-        version: &'a str,
-    ) -> BoxFuture<'a, Result<FetchedModule, ActivityError>> {
-        let found = self
-            .modules
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&(tenant.to_owned(), name.to_owned(), version.to_owned()))
-            .cloned();
-        Box::pin(async move {
-            found.ok_or_else(|| {
-                ActivityError::new(
-                    ErrorClass::NotFound,
-                    format!("module {name}@{version} is not uploaded in tenant `{tenant}`"),
-                )
-            })
-        })
-    }
-
-    fn precompile<'a>(
-        &'a self,
-        _tenant: &'a str,
-        module: &'a FetchedModule,
-    ) -> BoxFuture<'a, Result<(), ActivityError>> {
-        self.precompiled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(module.digest.clone());
-        Box::pin(async { Ok(()) })
-    }
-}
 
 /// One UDF operator and its module.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

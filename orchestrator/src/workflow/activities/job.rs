@@ -7,12 +7,12 @@ use uuid::Uuid;
 use super::{input, Activities, ActivityCtx, ActivityError};
 use crate::domain::envelope::ParsedCommand;
 use crate::domain::job::state::CompileStatus;
-use crate::domain::job::{JobCommand, JobEvent, JobState};
+use crate::domain::job::{JobCommand, JobState};
 use crate::domain::workflow::spec::ErrorClass;
 use crate::domain::{Command, JobName, RejectionCode, StreamId, Tenant};
 use crate::lifecycle::Incoming;
 use crate::runtime::control::DeploymentControl;
-use crate::store::EventStore;
+use crate::store::{self, EventStore};
 
 /// Namespace of the deterministic ids of commands that workflow steps send.
 pub const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x5e1f_0a0c_77d4_4c4e_9a7e_3c1b_2f00_0001);
@@ -22,25 +22,14 @@ fn job_stream(job: &str) -> Result<StreamId, ActivityError> {
     Ok(StreamId::new("job", name.as_str()))
 }
 
-/// A job's current state.
+/// A job's current state and its stream version.
 pub async fn job_state<S: EventStore>(
     store: &S,
     tenant: &str,
     job: &str,
 ) -> Result<(u64, JobState), ActivityError> {
-    let stream = job_stream(job)?;
-    let key = (tenant.to_owned(), stream.clone());
-    let loaded = store.load_streams(std::slice::from_ref(&key)).await?;
-    let st = loaded.get(&key).cloned().unwrap_or_default();
-    if let Some(snap) = &st.snapshot {
-        if let Ok(state) = serde_json::from_value::<JobState>(snap.clone()) {
-            return Ok((st.version, state));
-        }
-    }
-    Ok((
-        st.version,
-        job_state_at(store, tenant, job, u64::MAX).await?,
-    ))
+    let loaded = store::load::<JobState, _>(store, tenant, &job_stream(job)?).await?;
+    Ok((loaded.version, loaded.state))
 }
 
 /// A job's state as it was at stream version `version` (replayed).
@@ -50,21 +39,7 @@ pub async fn job_state_at<S: EventStore>(
     job: &str,
     version: u64,
 ) -> Result<JobState, ActivityError> {
-    let stream = job_stream(job)?;
-    let mut state = JobState::default();
-    for e in store.read_stream(tenant, &stream, 0).await? {
-        if e.stream_version > version {
-            break;
-        }
-        let event: JobEvent = serde_json::from_value(e.payload).map_err(|err| {
-            ActivityError::new(
-                ErrorClass::Internal,
-                format!("job event {}: {err}", e.stream_version),
-            )
-        })?;
-        state.apply(&event);
-    }
-    Ok(state)
+    Ok(store::load_at(store, tenant, &job_stream(job)?, version).await?)
 }
 
 #[derive(Deserialize)]

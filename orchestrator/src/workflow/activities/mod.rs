@@ -15,7 +15,6 @@ mod compile;
 mod deploy;
 mod job;
 mod notify;
-mod registry;
 
 use std::sync::Arc;
 
@@ -25,11 +24,11 @@ use serde_json::Value;
 use super::clock::Clock;
 use crate::domain::workflow::spec::ErrorClass;
 use crate::lifecycle::CommandHandler;
+use crate::registry::{ModuleError, ModuleSource, RegistryError};
 use crate::runtime::control::{DeploymentControl, RuntimeError};
 use crate::store::{EventStore, StoreError};
-pub use compile::{plan, FetchedModule, ModuleSource, PlanOperator, StaticModules};
+pub use compile::{plan, PlanOperator};
 pub use job::{job_state, job_state_at};
-pub use registry::RegistryModules;
 
 /// Every activity name, for validation.
 pub const NAMES: &[&str] = &[
@@ -80,14 +79,17 @@ impl ActivityError {
 
 impl From<StoreError> for ActivityError {
     fn from(e: StoreError) -> Self {
-        let class = if e.is_conflict() {
-            ErrorClass::Conflict
-        } else if matches!(e, StoreError::Corrupt(_)) {
-            ErrorClass::Internal
-        } else {
-            ErrorClass::Unavailable
-        };
-        Self::new(class, e.to_string())
+        Self::new(store_class(&e), e.to_string())
+    }
+}
+
+fn store_class(e: &StoreError) -> ErrorClass {
+    if e.is_conflict() {
+        ErrorClass::Conflict
+    } else if matches!(e, StoreError::Corrupt(_)) {
+        ErrorClass::Internal
+    } else {
+        ErrorClass::Unavailable
     }
 }
 
@@ -101,6 +103,23 @@ impl From<RuntimeError> for ActivityError {
             RuntimeError::Invalid(_) => ErrorClass::Invalid,
             RuntimeError::Unavailable { .. } => ErrorClass::Unavailable,
             RuntimeError::Internal(_) => ErrorClass::Internal,
+        };
+        Self::new(class, e.to_string())
+    }
+}
+
+impl From<ModuleError> for ActivityError {
+    fn from(e: ModuleError) -> Self {
+        let class = match &e {
+            ModuleError::Store(s) => store_class(s),
+            ModuleError::InvalidName(_) | ModuleError::Rejected { .. } => ErrorClass::Invalid,
+            ModuleError::NotUploaded { .. } => ErrorClass::NotFound,
+            ModuleError::Bytes(RegistryError::NotFound { .. }) => ErrorClass::NotFound,
+            ModuleError::Bytes(RegistryError::DigestMismatch { .. }) => ErrorClass::Invalid,
+            ModuleError::Bytes(RegistryError::Bucket { .. } | RegistryError::Put { .. }) => {
+                ErrorClass::Unavailable
+            }
+            ModuleError::Task(_) => ErrorClass::Internal,
         };
         Self::new(class, e.to_string())
     }

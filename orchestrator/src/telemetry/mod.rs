@@ -1,4 +1,7 @@
-//! Logging and metrics setup. Metric names are documented in `docs/metrics.md`.
+//! Logging and metrics setup. Every metric name is a constant in [`names`],
+//! documented in `docs/metrics.md`.
+
+pub mod names;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
