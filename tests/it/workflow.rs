@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde_json::json;
 use weir::domain::job::spec::UdfKind;
 use weir::domain::job::Phase;
-use weir::domain::workflow::spec::ErrorClass;
 use weir::domain::workflow::state::StepStatus;
 use weir::domain::workflow::RunStatus;
+use weir::domain::ErrorClass;
 
 use crate::support::serve::{Serve, ServeOpts};
 use crate::support::workflow::{fast_spec, Rig, TENANT};

@@ -156,6 +156,10 @@ mod tests {
         let p = BackoffPolicy::new(MS(1), MS(5000)).with_multiplier(1e300);
         assert_eq!(p.base_delay(u32::MAX), MS(5000));
         let p = BackoffPolicy::new(MS(50), MS(5000)).with_multiplier(0.1);
-        assert_eq!(p.base_delay(10), MS(50), "a multiplier below 1 never shrinks delays");
+        assert_eq!(
+            p.base_delay(10),
+            MS(50),
+            "a multiplier below 1 never shrinks delays"
+        );
     }
 }

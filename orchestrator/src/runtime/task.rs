@@ -339,7 +339,7 @@ impl Task {
             .spec
             .sources
             .iter()
-            .map(|s| s.max_out_of_orderness_ms)
+            .map(|s| s.max_out_of_orderness().as_millis())
             .max()
             .unwrap_or(0);
         let mut watermarks = Watermarks::new(out_of_order);
@@ -966,7 +966,8 @@ mod tests {
             format,
             start: StartPosition::Earliest,
             event_time_field: field.map(str::to_owned),
-            max_out_of_orderness_ms: 0,
+            max_out_of_orderness: None,
+            max_out_of_orderness_ms: None,
         }
     }
 

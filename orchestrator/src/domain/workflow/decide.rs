@@ -12,10 +12,11 @@ use sha2::{Digest, Sha256};
 use super::command::{ClaimNext, ClaimStep, FailStep, WorkflowCommand};
 use super::event::{RunEvent, StepError};
 use super::expr::{Expr, Path};
-use super::spec::{ErrorClass, FailureAction, OnFailure};
+use super::spec::{FailureAction, OnFailure};
 use super::state::{RunState, RunStatus, StepPhase};
 use super::validate::{self, END};
 use crate::domain::rejection::{Rejection, RejectionCode};
+use crate::domain::ErrorClass;
 
 /// Inputs besides state and command. Time is passed in, never read.
 #[derive(Debug, Clone)]

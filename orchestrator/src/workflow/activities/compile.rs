@@ -15,7 +15,7 @@ use super::job::job_state;
 use super::{input, Activities, ActivityCtx, ActivityError};
 use crate::domain::job::spec::{parse_module_ref, OperatorSpec, UdfKind};
 use crate::domain::job::JobSpec;
-use crate::domain::workflow::spec::ErrorClass;
+use crate::domain::ErrorClass;
 use crate::runtime::control::DeploymentControl;
 use crate::store::EventStore;
 

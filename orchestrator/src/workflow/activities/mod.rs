@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::clock::Clock;
-use crate::domain::workflow::spec::ErrorClass;
+use crate::domain::ErrorClass;
 use crate::lifecycle::CommandHandler;
 use crate::runtime::control::{DeploymentControl, RuntimeError};
 use crate::store::{EventStore, StoreError};

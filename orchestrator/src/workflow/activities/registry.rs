@@ -14,7 +14,7 @@ use super::compile::{FetchedModule, ModuleSource};
 use super::ActivityError;
 use crate::domain::job::spec::UdfKind;
 use crate::domain::module::{ModuleEvent, ModuleKind, ModuleState};
-use crate::domain::workflow::spec::ErrorClass;
+use crate::domain::ErrorClass;
 use crate::domain::{ModuleName, StreamId};
 use crate::registry::{ModuleBytes, RegistryError};
 use crate::store::EventStore;
