@@ -518,11 +518,25 @@ sinks:
             "{err}"
         );
         assert_eq!(
-            err.in_file("job.yaml"),
-            "job.yaml:6: operators[0].module: must be `name@version`\n\
-             job.yaml:8: operators[1].id: duplicates an earlier id\n\
-             job.yaml:12: sinks[0].key_columns: at least one key column is required"
+            err.in_file("orders.yaml"),
+            "orders.yaml:6: operators[0].module: must be `name@version`\n\
+             orders.yaml:8: operators[1].id: duplicates an earlier id\n\
+             orders.yaml:12: sinks[0].key_columns: at least one key column is required"
         );
+    }
+
+    #[test]
+    fn the_documented_example_is_valid() {
+        let doc = include_str!("../../../../docs/job-spec.md");
+        let example = doc
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        let spec = JobSpec::parse(example).unwrap();
+        assert_eq!(spec.checkpoint.interval(), Dur::from_secs(10));
+        assert_eq!(spec.sources[0].max_out_of_orderness(), Dur::from_secs(5));
+        assert_eq!(spec.operators[0].timeout(), Some(Dur::from_millis(50)));
     }
 
     #[test]
