@@ -57,6 +57,9 @@ pub fn render(file: &str, problems: &[Problem]) -> String {
         .join("\n")
 }
 
+/// Deeper than this, [`Lines`] stops indexing.
+const MAX_DEPTH: usize = 64;
+
 /// The line of every field written in a YAML document, by path
 /// (`steps[2].retry`): for a mapping entry the line of its key, for a
 /// sequence item the line it starts on.
@@ -64,14 +67,15 @@ pub fn render(file: &str, problems: &[Problem]) -> String {
 pub struct Lines(HashMap<String, usize>);
 
 impl Lines {
-    /// Indexes `text`; a syntax error ends the index where it stands.
+    /// Indexes `text`; a syntax error, or nesting deeper than any document
+    /// of ours needs, ends the index where it stands.
     pub fn of(text: &str) -> Self {
         let mut events = Parser::new_from_str(text)
             .map_while(Result::ok)
             .map(|(event, span)| (event, span.start.line()));
         let mut lines = Lines::default();
         while let Some((event, _)) = events.next() {
-            if lines.node(&mut events, "", event).is_break() {
+            if lines.node(&mut events, "", event, 0).is_break() {
                 break;
             }
         }
@@ -84,8 +88,13 @@ impl Lines {
         events: &mut impl Iterator<Item = (Event<'a>, usize)>,
         path: &str,
         event: Event<'a>,
+        depth: usize,
     ) -> std::ops::ControlFlow<()> {
         use std::ops::ControlFlow::{Break, Continue};
+        // The recursion follows the document's nesting, which its author controls.
+        if depth > MAX_DEPTH {
+            return Break(());
+        }
         match event {
             Event::MappingStart(..) => loop {
                 let Some((key, line)) = events.next() else {
@@ -96,7 +105,7 @@ impl Lines {
                     Event::Scalar(k, ..) => k.into_owned(),
                     // A complex key (a mapping or a sequence) names no field.
                     other => {
-                        self.node(events, "?", other)?;
+                        self.node(events, "?", other, depth + 1)?;
                         "?".to_owned()
                     }
                 };
@@ -109,7 +118,7 @@ impl Lines {
                 let Some((value, _)) = events.next() else {
                     return Break(());
                 };
-                self.node(events, &child, value)?;
+                self.node(events, &child, value, depth + 1)?;
             },
             Event::SequenceStart(..) => {
                 let mut i = 0;
@@ -122,7 +131,7 @@ impl Lines {
                     }
                     let child = format!("{path}[{i}]");
                     self.0.entry(child.clone()).or_insert(line);
-                    self.node(events, &child, item)?;
+                    self.node(events, &child, item, depth + 1)?;
                     i += 1;
                 }
             }
@@ -144,11 +153,13 @@ impl Lines {
         }
     }
 
-    /// Gives every problem the line of its field.
+    /// Gives every problem the line of its field, and puts them in the
+    /// order of the file (those without a line last), as people read it.
     pub fn locate(&self, mut problems: Vec<Problem>) -> Vec<Problem> {
         for p in &mut problems {
             p.line = self.line_of(&p.field);
         }
+        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         problems
     }
 }
@@ -268,6 +279,15 @@ outputs:
         assert_eq!(lines.line_of("steps[1].input.job"), Some(11));
         assert_eq!(lines.line_of("steps[1].input.list[1].b"), Some(12));
         assert_eq!(lines.line_of("outputs.x"), Some(14));
+    }
+
+    #[test]
+    fn deep_nesting_ends_the_index_instead_of_the_stack() {
+        let deep = format!("a: {}1{}\nb: 2\n", "[".repeat(100_000), "]".repeat(100_000));
+        let lines = Lines::of(&deep);
+        assert_eq!(lines.line_of("a[0][0]"), Some(1));
+        assert_eq!(lines.line_of("b"), None);
+        assert!(from_yaml::<serde_json::Value>(&deep).is_err());
     }
 
     #[test]

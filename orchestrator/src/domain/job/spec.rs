@@ -598,13 +598,13 @@ sinks:
         assert_eq!(
             located(&err),
             [
-                (Some(8), "checkpoint.interval_ms"),
                 (Some(4), "operators[0].timeout_ms"),
+                (Some(8), "checkpoint.interval_ms"),
             ],
             "{err}"
         );
         assert_eq!(
-            err.problems[0].problem,
+            err.problems[1].problem,
             "give `checkpoint.interval` or the older `checkpoint.interval_ms`, not both"
         );
     }
