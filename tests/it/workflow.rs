@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde_json::json;
 use weir::domain::job::spec::UdfKind;
 use weir::domain::job::Phase;
-use weir::domain::workflow::spec::ErrorClass;
 use weir::domain::workflow::state::StepStatus;
 use weir::domain::workflow::RunStatus;
+use weir::domain::ErrorClass;
 use weir::workflow::clock::Clock;
 
 use crate::support::bin::weir;

@@ -111,8 +111,8 @@ pub struct RawCommand {
 fn read_spec(path: &PathBuf) -> Result<serde_json::Value, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let spec =
-        JobSpec::parse(&text).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+    let spec = JobSpec::parse(&text)
+        .map_err(|e| CliError::Usage(e.in_file(&path.display().to_string())))?;
     serde_json::to_value(spec).map_err(|e| CliError::unexpected("cannot encode the spec", e))
 }
 

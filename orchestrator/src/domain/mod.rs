@@ -4,8 +4,10 @@
 
 pub mod aggregate;
 pub mod backoff;
+pub mod document;
 pub mod duration;
 pub mod envelope;
+pub mod error_class;
 pub mod ids;
 pub mod job;
 pub mod module;
@@ -16,5 +18,6 @@ pub use aggregate::{Aggregate, DecideContext};
 pub use backoff::{Backoff, BackoffPolicy};
 pub use duration::Dur;
 pub use envelope::{Command, CommandEnvelope, Outcome, OutcomeStatus, ParsedCommand};
+pub use error_class::ErrorClass;
 pub use ids::{JobName, ModuleName, StreamId, Tenant};
 pub use rejection::{Rejection, RejectionCode};

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use super::{ModuleSource, RegistryModules};
 use crate::domain::job::spec::{parse_module_ref, OperatorSpec};
@@ -146,26 +145,21 @@ impl WasmFactory {
     /// Instances of `module` for the operator `spec` (its id and its memory
     /// and time limits); `label` names the module in dead letters.
     pub fn for_operator(module: Arc<LoadedModule>, spec: &OperatorSpec, label: &str) -> Self {
-        let (id, memory_mb, timeout_ms) = match spec {
-            OperatorSpec::Udf {
-                id,
-                memory_mb,
-                timeout_ms,
-                ..
-            } => (id.clone(), *memory_mb, *timeout_ms),
-            OperatorSpec::KeyBy { id, .. } => (id.clone(), None, None),
+        let memory_mb = match spec {
+            OperatorSpec::Udf { memory_mb, .. } => *memory_mb,
+            OperatorSpec::KeyBy { .. } => None,
         };
         let mut limits = ModuleLimits::default();
         if let Some(mb) = memory_mb {
             limits.memory_bytes = (mb as usize) << 20;
         }
-        if let Some(ms) = timeout_ms {
-            limits.deadline = Duration::from_millis(ms);
+        if let Some(timeout) = spec.timeout() {
+            limits.deadline = timeout.get();
         }
         Self {
             module,
             limits,
-            operator: id,
+            operator: spec.id().to_owned(),
             label: label.to_owned(),
         }
     }

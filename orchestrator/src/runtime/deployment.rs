@@ -294,7 +294,7 @@ impl Deployment {
     ) {
         let mut bg = Vec::new();
         let weak = Arc::downgrade(self);
-        let every = Duration::from_millis(self.spec.checkpoint.interval_ms);
+        let every = self.spec.checkpoint.interval().get();
         bg.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -111,12 +111,7 @@ pub fn stages(tenant: &str, job: &str, spec: &JobSpec) -> Vec<Stage> {
             reads_repartition: None,
         }];
     }
-    let out_of_order = spec
-        .sources
-        .iter()
-        .map(|s| s.max_out_of_orderness_ms)
-        .max()
-        .unwrap_or(0);
+    let out_of_order = spec.sources.iter().map(|s| s.max_out_of_orderness()).max();
     let mut stages = Vec::with_capacity(splits.len() + 1);
     let mut reads: Option<String> = None;
     let mut from = 0;
@@ -144,7 +139,8 @@ pub fn stages(tenant: &str, job: &str, spec: &JobSpec) -> Vec<Stage> {
                 // it writes nothing until the start checkpoint is durable.
                 start: StartPosition::Latest,
                 event_time_field: None,
-                max_out_of_orderness_ms: out_of_order,
+                max_out_of_orderness: out_of_order,
+                max_out_of_orderness_ms: None,
             }],
         };
         let sinks = match &writes {
@@ -340,6 +336,7 @@ impl Instances {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Dur;
     use crate::runtime::operators::NativeModules;
     use crate::runtime::record::{Record, SourcePos};
 
@@ -462,7 +459,7 @@ rate_limit: 100
             ),
             (topic, Format::Raw, None)
         );
-        assert_eq!(src.max_out_of_orderness_ms, 500);
+        assert_eq!(src.max_out_of_orderness(), Dur::from_millis(500));
         assert_eq!(src.start, StartPosition::Latest);
         assert_eq!(st[1].spec.sinks, spec.sinks);
         assert_eq!(st[1].spec.rate_limit, Some(100));

@@ -30,10 +30,10 @@ use crate::domain::workflow::command::{
     ClaimNext, ClaimStep, CompleteStep, FailStep, StartRun, StepRef, WorkflowCommand,
 };
 use crate::domain::workflow::decide::idempotency_key;
-use crate::domain::workflow::spec::ErrorClass;
 use crate::domain::workflow::state::{Next, StepPhase};
 use crate::domain::workflow::validate::resolve;
 use crate::domain::workflow::RunState;
+use crate::domain::ErrorClass;
 use crate::domain::{Aggregate, Command, Outcome, StreamId, Tenant};
 use crate::lifecycle::{CommandHandler, Incoming};
 use crate::runtime::control::DeploymentControl;

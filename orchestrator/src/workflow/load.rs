@@ -8,8 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::domain::document::{self, Problem};
 use crate::domain::workflow::spec::WorkflowSpec;
-use crate::domain::workflow::validate::{self, Problem};
+use crate::domain::workflow::validate;
 
 use super::activities::NAMES;
 
@@ -40,21 +41,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
 
 /// A file that failed to load: one line per problem, `file:line: field: problem`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", render(.file, .problems))]
+#[error("{}", document::render(.file, .problems))]
 pub struct LoadError {
     pub file: String,
     pub problems: Vec<Problem>,
-}
-
-fn render(file: &str, problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(|p| match p.line {
-            Some(l) => format!("{file}:{l}: {}: {}", p.field, p.problem),
-            None => format!("{file}: {}: {}", p.field, p.problem),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Checks a definition's text as the engine will, against the engine's activities.
@@ -70,11 +60,7 @@ pub fn load_file(path: &Path) -> Result<(String, WorkflowSpec), LoadError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| LoadError {
         file: file.clone(),
-        problems: vec![Problem {
-            field: "(file)".into(),
-            line: None,
-            problem: format!("cannot read: {e}"),
-        }],
+        problems: vec![Problem::new("(file)", format!("cannot read: {e}"))],
     })?;
     let spec = check_text(&file, &text)?;
     Ok((text, spec))
@@ -104,11 +90,10 @@ impl Catalog {
         if bad_name {
             return Err(LoadError {
                 file: file.to_owned(),
-                problems: vec![Problem {
-                    field: "(file)".into(),
-                    line: None,
-                    problem: "a workflow is named by a file name ending in .yaml".into(),
-                }],
+                problems: vec![Problem::new(
+                    "(file)",
+                    "a workflow is named by a file name ending in .yaml",
+                )],
             });
         }
         if let Some(dir) = &self.dir {
@@ -131,17 +116,16 @@ impl Catalog {
             }
             None => Err(LoadError {
                 file: file.to_owned(),
-                problems: vec![Problem {
-                    field: "(file)".into(),
-                    line: None,
-                    problem: format!(
+                problems: vec![Problem::new(
+                    "(file)",
+                    format!(
                         "no such workflow in {} or among the built-in ones",
                         self.dir
                             .as_ref()
                             .map(|d| d.display().to_string())
                             .unwrap_or_else(|| "(no directory)".into())
                     ),
-                }],
+                )],
             }),
         }
     }

@@ -274,7 +274,7 @@ impl DeploymentControl for SimControl {
         .bind(req.version as i32)
         .bind(req.generation as i64)
         .bind(req.parallelism as i32)
-        .bind(req.spec.checkpoint.interval_ms.max(100) as i64)
+        .bind(req.spec.checkpoint.interval().as_millis().max(100) as i64)
         .bind(&restored_from)
         .execute(&mut *tx)
         .await

@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::activities::{Activities, ActivityError};
-use crate::domain::workflow::spec::{ErrorClass, WaitSpec};
+use crate::domain::workflow::spec::WaitSpec;
 use crate::domain::workflow::validate::resolve;
+use crate::domain::ErrorClass;
 use crate::domain::StreamId;
 use crate::runtime::control::{
     DeploymentControl, DeploymentKey, DeploymentStatus, RuntimeError, TaskState,

@@ -342,10 +342,12 @@ pub fn decide(
 
 fn checked_spec(spec: &serde_json::Value) -> Result<serde_json::Value, Rejection> {
     let parsed = JobSpec::from_value(spec.clone()).map_err(|e| {
-        reject(
-            RejectionCode::InvalidCommand,
-            format!("payload.spec.{}: {}", e.field, e.problem),
-        )
+        let list: Vec<String> = e
+            .problems
+            .iter()
+            .map(|p| format!("payload.spec.{p}"))
+            .collect();
+        reject(RejectionCode::InvalidCommand, list.join("; "))
     })?;
     serde_json::to_value(parsed)
         .map_err(|e| reject(RejectionCode::InvalidCommand, format!("payload.spec: {e}")))

@@ -3,10 +3,17 @@
 //! These types are the documentation: `docs/schemas/job-spec.schema.json` is
 //! generated from them and `docs/job-spec.md` explains them. Unknown fields are
 //! rejected so that a typo fails loudly instead of being ignored.
+//!
+//! Durations are [`Dur`]s (`250ms`, `30s`). Specs written before that gave
+//! some of them as integer milliseconds (`interval_ms`); those fields are
+//! still read, are folded into the new ones once the spec is checked, and
+//! are never written back.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::document::{self, Problem};
+use crate::domain::duration::Dur;
 pub use crate::domain::module::UdfKind;
 
 /// A job version's spec. Immutable once submitted.
@@ -56,9 +63,23 @@ pub struct SourceSpec {
     /// JSON field holding the event time in epoch milliseconds; the Kafka timestamp if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_time_field: Option<String>,
-    /// How far out of order events may arrive, in milliseconds, before they count as late.
-    #[serde(default)]
-    pub max_out_of_orderness_ms: u64,
+    /// How far out of order events may arrive before they count as late.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Dur", extend("default" = "0s"))]
+    pub max_out_of_orderness: Option<Dur>,
+    /// Older spelling of `max_out_of_orderness`, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64", extend("deprecated" = true))]
+    pub max_out_of_orderness_ms: Option<u64>,
+}
+
+impl SourceSpec {
+    /// How far out of order events may arrive, whichever way it was written.
+    pub fn max_out_of_orderness(&self) -> Dur {
+        self.max_out_of_orderness
+            .or(self.max_out_of_orderness_ms.map(Dur::from_millis))
+            .unwrap_or(Dur::from_millis(0))
+    }
 }
 
 /// Record value format.
@@ -100,8 +121,13 @@ pub enum OperatorSpec {
         /// Memory cap for one instance, in MiB.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         memory_mb: Option<u32>,
-        /// CPU deadline for one batch, in milliseconds.
+        /// CPU deadline for one batch.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Dur")]
+        timeout: Option<Dur>,
+        /// Older spelling of `timeout`, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "u64", extend("deprecated" = true))]
         timeout_ms: Option<u64>,
     },
     /// Re-keys records by a field of the JSON value, e.g. `user.id`.
@@ -111,6 +137,27 @@ pub enum OperatorSpec {
         /// Dot-separated path into the JSON value.
         field: String,
     },
+}
+
+impl OperatorSpec {
+    /// The stable operator id.
+    pub fn id(&self) -> &str {
+        match self {
+            OperatorSpec::Udf { id, .. } | OperatorSpec::KeyBy { id, .. } => id,
+        }
+    }
+
+    /// A UDF's CPU deadline for one batch, whichever way it was written.
+    pub fn timeout(&self) -> Option<Dur> {
+        match self {
+            OperatorSpec::Udf {
+                timeout,
+                timeout_ms,
+                ..
+            } => timeout.or(timeout_ms.map(Dur::from_millis)),
+            OperatorSpec::KeyBy { .. } => None,
+        }
+    }
 }
 
 /// A sink.
@@ -153,17 +200,22 @@ fn default_http_attempts() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointSpec {
-    /// Interval between checkpoints, in milliseconds.
-    #[serde(default = "default_interval")]
-    pub interval_ms: u64,
+    /// Time between periodic checkpoints, at least `100ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Dur", extend("default" = "10s"))]
+    pub interval: Option<Dur>,
+    /// Older spelling of `interval`, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64", extend("deprecated" = true))]
+    pub interval_ms: Option<u64>,
     /// How many completed checkpoints to keep.
     #[serde(default = "default_retain")]
     pub retain: u32,
 }
 
-fn default_interval() -> u64 {
-    10_000
-}
+const DEFAULT_INTERVAL: Dur = Dur::from_secs(10);
+const MIN_INTERVAL: Dur = Dur::from_millis(100);
+
 fn default_retain() -> u32 {
     3
 }
@@ -171,94 +223,157 @@ fn default_retain() -> u32 {
 impl Default for CheckpointSpec {
     fn default() -> Self {
         Self {
-            interval_ms: default_interval(),
+            interval: None,
+            interval_ms: None,
             retain: default_retain(),
         }
     }
 }
 
-/// A spec that failed validation, naming the field.
+impl CheckpointSpec {
+    /// Time between periodic checkpoints, whichever way it was written.
+    pub fn interval(&self) -> Dur {
+        self.interval
+            .or(self.interval_ms.map(Dur::from_millis))
+            .unwrap_or(DEFAULT_INTERVAL)
+    }
+}
+
+/// A spec that failed to parse or validate: every problem found, each naming
+/// its field (and, for YAML text, its line).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {problem}")]
+#[error("{}", self.summary())]
 pub struct SpecError {
-    pub field: String,
-    pub problem: String,
+    pub problems: Vec<Problem>,
+}
+
+impl SpecError {
+    /// One line per problem, `file:line: field: problem`.
+    pub fn in_file(&self, file: &str) -> String {
+        document::render(file, &self.problems)
+    }
+
+    /// Every problem on one line, for messages that carry no file name.
+    fn summary(&self) -> String {
+        self.problems
+            .iter()
+            .map(|p| match p.line {
+                Some(l) => format!("line {l}: {p}"),
+                None => p.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl From<Problem> for SpecError {
+    fn from(p: Problem) -> Self {
+        Self { problems: vec![p] }
+    }
 }
 
 impl JobSpec {
     /// Parses a YAML or JSON document (JSON is YAML) and validates it.
     pub fn parse(text: &str) -> Result<Self, SpecError> {
-        let spec: JobSpec = serde_yaml::from_str(text).map_err(|e| SpecError {
-            field: e
-                .location()
-                .map(|l| format!("line {} column {}", l.line(), l.column()))
-                .unwrap_or_else(|| "spec".into()),
-            problem: e.to_string(),
-        })?;
-        spec.validate()?;
-        Ok(spec)
+        let (spec, lines) = document::from_yaml::<JobSpec>(text)?;
+        match spec.problems() {
+            ps if ps.is_empty() => Ok(spec.normalized()),
+            ps => Err(SpecError {
+                problems: lines.locate(ps),
+            }),
+        }
     }
 
     /// Parses an already-decoded JSON value and validates it.
     pub fn from_value(value: serde_json::Value) -> Result<Self, SpecError> {
-        let spec: JobSpec = serde_json::from_value(value).map_err(|e| SpecError {
-            field: "spec".into(),
-            problem: e.to_string(),
-        })?;
+        let spec: JobSpec = document::from_json(value)?;
         spec.validate()?;
-        Ok(spec)
+        Ok(spec.normalized())
     }
 
-    /// Checks what serde cannot: counts, ranges and references.
+    /// Checks what serde cannot: counts, ranges, references, and settings
+    /// given in both their new and their older spelling.
     pub fn validate(&self) -> Result<(), SpecError> {
-        let err = |field: String, problem: &str| SpecError {
-            field,
-            problem: problem.into(),
-        };
+        match self.problems() {
+            ps if ps.is_empty() => Ok(()),
+            problems => Err(SpecError { problems }),
+        }
+    }
+
+    fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
         if self.sources.is_empty() {
-            return Err(err("sources".into(), "at least one source is required"));
+            out.push(Problem::new("sources", "at least one source is required"));
         }
         if self.sinks.is_empty() {
-            return Err(err("sinks".into(), "at least one sink is required"));
+            out.push(Problem::new("sinks", "at least one sink is required"));
         }
         if self.parallelism == 0 || self.parallelism > 1024 {
-            return Err(err("parallelism".into(), "must be between 1 and 1024"));
+            out.push(Problem::new("parallelism", "must be between 1 and 1024"));
         }
-        if self.checkpoint.interval_ms < 100 {
-            return Err(err("checkpoint.interval_ms".into(), "must be at least 100"));
+        let cp = &self.checkpoint;
+        out.extend(both("checkpoint.interval", &cp.interval, cp.interval_ms));
+        if cp.interval() < MIN_INTERVAL {
+            let field = match cp.interval {
+                Some(_) => "checkpoint.interval",
+                None => "checkpoint.interval_ms",
+            };
+            out.push(Problem::new(field, "must be at least 100ms"));
         }
-        if self.checkpoint.retain == 0 {
-            return Err(err("checkpoint.retain".into(), "must be at least 1"));
+        if cp.retain == 0 {
+            out.push(Problem::new("checkpoint.retain", "must be at least 1"));
         }
         for (i, s) in self.sources.iter().enumerate() {
             if s.topic.trim().is_empty() {
-                return Err(err(format!("sources[{i}].topic"), "must not be empty"));
+                out.push(Problem::new(
+                    format!("sources[{i}].topic"),
+                    "must not be empty",
+                ));
             }
+            out.extend(both(
+                &format!("sources[{i}].max_out_of_orderness"),
+                &s.max_out_of_orderness,
+                s.max_out_of_orderness_ms,
+            ));
         }
         let mut ids = std::collections::HashSet::new();
         for (i, op) in self.operators.iter().enumerate() {
-            let id = match op {
-                OperatorSpec::Udf { id, module, .. } => {
+            match op {
+                OperatorSpec::Udf {
+                    module,
+                    timeout,
+                    timeout_ms,
+                    ..
+                } => {
                     if parse_module_ref(module).is_none() {
-                        return Err(err(
+                        out.push(Problem::new(
                             format!("operators[{i}].module"),
                             "must be `name@version`",
                         ));
                     }
-                    id
+                    out.extend(both(
+                        &format!("operators[{i}].timeout"),
+                        timeout,
+                        *timeout_ms,
+                    ));
                 }
-                OperatorSpec::KeyBy { id, field } => {
+                OperatorSpec::KeyBy { field, .. } => {
                     if field.trim().is_empty() {
-                        return Err(err(format!("operators[{i}].field"), "must not be empty"));
+                        out.push(Problem::new(
+                            format!("operators[{i}].field"),
+                            "must not be empty",
+                        ));
                     }
-                    id
                 }
-            };
-            if id.is_empty() {
-                return Err(err(format!("operators[{i}].id"), "must not be empty"));
             }
-            if !ids.insert(id.clone()) {
-                return Err(err(
+            let id = op.id();
+            if id.is_empty() {
+                out.push(Problem::new(
+                    format!("operators[{i}].id"),
+                    "must not be empty",
+                ));
+            } else if !ids.insert(id) {
+                out.push(Problem::new(
                     format!("operators[{i}].id"),
                     "duplicates an earlier id",
                 ));
@@ -267,15 +382,47 @@ impl JobSpec {
         for (i, s) in self.sinks.iter().enumerate() {
             if let SinkSpec::Postgres { key_columns, .. } = s {
                 if key_columns.is_empty() {
-                    return Err(err(
+                    out.push(Problem::new(
                         format!("sinks[{i}].key_columns"),
                         "at least one key column is required",
                     ));
                 }
             }
         }
-        Ok(())
+        out
     }
+
+    /// The spec with every duration in its new spelling, as it is stored.
+    fn normalized(mut self) -> Self {
+        let cp = &mut self.checkpoint;
+        cp.interval = cp.interval.or(cp.interval_ms.take().map(Dur::from_millis));
+        for s in &mut self.sources {
+            s.max_out_of_orderness = s
+                .max_out_of_orderness
+                .or(s.max_out_of_orderness_ms.take().map(Dur::from_millis));
+        }
+        for op in &mut self.operators {
+            if let OperatorSpec::Udf {
+                timeout,
+                timeout_ms,
+                ..
+            } = op
+            {
+                *timeout = timeout.or(timeout_ms.take().map(Dur::from_millis));
+            }
+        }
+        self
+    }
+}
+
+/// A duration given both as `field` and in its older spelling `field_ms`.
+fn both(field: &str, new: &Option<Dur>, old: Option<u64>) -> Option<Problem> {
+    (new.is_some() && old.is_some()).then(|| {
+        Problem::new(
+            format!("{field}_ms"),
+            format!("give `{field}` or the older `{field}_ms`, not both"),
+        )
+    })
 }
 
 /// Splits `name@version`.
@@ -295,25 +442,179 @@ operators:
 sinks: [{ type: kafka, topic: out }]
 "#;
 
+    /// The problems as `line: field`, in order.
+    fn located(e: &SpecError) -> Vec<(Option<usize>, &str)> {
+        e.problems
+            .iter()
+            .map(|p| (p.line, p.field.as_str()))
+            .collect()
+    }
+
     #[test]
     fn parses_a_minimal_spec_with_defaults() {
         let spec = JobSpec::parse(GOOD).unwrap();
         assert_eq!(spec.parallelism, 1);
         assert_eq!(spec.checkpoint.retain, 3);
+        assert_eq!(spec.checkpoint.interval(), Dur::from_secs(10));
         assert_eq!(spec.sources[0].format, Format::Json);
+        assert_eq!(spec.sources[0].max_out_of_orderness(), Dur::from_millis(0));
+        assert_eq!(spec.operators[0].timeout(), None);
     }
 
     #[test]
-    fn unknown_fields_are_named() {
-        let err = JobSpec::parse("sources: []\nsinks: []\nparalelism: 2\n").unwrap_err();
-        assert!(err.problem.contains("paralelism"), "{err}");
+    fn unknown_fields_are_named_with_their_line() {
+        let err = JobSpec::parse("sources: [{topic: a}]\nsinks: []\nparalelism: 2\n").unwrap_err();
+        assert_eq!(located(&err), [(Some(3), "paralelism")], "{err}");
+        assert!(
+            err.problems[0]
+                .problem
+                .contains("unknown field `paralelism`"),
+            "{err}"
+        );
+        assert!(
+            err.in_file("job.yaml")
+                .starts_with("job.yaml:3: paralelism: unknown field"),
+            "{err}"
+        );
     }
 
     #[test]
-    fn semantic_errors_name_the_field() {
-        let err = JobSpec::parse(&GOOD.replace("upper@1.0.0", "upper")).unwrap_err();
-        assert_eq!(err.field, "operators[0].module");
-        let err = JobSpec::parse("sources: [{topic: a}]\nsinks: []\n").unwrap_err();
-        assert_eq!(err.field, "sinks");
+    fn every_problem_is_reported_with_its_line() {
+        let text = "\
+sources:
+  - topic: orders
+operators:
+  - type: udf
+    id: upper
+    module: upper
+    kind: map
+  - { type: key_by, id: upper, field: customer.id }
+sinks:
+  - type: postgres
+    table: counts
+    key_columns: []
+";
+        let err = JobSpec::parse(text).unwrap_err();
+        assert_eq!(
+            located(&err),
+            [
+                (Some(6), "operators[0].module"),
+                (Some(8), "operators[1].id"),
+                (Some(12), "sinks[0].key_columns"),
+            ],
+            "{err}"
+        );
+        assert_eq!(
+            err.in_file("orders.yaml"),
+            "orders.yaml:6: operators[0].module: must be `name@version`\n\
+             orders.yaml:8: operators[1].id: duplicates an earlier id\n\
+             orders.yaml:12: sinks[0].key_columns: at least one key column is required"
+        );
+    }
+
+    #[test]
+    fn the_documented_example_is_valid() {
+        let doc = include_str!("../../../../docs/job-spec.md");
+        let example = doc
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        let spec = JobSpec::parse(example).unwrap();
+        assert_eq!(spec.checkpoint.interval(), Dur::from_secs(10));
+        assert_eq!(spec.sources[0].max_out_of_orderness(), Dur::from_secs(5));
+        assert_eq!(spec.operators[0].timeout(), Some(Dur::from_millis(50)));
+    }
+
+    #[test]
+    fn durations_are_written_as_durations() {
+        let text = GOOD
+            .replace(
+                "{ topic: orders }",
+                "{ topic: orders, max_out_of_orderness: 5s }",
+            )
+            .replace("kind: map }", "kind: map, timeout: 50ms }")
+            + "checkpoint: { interval: 2m }\n";
+        let spec = JobSpec::parse(&text).unwrap();
+        assert_eq!(spec.checkpoint.interval(), Dur::from_secs(120));
+        assert_eq!(spec.sources[0].max_out_of_orderness(), Dur::from_secs(5));
+        assert_eq!(spec.operators[0].timeout(), Some(Dur::from_millis(50)));
+        let err = JobSpec::parse(&text.replace("2m", "2 minutes")).unwrap_err();
+        assert_eq!(located(&err), [(Some(6), "checkpoint.interval")], "{err}");
+        let err = JobSpec::parse(&text.replace("2m", "50ms")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 6: checkpoint.interval: must be at least 100ms"
+        );
+    }
+
+    #[test]
+    fn the_older_millisecond_fields_are_still_read_and_stored_as_durations() {
+        let text = GOOD
+            .replace(
+                "{ topic: orders }",
+                "{ topic: orders, max_out_of_orderness_ms: 5000 }",
+            )
+            .replace("kind: map }", "kind: map, timeout_ms: 50 }")
+            + "checkpoint: { interval_ms: 500 }\n";
+        let spec = JobSpec::parse(&text).unwrap();
+        assert_eq!(spec.checkpoint.interval(), Dur::from_millis(500));
+        assert_eq!(spec.sources[0].max_out_of_orderness(), Dur::from_secs(5));
+        assert_eq!(spec.operators[0].timeout(), Some(Dur::from_millis(50)));
+        let stored = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            stored["checkpoint"],
+            serde_json::json!({"interval": "500ms", "retain": 3})
+        );
+        assert_eq!(stored["sources"][0]["max_out_of_orderness"], "5s");
+        assert_eq!(stored["operators"][0]["timeout"], "50ms");
+        assert_eq!(JobSpec::from_value(stored).unwrap(), spec);
+        let err = JobSpec::parse(&text.replace("500", "50")).unwrap_err();
+        assert_eq!(
+            located(&err),
+            [(Some(6), "checkpoint.interval_ms")],
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_duration_given_both_ways_is_refused_naming_both() {
+        let text = GOOD.replace("kind: map }", "kind: map, timeout: 50ms, timeout_ms: 50 }")
+            + "checkpoint:\n  interval: 1s\n  interval_ms: 1000\n";
+        let err = JobSpec::parse(&text).unwrap_err();
+        assert_eq!(
+            located(&err),
+            [
+                (Some(4), "operators[0].timeout_ms"),
+                (Some(8), "checkpoint.interval_ms"),
+            ],
+            "{err}"
+        );
+        assert_eq!(
+            err.problems[1].problem,
+            "give `checkpoint.interval` or the older `checkpoint.interval_ms`, not both"
+        );
+    }
+
+    #[test]
+    fn json_values_name_the_field_without_a_line() {
+        let err = JobSpec::from_value(serde_json::json!({
+            "sources": [{"topic": ""}], "sinks": [], "parallelism": 0
+        }))
+        .unwrap_err();
+        assert_eq!(
+            located(&err),
+            [
+                (None, "sinks"),
+                (None, "parallelism"),
+                (None, "sources[0].topic")
+            ],
+            "{err}"
+        );
+        let err = JobSpec::from_value(serde_json::json!({
+            "sources": [{"topic": "a", "start": "middle"}], "sinks": []
+        }))
+        .unwrap_err();
+        assert_eq!(located(&err), [(None, "sources[0].start")], "{err}");
     }
 }

@@ -6,7 +6,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::spec::ErrorClass;
+use crate::domain::ErrorClass;
 
 /// A workflow run command, tagged by `kind` with its `payload`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -12,11 +12,11 @@ use sha2::{Digest, Sha256};
 use super::command::{ClaimNext, ClaimStep, FailStep, WorkflowCommand};
 use super::event::{RunEvent, StepError};
 use super::expr::{Expr, Path};
-use super::spec::{Backoff, ErrorClass, FailureAction, OnFailure};
+use super::spec::{Backoff, FailureAction, OnFailure};
 use super::state::{RunState, RunStatus, StepPhase};
 use super::validate::{self, END};
 use crate::domain::rejection::{Rejection, RejectionCode};
-use crate::domain::BackoffPolicy;
+use crate::domain::{BackoffPolicy, ErrorClass};
 
 /// Inputs besides state and command. Time is passed in, never read.
 #[derive(Debug, Clone)]

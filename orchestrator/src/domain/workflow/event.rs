@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::spec::{ErrorClass, WorkflowSpec};
+use super::spec::WorkflowSpec;
+use crate::domain::ErrorClass;
 
 /// Why a step attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -1,5 +1,5 @@
 //! Workflows, the pure part: the definition format ([`spec`]), its checks
-//! ([`validate`], [`locate`]), expressions ([`expr`]) and the run aggregate
+//! ([`validate`]), expressions ([`expr`]) and the run aggregate
 //! ([`command`], [`event`], [`state`], [`decide`]). No I/O; the engine that
 //! runs activities lives in [`crate::workflow`].
 
@@ -7,7 +7,6 @@ pub mod command;
 pub mod decide;
 pub mod event;
 pub mod expr;
-pub mod locate;
 pub mod spec;
 pub mod state;
 pub mod validate;

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::duration::Dur;
+use crate::domain::error_class::ErrorClass;
 
 /// A workflow definition: steps run in order, with branches, retries, waits and outputs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -188,7 +189,10 @@ impl Backoff {
 /// What a step's failure does to the run, once retries are spent:
 /// `pause`, `fail`, `compensate`, or `{goto: <step id>}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "must be pause, fail, compensate or {goto: <step id>}"
+)]
 pub enum OnFailure {
     /// `pause` (stop and wait for `weir workflow resume` or `abort`), `fail` (end the run as
     /// failed) or `compensate` (run the `compensate` activities of the completed steps, newest
@@ -264,52 +268,6 @@ pub struct WaitSpec {
 
 fn default_poll() -> Dur {
     Dur::from_millis(500)
-}
-
-/// A machine-readable failure class. Retry policies and branches match on it, never on message text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// A service was unreachable or overloaded; trying later may work.
-    Unavailable,
-    /// The attempt or the wait ran out of time.
-    Timeout,
-    /// A concurrent change got in the way.
-    Conflict,
-    /// A command was refused by the state machine.
-    Rejected,
-    /// Something named does not exist.
-    NotFound,
-    /// The input was wrong; trying again cannot help.
-    Invalid,
-    /// The activity declined on purpose (e.g. an upgrade that would drop state).
-    Refused,
-    /// The deployment restarted or failed while it was watched.
-    Unhealthy,
-    /// A bug or an unexpected failure.
-    Internal,
-}
-
-impl ErrorClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Unavailable => "unavailable",
-            ErrorClass::Timeout => "timeout",
-            ErrorClass::Conflict => "conflict",
-            ErrorClass::Rejected => "rejected",
-            ErrorClass::NotFound => "not_found",
-            ErrorClass::Invalid => "invalid",
-            ErrorClass::Refused => "refused",
-            ErrorClass::Unhealthy => "unhealthy",
-            ErrorClass::Internal => "internal",
-        }
-    }
-}
-
-impl std::fmt::Display for ErrorClass {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 impl WorkflowSpec {

@@ -6,9 +6,9 @@ use serde_json::json;
 use super::command::*;
 use super::decide::{decide, Context};
 use super::event::RunEvent;
-use super::spec::ErrorClass;
 use super::state::{Next, RunState, RunStatus, StepStatus};
 use crate::domain::rejection::RejectionCode;
+use crate::domain::ErrorClass;
 
 const DEF: &str = "name: t
 steps:

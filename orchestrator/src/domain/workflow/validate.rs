@@ -1,84 +1,28 @@
 //! Parsing and checking a workflow definition: everything that can be wrong
 //! with a file is found here, before any run starts, and each problem names
-//! the field (and, through [`super::locate`], the line).
+//! the field and its line.
 
 use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
 use super::expr::{Expr, Path};
-use super::locate::line_of;
 use super::spec::{OnFailure, RetryPolicy, Step, WaitSpec, WorkflowSpec};
+use crate::domain::document;
+pub use crate::domain::document::Problem;
 
 /// The reserved `next` target that ends the run.
 pub const END: &str = "end";
 
-/// One thing wrong with a definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The field, e.g. `steps[2].retry.max_attempts`.
-    pub field: String,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    pub problem: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.problem)
-    }
-}
-
 /// Parses and checks a definition. `activities`, when given, is the set of
 /// activity names an engine knows; without it activity names are not checked.
 pub fn parse(text: &str, activities: Option<&[&str]>) -> Result<WorkflowSpec, Vec<Problem>> {
-    let de = serde_yaml::Deserializer::from_str(text);
-    let spec: WorkflowSpec = match serde_path_to_error::deserialize(de) {
-        Ok(s) => s,
-        Err(e) => {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            let line = inner.location().map(|l| l.line());
-            // serde_yaml appends " at line L column C"; the line is reported separately.
-            let mut msg = inner.to_string();
-            if let Some(i) = msg.find(" at line ") {
-                msg.truncate(i);
-            }
-            // serde_yaml may prefix its own path (`steps[1].retry: …`); the field is reported separately.
-            if let Some((head, tail)) = msg.split_once(": ") {
-                if !head.contains(' ') && !head.contains('`') {
-                    msg = tail.to_owned();
-                }
-            }
-            if msg.starts_with("data did not match any variant of untagged enum OnFailure") {
-                msg = "must be pause, fail, compensate or {goto: <step id>}".to_owned();
-            }
-            let field = if field == "." || field.is_empty() {
-                "(document)".to_owned()
-            } else {
-                field
-            };
-            // The scanner knows where a field is written; serde_yaml knows where a syntax error is.
-            let located = if field == "(document)" {
-                None
-            } else {
-                line_of(text, &field)
-            };
-            return Err(vec![Problem {
-                line: located.or(line),
-                field,
-                problem: msg,
-            }]);
-        }
-    };
-    let mut problems = check(&spec, activities);
+    let (spec, lines) = document::from_yaml::<WorkflowSpec>(text).map_err(|p| vec![p])?;
+    let problems = check(&spec, activities);
     if problems.is_empty() {
         Ok(spec)
     } else {
-        for p in &mut problems {
-            p.line = line_of(text, &p.field);
-        }
-        Err(problems)
+        Err(lines.locate(problems))
     }
 }
 
@@ -99,11 +43,7 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn problem(&mut self, field: impl Into<String>, problem: impl Into<String>) {
-        self.out.push(Problem {
-            field: field.into(),
-            line: None,
-            problem: problem.into(),
-        });
+        self.out.push(Problem::new(field, problem));
     }
 
     fn check_path(&mut self, field: &str, path: &Path) {
@@ -448,13 +388,11 @@ outputs:
 
     #[test]
     fn structural_mistakes_are_named() {
-        let ps = check(
-            &serde_yaml::from_str(
-                "name: x\nsteps:\n  - id: a\n  - id: a\n    activity: z\n    wait: {for: 1s}\n  - id: end\n    wait: {}\n",
-            )
-            .unwrap(),
-            None,
-        );
+        let (spec, _) = document::from_yaml(
+            "name: x\nsteps:\n  - id: a\n  - id: a\n    activity: z\n    wait: {for: 1s}\n  - id: end\n    wait: {}\n",
+        )
+        .unwrap();
+        let ps = check(&spec, None);
         let text: Vec<String> = ps.iter().map(|p| p.to_string()).collect();
         assert!(
             text.iter()

@@ -152,7 +152,8 @@ mod tests {
             format,
             start: StartPosition::Earliest,
             event_time_field: field.map(str::to_owned),
-            max_out_of_orderness_ms: 0,
+            max_out_of_orderness: None,
+            max_out_of_orderness_ms: None,
         }
     }
 

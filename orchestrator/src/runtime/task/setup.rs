@@ -42,7 +42,7 @@ impl Task {
             .spec
             .sources
             .iter()
-            .map(|s| s.max_out_of_orderness_ms)
+            .map(|s| s.max_out_of_orderness().as_millis())
             .max()
             .unwrap_or(0);
         let mut watermarks = Watermarks::new(out_of_order);

@@ -14,7 +14,7 @@ use super::{input, Activities, ActivityCtx, ActivityError};
 use crate::domain::job::spec::{parse_module_ref, OperatorSpec};
 use crate::domain::job::JobSpec;
 use crate::domain::module::UdfKind;
-use crate::domain::workflow::spec::ErrorClass;
+use crate::domain::ErrorClass;
 use crate::registry::FetchedModule;
 use crate::runtime::control::DeploymentControl;
 use crate::store::EventStore;

@@ -8,7 +8,7 @@ use super::job::job_state;
 use super::{input, Activities, ActivityCtx, ActivityError};
 use crate::domain::job::state::CompileStatus;
 use crate::domain::job::{JobSpec, JobState};
-use crate::domain::workflow::spec::ErrorClass;
+use crate::domain::ErrorClass;
 use crate::runtime::control::{
     DeploymentControl, DeploymentKey, DeploymentRequest, RestoreFrom, RuntimeError,
 };

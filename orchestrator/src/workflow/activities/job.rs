@@ -8,7 +8,7 @@ use super::{input, Activities, ActivityCtx, ActivityError};
 use crate::domain::envelope::ParsedCommand;
 use crate::domain::job::state::CompileStatus;
 use crate::domain::job::{JobCommand, JobState};
-use crate::domain::workflow::spec::ErrorClass;
+use crate::domain::ErrorClass;
 use crate::domain::{Command, JobName, RejectionCode, StreamId, Tenant};
 use crate::lifecycle::Incoming;
 use crate::runtime::control::DeploymentControl;

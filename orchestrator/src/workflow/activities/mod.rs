@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::clock::Clock;
-use crate::domain::workflow::spec::ErrorClass;
+use crate::domain::ErrorClass;
 use crate::lifecycle::CommandHandler;
 use crate::registry::{ModuleError, ModuleSource, RegistryError};
 use crate::runtime::control::{DeploymentControl, RuntimeError};

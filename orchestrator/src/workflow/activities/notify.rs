@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{input, Activities, ActivityCtx, ActivityError};
-use crate::domain::workflow::spec::ErrorClass;
+use crate::domain::ErrorClass;
 use crate::runtime::control::DeploymentControl;
 use crate::store::EventStore;
 
