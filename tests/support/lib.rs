@@ -117,9 +117,18 @@ where
 {
     eventually_ok(timeout, what, || {
         let next = f();
-        async move { next.await.ok_or("not yet") }
+        async move { next.await.ok_or(NothingYet) }
     })
     .await
+}
+
+/// What [`eventually`] saw while its condition did not hold.
+struct NothingYet;
+
+impl std::fmt::Debug for NothingYet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("nothing yet")
+    }
 }
 
 /// Waits until `f` returns `Ok`, or panics after `timeout` with the last
