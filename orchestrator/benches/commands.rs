@@ -3,7 +3,7 @@
 //!
 //! Prints the maximum sustained rate, p50/p99 latency at 1,000 commands/s, and
 //! raw PostgreSQL single-row insert tps on one connection for comparison
-//! (DESIGN §9: ≥ 5,000 commands/s, ≥ 0.5 × raw insert tps, p99 < 20 ms at 1,000/s).
+//! (docs/architecture.md#targets: ≥ 5,000 commands/s, ≥ 0.5 × raw insert tps, p99 < 20 ms at 1,000/s).
 //! Run: `cargo bench -p weir --bench commands` (services must be up).
 
 use std::collections::HashMap;

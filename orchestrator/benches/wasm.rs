@@ -3,7 +3,7 @@
 //! native Rust producing the same `RecordResult`s, at batch sizes 1, 64 and
 //! 1024; plus instantiation time from the `InstancePre`.
 //!
-//! DESIGN §9 target: a trivial map at batch 1024 adds ≤ 15 ns per record.
+//! Target (docs/architecture.md#targets): a trivial map at batch 1024 adds ≤ 15 ns per record.
 //! Run: `cargo bench -p weir --bench wasm` (builds the example UDFs first).
 
 #[path = "../../tests/support/guests.rs"]
@@ -30,7 +30,7 @@ fn records(n: usize) -> Vec<InputRecord> {
     (0..n)
         .map(|i| {
             let level = if i % 2 == 0 { "error" } else { "info" };
-            // About 45 bytes, like DESIGN's measurements.
+            // About 45 bytes, the record size docs/udf-abi.md measures.
             let value = format!(
                 r#"{{"id":{},"level":"{level}","msg":"abcdefg"}}"#,
                 10_000 + i % 90_000
@@ -109,6 +109,7 @@ fn thread_cpu() -> Duration {
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid, writable timespec.
+    #[allow(unsafe_code)]
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)

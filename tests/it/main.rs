@@ -4,6 +4,9 @@
 //! and needs its `integration` feature: `cargo test -p weir --features
 //! integration --test it` (scripts/test.sh runs it with everything else).
 
+// A test binary: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../support/lib.rs"]
 mod support;
 

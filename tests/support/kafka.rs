@@ -246,10 +246,18 @@ fn start_tansu(engine: &str) -> String {
         .port();
     let dir = std::env::temp_dir().join(format!("weir-tansu-{port}"));
     std::fs::create_dir_all(&dir).expect("tansu dir");
+    // The broker scripts/services.sh built (with Weir's storage patch), else
+    // whatever tansu is installed.
     let tansu = std::env::var("HOME")
-        .map(|h| format!("{h}/.cargo/bin/tansu"))
         .ok()
-        .filter(|p| std::path::Path::new(p).exists())
+        .into_iter()
+        .flat_map(|h| {
+            [
+                format!("{h}/.local/share/weir/bin/tansu"),
+                format!("{h}/.cargo/bin/tansu"),
+            ]
+        })
+        .find(|p| std::path::Path::new(p).exists())
         .unwrap_or_else(|| "tansu".into());
     // The sqlite path must be relative: tansu prefixes the working directory.
     let script = format!(

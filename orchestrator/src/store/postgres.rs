@@ -1,6 +1,6 @@
 //! The PostgreSQL event store.
 //!
-//! `commit` runs the steps of DESIGN §3 in one transaction, for a whole batch:
+//! `commit` runs the steps of the command path (docs/architecture.md) in one transaction, for a whole batch:
 //! expected-version checks as conditional updates, then the gap-free position
 //! (a single-row counter, locked last so the lock is held briefly), then the
 //! events and the dedupe rows with their outcomes. Streams are touched in

@@ -69,6 +69,7 @@ impl ArtifactCache {
     }
 
     /// The compiled component: from disk when possible, else compiled (and stored).
+    #[allow(unsafe_code)] // loading precompiled code; the argument is at the block
     pub(crate) fn get_or_compile(
         &self,
         engine: &Engine,
