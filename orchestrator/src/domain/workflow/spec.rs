@@ -143,7 +143,10 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Exponential backoff: `initial`, then × `multiplier` per attempt, at most `max`.
+/// Exponential backoff: `initial`, then × `multiplier` per attempt, at most
+/// `max`; each delay is cut by up to a fifth as jitter, seeded from the step
+/// and attempt so a replayed run computes the same time
+/// ([`crate::domain::BackoffPolicy`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Backoff {
@@ -172,17 +175,6 @@ impl Default for Backoff {
             multiplier: default_multiplier(),
             max: default_max(),
         }
-    }
-}
-
-impl Backoff {
-    /// The delay after failed attempt number `attempt` (1-based).
-    pub fn delay(&self, attempt: u32) -> Dur {
-        let factor = self
-            .multiplier
-            .powi(attempt.saturating_sub(1).min(64) as i32);
-        let ms = (self.initial.as_millis() as f64 * factor).min(self.max.as_millis() as f64);
-        Dur::from_millis(ms.max(0.0) as u64)
     }
 }
 
