@@ -176,8 +176,11 @@ pub fn parse_message(subject_tenant: &str, bytes: &[u8]) -> Result<ParsedCommand
         rejection: Rejection::new(code, msg),
     };
     if bytes.len() > MAX_COMMAND_BYTES {
+        // Answer on the id's subject when the id can be read, so a client
+        // waiting for its own outcome hears back. The message is bounded by
+        // the NATS server's max payload, so reading it once is cheap.
         return Err(fail(
-            None,
+            recover_id(bytes),
             RejectionCode::TooLarge,
             format!(
                 "command is {} bytes; the limit is {MAX_COMMAND_BYTES}",
@@ -233,6 +236,16 @@ pub fn parse_message(subject_tenant: &str, bytes: &[u8]) -> Result<ParsedCommand
         issued_at: raw.issued_at,
         command,
     })
+}
+
+/// The `id` of a message that is otherwise refused, if it is JSON with one.
+fn recover_id(bytes: &[u8]) -> Option<Uuid> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    let only: IdOnly = serde_json::from_slice(bytes).ok()?;
+    Uuid::parse_str(&only.id?).ok()
 }
 
 /// Accepted or rejected.
@@ -310,6 +323,23 @@ mod tests {
         .unwrap();
         assert_eq!(c.stream.as_str(), "job.orders");
         assert_eq!(c.command.kind(), "job.rescale");
+    }
+
+    #[test]
+    fn a_too_large_command_is_answered_under_its_own_id() {
+        let id = Uuid::now_v7();
+        let big = "x".repeat(MAX_COMMAND_BYTES);
+        let bytes = serde_json::to_vec(&serde_json::json!({
+            "id": id, "tenant": "acme", "kind": "job.create", "target": "orders",
+            "actor": "alice", "issued_at": Utc::now(), "payload": {"spec": big}
+        }))
+        .unwrap();
+        let err = parse_message("acme", &bytes).unwrap_err();
+        assert_eq!(err.rejection.code, RejectionCode::TooLarge);
+        assert_eq!(err.id, Some(id));
+        // Not JSON, or no readable id: the `unknown` subject, as before.
+        let err = parse_message("acme", &vec![b' '; MAX_COMMAND_BYTES + 1]).unwrap_err();
+        assert_eq!(err.id, None);
     }
 
     #[test]
