@@ -59,7 +59,7 @@ operators:
 sinks:
   - { type: kafka, topic: $OUT }
 parallelism: 2
-checkpoint: { interval_ms: 1000 }
+checkpoint: { interval: 1s }
 YAML
 echo; echo "job spec:"; sed 's/^/  /' "$SPEC"
 step job create "$JOB" --spec "$SPEC"
