@@ -32,16 +32,7 @@ fn view(
         versions: state
             .versions
             .into_iter()
-            .map(|(version, v)| VersionView {
-                version,
-                digest: v.digest,
-                size: v.size,
-                interface: v.interface,
-                module_kind: v.module_kind,
-                sdk_version: v.sdk_version,
-                uploader: v.uploader,
-                uploaded_at: v.uploaded_at,
-            })
+            .map(|(version, module)| VersionView { version, module })
             .collect(),
         updated_at: at,
     })

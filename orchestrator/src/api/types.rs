@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::job::state::Deployment;
 use crate::domain::job::Phase;
-use crate::domain::module::UdfKind;
+use crate::domain::module::ModuleVersion;
 use crate::domain::workflow::state::{Current, RunStatus, StepRecord};
 use crate::store::StoredEvent;
 
@@ -91,17 +91,13 @@ pub struct RunFilter {
     pub active: bool,
 }
 
-/// One module version as the API shows it.
+/// One module version as the API shows it: its number and the stored version,
+/// whose fields appear beside it in the JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionView {
     pub version: String,
-    pub digest: String,
-    pub size: u64,
-    pub interface: String,
-    pub module_kind: UdfKind,
-    pub sdk_version: String,
-    pub uploader: String,
-    pub uploaded_at: chrono::DateTime<chrono::Utc>,
+    #[serde(flatten)]
+    pub module: ModuleVersion,
 }
 
 /// A module as the API shows it.

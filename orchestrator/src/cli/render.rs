@@ -187,10 +187,10 @@ pub fn module(m: &ModuleView) -> Vec<String> {
                 "{}@{}\t{}\t{}\t{} bytes\tby {}",
                 m.name,
                 v.version,
-                label(&v.module_kind),
-                v.digest,
-                v.size,
-                v.uploader
+                label(&v.module.module_kind),
+                v.module.digest,
+                v.module.size,
+                v.module.uploader
             )
         })
         .collect()

@@ -271,7 +271,7 @@ async fn fetch(g: &Globals, module: &str) -> Result<(String, String, Vec<u8>), C
         .await
         .map_err(|e| CliError::Unreachable(e.to_string()))?;
     let bytes = store
-        .get(name, &version, &entry.digest, entry.size)
+        .get(name, &version, &entry.module.digest, entry.module.size)
         .await
         .map_err(|e| CliError::Unreachable(e.to_string()))?;
     Ok((name.to_owned(), version, bytes))
