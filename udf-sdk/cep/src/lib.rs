@@ -4,4 +4,9 @@
 //! same engine runs inside a rule component and in tests.
 //!
 //! # Layout
+//! - `matched`: what a condition sees of the partial match it would extend.
 //! - `expr`: the rule expression language (parse, type-check, evaluate over JSON events).
+
+pub mod matched;
+
+pub use matched::{Matched, NoMatch};
