@@ -12,6 +12,7 @@
 //! - [`intake`]: JetStream consumer, outcome publishing, dead letters, outbox relay.
 //! - [`workflow`]: the workflow engine: durable runs of `workflows/*.yaml` (pure part in [`domain::workflow`]).
 //! - [`runtime`]: the data plane; [`runtime::control`] is its contract with the control plane.
+//! - [`reconcile`]: keeps deployments in line with job phases; records crashes and resumes as events.
 //! - [`registry`]: the WASM module registry: uploads, `name@version` resolution, warm compiled code.
 //! - [`wasm`]: the sandbox: wasmtime engine, limits, instances, the packed batch codec.
 //! - [`api`]: the HTTP query API, health and Prometheus metrics.
@@ -39,6 +40,7 @@ pub mod config;
 pub mod domain;
 pub mod intake;
 pub mod lifecycle;
+pub mod reconcile;
 pub mod registry;
 pub mod runtime;
 pub mod schema;

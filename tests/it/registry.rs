@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::support::bin;
-use crate::support::guests::guest;
+use crate::support::guests::{forbidden_import_component, guest};
 use crate::support::serve::{Serve, ServeOpts};
 use crate::support::{eventually, Isolation, NATS_URL};
 
@@ -64,6 +64,10 @@ async fn invalid_uploads_are_refused_locally_with_precise_reasons() {
         (
             write("v9.wasm", &wrong_version),
             "targets weir:udf@0.9.0; this host supports weir:udf@0.1.0",
+        ),
+        (
+            write("evil.wasm", &forbidden_import_component()),
+            "imports `evil:net/socket`, which the sandbox does not provide",
         ),
     ];
     let cache = dir.path().join("cache");

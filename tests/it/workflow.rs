@@ -1092,3 +1092,117 @@ steps:
         }
     );
 }
+
+/// A webhook receiver: answers each POST with the next status of `script`
+/// (then 200), recording the `Idempotency-Key` header and the JSON body.
+async fn webhook(
+    script: Vec<u16>,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+) {
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+    let script = Arc::new(Mutex::new(std::collections::VecDeque::from(script)));
+    let (s, sc) = (seen.clone(), script.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: HeaderMap, body: axum::Json<serde_json::Value>| {
+                let (s, sc) = (s.clone(), sc.clone());
+                async move {
+                    let key = headers
+                        .get("idempotency-key")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    s.lock().unwrap().push((key, body.0));
+                    let code = sc.lock().unwrap().pop_front().unwrap_or(200);
+                    StatusCode::from_u16(code).unwrap()
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+fn notifying_deploy(url: &str) -> String {
+    format!(
+        "name: deploy
+steps:
+  - id: tell
+    activity: notify
+    input: {{ url: \"{url}\", body: {{ job: $.input.job, generation: $.input.generation }} }}
+    retry: {{ max_attempts: 4, backoff: {{ initial: 100ms, multiplier: 2, max: 1s }} }}
+    on_failure: fail
+  - id: assign
+    activity: start
+    input: {{ job: $.input.job, version: $.input.version, generation: $.input.generation, parallelism: $.input.parallelism }}
+  - id: mark_running
+    activity: job_command
+    input: {{ job: $.input.job, kind: job.mark_running, payload: {{ generation: $.input.generation }} }}
+"
+    )
+}
+
+/// `notify` delivers its body to the webhook, retries a receiver that
+/// answers 503 with backoff under one idempotency key, and the run goes on.
+#[tokio::test]
+async fn notify_delivers_and_retries_a_failing_webhook() {
+    let (url, seen) = webhook(vec![503, 503]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("deploy.yaml"), notifying_deploy(&url)).unwrap();
+    let mut rig = Rig::new().await;
+    rig.spawn_engine("r1", Some(dir.path().to_path_buf()));
+    rig.ok("job.create", "hooked", json!({"spec": fast_spec(1, json!([]))}))
+        .await;
+    rig.ok("job.deploy", "hooked", json!({})).await;
+    let (run_id, run) = rig.settled_run("hooked", "deploy", 0, T).await;
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.reason);
+    assert_eq!(rig.job("hooked").await.phase, Phase::Running);
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "two 503s, then delivered: {seen:?}");
+    let keys: std::collections::BTreeSet<_> = seen.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys.len(), 1, "one idempotency key for every attempt: {keys:?}");
+    assert!(keys.iter().all(|k| k.contains(&run_id)), "{keys:?}");
+    let body = &seen[2].1;
+    assert_eq!(body["body"], json!({"job": "hooked", "generation": 1}));
+    assert_eq!(body["weir"]["run_id"], json!(run_id));
+    assert_eq!(body["weir"]["step"], "tell");
+    let failed: Vec<_> = rig
+        .run_events(&run_id)
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "step_failed")
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed[0].payload.to_string().contains("answered 503"), "{:?}", failed[0].payload);
+}
+
+/// A receiver that refuses the request (4xx) is not retried: the step fails
+/// at once with the status, and `on_failure: fail` ends the run.
+#[tokio::test]
+async fn notify_does_not_retry_a_refused_webhook() {
+    let (url, seen) = webhook(vec![400]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("deploy.yaml"), notifying_deploy(&url)).unwrap();
+    let mut rig = Rig::new().await;
+    rig.spawn_engine("r1", Some(dir.path().to_path_buf()));
+    rig.ok("job.create", "refused", json!({"spec": fast_spec(1, json!([]))}))
+        .await;
+    rig.ok("job.deploy", "refused", json!({})).await;
+    let (_, run) = rig.settled_run("refused", "deploy", 0, T).await;
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    assert!(
+        run.reason.as_deref().unwrap_or_default().contains("answered 400"),
+        "{:?}",
+        run.reason
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert!(rig.effects("refused").await.is_empty(), "nothing started");
+}

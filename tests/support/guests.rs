@@ -85,3 +85,27 @@ pub fn guest(name: &str) -> Vec<u8> {
     }
     std::fs::read(path(name)).unwrap_or_else(|e| panic!("{}: {e}", path(name).display()))
 }
+
+/// A component that exports `weir:udf/guest@0.1.0` (an imported instance,
+/// re-exported) and imports `evil:net/socket`: what a UDF reaching for a
+/// host interface the sandbox does not provide looks like to the host.
+pub fn forbidden_import_component() -> Vec<u8> {
+    use wasm_encoder::{
+        Component, ComponentExportKind, ComponentExportSection, ComponentImportSection,
+        ComponentTypeRef, ComponentTypeSection, InstanceType,
+    };
+    let mut types = ComponentTypeSection::new();
+    types.instance(&InstanceType::new());
+    let mut imports = ComponentImportSection::new();
+    imports.import("evil:net/socket", ComponentTypeRef::Instance(0));
+    let mut exports = ComponentExportSection::new();
+    exports.export(
+        "weir:udf/guest@0.1.0",
+        ComponentExportKind::Instance,
+        0,
+        None,
+    );
+    let mut c = Component::new();
+    c.section(&types).section(&imports).section(&exports);
+    c.finish()
+}

@@ -244,6 +244,17 @@ fn start_tansu(engine: &str) -> String {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
+    start_tansu_at(engine, port, port)
+}
+
+/// A private sqlite tansu of its own on `port` that tells clients to reach
+/// it on `advertised` (a test proxy in front of it), so every connection a
+/// client makes after bootstrap goes through the proxy.
+pub fn private_broker_behind(port: u16, advertised: u16) -> String {
+    start_tansu_at("sqlite://tansu.db", port, advertised)
+}
+
+fn start_tansu_at(engine: &str, port: u16, advertised: u16) -> String {
     let dir = std::env::temp_dir().join(format!("weir-tansu-{port}"));
     std::fs::create_dir_all(&dir).expect("tansu dir");
     // The broker scripts/services.sh built (with Weir's storage patch), else
@@ -262,7 +273,7 @@ fn start_tansu(engine: &str) -> String {
     // The sqlite path must be relative: tansu prefixes the working directory.
     let script = format!(
         "{tansu} broker --listener-url tcp://127.0.0.1:{port} \
-         --advertised-listener-url tcp://127.0.0.1:{port} \
+         --advertised-listener-url tcp://127.0.0.1:{advertised} \
          --storage-engine {engine} >broker.log 2>&1 & T=$!; \
          while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $T",
         pid = std::process::id()

@@ -11,8 +11,27 @@ use crate::domain::Dur;
 /// The longest duration a flag accepts.
 pub const MAX: Dur = Dur::from_secs(24 * 3600);
 
+/// The longest topic retention `--retention` accepts: a year.
+pub const MAX_RETENTION: Dur = Dur::from_secs(365 * 24 * 3600);
+
+/// Parses `--retention`: like [`parse`], from a minute up to [`MAX_RETENTION`]
+/// (e.g. `168h` for a week).
+pub fn parse_retention(s: &str) -> Result<Dur, String> {
+    parse_within(s, MAX_RETENTION).and_then(|d| {
+        if d.as_millis() < 60_000 {
+            Err("too short: at least 1m".to_owned())
+        } else {
+            Ok(d)
+        }
+    })
+}
+
 /// Parses a duration flag: `250ms`, `30s`, `10m`, `1h` or a bare number of seconds, at most [`MAX`].
 pub fn parse(s: &str) -> Result<Dur, String> {
+    parse_within(s, MAX)
+}
+
+fn parse_within(s: &str, max: Dur) -> Result<Dur, String> {
     let digits = s.bytes().take_while(u8::is_ascii_digit).count();
     let written = if digits == s.len() && digits > 0 {
         format!("{s}s")
@@ -20,11 +39,11 @@ pub fn parse(s: &str) -> Result<Dur, String> {
         s.to_owned()
     };
     match written.parse::<Dur>() {
-        Ok(d) if d <= MAX => Ok(d),
-        Ok(_) => Err(format!("too long: at most {MAX}")),
+        Ok(d) if d <= max => Ok(d),
+        Ok(_) => Err(format!("too long: at most {max}")),
         // Well formed yet unparsed: the number overflowed.
         Err(_) if digits > 0 && matches!(&written[digits..], "ms" | "s" | "m" | "h") => {
-            Err(format!("too long: at most {MAX}"))
+            Err(format!("too long: at most {max}"))
         }
         Err(_) => Err(
             "expected a whole number and a unit, ms, s, m or h (e.g. 500ms, 30s, 2m)".to_owned(),
@@ -49,6 +68,13 @@ mod tests {
         ] {
             assert_eq!(parse(s).map(Dur::as_millis), Ok(ms), "{s}");
         }
+    }
+
+    #[test]
+    fn retention_goes_from_a_minute_to_a_year() {
+        assert_eq!(parse_retention("168h").map(Dur::as_millis), Ok(604_800_000));
+        assert_eq!(parse_retention("30s"), Err("too short: at least 1m".to_owned()));
+        assert!(parse_retention("8761h").unwrap_err().starts_with("too long"));
     }
 
     #[test]

@@ -25,6 +25,15 @@ pub enum TopicCmd {
         topic: String,
         #[arg(long, default_value_t = 1)]
         partitions: i32,
+        /// Records older than this are deleted by the broker (`retention.ms`
+        /// with `cleanup.policy=delete`), so the topic's storage stays bounded.
+        #[arg(
+            long,
+            default_value = "168h",
+            value_parser = super::duration::parse_retention,
+            allow_hyphen_values = true
+        )]
+        retention: Dur,
     },
     /// Produce one record per input line (a file, or stdin).
     Produce {
@@ -68,11 +77,18 @@ fn unreachable(brokers: &str, e: impl std::fmt::Display) -> CliError {
 pub async fn run(g: &Globals, cmd: &TopicCmd) -> Result<(), CliError> {
     let brokers = g.conn.kafka_brokers.clone();
     match cmd {
-        TopicCmd::Create { topic, partitions } => {
+        TopicCmd::Create {
+            topic,
+            partitions,
+            retention,
+        } => {
             let admin: AdminClient<DefaultClientContext> = config(&brokers)
                 .create()
                 .map_err(|e| unreachable(&brokers, e))?;
-            let t = NewTopic::new(topic, *partitions, TopicReplication::Fixed(1));
+            let retention_ms = retention.get().as_millis().to_string();
+            let t = NewTopic::new(topic, *partitions, TopicReplication::Fixed(1))
+                .set("cleanup.policy", "delete")
+                .set("retention.ms", &retention_ms);
             let results = admin
                 .create_topics(
                     [&t],

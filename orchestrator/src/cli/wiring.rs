@@ -19,6 +19,7 @@ use crate::registry::RegistryModules;
 use crate::runtime::cluster::control::failover;
 use crate::runtime::cluster::liveness::Liveness;
 use crate::runtime::cluster::{self, ClusterConfig, ClusterRuntime, Worker};
+use crate::runtime::restart::RestartPolicy;
 use crate::runtime::{EmbeddedRuntime, RuntimeConfig};
 use crate::store::postgres::PgStore;
 use crate::wasm::{HostConfig, WasmHost};
@@ -94,6 +95,29 @@ pub struct ClusterArgs {
     /// Deployments this worker accepts.
     #[arg(long, env = "WEIR_WORKER_CAPACITY", default_value_t = 64)]
     pub worker_capacity: u32,
+    /// Crashes a task may have within `--task-restart-window` before it is
+    /// marked failed (and its job with it).
+    #[arg(long, env = "WEIR_TASK_RESTART_BUDGET", default_value_t = 10)]
+    pub task_restart_budget: u32,
+    /// On SIGTERM, how long final checkpoints may take before the worker
+    /// stops its jobs without them (they resume from the previous one).
+    #[arg(
+        long,
+        env = "WEIR_SHUTDOWN_GRACE",
+        default_value = "20s",
+        value_parser = super::duration::parse,
+        allow_hyphen_values = true
+    )]
+    pub shutdown_grace: Dur,
+    /// The sliding window of the restart budget.
+    #[arg(
+        long,
+        env = "WEIR_TASK_RESTART_WINDOW",
+        default_value = "5m",
+        value_parser = super::duration::parse,
+        allow_hyphen_values = true
+    )]
+    pub task_restart_window: Dur,
 }
 
 impl Default for ClusterArgs {
@@ -102,6 +126,9 @@ impl Default for ClusterArgs {
             worker_id: None,
             worker_ttl: Dur::from_secs(10),
             worker_capacity: 64,
+            task_restart_budget: 10,
+            shutdown_grace: Dur::from_secs(20),
+            task_restart_window: Dur::from_secs(300),
         }
     }
 }
@@ -215,11 +242,17 @@ fn embedded_runtime(
     nats: &async_nats::Client,
     modules: Arc<RegistryModules<PgStore>>,
     host: Arc<WasmHost>,
+    cluster: &ClusterArgs,
 ) -> EmbeddedRuntime {
     EmbeddedRuntime::new(
         RuntimeConfig {
             brokers: conn.kafka_brokers.clone(),
             subject_prefix: conn.subject_prefix.clone(),
+            restart: RestartPolicy {
+                budget: cluster.task_restart_budget,
+                window: cluster.task_restart_window.get(),
+                ..Default::default()
+            },
             ..Default::default()
         },
         store.pool().clone(),
@@ -258,10 +291,16 @@ pub async fn spawn_engine(
             // The data plane runs on workers (this process's own unless
             // disabled, and `weir worker`s); the engine drives them through
             // the cluster control plane, which places and fails over.
-            let embedded = args
-                .cluster
-                .embedded_worker
-                .then(|| embedded_runtime(conn, &store, &nats, modules.clone(), host));
+            let embedded = args.cluster.embedded_worker.then(|| {
+                embedded_runtime(
+                    conn,
+                    &store,
+                    &nats,
+                    modules.clone(),
+                    host,
+                    &args.cluster.cluster,
+                )
+            });
             let control = start_cluster(
                 conn,
                 store.pool().clone(),
@@ -272,6 +311,12 @@ pub async fn spawn_engine(
                 shutdown.clone(),
             )
             .await?;
+            let reconciler = crate::reconcile::Reconciler::new(
+                control.clone(),
+                CommandHandler::new(store.clone()),
+                Arc::new(SystemClock),
+            );
+            tasks.spawn(reconciler.run(shutdown.clone()));
             start_engine(store, control.clone(), modules, args, tasks, shutdown);
             Ok(Some(control))
         }
@@ -306,6 +351,7 @@ fn cluster_config(conn: &Connections, args: &ClusterArgs) -> ClusterConfig {
     ClusterConfig {
         prefix: conn.subject_prefix.clone(),
         ttl: args.worker_ttl.get(),
+        shutdown_grace: args.shutdown_grace.get(),
         ..Default::default()
     }
 }
@@ -373,7 +419,7 @@ pub async fn standalone_worker(
 ) -> Result<Worker, CliError> {
     let host = Arc::new(wasm_host()?);
     let modules = registry_modules(store.clone(), &nats, conn, host.clone());
-    let runtime = embedded_runtime(conn, &store, &nats, modules, host);
+    let runtime = embedded_runtime(conn, &store, &nats, modules, host, args);
     let cfg = cluster_config(conn, args);
     let js = async_nats::jetstream::new(nats.clone());
     let liveness = Liveness::open(&js, &cfg.prefix, cfg.ttl)

@@ -66,6 +66,9 @@ pub struct TaskStatus {
     pub lag: Option<i64>,
     pub restarts: u32,
     pub last_checkpoint: Option<String>,
+    /// Why the task last crashed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

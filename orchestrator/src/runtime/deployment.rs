@@ -536,7 +536,7 @@ async fn supervise(
             slot.metrics.set_state(TaskState::Stopped);
             return;
         }
-        slot.metrics.error();
+        slot.metrics.crashed(&reason);
         let Some(backoff) = tracker.on_crash(now_ms()) else {
             tracing::error!(job = %plan.key.job, task = plan.index, %reason, "restart budget spent; task failed");
             slot.metrics.set_state(TaskState::Failed(reason));

@@ -16,6 +16,7 @@ use super::control::{
 use super::deployment::{prepare, Deployment, Launch};
 use super::operator::ModuleResolver;
 use super::rate_limit::TokenBucket;
+use super::broker_watch::{self, SlowBroker};
 use super::restart::RestartPolicy;
 use super::task::TaskEnv;
 
@@ -66,6 +67,7 @@ struct Inner {
     /// Serialises start/stop per runtime: they are rare and must not interleave.
     lifecycle: tokio::sync::Mutex<()>,
     epoch: Instant,
+    slow_broker: SlowBroker,
 }
 
 impl EmbeddedRuntime {
@@ -88,8 +90,17 @@ impl EmbeddedRuntime {
                 deployments: Mutex::new(HashMap::new()),
                 lifecycle: tokio::sync::Mutex::new(()),
                 epoch: Instant::now(),
+                slow_broker: SlowBroker::default(),
             }),
         }
+    }
+
+    /// One metadata round trip to the broker; a slow one is logged once
+    /// per slow spell. The error says the broker is unreachable.
+    pub async fn probe_broker(&self) -> Result<std::time::Duration, RuntimeError> {
+        let rtt = broker_watch::probe(&self.inner.cfg.brokers).await?;
+        self.inner.slow_broker.report(&self.inner.cfg.brokers, rtt);
+        Ok(rtt)
     }
 
     fn get(&self, key: &DeploymentKey) -> Result<Arc<Deployment>, RuntimeError> {
@@ -133,6 +144,9 @@ impl EmbeddedRuntime {
                 });
             }
         }
+        // Fail fast, naming the broker, rather than outlive the control
+        // plane's start timeout on metadata calls.
+        self.probe_broker().await?;
         self.inner
             .store
             .fence(&key, req.generation, req.version, req.parallelism)

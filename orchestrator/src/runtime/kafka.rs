@@ -118,7 +118,11 @@ impl TrackedProducer {
             .set("queue.buffering.max.messages", "200000")
             .set("acks", "all")
             .set("message.timeout.ms", "120000")
-            .set("enable.idempotence", "false");
+            // A batch the broker stored but acknowledged too late is sent
+            // again by librdkafka; with idempotence the broker (tansu
+            // included) recognises its producer id and sequence and keeps
+            // one copy, so retries cannot duplicate outputs.
+            .set("enable.idempotence", "true");
         if let Some(id) = transactional_id {
             c.set("transactional.id", id)
                 .set("enable.idempotence", "true")

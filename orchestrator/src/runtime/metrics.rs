@@ -43,6 +43,8 @@ pub struct TaskMetrics {
     pub positions: Mutex<BTreeMap<TopicPartition, i64>>,
     pub partition_lag: Mutex<BTreeMap<TopicPartition, i64>>,
     pub last_checkpoint: Mutex<Option<String>>,
+    /// Why the task last crashed.
+    pub last_error: Mutex<Option<String>>,
 }
 
 /// Counts one batch's worth of work.
@@ -84,6 +86,7 @@ impl TaskMetrics {
             positions: Mutex::new(BTreeMap::new()),
             partition_lag: Mutex::new(BTreeMap::new()),
             last_checkpoint: Mutex::new(None),
+            last_error: Mutex::new(None),
         }
     }
 
@@ -111,6 +114,14 @@ impl TaskMetrics {
             .absolute(self.idle_ns.load(Relaxed) / 1_000_000_000);
         metrics::counter!(TASK_OPERATOR_SECONDS, l.iter())
             .absolute(self.operator_ns.load(Relaxed) / 1_000_000_000);
+    }
+
+    /// A crash, with its reason.
+    pub fn crashed(&self, reason: &str) {
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = Some(reason.to_owned());
+        }
+        self.error();
     }
 
     pub fn error(&self) {
@@ -162,6 +173,7 @@ impl TaskMetrics {
             lag: (lag >= 0).then_some(lag),
             restarts: self.restarts.load(Relaxed),
             last_checkpoint: self.last_checkpoint.lock().ok().and_then(|c| c.clone()),
+            last_error: self.last_error.lock().ok().and_then(|c| c.clone()),
         }
     }
 

@@ -68,6 +68,7 @@
 //! `deployment` (supervisors, checkpoint coordinator), `embedded` (the
 //! [`control::DeploymentControl`] implementation), `metrics`.
 
+pub mod broker_watch;
 pub mod checkpoint;
 pub mod cluster;
 pub mod control;

@@ -426,6 +426,7 @@ impl DeploymentControl for SimControl {
                     lag: None,
                     restarts,
                     last_checkpoint: None,
+                    last_error: None,
                 })
                 .collect(),
             completed_checkpoints: completed as u64,

@@ -19,12 +19,12 @@ use crate::support::serve::{Serve, ServeOpts};
 use crate::support::{eventually, guests, nats, send, Isolation, DATABASE_URL, NATS_URL};
 
 /// These tests run whole processes against the shared broker: one at a time.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(super) static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Short enough that failover happens within seconds.
 const TTL: &str = "3s";
 
-fn serve_opts(extra: &[(&str, &str)]) -> ServeOpts {
+pub(super) fn serve_opts(extra: &[(&str, &str)]) -> ServeOpts {
     let mut env = vec![
         ("WEIR_RUNTIME".to_owned(), "embedded".to_owned()),
         ("WEIR_WORKER_TTL".to_owned(), TTL.to_owned()),
@@ -55,7 +55,7 @@ fn spawn_worker_with_ttl(iso: &Isolation, id: &str, ttl: &str) -> Child {
 }
 
 /// Uploads the uppercase UDF as `upper@1.0.0` through the CLI.
-fn upload_upper(iso: &Isolation) {
+pub(super) fn upload_upper(iso: &Isolation) {
     let wasm = std::env::temp_dir().join(format!("{}.wasm", iso.prefix));
     std::fs::write(&wasm, guests::guest("uppercase")).unwrap();
     let up = weir_in(iso)
@@ -73,7 +73,7 @@ fn upload_upper(iso: &Isolation) {
 
 /// Creates `<tag>-in` and `<tag>-out` (2 partitions each), uploads the UDF,
 /// and fills the input with `n` records; returns (input, output, n).
-async fn topics_with_input(iso: &Isolation, tag: &str) -> (String, String, usize) {
+pub(super) async fn topics_with_input(iso: &Isolation, tag: &str) -> (String, String, usize) {
     let (input, output) = (
         unique_topic(&format!("{tag}-in")),
         unique_topic(&format!("{tag}-out")),
@@ -93,8 +93,7 @@ async fn topics_with_input(iso: &Isolation, tag: &str) -> (String, String, usize
 
 /// Creates and deploys job `job` (input → upper → output), rate-limited so
 /// a kill lands mid-stream, and waits until it runs.
-async fn deploy(serve: &Serve, job: &str, input: &str, output: &str, rate: u32) {
-    let nc = nats(NATS_URL).await;
+pub(super) async fn deploy(serve: &Serve, job: &str, input: &str, output: &str, rate: u32) {
     let spec = json!({
         "sources": [{"topic": input, "format": "raw"}],
         "operators": [{"type": "udf", "id": "up", "module": "upper@1.0.0", "kind": "map"}],
@@ -103,6 +102,12 @@ async fn deploy(serve: &Serve, job: &str, input: &str, output: &str, rate: u32) 
         "rate_limit": rate,
         "checkpoint": {"interval_ms": 300}
     });
+    deploy_spec(serve, job, spec).await;
+}
+
+/// Creates and deploys job `job` with `spec` and waits until it runs.
+pub(super) async fn deploy_spec(serve: &Serve, job: &str, spec: serde_json::Value) {
+    let nc = nats(NATS_URL).await;
     let iso = &serve.iso;
     let created = send(&nc, iso, "acme", "job.create", job, json!({ "spec": spec })).await;
     assert!(created.is_accepted(), "{created:?}");
@@ -122,7 +127,7 @@ async fn deploy(serve: &Serve, job: &str, input: &str, output: &str, rate: u32) 
 /// runtime status reports them, routed to whichever worker runs it) and
 /// returns the count. A consumer of the sink topic lags too much on a busy
 /// broker to time a kill by.
-async fn wait_written(serve: &Serve, job: &str, n: u64) -> u64 {
+pub(super) async fn wait_written(serve: &Serve, job: &str, n: u64) -> u64 {
     eventually(Duration::from_secs(240), "outputs written", || async {
         let (code, rt) = serve
             .get_json(&format!("/v1/tenants/acme/jobs/{job}/runtime"))
@@ -167,13 +172,13 @@ async fn read_outputs(topic: &str, n: usize) -> Vec<kafka::ReadRecord> {
     .unwrap()
 }
 
-async fn placement_pool(iso: &Isolation) -> sqlx::PgPool {
+pub(super) async fn placement_pool(iso: &Isolation) -> sqlx::PgPool {
     weir::store::postgres::pool(DATABASE_URL, &iso.schema, 2)
         .await
         .unwrap()
 }
 
-async fn placed_on(pool: &sqlx::PgPool, job: &str) -> Option<(String, i64)> {
+pub(super) async fn placed_on(pool: &sqlx::PgPool, job: &str) -> Option<(String, i64)> {
     sqlx::query_as(
         "SELECT worker, epoch FROM runtime_placements WHERE tenant = 'acme' AND job = $1",
     )

@@ -5,7 +5,9 @@
 mod broker;
 mod cluster;
 mod pipeline;
+mod reconcile;
 mod repartition;
 mod sinks;
+mod slow_acks;
 mod state;
 mod wasm;

@@ -125,3 +125,71 @@ async fn stop_and_redeploy_resumes_from_the_final_checkpoint() {
 
 // The whole-process SIGKILL test is in cluster.rs: it kills a real
 // `weir serve` mid-stream and starts it again.
+
+/// What lag tools read: after a checkpoint the job's consumer group
+/// (`weir-<tenant>-<job>`) holds the checkpoint's offsets, readable by any
+/// Kafka client through the standard OffsetFetch API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_are_readable_by_a_standard_kafka_client() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    let rig = rig().await;
+    let (input, output) = (kafka::unique_topic("in"), kafka::unique_topic("out"));
+    kafka::create_topic(&rig.brokers, &input, 2).await;
+    kafka::create_topic(&rig.brokers, &output, 2).await;
+    let n = 1_000;
+    kafka::produce(
+        &kafka::producer(&rig.brokers),
+        &input,
+        &user_records(n, 10, 2, 0),
+    )
+    .await;
+    rig.start(
+        &map_spec(&input, &output, 60_000, ""),
+        1,
+        2,
+        RestoreFrom::Nothing,
+    )
+    .await;
+    read_topic(&rig.brokers, &output, 2, n).await;
+    rig.runtime.checkpoint(&rig.key).await.unwrap();
+
+    let group = format!("weir-{}-{}", rig.key.tenant, rig.key.job);
+    let committed = crate::support::eventually(
+        std::time::Duration::from_secs(30),
+        "the group's committed offsets",
+        || {
+            let (brokers, group, input) = (rig.brokers.clone(), group.clone(), input.clone());
+            async move {
+                let offsets = tokio::task::spawn_blocking(move || {
+                    let c: BaseConsumer = ClientConfig::new()
+                        .set("bootstrap.servers", &brokers)
+                        .set("group.id", &group)
+                        .create()
+                        .unwrap();
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition(&input, 0);
+                    tpl.add_partition(&input, 1);
+                    c.committed_offsets(tpl, std::time::Duration::from_secs(10))
+                        .ok()
+                        .map(|t| {
+                            t.elements()
+                                .iter()
+                                .map(|e| match e.offset() {
+                                    Offset::Offset(o) => o,
+                                    _ => 0,
+                                })
+                                .collect::<Vec<i64>>()
+                        })
+                })
+                .await
+                .unwrap()?;
+                (offsets.iter().sum::<i64>() == n as i64).then_some(offsets)
+            }
+        },
+    )
+    .await;
+    assert_eq!(committed.len(), 2);
+    rig.runtime.stop(&rig.key, 1, false).await.unwrap();
+}

@@ -3,6 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::incident::RuntimeIncident;
+
 /// A job command, tagged by `kind` with its `payload`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", content = "payload", deny_unknown_fields)]
@@ -52,6 +54,10 @@ pub enum JobCommand {
     /// Delete a job that is not running.
     #[serde(rename = "job.delete")]
     Delete(Empty),
+    /// Something the data plane did on its own (sent by the orchestrator's
+    /// reconciler): a crash, a resume, a stray deployment stopped.
+    #[serde(rename = "job.record_runtime")]
+    RecordRuntime(RecordRuntime),
 }
 
 /// A payload with no fields. `{}` or omitted.
@@ -133,6 +139,15 @@ pub struct MarkFailed {
     pub reason: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRuntime {
+    /// The deployment generation the incident is about; it may be older than
+    /// the job's (a stray deployment of an earlier generation).
+    pub generation: u64,
+    pub incident: RuntimeIncident,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Restore {
@@ -174,11 +189,12 @@ impl JobCommand {
             JobCommand::Restore(_) => "job.restore",
             JobCommand::Rescale(_) => "job.rescale",
             JobCommand::Delete(_) => "job.delete",
+            JobCommand::RecordRuntime(_) => "job.record_runtime",
         }
     }
 
     /// Every job command kind, in lifecycle order.
-    pub const KINDS: [&'static str; 15] = [
+    pub const KINDS: [&'static str; 16] = [
         "job.create",
         "job.submit_version",
         "job.compile",
@@ -194,5 +210,6 @@ impl JobCommand {
         "job.restore",
         "job.rescale",
         "job.delete",
+        "job.record_runtime",
     ];
 }

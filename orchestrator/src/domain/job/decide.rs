@@ -22,8 +22,13 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
         "job.compile_succeeded",
         "job.compile_failed",
     ];
+    // The data plane can act whatever the phase says (a stray deployment of a
+    // deleted job is exactly what must be recorded), so every phase but
+    // `absent` takes its reports.
+    const RECORD: &str = "job.record_runtime";
     match phase {
-        Phase::Absent | Phase::Deleted => &["job.create"],
+        Phase::Absent => &["job.create"],
+        Phase::Deleted => &["job.create", RECORD],
         Phase::Idle => &[
             COMPILE[0],
             COMPILE[1],
@@ -31,6 +36,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             COMPILE[3],
             "job.deploy",
             "job.delete",
+            RECORD,
         ],
         Phase::Deploying => &[
             COMPILE[0],
@@ -40,6 +46,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             "job.mark_running",
             "job.mark_failed",
             "job.stop",
+            RECORD,
         ],
         Phase::Running => &[
             COMPILE[0],
@@ -53,6 +60,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             "job.rollback",
             "job.restore",
             "job.rescale",
+            RECORD,
         ],
         Phase::Stopping => &[
             COMPILE[0],
@@ -61,6 +69,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             COMPILE[3],
             "job.mark_stopped",
             "job.mark_failed",
+            RECORD,
         ],
         Phase::Stopped | Phase::Failed => &[
             COMPILE[0],
@@ -71,6 +80,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             "job.rollback",
             "job.restore",
             "job.delete",
+            RECORD,
         ],
     }
 }
@@ -109,7 +119,7 @@ pub fn decide(
                     ctx.job
                 ),
             ),
-            Phase::Deleted if kind != "job.create" => reject(
+            Phase::Deleted => reject(
                 RejectionCode::NotFound,
                 format!("job `{}` was deleted; only job.create is allowed", ctx.job),
             ),
@@ -253,6 +263,22 @@ pub fn decide(
             gen_check(g.generation)?;
             vec![JobEvent::Stopped {
                 generation: g.generation,
+            }]
+        }
+        JobCommand::RecordRuntime(r) => {
+            if r.generation > state.generation {
+                return Err(reject(
+                    RejectionCode::Conflict,
+                    format!(
+                        "generation {} was never handed out; job `{}` is at generation {}",
+                        r.generation, ctx.job, state.generation
+                    ),
+                ));
+            }
+            vec![JobEvent::RuntimeObserved {
+                generation: r.generation,
+                incident: r.incident.clone(),
+                at: ctx.now,
             }]
         }
         JobCommand::MarkFailed(f) => {

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::incident::RuntimeIncident;
+
 /// What started a deployment. Kept apart from the runtime phase so that
 /// "running" and "why we are deploying" never get conflated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -83,6 +85,12 @@ pub enum JobEvent {
         reason: String,
     },
     Deleted,
+    /// The data plane did something on its own; see [`RuntimeIncident`].
+    RuntimeObserved {
+        generation: u64,
+        incident: RuntimeIncident,
+        at: DateTime<Utc>,
+    },
 }
 
 impl JobEvent {
@@ -101,6 +109,7 @@ impl JobEvent {
             JobEvent::Stopped { .. } => "stopped",
             JobEvent::Failed { .. } => "failed",
             JobEvent::Deleted => "deleted",
+            JobEvent::RuntimeObserved { .. } => "runtime_observed",
         }
     }
 }

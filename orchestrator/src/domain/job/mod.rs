@@ -3,6 +3,8 @@
 pub mod command;
 pub mod decide;
 pub mod event;
+pub mod incident;
+pub mod reconcile;
 pub mod spec;
 pub mod state;
 

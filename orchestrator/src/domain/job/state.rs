@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::event::{DeployCause, JobEvent};
+use super::incident::RuntimeSeen;
 
 /// Where the job's runtime is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -73,6 +74,9 @@ pub struct JobState {
     pub last_stable_version: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<String>,
+    /// The deployment as last recorded from the data plane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeSeen>,
 }
 
 impl JobState {
@@ -163,6 +167,11 @@ impl JobState {
                 self.last_failure = Some(reason.clone());
             }
             JobEvent::Deleted => self.phase = Phase::Deleted,
+            JobEvent::RuntimeObserved {
+                generation,
+                incident,
+                ..
+            } => RuntimeSeen::apply(&mut self.runtime, *generation, incident),
         }
     }
 }

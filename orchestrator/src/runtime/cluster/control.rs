@@ -16,6 +16,14 @@ use crate::runtime::control::{
     RuntimeError,
 };
 
+/// A placement that should be running, as [`ClusterRuntime::observe`] found it.
+#[derive(Debug)]
+pub struct Observed {
+    pub placement: Placement,
+    pub status: Result<DeploymentStatus, RuntimeError>,
+    pub worker_alive: bool,
+}
+
 /// Places deployments on live workers and routes requests to them.
 pub struct ClusterRuntime {
     cfg: ClusterConfig,
@@ -62,6 +70,50 @@ impl ClusterRuntime {
             Some(p) if p.desired == Desired::Running => Ok(p),
             _ => Err(RuntimeError::NotDeployed(key.clone())),
         }
+    }
+
+    /// Every placement that should be running, with its worker's status
+    /// (or why it could not be had) and whether the worker is alive: what
+    /// the orchestrator's reconciler compares with the jobs' phases.
+    pub async fn observe(&self) -> Result<Vec<Observed>, RuntimeError> {
+        let live: std::collections::HashSet<String> = self
+            .liveness
+            .live()
+            .await?
+            .into_iter()
+            .map(|hb| hb.worker)
+            .collect();
+        let mut out = Vec::new();
+        for p in self.placements.running().await? {
+            let alive = live.contains(&p.worker);
+            let status = if alive {
+                call(
+                    &self.nats,
+                    self.cfg.subject(&p.worker, "status"),
+                    &KeyBody {
+                        key: p.key().clone(),
+                    },
+                    self.cfg.request_timeout,
+                )
+                .await
+            } else {
+                Err(RuntimeError::Unavailable {
+                    what: "worker",
+                    reason: format!("`{}` has no heartbeat", p.worker),
+                })
+            };
+            out.push(Observed {
+                placement: p,
+                status,
+                worker_alive: alive,
+            });
+        }
+        Ok(out)
+    }
+
+    /// How often workers heartbeat; the pace of reconciling too.
+    pub fn heartbeat_every(&self) -> std::time::Duration {
+        self.cfg.heartbeat_every()
     }
 
     /// Asks `p`'s worker to resume it (after a move).

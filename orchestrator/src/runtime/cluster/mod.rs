@@ -48,6 +48,8 @@ pub struct ClusterConfig {
     pub start_timeout: Duration,
     /// How long stop, checkpoint and status requests may take.
     pub request_timeout: Duration,
+    /// How long a worker's final checkpoints may take when it shuts down.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -57,6 +59,7 @@ impl Default for ClusterConfig {
             ttl: Duration::from_secs(10),
             start_timeout: Duration::from_secs(25),
             request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }

@@ -30,6 +30,12 @@ use crate::runtime::EmbeddedRuntime;
 /// normally arrives first, with its final checkpoint).
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
+/// How often a worker measures its broker's round trip.
+const BROKER_PROBE_EVERY: Duration = Duration::from_secs(30);
+
+/// How long a stop without a final checkpoint may take at shutdown.
+const STOP_WITHOUT_CHECKPOINT: Duration = Duration::from_secs(5);
+
 /// A worker: one runtime, its id, its placements.
 #[derive(Clone)]
 pub struct Worker {
@@ -109,9 +115,22 @@ impl Worker {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_beat = Instant::now();
         let mut pass: Option<tokio::task::JoinHandle<()>> = None;
+        let mut probe = tokio::time::interval(BROKER_PROBE_EVERY);
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut probing: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = probe.tick() => {
+                    if probing.as_ref().is_none_or(|p| p.is_finished()) {
+                        let w = self.clone();
+                        probing = Some(tokio::spawn(async move {
+                            if let Err(e) = w.inner.runtime.probe_broker().await {
+                                tracing::warn!(worker = %w.inner.id, error = %e, "broker probe failed");
+                            }
+                        }));
+                    }
+                }
                 msg = requests.next() => {
                     let Some(msg) = msg else { break };
                     let w = self.clone();
@@ -337,16 +356,31 @@ impl Worker {
     /// the control plane moves the placements at once.
     async fn leave(&self) {
         let _op = self.inner.ops.lock().await;
+        // Final checkpoints get the shutdown grace in all; past it (a broker
+        // that does not answer) the jobs stop without one and resume from
+        // their previous checkpoint, so a SIGTERM is never ignored.
+        let deadline = Instant::now() + self.inner.cfg.shutdown_grace;
         for h in self.all_held() {
-            match self.stop_locked(&h.key, h.generation, true).await {
-                Ok(ck) => {
-                    tracing::info!(job = %h.key.job, checkpoint = ?ck.map(|c| c.id), "stopped for shutdown")
+            let left = deadline.saturating_duration_since(Instant::now());
+            let stopped =
+                tokio::time::timeout(left, self.stop_locked(&h.key, h.generation, true)).await;
+            let why = match stopped {
+                Ok(Ok(ck)) => {
+                    tracing::info!(job = %h.key.job, checkpoint = ?ck.map(|c| c.id), "stopped for shutdown");
+                    continue;
                 }
-                Err(e) => {
-                    tracing::warn!(job = %h.key.job, error = %e, "final checkpoint failed; stopping anyway");
-                    let _ = self.stop_locked(&h.key, h.generation, false).await;
-                }
-            }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!(
+                    "not done within the shutdown grace of {}s",
+                    self.inner.cfg.shutdown_grace.as_secs()
+                ),
+            };
+            tracing::warn!(job = %h.key.job, reason = %why, "final checkpoint failed; stopping without it");
+            let _ = tokio::time::timeout(
+                STOP_WITHOUT_CHECKPOINT,
+                self.stop_locked(&h.key, h.generation, false),
+            )
+            .await;
         }
         if let Err(e) = self.inner.liveness.leave(&self.inner.id).await {
             tracing::warn!(error = %e, "could not remove the heartbeat; it expires with the TTL");
