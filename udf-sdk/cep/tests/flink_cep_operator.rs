@@ -75,7 +75,10 @@ fn late_records_are_reported_not_dropped() {
     key.push(behind.clone(), 3, &mut out);
     assert_eq!(out.late.len(), 2);
     assert_eq!((out.late[0].event.clone(), out.late[0].timestamp), (at, 10));
-    assert_eq!((out.late[1].event.clone(), out.late[1].timestamp), (behind, 3));
+    assert_eq!(
+        (out.late[1].event.clone(), out.late[1].timestamp),
+        (behind, 3)
+    );
     assert_eq!(key.counters().late, 2);
     key.advance_watermark(&nfa, 20, &mut out);
     assert!(out.matches.is_empty());
@@ -85,7 +88,10 @@ fn late_records_are_reported_not_dropped() {
 // windows, timing out partial matches even with no further event.
 #[test]
 fn watermark_times_out_partial_matches() {
-    let nfa = pattern().within(ms(10), WithinType::FirstAndLast).compile().unwrap();
+    let nfa = pattern()
+        .within(ms(10), WithinType::FirstAndLast)
+        .compile()
+        .unwrap();
     let mut key = EventTimeState::new();
     let mut out = Outputs::new();
     let start = ev(1, "start", 1.0);
@@ -99,7 +105,14 @@ fn watermark_times_out_partial_matches() {
     key.advance_watermark(&nfa, 12, &mut out);
     assert_eq!(out.timeouts.len(), 1);
     assert_eq!(out.timeouts[0].timeout_at, 12);
-    assert_eq!(out.timeouts[0].steps.iter().flat_map(|s| s.1.clone()).collect::<Vec<_>>(), m(&[&start, &middle]));
+    assert_eq!(
+        out.timeouts[0]
+            .steps
+            .iter()
+            .flat_map(|s| s.1.clone())
+            .collect::<Vec<_>>(),
+        m(&[&start, &middle])
+    );
     assert_eq!(key.partial_matches(), 0);
     assert_eq!(key.buffered_events(), 0);
 }

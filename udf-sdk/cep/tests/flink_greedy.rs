@@ -28,7 +28,10 @@ fn greedy_zero_or_more() {
         .greedy()
         .followed_by("end")
         .where_(name("d"));
-    assert_same(run(p, &[&c, &a1, &a2, &a3, &d]), vec![m(&[&c, &a1, &a2, &a3, &d])]);
+    assert_same(
+        run(p, &[&c, &a1, &a2, &a3, &d]),
+        vec![m(&[&c, &a1, &a2, &a3, &d])],
+    );
 }
 
 // The same pattern without greedy, for contrast: every prefix of the loop.
@@ -68,7 +71,10 @@ fn greedy_zero_or_more_with_dummy_events_before_quantifier() {
         .greedy()
         .followed_by("end")
         .where_(name("d"));
-    assert_same(run(p, &[&c, &dummy, &a1, &a2, &d]), vec![m(&[&c, &a1, &a2, &d])]);
+    assert_same(
+        run(p, &[&c, &dummy, &a1, &a2, &d]),
+        vec![m(&[&c, &a1, &a2, &d])],
+    );
 }
 
 // GreedyITCase#testGreedyZeroOrMoreWithDummyEventsAfterQuantifier: a skipped
@@ -86,7 +92,10 @@ fn greedy_zero_or_more_with_dummy_events_after_quantifier() {
         .greedy()
         .followed_by("end")
         .where_(name("d"));
-    assert_same(run(p, &[&c, &a1, &a2, &dummy, &d]), vec![m(&[&c, &a1, &a2, &d])]);
+    assert_same(
+        run(p, &[&c, &a1, &a2, &dummy, &d]),
+        vec![m(&[&c, &a1, &a2, &d])],
+    );
 }
 
 // GreedyITCase#testGreedyOneOrMore
@@ -101,7 +110,10 @@ fn greedy_one_or_more() {
         .greedy()
         .followed_by("end")
         .where_(name("d"));
-    assert_same(run(p, &[&c, &a1, &a2, &a3, &d]), vec![m(&[&c, &a1, &a2, &a3, &d])]);
+    assert_same(
+        run(p, &[&c, &a1, &a2, &a3, &d]),
+        vec![m(&[&c, &a1, &a2, &a3, &d])],
+    );
     let p = Pattern::begin("start")
         .where_(name("c"))
         .followed_by("middle")
@@ -128,7 +140,10 @@ fn greedy_times_range() {
             .followed_by("end")
             .where_(name("d"))
     };
-    assert_same(run(p(), &[&c, &a1, &a2, &a3, &a4, &d]), vec![m(&[&c, &a1, &a2, &a3, &a4, &d])]);
+    assert_same(
+        run(p(), &[&c, &a1, &a2, &a3, &a4, &d]),
+        vec![m(&[&c, &a1, &a2, &a3, &a4, &d])],
+    );
     assert_same(run(p(), &[&c, &a1, &d]), vec![]);
 }
 

@@ -21,7 +21,10 @@ fn no_condition_followed_by() {
     let [a, b, c, d, e] = abcde();
     let p = Pattern::begin("start").followed_by("end");
     let got = run(p, &[&a, &b, &c, &d, &e]);
-    assert_same(got, vec![m(&[&a, &b]), m(&[&b, &c]), m(&[&c, &d]), m(&[&d, &e])]);
+    assert_same(
+        got,
+        vec![m(&[&a, &b]), m(&[&b, &c]), m(&[&c, &d]), m(&[&d, &e])],
+    );
 }
 
 // NFAITCase#testAnyWithNoConditionNFA
@@ -76,7 +79,10 @@ fn simple_pattern_with_subtype() {
 fn strict_continuity_with_results() {
     let a = ev(41, "a", 2.0);
     let b = ev(42, "b", 4.0);
-    let p = Pattern::begin("middle").where_(name("a")).next("end").where_(name("b"));
+    let p = Pattern::begin("middle")
+        .where_(name("a"))
+        .next("end")
+        .where_(name("b"));
     assert_same(run(p, &[&a, &b]), vec![m(&[&a, &b])]);
 }
 
@@ -86,7 +92,10 @@ fn strict_continuity_no_results() {
     let a = ev(41, "a", 2.0);
     let c = ev(42, "c", 3.0);
     let b = ev(43, "b", 4.0);
-    let p = Pattern::begin("middle").where_(name("a")).next("end").where_(name("b"));
+    let p = Pattern::begin("middle")
+        .where_(name("a"))
+        .next("end")
+        .where_(name("b"));
     assert_same(run(p, &[&a, &c, &b]), vec![]);
 }
 
@@ -154,7 +163,12 @@ fn timeout_window_pruning_borders() {
         .where_(name("end"))
         .within(ms(2), WithinType::FirstAndLast);
     let mut h = Harness::new(p);
-    let got = h.feed(&[(s1.clone(), 1), (s2.clone(), 2), (ev(4, "foobar", 1.0), 2), (end.clone(), 3)]);
+    let got = h.feed(&[
+        (s1.clone(), 1),
+        (s2.clone(), 2),
+        (ev(4, "foobar", 1.0), 2),
+        (end.clone(), 3),
+    ]);
     assert_same(got, vec![m(&[&s2, &end])]);
     assert_eq!(h.timeouts(), vec![(m(&[&s1]), 3)]);
 }
@@ -381,7 +395,10 @@ fn times_consecutive() {
         .consecutive()
         .followed_by("end")
         .where_(name("b"));
-    assert_same(run(p, &[&c, &x, &a2, &a3, &b]), vec![m(&[&c, &a2, &a3, &b])]);
+    assert_same(
+        run(p, &[&c, &x, &a2, &a3, &b]),
+        vec![m(&[&c, &a2, &a3, &b])],
+    );
 }
 
 // NFAITCase#testWithinPreviousAndCurrent (Flink 1.16's WithinType): the gap
@@ -401,7 +418,13 @@ fn within_previous_and_current() {
         .followed_by("c")
         .where_(name("c"));
     let mut h = Harness::new(p);
-    let got = h.feed(&[(a1.clone(), 0), (b1.clone(), 4), (c1.clone(), 100), (a2.clone(), 200), (b2, 206)]);
+    let got = h.feed(&[
+        (a1.clone(), 0),
+        (b1.clone(), 4),
+        (c1.clone(), 100),
+        (a2.clone(), 200),
+        (b2, 206),
+    ]);
     assert_same(got, vec![m(&[&a1, &b1, &c1])]);
     // a2 waited for b longer than 5 ms: it timed out at 205.
     assert_eq!(h.timeouts(), vec![(m(&[&a2]), 205)]);

@@ -123,7 +123,10 @@ fn not_followed_by_before_optional_at_the_end() {
         .followed_by("c")
         .where_(name("c"))
         .optional();
-    assert_same(run(p, &[&a1, &c1, &b1, &c2]), vec![m(&[&a1, &c1]), m(&[&a1])]);
+    assert_same(
+        run(p, &[&a1, &c1, &b1, &c2]),
+        vec![m(&[&a1, &c1]), m(&[&a1])],
+    );
 }
 
 // NotPatternITCase#testNotFollowedByBeforeOptional: taking the optional step

@@ -19,7 +19,10 @@ fn three_a(skip: AfterMatchSkip) -> Pattern<Event> {
 #[test]
 fn no_skip() {
     let a = six_a();
-    let got = run(three_a(AfterMatchSkip::NoSkip), &a.iter().collect::<Vec<_>>());
+    let got = run(
+        three_a(AfterMatchSkip::NoSkip),
+        &a.iter().collect::<Vec<_>>(),
+    );
     assert_same(
         got,
         vec![
@@ -35,15 +38,24 @@ fn no_skip() {
 #[test]
 fn skip_past_last() {
     let a = six_a();
-    let got = run(three_a(AfterMatchSkip::SkipPastLastEvent), &a.iter().collect::<Vec<_>>());
-    assert_same(got, vec![m(&[&a[0], &a[1], &a[2]]), m(&[&a[3], &a[4], &a[5]])]);
+    let got = run(
+        three_a(AfterMatchSkip::SkipPastLastEvent),
+        &a.iter().collect::<Vec<_>>(),
+    );
+    assert_same(
+        got,
+        vec![m(&[&a[0], &a[1], &a[2]]), m(&[&a[3], &a[4], &a[5]])],
+    );
 }
 
 // AfterMatchSkipITCase#testSkipToNext (times: every start event is new)
 #[test]
 fn skip_to_next_times() {
     let a = six_a();
-    let got = run(three_a(AfterMatchSkip::SkipToNext), &a.iter().collect::<Vec<_>>());
+    let got = run(
+        three_a(AfterMatchSkip::SkipToNext),
+        &a.iter().collect::<Vec<_>>(),
+    );
     assert_eq!(got.len(), 4);
 }
 
@@ -64,23 +76,44 @@ fn ab_pattern(skip: AfterMatchSkip) -> Pattern<Event> {
 #[test]
 fn skip_to_first() {
     let ab = ab_events(6);
-    let got = run(ab_pattern(AfterMatchSkip::SkipToFirst("end".into())), &ab.iter().collect::<Vec<_>>());
-    assert_same(got, vec![m(&[&ab[0], &ab[1], &ab[2], &ab[3]]), m(&[&ab[2], &ab[3], &ab[4], &ab[5]])]);
+    let got = run(
+        ab_pattern(AfterMatchSkip::SkipToFirst("end".into())),
+        &ab.iter().collect::<Vec<_>>(),
+    );
+    assert_same(
+        got,
+        vec![
+            m(&[&ab[0], &ab[1], &ab[2], &ab[3]]),
+            m(&[&ab[2], &ab[3], &ab[4], &ab[5]]),
+        ],
+    );
 }
 
 // AfterMatchSkipITCase#testSkipToLast
 #[test]
 fn skip_to_last() {
     let ab = ab_events(7);
-    let got = run(ab_pattern(AfterMatchSkip::SkipToLast("end".into())), &ab.iter().collect::<Vec<_>>());
-    assert_same(got, vec![m(&[&ab[0], &ab[1], &ab[2], &ab[3]]), m(&[&ab[3], &ab[4], &ab[5], &ab[6]])]);
+    let got = run(
+        ab_pattern(AfterMatchSkip::SkipToLast("end".into())),
+        &ab.iter().collect::<Vec<_>>(),
+    );
+    assert_same(
+        got,
+        vec![
+            m(&[&ab[0], &ab[1], &ab[2], &ab[3]]),
+            m(&[&ab[3], &ab[4], &ab[5], &ab[6]]),
+        ],
+    );
 }
 
 // The same events without skipping, for contrast with the two tests above.
 #[test]
 fn ab_no_skip() {
     let ab = ab_events(6);
-    let got = run(ab_pattern(AfterMatchSkip::NoSkip), &ab.iter().collect::<Vec<_>>());
+    let got = run(
+        ab_pattern(AfterMatchSkip::NoSkip),
+        &ab.iter().collect::<Vec<_>>(),
+    );
     assert_same(
         got,
         vec![
@@ -92,7 +125,12 @@ fn ab_no_skip() {
 }
 
 fn a1_b123() -> [Event; 4] {
-    [ev(1, "a1", 0.0), ev(2, "b1", 0.0), ev(3, "b2", 0.0), ev(4, "b3", 0.0)]
+    [
+        ev(1, "a1", 0.0),
+        ev(2, "b1", 0.0),
+        ev(3, "b2", 0.0),
+        ev(4, "b3", 0.0),
+    ]
 }
 
 fn quantifier_at_end(skip: AfterMatchSkip) -> Pattern<Event> {
@@ -108,7 +146,10 @@ fn quantifier_at_end(skip: AfterMatchSkip) -> Pattern<Event> {
 #[test]
 fn skip_to_next_with_quantifier_at_the_end() {
     let [a1, b1, b2, b3] = a1_b123();
-    let got = run(quantifier_at_end(AfterMatchSkip::SkipToNext), &[&a1, &b1, &b2, &b3]);
+    let got = run(
+        quantifier_at_end(AfterMatchSkip::SkipToNext),
+        &[&a1, &b1, &b2, &b3],
+    );
     assert_same(got, vec![m(&[&a1, &b1])]);
 }
 
@@ -116,10 +157,23 @@ fn skip_to_next_with_quantifier_at_the_end() {
 #[test]
 fn skip_past_last_with_quantifier_at_the_end() {
     let [a1, b1, b2, b3] = a1_b123();
-    let got = run(quantifier_at_end(AfterMatchSkip::SkipPastLastEvent), &[&a1, &b1, &b2, &b3]);
+    let got = run(
+        quantifier_at_end(AfterMatchSkip::SkipPastLastEvent),
+        &[&a1, &b1, &b2, &b3],
+    );
     assert_same(got, vec![m(&[&a1, &b1])]);
-    let got = run(quantifier_at_end(AfterMatchSkip::NoSkip), &[&a1, &b1, &b2, &b3]);
-    assert_same(got, vec![m(&[&a1, &b1]), m(&[&a1, &b1, &b2]), m(&[&a1, &b1, &b2, &b3])]);
+    let got = run(
+        quantifier_at_end(AfterMatchSkip::NoSkip),
+        &[&a1, &b1, &b2, &b3],
+    );
+    assert_same(
+        got,
+        vec![
+            m(&[&a1, &b1]),
+            m(&[&a1, &b1, &b2]),
+            m(&[&a1, &b1, &b2, &b3]),
+        ],
+    );
 }
 
 fn two_variables(skip: AfterMatchSkip) -> Pattern<Event> {
@@ -132,8 +186,16 @@ fn two_variables(skip: AfterMatchSkip) -> Pattern<Event> {
 // AfterMatchSkipITCase#testSkipToNextWithFollowedByAny (TwoVariablesFollowedByAny)
 #[test]
 fn skip_to_next_with_followed_by_any() {
-    let (a1, a2, b1, b2) = (ev(1, "a", 1.0), ev(2, "a", 2.0), ev(3, "b", 3.0), ev(4, "b", 4.0));
-    let got = run(two_variables(AfterMatchSkip::SkipToNext), &[&a1, &a2, &b1, &b2]);
+    let (a1, a2, b1, b2) = (
+        ev(1, "a", 1.0),
+        ev(2, "a", 2.0),
+        ev(3, "b", 3.0),
+        ev(4, "b", 4.0),
+    );
+    let got = run(
+        two_variables(AfterMatchSkip::SkipToNext),
+        &[&a1, &a2, &b1, &b2],
+    );
     assert_same(got, vec![m(&[&a1, &b1]), m(&[&a2, &b1])]);
     let got = run(two_variables(AfterMatchSkip::NoSkip), &[&a1, &a2, &b1, &b2]);
     assert_eq!(got.len(), 4);
@@ -142,8 +204,16 @@ fn skip_to_next_with_followed_by_any() {
 // AfterMatchSkipITCase#testSkipPastLastWithFollowedByAny
 #[test]
 fn skip_past_last_with_followed_by_any() {
-    let (a1, a2, b1, b2) = (ev(1, "a", 1.0), ev(2, "a", 2.0), ev(3, "b", 3.0), ev(4, "b", 4.0));
-    let got = run(two_variables(AfterMatchSkip::SkipPastLastEvent), &[&a1, &a2, &b1, &b2]);
+    let (a1, a2, b1, b2) = (
+        ev(1, "a", 1.0),
+        ev(2, "a", 2.0),
+        ev(3, "b", 3.0),
+        ev(4, "b", 4.0),
+    );
+    let got = run(
+        two_variables(AfterMatchSkip::SkipPastLastEvent),
+        &[&a1, &a2, &b1, &b2],
+    );
     assert_same(got, vec![m(&[&a1, &b1])]);
 }
 
@@ -152,7 +222,12 @@ fn skip_past_last_with_followed_by_any() {
 // is left (NFA#processMatchesAccordingToSkipStrategy), then prunes.
 #[test]
 fn skip_holds_later_match_behind_earlier_partial() {
-    let (x1, x2, y2, y1) = (ev(1, "x", 1.0), ev(2, "x", 2.0), ev(3, "y", 2.0), ev(4, "y", 1.0));
+    let (x1, x2, y2, y1) = (
+        ev(1, "x", 1.0),
+        ev(2, "x", 2.0),
+        ev(3, "y", 2.0),
+        ev(4, "y", 1.0),
+    );
     let pattern = |skip| {
         Pattern::begin_with_skip("x", skip)
             .where_(name("x"))

@@ -28,14 +28,24 @@ fn c_then(times: impl FnOnce(Pattern<Event>) -> Pattern<Event>) -> Pattern<Event
 fn times_range() {
     let (c, m1, m2, m3, b) = events();
     let got = run(c_then(|p| p.times_range(1, 3)), &[&c, &m1, &m2, &m3, &b]);
-    assert_same(got, vec![m(&[&c, &m1, &m2, &m3, &b]), m(&[&c, &m1, &m2, &b]), m(&[&c, &m1, &b])]);
+    assert_same(
+        got,
+        vec![
+            m(&[&c, &m1, &m2, &m3, &b]),
+            m(&[&c, &m1, &m2, &b]),
+            m(&[&c, &m1, &b]),
+        ],
+    );
 }
 
 // TimesRangeITCase#testTimesRangeNonStrict
 #[test]
 fn times_range_non_strict() {
     let (c, m1, m2, m3, b) = events();
-    let got = run(c_then(|p| p.times_range(1, 3).allow_combinations()), &[&c, &m1, &m2, &m3, &b]);
+    let got = run(
+        c_then(|p| p.times_range(1, 3).allow_combinations()),
+        &[&c, &m1, &m2, &m3, &b],
+    );
     assert_same(
         got,
         vec![
@@ -52,7 +62,10 @@ fn times_range_non_strict() {
 fn times_range_strict() {
     let (c, m1, m2, m3, b) = events();
     let x = ev(45, "x", 0.0);
-    let got = run(c_then(|p| p.times_range(2, 3).consecutive()), &[&c, &m1, &m2, &x, &m3, &b]);
+    let got = run(
+        c_then(|p| p.times_range(2, 3).consecutive()),
+        &[&c, &m1, &m2, &x, &m3, &b],
+    );
     assert_same(got, vec![m(&[&c, &m1, &m2, &b])]);
 }
 
@@ -60,7 +73,10 @@ fn times_range_strict() {
 #[test]
 fn times_range_optional() {
     let (c, m1, m2, m3, b) = events();
-    let got = run(c_then(|p| p.times_range(1, 3).optional()), &[&c, &m1, &m2, &m3, &b]);
+    let got = run(
+        c_then(|p| p.times_range(1, 3).optional()),
+        &[&c, &m1, &m2, &m3, &b],
+    );
     assert_same(
         got,
         vec![
@@ -77,7 +93,10 @@ fn times_range_optional() {
 fn times_range_from_zero() {
     let (c, m1, m2, _, b) = events();
     let got = run(c_then(|p| p.times_range(0, 2)), &[&c, &m1, &m2, &b]);
-    assert_same(got, vec![m(&[&c, &m1, &m2, &b]), m(&[&c, &m1, &b]), m(&[&c, &b])]);
+    assert_same(
+        got,
+        vec![m(&[&c, &m1, &m2, &b]), m(&[&c, &m1, &b]), m(&[&c, &b])],
+    );
 }
 
 // TimesOrMoreITCase#testTimesOrMore
@@ -85,17 +104,27 @@ fn times_range_from_zero() {
 fn times_or_more() {
     let (c, m1, m2, m3, b) = events();
     let got = run(c_then(|p| p.times_or_more(2)), &[&c, &m1, &m2, &m3, &b]);
-    assert_same(got, vec![m(&[&c, &m1, &m2, &m3, &b]), m(&[&c, &m1, &m2, &b])]);
+    assert_same(
+        got,
+        vec![m(&[&c, &m1, &m2, &m3, &b]), m(&[&c, &m1, &m2, &b])],
+    );
 }
 
 // TimesOrMoreITCase#testTimesOrMoreNonStrict
 #[test]
 fn times_or_more_non_strict() {
     let (c, m1, m2, m3, b) = events();
-    let got = run(c_then(|p| p.times_or_more(2).allow_combinations()), &[&c, &m1, &m2, &m3, &b]);
+    let got = run(
+        c_then(|p| p.times_or_more(2).allow_combinations()),
+        &[&c, &m1, &m2, &m3, &b],
+    );
     assert_same(
         got,
-        vec![m(&[&c, &m1, &m2, &m3, &b]), m(&[&c, &m1, &m2, &b]), m(&[&c, &m1, &m3, &b])],
+        vec![
+            m(&[&c, &m1, &m2, &m3, &b]),
+            m(&[&c, &m1, &m2, &b]),
+            m(&[&c, &m1, &m3, &b]),
+        ],
     );
 }
 
@@ -104,7 +133,10 @@ fn times_or_more_non_strict() {
 fn times_or_more_strict() {
     let (c, m1, m2, m3, b) = events();
     let d = ev(45, "d", 0.0);
-    let got = run(c_then(|p| p.times_or_more(2).consecutive()), &[&c, &m1, &m2, &d, &m3, &b]);
+    let got = run(
+        c_then(|p| p.times_or_more(2).consecutive()),
+        &[&c, &m1, &m2, &d, &m3, &b],
+    );
     assert_same(got, vec![m(&[&c, &m1, &m2, &b])]);
 }
 

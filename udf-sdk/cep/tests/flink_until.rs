@@ -99,5 +99,8 @@ fn until_then_next_step_takes_the_breaking_event() {
         .followed_by("end")
         .where_(until_price_5);
     let got = run(p, &[&c, &m1, &m2, &breaking]);
-    assert_same(got, vec![m(&[&c, &m1, &m2, &breaking]), m(&[&c, &m1, &breaking])]);
+    assert_same(
+        got,
+        vec![m(&[&c, &m1, &m2, &breaking]), m(&[&c, &m1, &breaking])],
+    );
 }

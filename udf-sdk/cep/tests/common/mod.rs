@@ -99,7 +99,12 @@ impl Harness {
         self.out
             .timeouts
             .iter()
-            .map(|t: &TimedOut<Event>| (t.steps.iter().flat_map(|s| s.1.clone()).collect(), t.timeout_at))
+            .map(|t: &TimedOut<Event>| {
+                (
+                    t.steps.iter().flat_map(|s| s.1.clone()).collect(),
+                    t.timeout_at,
+                )
+            })
             .collect()
     }
 }
