@@ -92,7 +92,10 @@ fn rss_bytes() -> Option<u64> {
 fn processing_time(nfa: &Nfa<Ev>, n: usize) {
     let mut keys: Map<KeyState<Ev>> = Map::default();
     let mut out = Outputs::new();
-    let mut gen = Gen { x: 0x9e37_79b9_7f4a_7c15, i: 0 };
+    let mut gen = Gen {
+        x: 0x9e37_79b9_7f4a_7c15,
+        i: 0,
+    };
     let (mut matches, mut timeouts) = (0u64, 0u64);
     let mut feed = |count: usize, keys: &mut Map<KeyState<Ev>>| {
         for _ in 0..count {
@@ -116,14 +119,20 @@ fn processing_time(nfa: &Nfa<Ev>, n: usize) {
     let per_key = std::mem::size_of::<KeyState<Ev>>() + std::mem::size_of::<u64>();
     let with_keys = heap + keys.len() * per_key;
     println!("processing time, KeyState::process per event:");
-    println!("  events                  {n} (+{} warm-up) over {} keys", n / 4, keys.len());
+    println!(
+        "  events                  {n} (+{} warm-up) over {} keys",
+        n / 4,
+        keys.len()
+    );
     println!("  events/s per core       {:.0}", n as f64 / secs);
     println!("  ns per event            {:.1}", secs * 1e9 / n as f64);
     println!("  matches / timeouts      {matches} / {timeouts}");
     println!("  open partial matches    {partials} ({buffered} events buffered)");
-    println!("  bytes per open partial  {:.0} (engine heap) / {:.0} (with per-key state)",
+    println!(
+        "  bytes per open partial  {:.0} (engine heap) / {:.0} (with per-key state)",
         heap as f64 / partials.max(1) as f64,
-        with_keys as f64 / partials.max(1) as f64);
+        with_keys as f64 / partials.max(1) as f64
+    );
     if let (Some(a), Some(b)) = (rss0, rss_bytes()) {
         println!("  RSS growth              {:.1} MiB ({:.0} bytes per open partial, map and allocator included)",
             (b.saturating_sub(a)) as f64 / 1048576.0,
@@ -134,7 +143,10 @@ fn processing_time(nfa: &Nfa<Ev>, n: usize) {
 fn event_time(nfa: &Nfa<Ev>, n: usize) {
     let mut keys: Map<EventTimeState<Ev>> = Map::default();
     let mut out = Outputs::new();
-    let mut gen = Gen { x: 0x1234_5678_9abc_def1, i: 0 };
+    let mut gen = Gen {
+        x: 0x1234_5678_9abc_def1,
+        i: 0,
+    };
     let mut matches = 0u64;
     let started = Instant::now();
     // Watermarks are per key here (as a keyed operator sees them on its
@@ -150,7 +162,10 @@ fn event_time(nfa: &Nfa<Ev>, n: usize) {
     }
     let secs = started.elapsed().as_secs_f64();
     println!("event time, EventTimeState::push + advance_watermark per event:");
-    println!("  events/s per core       {:.0}  ({matches} matches)", n as f64 / secs);
+    println!(
+        "  events/s per core       {:.0}  ({matches} matches)",
+        n as f64 / secs
+    );
 }
 
 fn main() {
@@ -163,7 +178,10 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(4_000_000);
     let nfa = nfa();
-    println!("pattern: a -> b -> c (followedBy), within 60 s; {KEYS} keys; event size {} bytes", std::mem::size_of::<Ev>());
+    println!(
+        "pattern: a -> b -> c (followedBy), within 60 s; {KEYS} keys; event size {} bytes",
+        std::mem::size_of::<Ev>()
+    );
     processing_time(&nfa, n);
     event_time(&nfa, n);
 }

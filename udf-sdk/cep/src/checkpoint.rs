@@ -222,12 +222,14 @@ impl<E> KeyState<E> {
             return Err(CheckpointError::Malformed("unreferenced node or event"));
         }
         let [partials, completed] = lists;
+        let deadline = nfa.deadline(&partials);
         Ok(KeyState {
             buffer,
             partials,
             completed,
             next_seq,
             counters,
+            deadline,
         })
     }
 }

@@ -11,6 +11,8 @@ use crate::nfa::Nfa;
 use crate::skip::AfterMatchSkip;
 use crate::validate::PatternError;
 
+type BoxedCondition<E> = Box<dyn Condition<E>>;
+
 /// How a step follows the previous one, or how a looping step's events
 /// follow each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,13 +153,18 @@ pub struct Pattern<E> {
     pub(crate) errors: Vec<PatternError>,
     /// Whether the last step's quantifier was set by a builder call.
     quantified: bool,
+    /// Whether the last step has a condition yet (else it accepts all, and
+    /// the first `where_` or `or_where` replaces that).
+    conditioned: bool,
 }
 
 impl<E: 'static> Pattern<E> {
     /// Starts a pattern with its first step, which accepts every event until
     /// given a condition.
     pub fn begin(name: &str) -> Self {
-        Self::from_steps(vec![Step::named(name, Contiguity::Strict, false)])
+        let mut p = Self::from_steps(vec![Step::named(name, Contiguity::Strict, false)]);
+        p.conditioned = false;
+        p
     }
 
     /// Starts a pattern with the given skip strategy.
@@ -173,6 +180,7 @@ impl<E: 'static> Pattern<E> {
             skip: AfterMatchSkip::NoSkip,
             errors: Vec::new(),
             quantified: false,
+            conditioned: true,
         }
     }
 
@@ -180,6 +188,7 @@ impl<E: 'static> Pattern<E> {
     pub fn push(mut self, step: Step<E>) -> Self {
         self.steps.push(step);
         self.quantified = false;
+        self.conditioned = true;
         self
     }
 
@@ -223,7 +232,9 @@ impl<E: 'static> Pattern<E> {
             let name = name.to_string();
             self.record(PatternError::NegationAfterOptional(name));
         }
-        self.push(Step::named(name, contiguity, negated))
+        let mut p = self.push(Step::named(name, contiguity, negated));
+        p.conditioned = false;
+        p
     }
 
     /// The next step must take the very next event (strict contiguity).
@@ -261,11 +272,25 @@ impl<E: 'static> Pattern<E> {
     }
 
     /// Adds a boxed condition to the current step (ANDed with any before).
-    pub fn where_cond(mut self, cond: Box<dyn Condition<E>>) -> Self {
+    pub fn where_cond(self, cond: Box<dyn Condition<E>>) -> Self {
+        self.combine(cond, |old, new| Box::new(And(old, new)))
+    }
+
+    fn combine(
+        mut self,
+        cond: Box<dyn Condition<E>>,
+        join: fn(BoxedCondition<E>, BoxedCondition<E>) -> BoxedCondition<E>,
+    ) -> Self {
+        let conditioned = self.conditioned;
         if let Some(step) = self.last() {
-            let old = std::mem::replace(&mut step.condition, Box::new(Always));
-            step.condition = Box::new(And(old, cond));
+            step.condition = if conditioned {
+                let old = std::mem::replace(&mut step.condition, Box::new(Always));
+                join(old, cond)
+            } else {
+                cond
+            };
         }
+        self.conditioned = true;
         self
     }
 
@@ -278,12 +303,8 @@ impl<E: 'static> Pattern<E> {
     }
 
     /// Adds a boxed alternative condition to the current step.
-    pub fn or_where_cond(mut self, cond: Box<dyn Condition<E>>) -> Self {
-        if let Some(step) = self.last() {
-            let old = std::mem::replace(&mut step.condition, Box::new(Always));
-            step.condition = Box::new(Or(old, cond));
-        }
-        self
+    pub fn or_where_cond(self, cond: Box<dyn Condition<E>>) -> Self {
+        self.combine(cond, |old, new| Box::new(Or(old, new)))
     }
 
     fn quantify(mut self, times: Times) -> Self {

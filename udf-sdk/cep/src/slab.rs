@@ -40,6 +40,10 @@ impl<T> Slab<T> {
             *slot = Entry::Full(value);
             i
         } else {
+            // Exact growth while small: most keys hold a few entries.
+            if self.entries.len() == self.entries.capacity() && self.entries.len() < 4 {
+                self.entries.reserve_exact(1);
+            }
             self.entries.push(Entry::Full(value));
             (self.entries.len() - 1) as u32
         }

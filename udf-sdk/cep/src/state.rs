@@ -18,6 +18,9 @@ pub struct KeyState<E> {
     /// Arrival number of the next event (ties of timestamps keep this order).
     pub(crate) next_seq: u64,
     pub(crate) counters: Counters,
+    /// The earliest time a partial match times out (derived, not stored in
+    /// checkpoints), so `advance_time` before it does nothing.
+    pub(crate) deadline: i64,
 }
 
 impl<E> Default for KeyState<E> {
@@ -28,6 +31,7 @@ impl<E> Default for KeyState<E> {
             completed: Vec::new(),
             next_seq: 0,
             counters: Counters::default(),
+            deadline: i64::MAX,
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct Nfa<E> {
     /// Identifies the graph, so a checkpoint is restored only into the
     /// pattern that wrote it.
     pub(crate) fingerprint: u64,
+    /// Whether any window is set.
+    pub(crate) windowed: bool,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -97,6 +99,7 @@ impl<E> Nfa<E> {
             max_partials: DEFAULT_MAX_PARTIAL_MATCHES,
             emit_timeouts: true,
             fingerprint,
+            windowed: any_window,
         })
     }
 
@@ -134,8 +137,23 @@ impl<E> Nfa<E> {
         KeyState::new()
     }
 
-    pub(crate) fn has_windows(&self) -> bool {
-        self.window.is_some() || self.prev_windows.iter().any(Option::is_some)
+    /// The earliest time at which one of `partials` times out (`i64::MAX`
+    /// if none can).
+    pub(crate) fn deadline(&self, partials: &[crate::output::Partial]) -> i64 {
+        if !self.windowed {
+            return i64::MAX;
+        }
+        let mut d = i64::MAX;
+        for p in partials {
+            if let Some(w) = self.window {
+                d = d.min(p.start.ts.saturating_add(w));
+            }
+            let step = self.graph.states[p.state as usize].step as usize;
+            if let Some(Some(w)) = self.prev_windows.get(step) {
+                d = d.min(p.prev_ts.saturating_add(*w));
+            }
+        }
+        d
     }
 }
 

@@ -114,7 +114,6 @@ impl<E: Clone> KeyState<E> {
         sc.memo.reset(2 * nfa.conds.len());
         let mut pending = Some(event);
         let mut slot = NONE;
-        let partials = std::mem::take(&mut self.partials);
         let mut next = std::mem::take(&mut sc.next);
         let mut potential = std::mem::take(&mut sc.potential);
         next.clear();
@@ -127,9 +126,10 @@ impl<E: Clone> KeyState<E> {
         };
         // Existing partial matches first, the start state last (Flink's
         // order: the start state has no start event and sorts last).
-        let count = partials.len();
-        for (i, p) in partials.iter().copied().chain(Some(start)).enumerate() {
+        let count = self.partials.len();
+        for i in 0..=count {
             let is_start = i == count;
+            let p = if is_start { start } else { self.partials[i] };
             {
                 let event = match (&pending, self.buffer.event(slot)) {
                     (Some(e), _) => e,
@@ -227,10 +227,9 @@ impl<E: Clone> KeyState<E> {
                 self.buffer.release(p.last);
             }
         }
-        let mut old = partials;
-        old.clear();
-        sc.next = old;
-        self.partials = next;
+        store(&mut self.partials, &next);
+        next.clear();
+        sc.next = next;
         if slot != NONE {
             self.buffer.drop_if_unused(slot);
         }
@@ -238,20 +237,23 @@ impl<E: Clone> KeyState<E> {
         self.emit(nfa, &mut potential, wait, out);
         out.scratch.potential = potential;
         self.enforce_cap(nfa);
+        self.deadline = nfa.deadline(&self.partials);
     }
 
     /// Moves time to `time` (ms): partial matches whose window has closed
     /// time out (a trailing `notFollowedBy` completes instead).
     pub fn advance_time(&mut self, nfa: &Nfa<E>, time: i64, out: &mut Outputs<E>) {
-        if !nfa.has_windows() || self.partials.is_empty() {
+        // Nothing closes before the earliest deadline: most calls stop here
+        // without touching the partial matches.
+        if time < self.deadline {
             return;
         }
         let mut kept = std::mem::take(&mut out.scratch.next);
         let mut potential = std::mem::take(&mut out.scratch.potential);
         kept.clear();
         potential.clear();
-        let partials = std::mem::take(&mut self.partials);
-        for p in partials.iter().copied() {
+        for i in 0..self.partials.len() {
+            let p = self.partials[i];
             let st = &nfa.graph.states[p.state as usize];
             let prev_window = nfa.prev_windows.get(st.step as usize).copied().flatten();
             let by_prev = prev_window.filter(|&w| time.saturating_sub(p.prev_ts) >= w);
@@ -278,12 +280,12 @@ impl<E: Clone> KeyState<E> {
             }
             self.buffer.release(p.last);
         }
-        let mut old = partials;
-        old.clear();
-        out.scratch.next = old;
-        self.partials = kept;
+        store(&mut self.partials, &kept);
+        kept.clear();
+        out.scratch.next = kept;
         self.emit(nfa, &mut potential, true, out);
         out.scratch.potential = potential;
+        self.deadline = nfa.deadline(&self.partials);
     }
 
     /// Emits complete matches. With `wait`, a match waits in `completed`
@@ -368,6 +370,20 @@ impl<E: Clone> KeyState<E> {
         }
         self.counters.dropped += excess as u64;
     }
+}
+
+/// Copies `from` into a key's list: exact capacity while small (most keys
+/// hold a few partial matches), nothing at all when empty.
+fn store(to: &mut Vec<Partial>, from: &[Partial]) {
+    if from.is_empty() {
+        *to = Vec::new();
+        return;
+    }
+    to.clear();
+    if to.capacity() < from.len() && from.len() <= 4 {
+        to.reserve_exact(from.len());
+    }
+    to.extend_from_slice(from);
 }
 
 fn classify<E>(
