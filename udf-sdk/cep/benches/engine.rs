@@ -140,6 +140,30 @@ fn processing_time(nfa: &Nfa<Ev>, n: usize) {
     }
 }
 
+/// The floor: the same key lookups and event generation, no matching.
+fn lookup_only(n: usize) {
+    let mut keys: Map<KeyState<Ev>> = Map::default();
+    let mut gen = Gen {
+        x: 0x9e37_79b9_7f4a_7c15,
+        i: 0,
+    };
+    let mut sink = 0u64;
+    for _ in 0..n / 4 {
+        let e = gen.next();
+        keys.entry(e.key).or_default();
+    }
+    let started = Instant::now();
+    for _ in 0..n {
+        let e = gen.next();
+        sink += keys.entry(e.key).or_default().counters().matches + u64::from(e.kind);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "floor (key lookup + event generation only): {:.1} ns per event ({sink})",
+        secs * 1e9 / n as f64
+    );
+}
+
 fn event_time(nfa: &Nfa<Ev>, n: usize) {
     let mut keys: Map<EventTimeState<Ev>> = Map::default();
     let mut out = Outputs::new();
@@ -182,6 +206,7 @@ fn main() {
         "pattern: a -> b -> c (followedBy), within 60 s; {KEYS} keys; event size {} bytes",
         std::mem::size_of::<Ev>()
     );
+    lookup_only(n);
     processing_time(&nfa, n);
     event_time(&nfa, n);
 }

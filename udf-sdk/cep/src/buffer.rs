@@ -136,16 +136,18 @@ impl<E: Clone> SharedBuffer<E> {
         scratch: &mut Vec<(u16, u32)>,
     ) -> Vec<(Arc<str>, Vec<E>)> {
         self.chain_into(last, scratch);
-        let mut out: Vec<(Arc<str>, Vec<E>)> = Vec::new();
+        let steps = 1 + scratch.windows(2).filter(|w| w[0].0 != w[1].0).count();
+        let mut out: Vec<(Arc<str>, Vec<E>)> = Vec::with_capacity(steps);
         let mut current = NONE as usize;
-        for &(step, slot) in scratch.iter() {
+        for (i, &(step, slot)) in scratch.iter().enumerate() {
             let Some(e) = self.events.get(slot) else {
                 continue;
             };
             if step as usize != current {
                 current = step as usize;
                 let name = names.get(current).cloned().unwrap_or_else(|| Arc::from(""));
-                out.push((name, Vec::new()));
+                let len = scratch[i..].iter().take_while(|c| c.0 == step).count();
+                out.push((name, Vec::with_capacity(len)));
             }
             if let Some(last) = out.last_mut() {
                 last.1.push(e.event.clone());

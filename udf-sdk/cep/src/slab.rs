@@ -40,9 +40,10 @@ impl<T> Slab<T> {
             *slot = Entry::Full(value);
             i
         } else {
-            // Exact growth while small: most keys hold a few entries.
-            if self.entries.len() == self.entries.capacity() && self.entries.len() < 4 {
-                self.entries.reserve_exact(1);
+            // Most keys hold one or two entries: start with room for two
+            // (a plain push would make it four).
+            if self.entries.capacity() == 0 {
+                self.entries.reserve_exact(2);
             }
             self.entries.push(Entry::Full(value));
             (self.entries.len() - 1) as u32

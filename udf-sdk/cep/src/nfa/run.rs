@@ -3,7 +3,7 @@
 
 use super::graph::{Action, Cond, Kind};
 use super::Nfa;
-use crate::buffer::{ChainView, SharedBuffer};
+use crate::buffer::ChainView;
 use crate::output::{Decided, Match, Memo, Outputs, Partial, Scratch, TimedOut};
 use crate::skip::EventKey;
 use crate::slab::NONE;
@@ -149,6 +149,7 @@ impl<E: Clone> KeyState<E> {
                 decide(&ctx, p.state, sc);
             }
             sc.retained.clear();
+            let potential_before = potential.len();
             let mut discard = false;
             for d in 0..sc.decided.len() {
                 let dec = sc.decided[d];
@@ -163,14 +164,7 @@ impl<E: Clone> KeyState<E> {
                             state: dec.target,
                             ..p
                         };
-                        classify(
-                            &mut self.buffer,
-                            np,
-                            kind,
-                            &mut potential,
-                            &mut sc.retained,
-                            &mut discard,
-                        );
+                        classify(np, kind, &mut potential, &mut sc.retained, &mut discard);
                     }
                     Action::Take => {
                         if kind == Kind::Stop {
@@ -190,21 +184,13 @@ impl<E: Clone> KeyState<E> {
                             start: if is_start { key } else { p.start },
                             prev_ts: ts,
                         };
-                        classify(
-                            &mut self.buffer,
-                            np,
-                            kind,
-                            &mut potential,
-                            &mut sc.retained,
-                            &mut discard,
-                        );
+                        classify(np, kind, &mut potential, &mut sc.retained, &mut discard);
                         if dec.also_final != NONE {
                             let fp = Partial {
                                 state: dec.also_final,
                                 ..np
                             };
                             classify(
-                                &mut self.buffer,
                                 fp,
                                 Kind::Final,
                                 &mut potential,
@@ -217,15 +203,26 @@ impl<E: Clone> KeyState<E> {
                 }
             }
             if discard {
-                for r in sc.retained.drain(..) {
-                    self.buffer.release(r.last);
-                }
-            } else {
-                next.append(&mut sc.retained);
+                sc.retained.clear();
             }
-            if !is_start {
+            // Each kept partial match holds its last node. The parent's own
+            // hold passes to the first child that shares its node, so a
+            // partial match that only skips the event touches no refcount.
+            let mut inherited = is_start;
+            for c in potential[potential_before..]
+                .iter()
+                .chain(sc.retained.iter())
+            {
+                if !inherited && c.last == p.last {
+                    inherited = true;
+                } else {
+                    self.buffer.retain(c.last);
+                }
+            }
+            if !inherited {
                 self.buffer.release(p.last);
             }
+            next.append(&mut sc.retained);
         }
         store(&mut self.partials, &next);
         next.clear();
@@ -235,6 +232,12 @@ impl<E: Clone> KeyState<E> {
         }
         let wait = nfa.skip.is_skip();
         self.emit(nfa, &mut potential, wait, out);
+        if !wait && !self.completed.is_empty() {
+            // Matches a window completed (trailing notFollowedBy) wait behind
+            // earlier partial matches even without a skip strategy; this
+            // event may have ended those.
+            self.emit(nfa, &mut potential, true, out);
+        }
         out.scratch.potential = potential;
         self.enforce_cap(nfa);
         self.deadline = nfa.deadline(&self.partials);
@@ -372,22 +375,22 @@ impl<E: Clone> KeyState<E> {
     }
 }
 
-/// Copies `from` into a key's list: exact capacity while small (most keys
-/// hold a few partial matches), nothing at all when empty.
+/// Copies `from` into a key's list: room for two while small (most keys
+/// hold one or two partial matches), nothing at all when empty.
 fn store(to: &mut Vec<Partial>, from: &[Partial]) {
     if from.is_empty() {
         *to = Vec::new();
         return;
     }
     to.clear();
-    if to.capacity() < from.len() && from.len() <= 4 {
-        to.reserve_exact(from.len());
+    if to.capacity() < from.len() && from.len() <= 2 {
+        to.reserve_exact(2);
     }
     to.extend_from_slice(from);
 }
 
-fn classify<E>(
-    buffer: &mut SharedBuffer<E>,
+/// Sorts a new partial match: complete, dead (a stop state), or alive.
+fn classify(
     p: Partial,
     kind: Kind,
     potential: &mut Vec<Partial>,
@@ -395,16 +398,10 @@ fn classify<E>(
     discard: &mut bool,
 ) {
     match kind {
-        Kind::Final => {
-            buffer.retain(p.last);
-            potential.push(p);
-        }
+        Kind::Final => potential.push(p),
         // A take into a stop state is handled by the caller; an ignore into
         // one cannot be compiled.
         Kind::Stop => *discard = true,
-        Kind::Normal | Kind::Pending => {
-            buffer.retain(p.last);
-            retained.push(p);
-        }
+        Kind::Normal | Kind::Pending => retained.push(p),
     }
 }
