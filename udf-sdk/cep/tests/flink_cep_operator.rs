@@ -1,5 +1,10 @@
 //! Ported from Flink's `CEPOperatorTest`: event-time buffering, ordering,
 //! late records and watermark-driven timeouts, per key.
+//!
+//! Method names are Flink's. "Adapted" cases changed the events or pattern
+//! slightly; their expected matches follow Flink's documented semantics.
+//! "Weir case" marks a test in the style of the class for a rule it does not
+//! test by that name.
 
 mod common;
 
@@ -19,7 +24,7 @@ fn flat_matches(out: &Outputs<Event>) -> Vec<Vec<Event>> {
     out.matches.iter().map(flat).collect()
 }
 
-// CEPOperatorTest#testKeyedCEPOperatorWatermarkForwarding / testCEPOperatorComparatorEventTime:
+// Adapted from CEPOperatorTest#testKeyedCEPOperatorWatermarkForwarding / testCEPOperatorComparatorEventTime:
 // records wait for the watermark, then go in timestamp order.
 #[test]
 fn records_are_ordered_by_timestamp_behind_the_watermark() {
@@ -40,7 +45,7 @@ fn records_are_ordered_by_timestamp_behind_the_watermark() {
     assert_same(flat_matches(&out), vec![m(&[&start, &middle, &end])]);
 }
 
-// CEPOperatorTest#testCEPOperatorComparatorEventTime: equal timestamps keep
+// Adapted from CEPOperatorTest#testCEPOperatorComparatorEventTime: equal timestamps keep
 // their arrival order (Flink sorts ties with a comparator or keeps arrival).
 #[test]
 fn equal_timestamps_keep_arrival_order() {
@@ -60,7 +65,7 @@ fn equal_timestamps_keep_arrival_order() {
     assert_same(flat_matches(&out), vec![m(&[&x1, &x2]), m(&[&x2, &x3])]);
 }
 
-// CEPOperatorTest#testCEPOperatorSideOutputLateElements: records at or behind
+// Adapted from CEPOperatorTest#testCEPOperatorSideOutputLateElements: records at or behind
 // the watermark come out as late, counted, and do not match.
 #[test]
 fn late_records_are_reported_not_dropped() {
@@ -84,7 +89,7 @@ fn late_records_are_reported_not_dropped() {
     assert!(out.matches.is_empty());
 }
 
-// CEPOperatorTest#testCEPOperatorCleanupEventTime: the watermark closes
+// Adapted from CEPOperatorTest#testCEPOperatorCleanupEventTime: the watermark closes
 // windows, timing out partial matches even with no further event.
 #[test]
 fn watermark_times_out_partial_matches() {
@@ -117,7 +122,7 @@ fn watermark_times_out_partial_matches() {
     assert_eq!(key.buffered_events(), 0);
 }
 
-// CEPOperatorTest#testCEPOperatorCleanupEventTimeWithSameElements: records
+// Adapted from CEPOperatorTest#testCEPOperatorCleanupEventTimeWithSameElements: records
 // with the same timestamp as the watermark-closed window are processed after
 // the timeout, so they cannot join it.
 #[test]

@@ -1,4 +1,9 @@
 //! Ported from Flink's `GreedyITCase`.
+//!
+//! Method names are Flink's. "Adapted" cases changed the events or pattern
+//! slightly; their expected matches follow Flink's documented semantics.
+//! "Weir case" marks a test in the style of the class for a rule it does not
+//! test by that name.
 
 mod common;
 
@@ -125,7 +130,7 @@ fn greedy_one_or_more() {
     assert_same(run(p, &[&c, &d]), vec![]);
 }
 
-// GreedyITCase#testGreedyTimesRange
+// Adapted from GreedyITCase#testGreedyTimesRange
 #[test]
 fn greedy_times_range() {
     let (c, a1, a2, a3, d) = events();
@@ -147,7 +152,7 @@ fn greedy_times_range() {
     assert_same(run(p(), &[&c, &a1, &d]), vec![]);
 }
 
-// GreedyITCase#testGreedyZeroOrMoreInBetween (the greedy step's condition
+// Weir case in the style of GreedyITCase (not a Flink method): the greedy step's condition
 // overlaps the next step's: the next step may not take what the loop takes)
 #[test]
 fn greedy_overlapping_conditions() {

@@ -1,5 +1,10 @@
 //! Ported from Flink's `IterativeConditionsITCase`: conditions that read the
 //! partial match they would extend.
+//!
+//! Method names are Flink's. "Adapted" cases changed the events or pattern
+//! slightly; their expected matches follow Flink's documented semantics.
+//! "Weir case" marks a test in the style of the class for a rule it does not
+//! test by that name.
 
 mod common;
 
@@ -12,7 +17,7 @@ fn sum(m: &dyn Matched<Event>, step: &str) -> f64 {
     s
 }
 
-// IterativeConditionsITCase#testIterativeWithLoopingStartingEager: the loop
+// Adapted from IterativeConditionsITCase#testIterativeWithLoopingStartingEager: the loop
 // takes "foo" events while the running sum of its prices stays below 5.
 #[test]
 fn iterative_with_looping_sum() {
@@ -44,7 +49,7 @@ fn iterative_with_looping_sum() {
     );
 }
 
-// IterativeConditionsITCase#testIterativeWithPrevPatternDependency: the end
+// Adapted from IterativeConditionsITCase#testIterativeWithPrevPatternDependency: the end
 // must cost more than the start.
 #[test]
 fn iterative_with_prev_pattern_dependency() {
@@ -62,7 +67,7 @@ fn iterative_with_prev_pattern_dependency() {
     assert_same(run(p, &[&s, &cheap, &dear]), vec![m(&[&s, &dear])]);
 }
 
-// IterativeConditionsITCase#testIterativeWithABACPattern: the last event must
+// Adapted from IterativeConditionsITCase#testIterativeWithABACPattern: the last event must
 // have the first event's name again.
 #[test]
 fn iterative_aba() {
@@ -88,7 +93,7 @@ fn iterative_aba() {
     assert_same(got, vec![m(&[&a1, &b1, &a2])]);
 }
 
-// IterativeConditionsITCase#testIterativeWithBranchingPatternEager: each
+// Adapted from IterativeConditionsITCase#testIterativeWithBranchingPatternEager: each
 // branch of followedByAny sees only its own events.
 #[test]
 fn iterative_branches_see_their_own_events() {

@@ -1,4 +1,9 @@
 //! Ported from Flink's `NFAITCase` (contiguity, branching, loops, windows).
+//!
+//! Method names are Flink's. "Adapted" cases changed the events or pattern
+//! slightly; their expected matches follow Flink's documented semantics.
+//! "Weir case" marks a test in the style of the class for a rule it does not
+//! test by that name.
 
 mod common;
 
@@ -128,7 +133,7 @@ fn simple_pattern_with_time_window() {
     assert_same(got, vec![m(&[&start, &middle, &end])]);
 }
 
-// NFAITCase#testSimplePatternWithTimeoutHandling: timed-out partial matches
+// Adapted from NFAITCase#testSimplePatternWithTimeoutHandling: timed-out partial matches
 // come out with their events and the time the window closed.
 #[test]
 fn simple_pattern_with_timeout_handling() {
@@ -151,7 +156,7 @@ fn simple_pattern_with_timeout_handling() {
     assert_eq!(h.state.counters().timeouts, 1);
 }
 
-// NFAITCase#testTimeoutWindowPruningWindowBorders
+// Adapted from NFAITCase#testTimeoutWindowPruningWindowBorders
 #[test]
 fn timeout_window_pruning_borders() {
     let s1 = ev(1, "start", 1.0);
@@ -262,7 +267,7 @@ fn c_a_b() -> (Event, Event, Event, Event, Event) {
     )
 }
 
-// NFAITCase#testStrictOneOrMore
+// Adapted from NFAITCase#testStrictOneOrMore
 #[test]
 fn strict_one_or_more() {
     let (c, a1, a2, a3, b) = c_a_b();
@@ -280,7 +285,7 @@ fn strict_one_or_more() {
     assert_same(got, vec![m(&[&c, &a1, &a2, &b]), m(&[&c, &a1, &b])]);
 }
 
-// NFAITCase#testOneOrMore (relaxed loop: the default inner contiguity)
+// Weir case in the style of NFAITCase (not a Flink method): a relaxed loop, the default inner contiguity
 #[test]
 fn relaxed_one_or_more() {
     let (c, a1, a2, a3, b) = c_a_b();
@@ -303,7 +308,7 @@ fn relaxed_one_or_more() {
     );
 }
 
-// NFAITCase#testZeroOrMoreSameElement: optional loop, skipped entirely.
+// Weir case in the style of NFAITCase (not a Flink method): optional loop, skipped entirely.
 #[test]
 fn zero_or_more_at_end() {
     let (c, a1, a2, _, _) = c_a_b();
@@ -317,7 +322,7 @@ fn zero_or_more_at_end() {
     assert_same(got, vec![m(&[&c]), m(&[&c, &a1]), m(&[&c, &a1, &a2])]);
 }
 
-// NFAITCase#testStartWithOneOrMore: a looping first step starts a match at
+// Adapted from NFAITCase#testStartWithOneOrMore: a looping first step starts a match at
 // every event it accepts.
 #[test]
 fn start_with_one_or_more() {
@@ -341,7 +346,7 @@ fn start_with_one_or_more() {
     );
 }
 
-// NFAITCase#testOptionalClosing (optional step in the middle)
+// Weir case in the style of NFAITCase (not a Flink method): optional step in the middle
 #[test]
 fn optional_middle_step() {
     let c = ev(40, "c", 1.0);
@@ -357,7 +362,7 @@ fn optional_middle_step() {
     assert_same(run(p, &[&c, &a, &b]), vec![m(&[&c, &a, &b]), m(&[&c, &b])]);
 }
 
-// NFAITCase#testTimes (exactly n, relaxed between repetitions)
+// Adapted from NFAITCase#testTimes (exactly n, relaxed between repetitions)
 #[test]
 fn times_relaxed() {
     let (c, a1, a2, a3, b) = c_a_b();
@@ -373,7 +378,7 @@ fn times_relaxed() {
     assert_same(got, vec![m(&[&c, &a1, &a2, &b])]);
 }
 
-// NFAITCase#testTimesStrict (times + consecutive)
+// Adapted from NFAITCase#testTimesStrict (times + consecutive)
 #[test]
 fn times_consecutive() {
     let (c, a1, a2, a3, b) = c_a_b();
@@ -401,7 +406,7 @@ fn times_consecutive() {
     );
 }
 
-// NFAITCase#testWithinPreviousAndCurrent (Flink 1.16's WithinType): the gap
+// Weir case in the style of NFAITCase (not a Flink method), for Flink 1.16+ WithinType: the gap
 // before the step's event is bounded, not the whole match.
 #[test]
 fn within_previous_and_current() {

@@ -1,4 +1,9 @@
 //! Ported from Flink's `NotPatternITCase`.
+//!
+//! Method names are Flink's. "Adapted" cases changed the events or pattern
+//! slightly; their expected matches follow Flink's documented semantics.
+//! "Weir case" marks a test in the style of the class for a rule it does not
+//! test by that name.
 
 mod common;
 
@@ -61,7 +66,7 @@ fn not_next_no_matches_at_the_end() {
     assert_same(run(not_next_at_end(), &[&a1, &b1, &c1]), vec![]);
 }
 
-// NotPatternITCase#testNotNextAtTheEnd (the match comes out with the next,
+// Weir case in the style of NotPatternITCase (not a Flink method): the match comes out with the next,
 // harmless event)
 #[test]
 fn not_next_at_the_end_matches_on_next_event() {
@@ -73,7 +78,7 @@ fn not_next_at_the_end_matches_on_next_event() {
     assert_same(h.feed(&[(d1, 3)]), vec![m(&[&a1, &b1])]);
 }
 
-// NotPatternITCase#testNotFollowedBy
+// Adapted from NotPatternITCase#testNotFollowedBy
 #[test]
 fn not_followed_by() {
     let a1 = ev(40, "a", 1.0);
@@ -93,7 +98,7 @@ fn not_followed_by() {
     assert_same(got, vec![m(&[&a1, &c1]), m(&[&a2, &c2])]);
 }
 
-// NotPatternITCase#testNotFollowedByNoMatches (the negated event in between)
+// Weir case in the style of NotPatternITCase (not a Flink method): the negated event in between
 #[test]
 fn not_followed_by_no_matches() {
     let a1 = ev(40, "a", 1.0);
@@ -129,7 +134,7 @@ fn not_followed_by_before_optional_at_the_end() {
     );
 }
 
-// NotPatternITCase#testNotFollowedByBeforeOptional: taking the optional step
+// Adapted from NotPatternITCase#testNotFollowedByBeforeOptional: taking the optional step
 // ends the notFollowedBy; skipping it does not.
 #[test]
 fn not_followed_by_before_optional() {
@@ -176,7 +181,7 @@ fn times_with_not_followed_by() {
     assert_same(run(p, &[&a1, &b1, &c, &b2, &d]), vec![]);
 }
 
-// NotPatternITCase#testNotFollowedByWithinAtEnd (Flink 1.16+): a trailing
+// Weir case in the style of NotPatternITCase (not a Flink method), for Flink 1.16+: a trailing
 // notFollowedBy completes when the window closes with no offending event.
 #[test]
 fn not_followed_by_at_end_with_within() {
@@ -199,7 +204,7 @@ fn not_followed_by_at_end_with_within() {
     assert!(h.timeouts().is_empty());
 }
 
-// NotPatternITCase#testNotNextAfterOneOrMoreSkipTillNext
+// Adapted from NotPatternITCase#testNotNextAfterOneOrMoreSkipTillNext
 #[test]
 fn not_next_after_one_or_more() {
     let a1 = ev(40, "a", 1.0);

@@ -1,4 +1,9 @@
 //! Ported from Flink's `AfterMatchSkipITCase`.
+//!
+//! Method names are Flink's. "Adapted" cases changed the events or pattern
+//! slightly; their expected matches follow Flink's documented semantics.
+//! "Weir case" marks a test in the style of the class for a rule it does not
+//! test by that name.
 
 mod common;
 
@@ -48,7 +53,7 @@ fn skip_past_last() {
     );
 }
 
-// AfterMatchSkipITCase#testSkipToNext (times: every start event is new)
+// Adapted from AfterMatchSkipITCase#testSkipToNext (times: every start event is new)
 #[test]
 fn skip_to_next_times() {
     let a = six_a();
@@ -183,7 +188,7 @@ fn two_variables(skip: AfterMatchSkip) -> Pattern<Event> {
         .where_(name("b"))
 }
 
-// AfterMatchSkipITCase#testSkipToNextWithFollowedByAny (TwoVariablesFollowedByAny)
+// Adapted from AfterMatchSkipITCase#testSkipToNextWithFollowedByAny (TwoVariablesFollowedByAny)
 #[test]
 fn skip_to_next_with_followed_by_any() {
     let (a1, a2, b1, b2) = (
@@ -201,7 +206,7 @@ fn skip_to_next_with_followed_by_any() {
     assert_eq!(got.len(), 4);
 }
 
-// AfterMatchSkipITCase#testSkipPastLastWithFollowedByAny
+// Adapted from AfterMatchSkipITCase#testSkipPastLastWithFollowedByAny
 #[test]
 fn skip_past_last_with_followed_by_any() {
     let (a1, a2, b1, b2) = (

@@ -1,4 +1,9 @@
 //! Ported from Flink's `TimesRangeITCase` and `TimesOrMoreITCase`.
+//!
+//! Method names are Flink's. "Adapted" cases changed the events or pattern
+//! slightly; their expected matches follow Flink's documented semantics.
+//! "Weir case" marks a test in the style of the class for a rule it does not
+//! test by that name.
 
 mod common;
 
@@ -57,7 +62,7 @@ fn times_range_non_strict() {
     );
 }
 
-// TimesRangeITCase#testTimesRangeStrict
+// Adapted from TimesRangeITCase#testTimesRangeStrict
 #[test]
 fn times_range_strict() {
     let (c, m1, m2, m3, b) = events();
@@ -88,7 +93,7 @@ fn times_range_optional() {
     );
 }
 
-// TimesRangeITCase#testTimesRangeFromZero: times(0, n) is an optional times(1, n).
+// Adapted from TimesRangeITCase#testTimesRangeFromZero: times(0, n) is an optional times(1, n).
 #[test]
 fn times_range_from_zero() {
     let (c, m1, m2, _, b) = events();
@@ -140,7 +145,7 @@ fn times_or_more_strict() {
     assert_same(got, vec![m(&[&c, &m1, &m2, &b])]);
 }
 
-// TimesOrMoreITCase#testTimesOrMoreOptional
+// Adapted from TimesOrMoreITCase#testTimesOrMoreOptional
 #[test]
 fn times_or_more_optional() {
     let (c, m1, _, _, b) = events();

@@ -1,4 +1,9 @@
 //! Ported from Flink's `UntilConditionITCase`.
+//!
+//! Method names are Flink's. "Adapted" cases changed the events or pattern
+//! slightly; their expected matches follow Flink's documented semantics.
+//! "Weir case" marks a test in the style of the class for a rule it does not
+//! test by that name.
 
 mod common;
 
@@ -85,7 +90,7 @@ fn until_with_empty_where() {
     assert_same(got, vec![m(&[&c, &m1, &m2]), m(&[&c, &m1])]);
 }
 
-// UntilConditionITCase#testUntilConditionFollowedByAnyOneOrMore... followed by
+// Weir case in the style of UntilConditionITCase (not a Flink method): followed by
 // a step: the event that ends the loop can be taken by the next step.
 #[test]
 fn until_then_next_step_takes_the_breaking_event() {
