@@ -51,6 +51,12 @@ impl<E> KeyState<E> {
         self.partials.len() + self.completed.len()
     }
 
+    /// The earliest time at which a partial match times out (or a trailing
+    /// `notFollowedBy` completes), or `None`.
+    pub fn next_timeout(&self) -> Option<i64> {
+        (self.deadline != i64::MAX).then_some(self.deadline)
+    }
+
     /// Events held in the shared buffer.
     pub fn buffered_events(&self) -> usize {
         self.buffer.events.len()

@@ -53,6 +53,19 @@ impl<E> EventTimeState<E> {
         self.key.partial_matches()
     }
 
+    /// The smallest watermark at which [`EventTimeState::advance_watermark`]
+    /// would do anything (feed a waiting record or time out a partial
+    /// match), or `None`: lets a caller with many keys keep a timer queue
+    /// instead of advancing every key on every watermark.
+    pub fn next_timer(&self) -> Option<i64> {
+        let record = self.pending.front().map(|(ts, _)| *ts);
+        let timeout = self.key.next_timeout();
+        match (record, timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Events held: in the shared buffer plus those waiting for the watermark.
     pub fn buffered_events(&self) -> usize {
         self.key.buffered_events() + self.pending.len()
@@ -69,9 +82,13 @@ impl<E: Clone> EventTimeState<E> {
             return;
         }
         // After every record with the same or a smaller timestamp: arrival
-        // order breaks ties.
-        let at = self.pending.partition_point(|(ts, _)| *ts <= timestamp);
-        self.pending.insert(at, (timestamp, event));
+        // order breaks ties. In-order records (the usual case) just append.
+        if self.pending.back().is_none_or(|(ts, _)| *ts <= timestamp) {
+            self.pending.push_back((timestamp, event));
+        } else {
+            let at = self.pending.partition_point(|(ts, _)| *ts <= timestamp);
+            self.pending.insert(at, (timestamp, event));
+        }
     }
 
     /// Moves the watermark to `watermark`: feeds the records it passed, in

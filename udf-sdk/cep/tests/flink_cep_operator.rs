@@ -145,3 +145,27 @@ fn window_border_under_event_time() {
     assert_eq!(out.timeouts.len(), 1);
     assert_eq!(out.timeouts[0].timeout_at, 10);
 }
+
+// Weir case in the style of CEPOperatorTest (not a Flink method): the timer a
+// keyed caller registers (Flink's operator registers event-time timers).
+#[test]
+fn next_timer_says_when_the_watermark_matters() {
+    let nfa = pattern()
+        .within(ms(10), WithinType::FirstAndLast)
+        .compile()
+        .unwrap();
+    let mut key = EventTimeState::new();
+    let mut out = Outputs::new();
+    assert_eq!(key.next_timer(), None);
+    key.push(ev(1, "start", 1.0), 5, &mut out);
+    key.push(ev(2, "x", 1.0), 3, &mut out);
+    assert_eq!(key.next_timer(), Some(3));
+    key.advance_watermark(&nfa, 5, &mut out);
+    // The start's window closes at 15.
+    assert_eq!(key.next_timer(), Some(15));
+    key.advance_watermark(&nfa, 14, &mut out);
+    assert!(out.timeouts.is_empty());
+    key.advance_watermark(&nfa, 15, &mut out);
+    assert_eq!(out.timeouts.len(), 1);
+    assert_eq!(key.next_timer(), None);
+}

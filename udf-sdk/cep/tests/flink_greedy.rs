@@ -172,3 +172,28 @@ fn greedy_overlapping_conditions() {
     // Not greedy, a2 could end [c a1 a2]; greedy, a2 must go to the loop.
     assert_same(run(p, &[&c, &a1, &a2, &d]), vec![m(&[&c, &a1, &a2, &d])]);
 }
+
+// Adapted from GreedyITCase#testGreedyUntilZeroOrMoreWithDummyEventsAfterQuantifier:
+// the until event ends the greedy loop and the next step still sees it.
+#[test]
+fn greedy_until_zero_or_more() {
+    let c = ev(40, "c", 1.0);
+    let a1 = ev(41, "a", 2.0);
+    let a2 = ev(42, "a", 3.0);
+    let a3 = ev(43, "a", 4.0);
+    let d = ev(45, "d", 5.0);
+    let p = Pattern::begin("start")
+        .where_(name("c"))
+        .followed_by("middle")
+        .where_(name("a"))
+        .one_or_more()
+        .optional()
+        .greedy()
+        .until(|e: &Event, _| e.price > 3.0)
+        .followed_by("end")
+        .where_(name("d"));
+    assert_same(
+        run(p, &[&c, &a1, &a2, &a3, &d]),
+        vec![m(&[&c, &a1, &a2, &d])],
+    );
+}

@@ -434,3 +434,35 @@ fn within_previous_and_current() {
     // a2 waited for b longer than 5 ms: it timed out at 205.
     assert_eq!(h.timeouts(), vec![(m(&[&a2]), 205)]);
 }
+
+// Adapted from NFAITCase#testStartWithOptional: an optional first step; the
+// match may start at the second step.
+#[test]
+fn start_with_optional() {
+    let a = ev(1, "a", 0.0);
+    let b1 = ev(2, "b", 0.0);
+    let b2 = ev(3, "b", 0.0);
+    let p = Pattern::begin("a")
+        .where_(name("a"))
+        .optional()
+        .followed_by("b")
+        .where_(name("b"));
+    assert_same(
+        run(p, &[&a, &b1, &b2]),
+        vec![m(&[&a, &b1]), m(&[&b1]), m(&[&b2])],
+    );
+}
+
+// Adapted from NFAITCase#testOrWhere (Flink's `or`): a step's alternative conditions.
+#[test]
+fn or_where() {
+    let a = ev(1, "a", 0.0);
+    let x = ev(2, "x", 9.0);
+    let y = ev(3, "y", 1.0);
+    let p = Pattern::begin("a")
+        .where_(name("a"))
+        .followed_by("b")
+        .where_(name("b"))
+        .or_where(|e: &Event, _| e.price > 5.0);
+    assert_same(run(p, &[&a, &y, &x]), vec![m(&[&a, &x])]);
+}
