@@ -37,6 +37,31 @@
 //! assert_eq!(key.counters().matches, 1);
 //! ```
 //!
+//! # Semantics
+//!
+//! Flink CEP's, case by case (the `tests/flink_*.rs` files port its test
+//! suite): the pattern compiles back to front into the same NFA Flink's
+//! `NFACompiler` builds, and [`KeyState::process`] runs it as `NFA.process`
+//! does, after `advanceTime`. Where this engine differs on purpose:
+//! - Partial matches are chains of nodes, one node per taken event per
+//!   branch, sharing their prefixes; events are stored once. Flink shares
+//!   nodes per (event, step) and tells branches apart by Dewey numbers; the
+//!   matches are the same, and no version numbers are needed.
+//! - A `PreviousAndCurrent` window belongs to the step it is set on (the
+//!   builder's `within` sets it on the current step) and bounds the gap
+//!   before each event that step takes.
+//! - Matches of one event come out ordered by their first event (Flink's
+//!   priority queue leaves ties in no defined order; here ties keep the
+//!   order the NFA found them in).
+//! - Timestamps and windows are milliseconds (`i64`).
+//!
+//! # Building patterns at run time
+//!
+//! Every builder call has a plain-value form: [`Step`] (name, boxed
+//! [`Condition`], [`Contiguity`] to the previous step, `negated`,
+//! [`Quantifier`], `until`, `within_previous`) and
+//! [`Pattern::from_steps`]`(steps).skip(..).within(..)`.
+//!
 //! # Layout
 //! - `matched`: what a condition sees of the partial match it would extend.
 //! - `expr`: the rule expression language (parse, type-check, evaluate over JSON events).
