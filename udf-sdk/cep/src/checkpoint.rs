@@ -20,6 +20,7 @@ use crate::nfa::Nfa;
 use crate::output::Partial;
 use crate::skip::EventKey;
 use crate::slab::NONE;
+use crate::small_list::SmallList;
 use crate::state::KeyState;
 use crate::time_order::EventTimeState;
 
@@ -146,7 +147,7 @@ impl<E> KeyState<E> {
             put_u(out, u64::from(n.step));
             put_u(out, link(&node_index, n.prev));
         }
-        for list in [&self.partials, &self.completed] {
+        for list in [&self.partials[..], &self.completed[..]] {
             put_u(out, list.len() as u64);
             for p in list {
                 put_u(out, u64::from(p.state));
@@ -223,9 +224,11 @@ impl<E> KeyState<E> {
         }
         let [partials, completed] = lists;
         let deadline = nfa.deadline(&partials);
+        let mut list = SmallList::default();
+        list.set(&partials);
         Ok(KeyState {
             buffer,
-            partials,
+            partials: list,
             completed,
             next_seq,
             counters,

@@ -71,6 +71,7 @@
 //! - `skip`: after-match skip strategies and their pruning rule.
 //! - `nfa`: compiling a pattern into an NFA (`nfa::compile`, `nfa::graph`) and running it (`nfa::run`).
 //! - `slab`: index-stable storage with a free list.
+//! - `small_list`: a list with its first items inline (a key's partial matches).
 //! - `buffer`: the shared buffer of events and match chains.
 //! - `state`: a key's partial matches and buffer.
 //! - `output`: matches, timeouts and late records, and the reusable output buffer.
@@ -88,6 +89,7 @@ pub mod output;
 pub mod pattern;
 pub mod skip;
 mod slab;
+mod small_list;
 pub mod state;
 pub mod time_order;
 pub mod validate;

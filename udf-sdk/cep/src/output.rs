@@ -95,7 +95,7 @@ pub(crate) struct Decided {
 
 /// A partial match: where it is in the NFA and the last node of its chain
 /// (Flink's `ComputationState`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Partial {
     pub state: u32,
     pub last: u32,

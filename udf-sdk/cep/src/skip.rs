@@ -17,7 +17,7 @@ pub enum AfterMatchSkip {
 }
 
 /// Where an event sits in a key's stream: by timestamp, then arrival.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct EventKey {
     pub ts: i64,
     pub seq: u64,

@@ -3,6 +3,7 @@
 use crate::buffer::SharedBuffer;
 use crate::counters::Counters;
 use crate::output::Partial;
+use crate::small_list::SmallList;
 
 /// Everything one key needs between events; plain data (no conditions), so
 /// it checkpoints to bytes ([`crate::checkpoint`]). Feed it with
@@ -11,7 +12,7 @@ use crate::output::Partial;
 pub struct KeyState<E> {
     pub(crate) buffer: SharedBuffer<E>,
     /// Partial matches in progress (the start state is implicit).
-    pub(crate) partials: Vec<Partial>,
+    pub(crate) partials: SmallList<Partial, 2>,
     /// Complete matches held back by a skip strategy until no partial match
     /// that started earlier is left.
     pub(crate) completed: Vec<Partial>,
@@ -27,7 +28,7 @@ impl<E> Default for KeyState<E> {
     fn default() -> Self {
         KeyState {
             buffer: SharedBuffer::default(),
-            partials: Vec::new(),
+            partials: SmallList::default(),
             completed: Vec::new(),
             next_seq: 0,
             counters: Counters::default(),
@@ -70,7 +71,7 @@ impl<E> KeyState<E> {
     /// Approximate heap bytes held (excluding what events own themselves).
     pub fn heap_bytes(&self) -> usize {
         self.buffer.heap_bytes()
-            + (self.partials.capacity() + self.completed.capacity())
-                * std::mem::size_of::<Partial>()
+            + self.partials.heap_bytes()
+            + self.completed.capacity() * std::mem::size_of::<Partial>()
     }
 }

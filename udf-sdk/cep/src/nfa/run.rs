@@ -224,7 +224,7 @@ impl<E: Clone> KeyState<E> {
             }
             next.append(&mut sc.retained);
         }
-        store(&mut self.partials, &next);
+        self.partials.set(&next);
         next.clear();
         sc.next = next;
         if slot != NONE {
@@ -283,7 +283,7 @@ impl<E: Clone> KeyState<E> {
             }
             self.buffer.release(p.last);
         }
-        store(&mut self.partials, &kept);
+        self.partials.set(&kept);
         kept.clear();
         out.scratch.next = kept;
         self.emit(nfa, &mut potential, true, out);
@@ -323,17 +323,15 @@ impl<E: Clone> KeyState<E> {
             if let Some(pruning) = nfa.skip.pruning_id(&out.scratch.keys) {
                 let skip = nfa.skip;
                 let buffer = &mut self.buffer;
-                let mut prune = |list: &mut Vec<Partial>| {
-                    list.retain(|p| {
-                        let pruned = skip.should_prune(p.start, pruning);
-                        if pruned {
-                            buffer.release(p.last);
-                        }
-                        !pruned
-                    })
+                let mut keep = |p: &Partial| {
+                    let pruned = skip.should_prune(p.start, pruning);
+                    if pruned {
+                        buffer.release(p.last);
+                    }
+                    !pruned
                 };
-                prune(&mut self.partials);
-                prune(&mut self.completed);
+                self.partials.retain(&mut keep);
+                self.completed.retain(keep);
             }
             self.emit_one(nfa, first, out);
         }
@@ -368,25 +366,12 @@ impl<E: Clone> KeyState<E> {
         if !self.partials.is_sorted_by_key(|p| p.start) {
             self.partials.sort_by_key(|p| p.start);
         }
-        for p in self.partials.drain(..excess) {
+        for p in &self.partials[..excess] {
             self.buffer.release(p.last);
         }
+        self.partials.remove_front(excess);
         self.counters.dropped += excess as u64;
     }
-}
-
-/// Copies `from` into a key's list: room for two while small (most keys
-/// hold one or two partial matches), nothing at all when empty.
-fn store(to: &mut Vec<Partial>, from: &[Partial]) {
-    if from.is_empty() {
-        *to = Vec::new();
-        return;
-    }
-    to.clear();
-    if to.capacity() < from.len() && from.len() <= 2 {
-        to.reserve_exact(2);
-    }
-    to.extend_from_slice(from);
 }
 
 /// Sorts a new partial match: complete, dead (a stop state), or alive.
