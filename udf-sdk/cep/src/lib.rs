@@ -76,6 +76,7 @@
 //! - `state`: a key's partial matches and buffer.
 //! - `output`: matches, timeouts and late records, and the reusable output buffer.
 //! - `time_order`: event-time ordering per key behind the watermark.
+//! - `keyed`: many keys under one watermark, woken by a timer queue.
 //! - `checkpoint`: per-key state to bytes and back.
 //! - `counters`: per-key counts for metrics.
 
@@ -83,6 +84,7 @@ mod buffer;
 pub mod checkpoint;
 pub mod condition;
 pub mod counters;
+pub mod keyed;
 pub mod matched;
 pub mod nfa;
 pub mod output;
@@ -97,6 +99,7 @@ pub mod validate;
 pub use checkpoint::{CheckpointError, EventCodec};
 pub use condition::{Always, Condition, Simple};
 pub use counters::Counters;
+pub use keyed::KeyedEventTime;
 pub use matched::{Matched, NoMatch};
 pub use nfa::{Nfa, DEFAULT_MAX_PARTIAL_MATCHES};
 pub use output::{Late, Match, Outputs, TimedOut};

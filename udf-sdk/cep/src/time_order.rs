@@ -33,6 +33,15 @@ impl<E> EventTimeState<E> {
         Self::default()
     }
 
+    /// A state whose watermark is already `watermark` (a key first seen
+    /// mid-stream).
+    pub fn starting_at(watermark: i64) -> Self {
+        EventTimeState {
+            watermark,
+            ..Self::default()
+        }
+    }
+
     /// The last watermark seen (`i64::MIN` before any).
     pub fn watermark(&self) -> i64 {
         self.watermark
