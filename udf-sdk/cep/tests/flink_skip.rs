@@ -61,7 +61,15 @@ fn skip_to_next_times() {
         three_a(AfterMatchSkip::SkipToNext),
         &a.iter().collect::<Vec<_>>(),
     );
-    assert_eq!(got.len(), 4);
+    assert_same(
+        got,
+        vec![
+            m(&[&a[0], &a[1], &a[2]]),
+            m(&[&a[1], &a[2], &a[3]]),
+            m(&[&a[2], &a[3], &a[4]]),
+            m(&[&a[3], &a[4], &a[5]]),
+        ],
+    );
 }
 
 fn ab_events(n: u32) -> Vec<Event> {
@@ -203,7 +211,15 @@ fn skip_to_next_with_followed_by_any() {
     );
     assert_same(got, vec![m(&[&a1, &b1]), m(&[&a2, &b1])]);
     let got = run(two_variables(AfterMatchSkip::NoSkip), &[&a1, &a2, &b1, &b2]);
-    assert_eq!(got.len(), 4);
+    assert_same(
+        got,
+        vec![
+            m(&[&a1, &b1]),
+            m(&[&a2, &b1]),
+            m(&[&a1, &b2]),
+            m(&[&a2, &b2]),
+        ],
+    );
 }
 
 // Adapted from AfterMatchSkipITCase#testSkipPastLastWithFollowedByAny
