@@ -215,8 +215,19 @@ impl Compiler<'_> {
         copy
     }
 
-    /// A greedy step's following state must not take (or skip) an event the
-    /// greedy step could take.
+    /// `NOT until` for a step with an until condition, else `True`.
+    fn not_until(&self, cur: usize) -> Cond {
+        if self.specs[cur].has_until {
+            Cond::not(Cond::Until(cur as u16))
+        } else {
+            Cond::True
+        }
+    }
+
+    /// Greedy: the state after a greedy step must not take (or skip, or
+    /// proceed on) an event the greedy step could take, so the loop keeps
+    /// it. At the end of a pattern (the final state has no edges) greedy
+    /// changes nothing, as in Flink.
     fn update_with_greedy(&mut self, state: u32, take: &Cond) {
         for e in &mut self.g.states[state as usize].edges {
             let cond = std::mem::replace(&mut e.cond, Cond::True);
@@ -245,8 +256,8 @@ impl Compiler<'_> {
                     .edge(looping, Action::Proceed, sink_copy, Cond::Until(s));
                 self.originals.insert(original_sink, sink_copy);
             }
-            self.g
-                .edge(looping, Action::Proceed, sink, Cond::not(take.clone()));
+            let proceed = self.not_until(cur);
+            self.g.edge(looping, Action::Proceed, sink, proceed);
             self.update_with_greedy(sink, &Cond::Where(s));
         } else {
             self.g.edge(looping, Action::Proceed, sink, Cond::True);
@@ -279,6 +290,10 @@ impl Compiler<'_> {
             .with_until(cur, Some(Cond::Where(s)), true)
             .unwrap_or(Cond::Where(s));
         if spec.quantifier.greedy && from != to {
+            if spec.has_until {
+                let sink_copy = self.copy(sink);
+                self.originals.insert(sink, sink_copy);
+            }
             self.update_with_greedy(sink, &take);
         }
         let mut last = sink;
@@ -323,8 +338,8 @@ impl Compiler<'_> {
                         self.g.edge(single, Action::Proceed, orig, Cond::Until(s));
                     }
                 }
-                self.g
-                    .edge(single, Action::Proceed, proceed, Cond::not(take.clone()));
+                let cond = self.not_until(cur);
+                self.g.edge(single, Action::Proceed, proceed, cond);
             } else {
                 self.g.edge(single, Action::Proceed, proceed, Cond::True);
             }
