@@ -226,3 +226,106 @@ fn not_next_after_one_or_more() {
     let got = run(p, &[&a1, &b1, &b2, &d, &c]);
     assert_same(got, vec![m(&[&a1, &b1, &b2, &d]), m(&[&a1, &b1, &d])]);
 }
+
+fn within_at_end(kind: WithinType) -> Vec<Vec<Event>> {
+    let p = Pattern::begin("a")
+        .where_(name("a"))
+        .not_followed_by("b")
+        .where_(name("b"))
+        .within(ms(3), kind);
+    let e = within_at_end_events();
+    let records: Vec<(Event, i64)> = e.iter().cloned().zip([1, 2, 4, 5, 10, 11, 13]).collect();
+    Harness::new(p).feed(&records)
+}
+
+fn within_at_end_events() -> [Event; 7] {
+    [
+        ev(40, "a", 1.0),
+        ev(41, "b", 2.0),
+        ev(42, "a", 3.0),
+        ev(43, "c", 4.0),
+        ev(44, "b", 5.0),
+        ev(45, "a", 7.0),
+        ev(46, "b", 8.0),
+    ]
+}
+
+// NotPatternITCase#testNotFollowedByWithinFirstAndLastAtEnd
+#[test]
+fn not_followed_by_within_first_and_last_at_end() {
+    let e = within_at_end_events();
+    assert_same(within_at_end(WithinType::FirstAndLast), vec![m(&[&e[2]])]);
+}
+
+// NotPatternITCase#testNotFollowedByWithinPreviousAndCurrentAtEnd
+#[test]
+fn not_followed_by_within_previous_and_current_at_end() {
+    let e = within_at_end_events();
+    assert_same(
+        within_at_end(WithinType::PreviousAndCurrent),
+        vec![m(&[&e[2]])],
+    );
+}
+
+// NotPatternITCase#testNotFollowByBeforeTimesWithin
+#[test]
+fn not_follow_by_before_times_within() {
+    let (a1, b1, a2) = (ev(40, "a", 1.0), ev(41, "b", 2.0), ev(42, "a", 3.0));
+    let (c1, c2, a3) = (ev(43, "c", 4.0), ev(44, "c", 5.0), ev(45, "a", 7.0));
+    let (c3, c4) = (ev(46, "c", 8.0), ev(47, "c", 8.0));
+    let p = Pattern::begin("a")
+        .where_(name("a"))
+        .not_followed_by("b")
+        .where_(name("b"))
+        .followed_by("c")
+        .where_(name("c"))
+        .times_range(0, 2)
+        .within(ms(3), WithinType::FirstAndLast);
+    let mut h = Harness::new(p);
+    let got = h.feed(&[
+        (a1.clone(), 1),
+        (b1, 2),
+        (a2.clone(), 10),
+        (c1.clone(), 11),
+        (c2.clone(), 12),
+        (a3.clone(), 20),
+        (c3.clone(), 21),
+        (c4, 24),
+    ]);
+    assert_same(
+        got,
+        vec![
+            m(&[&a1]),
+            m(&[&a2]),
+            m(&[&a2, &c1]),
+            m(&[&a2, &c1, &c2]),
+            m(&[&a3]),
+            m(&[&a3, &c3]),
+        ],
+    );
+}
+
+// NotPatternITCase#testNotFollowedByWithinAtEndAfterMatch
+#[test]
+fn not_followed_by_within_at_end_after_match() {
+    let (a1, a2, a3) = (ev(40, "a", 1.0), ev(41, "a", 2.0), ev(42, "a", 3.0));
+    let (c1, c2) = (ev(43, "c", 4.0), ev(44, "c", 5.0));
+    let p = Pattern::begin_with_skip("a", weir_cep::AfterMatchSkip::SkipPastLastEvent)
+        .where_(name("a"))
+        .one_or_more()
+        .allow_combinations()
+        .followed_by("c")
+        .where_(name("c"))
+        .not_followed_by("b")
+        .where_(name("b"))
+        .within(ms(5), WithinType::FirstAndLast);
+    let mut h = Harness::new(p);
+    let got = h.feed(&[
+        (a1.clone(), 1),
+        (a2.clone(), 2),
+        (a3.clone(), 3),
+        (c1.clone(), 4),
+        (c2, 10),
+    ]);
+    assert_same(got, vec![m(&[&a1, &a2, &a3, &c1])]);
+}
