@@ -1099,3 +1099,85 @@ fn repeating_pattern_w_same_element() {
         ],
     );
 }
+
+fn window_events() -> Vec<(Event, i64)> {
+    vec![
+        (ev(1, "start", 1.0), 1),
+        (ev(2, "start", 1.0), 2),
+        (ev(3, "middle", 1.0), 3),
+        (ev(4, "foobar", 1.0), 4),
+        (ev(5, "end", 1.0), 11),
+        (ev(6, "end", 1.0), 13),
+    ]
+}
+
+// NFAITCase#testSimplePatternWithTimeWindowNFAWithinPreviousAndCurrent
+#[test]
+fn simple_pattern_with_time_window_within_previous_and_current() {
+    let p = Pattern::begin("start")
+        .where_(name("start"))
+        .followed_by("middle")
+        .where_(name("middle"))
+        .followed_by("end")
+        .where_(name("end"))
+        .within(ms(9), WithinType::PreviousAndCurrent);
+    let e = window_events();
+    let got = Harness::new(p).feed(&e);
+    assert_same(
+        got,
+        vec![
+            m(&[&e[0].0, &e[2].0, &e[4].0]),
+            m(&[&e[1].0, &e[2].0, &e[4].0]),
+        ],
+    );
+}
+
+// NFAITCase#testSimplePatternWithTimeoutHandlingWithinPreviousAndCurrent
+#[test]
+fn simple_pattern_with_timeout_handling_within_previous_and_current() {
+    let p = Pattern::begin("start")
+        .where_(name("start"))
+        .followed_by_any("middle")
+        .where_(name("middle"))
+        .followed_by_any("end")
+        .where_(name("end"))
+        .within(ms(10), WithinType::PreviousAndCurrent);
+    let e = window_events();
+    let mut h = Harness::new(p);
+    assert_eq!(h.feed(&e).len(), 2);
+    let mut timeouts = h.timeouts();
+    timeouts.sort_by_key(|(evs, _)| evs[0].id);
+    assert_eq!(
+        timeouts,
+        vec![(m(&[&e[0].0, &e[2].0]), 13), (m(&[&e[1].0, &e[2].0]), 13)]
+    );
+}
+
+fn pending_state_matches(kind: WithinType) {
+    let p = Pattern::begin("start")
+        .where_(name("start"))
+        .not_followed_by("middle")
+        .where_(name("middle"))
+        .within(ms(5), kind);
+    let e = [
+        (ev(1, "start", 1.0), 1),
+        (ev(2, "middle", 1.0), 4),
+        (ev(3, "start", 1.0), 5),
+        (ev(4, "start", 1.0), 11),
+        (ev(5, "middle", 1.0), 18),
+    ];
+    let got = Harness::new(p).feed(&e);
+    assert_same(got, vec![m(&[&e[2].0]), m(&[&e[3].0])]);
+}
+
+// NFAITCase#testPendingStateMatchesWithinFirstAndLast
+#[test]
+fn pending_state_matches_within_first_and_last() {
+    pending_state_matches(WithinType::FirstAndLast);
+}
+
+// NFAITCase#testPendingStateMatchesWithinPreviousAndCurrent
+#[test]
+fn pending_state_matches_within_previous_and_current() {
+    pending_state_matches(WithinType::PreviousAndCurrent);
+}
