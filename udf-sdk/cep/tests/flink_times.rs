@@ -152,3 +152,169 @@ fn times_or_more_optional() {
     let got = run(c_then(|p| p.times_or_more(2).optional()), &[&c, &m1, &b]);
     assert_same(got, vec![m(&[&c, &b])]);
 }
+
+// Exact ports of TimesRangeITCase (Flink's events, timestamps and expected matches).
+
+fn exact_feed(pattern: Pattern<Event>, records: &[(&Event, i64)]) -> Vec<Vec<Event>> {
+    let records: Vec<(Event, i64)> = records.iter().map(|(e, t)| ((*e).clone(), *t)).collect();
+    Harness::new(pattern).feed(&records)
+}
+
+fn c_join_a(
+    join: fn(Pattern<Event>, &str) -> Pattern<Event>,
+    q: fn(Pattern<Event>) -> Pattern<Event>,
+) -> Pattern<Event> {
+    let p = join(Pattern::begin("start").where_(name("c")), "middle").where_(name("a"));
+    q(p).followed_by("end1").where_(name("b"))
+}
+
+/// Flink's `ConsecutiveData` with "f" fillers: c f a1 f a2 a3 b.
+fn with_fillers() -> (Vec<(Event, i64)>, [Event; 5]) {
+    let (c, m1, m2, m3, b) = events();
+    let f = ev(23, "f", 1.0);
+    let recs = vec![
+        (c.clone(), 1),
+        (f.clone(), 2),
+        (m1.clone(), 3),
+        (f, 4),
+        (m2.clone(), 5),
+        (m3.clone(), 6),
+        (b.clone(), 7),
+    ];
+    (recs, [c, m1, m2, m3, b])
+}
+
+// TimesRangeITCase#testTimesRange (exact: next + allowCombinations)
+#[test]
+fn exact_times_range() {
+    let (c, m1, m2, m3, b) = events();
+    let p = c_join_a(
+        |p, n| p.next(n),
+        |p| p.times_range(1, 3).allow_combinations(),
+    );
+    let got = exact_feed(p, &[(&c, 1), (&m1, 2), (&m2, 3), (&m3, 4), (&b, 6)]);
+    assert_same(
+        got,
+        vec![
+            m(&[&c, &m1, &m2, &m3, &b]),
+            m(&[&c, &m1, &m2, &b]),
+            m(&[&c, &m1, &m3, &b]),
+            m(&[&c, &m1, &b]),
+        ],
+    );
+}
+
+// TimesRangeITCase#testTimesRangeFromZero
+#[test]
+fn exact_times_range_from_zero() {
+    let (c, m1, m2, m3, b) = events();
+    let p = c_join_a(
+        |p, n| p.next(n),
+        |p| p.times_range(0, 2).allow_combinations(),
+    );
+    let got = exact_feed(p, &[(&c, 1), (&m1, 2), (&m2, 3), (&m3, 4), (&b, 6)]);
+    assert_same(
+        got,
+        vec![
+            m(&[&c, &m1, &m2, &b]),
+            m(&[&c, &m1, &m3, &b]),
+            m(&[&c, &m1, &b]),
+            m(&[&c, &b]),
+        ],
+    );
+}
+
+// TimesRangeITCase#testTimesRangeNonStrict
+#[test]
+fn exact_times_range_non_strict() {
+    let (recs, [c, m1, m2, m3, b]) = with_fillers();
+    let p = c_join_a(
+        |p, n| p.followed_by_any(n),
+        |p| p.times_range(1, 3).allow_combinations(),
+    );
+    let got = Harness::new(p).feed(&recs);
+    assert_same(
+        got,
+        vec![
+            m(&[&c, &m1, &m2, &m3, &b]),
+            m(&[&c, &m1, &m2, &b]),
+            m(&[&c, &m1, &m3, &b]),
+            m(&[&c, &m2, &m3, &b]),
+            m(&[&c, &m1, &b]),
+            m(&[&c, &m2, &b]),
+            m(&[&c, &m3, &b]),
+        ],
+    );
+}
+
+// TimesRangeITCase#testTimesRangeStrict
+#[test]
+fn exact_times_range_strict() {
+    let (recs, [c, m1, m2, m3, b]) = with_fillers();
+    let p = c_join_a(
+        |p, n| p.followed_by_any(n),
+        |p| p.times_range(0, 3).consecutive(),
+    );
+    let got = Harness::new(p).feed(&recs);
+    assert_same(
+        got,
+        vec![
+            m(&[&c, &m2, &m3, &b]),
+            m(&[&c, &m1, &b]),
+            m(&[&c, &m2, &b]),
+            m(&[&c, &m3, &b]),
+            m(&[&c, &b]),
+        ],
+    );
+}
+
+// TimesRangeITCase#testTimesRangeStrictOptional
+#[test]
+fn exact_times_range_strict_optional() {
+    let (recs, [c, m1, m2, m3, b]) = with_fillers();
+    let p = c_join_a(
+        |p, n| p.followed_by_any(n),
+        |p| p.times_range(1, 3).consecutive().optional(),
+    );
+    let got = Harness::new(p).feed(&recs);
+    assert_same(
+        got,
+        vec![
+            m(&[&c, &m2, &m3, &b]),
+            m(&[&c, &m1, &b]),
+            m(&[&c, &m2, &b]),
+            m(&[&c, &m3, &b]),
+            m(&[&c, &b]),
+        ],
+    );
+}
+
+// TimesRangeITCase#testTimesRangeStrictOptional1
+#[test]
+fn exact_times_range_strict_optional_1() {
+    let (c, m1, m2, m3, b) = events();
+    let p = c_join_a(
+        |p, n| p.next(n),
+        |p| p.times_range(1, 3).consecutive().optional(),
+    );
+    let got = exact_feed(p, &[(&c, 1), (&m1, 3), (&m2, 5), (&m3, 6), (&b, 7)]);
+    assert_same(
+        got,
+        vec![
+            m(&[&c, &m1, &m2, &m3, &b]),
+            m(&[&c, &m1, &m2, &b]),
+            m(&[&c, &m1, &b]),
+            m(&[&c, &b]),
+        ],
+    );
+}
+
+// TimesRangeITCase#testTimesRangeNonStrictOptional1
+#[test]
+fn exact_times_range_non_strict_optional_1() {
+    let (c, _, _, _, b) = events();
+    let f = ev(23, "f", 1.0);
+    let p = c_join_a(|p, n| p.followed_by(n), |p| p.times_range(1, 3).optional());
+    let got = exact_feed(p, &[(&c, 1), (&f, 2), (&b, 7)]);
+    assert_same(got, vec![m(&[&c, &b])]);
+}
