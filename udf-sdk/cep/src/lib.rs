@@ -53,7 +53,14 @@
 //! - Matches of one event come out ordered by their first event (Flink's
 //!   priority queue leaves ties in no defined order; here ties keep the
 //!   order the NFA found them in).
-//! - Timestamps and windows are milliseconds (`i64`).
+//! - Timestamps and windows are milliseconds (`i64`); a zero window is an
+//!   error rather than "no window".
+//!
+//! As in current Flink: `greedy` guards the step after the loop (and so
+//! changes nothing at the end of a pattern); a timed-out partial match is
+//! stamped with the end of its window. Not supported: group patterns
+//! (`begin(Pattern)`, `followedBy(Pattern)`), `throwExceptionOnMiss` on skip
+//! strategies, and conditions reading the current or processing time.
 //!
 //! # Building patterns at run time
 //!
