@@ -318,3 +318,97 @@ fn exact_times_range_non_strict_optional_1() {
     let got = exact_feed(p, &[(&c, 1), (&f, 2), (&b, 7)]);
     assert_same(got, vec![m(&[&c, &b])]);
 }
+
+// Exact ports of TimesOrMoreITCase (its `time == null` runs; the per-loop
+// window of `timesOrMore(n, window)` is not supported here).
+
+// TimesOrMoreITCase#testTimesOrMore
+#[test]
+fn exact_times_or_more() {
+    let (c, m1, m2, m3, b) = events();
+    let p = c_join_a(
+        |p, n| p.followed_by(n),
+        |p| p.times_or_more(2).allow_combinations(),
+    );
+    let got = exact_feed(p, &[(&c, 1), (&m1, 2), (&m2, 3), (&m3, 4), (&b, 6)]);
+    assert_same(
+        got,
+        vec![
+            m(&[&c, &m1, &m2, &m3, &b]),
+            m(&[&c, &m1, &m2, &b]),
+            m(&[&c, &m1, &m3, &b]),
+        ],
+    );
+}
+
+// TimesOrMoreITCase#testTimesOrMoreNonStrict
+#[test]
+fn exact_times_or_more_non_strict() {
+    let (recs, [c, m1, m2, m3, b]) = with_fillers();
+    let p = c_join_a(
+        |p, n| p.followed_by_any(n),
+        |p| p.times_or_more(2).allow_combinations(),
+    );
+    let got = Harness::new(p).feed(&recs);
+    assert_same(
+        got,
+        vec![
+            m(&[&c, &m1, &m2, &m3, &b]),
+            m(&[&c, &m1, &m2, &b]),
+            m(&[&c, &m1, &m3, &b]),
+            m(&[&c, &m2, &m3, &b]),
+        ],
+    );
+}
+
+// TimesOrMoreITCase#testTimesOrMoreStrict
+#[test]
+fn exact_times_or_more_strict() {
+    let (recs, [c, _, m2, m3, b]) = with_fillers();
+    let p = c_join_a(|p, n| p.followed_by_any(n), |p| p.times(2).consecutive());
+    let got = Harness::new(p).feed(&recs);
+    assert_same(got, vec![m(&[&c, &m2, &m3, &b])]);
+}
+
+// TimesOrMoreITCase#testTimesOrMoreStrictOptional
+#[test]
+fn exact_times_or_more_strict_optional() {
+    let (recs, [c, _, m2, m3, b]) = with_fillers();
+    let p = c_join_a(
+        |p, n| p.followed_by_any(n),
+        |p| p.times_or_more(2).consecutive().optional(),
+    );
+    let got = Harness::new(p).feed(&recs);
+    assert_same(got, vec![m(&[&c, &m2, &m3, &b]), m(&[&c, &b])]);
+}
+
+// TimesOrMoreITCase#testTimesOrMoreStrictOptional2
+#[test]
+fn exact_times_or_more_strict_optional_2() {
+    let (c, m1, m2, m3, b) = events();
+    let p = c_join_a(
+        |p, n| p.next(n),
+        |p| p.times_or_more(2).consecutive().optional(),
+    );
+    let got = exact_feed(p, &[(&c, 1), (&m1, 3), (&m2, 5), (&m3, 6), (&b, 7)]);
+    assert_same(
+        got,
+        vec![
+            m(&[&c, &m1, &m2, &m3, &b]),
+            m(&[&c, &m1, &m2, &b]),
+            m(&[&c, &b]),
+        ],
+    );
+}
+
+// TimesOrMoreITCase#testTimesOrMoreNonStrictOptional
+#[test]
+fn exact_times_or_more_non_strict_optional() {
+    let (c, _, _, _, b) = events();
+    let f = ev(23, "f", 1.0);
+    let p = c_join_a(|p, n| p.followed_by(n), |p| p.times_or_more(2).optional());
+    assert_same(
+        exact_feed(p, &[(&c, 1), (&f, 2), (&b, 7)]),
+        vec![m(&[&c, &b])],
+    );
+}
