@@ -1,10 +1,15 @@
 //! "Did you mean" suggestions for misspelt names.
 
 /// The candidate closest to `word`, if it is close enough to be a likely typo:
-/// at most 1 edit for words up to 4 characters, 2 beyond (a swap of two
-/// neighbouring characters counts as one edit).
+/// none for words of 1-2 characters (any other short name would do), 1 edit
+/// up to 5 characters, 2 beyond (a swap of two neighbouring characters
+/// counts as one edit).
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = if word.chars().count() <= 4 { 1 } else { 2 };
+    let limit = match word.chars().count() {
+        0..=2 => return None,
+        3..=5 => 1,
+        _ => 2,
+    };
     candidates
         .into_iter()
         .filter(|c| *c != word)
@@ -59,7 +64,8 @@ mod tests {
         assert_eq!(closest("contians", names), Some("contains"));
         assert_eq!(closest("startswith", names), Some("starts_with"));
         assert_eq!(closest("cnt", names), None);
-        assert_eq!(closest("ab", names), Some("abs"));
+        assert_eq!(closest("ab", names), None);
+        assert_eq!(closest("abz", names), Some("abs"));
         assert_eq!(closest("frobnicate", names), None);
         // The word itself is no suggestion.
         assert_eq!(closest("count", names), None);
