@@ -14,10 +14,12 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Rule {
     /// The rule's name, reported with every match.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub name: String,
     /// The time a whole match may span, in milliseconds (more than 0).
     /// Absent: no limit, and partial matches live until they complete or
     /// fail.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub within_ms: Option<u64>,
     /// What `within_ms` measures. Default `first_and_last`. Needs `within_ms`.
@@ -29,6 +31,7 @@ pub struct Rule {
     pub skip: Option<Skip>,
     /// At most this many partial matches are kept per key (more than 0);
     /// absent: no cap.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_partial_matches_per_key: Option<u64>,
     /// The steps, in the order a match takes them. At least one.
@@ -49,12 +52,14 @@ pub struct Step {
     /// The step's name, unique in the rule. Any non-empty string; to be used
     /// in expressions (`count(name)`) it must be an identifier (letters,
     /// digits and `_`, not starting with a digit).
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub name: String,
     /// The condition an event must meet to be taken by this step, e.g.
     /// `status == "failed" && amount > 2 * avg(fail.amount)`. It may
     /// aggregate over earlier steps, and a looping step over its own events
     /// so far.
     #[serde(rename = "where")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub condition: String,
     /// How many events the step takes. Absent: exactly one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,8 +104,10 @@ fn is_false(b: &bool) -> bool {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Quantifier {
     /// At least this many (1 or more; use `optional` for zero).
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub min: u32,
     /// At most this many (at least `min`). Absent: unbounded.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<u32>,
 }
