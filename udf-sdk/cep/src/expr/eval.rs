@@ -1,9 +1,11 @@
 //! Evaluation over a JSON event and the partial match.
 //!
-//! Values borrow from the event and the tree, so comparing numbers and
-//! strings of the current event allocates nothing. `first`/`last` copy the one
-//! field they read out of the match (`Matched::visit` lends events only inside
-//! its callback): free for numbers and bools, an allocation for a string.
+//! Values borrow from the event and the tree, so conditions allocate
+//! nothing. `Matched::visit` lends matched events only inside its callback,
+//! so comparisons and string functions read `first(s).x` / `last(s).x` there;
+//! only where such a value outlives the callback (arithmetic keeps numbers,
+//! [`value`] for `emit` keeps anything) is it copied, a string or a
+//! compound value then costing an allocation.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -143,16 +145,37 @@ pub(crate) fn truth(n: &Node, ev: &Value, m: &dyn Matched<Value>) -> bool {
         Kind::Not(a) => !truth(a, ev, m),
         Kind::And(a, b) => truth(a, ev, m) && truth(b, ev, m),
         Kind::Or(a, b) => truth(a, ev, m) || truth(b, ev, m),
-        Kind::Cmp(op, a, b) => compare(*op, &value(a, ev, m), &value(b, ev, m)),
+        Kind::Cmp(op, a, b) => {
+            if is_pick(a) || is_pick(b) {
+                let mut out = false;
+                with_val(a, ev, m, &mut |x| {
+                    with_val(b, ev, m, &mut |y| out = compare(*op, x, y))
+                });
+                out
+            } else {
+                compare(*op, &value(a, ev, m), &value(b, ev, m))
+            }
+        }
         Kind::Call(f @ (Func::Contains | Func::StartsWith | Func::EndsWith), args) => {
-            let (Val::Str(s), Val::Str(p)) = (value(&args[0], ev, m), value(&args[1], ev, m))
-            else {
-                return false;
+            let test = |x: &Val<'_>, y: &Val<'_>| {
+                let (Val::Str(s), Val::Str(p)) = (x, y) else {
+                    return false;
+                };
+                match f {
+                    Func::Contains => s.contains(&**p),
+                    Func::StartsWith => s.starts_with(&**p),
+                    _ => s.ends_with(&**p),
+                }
             };
-            match f {
-                Func::Contains => s.contains(&*p),
-                Func::StartsWith => s.starts_with(&*p),
-                _ => s.ends_with(&*p),
+            let (a, b) = (&args[0], &args[1]);
+            if is_pick(a) || is_pick(b) {
+                let mut out = false;
+                with_val(a, ev, m, &mut |x| {
+                    with_val(b, ev, m, &mut |y| out = test(x, y))
+                });
+                out
+            } else {
+                test(&value(a, ev, m), &value(b, ev, m))
             }
         }
         _ => matches!(value(n, ev, m), Val::Bool(true)),
@@ -192,19 +215,49 @@ fn equality(op: Cmp, equal: bool) -> bool {
     }
 }
 
-fn pick_value(pick: Pick, step: &str, path: &[Seg], m: &dyn Matched<Value>) -> Val<'static> {
-    // Only the chosen event's field is copied; for `last` a first pass
-    // counts the events so no earlier one is copied in vain.
-    let target = match pick {
-        Pick::First => 0,
+fn is_pick(n: &Node) -> bool {
+    matches!(n.kind, Kind::Pick { .. })
+}
+
+/// Calls `f` with the node's value, borrowed from the matched event for
+/// `first`/`last` (inside `visit`), so nothing is copied.
+fn with_val(n: &Node, ev: &Value, m: &dyn Matched<Value>, f: &mut dyn FnMut(&Val<'_>)) {
+    let Kind::Pick { pick, step, path } = &n.kind else {
+        return f(&value(n, ev, m));
+    };
+    let mut called = false;
+    if let Some(target) = pick_index(*pick, step, m) {
+        let mut i = 0usize;
+        m.visit(step, &mut |e| {
+            if i == target {
+                f(&Val::of(lookup(e, path)));
+                called = true;
+            }
+            i += 1;
+        });
+    }
+    if !called {
+        f(&Val::Missing);
+    }
+}
+
+/// The position of the event `first`/`last` takes; for `last` a first pass
+/// counts the events, so no earlier one is read in vain.
+fn pick_index(pick: Pick, step: &str, m: &dyn Matched<Value>) -> Option<usize> {
+    match pick {
+        Pick::First => Some(0),
         Pick::Last => {
             let mut n = 0usize;
             m.visit(step, &mut |_| n += 1);
-            match n.checked_sub(1) {
-                Some(i) => i,
-                None => return Val::Missing,
-            }
+            n.checked_sub(1)
         }
+    }
+}
+
+/// `first`/`last` as an owned value: only the chosen event's field is copied.
+fn pick_value(pick: Pick, step: &str, path: &[Seg], m: &dyn Matched<Value>) -> Val<'static> {
+    let Some(target) = pick_index(pick, step, m) else {
+        return Val::Missing;
     };
     let mut i = 0usize;
     let mut out = Val::Missing;

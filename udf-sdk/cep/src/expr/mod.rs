@@ -11,6 +11,8 @@
 //!   (`event.amount` is `amount`), so a field literally named `event` is
 //!   written `event.event`. `event` alone is the whole event. Odd keys and
 //!   array elements: `event["odd key"]`, `items[0].sku`, `a["b-c"]`.
+//!   Bare names are identifiers: ASCII letters, digits and `_`, not
+//!   starting with a digit ([`is_identifier`]).
 //! - **Literals**: numbers (`12`, `0.5`, `1e3`; all numbers are f64), strings
 //!   (`"..."` with JSON escapes `\" \\ \/ \n \t \r \uXXXX`), `true`, `false`,
 //!   `null`. The words `true false null event` are keywords only where a
@@ -46,7 +48,8 @@
 //!   every operator, except `null`: `x == null` holds when `x` is present and
 //!   null, `x != null` when `x` is present and not null. Numbers and strings
 //!   order naturally (strings by code point); bools, arrays and objects only
-//!   compare with `==`/`!=` (deep equality), ordering them is false.
+//!   compare with `==`/`!=` (deep equality of the JSON values, where `1`
+//!   and `1.0` inside an array differ), ordering them is false.
 //! - A value used as a bool (an operand of `&&`, `||`, `!`, or the whole
 //!   condition) is true only if it is the boolean `true`.
 //! - `contains`/`starts_with`/`ends_with` are false unless both arguments
@@ -69,7 +72,7 @@ mod suggest;
 pub use ast::Type;
 pub use error::{ExprError, ExprErrorKind};
 pub use lex::is_identifier;
-pub use suggest::closest;
+pub(crate) use suggest::closest;
 
 use serde_json::Value;
 

@@ -4,7 +4,10 @@
 /// none for words of 1-2 characters (any other short name would do), 1 edit
 /// up to 5 characters, 2 beyond (a swap of two neighbouring characters
 /// counts as one edit).
-pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = match word.chars().count() {
         0..=2 => return None,
         3..=5 => 1,

@@ -228,6 +228,23 @@ fn aggregates() {
 }
 
 #[test]
+fn comparisons_read_matched_events_in_place() {
+    assert!(t("first(fail).amount == 10"));
+    assert!(t("last(fail).amount > first(fail).amount"));
+    assert!(!t("last(fail).amount < first(fail).amount"));
+    assert!(t("amount > last(fail).amount"));
+    assert!(t("first(fail) == first(fail)"));
+    assert!(t("first(fail) != last(fail)"));
+    assert!(t("starts_with(first(fail).user, first(fail).user)"));
+    assert!(t(r#"ends_with("xann", first(fail).user)"#));
+    assert!(!t(r#"contains(first(empty).ip, "")"#));
+    assert!(!t(r#"first(empty).user != "x""#));
+    assert!(!t("last(fail).nothing == null"));
+    assert!(!t("last(fail).amount == null"));
+    assert!(t("last(fail).amount != null"));
+}
+
+#[test]
 fn conditions_outside_a_match() {
     let e = Expr::compile("count(fail) == 0 && amount > 1", &["fail"]).unwrap();
     assert!(e.eval_bool(&event(), &NoMatch));

@@ -63,7 +63,8 @@ impl<'r> Checker<'r> {
         if !self.problems.is_empty() {
             return Err(self.problems);
         }
-        // No problem means every part compiled.
+        // Parts return None only after recording a problem, so with no
+        // problem every part is Some; the else arm cannot run.
         let (Some(steps), Some(skip), Some(emit)) =
             (steps.into_iter().collect::<Option<Vec<_>>>(), skip, emit)
         else {
