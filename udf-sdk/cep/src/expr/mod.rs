@@ -81,6 +81,20 @@ use ast::{Kind, Node};
 use check::Scope;
 
 /// A parsed expression, ready to check and evaluate.
+///
+/// ```
+/// use serde_json::json;
+/// use weir_cep::{expr::Expr, NoMatch};
+///
+/// let cond = Expr::compile(r#"amount > 100 && contains(user.country, "U")"#, &[])?;
+/// assert!(cond.eval_bool(&json!({"amount": 150, "user": {"country": "US"}}), &NoMatch));
+/// // Missing or mistyped data makes the condition false, never an error.
+/// assert!(!cond.eval_bool(&json!({"amount": "150"}), &NoMatch));
+///
+/// let err = Expr::compile(r#"contians(name, "x")"#, &[]).unwrap_err();
+/// assert_eq!(err.to_string(), "column 1: unknown function 'contians' (did you mean 'contains'?)");
+/// # Ok::<(), weir_cep::expr::ExprError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expr {
     root: Node,
