@@ -72,6 +72,7 @@
 //! # Layout
 //! - `matched`: what a condition sees of the partial match it would extend.
 //! - `expr`: the rule expression language (parse, type-check, evaluate over JSON events).
+//! - `rule`: the declarative rule file (serde types) and its validation into a checked IR.
 //! - `condition`: the `Condition` trait and its combinators.
 //! - `pattern`: the pattern builder and its plain-value parts (steps, quantifiers).
 //! - `validate`: malformed-pattern checks and their typed errors.
@@ -91,11 +92,13 @@ mod buffer;
 pub mod checkpoint;
 pub mod condition;
 pub mod counters;
+pub mod expr;
 pub mod keyed;
 pub mod matched;
 pub mod nfa;
 pub mod output;
 pub mod pattern;
+pub mod rule;
 pub mod skip;
 mod slab;
 mod small_list;
