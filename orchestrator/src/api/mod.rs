@@ -92,7 +92,7 @@ const MODULE: PathParam = PathParam {
 };
 const RUN: PathParam = PathParam {
     name: "id",
-    description: "The run's id, as `weir workflow runs` and `…/runs` show it.",
+    description: "The run's id (a UUID), as `weir workflow runs` and `…/runs` show it.",
     schema: schema_of::<String>,
 };
 
@@ -108,7 +108,7 @@ const STORE_DOWN: Reply = Reply::error(
     StatusCode::SERVICE_UNAVAILABLE,
     "PostgreSQL cannot be reached or answered with an error.",
 );
-const NO_RUNTIME: &str = "This `weir serve` runs no stream runtime (`--runtime none` or `sim`)";
+const NO_RUNTIME: &str = "This `weir serve` runs no stream runtime (`--runtime none` or `sim`).";
 const RUNTIME_DOWN: Reply = Reply::error(
     StatusCode::SERVICE_UNAVAILABLE,
     "The worker running the deployment did not answer in time, its store is unavailable, or the runtime failed.",
