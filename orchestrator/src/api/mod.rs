@@ -671,6 +671,7 @@ mod tests {
                 lag: None,
                 restarts: 2,
                 last_checkpoint: Some("c1".into()),
+                last_error: Some("sink `postgres:t`: table not found".into()),
             }],
             completed_checkpoints: 4,
         };
