@@ -161,7 +161,7 @@ pub fn decide(input: &DecisionInput<'_>, state: &TunerState) -> (Decision, Tuner
     let settle_secs = window.secs() * CHANGE_SETTLED_SHARE;
     let early = d.stages.iter().find_map(|s| {
         let c = s.rates.change.as_ref()?;
-        (c.secs_after < settle_secs).then(|| Rule::LoadChanging {
+        (c.secs_after < settle_secs).then_some(Rule::LoadChanging {
             stage: s.rates.stage,
             at: c.at,
             secs_after: c.secs_after,
