@@ -21,6 +21,7 @@
 //! [`crate::expr`] language.
 
 mod check;
+mod compile;
 mod ir;
 mod problem;
 mod types;
