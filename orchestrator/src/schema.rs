@@ -22,6 +22,10 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("module-event.schema.json", pretty(schema_for!(ModuleEvent))),
         ("workflow.schema.json", pretty(schema_for!(WorkflowSpec))),
         ("run-event.schema.json", pretty(schema_for!(RunEvent))),
+        (
+            "cep-rule.schema.json",
+            pretty(weir_cep::rule::json_schema()),
+        ),
     ]
 }
 

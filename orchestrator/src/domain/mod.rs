@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod backoff;
+pub mod cep_rule;
 pub mod document;
 pub mod duration;
 pub mod envelope;
