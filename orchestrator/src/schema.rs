@@ -27,6 +27,10 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("run-event.schema.json", pretty(schema_for!(RunEvent))),
         ("event-message.schema.json", pretty(event_message())),
         ("openapi.json", openapi + "\n"),
+        (
+            "cep-rule.schema.json",
+            pretty(weir_cep::rule::json_schema()),
+        ),
     ]
 }
 

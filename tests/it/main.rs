@@ -10,6 +10,7 @@
 #[path = "../support/lib.rs"]
 mod support;
 
+mod cep;
 mod cli;
 mod e2e;
 mod lifecycle;

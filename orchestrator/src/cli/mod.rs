@@ -4,13 +4,14 @@
 //! 3 a service is unreachable, 4 timed out waiting for an outcome,
 //! 5 an unexpected error (e.g. an API answer the CLI cannot read).
 //!
-//! Subcommands (`job`, `workflow`, `udf`, `topic`, `serve`, `worker`) each
+//! Subcommands (`job`, `workflow`, `udf`, `topic`, `cep`, `serve`, `worker`) each
 //! have a file and depend only on the shared pieces, never on each other:
 //! `globals` (shared flags), `duration` (duration flags), `http` (the query
 //! API), `publish` (command verbs over NATS), `render` and `output`
 //! (printing), [`wiring`] (the processes' assembly) and `error` (exit codes).
 
 mod autotune;
+mod cep;
 mod duration;
 mod error;
 mod globals;
@@ -65,6 +66,9 @@ pub enum Top {
     /// Create topics, produce and tail records on the Kafka broker.
     #[command(subcommand)]
     Topic(topic::TopicCmd),
+    /// Check CEP rule files and run them over local JSON events (natively, in process).
+    #[command(subcommand)]
+    Cep(cep::CepCmd),
     /// Write the JSON Schemas of every user-facing format into a directory.
     Schema {
         /// Output directory.
@@ -85,6 +89,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Top::Udf(cmd) => udf::run(g, cmd).await,
         Top::Command(raw) => job::run_raw(g, raw).await,
         Top::Topic(cmd) => topic::run(g, cmd).await,
+        Top::Cep(cmd) => cep::run(cmd),
         Top::Schema { dir } => {
             crate::schema::write_all(dir).map_err(|e| CliError::Usage(e.to_string()))?;
             println!("wrote schemas to {}", dir.display());

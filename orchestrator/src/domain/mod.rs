@@ -5,6 +5,7 @@
 pub mod aggregate;
 pub mod autotune;
 pub mod backoff;
+pub mod cep_rule;
 pub mod document;
 pub mod duration;
 pub mod envelope;

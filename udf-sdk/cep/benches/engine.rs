@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value};
+use weir_cep::rule::Rule;
 use weir_cep::{EventTimeState, KeyState, Matched, Nfa, Outputs, Pattern, WithinType};
 
 /// A small event: 8 + 8 + 8 + 32 + 1 bytes of fields (64 with padding).
@@ -216,6 +218,81 @@ fn event_time(nfa: &Nfa<Ev>, n: usize) {
     rate("events/s per core", n, secs, cpu);
 }
 
+/// The same pattern as a declarative rule, compiled by the rule glue.
+fn rule_nfa() -> Nfa<Value> {
+    let rule: Rule = serde_json::from_value(json!({
+        "name": "abc", "within_ms": 60000,
+        "steps": [
+            {"name": "a", "where": "kind == \"a\""},
+            {"name": "b", "where": "kind == \"b\""},
+            {"name": "c", "where": "kind == \"c\""}
+        ]
+    }))
+    .expect("rule parses");
+    rule.check()
+        .expect("rule checks")
+        .compile()
+        .expect("rule compiles")
+}
+
+/// The same pattern with the Rust API over the same JSON events.
+fn api_json_nfa() -> Nfa<Value> {
+    let kind = |k: &'static str| move |e: &Value, _: &dyn Matched<Value>| e["kind"] == k;
+    Pattern::begin("a")
+        .where_(kind("a"))
+        .followed_by("b")
+        .where_(kind("b"))
+        .followed_by("c")
+        .where_(kind("c"))
+        .within(Duration::from_secs(60), WithinType::FirstAndLast)
+        .compile()
+        .expect("pattern compiles")
+}
+
+/// A ~60-byte JSON event (`{"key":..,"ts":..,"kind":"a","value":..,"tag":..}`).
+fn json_event(e: &Ev) -> Value {
+    let kind = ["a", "b", "c", "x"][usize::from(e.kind & 3)];
+    json!({"key": e.key, "ts": e.ts, "kind": kind, "value": e.value, "tag": "t-01234"})
+}
+
+/// JSON events through `nfa`, events built before timing (decoding is not
+/// the engine's cost).
+fn json_events(label: &str, nfa: &Nfa<Value>, events: &[(u64, i64, Value)]) {
+    let mut keys: Map<KeyState<Value>> = Map::default();
+    let mut out = Outputs::new();
+    let mut matches = 0u64;
+    let cpu0 = cpu_secs();
+    let started = Instant::now();
+    for (k, ts, e) in events {
+        keys.entry(*k)
+            .or_default()
+            .process(nfa, e.clone(), *ts, &mut out);
+        matches += out.matches.len() as u64;
+        out.clear();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs().zip(cpu0).map(|(b, a)| b - a);
+    println!("  {label} ({matches} matches):");
+    rate("events/s per core", events.len(), secs, cpu);
+}
+
+fn json_side_by_side(n: usize) {
+    let mut gen = Gen {
+        x: 0x9e37_79b9_7f4a_7c15,
+        i: 0,
+    };
+    let events: Vec<(u64, i64, Value)> = (0..n)
+        .map(|_| {
+            let e = gen.next();
+            (e.key, e.ts, json_event(&e))
+        })
+        .collect();
+    let size = events.first().map_or(0, |(_, _, e)| e.to_string().len());
+    println!("JSON events (~{size} bytes as text), KeyState::process per event, native; each event cloned in:");
+    json_events("YAML rule (expressions)", &rule_nfa(), &events);
+    json_events("Rust API (closures)", &api_json_nfa(), &events);
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not need figures.
     if std::env::args().any(|a| a == "--test") {
@@ -233,4 +310,5 @@ fn main() {
     lookup_only(n);
     processing_time(&nfa, n);
     event_time(&nfa, n);
+    json_side_by_side(n / 4);
 }

@@ -18,9 +18,12 @@
 //! The orchestrator deserializes the YAML into [`Rule`] (unknown keys are
 //! errors) and calls [`Rule::check`], which returns a [`CheckedRule`] or
 //! every [`RuleProblem`] with its path in the file. Expressions are the
-//! [`crate::expr`] language.
+//! [`crate::expr`] language. [`CheckedRule::compile`] builds the engine's
+//! NFA over JSON events, and [`CheckedRule::match_record`] /
+//! [`CheckedRule::timeout_record`] the output records.
 
 mod check;
+mod compile;
 mod ir;
 mod problem;
 mod types;
