@@ -7,6 +7,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::Consumer;
+
 use super::control::RuntimeError;
 use super::kafka;
 
