@@ -10,7 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::measure::Ledger;
-use crate::weir::{Job, Weir, PREFIX, SCHEMA, TENANT};
+use crate::system::{Job, Weir, PREFIX, SCHEMA, TENANT};
 
 /// One line of the final summary.
 pub struct Check {
@@ -90,8 +90,8 @@ pub fn exactly_once(job: Job, ledger: &Ledger, source_ends: &[i64]) -> Check {
 }
 
 /// The keyed job's per-key state: key `u<k>` emitted every count 1..=N_k
-/// exactly once, N_k being the records of that key the broker acknowledged.
-pub fn keyed_state(ledger: &Ledger, per_key: &[u64], failed_inputs: u64) -> Check {
+/// exactly once, N_k being the records of that key the input holds.
+pub fn keyed_state(ledger: &Ledger, per_key: &[u64]) -> Check {
     let mut wrong = Vec::new();
     for (k, n) in per_key.iter().enumerate() {
         let key = format!("u{k}");
@@ -120,24 +120,25 @@ pub fn keyed_state(ledger: &Ledger, per_key: &[u64], failed_inputs: u64) -> Chec
                 .is_none_or(|n| n >= per_key.len())
         })
         .count();
-    let pass = wrong.is_empty() && unknown_keys == 0 && ledger.not_counts == 0 && failed_inputs == 0;
+    let pass =
+        !per_key.is_empty() && wrong.is_empty() && unknown_keys == 0 && ledger.not_counts == 0;
     let total: u64 = per_key.iter().sum();
     let mut detail = format!(
-        "{} keys, {total} acknowledged inputs; {} keys wrong",
+        "{} keys, {total} inputs; {} keys wrong",
         per_key.len(),
         wrong.len()
     );
     if !wrong.is_empty() {
-        detail += &format!(" ({})", wrong.iter().take(3).cloned().collect::<Vec<_>>().join("; "));
+        detail += &format!(
+            " ({})",
+            wrong.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+        );
     }
     if unknown_keys + ledger.not_counts as usize > 0 {
         detail += &format!(
             "; {unknown_keys} unknown keys, {} outputs that are not counts",
             ledger.not_counts
         );
-    }
-    if failed_inputs > 0 {
-        detail += &format!("; {failed_inputs} inputs were never acknowledged, so the expected counts are unknown");
     }
     Check::new("counts: final per-key state exact", pass, detail)
 }
@@ -269,7 +270,8 @@ pub async fn commands(weir: &Weir) -> Result<Vec<Check>> {
     if let Some(m) = mismatched.first() {
         detail += &format!(" (e.g. {m})");
     }
-    let commands_ok = lost.is_empty() && mismatched.is_empty() && orphans == 0 && pending.is_empty();
+    let commands_ok =
+        lost.is_empty() && mismatched.is_empty() && orphans == 0 && pending.is_empty();
 
     // The relay: every event position published once on the event stream.
     let mut evt_stream = js
@@ -291,7 +293,8 @@ pub async fn commands(weir: &Weir) -> Result<Vec<Check>> {
     let unrelayed = events
         .iter()
         .filter(|(pos, _)| {
-            !relayed.contains_key(&format!("{PREFIX}-{pos}")) && !relayed.contains_key(&pos.to_string())
+            !relayed.contains_key(&format!("{PREFIX}-{pos}"))
+                && !relayed.contains_key(&pos.to_string())
         })
         .count();
     let relay_ok = twice == 0 && unrelayed == 0;
@@ -354,7 +357,11 @@ pub async fn workflow_runs(weir: &Weir) -> Check {
                 );
             }
         } else if start.elapsed() > Duration::from_secs(60) {
-            return Check::new("workflow runs: none stuck", false, "the API did not list the runs");
+            return Check::new(
+                "workflow runs: none stuck",
+                false,
+                "the API did not list the runs",
+            );
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -400,7 +407,9 @@ pub async fn history(weir: &Weir, job: Job) -> Result<String> {
     pool.close().await;
     let mut by: BTreeMap<String, u64> = BTreeMap::new();
     for (t, payload) in &rows {
-        let name = match find_key(payload, "incident").and_then(|i| i["what"].as_str().map(str::to_owned)) {
+        let name = match find_key(payload, "incident")
+            .and_then(|i| i["what"].as_str().map(str::to_owned))
+        {
             Some(what) => format!("{t}:{what}"),
             None => t.clone(),
         };

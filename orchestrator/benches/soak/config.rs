@@ -31,6 +31,9 @@ pub struct Config {
     pub worker_ttl: String,
     /// Keep the services' data directory (logs are always kept).
     pub keep_data: bool,
+    /// Whether the load's producer is idempotent (see docs/soak.md: a
+    /// long-lived idempotent producer wedges tansu 0.6 when it restarts).
+    pub load_idempotence: bool,
 }
 
 const HELP: &str = "\
@@ -50,6 +53,7 @@ weir soak: two jobs under a steady load and a schedule of faults (docs/soak.md)
   --recovery-timeout D  a fault not healed by then fails [WEIR_SOAK_RECOVERY_TIMEOUT, 3m]
   --drain-timeout D     catch-up allowed after the load  [WEIR_SOAK_DRAIN_TIMEOUT, 10m]
   --worker-ttl D        worker heartbeat TTL             [WEIR_SOAK_WORKER_TTL, 10s]
+  --load-idempotence B  idempotent load producer         [WEIR_SOAK_LOAD_IDEMPOTENCE, false]
   --keep-data           keep the private services' data  [WEIR_SOAK_KEEP_DATA=1]
 ";
 
@@ -139,6 +143,7 @@ impl Config {
             drain_timeout: dur(&get("drain-timeout").unwrap_or_else(|| "10m".into()))?,
             worker_ttl,
             keep_data: get("keep-data").is_some_and(|v| v != "0"),
+            load_idempotence: get("load-idempotence").is_some_and(|v| v == "true" || v == "1"),
         })
     }
 }

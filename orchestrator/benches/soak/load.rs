@@ -10,7 +10,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Message};
 
-use crate::weir::INPUT;
+use crate::config::Config;
+use crate::system::INPUT;
 
 /// What the generator did, shared with the reporter and the checks.
 #[derive(Default)]
@@ -18,8 +19,6 @@ pub struct LoadStats {
     pub sent: AtomicU64,
     pub acked: AtomicU64,
     pub failed: AtomicU64,
-    /// Acknowledged records per key index.
-    pub per_key: Mutex<Vec<u64>>,
     pub last_error: Mutex<Option<String>>,
     pub done: AtomicBool,
 }
@@ -29,17 +28,12 @@ struct Acks(Arc<LoadStats>);
 impl ClientContext for Acks {}
 
 impl ProducerContext for Acks {
-    type DeliveryOpaque = Box<usize>;
+    type DeliveryOpaque = ();
 
-    fn delivery(&self, result: &DeliveryResult<'_>, key: Self::DeliveryOpaque) {
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
         match result {
             Ok(_) => {
                 self.0.acked.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut per_key) = self.0.per_key.lock() {
-                    if let Some(n) = per_key.get_mut(*key) {
-                        *n += 1;
-                    }
-                }
             }
             Err((e, m)) => {
                 self.0.failed.fetch_add(1, Ordering::Relaxed);
@@ -51,27 +45,30 @@ impl ProducerContext for Acks {
     }
 }
 
-/// Produces `records` records at `rate` per second on a thread of its own;
-/// returns once all are produced and acknowledged (or failed), or `stop`.
+/// Produces `cfg.records` records at `cfg.rate` per second on a thread of
+/// its own; returns once all are produced and acknowledged (or failed), or
+/// `stop`.
 pub fn run(
     brokers: String,
-    records: u64,
-    rate: f64,
-    partitions: i32,
-    keys: usize,
+    cfg: &Config,
     stats: Arc<LoadStats>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
-    if let Ok(mut per_key) = stats.per_key.lock() {
-        *per_key = vec![0; keys];
-    }
+    let (records, rate, partitions, keys, idempotent) = (
+        cfg.records,
+        cfg.rate,
+        cfg.partitions,
+        cfg.keys,
+        cfg.load_idempotence,
+    );
     std::thread::spawn(move || {
-        // Idempotent, and never giving up on a record within a fault's
-        // window: the input must hold each record once, whatever the broker
-        // went through, or the expected counts would be guesses.
+        // Never giving up on a record within a fault's window.
         let producer: ThreadedProducer<Acks> = match ClientConfig::new()
             .set("bootstrap.servers", &brokers)
-            .set("enable.idempotence", "true")
+            .set(
+                "enable.idempotence",
+                if idempotent { "true" } else { "false" },
+            )
             .set("message.timeout.ms", "600000")
             .set("linger.ms", "10")
             .create_with_context(Acks(stats.clone()))
@@ -91,22 +88,19 @@ pub fn run(
         while i < records && !stop.load(Ordering::SeqCst) {
             let due = ((start.elapsed().as_secs_f64() * rate) as u64).min(records);
             while i < due && !stop.load(Ordering::SeqCst) {
-                let k = (i % keys as u64) as usize;
-                let key = format!("u{k}");
+                let key = format!("u{}", i % keys as u64);
                 let value = format!(r#"{{"user":"{key}","n":{i},"pad":"{pad}"}}"#);
                 let now = chrono::Utc::now().timestamp_millis();
-                let mut opaque = Box::new(k);
                 loop {
-                    let rec = BaseRecord::with_opaque_to(INPUT, opaque)
+                    let rec = BaseRecord::to(INPUT)
                         .partition((i % partitions as u64) as i32)
                         .key(key.as_bytes())
                         .payload(value.as_bytes())
                         .timestamp(now);
                     match producer.send(rec) {
                         Ok(()) => break,
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                             // The broker is behind or away: wait, keep the order.
-                            opaque = r.delivery_opaque;
                             std::thread::sleep(Duration::from_millis(5));
                         }
                         Err((e, _)) => {

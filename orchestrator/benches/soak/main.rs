@@ -23,7 +23,7 @@ mod measure;
 mod procs;
 mod report;
 mod services;
-mod weir;
+mod system;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,9 +36,9 @@ use crate::checks::Check;
 use crate::config::Config;
 use crate::faults::{Fault, FaultResult};
 use crate::load::LoadStats;
-use crate::measure::{Probe, SinkView};
+use crate::measure::{Heartbeats, Probe, SinkView};
 use crate::services::Services;
-use crate::weir::{Job, Weir, INPUT};
+use crate::system::{Job, Weir, INPUT};
 
 fn main() -> ExitCode {
     let cfg = match Config::from_env_and_args() {
@@ -59,7 +59,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match rt.block_on(run(cfg)) {
+    // Interrupted, the run is dropped: every child process it started is
+    // killed with it (kill_on_drop), so nothing outlives the soak.
+    let interruptible = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = run(cfg) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            _ = term.recv() => Err(anyhow::anyhow!("terminated")),
+        }
+    };
+    match rt.block_on(interruptible) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -142,17 +152,17 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
         probe.clone(),
         stop_readers.clone(),
     ));
+    let heartbeats = Arc::new(Heartbeats::default());
+    let watcher = tokio::spawn(measure::watch_heartbeats(
+        svc.nats_url(),
+        format!("{}-workers", system::PREFIX),
+        vec!["serve".into(), system::WORKER_ID.into()],
+        heartbeats.clone(),
+        stop_readers.clone(),
+    ));
     let stats = Arc::new(LoadStats::default());
     let start = Instant::now();
-    let generator = load::run(
-        brokers.clone(),
-        cfg.records,
-        cfg.rate,
-        cfg.partitions,
-        cfg.keys,
-        stats.clone(),
-        stop_load.clone(),
-    );
+    let generator = load::run(brokers.clone(), cfg, stats.clone(), stop_load.clone());
     let events = Arc::new(Mutex::new(Vec::new()));
     let stop_rows = Arc::new(AtomicBool::new(false));
     let rows = tokio::spawn(report::rows(
@@ -160,11 +170,9 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
             brokers: brokers.clone(),
             partitions: cfg.partitions,
             load: stats.clone(),
-            sinks: [
-                (Job::Map, views[0].clone()),
-                (Job::Keyed, views[1].clone()),
-            ],
+            sinks: [(Job::Map, views[0].clone()), (Job::Keyed, views[1].clone())],
             probe,
+            heartbeats,
             events: events.clone(),
         },
         start,
@@ -191,6 +199,15 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
         }
         let at = start.elapsed();
         note(&events, format!("{} at {}s", fault.name(), at.as_secs()));
+        // Where the jobs run when it strikes: a kill only hits what its process runs.
+        let placed = match weir.placements().await {
+            Ok(ps) => ps
+                .iter()
+                .map(|(job, worker, epoch, _)| format!("{job} on {worker} (epoch {epoch})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(e) => format!("placements unknown: {e:#}"),
+        };
         let injected = Instant::now();
         let done = inject(fault, svc, weir).await;
         let injected_for = injected.elapsed();
@@ -199,9 +216,15 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
             Ok(()) => faults::wait_recovered(weir, newest, since_ms, cfg.recovery_timeout).await,
             Err(e) => (None, format!("injecting it failed: {e:#}")),
         };
-        for (name, d) in [("weir serve", &mut weir.serve), ("weir worker", &mut weir.worker)] {
+        for (name, d) in [
+            ("weir serve", &mut weir.serve),
+            ("weir worker", &mut weir.worker),
+        ] {
             if let Some(status) = d.exited() {
-                seen += &format!("; {name} exited by itself ({status}), see {}", d.log.display());
+                seen += &format!(
+                    "; {name} exited by itself ({status}), see {}",
+                    d.log.display()
+                );
             }
         }
         note(
@@ -216,7 +239,11 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
             at,
             injected_for,
             recovered_in,
-            note: seen,
+            note: if seen.is_empty() {
+                format!("before: {placed}")
+            } else {
+                format!("before: {placed}; {seen}")
+            },
         });
     }
 
@@ -231,20 +258,16 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
     let load_over = start.elapsed();
     note(&events, format!("load over at {}s", load_over.as_secs()));
 
-    // Drain: until each sink holds an output per source record, or nothing
-    // new arrived for the drain timeout.
-    let b = brokers.clone();
-    let parts = cfg.partitions;
-    let input_ends = tokio::task::spawn_blocking(move || measure::end_offsets(&b, INPUT, parts))
-        .await??;
-    let inputs: i64 = input_ends.iter().sum();
-    let b = brokers.clone();
-    let repartition = Job::Keyed.source_topic();
+    // Drain: until each sink holds an output per source record, two minutes
+    // pass without a new one, or the drain timeout. A broker that does not
+    // answer fails the sink checks below instead of ending the soak.
+    let inputs_ends = end_offsets_retrying(&brokers, INPUT.to_owned(), cfg.partitions).await;
     let repartition_ends =
-        tokio::task::spawn_blocking(move || measure::end_offsets(&b, &repartition, parts))
-            .await??;
+        end_offsets_retrying(&brokers, Job::Keyed.source_topic(), cfg.partitions).await;
+    let inputs: i64 = inputs_ends.as_ref().map_or(0, |e| e.iter().sum());
+    let drain_start = Instant::now();
     let mut last_progress = (Instant::now(), 0u64);
-    loop {
+    while inputs_ends.is_ok() && drain_start.elapsed() < cfg.drain_timeout {
         let distinct: Vec<u64> = views
             .iter()
             .map(|v| v.ledger.lock().map(|l| l.distinct).unwrap_or(0))
@@ -257,59 +280,90 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
         let total: u64 = distinct.iter().sum();
         if total > last_progress.1 {
             last_progress = (Instant::now(), total);
-        } else if last_progress.0.elapsed() > cfg.drain_timeout.min(Duration::from_secs(120)) {
+        } else if last_progress.0.elapsed() > Duration::from_secs(120) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let drained = start.elapsed();
-    note(
-        &events,
-        format!("drained at {}s", drained.as_secs()),
-    );
+    note(&events, format!("drained at {}s", drained.as_secs()));
     stop_rows.store(true, Ordering::SeqCst);
     rows.await.ok();
     stop_readers.store(true, Ordering::SeqCst);
     for t in threads {
         t.join().ok();
     }
+    watcher.await.ok();
 
     report::faults(&results);
 
     let mut all: Vec<Check> = Vec::new();
     let failed_inputs = stats.failed.load(Ordering::Relaxed);
     let acked = stats.acked.load(Ordering::Relaxed);
-    all.push(Check {
-        name: "load: every input acknowledged once".into(),
-        pass: failed_inputs == 0 && acked as i64 == inputs,
-        detail: format!(
-            "{acked} acknowledged, {failed_inputs} failed, {inputs} in {INPUT}{}",
-            stats
-                .last_error
+    let last_error = stats
+        .last_error
+        .lock()
+        .ok()
+        .and_then(|e| e.clone())
+        .map(|e| format!(" (last error: {e})"))
+        .unwrap_or_default();
+    match (&inputs_ends, &repartition_ends) {
+        (Ok(input_ends), Ok(repartition_ends)) => {
+            let (b, parts) = (brokers.clone(), cfg.partitions);
+            let (ends, keys) = (input_ends.clone(), cfg.keys);
+            let per_key = tokio::task::spawn_blocking(move || {
+                measure::count_keys(&b, INPUT, parts, &ends, keys)
+            })
+            .await?;
+            all.push(Check {
+                name: "load: the input holds what was acknowledged".into(),
+                pass: per_key.is_ok() && inputs >= acked as i64,
+                detail: format!(
+                    "{acked} acknowledged, {failed_inputs} failed, {inputs} in {INPUT}{last_error}{}",
+                    per_key.as_ref().err().map(|e| format!("; reading it back: {e:#}")).unwrap_or_default()
+                ),
+            });
+            let map = views[0]
+                .ledger
                 .lock()
-                .ok()
-                .and_then(|e| e.clone())
-                .map(|e| format!(" (last error: {e})"))
-                .unwrap_or_default()
-        ),
-    });
-    {
-        let map = views[0].ledger.lock().map_err(|_| anyhow::anyhow!("ledger poisoned"))?;
-        all.push(checks::exactly_once(Job::Map, &map, &input_ends));
-    }
-    {
-        let keyed = views[1].ledger.lock().map_err(|_| anyhow::anyhow!("ledger poisoned"))?;
-        all.push(checks::repartition(&repartition_ends, inputs));
-        all.push(checks::exactly_once(Job::Keyed, &keyed, &repartition_ends));
-        let per_key = stats.per_key.lock().map(|v| v.clone()).unwrap_or_default();
-        all.push(checks::keyed_state(&keyed, &per_key, failed_inputs));
+                .map_err(|_| anyhow::anyhow!("ledger poisoned"))?;
+            all.push(checks::exactly_once(Job::Map, &map, input_ends));
+            drop(map);
+            let keyed = views[1]
+                .ledger
+                .lock()
+                .map_err(|_| anyhow::anyhow!("ledger poisoned"))?;
+            all.push(checks::repartition(repartition_ends, inputs));
+            all.push(checks::exactly_once(Job::Keyed, &keyed, repartition_ends));
+            all.push(checks::keyed_state(&keyed, &per_key.unwrap_or_default()));
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            for name in [
+                "load: the input holds what was acknowledged",
+                "upper: each input's output exactly once",
+                "counts: each input's output exactly once",
+                "counts: final per-key state exact",
+            ] {
+                all.push(Check {
+                    name: name.into(),
+                    pass: false,
+                    detail: format!(
+                        "cannot be checked: the broker did not answer for the topics' end offsets ({e}); {acked} inputs acknowledged, {failed_inputs} failed{last_error}"
+                    ),
+                });
+            }
+        }
     }
     for r in &results {
         all.push(Check {
             name: format!("fault {}: recovered without help", r.fault.name()),
             pass: r.recovered_in.is_some(),
             detail: match r.recovered_in {
-                Some(d) => format!("{:.1} s after a {:.1} s outage", d.as_secs_f64(), r.injected_for.as_secs_f64()),
+                Some(d) => format!(
+                    "{:.1} s after a {:.1} s outage",
+                    d.as_secs_f64(),
+                    r.injected_for.as_secs_f64()
+                ),
                 None => r.note.clone(),
             },
         });
@@ -350,6 +404,26 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
         all.len()
     );
     Ok(passed)
+}
+
+/// The topic's end offsets, asking for up to a minute: the broker may be
+/// restarting.
+async fn end_offsets_retrying(
+    brokers: &str,
+    topic: String,
+    partitions: i32,
+) -> Result<Vec<i64>, String> {
+    let mut last = String::new();
+    for _ in 0..6 {
+        let (b, t) = (brokers.to_owned(), topic.clone());
+        match tokio::task::spawn_blocking(move || measure::end_offsets(&b, &t, partitions)).await {
+            Ok(Ok(ends)) => return Ok(ends),
+            Ok(Err(e)) => last = format!("{e:#}"),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    Err(format!("{topic}: {last}"))
 }
 
 /// Injects one fault; returns once the outage is over (the process is

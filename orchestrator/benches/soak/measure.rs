@@ -11,7 +11,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::weir::{Job, INPUT};
+use crate::system::{Job, INPUT};
 
 /// What a sink reader has seen over the whole run.
 #[derive(Default)]
@@ -166,7 +166,8 @@ pub fn read_sink(
             if new {
                 if let Ok(mut w) = view.window.lock() {
                     w.outputs += 1;
-                    w.latencies_ms.push((now - ts).clamp(0, u32::MAX as i64) as u32);
+                    w.latencies_ms
+                        .push((now - ts).clamp(0, u32::MAX as i64) as u32);
                 }
             }
         }
@@ -256,4 +257,127 @@ pub fn quantile<T: Copy + PartialOrd>(v: &mut [T], q: f64) -> Option<T> {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     let i = ((v.len() - 1) as f64 * q).round() as usize;
     Some(v[i])
+}
+
+/// Per worker id, during the current row: the oldest its heartbeat got
+/// (s), how many polls found no entry at all, and how many times the
+/// bucket's key listing (what the failover pass reads) left out a worker
+/// whose entry was there.
+#[derive(Default)]
+pub struct Heartbeats {
+    pub window: Mutex<std::collections::BTreeMap<String, (f64, u32, u32)>>,
+}
+
+/// Polls the workers' heartbeat entries every 250 ms and records how old
+/// each one got (by the soak's clock, from when its revision last changed):
+/// a worker whose entry ages past the TTL is presumed dead and its
+/// deployments fail over.
+pub async fn watch_heartbeats(
+    nats_url: String,
+    bucket: String,
+    workers: Vec<String>,
+    hb: Arc<Heartbeats>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut last: HashMap<String, (u64, Instant)> = HashMap::new();
+    let mut kv = None;
+    let mut client = None;
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if client.is_none() {
+            client = async_nats::connect(&nats_url).await.ok();
+        }
+        let Some(nc) = &client else { continue };
+        if kv.is_none() {
+            kv = async_nats::jetstream::new(nc.clone())
+                .get_key_value(&bucket)
+                .await
+                .ok();
+        }
+        let Some(store) = &kv else { continue };
+        // The key listing as `Liveness::live` reads it.
+        let listed: Option<Vec<String>> =
+            match tokio::time::timeout(Duration::from_secs(2), store.keys()).await {
+                Ok(Ok(keys)) => {
+                    use futures::TryStreamExt;
+                    tokio::time::timeout(Duration::from_secs(5), keys.try_collect())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                }
+                _ => None,
+            };
+        for w in &workers {
+            let now = Instant::now();
+            let read = tokio::time::timeout(Duration::from_secs(2), store.entry(w.as_str())).await;
+            // NATS away: the entry cannot be read, and its age keeps growing.
+            let (readable, present) = match read {
+                Ok(Ok(e)) => (
+                    true,
+                    e.filter(|e| e.operation == async_nats::jetstream::kv::Operation::Put),
+                ),
+                _ => (false, None),
+            };
+            let slot = last.entry(w.clone()).or_insert((0, now));
+            if let Some(e) = &present {
+                if e.revision != slot.0 {
+                    *slot = (e.revision, now);
+                }
+            }
+            let age = now.duration_since(slot.1).as_secs_f64();
+            if let Ok(mut win) = hb.window.lock() {
+                let cell = win.entry(w.clone()).or_insert((0.0, 0, 0));
+                cell.0 = cell.0.max(age);
+                if readable && present.is_none() {
+                    cell.1 += 1;
+                }
+                if present.is_some() && listed.as_ref().is_some_and(|l| !l.contains(w)) {
+                    cell.2 += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Reads `topic` from the start to `ends` and counts its records per key
+/// `u<k>` (k < `keys`): the keyed job's expected final counts.
+pub fn count_keys(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    ends: &[i64],
+    keys: usize,
+) -> anyhow::Result<Vec<u64>> {
+    let c = consumer(brokers, topic, partitions)?;
+    let mut counts = vec![0u64; keys];
+    let mut next: Vec<i64> = vec![0; ends.len()];
+    let start = Instant::now();
+    while next.iter().zip(ends).any(|(n, e)| n < e) {
+        if start.elapsed() > Duration::from_secs(300) {
+            anyhow::bail!("{topic} not read back within 5 minutes (at {next:?} of {ends:?})");
+        }
+        let Some(m) = c.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m?;
+        let p = m.partition() as usize;
+        if m.offset() >= ends.get(p).copied().unwrap_or(0) {
+            continue;
+        }
+        if let Some(n) = next.get_mut(p) {
+            *n = m.offset() + 1;
+        }
+        let k = std::str::from_utf8(m.key().unwrap_or_default())
+            .ok()
+            .and_then(|k| k.strip_prefix('u'))
+            .and_then(|k| k.parse::<usize>().ok());
+        match k.and_then(|k| counts.get_mut(k)) {
+            Some(n) => *n += 1,
+            None => anyhow::bail!(
+                "{topic} holds a record with an unexpected key at {p}/{}",
+                m.offset()
+            ),
+        }
+    }
+    Ok(counts)
 }

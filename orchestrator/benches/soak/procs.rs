@@ -63,10 +63,6 @@ impl Daemon {
         Ok(())
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
-    }
-
     /// Sends `signal` (`TERM`, `INT`, `KILL`) and waits up to `grace` for
     /// the exit; SIGKILL after that.
     pub async fn stop(&mut self, signal: &str, grace: Duration) -> Result<()> {
@@ -119,7 +115,9 @@ pub async fn wait_port(port: u16, what: &str, timeout: Duration) -> Result<()> {
         .is_err()
     {
         if start.elapsed() > timeout {
-            return Err(anyhow!("{what} did not open 127.0.0.1:{port} within {timeout:?}"));
+            return Err(anyhow!(
+                "{what} did not open 127.0.0.1:{port} within {timeout:?}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use crate::checks::Check;
 use crate::faults::FaultResult;
 use crate::load::LoadStats;
-use crate::measure::{group_position, quantile, Probe, SinkView};
-use crate::weir::{Job, TENANT, INPUT};
+use crate::measure::{group_position, quantile, Heartbeats, Probe, SinkView};
+use crate::system::{Job, INPUT, TENANT};
 
 /// What the reporter reads each interval.
 pub struct Sources {
@@ -18,6 +18,7 @@ pub struct Sources {
     pub load: Arc<LoadStats>,
     pub sinks: [(Job, Arc<SinkView>); 2],
     pub probe: Arc<Probe>,
+    pub heartbeats: Arc<Heartbeats>,
     /// Faults injected (or recovered) during the current row.
     pub events: Arc<Mutex<Vec<String>>>,
 }
@@ -25,9 +26,9 @@ pub struct Sources {
 pub fn header() {
     println!();
     println!(
-        "| t | produced/s | upper in/s | upper out/s | upper p50 / p99 ms | counts in/s | counts out/s | counts p50 / p99 ms | metadata p50 / max ms | lag upper / counts | events |"
+        "| t | produced/s | upper in/s | upper out/s | upper p50 / p99 ms | counts in/s | counts out/s | counts p50 / p99 ms | metadata p50 / max ms | lag upper / counts | heartbeat age max s | events |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 fn ms(v: Option<u32>) -> String {
@@ -64,11 +65,10 @@ pub async fn rows(src: Sources, start: Instant, every: Duration, stop: Arc<Atomi
                 format!("weir-{TENANT}-{}", job.name()),
                 src.partitions,
             );
-            let pos =
-                tokio::task::spawn_blocking(move || group_position(&b, &group, INPUT, parts))
-                    .await
-                    .ok()
-                    .and_then(Result::ok);
+            let pos = tokio::task::spawn_blocking(move || group_position(&b, &group, INPUT, parts))
+                .await
+                .ok()
+                .and_then(Result::ok);
             let in_rate = match pos {
                 Some((lag, committed)) => {
                     let rate = (committed - last_committed[i]).max(0) as f64 / secs;
@@ -114,13 +114,34 @@ pub async fn rows(src: Sources, start: Instant, every: Duration, stop: Arc<Atomi
         } else {
             meta
         };
+        let heartbeats = src
+            .heartbeats
+            .window
+            .lock()
+            .map(|mut w| {
+                std::mem::take(&mut *w)
+                    .iter()
+                    .map(|(id, (age, absent, unlisted))| {
+                        let mut cell = format!("{id} {age:.1}");
+                        if *absent > 0 {
+                            cell += &format!(" (absent in {absent} polls)");
+                        }
+                        if *unlisted > 0 {
+                            cell += &format!(" (present but not listed {unlisted}×)");
+                        }
+                        cell
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
         let events = src
             .events
             .lock()
             .map(|mut e| std::mem::take(&mut *e).join("; "))
             .unwrap_or_default();
         println!(
-            "| {} | {produced:.0} | {} | {} | {meta} | {} | {events} |",
+            "| {} | {produced:.0} | {} | {} | {meta} | {} | {heartbeats} | {events} |",
             mmss(now.duration_since(start)),
             cells[0],
             cells[1],

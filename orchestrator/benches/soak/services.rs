@@ -33,7 +33,9 @@ fn pg_bin() -> Result<PathBuf> {
         return Ok(PathBuf::from(dir));
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .context("PostgreSQL is not installed under /usr/lib/postgresql (scripts/services.sh postgres)")?
+        .context(
+            "PostgreSQL is not installed under /usr/lib/postgresql (scripts/services.sh postgres)",
+        )?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let v = e.file_name().to_str()?.parse().ok()?;
@@ -143,8 +145,15 @@ impl Services {
             .unwrap_or("nats-server");
         let mut nats = Daemon::new("nats", &logs, move || {
             let mut cmd = Command::new(nats_bin);
-            cmd.args(["-a", "127.0.0.1", "-p", &nats_port.to_string(), "-js", "-sd"])
-                .arg(&store);
+            cmd.args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &nats_port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&store);
             cmd
         });
         nats.start()?;

@@ -282,7 +282,11 @@ impl Weir {
                 .await
                 .map_err(|e| anyhow!("{kind} {}: {e}", job.name()))?;
                 if !outcome.is_accepted() {
-                    bail!("{kind} {} was rejected: {:?}", job.name(), outcome.rejection);
+                    bail!(
+                        "{kind} {} was rejected: {:?}",
+                        job.name(),
+                        outcome.rejection
+                    );
                 }
             }
             // One at a time, so placement spreads them: the first goes to
@@ -295,7 +299,10 @@ impl Weir {
                 }
                 if phase.as_deref() == Some("failed") || start.elapsed() > Duration::from_secs(120)
                 {
-                    bail!("job {} did not reach `running` (phase {phase:?})", job.name());
+                    bail!(
+                        "job {} did not reach `running` (phase {phase:?})",
+                        job.name()
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
