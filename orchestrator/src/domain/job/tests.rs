@@ -52,6 +52,7 @@ fn sample(kind: &str, generation: u64) -> JobCommand {
         "job.restore": {},
         "job.rescale": {"parallelism": 3},
         "job.delete": {},
+        "job.record_runtime": {"generation": generation, "incident": {"what": "task_restarted", "task": 0, "restarts": 1}},
     });
     serde_json::from_value(json!({"kind": kind, "payload": v[kind]})).unwrap()
 }
@@ -116,6 +117,11 @@ fn every_disallowed_transition_is_rejected_with_a_reason() {
                 continue;
             }
             let r = result.expect_err(&format!("{kind} must be rejected in {phase:?}"));
+            if kind == "job.record_runtime" {
+                // Only a job that never existed has no stream to record on.
+                assert_eq!((phase, r.code), (Phase::Absent, RejectionCode::NotFound));
+                continue;
+            }
             match phase {
                 Phase::Absent | Phase::Deleted => assert_eq!(r.code, RejectionCode::NotFound),
                 _ if kind == "job.create" => assert_eq!(r.code, RejectionCode::AlreadyExists),
@@ -264,4 +270,28 @@ fn replay_rebuilds_the_same_state() {
     }
     assert_eq!(replayed, s);
     assert_eq!(s.last_failure.as_deref(), Some("oom"));
+}
+
+#[test]
+fn runtime_incidents_are_recorded_in_every_phase_but_for_generations_never_handed_out() {
+    for phase in PHASES.into_iter().filter(|p| *p != Phase::Absent) {
+        let state = in_phase(phase);
+        let events = decide(
+            &state,
+            &sample("job.record_runtime", state.generation),
+            &ctx(),
+        )
+        .unwrap_or_else(|r| panic!("{phase:?}: {r}"));
+        assert!(
+            matches!(events[..], [JobEvent::RuntimeObserved { .. }]),
+            "{phase:?}"
+        );
+        let r = decide(
+            &state,
+            &sample("job.record_runtime", state.generation + 1),
+            &ctx(),
+        )
+        .unwrap_err();
+        assert_eq!(r.code, RejectionCode::Conflict, "{phase:?}: {r}");
+    }
 }

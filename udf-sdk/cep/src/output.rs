@@ -1,0 +1,138 @@
+//! What processing produces: matches, timed-out partial matches, late records.
+
+use std::sync::Arc;
+
+use crate::nfa::graph::Action;
+use crate::skip::EventKey;
+
+/// A complete match: each step that took events, in pattern order, with its
+/// events oldest first. Steps that took nothing (an optional step skipped)
+/// are absent, as in Flink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Match<E> {
+    pub steps: Vec<(Arc<str>, Vec<E>)>,
+}
+
+impl<E> Match<E> {
+    /// The events the named step took (empty if none).
+    pub fn get(&self, step: &str) -> &[E] {
+        self.steps
+            .iter()
+            .find(|(n, _)| &**n == step)
+            .map_or(&[][..], |(_, v)| v.as_slice())
+    }
+
+    /// All events in match order.
+    pub fn events(&self) -> impl Iterator<Item = &E> {
+        self.steps.iter().flat_map(|(_, v)| v.iter())
+    }
+}
+
+/// A partial match whose window closed before it completed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimedOut<E> {
+    /// The events taken so far, as in a [`Match`].
+    pub steps: Vec<(Arc<str>, Vec<E>)>,
+    /// When the window closed (ms): the first event's time plus the window,
+    /// or the previous event's time plus the step's previous-and-current window.
+    pub timeout_at: i64,
+}
+
+/// A record that arrived at or behind the watermark.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Late<E> {
+    pub event: E,
+    pub timestamp: i64,
+}
+
+/// Where processing writes its results; reuse one across calls so the hot
+/// path allocates nothing (it also holds the engine's scratch space).
+pub struct Outputs<E> {
+    pub matches: Vec<Match<E>>,
+    pub timeouts: Vec<TimedOut<E>>,
+    pub late: Vec<Late<E>>,
+    pub(crate) scratch: Scratch,
+}
+
+impl<E> Default for Outputs<E> {
+    fn default() -> Self {
+        Outputs {
+            matches: Vec::new(),
+            timeouts: Vec::new(),
+            late: Vec::new(),
+            scratch: Scratch::default(),
+        }
+    }
+}
+
+impl<E> Outputs<E> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Empties the results, keeping their capacity.
+    pub fn clear(&mut self) {
+        self.matches.clear();
+        self.timeouts.clear();
+        self.late.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.matches.is_empty() && self.timeouts.is_empty() && self.late.is_empty()
+    }
+}
+
+/// An edge chosen for the current event.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Decided {
+    pub action: Action,
+    pub source: u32,
+    pub target: u32,
+    /// For a take: a final state reachable from the target by proceeding
+    /// (the rest of the pattern is optional), or `NONE`.
+    pub also_final: u32,
+}
+
+/// A partial match: where it is in the NFA and the last node of its chain
+/// (Flink's `ComputationState`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Partial {
+    pub state: u32,
+    pub last: u32,
+    pub start: EventKey,
+    pub prev_ts: i64,
+}
+
+/// Reused buffers; none of it outlives a call.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    pub next: Vec<Partial>,
+    pub potential: Vec<Partial>,
+    pub retained: Vec<Partial>,
+    pub decided: Vec<Decided>,
+    pub stack: Vec<u32>,
+    pub chain: Vec<(u16, u32)>,
+    pub keys: Vec<(u16, EventKey)>,
+    pub memo: Memo,
+}
+
+/// Condition results for one partial match and event: a step's condition is
+/// evaluated at most once per partial match per event.
+#[derive(Default)]
+pub(crate) struct Memo {
+    pub generation: u32,
+    pub slots: Vec<(u32, bool)>,
+}
+
+impl Memo {
+    pub fn reset(&mut self, slots: usize) {
+        if self.slots.len() < slots {
+            self.slots.resize(slots, (0, false));
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.slots.iter_mut().for_each(|s| *s = (0, false));
+            self.generation = 1;
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! A vector with stable indices and a free list, so the hot path reuses
+//! slots instead of allocating.
+
+#[derive(Clone, Debug)]
+enum Entry<T> {
+    Full(T),
+    /// A free slot; the next free one (or `NONE`).
+    Free(u32),
+}
+
+/// Slot indices are `u32`; `NONE` marks "no slot".
+pub(crate) const NONE: u32 = u32::MAX;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Slab<T> {
+    entries: Vec<Entry<T>>,
+    free: u32,
+    len: u32,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            entries: Vec::new(),
+            free: NONE,
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    pub fn insert(&mut self, value: T) -> u32 {
+        self.len += 1;
+        if self.free != NONE {
+            let i = self.free;
+            let slot = &mut self.entries[i as usize];
+            if let Entry::Free(next) = *slot {
+                self.free = next;
+            }
+            *slot = Entry::Full(value);
+            i
+        } else {
+            // Most keys hold one or two entries: start with room for two
+            // (a plain push would make it four).
+            if self.entries.capacity() == 0 {
+                self.entries.reserve_exact(2);
+            }
+            self.entries.push(Entry::Full(value));
+            (self.entries.len() - 1) as u32
+        }
+    }
+
+    pub fn remove(&mut self, i: u32) -> Option<T> {
+        let slot = self.entries.get_mut(i as usize)?;
+        if matches!(slot, Entry::Free(_)) {
+            return None;
+        }
+        let Entry::Full(v) = std::mem::replace(slot, Entry::Free(self.free)) else {
+            return None;
+        };
+        self.free = i;
+        self.len -= 1;
+        if self.len == 0 {
+            // An idle key gives its memory back.
+            self.entries = Vec::new();
+            self.free = NONE;
+        }
+        Some(v)
+    }
+
+    #[inline]
+    pub fn get(&self, i: u32) -> Option<&T> {
+        match self.entries.get(i as usize) {
+            Some(Entry::Full(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, i: u32) -> Option<&mut T> {
+        match self.entries.get_mut(i as usize) {
+            Some(Entry::Full(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Live entries with their indices, in index order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e {
+                Entry::Full(v) => Some((i as u32, v)),
+                Entry::Free(_) => None,
+            })
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry<T>>()
+    }
+}
