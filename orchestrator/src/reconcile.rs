@@ -106,7 +106,11 @@ impl<S: EventStore> Reconciler<S> {
             let state: JobState = store::load(&**self.handler.store(), &key.tenant, &stream)
                 .await?
                 .state;
-            for c in reconcile(&state, &obs) {
+            let corrections = reconcile(&state, &obs);
+            if !corrections.is_empty() {
+                tracing::debug!(tenant = %key.tenant, job = %key.job, phase = ?state.phase, ?obs, ?corrections, "corrections");
+            }
+            for c in corrections {
                 let span = tracing::info_span!("reconcile", tenant = %key.tenant, job = %key.job, generation = obs.generation);
                 let _g = span.enter();
                 match self.carry_out(&key, &obs, &c).await {

@@ -1158,8 +1158,12 @@ async fn notify_delivers_and_retries_a_failing_webhook() {
     std::fs::write(dir.path().join("deploy.yaml"), notifying_deploy(&url)).unwrap();
     let mut rig = Rig::new().await;
     rig.spawn_engine("r1", Some(dir.path().to_path_buf()));
-    rig.ok("job.create", "hooked", json!({"spec": fast_spec(1, json!([]))}))
-        .await;
+    rig.ok(
+        "job.create",
+        "hooked",
+        json!({"spec": fast_spec(1, json!([]))}),
+    )
+    .await;
     rig.ok("job.deploy", "hooked", json!({})).await;
     let (run_id, run) = rig.settled_run("hooked", "deploy", 0, T).await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.reason);
@@ -1168,7 +1172,11 @@ async fn notify_delivers_and_retries_a_failing_webhook() {
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3, "two 503s, then delivered: {seen:?}");
     let keys: std::collections::BTreeSet<_> = seen.iter().map(|(k, _)| k.clone()).collect();
-    assert_eq!(keys.len(), 1, "one idempotency key for every attempt: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        1,
+        "one idempotency key for every attempt: {keys:?}"
+    );
     assert!(keys.iter().all(|k| k.contains(&run_id)), "{keys:?}");
     let body = &seen[2].1;
     assert_eq!(body["body"], json!({"job": "hooked", "generation": 1}));
@@ -1181,7 +1189,11 @@ async fn notify_delivers_and_retries_a_failing_webhook() {
         .filter(|e| e.event_type == "step_failed")
         .collect();
     assert_eq!(failed.len(), 2, "{failed:?}");
-    assert!(failed[0].payload.to_string().contains("answered 503"), "{:?}", failed[0].payload);
+    assert!(
+        failed[0].payload.to_string().contains("answered 503"),
+        "{:?}",
+        failed[0].payload
+    );
 }
 
 /// A receiver that refuses the request (4xx) is not retried: the step fails
@@ -1193,13 +1205,20 @@ async fn notify_does_not_retry_a_refused_webhook() {
     std::fs::write(dir.path().join("deploy.yaml"), notifying_deploy(&url)).unwrap();
     let mut rig = Rig::new().await;
     rig.spawn_engine("r1", Some(dir.path().to_path_buf()));
-    rig.ok("job.create", "refused", json!({"spec": fast_spec(1, json!([]))}))
-        .await;
+    rig.ok(
+        "job.create",
+        "refused",
+        json!({"spec": fast_spec(1, json!([]))}),
+    )
+    .await;
     rig.ok("job.deploy", "refused", json!({})).await;
     let (_, run) = rig.settled_run("refused", "deploy", 0, T).await;
     assert_eq!(run.status, RunStatus::Failed, "{run:?}");
     assert!(
-        run.reason.as_deref().unwrap_or_default().contains("answered 400"),
+        run.reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("answered 400"),
         "{:?}",
         run.reason
     );

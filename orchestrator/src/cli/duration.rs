@@ -73,8 +73,13 @@ mod tests {
     #[test]
     fn retention_goes_from_a_minute_to_a_year() {
         assert_eq!(parse_retention("168h").map(Dur::as_millis), Ok(604_800_000));
-        assert_eq!(parse_retention("30s"), Err("too short: at least 1m".to_owned()));
-        assert!(parse_retention("8761h").unwrap_err().starts_with("too long"));
+        assert_eq!(
+            parse_retention("30s"),
+            Err("too short: at least 1m".to_owned())
+        );
+        assert!(parse_retention("8761h")
+            .unwrap_err()
+            .starts_with("too long"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
+use super::broker_watch::{self, SlowBroker};
 use super::checkpoint::store::CheckpointStore;
 use super::checkpoint::Trigger;
 use super::control::{
@@ -16,7 +17,6 @@ use super::control::{
 use super::deployment::{prepare, Deployment, Launch};
 use super::operator::ModuleResolver;
 use super::rate_limit::TokenBucket;
-use super::broker_watch::{self, SlowBroker};
 use super::restart::RestartPolicy;
 use super::task::TaskEnv;
 

@@ -9,7 +9,9 @@ use weir::runtime::NativeModules;
 
 use crate::support::kafka;
 use crate::support::proxy::Proxy;
-use crate::support::runtime::{assert_exactly_once, read_topic, rig_with, test_config, user_records};
+use crate::support::runtime::{
+    assert_exactly_once, read_topic, rig_with, test_config, user_records,
+};
 use crate::support::serve::free_port;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,7 +28,12 @@ async fn late_acknowledgements_do_not_duplicate_outputs() {
     kafka::create_topic(&brokers, &input, 2).await;
     kafka::create_topic(&brokers, &output, 2).await;
     let n = 20_000;
-    kafka::produce(&kafka::producer(&brokers), &input, &user_records(n, 10, 2, 0)).await;
+    kafka::produce(
+        &kafka::producer(&brokers),
+        &input,
+        &user_records(n, 10, 2, 0),
+    )
+    .await;
 
     let spec = format!(
         r#"

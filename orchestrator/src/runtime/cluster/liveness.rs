@@ -88,18 +88,29 @@ impl Liveness {
     }
 
     /// The heartbeats of every live worker.
+    ///
+    /// The keys come from the stream's stored subjects, not from `keys()`:
+    /// that one runs an ordered consumer which, when an entry expires (the
+    /// TTL) between its creation and its delivery, waits on idle heartbeats
+    /// for seconds, stalling failover and reconcile passes.
     pub async fn live(&self) -> Result<Vec<Heartbeat>, RuntimeError> {
-        let keys: Vec<String> = self
+        let subjects: Vec<(String, usize)> = self
             .kv
-            .keys()
+            .stream
+            .info_with_subjects(format!("{}>", self.kv.prefix))
             .await
             .map_err(nats)?
             .try_collect()
             .await
             .map_err(nats)?;
+        let mut keys: Vec<&str> = subjects
+            .iter()
+            .filter_map(|(s, _)| s.strip_prefix(self.kv.prefix.as_str()))
+            .collect();
+        keys.sort_unstable();
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
-            if let Some(v) = self.kv.get(&k).await.map_err(nats)? {
+            if let Some(v) = self.kv.get(k).await.map_err(nats)? {
                 match serde_json::from_slice::<Heartbeat>(&v) {
                     Ok(hb) => out.push(hb),
                     Err(e) => tracing::warn!(worker = %k, error = %e, "unreadable heartbeat"),
