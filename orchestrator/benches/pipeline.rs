@@ -87,7 +87,7 @@ fn value(i: usize) -> String {
 }
 
 fn fill(brokers: &str, name: &str, n: usize, partitions: i32) {
-    let p = TrackedProducer::new(brokers, None).expect("producer");
+    let p = TrackedProducer::new(brokers, None, Duration::from_secs(60)).expect("producer");
     for i in 0..n {
         let v = value(i);
         let k = format!("u{}", i % 100);
@@ -158,7 +158,7 @@ fn flow_rate(n: usize, (first, last): (Instant, Instant)) -> f64 {
 /// Bare rdkafka: consume everything, produce each record unchanged.
 fn passthrough(brokers: &str, input: &str, output: &str, n: usize) -> Duration {
     let c = consumer(brokers, input, PARTITIONS);
-    let p = TrackedProducer::new(brokers, None).expect("producer");
+    let p = TrackedProducer::new(brokers, None, Duration::from_secs(60)).expect("producer");
     let start = Instant::now();
     let mut seen = 0;
     while seen < n {

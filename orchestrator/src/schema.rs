@@ -1,19 +1,22 @@
-//! JSON Schemas of every user-facing format, generated from the Rust types.
-//! `weir schema` writes them to `docs/schemas/`; a test fails when the
-//! committed files drift from the types.
+//! JSON Schemas of every user-facing format, and the OpenAPI description of
+//! the HTTP API, generated from the Rust types. `weir schema` writes them to
+//! `docs/schemas/`; a test fails when the committed files drift from the code.
 
 use std::path::Path;
 
+use schemars::generate::SchemaSettings;
 use schemars::schema_for;
 
 use crate::domain::envelope::{CommandEnvelope, Outcome};
 use crate::domain::job::{JobEvent, JobSpec};
 use crate::domain::module::ModuleEvent;
 use crate::domain::workflow::{RunEvent, WorkflowSpec};
+use crate::store::StoredEvent;
 
 /// (file name, pretty JSON) for every schema.
 pub fn all() -> Vec<(&'static str, String)> {
     let pretty = |s: schemars::Schema| serde_json::to_string_pretty(&s).unwrap_or_default() + "\n";
+    let openapi = serde_json::to_string_pretty(&crate::api::openapi_document()).unwrap_or_default();
     vec![
         ("command-envelope.schema.json", pretty(envelope())),
         ("outcome.schema.json", pretty(schema_for!(Outcome))),
@@ -22,6 +25,8 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("module-event.schema.json", pretty(schema_for!(ModuleEvent))),
         ("workflow.schema.json", pretty(schema_for!(WorkflowSpec))),
         ("run-event.schema.json", pretty(schema_for!(RunEvent))),
+        ("event-message.schema.json", pretty(event_message())),
+        ("openapi.json", openapi + "\n"),
     ]
 }
 
@@ -48,6 +53,15 @@ fn envelope() -> schemars::Schema {
     }
     schema.insert("unevaluatedProperties".into(), false.into());
     schema
+}
+
+/// The body of a message on `<prefix>.evt.<tenant>.<stream>`, as the outbox
+/// relay sends it: described as serialized, since Weir only ever writes it.
+fn event_message() -> schemars::Schema {
+    SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<StoredEvent>()
 }
 
 /// Writes every schema into `dir`.

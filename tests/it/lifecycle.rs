@@ -177,6 +177,7 @@ async fn every_disallowed_transition_is_rejected_with_a_reason() {
         "job.mark_running": {"generation": 1}, "job.mark_stable": {"generation": 1}, "job.stop": {},
         "job.mark_stopped": {"generation": 1}, "job.mark_failed": {"generation": 1, "reason": "r"},
         "job.rollback": {}, "job.restore": {}, "job.rescale": {"parallelism": 3}, "job.delete": {},
+        "job.record_runtime": {"generation": 1, "incident": {"what": "placed", "worker": "w", "epoch": 1}},
     });
     let mut checked = 0;
     for (name, phase) in phases {

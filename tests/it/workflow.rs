@@ -10,7 +10,7 @@ use serde_json::json;
 use weir::domain::job::spec::UdfKind;
 use weir::domain::job::Phase;
 use weir::domain::workflow::state::StepStatus;
-use weir::domain::workflow::RunStatus;
+use weir::domain::workflow::{RunState, RunStatus};
 use weir::domain::ErrorClass;
 use weir::workflow::clock::Clock;
 
@@ -1095,12 +1095,7 @@ steps:
 
 /// A webhook receiver: answers each POST with the next status of `script`
 /// (then 200), recording the `Idempotency-Key` header and the JSON body.
-async fn webhook(
-    script: Vec<u16>,
-) -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
-) {
+async fn webhook(script: Vec<u16>) -> (String, Seen) {
     use axum::http::{HeaderMap, StatusCode};
     use std::sync::{Arc, Mutex};
     let seen: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
@@ -1149,23 +1144,30 @@ steps:
     )
 }
 
-/// `notify` delivers its body to the webhook, retries a receiver that
-/// answers 503 with backoff under one idempotency key, and the run goes on.
-#[tokio::test]
-async fn notify_delivers_and_retries_a_failing_webhook() {
-    let (url, seen) = webhook(vec![503, 503]).await;
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>;
+
+/// Deploys `job` with a deploy workflow that notifies a webhook answering
+/// `script` first; returns once the run settled.
+async fn deploy_notifying(job: &str, script: Vec<u16>) -> (Rig, Seen, String, RunState) {
+    let (url, seen) = webhook(script).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("deploy.yaml"), notifying_deploy(&url)).unwrap();
     let mut rig = Rig::new().await;
     rig.spawn_engine("r1", Some(dir.path().to_path_buf()));
-    rig.ok(
-        "job.create",
-        "hooked",
-        json!({"spec": fast_spec(1, json!([]))}),
-    )
-    .await;
-    rig.ok("job.deploy", "hooked", json!({})).await;
-    let (run_id, run) = rig.settled_run("hooked", "deploy", 0, T).await;
+    rig.ok("job.create", job, json!({"spec": fast_spec(1, json!([]))}))
+        .await;
+    rig.ok("job.deploy", job, json!({})).await;
+    let (run_id, run) = rig.settled_run(job, "deploy", 0, T).await;
+    // The run read its file at start; the directory may go now.
+    drop(dir);
+    (rig, seen, run_id, run)
+}
+
+/// `notify` delivers its body to the webhook, retries a receiver that
+/// answers 503 with backoff under one idempotency key, and the run goes on.
+#[tokio::test]
+async fn notify_delivers_and_retries_a_failing_webhook() {
+    let (rig, seen, run_id, run) = deploy_notifying("hooked", vec![503, 503]).await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.reason);
     assert_eq!(rig.job("hooked").await.phase, Phase::Running);
 
@@ -1200,19 +1202,7 @@ async fn notify_delivers_and_retries_a_failing_webhook() {
 /// at once with the status, and `on_failure: fail` ends the run.
 #[tokio::test]
 async fn notify_does_not_retry_a_refused_webhook() {
-    let (url, seen) = webhook(vec![400]).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("deploy.yaml"), notifying_deploy(&url)).unwrap();
-    let mut rig = Rig::new().await;
-    rig.spawn_engine("r1", Some(dir.path().to_path_buf()));
-    rig.ok(
-        "job.create",
-        "refused",
-        json!({"spec": fast_spec(1, json!([]))}),
-    )
-    .await;
-    rig.ok("job.deploy", "refused", json!({})).await;
-    let (_, run) = rig.settled_run("refused", "deploy", 0, T).await;
+    let (rig, seen, _, run) = deploy_notifying("refused", vec![400]).await;
     assert_eq!(run.status, RunStatus::Failed, "{run:?}");
     assert!(
         run.reason

@@ -2,6 +2,7 @@
 //! `weir` CLI, so that a renamed field is a compile error or a decode error,
 //! never a silently blank column.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::job::state::Deployment;
@@ -14,29 +15,46 @@ pub use crate::domain::job::state::VersionInfo;
 pub use crate::runtime::control::{CheckpointInfo, DeploymentStatus, TaskState, TaskStatus};
 
 /// The body of every error response: `{"error": "..."}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
+    /// What went wrong, for people: branch on the HTTP status, not on this text.
     pub error: String,
 }
 
+/// The body of `GET /readyz`: `ok` per dependency, or why it is not ready.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Readiness {
+    /// `ok`, or the error PostgreSQL answered `SELECT 1` with.
+    pub postgres: String,
+    /// `ok`, or the NATS connection state (`pending`, `disconnected`).
+    pub nats: String,
+}
+
 /// A job as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct JobView {
     pub tenant: String,
     pub name: String,
+    /// Where the job's runtime is.
     pub phase: Phase,
     /// The job stream's version (for `expected_version`).
     pub stream_version: u64,
+    /// The newest submitted version, if any.
     pub latest_version: Option<u32>,
+    /// The version a rollback returns to: the last one marked stable.
     pub last_stable_version: Option<u32>,
+    /// The newest deployment generation handed out.
     pub generation: u64,
+    /// The deployment in force (or last in force).
     pub deployment: Option<Deployment>,
+    /// Why the job last failed, if it did.
     pub last_failure: Option<String>,
+    /// When the job stream last changed.
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Query of `…/jobs/{name}/events`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Page {
     /// Return events with a position greater than this.
     #[serde(default)]
@@ -47,41 +65,52 @@ pub struct Page {
 }
 
 /// A page of events.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct EventPage {
+    /// In position order.
     pub events: Vec<StoredEvent>,
     /// Pass as `after` to get the next page; absent on the last page.
     pub next_after: Option<i64>,
 }
 
 /// A run as the API shows it (the pinned definition text is left out of listings).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RunView {
     pub run_id: String,
+    /// The workflow's name.
     pub workflow: String,
+    /// The definition file the run was started from.
     pub file: String,
+    /// SHA-256 of the definition text pinned at the start.
     pub definition_sha256: String,
     pub status: RunStatus,
+    /// The job the run acts on, if any.
     pub job: Option<String>,
+    /// The run's input.
     pub input: serde_json::Value,
+    /// The step in progress, if any.
     pub current: Option<Current>,
+    /// Why the run paused, failed or was aborted.
     pub reason: Option<String>,
+    /// The outputs of a finished run.
     pub outputs: Option<serde_json::Value>,
+    /// Each step that ran, by step name.
     pub steps: std::collections::BTreeMap<String, StepRecord>,
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One run with its history.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RunDetail {
     #[serde(flatten)]
     pub run: RunView,
+    /// The run stream's events, in order.
     pub events: Vec<StoredEvent>,
 }
 
 /// Query of `…/runs`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct RunFilter {
     /// Only runs of this job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,19 +122,22 @@ pub struct RunFilter {
 
 /// One module version as the API shows it: its number and the stored version,
 /// whose fields appear beside it in the JSON.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct VersionView {
+    /// The version label.
     pub version: String,
     #[serde(flatten)]
     pub module: ModuleVersion,
 }
 
 /// A module as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ModuleView {
     pub tenant: String,
     pub name: String,
+    /// The most recently uploaded version.
     pub latest: Option<String>,
+    /// Every uploaded version, by label.
     pub versions: Vec<VersionView>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }

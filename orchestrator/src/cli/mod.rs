@@ -10,6 +10,7 @@
 //! API), `publish` (command verbs over NATS), `render` and `output`
 //! (printing), [`wiring`] (the processes' assembly) and `error` (exit codes).
 
+mod autotune;
 mod duration;
 mod error;
 mod globals;
@@ -53,6 +54,9 @@ pub enum Top {
     /// Validate workflow files; list, show, resume and abort runs.
     #[command(subcommand)]
     Workflow(workflow::WorkflowCmd),
+    /// The resource auto-tuner's decision, offline (`replay` a metrics trace).
+    #[command(subcommand)]
+    Autotune(autotune::AutotuneCmd),
     /// Upload, list, show and locally run WASM UDF modules.
     #[command(subcommand)]
     Udf(udf::UdfCmd),
@@ -77,6 +81,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Top::Worker(args) => worker::run(&g.conn, args).await,
         Top::Job(cmd) => job::run(g, cmd).await,
         Top::Workflow(cmd) => workflow::run(g, cmd).await,
+        Top::Autotune(cmd) => autotune::run(cmd),
         Top::Udf(cmd) => udf::run(g, cmd).await,
         Top::Command(raw) => job::run_raw(g, raw).await,
         Top::Topic(cmd) => topic::run(g, cmd).await,

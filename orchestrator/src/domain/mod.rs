@@ -3,6 +3,7 @@
 //! exhaustively and replayed.
 
 pub mod aggregate;
+pub mod autotune;
 pub mod backoff;
 pub mod document;
 pub mod duration;

@@ -7,12 +7,13 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::job::JobSpec;
 
 /// Which deployment.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct DeploymentKey {
     pub tenant: String,
     pub job: String,
@@ -42,7 +43,7 @@ pub struct DeploymentRequest {
 }
 
 /// A completed checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckpointInfo {
     pub id: String,
     pub key: DeploymentKey,
@@ -54,7 +55,7 @@ pub struct CheckpointInfo {
 }
 
 /// What one task is doing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskStatus {
     pub task: u32,
     pub partitions: Vec<i32>,
@@ -71,7 +72,8 @@ pub struct TaskStatus {
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A task's state; `failed` carries its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "state", content = "reason", rename_all = "snake_case")]
 pub enum TaskState {
     Starting,
@@ -82,7 +84,7 @@ pub enum TaskState {
 }
 
 /// A deployment's status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DeploymentStatus {
     pub key: DeploymentKey,
     pub version: u32,

@@ -35,6 +35,10 @@ pub struct RuntimeConfig {
     pub subject_prefix: String,
     /// How often metrics are published on NATS.
     pub metrics_interval: Duration,
+    /// How long a sink producer waits for the broker's answer to a produce
+    /// request before it resends the batch (the idempotent producer makes
+    /// the resend harmless).
+    pub producer_request_timeout: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -46,6 +50,7 @@ impl Default for RuntimeConfig {
             transactional: false,
             subject_prefix: "weir".into(),
             metrics_interval: Duration::from_secs(2),
+            producer_request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -194,6 +199,7 @@ impl EmbeddedRuntime {
             epoch: self.inner.epoch,
             max_batch: self.inner.cfg.max_batch,
             transactional: self.inner.cfg.transactional,
+            producer_request_timeout: self.inner.cfg.producer_request_timeout,
         };
         let deployment = Deployment::launch(Launch {
             key: key.clone(),

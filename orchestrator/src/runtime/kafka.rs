@@ -111,9 +111,17 @@ pub struct TrackedProducer {
 
 impl TrackedProducer {
     /// `transactional_id` switches on Kafka transactions (Apache Kafka, Redpanda).
-    pub fn new(brokers: &str, transactional_id: Option<&str>) -> Result<Self, KafkaOpError> {
+    pub fn new(
+        brokers: &str,
+        transactional_id: Option<&str>,
+        request_timeout: Duration,
+    ) -> Result<Self, KafkaOpError> {
         let mut c = base_config(brokers);
         c.set("linger.ms", "5")
+            .set(
+                "socket.timeout.ms",
+                request_timeout.as_millis().clamp(10, 300_000).to_string(),
+            )
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.messages", "200000")
             .set("acks", "all")

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -38,19 +39,39 @@ pub struct NewEvent {
     pub payload: serde_json::Value,
 }
 
-/// An event as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An event as stored: what the API lists and the outbox relay publishes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StoredEvent {
+    /// Global, gap-free, increasing in commit order across all tenants.
     pub position: i64,
     pub tenant: String,
+    /// `<kind>.<name>`: `job.<job>`, `module.<module>` or `run.<run id>`.
     pub stream: String,
+    /// The stream's version after this event (its first event is 1).
     pub stream_version: u64,
+    /// The event type, the same as the payload's own `type`.
     #[serde(rename = "type")]
     pub event_type: String,
+    #[schemars(schema_with = "event_payload")]
     pub payload: serde_json::Value,
+    /// The command that caused it.
     pub command_id: Option<Uuid>,
+    /// Who sent that command.
     pub actor: Option<String>,
     pub recorded_at: DateTime<Utc>,
+}
+
+/// The payload is the stream kind's own event, tagged by `type`; naming the
+/// three lets a schema reader decode it without guessing.
+fn event_payload(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "The event: a job event on `job.*` streams, a module event on `module.*`, a run event on `run.*`.",
+        "anyOf": [
+            g.subschema_for::<crate::domain::job::JobEvent>(),
+            g.subschema_for::<crate::domain::module::ModuleEvent>(),
+            g.subschema_for::<crate::domain::workflow::RunEvent>(),
+        ]
+    })
 }
 
 /// Who asked, for dedupe rows and the audit trail.

@@ -221,7 +221,12 @@ async fn memory_engine_list_offsets_reports_the_last_batch_base_not_the_end() {
     let topic = kafka::unique_topic("probe-hw");
     kafka::create_topic(&b, &topic, 1).await;
     let (delivered, reported) = tokio::task::spawn_blocking(move || {
-        let p = weir::runtime::kafka::TrackedProducer::new(&b, None).unwrap();
+        let p = weir::runtime::kafka::TrackedProducer::new(
+            &b,
+            None,
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
         let c = weir::runtime::kafka::admin_consumer(&b).unwrap();
         for round in 0..2 {
             for i in 0..100 {
@@ -257,7 +262,12 @@ async fn read_from_mid_batch(brokers: String) -> usize {
     let topic = kafka::unique_topic("probe-midbatch");
     kafka::create_topic(&brokers, &topic, 1).await;
     tokio::task::spawn_blocking(move || {
-        let p = weir::runtime::kafka::TrackedProducer::new(&brokers, None).unwrap();
+        let p = weir::runtime::kafka::TrackedProducer::new(
+            &brokers,
+            None,
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
         for i in 0..100 {
             let v = format!("v{i}");
             p.send(

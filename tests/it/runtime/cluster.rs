@@ -415,3 +415,74 @@ async fn a_worker_stopped_with_sigterm_hands_its_job_over_at_once() {
     })
     .await;
 }
+
+/// Two `weir serve` replicas, each with its own embedded worker, share the
+/// command path, the workflows and the data plane: two jobs spread over
+/// the two workers. One replica killed with SIGKILL mid-stream: its job
+/// fails over to the other replica's worker and every sink holds every
+/// output once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_replicas_spread_jobs_and_survive_one_killed() {
+    let _turn = TURN.lock().await;
+    let iso = Isolation::new();
+    let replica = |id: &str| {
+        serve_opts(&[
+            ("WEIR_WORKER_ID", id),
+            ("WEIR_REPLICA_ID", id),
+            ("WEIR_WORKER_CAPACITY", "2"),
+        ])
+    };
+    let mut s1 = Serve::start_with(&iso, replica("s1")).await;
+    let s2 = Serve::start_with(&iso, replica("s2")).await;
+    wait_live(&iso, "s1").await;
+    wait_live(&iso, "s2").await;
+    let (in_a, out_a, n) = topics_with_input(&iso, "ra").await;
+    let (in_b, out_b) = (unique_topic("rb-in"), unique_topic("rb-out"));
+    create_topic(&brokers(), &in_b, 2).await;
+    create_topic(&brokers(), &out_b, 2).await;
+    kafka::produce(
+        &kafka::producer(&brokers()),
+        &in_b,
+        &user_records(n, 10, 2, 0),
+    )
+    .await;
+    // Commands go to either replica: they share the schema and the prefix.
+    deploy(&s1, "ja", &in_a, &out_a, 250).await;
+    deploy(&s2, "jb", &in_b, &out_b, 250).await;
+
+    let pool = placement_pool(&iso).await;
+    let (wa, _) = placed_on(&pool, "ja").await.expect("placement of ja");
+    let (wb, _) = placed_on(&pool, "jb").await.expect("placement of jb");
+    assert_ne!(
+        wa, wb,
+        "the second deployment goes to the less loaded worker"
+    );
+    let (victim_job, survivor) = if wa == "s1" {
+        ("ja", "s2")
+    } else {
+        ("jb", "s2")
+    };
+
+    wait_written(&s2, victim_job, n as u64 / 5).await;
+    s1.kill().await; // SIGKILL: the orchestrator and its worker die together
+    eventually(
+        Duration::from_secs(60),
+        "the job moved to the survivor",
+        || async {
+            placed_on(&pool, victim_job)
+                .await
+                .filter(|(w, _)| w == survivor)
+                .map(|_| ())
+        },
+    )
+    .await;
+    // The survivor now runs both.
+    for (out, job) in [(&out_a, "ja"), (&out_b, "jb")] {
+        let outs = read_outputs(out, n).await;
+        assert_exactly_once(&outs, n);
+        let (code, rt) = s2
+            .get_json(&format!("/v1/tenants/acme/jobs/{job}/runtime"))
+            .await;
+        assert_eq!(code, 200, "{job}: {rt}");
+    }
+}

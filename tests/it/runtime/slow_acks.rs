@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use weir::runtime::control::{DeploymentControl, RestoreFrom};
-use weir::runtime::NativeModules;
+use weir::runtime::{NativeModules, RuntimeConfig};
 
 use crate::support::kafka;
 use crate::support::proxy::Proxy;
@@ -23,7 +23,12 @@ async fn late_acknowledgements_do_not_duplicate_outputs() {
     let proxy = Proxy::start(&format!("127.0.0.1:{broker_port}")).await;
     kafka::private_broker_behind(broker_port, proxy.port);
     let brokers = format!("127.0.0.1:{}", proxy.port);
-    let rig = rig_with(NativeModules::builtins(), test_config(brokers.clone())).await;
+    // The producer gives up waiting after 5 s and resends (60 s by default).
+    let cfg = RuntimeConfig {
+        producer_request_timeout: Duration::from_secs(5),
+        ..test_config(brokers.clone())
+    };
+    let rig = rig_with(NativeModules::builtins(), cfg).await;
     let (input, output) = (kafka::unique_topic("in"), kafka::unique_topic("out"));
     kafka::create_topic(&brokers, &input, 2).await;
     kafka::create_topic(&brokers, &output, 2).await;
@@ -47,16 +52,20 @@ rate_limit: 2000
     );
     rig.start(&spec, 1, 2, RestoreFrom::Nothing).await;
     rig.wait_records_in(4_000, 120).await;
+    let before = rig.status().await;
     proxy.stall_answers();
-    // Real time, not a test clock: librdkafka's own 30 s request timeout
-    // must pass for it to resend what the broker already stored.
-    tokio::time::sleep(Duration::from_secs(35)).await;
+    // Real time, not a test clock: the producer's own request timeout must
+    // pass for librdkafka to resend what the broker already stored.
+    tokio::time::sleep(Duration::from_secs(12)).await;
     proxy.release();
 
     let outs = read_topic(&brokers, &output, 2, n).await;
     assert_exactly_once(&outs, n);
     // No task restored: the retries alone were deduplicated, not replayed.
     let st = rig.status().await;
-    assert!(st.tasks.iter().all(|t| t.restarts == 0), "{st:?}");
+    assert!(
+        st.tasks.iter().all(|t| t.restarts == 0),
+        "{before:?} {st:?}"
+    );
     rig.runtime.stop(&rig.key, 1, false).await.unwrap();
 }

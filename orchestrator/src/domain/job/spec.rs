@@ -12,6 +12,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::autotune::AutotunePolicy;
 use crate::domain::document::{self, Problem};
 use crate::domain::duration::Dur;
 pub use crate::domain::module::UdfKind;
@@ -42,6 +43,9 @@ pub struct JobSpec {
     /// Maximum records per second the job emits, across all tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<u32>,
+    /// Automatic tuning of the parallelism; off unless given.
+    #[serde(default, skip_serializing_if = "AutotunePolicy::is_default")]
+    pub autotune: AutotunePolicy,
 }
 
 fn default_parallelism() -> u32 {
@@ -379,6 +383,7 @@ impl JobSpec {
                 ));
             }
         }
+        out.extend(self.autotune.problems("autotune"));
         for (i, s) in self.sinks.iter().enumerate() {
             if let SinkSpec::Postgres { key_columns, .. } = s {
                 if key_columns.is_empty() {
@@ -593,6 +598,57 @@ sinks:
         assert_eq!(
             err.problems[1].problem,
             "give `checkpoint.interval` or the older `checkpoint.interval_ms`, not both"
+        );
+    }
+
+    #[test]
+    fn an_autotune_policy_is_read_and_its_mistakes_named() {
+        use crate::domain::autotune::Mode;
+        let spec = JobSpec::parse(GOOD).unwrap();
+        assert_eq!(spec.autotune.mode, Mode::Off);
+        assert!(serde_json::to_value(&spec)
+            .unwrap()
+            .get("autotune")
+            .is_none());
+
+        let text =
+            GOOD.to_owned() + "autotune:\n  mode: apply\n  max_parallelism: 8\n  catch_up: 2m\n";
+        let spec = JobSpec::parse(&text).unwrap();
+        assert_eq!(spec.autotune.mode, Mode::Apply);
+        assert_eq!(spec.autotune.max_parallelism, Some(8));
+        assert_eq!(spec.autotune.catch_up, Dur::from_secs(120));
+        assert_eq!(spec.autotune.target_utilization, 0.7);
+        let stored = serde_json::to_value(&spec).unwrap();
+        assert_eq!(stored["autotune"]["catch_up"], "2m");
+        assert_eq!(JobSpec::from_value(stored).unwrap(), spec);
+
+        let text = GOOD.to_owned()
+            + "autotune:\n  mode: apply\n  target_utilization: 1.5\n  min_parallelism: 4\n  max_parallelism: 2\n";
+        let err = JobSpec::parse(&text).unwrap_err();
+        assert_eq!(
+            located(&err),
+            [
+                (Some(8), "autotune.target_utilization"),
+                (Some(10), "autotune.max_parallelism"),
+            ],
+            "{err}"
+        );
+        assert_eq!(
+            err.problems[1].problem,
+            "must be at least min_parallelism (4)"
+        );
+        let err =
+            JobSpec::parse(&(GOOD.to_owned() + "autotune: { mode: sometimes }\n")).unwrap_err();
+        assert_eq!(located(&err), [(Some(6), "autotune.mode")], "{err}");
+        let err = JobSpec::from_value(serde_json::json!({
+            "sources": [{"topic": "a"}], "sinks": [{"type": "kafka", "topic": "b"}],
+            "autotune": {"mode": "recommend", "target_utilization": 0}
+        }))
+        .unwrap_err();
+        assert_eq!(
+            located(&err),
+            [(None, "autotune.target_utilization")],
+            "{err}"
         );
     }
 

@@ -115,6 +115,9 @@ pub struct TaskEnv {
     pub max_batch: usize,
     /// Use Kafka transactions (brokers that support them).
     pub transactional: bool,
+    /// How long the sink producer waits for a broker's answer before it
+    /// resends (librdkafka's `socket.timeout.ms`).
+    pub producer_request_timeout: std::time::Duration,
 }
 
 /// Per-partition progress.

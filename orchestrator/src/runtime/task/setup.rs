@@ -110,9 +110,10 @@ impl Task {
                 )
             });
             let brokers = env.brokers.clone();
+            let request_timeout = env.producer_request_timeout;
             let p =
                 tokio::task::spawn_blocking(move || -> Result<TrackedProducer, KafkaOpError> {
-                    let p = TrackedProducer::new(&brokers, txn_id.as_deref())?;
+                    let p = TrackedProducer::new(&brokers, txn_id.as_deref(), request_timeout)?;
                     if txn_id.is_some() {
                         p.inner()
                             .init_transactions(Duration::from_secs(30))
