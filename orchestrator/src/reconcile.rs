@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::domain::envelope::ParsedCommand;
@@ -111,13 +112,17 @@ impl<S: EventStore> Reconciler<S> {
                 tracing::debug!(tenant = %key.tenant, job = %key.job, phase = ?state.phase, ?obs, ?corrections, "corrections");
             }
             for c in corrections {
+                // Instrumented, not entered: the span must follow the future across awaits.
                 let span = tracing::info_span!("reconcile", tenant = %key.tenant, job = %key.job, generation = obs.generation);
-                let _g = span.enter();
-                match self.carry_out(&key, &obs, &c).await {
+                let result = self
+                    .carry_out(&key, &obs, &c)
+                    .instrument(span.clone())
+                    .await;
+                match result {
                     Ok(()) => done.push((key.clone(), c)),
-                    Err(e) => {
+                    Err(e) => span.in_scope(|| {
                         tracing::warn!(error = %e, correction = ?c, "correction failed; retrying next interval")
-                    }
+                    }),
                 }
             }
         }
