@@ -71,14 +71,6 @@ fn read_policy(path: &Path) -> Result<AutotunePolicy, CliError> {
     if problems.is_empty() {
         return Ok(policy);
     }
-    // The policy is the document's root here: its fields have no prefix.
-    let problems = problems
-        .into_iter()
-        .map(|mut p| {
-            p.field = p.field.trim_start_matches('.').to_owned();
-            p
-        })
-        .collect();
     Err(CliError::Usage(document::render(
         &file,
         &lines.locate(problems),

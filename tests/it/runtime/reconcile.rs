@@ -28,28 +28,14 @@ async fn history(serve: &Serve, job: &str) -> Vec<Value> {
     page["events"].as_array().cloned().unwrap_or_default()
 }
 
-/// The `runtime_observed` incidents of a job's history, as `what` names.
+/// The `runtime_observed` incidents of a job's history.
 async fn incidents(serve: &Serve, job: &str) -> Vec<Value> {
     history(serve, job)
         .await
         .into_iter()
-        .filter_map(|e| {
-            let text = e.to_string();
-            text.contains("runtime_observed")
-                .then(|| find_key(&e, "incident").unwrap_or(Value::Null))
-        })
+        .filter(|e| e["type"] == "runtime_observed")
+        .map(|e| e["payload"]["incident"].clone())
         .collect()
-}
-
-fn find_key(v: &Value, key: &str) -> Option<Value> {
-    match v {
-        Value::Object(m) => m
-            .get(key)
-            .cloned()
-            .or_else(|| m.values().find_map(|v| find_key(v, key))),
-        Value::Array(a) => a.iter().find_map(|v| find_key(v, key)),
-        _ => None,
-    }
 }
 
 /// Waits until the job's placement is no longer desired running and its

@@ -117,7 +117,14 @@ impl AutotunePolicy {
     /// What is wrong with the policy, each problem naming its field under
     /// `prefix` (`autotune`).
     pub fn problems(&self, prefix: &str) -> Vec<Problem> {
-        let field = |name: &str| format!("{prefix}.{name}");
+        // An empty prefix: the policy is the document's root (a policy file).
+        let field = |name: &str| {
+            if prefix.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{prefix}.{name}")
+            }
+        };
         let mut out = Vec::new();
         let u = self.target_utilization;
         if !(u > 0.0 && u <= 1.0) {
