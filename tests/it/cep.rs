@@ -185,6 +185,25 @@ fn check_rejects_bad_rules_with_located_problems() {
         assert_eq!(out.status.code(), Some(2), "{name}");
         assert!(out.stdout.is_empty(), "{name}");
         assert_eq!(lines(&out.stderr), [format!("error: {message}")], "{name}");
+
+        // The same rule in a job spec is refused by `weir job create`, at
+        // the spec's `rule` line, with the rule's own line and problem.
+        let spec = format!(
+            "sources: [{{ topic: t.in }}]\noperators:\n  - {{ type: key_by, id: k, field: user }}\n  - type: cep\n    id: c\n    rule: {file}\nsinks: [{{ type: kafka, topic: t.out }}]\n"
+        );
+        std::fs::write(dir.join("job.yaml"), spec).unwrap();
+        let out = weir()
+            .current_dir(&dir)
+            .args(["job", "create", "j", "--spec", "job.yaml"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let (line, rest) = message
+            .strip_prefix(&format!("{file}:"))
+            .and_then(|m| m.split_once(": "))
+            .unwrap();
+        let want = format!("error: job.yaml:6: operators[1].rule: rule line {line}: {rest}");
+        assert_eq!(lines(&out.stderr), [want], "{name}");
     }
     // Every problem is reported, each on its line.
     std::fs::write(

@@ -672,6 +672,7 @@ mod tests {
                 restarts: 2,
                 last_checkpoint: Some("c1".into()),
                 last_error: Some("sink `postgres:t`: table not found".into()),
+                operators: [("fraud".to_owned(), [("cep_matches".to_owned(), 3)].into())].into(),
             }],
             completed_checkpoints: 4,
         };

@@ -111,8 +111,12 @@ pub struct RawCommand {
 fn read_spec(path: &PathBuf) -> Result<serde_json::Value, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let spec = JobSpec::parse(&text)
-        .map_err(|e| CliError::Usage(e.in_file(&path.display().to_string())))?;
+    // A cep operator's rule may name a rule file, relative to the spec's folder.
+    let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+    let spec = JobSpec::parse_reading_rules(&text, |rule| {
+        std::fs::read_to_string(dir.join(rule)).map_err(|e| e.to_string())
+    })
+    .map_err(|e| CliError::Usage(e.in_file(&path.display().to_string())))?;
     serde_json::to_value(spec).map_err(|e| CliError::unexpected("cannot encode the spec", e))
 }
 

@@ -147,7 +147,7 @@ impl WasmFactory {
     pub fn for_operator(module: Arc<LoadedModule>, spec: &OperatorSpec, label: &str) -> Self {
         let memory_mb = match spec {
             OperatorSpec::Udf { memory_mb, .. } => *memory_mb,
-            OperatorSpec::KeyBy { .. } => None,
+            OperatorSpec::KeyBy { .. } | OperatorSpec::Cep { .. } => None,
         };
         let mut limits = ModuleLimits::default();
         if let Some(mb) = memory_mb {

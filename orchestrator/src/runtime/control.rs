@@ -70,6 +70,12 @@ pub struct TaskStatus {
     /// Why the task last crashed, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Figures operators report about themselves, by operator id: a `cep`
+    /// operator's `cep_matches`, `cep_timeouts`, `cep_late_records`,
+    /// `cep_dropped_partial_matches`, `cep_partial_matches` and
+    /// `cep_buffered_records`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub operators: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
 }
 
 /// A task's state; `failed` carries its reason.

@@ -45,6 +45,8 @@ pub struct TaskMetrics {
     pub last_checkpoint: Mutex<Option<String>>,
     /// Why the task last crashed.
     pub last_error: Mutex<Option<String>>,
+    /// Figures operators report about themselves, by operator id.
+    pub operators: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
 }
 
 /// Counts one batch's worth of work.
@@ -87,6 +89,26 @@ impl TaskMetrics {
             partition_lag: Mutex::new(BTreeMap::new()),
             last_checkpoint: Mutex::new(None),
             last_error: Mutex::new(None),
+            operators: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Operators' own figures, as gauges labelled with the operator and in
+    /// the task's status (named without the `weir_` prefix).
+    pub fn set_operator_stats(&self, stats: BTreeMap<String, Vec<(&'static str, u64)>>) {
+        let mut shown = BTreeMap::new();
+        for (op, figures) in stats {
+            let mut labels = self.labels.clone();
+            labels.push(metrics::Label::new("operator", op.clone()));
+            let mut values = BTreeMap::new();
+            for (name, v) in figures {
+                metrics::gauge!(name, labels.iter()).set(v as f64);
+                values.insert(name.trim_start_matches("weir_").to_owned(), v);
+            }
+            shown.insert(op, values);
+        }
+        if let Ok(mut o) = self.operators.lock() {
+            *o = shown;
         }
     }
 
@@ -174,6 +196,7 @@ impl TaskMetrics {
             restarts: self.restarts.load(Relaxed),
             last_checkpoint: self.last_checkpoint.lock().ok().and_then(|c| c.clone()),
             last_error: self.last_error.lock().ok().and_then(|c| c.clone()),
+            operators: self.operators.lock().map(|o| o.clone()).unwrap_or_default(),
         }
     }
 

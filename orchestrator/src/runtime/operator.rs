@@ -55,6 +55,13 @@ pub trait Operator: Send {
     /// What dead letters name as their module (`name@version` for UDFs).
     fn module(&self) -> &str;
 
+    /// Figures the operator reports about itself, as `(metric name, value)`
+    /// (a CEP operator's matches and partial matches). Called at most about
+    /// once a second, so it may walk its state.
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
     /// Writes state the operator keeps on its own side (a WASM UDF's host
     /// state) into the partition's state. The task calls it just before it
     /// snapshots the partition for a checkpoint, so the operator need not

@@ -13,6 +13,9 @@ pub const H_SOURCE_PARTITION: &str = "weir-source-partition";
 pub const H_SOURCE_OFFSET: &str = "weir-source-offset";
 /// Header on every output: its index among the outputs of one source record.
 pub const H_SEQ: &str = "weir-seq";
+/// Header on an operator's side output (a CEP operator's `timed_out` or
+/// `late`): the task writes it to that side's topic, not to the sinks.
+pub const H_SIDE_OUTPUT: &str = "weir-side-output";
 /// Header on dead letters: why the record was dead-lettered.
 pub const H_DLQ_REASON: &str = "weir-dlq-reason";
 /// Header on dead letters: the module (`name@version`) or `decode`.

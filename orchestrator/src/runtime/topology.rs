@@ -1,16 +1,17 @@
 //! The shape of a running job: which source partitions each task owns, and
 //! the operator chain every record goes through. Pure: no I/O.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::operator::{
     BatchContext, ModuleResolver, Operator, OperatorError, OperatorFactory, RecordResult,
 };
-use super::operators::KeyBy;
+use super::operators::{CepFactory, KeyBy};
 use super::record::{DeadLetter, Output, Record, SourcePos, SourceRecord};
 use super::state::PartitionState;
 use crate::domain::job::spec::{
-    Format, JobSpec, OperatorSpec, SinkSpec, SourceSpec, StartPosition, UdfKind,
+    Format, JobSpec, OperatorSpec, SinkSpec, SourceSpec, StartPosition,
 };
 
 /// A source partition.
@@ -71,7 +72,8 @@ pub struct Stage {
 }
 
 /// Splits a job into stages at every `key_by` whose key feeds keyed state,
-/// i.e. one followed by a `process` UDF before the next `key_by`.
+/// i.e. one followed by a `process` UDF or a `cep` operator before the next
+/// `key_by`.
 ///
 /// Keyed state lives per partition of what a task reads, so records of one
 /// key must all arrive on one partition. A source partitioned some other
@@ -93,15 +95,7 @@ pub fn stages(tenant: &str, job: &str, spec: &JobSpec) -> Vec<Stage> {
                 && ops[i + 1..]
                     .iter()
                     .take_while(|o| !matches!(o, OperatorSpec::KeyBy { .. }))
-                    .any(|o| {
-                        matches!(
-                            o,
-                            OperatorSpec::Udf {
-                                kind: UdfKind::Process,
-                                ..
-                            }
-                        )
-                    })
+                    .any(OperatorSpec::is_keyed_stateful)
         })
         .map(|(i, _)| i)
         .collect();
@@ -120,10 +114,7 @@ pub fn stages(tenant: &str, job: &str, spec: &JobSpec) -> Vec<Stage> {
         let (operators, writes) = if last {
             (ops[from..].to_vec(), None)
         } else {
-            let id = match &ops[at] {
-                OperatorSpec::KeyBy { id, .. } => id.as_str(),
-                OperatorSpec::Udf { id, .. } => id.as_str(),
-            };
+            let id = ops[at].id();
             (
                 ops[from..=at].to_vec(),
                 Some(repartition_topic(tenant, job, id)),
@@ -215,6 +206,33 @@ impl Chain {
                         field: field.clone(),
                     }),
                 ),
+                OperatorSpec::Cep {
+                    id,
+                    rule,
+                    timed_out_topic,
+                    late_topic,
+                } => {
+                    let out_of_order = spec
+                        .sources
+                        .iter()
+                        .map(|s| s.max_out_of_orderness().as_millis())
+                        .max()
+                        .unwrap_or(0);
+                    let f = CepFactory::new(
+                        id,
+                        rule,
+                        out_of_order,
+                        timed_out_topic.is_some(),
+                        late_topic.is_some(),
+                    )
+                    .map_err(|reason| ChainError {
+                        index,
+                        id: id.clone(),
+                        reason,
+                        retryable: false,
+                    })?;
+                    (id.clone(), Arc::new(f) as Arc<dyn OperatorFactory>)
+                }
                 OperatorSpec::Udf {
                     id, module, kind, ..
                 } => {
@@ -317,6 +335,15 @@ impl Instances {
             });
         }
         Ok((outputs, dead))
+    }
+
+    /// Each reporting operator's figures, by operator id.
+    pub fn stats(&self) -> BTreeMap<String, Vec<(&'static str, u64)>> {
+        self.ops
+            .iter()
+            .map(|(id, op)| (id.clone(), op.stats()))
+            .filter(|(_, s)| !s.is_empty())
+            .collect()
     }
 
     /// Has every operator write its own state of `partition` into `state`
@@ -430,13 +457,7 @@ rate_limit: 100
         assert_eq!(st.len(), 2);
         let topic = "weir.acme.job_1.by-user.repartition";
         let ids = |s: &Stage| -> Vec<String> {
-            s.spec
-                .operators
-                .iter()
-                .map(|o| match o {
-                    OperatorSpec::KeyBy { id, .. } | OperatorSpec::Udf { id, .. } => id.clone(),
-                })
-                .collect()
+            s.spec.operators.iter().map(|o| o.id().to_owned()).collect()
         };
         assert_eq!(ids(&st[0]), ["clean", "by-user"]);
         assert_eq!(st[0].spec.sources, spec.sources);

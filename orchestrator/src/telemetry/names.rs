@@ -53,6 +53,16 @@ names! {
     TASK_RESTARTS = "weir_task_restarts_total";
     CHECKPOINT_SECONDS = "weir_checkpoint_duration_seconds";
     CHECKPOINT_BYTES = "weir_checkpoint_state_bytes";
+    /// Gauges of a `cep` operator per task (`tenant`, `job`, `task`,
+    /// `operator`): matches, timed-out partial matches, late records and
+    /// partial matches dropped over the per-key cap since the task started;
+    /// partial matches alive and records waiting for the watermark now.
+    CEP_MATCHES = "weir_cep_matches";
+    CEP_TIMEOUTS = "weir_cep_timeouts";
+    CEP_LATE = "weir_cep_late_records";
+    CEP_DROPPED = "weir_cep_dropped_partial_matches";
+    CEP_PARTIAL_MATCHES = "weir_cep_partial_matches";
+    CEP_BUFFERED = "weir_cep_buffered_records";
     /// Counter of failed HTTP sink attempts that are retried or given up.
     SINK_HTTP_RETRIES = "weir_sink_http_retries_total";
 

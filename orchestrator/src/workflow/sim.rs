@@ -427,6 +427,7 @@ impl DeploymentControl for SimControl {
                     restarts,
                     last_checkpoint: None,
                     last_error: None,
+                    operators: Default::default(),
                 })
                 .collect(),
             completed_checkpoints: completed as u64,

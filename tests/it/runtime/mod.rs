@@ -3,6 +3,7 @@
 //! the rig they share is in `support::runtime`.
 
 mod broker;
+mod cep;
 mod cluster;
 mod pipeline;
 mod reconcile;

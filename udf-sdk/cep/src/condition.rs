@@ -4,15 +4,16 @@ use crate::matched::Matched;
 
 /// A step's condition. `matched` is the partial match the event would
 /// extend, so a condition may look at earlier steps (Flink's
-/// `IterativeCondition`); simple conditions ignore it.
-pub trait Condition<E> {
+/// `IterativeCondition`); simple conditions ignore it. Conditions are shared
+/// data, so a compiled NFA can move to the thread that runs it.
+pub trait Condition<E>: Send + Sync {
     /// Whether `event` may be taken by the step.
     fn test(&self, event: &E, matched: &dyn Matched<E>) -> bool;
 }
 
 impl<E, F> Condition<E> for F
 where
-    F: Fn(&E, &dyn Matched<E>) -> bool,
+    F: Fn(&E, &dyn Matched<E>) -> bool + Send + Sync,
 {
     fn test(&self, event: &E, matched: &dyn Matched<E>) -> bool {
         self(event, matched)
@@ -28,7 +29,7 @@ impl<E> Condition<E> for Box<dyn Condition<E>> {
 /// A condition on the event alone (Flink's `SimpleCondition`).
 pub struct Simple<F>(pub F);
 
-impl<E, F: Fn(&E) -> bool> Condition<E> for Simple<F> {
+impl<E, F: Fn(&E) -> bool + Send + Sync> Condition<E> for Simple<F> {
     fn test(&self, event: &E, _matched: &dyn Matched<E>) -> bool {
         (self.0)(event)
     }

@@ -63,6 +63,19 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
     /// Moves the watermark: keys with a record or a window due are advanced
     /// (in timer order); the others are not touched.
     pub fn advance_watermark(&mut self, nfa: &Nfa<E>, watermark: i64, out: &mut Outputs<E>) {
+        self.advance_watermark_with(nfa, watermark, out, |_, _| {});
+    }
+
+    /// [`advance_watermark`](Self::advance_watermark), calling `each` with
+    /// every key advanced, right after it, so a caller can take that key's
+    /// outputs out of `out` and know whose they are.
+    pub fn advance_watermark_with(
+        &mut self,
+        nfa: &Nfa<E>,
+        watermark: i64,
+        out: &mut Outputs<E>,
+        mut each: impl FnMut(&K, &mut Outputs<E>),
+    ) {
         if watermark <= self.watermark {
             return;
         }
@@ -82,6 +95,7 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
             }
             slot.timer = None;
             slot.state.advance_watermark(nfa, watermark, out);
+            each(&key, out);
             if slot.state.pending.is_empty() && slot.state.key.is_idle() {
                 self.retired += slot.state.counters();
                 self.keys.remove(&key);
@@ -123,6 +137,13 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
     /// Each key's state, for checkpointing key by key.
     pub fn states(&self) -> impl Iterator<Item = (&K, &EventTimeState<E>)> {
         self.keys.iter().map(|(k, s)| (k, &s.state))
+    }
+
+    /// Puts back a restored stream's watermark (never moving it back): keys
+    /// with nothing pending are not checkpointed, so theirs alone would not
+    /// carry it.
+    pub fn restore_watermark(&mut self, watermark: i64) {
+        self.watermark = self.watermark.max(watermark);
     }
 
     /// Puts back a key's restored state (and its timer).

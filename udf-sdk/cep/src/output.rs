@@ -11,6 +11,10 @@ use crate::skip::EventKey;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Match<E> {
     pub steps: Vec<(Arc<str>, Vec<E>)>,
+    /// The event time of the match's first event (ms).
+    pub first_time: i64,
+    /// The event time of the match's last event (ms).
+    pub last_time: i64,
 }
 
 impl<E> Match<E> {
@@ -33,6 +37,10 @@ impl<E> Match<E> {
 pub struct TimedOut<E> {
     /// The events taken so far, as in a [`Match`].
     pub steps: Vec<(Arc<str>, Vec<E>)>,
+    /// The event time of the partial match's first event (ms).
+    pub first_time: i64,
+    /// The event time of the last event it took (ms).
+    pub last_time: i64,
     /// When the window closed (ms): the first event's time plus the window,
     /// or the previous event's time plus the step's previous-and-current window.
     pub timeout_at: i64,

@@ -266,7 +266,7 @@ impl<E: 'static> Pattern<E> {
     /// Adds a condition to the current step (ANDed with any before).
     pub fn where_<F>(self, f: F) -> Self
     where
-        F: Fn(&E, &dyn crate::Matched<E>) -> bool + 'static,
+        F: Fn(&E, &dyn crate::Matched<E>) -> bool + Send + Sync + 'static,
     {
         self.where_cond(Box::new(f))
     }
@@ -297,7 +297,7 @@ impl<E: 'static> Pattern<E> {
     /// Adds an alternative condition to the current step.
     pub fn or_where<F>(self, f: F) -> Self
     where
-        F: Fn(&E, &dyn crate::Matched<E>) -> bool + 'static,
+        F: Fn(&E, &dyn crate::Matched<E>) -> bool + Send + Sync + 'static,
     {
         self.or_where_cond(Box::new(f))
     }
@@ -408,7 +408,7 @@ impl<E: 'static> Pattern<E> {
     /// A looping step stops before the first event satisfying `f`.
     pub fn until<F>(self, f: F) -> Self
     where
-        F: Fn(&E, &dyn crate::Matched<E>) -> bool + 'static,
+        F: Fn(&E, &dyn crate::Matched<E>) -> bool + Send + Sync + 'static,
     {
         self.until_cond(Box::new(f))
     }

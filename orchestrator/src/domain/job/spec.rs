@@ -141,14 +141,47 @@ pub enum OperatorSpec {
         /// Dot-separated path into the JSON value.
         field: String,
     },
+    /// Matches a declarative CEP rule per key, in event-time order (see
+    /// `docs/cep.md`). Needs a `key_by` before it. Emits one JSON record per
+    /// match; partial matches are keyed state, kept across checkpoints,
+    /// restores and rescales.
+    Cep {
+        /// Stable operator id; the partial matches are keyed by it.
+        id: String,
+        /// The rule document, as YAML text (the content of a rule file).
+        /// `weir job create` inlines a rule given as a file path.
+        rule: String,
+        /// Kafka topic for partial matches that time out (`within_ms`);
+        /// without it they are dropped and counted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timed_out_topic: Option<String>,
+        /// Kafka topic for events that arrive behind the watermark; without
+        /// it they are dropped and counted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        late_topic: Option<String>,
+    },
 }
 
 impl OperatorSpec {
     /// The stable operator id.
     pub fn id(&self) -> &str {
         match self {
-            OperatorSpec::Udf { id, .. } | OperatorSpec::KeyBy { id, .. } => id,
+            OperatorSpec::Udf { id, .. }
+            | OperatorSpec::KeyBy { id, .. }
+            | OperatorSpec::Cep { id, .. } => id,
         }
+    }
+
+    /// Whether the operator keeps keyed state (so the `key_by` before it
+    /// must repartition a source partitioned some other way).
+    pub fn is_keyed_stateful(&self) -> bool {
+        matches!(
+            self,
+            OperatorSpec::Udf {
+                kind: UdfKind::Process,
+                ..
+            } | OperatorSpec::Cep { .. }
+        )
     }
 
     /// A UDF's CPU deadline for one batch, whichever way it was written.
@@ -159,7 +192,7 @@ impl OperatorSpec {
                 timeout_ms,
                 ..
             } => timeout.or(timeout_ms.map(Dur::from_millis)),
-            OperatorSpec::KeyBy { .. } => None,
+            OperatorSpec::KeyBy { .. } | OperatorSpec::Cep { .. } => None,
         }
     }
 }
@@ -279,7 +312,42 @@ impl From<Problem> for SpecError {
 impl JobSpec {
     /// Parses a YAML or JSON document (JSON is YAML) and validates it.
     pub fn parse(text: &str) -> Result<Self, SpecError> {
-        let (spec, lines) = document::from_yaml::<JobSpec>(text)?;
+        Self::parse_with(text, None)
+    }
+
+    /// [`parse`](Self::parse), first replacing each `cep` operator's `rule`
+    /// that names a file (`rules/fraud.yaml`) with what `read` returns for
+    /// it. The CLI reads such files next to the spec; the server never
+    /// reads files a spec names.
+    pub fn parse_reading_rules(
+        text: &str,
+        mut read: impl FnMut(&str) -> Result<String, String>,
+    ) -> Result<Self, SpecError> {
+        Self::parse_with(text, Some(&mut read))
+    }
+
+    fn parse_with(text: &str, mut read: Option<&mut ReadRule<'_>>) -> Result<Self, SpecError> {
+        let (mut spec, lines) = document::from_yaml::<JobSpec>(text)?;
+        let mut unread = Vec::new();
+        for (i, op) in spec.operators.iter_mut().enumerate() {
+            if let OperatorSpec::Cep { rule, .. } = op {
+                let path = rule_path(rule).map(str::to_owned);
+                if let (Some(path), Some(read)) = (path, read.as_mut()) {
+                    match read(&path) {
+                        Ok(text) => *rule = text,
+                        Err(e) => unread.push(Problem::new(
+                            format!("operators[{i}].rule"),
+                            format!("cannot read `{path}`: {e}"),
+                        )),
+                    }
+                }
+            }
+        }
+        if !unread.is_empty() {
+            return Err(SpecError {
+                problems: lines.locate(unread),
+            });
+        }
         match spec.problems() {
             ps if ps.is_empty() => Ok(spec.normalized()),
             ps => Err(SpecError {
@@ -369,6 +437,25 @@ impl JobSpec {
                         ));
                     }
                 }
+                OperatorSpec::Cep {
+                    rule,
+                    timed_out_topic,
+                    late_topic,
+                    ..
+                } => {
+                    out.extend(cep_problems(i, rule, &self.operators[..i]));
+                    for (name, topic) in [
+                        ("timed_out_topic", timed_out_topic),
+                        ("late_topic", late_topic),
+                    ] {
+                        if topic.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                            out.push(Problem::new(
+                                format!("operators[{i}].{name}"),
+                                "must not be empty",
+                            ));
+                        }
+                    }
+                }
             }
             let id = op.id();
             if id.is_empty() {
@@ -418,6 +505,54 @@ impl JobSpec {
         }
         self
     }
+}
+
+/// What is wrong with a CEP operator: its rule (each problem located at the
+/// rule text's own line) and its place in the chain.
+fn cep_problems(i: usize, rule: &str, before: &[OperatorSpec]) -> Vec<Problem> {
+    let field = format!("operators[{i}].rule");
+    let mut out = Vec::new();
+    if !before
+        .iter()
+        .any(|o| matches!(o, OperatorSpec::KeyBy { .. }))
+    {
+        out.push(Problem::new(
+            format!("operators[{i}]"),
+            "a cep operator matches per key: put a `key_by` before it",
+        ));
+    }
+    if let Some(path) = rule_path(rule) {
+        out.push(Problem::new(
+            field,
+            format!("`{path}` looks like a file path; give the rule's YAML text (`weir job create` inlines a rule file named in the spec)"),
+        ));
+        return out;
+    }
+    match crate::domain::cep_rule::parse(rule) {
+        Ok(checked) => {
+            if let Err(p) = checked.compile() {
+                out.push(Problem::new(field, p.to_string()));
+            }
+        }
+        Err(e) => out.extend(e.problems.into_iter().map(|p| {
+            let at = p
+                .line
+                .map(|l| format!("rule line {l}: "))
+                .unwrap_or_default();
+            Problem::new(field.clone(), format!("{at}{}: {}", p.field, p.problem))
+        })),
+    }
+    out
+}
+
+/// Reads a rule file a spec names, or says why it cannot.
+type ReadRule<'a> = dyn FnMut(&str) -> Result<String, String> + 'a;
+
+/// The file a `rule` names, if it is a path (one line ending in `.yaml` or
+/// `.yml`) rather than the rule's text.
+fn rule_path(rule: &str) -> Option<&str> {
+    let t = rule.trim();
+    (!t.contains('\n') && (t.ends_with(".yaml") || t.ends_with(".yml"))).then_some(t)
 }
 
 /// A duration given both as `field` and in its older spelling `field_ms`.
@@ -672,5 +807,64 @@ sinks:
         }))
         .unwrap_err();
         assert_eq!(located(&err), [(None, "sources[0].start")], "{err}");
+    }
+
+    const CEP: &str = r#"
+sources: [{ topic: logins, event_time_field: ts }]
+operators:
+  - { type: key_by, id: by_user, field: user }
+  - type: cep
+    id: fraud
+    timed_out_topic: fraud-timeouts
+    rule: |
+      name: fraud
+      within_ms: 60000
+      steps:
+        - name: fail
+          where: status == "failed"
+          quantifier: { min: 3, max: 3 }
+        - name: ok
+          where: status == "ok"
+sinks: [{ type: kafka, topic: alerts }]
+"#;
+
+    #[test]
+    fn a_cep_operator_checks_its_rule_and_its_key_by() {
+        let spec = JobSpec::parse(CEP).unwrap();
+        assert!(spec.operators[1].is_keyed_stateful());
+        assert!(!spec.operators[0].is_keyed_stateful());
+
+        let typo = CEP.replace("status == \"ok\"", "contians(status, \"ok\")");
+        let err = JobSpec::parse(&typo).unwrap_err();
+        assert_eq!(located(&err), [(Some(8), "operators[1].rule")], "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("rule line 8: steps[1].where") && text.contains("contians"),
+            "{text}"
+        );
+
+        let unkeyed = CEP.replace("  - { type: key_by, id: by_user, field: user }\n", "");
+        let err = JobSpec::parse(&unkeyed).unwrap_err();
+        assert_eq!(located(&err), [(Some(4), "operators[0]")], "{err}");
+        assert!(
+            err.to_string().contains("put a `key_by` before it"),
+            "{err}"
+        );
+
+        let err = JobSpec::from_value(serde_json::json!({
+            "sources": [{"topic": "a"}], "sinks": [{"type": "kafka", "topic": "b"}],
+            "operators": [{"type": "key_by", "id": "k", "field": "u"},
+                          {"type": "cep", "id": "c", "rule": "rules/fraud.yaml", "late_topic": " "}]
+        }))
+        .unwrap_err();
+        assert_eq!(
+            located(&err),
+            [
+                (None, "operators[1].rule"),
+                (None, "operators[1].late_topic")
+            ],
+            "{err}"
+        );
+        assert!(err.to_string().contains("looks like a file path"), "{err}");
     }
 }

@@ -161,9 +161,7 @@ impl ModuleResolver for NativeModules {
             reason: "no such native module".into(),
             retryable: false,
         })?;
-        let id = match spec {
-            OperatorSpec::Udf { id, .. } | OperatorSpec::KeyBy { id, .. } => id.clone(),
-        };
+        let id = spec.id().to_owned();
         Ok(Arc::new(NativeFactory {
             id,
             module: module.to_owned(),

@@ -2,6 +2,7 @@
 //! rate limit, write the sinks, send dead letters, then advance the offsets
 //! past everything read.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -13,8 +14,8 @@ use crate::runtime::kafka;
 use crate::runtime::metrics::BatchCounts;
 use crate::runtime::operator::BatchContext;
 use crate::runtime::record::{
-    DeadLetter, SourcePos, SourceRecord, H_DLQ_MODULE, H_DLQ_REASON, H_SOURCE_OFFSET,
-    H_SOURCE_PARTITION, H_SOURCE_TOPIC,
+    DeadLetter, Output, SourcePos, SourceRecord, H_DLQ_MODULE, H_DLQ_REASON, H_SIDE_OUTPUT,
+    H_SOURCE_OFFSET, H_SOURCE_PARTITION, H_SOURCE_TOPIC,
 };
 use crate::runtime::topology::TopicPartition;
 
@@ -113,6 +114,10 @@ impl Task {
         .await
         .map_err(|e| TaskError::Setup(format!("operator thread: {e}")))?;
         let (instances, progress, outputs, more_dead, failure) = joined;
+        if self.stats_at.elapsed() >= STATS_EVERY {
+            self.stats_at = Instant::now();
+            self.metrics.set_operator_stats(instances.stats());
+        }
         counts.operator_ns = op_start.elapsed().as_nanos() as u64;
         self.instances = Some(instances);
         self.progress = Some(progress);
@@ -132,8 +137,9 @@ impl Task {
             }
         }
 
-        for sink in self.sinks.iter_mut() {
-            dead.extend(sink.write(&outputs).await?);
+        let each = routed(&outputs, &self.routes);
+        for (sink, outs) in self.sinks.iter_mut().zip(each) {
+            dead.extend(sink.write(&outs).await?);
         }
         counts.records_out = outputs.len() as u64;
         counts.bytes_out = outputs.iter().map(|o| o.record.size() as u64).sum();
@@ -221,5 +227,104 @@ impl Task {
             }
         }
         Ok(())
+    }
+}
+
+/// How often operators' own figures are refreshed (they may walk state).
+const STATS_EVERY: Duration = Duration::from_secs(1);
+
+/// What each sink writes, in sink order: a job's sink every output without a
+/// side-output header, a side sink only the outputs tagged with its side.
+/// Without side outputs every sink writes the batch as it is.
+fn routed<'a>(outputs: &'a [Output], routes: &[Option<String>]) -> Vec<Cow<'a, [Output]>> {
+    let side = |o: &Output| {
+        o.record
+            .headers
+            .iter()
+            .find(|(k, _)| k == H_SIDE_OUTPUT)
+            .map(|(_, v)| v.clone())
+    };
+    if !outputs.iter().any(|o| side(o).is_some()) {
+        return routes
+            .iter()
+            .map(|r| match r {
+                None => Cow::Borrowed(outputs),
+                Some(_) => Cow::Owned(Vec::new()),
+            })
+            .collect();
+    }
+    routes
+        .iter()
+        .map(|r| {
+            Cow::Owned(
+                outputs
+                    .iter()
+                    .filter(|o| match (r, side(o)) {
+                        (None, None) => true,
+                        (Some(tag), Some(s)) => s == tag.as_bytes(),
+                        _ => false,
+                    })
+                    .cloned()
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::record::Record;
+
+    fn out(offset: i64, side: Option<&str>) -> Output {
+        let mut record = Record::value(format!("{offset}"));
+        if let Some(s) = side {
+            record
+                .headers
+                .push((H_SIDE_OUTPUT.into(), s.to_owned().into_bytes().into()));
+        }
+        Output {
+            origin: SourcePos {
+                topic: "in".into(),
+                partition: 0,
+                offset,
+            },
+            seq: 0,
+            record,
+        }
+    }
+
+    fn offsets(outs: &[Output]) -> Vec<i64> {
+        outs.iter().map(|o| o.origin.offset).collect()
+    }
+
+    #[test]
+    fn side_outputs_go_only_to_their_side_topic() {
+        let routes = [
+            None,
+            Some("fraud:timed_out".to_owned()),
+            None,
+            Some("fraud:late".into()),
+        ];
+        let batch = [
+            out(1, None),
+            out(2, Some("fraud:timed_out")),
+            out(3, None),
+            out(4, Some("fraud:late")),
+        ];
+        let each = routed(&batch, &routes);
+        assert_eq!(offsets(&each[0]), [1, 3]);
+        assert_eq!(offsets(&each[1]), [2]);
+        assert_eq!(offsets(&each[2]), [1, 3]);
+        assert_eq!(offsets(&each[3]), [4]);
+
+        let plain = [out(1, None), out(2, None)];
+        let each = routed(&plain, &routes);
+        assert!(
+            matches!(each[0], Cow::Borrowed(_)),
+            "no copy without side outputs"
+        );
+        assert_eq!(offsets(&each[2]), [1, 2]);
+        assert!(each[1].is_empty() && each[3].is_empty());
     }
 }

@@ -137,6 +137,11 @@ struct Task {
     meta: OffThread<Arc<BaseConsumer>>,
     producer: OffThread<Option<SharedProducer>>,
     sinks: OffThread<Vec<Sink>>,
+    /// Per sink: `None` for the job's sinks, or the side-output tag whose
+    /// outputs (and only those) it writes.
+    routes: Vec<Option<String>>,
+    /// When operators' own figures were last taken.
+    stats_at: Instant,
     instances: Option<Instances>,
     progress: Option<BTreeMap<TopicPartition, PartitionProgress>>,
     watermarks: Watermarks,

@@ -15,11 +15,12 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::decode::Decoder;
 use super::shutdown::OffThread;
 use super::{PartitionProgress, Task, TaskEnv, TaskError, TaskPlan};
-use crate::domain::job::spec::{SinkSpec, SourceSpec, StartPosition};
+use crate::domain::job::spec::{JobSpec, OperatorSpec, SinkSpec, SourceSpec, StartPosition};
 use crate::runtime::checkpoint::PartitionCheckpoint;
 use crate::runtime::control::DeploymentKey;
 use crate::runtime::kafka::{self, KafkaOpError, TrackedProducer};
 use crate::runtime::metrics::TaskMetrics;
+use crate::runtime::operators::{side_tag, SIDE_LATE, SIDE_TIMED_OUT};
 use crate::runtime::record::OutputId;
 use crate::runtime::sinks::{HttpSink, KafkaSink, NatsSink, PgSink, Sink};
 use crate::runtime::state::PartitionState;
@@ -95,13 +96,24 @@ impl Task {
             .await
             .map_err(|e| TaskError::Setup(e.to_string()))??;
 
+        // The job's sinks, then each side output's topic (a CEP operator's
+        // timed-out matches and late records), written only with its side.
+        let routed: Vec<(Option<String>, SinkSpec)> = plan
+            .spec
+            .sinks
+            .iter()
+            .map(|s| (None, s.clone()))
+            .chain(
+                side_outputs(&plan.spec)
+                    .into_iter()
+                    .map(|(tag, topic)| (Some(tag), SinkSpec::Kafka { topic })),
+            )
+            .collect();
         // One producer per task for Kafka sinks and the dead-letter topic.
         let needs_producer = plan.spec.dead_letter_topic.is_some()
-            || plan
-                .spec
-                .sinks
+            || routed
                 .iter()
-                .any(|s| matches!(s, SinkSpec::Kafka { .. }));
+                .any(|(_, s)| matches!(s, SinkSpec::Kafka { .. }));
         let producer = if needs_producer {
             let txn_id = env.transactional.then(|| {
                 format!(
@@ -132,7 +144,9 @@ impl Task {
         };
 
         let mut sinks = Vec::new();
-        for s in &plan.spec.sinks {
+        let mut routes = Vec::new();
+        for (route, s) in &routed {
+            routes.push(route.clone());
             sinks.push(match s {
                 SinkSpec::Kafka { topic } => {
                     let (m, t) = (meta.clone(), topic.clone());
@@ -204,6 +218,8 @@ impl Task {
             meta: OffThread::new(meta),
             producer: OffThread::new(producer),
             sinks: OffThread::new(sinks),
+            routes,
+            stats_at: Instant::now(),
             instances: Some(instances),
             progress: Some(progress),
             watermarks,
@@ -315,4 +331,26 @@ async fn replay_scan(
     );
     sink.skip_already_written(seen);
     Ok(from)
+}
+
+/// The side outputs of a stage's operators that have a topic: `(tag, topic)`,
+/// the tag as the operator's outputs carry it in their `weir-side-output` header.
+pub(crate) fn side_outputs(spec: &JobSpec) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for op in &spec.operators {
+        if let OperatorSpec::Cep {
+            id,
+            timed_out_topic,
+            late_topic,
+            ..
+        } = op
+        {
+            for (side, topic) in [(SIDE_TIMED_OUT, timed_out_topic), (SIDE_LATE, late_topic)] {
+                if let Some(t) = topic {
+                    out.push((side_tag(id, side), t.clone()));
+                }
+            }
+        }
+    }
+    out
 }

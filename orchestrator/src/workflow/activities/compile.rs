@@ -136,7 +136,7 @@ pub struct PlanOperator {
     pub id: String,
     /// Derived only from `id`, so it survives versions that keep the id.
     pub uid: String,
-    /// `udf` or `key_by`.
+    /// `udf`, `key_by` or `cep`.
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module: Option<String>,
@@ -171,6 +171,29 @@ pub fn plan(
                 (id, "udf", Some(*m))
             }
             OperatorSpec::KeyBy { id, .. } => (id, "key_by", None),
+            OperatorSpec::Cep { id, rule, .. } => {
+                // Partial matches restore only into an NFA of the same shape;
+                // a rule whose conditions alone changed keeps them.
+                let shape = crate::domain::cep_rule::parse(rule)
+                    .ok()
+                    .and_then(|r| r.compile().ok())
+                    .map(|nfa| format!("{:016x}", nfa.fingerprint()))
+                    .ok_or_else(|| {
+                        ActivityError::invalid(format!(
+                            "operator `{id}`: the rule does not compile"
+                        ))
+                    })?;
+                state.push(json!({"id": id, "cep_nfa": shape}));
+                ops.push(PlanOperator {
+                    id: id.clone(),
+                    uid: sha256_hex(format!("operator:{id}").as_bytes())[..16].to_owned(),
+                    kind: "cep".to_owned(),
+                    module: None,
+                    digest: None,
+                    stateful: true,
+                });
+                continue;
+            }
         };
         let stateful =
             m.is_some_and(|m| m.module.state_schema.is_some() || m.kind == UdfKind::Process);

@@ -41,6 +41,8 @@ pub enum ExprErrorKind {
         expected: &'static str,
         found: String,
     },
+    #[error("the expression nests deeper than {0} levels of parentheses or prefix operators")]
+    TooDeep(usize),
     #[error("comparisons cannot be chained; combine them with '&&'")]
     ChainedComparison,
     #[error("unknown function '{name}'{}", did_you_mean(suggestion))]

@@ -28,7 +28,11 @@ pub(crate) fn parse(src: &str) -> Result<Node, ExprError> {
     if toks.len() == 1 {
         return Err(ExprError::new(1, ExprErrorKind::Empty));
     }
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let node = p.binary(0)?;
     match p.peek() {
         Tok::Eof => Ok(node),
@@ -36,9 +40,15 @@ pub(crate) fn parse(src: &str) -> Result<Node, ExprError> {
     }
 }
 
+/// How deeply parentheses and prefix operators may nest: far more than a
+/// rule needs, and few enough that parsing, checking and evaluating (all
+/// recursive) cannot exhaust a thread's stack on a hostile rule.
+pub(crate) const MAX_DEPTH: usize = 64;
+
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
+    depth: usize,
 }
 
 enum Bin {
@@ -132,6 +142,19 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Node, ExprError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(ExprError::new(
+                self.col(),
+                ExprErrorKind::TooDeep(MAX_DEPTH),
+            ));
+        }
+        self.depth += 1;
+        let node = self.unary_inner();
+        self.depth -= 1;
+        node
+    }
+
+    fn unary_inner(&mut self) -> Result<Node, ExprError> {
         let col = self.col();
         match self.peek() {
             Tok::Not => {
@@ -535,6 +558,23 @@ mod tests {
             "column 8: expected ')' (write first(step).field), found '.'"
         );
         assert_eq!(err("count(a, b)"), "column 8: expected ')', found ','");
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let ok = format!(
+            "{}1{}",
+            "(".repeat(MAX_DEPTH - 1),
+            ")".repeat(MAX_DEPTH - 1)
+        );
+        assert_eq!(p(&ok), "1");
+        let deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(
+            err(&deep).contains("nests deeper than 64"),
+            "{}",
+            err(&deep)
+        );
+        assert!(err(&"!".repeat(100_000)).contains("nests deeper"));
     }
 
     #[test]

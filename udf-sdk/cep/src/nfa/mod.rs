@@ -122,6 +122,13 @@ impl<E> Nfa<E> {
         &self.names
     }
 
+    /// A digest of the NFA's shape (states, step names, windows, skip), not
+    /// of its conditions: checkpoints record it, and a state restores only
+    /// into an NFA with the same fingerprint.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
     /// The cap on a key's partial matches.
     pub fn max_partial_matches(&self) -> usize {
         self.max_partials

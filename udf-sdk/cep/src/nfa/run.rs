@@ -279,7 +279,12 @@ impl<E: Clone> KeyState<E> {
                 let steps = self
                     .buffer
                     .materialize(p.last, &nfa.names, &mut out.scratch.chain);
-                out.timeouts.push(TimedOut { steps, timeout_at });
+                out.timeouts.push(TimedOut {
+                    steps,
+                    first_time: p.start.ts,
+                    last_time: p.prev_ts,
+                    timeout_at,
+                });
             }
             self.buffer.release(p.last);
         }
@@ -341,7 +346,11 @@ impl<E: Clone> KeyState<E> {
         let steps = self
             .buffer
             .materialize(p.last, &nfa.names, &mut out.scratch.chain);
-        out.matches.push(Match { steps });
+        out.matches.push(Match {
+            steps,
+            first_time: p.start.ts,
+            last_time: p.prev_ts,
+        });
         self.counters.matches += 1;
         self.buffer.release(p.last);
     }
