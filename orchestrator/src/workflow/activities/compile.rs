@@ -331,4 +331,28 @@ mod tests {
         )];
         assert_ne!(plan(&s4, &m4).unwrap().2, f1);
     }
+
+    #[test]
+    fn cep_partial_matches_survive_a_rule_change_only_when_its_shape_is_kept() {
+        let cep = |rule: &str| {
+            let rule = rule.replace('\n', "\n      ");
+            spec(&format!(
+                "  - {{type: key_by, id: k, field: user}}\n  - type: cep\n    id: fraud\n    rule: |{rule}\n"
+            ))
+        };
+        let base = "\nname: fraud\nwithin_ms: 60000\nsteps:\n  - name: fail\n    where: status == \"failed\"\n    quantifier: { min: 3, max: 3 }\n  - name: ok\n    where: status == \"ok\"\n";
+        let (ops, _, f1) = plan(&cep(base), &[]).unwrap();
+        assert_eq!((ops[1].kind.as_str(), ops[1].stateful), ("cep", true));
+        // New conditions, same steps and windows: the partial matches carry over.
+        let reworded = base.replace("status == \"ok\"", "status == \"ok\" && amount > 0");
+        assert_eq!(plan(&cep(&reworded), &[]).unwrap().2, f1);
+        // Another quantifier, window or step: they do not.
+        for changed in [
+            base.replace("min: 3, max: 3", "min: 2, max: 3"),
+            base.replace("60000", "30000"),
+            base.replace("name: ok", "name: success"),
+        ] {
+            assert_ne!(plan(&cep(&changed), &[]).unwrap().2, f1, "{changed}");
+        }
+    }
 }
