@@ -20,6 +20,14 @@ const OOO_MS: i64 = 100_000;
 /// Keys of the flush records: enough that every repartition partition gets one.
 const FLUSH_KEYS: usize = 64;
 
+/// Event times start here (a recent time: brokers may expire or refuse
+/// records stamped decades ago).
+fn base() -> i64 {
+    use std::sync::OnceLock;
+    static BASE: OnceLock<i64> = OnceLock::new();
+    *BASE.get_or_init(|| chrono::Utc::now().timestamp_millis() / 10_000 * 10_000 - 3_600_000)
+}
+
 const RULE: &str = r#"
 name: fraud
 within_ms: 800
@@ -50,7 +58,7 @@ fn cycles(from: usize, to: usize) -> Vec<(i32, String, String)> {
                     (true, _) => "ok",
                     (false, _) => "browse",
                 };
-                let ts = (c * 2000 + j * 200) as i64;
+                let ts = base() + (c * 2000 + j * 200) as i64;
                 let v =
                     json!({"user": format!("u{u}"), "status": status, "c": c, "j": j, "ts": ts});
                 out.push(((u as i32) % PARTITIONS, format!("u{u}"), v.to_string()));
@@ -73,7 +81,7 @@ fn flush(watermark: i64) -> Vec<(i32, String, String)> {
 /// Moves the watermark just past the second failure of cycle `c`, so every
 /// partial match of that cycle is open when the test kills or rescales.
 fn mid_cycle(c: usize) -> i64 {
-    (c * 2000 + 300) as i64
+    base() + (c * 2000 + 300) as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +128,7 @@ checkpoint: {{ interval_ms: 300, retain: 2 }}
     kafka::produce(&p, &input, &cycles(10, 20)).await;
     let stale: Vec<_> = (0..USERS)
         .map(|u| {
-            let v = json!({"user": format!("u{u}"), "status": "failed", "ts": 5});
+            let v = json!({"user": format!("u{u}"), "status": "failed", "ts": base() + 5});
             ((u as i32) % PARTITIONS, format!("u{u}"), v.to_string())
         })
         .collect();
@@ -138,7 +146,7 @@ checkpoint: {{ interval_ms: 300, retain: 2 }}
     rig.wait_all_running(60).await;
     rig.runtime.stop(&rig.key, 2, true).await.unwrap();
     rig.start(&spec, 3, 1, RestoreFrom::Latest).await;
-    kafka::produce(&p, &input, &flush(1_000_000_000)).await;
+    kafka::produce(&p, &input, &flush(base() + 3_000_000)).await;
 
     // Every complete cycle matched once, with its events in full.
     let want: BTreeSet<(String, u64)> = (0..CYCLES)
@@ -165,8 +173,9 @@ checkpoint: {{ interval_ms: 300, retain: 2 }}
             "{m}"
         );
         assert_eq!(m["steps"]["ok"][0]["j"], 3, "{m}");
-        assert_eq!(m["first_event_time"], c * 2000, "{m}");
-        assert_eq!(m["last_event_time"], c * 2000 + 600, "{m}");
+        let first = base() + c as i64 * 2000;
+        assert_eq!(m["first_event_time"], first, "{m}");
+        assert_eq!(m["last_event_time"], first + 600, "{m}");
         assert!(got.insert((user, c)), "matched twice: {m}");
     }
     assert_eq!(got, want);
@@ -192,7 +201,7 @@ checkpoint: {{ interval_ms: 300, retain: 2 }}
     assert_eq!(per.len(), incomplete);
     for ((user, c), mut at) in per {
         at.sort_unstable();
-        let base = c as i64 * 2000;
+        let base = base() + c as i64 * 2000;
         assert_eq!(at, [base + 800, base + 1000], "{user} cycle {c}");
         assert!(!complete(user[1..].parse().unwrap(), c as usize));
     }
@@ -206,7 +215,7 @@ checkpoint: {{ interval_ms: 300, retain: 2 }}
             let m: Value = serde_json::from_str(&r.value).unwrap();
             assert_eq!(
                 (m["late"].clone(), m["event_time"].clone()),
-                (json!(true), json!(5))
+                (json!(true), json!(base() + 5))
             );
             m["key"].as_str().unwrap().to_owned()
         })
