@@ -70,6 +70,7 @@ impl Bench {
             modules: Arc::new(StaticModules::new()),
             http: reqwest::Client::new(),
             clock: Arc::new(SystemClock),
+            tuner: weir::autotune::TunerStore::new(self.store.pool().clone()),
         };
         let mut cfg = EngineConfig::new(owner);
         cfg.crash = None;

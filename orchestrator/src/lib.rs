@@ -12,6 +12,7 @@
 //! - [`intake`]: JetStream consumer, outcome publishing, dead letters, outbox relay.
 //! - [`workflow`]: the workflow engine: durable runs of `workflows/*.yaml` (pure part in [`domain::workflow`]).
 //! - [`runtime`]: the data plane; [`runtime::control`] is its contract with the control plane.
+//! - [`autotune`]: the resource auto-tuner's metrics window, memory and schedule (decision in [`domain::autotune`]).
 //! - [`reconcile`]: keeps deployments in line with job phases; records crashes and resumes as events.
 //! - [`registry`]: the WASM module registry: uploads, `name@version` resolution, warm compiled code.
 //! - [`wasm`]: the sandbox: wasmtime engine, limits, instances, the packed batch codec.
@@ -34,6 +35,7 @@
 //! stored outcome back; nothing is applied twice.
 
 pub mod api;
+pub mod autotune;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -178,6 +178,7 @@ async fn every_disallowed_transition_is_rejected_with_a_reason() {
         "job.mark_stopped": {"generation": 1}, "job.mark_failed": {"generation": 1, "reason": "r"},
         "job.rollback": {}, "job.restore": {}, "job.rescale": {"parallelism": 3}, "job.delete": {},
         "job.record_runtime": {"generation": 1, "incident": {"what": "placed", "worker": "w", "epoch": 1}},
+        "job.record_autotune": {"generation": 1, "decision": {}},
     });
     let mut checked = 0;
     for (name, phase) in phases {
@@ -568,6 +569,28 @@ async fn garbage_is_rejected_and_serve_keeps_running() {
     let o = next_outcome(&mut own, 10, "rejection").await;
     assert_eq!(code(&o), Some(RejectionCode::InvalidCommand));
     assert!(o.rejection.unwrap().message.contains("paralelism"));
+
+    // A body of one kind on another kind's subject is refused, so a
+    // permission on one subject cannot carry another command.
+    let id = Uuid::now_v7();
+    let mut own = nc
+        .subscribe(iso.subjects().outcome("acme", &id.to_string()))
+        .await
+        .unwrap();
+    publish_raw(
+        &nc,
+        &iso,
+        "acme",
+        "job.delete",
+        envelope(id, "acme", "job.create", "x", json!({"spec": spec()}), None),
+    )
+    .await;
+    let o = next_outcome(&mut own, 10, "kind mismatch").await;
+    assert_eq!(code(&o), Some(RejectionCode::KindMismatch));
+    assert!(
+        o.rejection.unwrap().message.contains("`job.delete`"),
+        "names the subject's kind"
+    );
 
     let o = send(&nc, &iso, "acme", "job.fly", "x", json!({})).await;
     assert_eq!(code(&o), Some(RejectionCode::UnknownKind));

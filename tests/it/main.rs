@@ -10,6 +10,7 @@
 #[path = "../support/lib.rs"]
 mod support;
 
+mod autotune;
 mod cep;
 mod cli;
 mod e2e;

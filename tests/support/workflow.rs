@@ -38,6 +38,8 @@ pub struct Rig {
     /// Engine time (and the time commands are issued at): the wall clock
     /// unless a test takes control with [`Rig::manual_clock`].
     pub clock: Arc<dyn Clock>,
+    /// How often engines spawned from now on start autotune runs (never by default).
+    pub autotune_every: Option<Duration>,
 }
 
 impl Drop for Rig {
@@ -81,6 +83,7 @@ impl Rig {
             modules: Arc::new(StaticModules::new()),
             engines: Vec::new(),
             clock: Arc::new(SystemClock),
+            autotune_every: None,
         }
     }
 
@@ -100,10 +103,12 @@ impl Rig {
             modules: self.modules.clone(),
             http: reqwest::Client::new(),
             clock: self.clock.clone(),
+            tuner: weir::autotune::TunerStore::new(self.store.pool().clone()),
         };
         let mut cfg = EngineConfig::new(owner);
         cfg.poll = Duration::from_millis(50);
         cfg.crash = None;
+        cfg.autotune_every = self.autotune_every;
         Arc::new(Engine::new(activities, Catalog::new(dir), cfg))
     }
 

@@ -70,6 +70,15 @@ pub async fn serve(
         shutdown.clone(),
     )
     .await?;
+    if args.workflows.runtime != wiring::RuntimeKind::None {
+        // The tuner's decisions read the metrics reports this keeps.
+        tasks.spawn(crate::autotune::recorder::run(
+            nats.clone(),
+            conn.subject_prefix.clone(),
+            crate::autotune::TunerStore::new(store.pool().clone()),
+            shutdown.clone(),
+        ));
+    }
     if crate::registry::warm::enabled_from_env() {
         tasks.spawn(crate::registry::warm::run(
             store.clone(),

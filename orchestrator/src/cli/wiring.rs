@@ -55,6 +55,10 @@ pub struct EngineArgs {
     /// The data plane workflow activities drive.
     #[arg(long, env = "WEIR_RUNTIME", value_enum, default_value_t = RuntimeKind::Embedded)]
     pub runtime: RuntimeKind,
+    /// How often each running job with an `autotune:` policy gets a
+    /// decision (a run of `autotune.yaml`); `0s` turns the tuner off here.
+    #[arg(long, env = "WEIR_AUTOTUNE_EVERY", default_value = "30s", value_parser = super::duration::parse)]
+    pub autotune_every: Dur,
     /// Workers (with `embedded`): this process's own, ids, heartbeat TTL.
     #[command(flatten)]
     pub cluster: ServeClusterArgs,
@@ -67,6 +71,7 @@ impl EngineArgs {
             workflows_dir: PathBuf::from("workflows"),
             replica_id: None,
             runtime: RuntimeKind::None,
+            autotune_every: Dur::from_secs(0),
             cluster: Default::default(),
         }
     }
@@ -332,13 +337,16 @@ fn start_engine<C: crate::runtime::control::DeploymentControl>(
     shutdown: CancellationToken,
 ) {
     let activities = Activities {
+        tuner: crate::autotune::TunerStore::new(store.pool().clone()),
         handler: CommandHandler::new(store),
         control,
         modules,
         http: reqwest::Client::new(),
         clock: Arc::new(SystemClock),
     };
-    let cfg = EngineConfig::new(args.replica_id.clone().unwrap_or_else(default_owner));
+    let mut cfg = EngineConfig::new(args.replica_id.clone().unwrap_or_else(default_owner));
+    let every = args.autotune_every.get();
+    cfg.autotune_every = (!every.is_zero()).then_some(every);
     let engine = Arc::new(Engine::new(
         activities,
         Catalog::new(Some(args.workflows_dir.clone())),

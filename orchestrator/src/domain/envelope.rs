@@ -238,6 +238,29 @@ pub fn parse_message(subject_tenant: &str, bytes: &[u8]) -> Result<ParsedCommand
     })
 }
 
+/// As [`parse_message`], for a message published on the command subject of
+/// `subject_kind` (`<prefix>.cmd.<tenant>.<kind>`): a body of another kind is
+/// refused, so that a permission to publish one kind's subject can never be
+/// used to send another (a `job.create` body on `…job.delete`, say).
+pub fn parse_on_subject(
+    subject_tenant: &str,
+    subject_kind: &str,
+    bytes: &[u8],
+) -> Result<ParsedCommand, Unparsed> {
+    let c = parse_message(subject_tenant, bytes)?;
+    let kind = c.command.kind();
+    if kind != subject_kind {
+        return Err(Unparsed {
+            id: Some(c.id),
+            rejection: Rejection::new(
+                RejectionCode::KindMismatch,
+                format!("envelope kind `{kind}` does not match subject kind `{subject_kind}`"),
+            ),
+        });
+    }
+    Ok(c)
+}
+
 /// The `id` of a message that is otherwise refused, if it is JSON with one.
 fn recover_id(bytes: &[u8]) -> Option<Uuid> {
     #[derive(Deserialize)]
@@ -370,6 +393,17 @@ mod tests {
                 &env("job.stop", serde_json::json!({}))
             )),
             RejectionCode::TenantMismatch
+        );
+        assert_eq!(
+            code(parse_on_subject(
+                "acme",
+                "job.delete",
+                &env("job.stop", serde_json::json!({}))
+            )),
+            RejectionCode::KindMismatch
+        );
+        assert!(
+            parse_on_subject("acme", "job.stop", &env("job.stop", serde_json::json!({}))).is_ok()
         );
         let r = parse_message(
             "acme",

@@ -20,6 +20,8 @@ pub enum RejectionCode {
     UnknownKind,
     /// The subject's tenant differs from the envelope's.
     TenantMismatch,
+    /// The subject's command kind differs from the envelope's.
+    KindMismatch,
     /// The target does not exist.
     NotFound,
     /// The target already exists.

@@ -18,7 +18,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::envelope::parse_message;
+use crate::domain::envelope::{parse_message, parse_on_subject};
 use crate::domain::{BackoffPolicy, Outcome, Rejection, RejectionCode};
 use crate::lifecycle::{CommandHandler, Incoming};
 use crate::store::EventStore;
@@ -189,7 +189,11 @@ impl<S: EventStore> Intake<S> {
                 ack(&m, AckKind::Term).await;
                 continue;
             }
-            incoming.push(match parse_message(&tenant, &m.payload) {
+            let kind = self
+                .subjects
+                .kind_of_command(m.subject.as_str())
+                .unwrap_or("");
+            incoming.push(match parse_on_subject(&tenant, kind, &m.payload) {
                 Ok(c) => Incoming::Parsed(c),
                 Err(error) => Incoming::Unparsed { tenant, error },
             });

@@ -44,6 +44,14 @@ impl Subjects {
         rest.split('.').next().filter(|t| !t.is_empty())
     }
 
+    /// The command kind a command subject names (what follows the tenant).
+    pub fn kind_of_command<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        let rest = subject.strip_prefix(&self.prefix)?.strip_prefix(".cmd.")?;
+        rest.split_once('.')
+            .map(|(_, k)| k)
+            .filter(|k| !k.is_empty())
+    }
+
     fn stream_name(&self, suffix: &str) -> String {
         let base: String = self
             .prefix
@@ -86,6 +94,12 @@ mod tests {
         assert_eq!(s.command("acme", "job.create"), "t-1.cmd.acme.job.create");
         assert_eq!(s.tenant_of_command("t-1.cmd.acme.job.create"), Some("acme"));
         assert_eq!(s.tenant_of_command("t-1.out.acme.x"), None);
+        assert_eq!(
+            s.kind_of_command("t-1.cmd.acme.job.create"),
+            Some("job.create")
+        );
+        assert_eq!(s.kind_of_command("t-1.cmd.acme"), None);
+        assert_eq!(s.kind_of_command("t-1.cmd.acme."), None);
         assert_eq!(s.command_stream(), "T_1_CMD");
     }
 }

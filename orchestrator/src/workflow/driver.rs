@@ -22,9 +22,10 @@ use super::activities::{Activities, ActivityCtx, ActivityError};
 use super::clock::Clock;
 use super::group::GroupCommit;
 use super::index::RunIndex;
-use super::load::Catalog;
-use super::triggers::trigger_for;
+use super::load::{Catalog, Definition};
+use super::triggers::{trigger_for, Trigger};
 use super::waits::{self, Probe};
+use crate::autotune::schedule;
 use crate::domain::envelope::ParsedCommand;
 use crate::domain::workflow::command::{
     ClaimNext, ClaimStep, CompleteStep, FailStep, StartRun, StepRef, WorkflowCommand,
@@ -82,6 +83,9 @@ enum Ran {
     HoldsNext,
 }
 
+/// How often tuned jobs get a decision, unless configured.
+pub const DEFAULT_AUTOTUNE_EVERY: Duration = Duration::from_secs(30);
+
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -95,6 +99,8 @@ pub struct EngineConfig {
     /// Added to a step's timeout to get its lease.
     pub lease_grace: Duration,
     pub crash: Option<CrashPoint>,
+    /// How often tuned jobs get an autotune run; never if `None`.
+    pub autotune_every: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -105,6 +111,7 @@ impl EngineConfig {
             max_runs: 256,
             lease_grace: Duration::from_secs(10),
             crash: CrashPoint::from_env(),
+            autotune_every: Some(DEFAULT_AUTOTUNE_EVERY),
         }
     }
 }
@@ -131,6 +138,8 @@ pub struct Engine<S, C> {
     in_flight: Mutex<HashSet<(String, String)>>,
     /// Woken when a step sent a job command, which may have started a run.
     wake: tokio::sync::Notify,
+    /// The last tick autotune runs were started for.
+    autotune_tick: Mutex<Option<i64>>,
 }
 
 impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
@@ -144,6 +153,7 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
             cfg,
             in_flight: Mutex::new(HashSet::new()),
             wake: tokio::sync::Notify::new(),
+            autotune_tick: Mutex::new(None),
         }
     }
 
@@ -158,6 +168,9 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
         while !shutdown.is_cancelled() {
             if let Err(e) = self.follow_triggers().await {
                 tracing::warn!(error = %e, "workflow triggers: retrying");
+            }
+            if let Err(e) = self.schedule_autotune().await {
+                tracing::warn!(error = %e, "autotune schedule: retrying");
             }
             match self
                 .handler
@@ -244,39 +257,88 @@ impl<S: EventStore + RunIndex, C: DeploymentControl> Engine<S, C> {
                     continue;
                 }
             };
-            let Ok(tenant) = Tenant::new(&t.tenant) else {
-                continue;
-            };
-            let run_id = t.run_id.hyphenated().to_string();
-            batch.push(Incoming::Parsed(ParsedCommand {
-                id: Uuid::new_v5(&ENGINE_NAMESPACE, format!("start/{run_id}").as_bytes()),
-                tenant,
-                stream: StreamId::new("run", &run_id),
-                target: run_id,
-                expected_version: None,
-                actor: format!("workflow-engine:{}", self.cfg.owner),
-                issued_at: self.clock.now(),
-                command: Command::Workflow(WorkflowCommand::Start(StartRun {
-                    file: def.file,
-                    definition: def.text,
-                    input: t.input,
-                })),
-            }));
+            batch.extend(self.start_command(t, def));
         }
-        let started = batch.len();
-        if !batch.is_empty() {
-            let outcomes = self.handler.handle(&batch, self.clock.now()).await?;
-            for o in outcomes.iter().filter(|o| !o.is_accepted()) {
-                if let Some(r) = &o.rejection {
-                    if r.code != crate::domain::RejectionCode::AlreadyExists {
-                        tracing::error!(rejection = %r, "workflow run refused to start");
-                    }
-                }
-            }
-            metrics::counter!(names::WORKFLOW_RUNS_STARTED).increment(started as u64);
-        }
+        let started = self.start_runs(&batch).await?;
         store.set_cursor(TRIGGER_CURSOR, last).await?;
         Ok(started)
+    }
+
+    /// The command that starts `t`'s run of `def` (its id comes from the run id).
+    fn start_command(&self, t: Trigger, def: Definition) -> Option<Incoming> {
+        let tenant = Tenant::new(&t.tenant).ok()?;
+        let run_id = t.run_id.hyphenated().to_string();
+        Some(Incoming::Parsed(ParsedCommand {
+            id: Uuid::new_v5(&ENGINE_NAMESPACE, format!("start/{run_id}").as_bytes()),
+            tenant,
+            stream: StreamId::new("run", &run_id),
+            target: run_id,
+            expected_version: None,
+            actor: format!("workflow-engine:{}", self.cfg.owner),
+            issued_at: self.clock.now(),
+            command: Command::Workflow(WorkflowCommand::Start(StartRun {
+                file: def.file,
+                definition: def.text,
+                input: t.input,
+            })),
+        }))
+    }
+
+    /// Starts runs; one that another replica started first is not an error.
+    async fn start_runs(&self, batch: &[Incoming]) -> Result<usize, StoreError> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let outcomes = self.handler.handle(batch, self.clock.now()).await?;
+        let mut started = 0;
+        for o in &outcomes {
+            match &o.rejection {
+                None => started += 1,
+                Some(r) if r.code == crate::domain::RejectionCode::AlreadyExists => {}
+                Some(r) => tracing::error!(rejection = %r, "workflow run refused to start"),
+            }
+        }
+        metrics::counter!(names::WORKFLOW_RUNS_STARTED).increment(started as u64);
+        Ok(started)
+    }
+
+    /// At each new tick, starts an autotune run for every tuned running job.
+    /// Every replica does this; run ids derive from job and tick, so each
+    /// run starts once.
+    pub async fn schedule_autotune(&self) -> Result<usize, StoreError> {
+        let Some(every) = self.cfg.autotune_every else {
+            return Ok(0);
+        };
+        let now = self.clock.now();
+        let n = schedule::tick(now, every);
+        {
+            let mut last = self.autotune_tick.lock().unwrap_or_else(|p| p.into_inner());
+            if *last == Some(n) {
+                return Ok(0);
+            }
+            *last = Some(n);
+        }
+        let def = match self.catalog.get(schedule::WORKFLOW) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(workflow = schedule::WORKFLOW, error = %e, "cannot start autotune runs");
+                metrics::counter!(names::WORKFLOW_START_FAILURES).increment(1);
+                return Ok(0);
+            }
+        };
+        let jobs = match self.activities.tuner.tunable_jobs().await {
+            Ok(j) => j,
+            Err(e) => {
+                // Try this tick again on the next pass.
+                *self.autotune_tick.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                return Err(e);
+            }
+        };
+        let batch: Vec<Incoming> = jobs
+            .iter()
+            .filter_map(|j| self.start_command(schedule::trigger(j, n), def.clone()))
+            .collect();
+        self.start_runs(&batch).await
     }
 
     async fn load(&self, tenant: &str, run_id: &str) -> Result<RunState, DriveError> {

@@ -37,6 +37,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../workflows/rescale.yaml"),
     ),
     ("stop.yaml", include_str!("../../../workflows/stop.yaml")),
+    (
+        "autotune.yaml",
+        include_str!("../../../workflows/autotune.yaml"),
+    ),
 ];
 
 /// A file that failed to load: one line per problem, `file:line: field: problem`.

@@ -58,6 +58,10 @@ pub enum JobCommand {
     /// reconciler): a crash, a resume, a stray deployment stopped.
     #[serde(rename = "job.record_runtime")]
     RecordRuntime(RecordRuntime),
+    /// A decision of the resource auto-tuner, with its explanation (sent by
+    /// the autotune workflow).
+    #[serde(rename = "job.record_autotune")]
+    RecordAutotune(RecordAutotune),
 }
 
 /// A payload with no fields. `{}` or omitted.
@@ -148,6 +152,15 @@ pub struct RecordRuntime {
     pub incident: RuntimeIncident,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordAutotune {
+    /// The deployment generation whose metrics the decision read.
+    pub generation: u64,
+    /// The decision and its explanation (see docs/autotune.md).
+    pub decision: serde_json::Value,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Restore {
@@ -164,6 +177,11 @@ pub struct Restore {
 #[serde(deny_unknown_fields)]
 pub struct Rescale {
     pub parallelism: u32,
+    /// Refuse (`conflict`) unless the job is still at this deployment
+    /// generation: a decision made on one deployment's metrics must not
+    /// resize a newer one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
     /// The workflow file that carries the command out (e.g. `canary` for
     /// `workflows/canary.yaml`); the default for the command if omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,11 +208,12 @@ impl JobCommand {
             JobCommand::Rescale(_) => "job.rescale",
             JobCommand::Delete(_) => "job.delete",
             JobCommand::RecordRuntime(_) => "job.record_runtime",
+            JobCommand::RecordAutotune(_) => "job.record_autotune",
         }
     }
 
     /// Every job command kind, in lifecycle order.
-    pub const KINDS: [&'static str; 16] = [
+    pub const KINDS: [&'static str; 17] = [
         "job.create",
         "job.submit_version",
         "job.compile",
@@ -211,5 +230,6 @@ impl JobCommand {
         "job.rescale",
         "job.delete",
         "job.record_runtime",
+        "job.record_autotune",
     ];
 }

@@ -26,6 +26,9 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
     // deleted job is exactly what must be recorded), so every phase but
     // `absent` takes its reports.
     const RECORD: &str = "job.record_runtime";
+    // Decisions are made on a running job; one may land just after it
+    // changed phase, and is still worth keeping.
+    const TUNE: &str = "job.record_autotune";
     match phase {
         Phase::Absent => &["job.create"],
         Phase::Deleted => &["job.create", RECORD],
@@ -47,6 +50,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             "job.mark_failed",
             "job.stop",
             RECORD,
+            TUNE,
         ],
         Phase::Running => &[
             COMPILE[0],
@@ -61,6 +65,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             "job.restore",
             "job.rescale",
             RECORD,
+            TUNE,
         ],
         Phase::Stopping => &[
             COMPILE[0],
@@ -70,6 +75,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             "job.mark_stopped",
             "job.mark_failed",
             RECORD,
+            TUNE,
         ],
         Phase::Stopped | Phase::Failed => &[
             COMPILE[0],
@@ -81,6 +87,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             "job.restore",
             "job.delete",
             RECORD,
+            TUNE,
         ],
     }
 }
@@ -281,6 +288,22 @@ pub fn decide(
                 at: ctx.now,
             }]
         }
+        JobCommand::RecordAutotune(r) => {
+            if r.generation > state.generation {
+                return Err(reject(
+                    RejectionCode::Conflict,
+                    format!(
+                        "generation {} was never handed out; job `{}` is at generation {}",
+                        r.generation, ctx.job, state.generation
+                    ),
+                ));
+            }
+            vec![JobEvent::AutotuneDecided {
+                generation: r.generation,
+                decision: r.decision.clone(),
+                at: ctx.now,
+            }]
+        }
         JobCommand::MarkFailed(f) => {
             gen_check(f.generation)?;
             vec![JobEvent::Failed {
@@ -338,6 +361,15 @@ pub fn decide(
         }
         JobCommand::Rescale(r) => {
             let parallelism = checked_parallelism(r.parallelism)?;
+            if let Some(g) = r.generation.filter(|g| *g != state.generation) {
+                return Err(reject(
+                    RejectionCode::Conflict,
+                    format!(
+                        "job `{}` is at generation {}, not {g}: the rescale was decided for a deployment that has since been replaced",
+                        ctx.job, state.generation
+                    ),
+                ));
+            }
             let d = state
                 .deployment
                 .as_ref()

@@ -91,6 +91,13 @@ pub enum JobEvent {
         incident: RuntimeIncident,
         at: DateTime<Utc>,
     },
+    /// The resource auto-tuner decided (a rescale, a recommendation, or a
+    /// change of the rule that holds the job where it is), and why.
+    AutotuneDecided {
+        generation: u64,
+        decision: serde_json::Value,
+        at: DateTime<Utc>,
+    },
 }
 
 impl JobEvent {
@@ -110,6 +117,7 @@ impl JobEvent {
             JobEvent::Failed { .. } => "failed",
             JobEvent::Deleted => "deleted",
             JobEvent::RuntimeObserved { .. } => "runtime_observed",
+            JobEvent::AutotuneDecided { .. } => "autotune_decided",
         }
     }
 }

@@ -172,6 +172,8 @@ impl JobState {
                 incident,
                 ..
             } => RuntimeSeen::apply(&mut self.runtime, *generation, incident),
+            // A record for the history; the job's state does not change.
+            JobEvent::AutotuneDecided { .. } => {}
         }
     }
 }

@@ -53,6 +53,7 @@ fn sample(kind: &str, generation: u64) -> JobCommand {
         "job.rescale": {"parallelism": 3},
         "job.delete": {},
         "job.record_runtime": {"generation": generation, "incident": {"what": "task_restarted", "task": 0, "restarts": 1}},
+        "job.record_autotune": {"generation": generation, "decision": {"rule": {"rule": "within_band"}}},
     });
     serde_json::from_value(json!({"kind": kind, "payload": v[kind]})).unwrap()
 }
@@ -294,4 +295,44 @@ fn runtime_incidents_are_recorded_in_every_phase_but_for_generations_never_hande
         .unwrap_err();
         assert_eq!(r.code, RejectionCode::Conflict, "{phase:?}: {r}");
     }
+}
+
+#[test]
+fn a_rescale_for_a_replaced_deployment_is_refused() {
+    let mut s = in_phase(Phase::Running);
+    let g = s.generation;
+    let stale = serde_json::from_value(
+        json!({"kind": "job.rescale", "payload": {"parallelism": 4, "generation": g - 1}}),
+    )
+    .unwrap();
+    let r = run(&mut s, stale).unwrap_err();
+    assert_eq!(r.code, RejectionCode::Conflict);
+    assert!(r.message.contains(&format!("generation {g}")), "{r}");
+    let current = serde_json::from_value(
+        json!({"kind": "job.rescale", "payload": {"parallelism": 4, "generation": g}}),
+    )
+    .unwrap();
+    let e = ok(&mut s, current);
+    assert!(matches!(
+        e[0],
+        JobEvent::DeployRequested {
+            cause: DeployCause::Rescale,
+            parallelism: 4,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_autotune_decision_is_kept_in_history_and_changes_nothing() {
+    let mut s = in_phase(Phase::Running);
+    let before = s.clone();
+    let e = ok(&mut s, sample("job.record_autotune", before.generation));
+    assert!(matches!(e[0], JobEvent::AutotuneDecided { .. }));
+    assert_eq!(s, before);
+    let future = sample("job.record_autotune", before.generation + 1);
+    assert_eq!(
+        run(&mut s, future).unwrap_err().code,
+        RejectionCode::Conflict
+    );
 }

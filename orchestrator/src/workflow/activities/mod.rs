@@ -10,7 +10,9 @@
 //! | `fetch_modules`, `check_wit`, `precompile`, `plan` | the compile pipeline |
 //! | `start`, `stop`, `checkpoint`, `pick_checkpoint`, `state_compat` | the data plane, through [`DeploymentControl`] |
 //! | `notify` | an HTTP webhook |
+//! | `autotune_decide` | one decision of the resource auto-tuner, recorded on the job |
 
+mod autotune;
 mod compile;
 mod deploy;
 mod job;
@@ -22,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::clock::Clock;
+use crate::autotune::TunerStore;
 use crate::domain::ErrorClass;
 use crate::lifecycle::CommandHandler;
 use crate::registry::{ModuleError, ModuleSource, RegistryError};
@@ -44,6 +47,7 @@ pub const NAMES: &[&str] = &[
     "pick_checkpoint",
     "state_compat",
     "notify",
+    "autotune_decide",
 ];
 
 /// Which step is calling, for idempotency and tracing.
@@ -140,6 +144,8 @@ pub struct Activities<S, C> {
     pub modules: Arc<dyn ModuleSource>,
     pub http: reqwest::Client,
     pub clock: Arc<dyn Clock>,
+    /// The auto-tuner's metrics window and memory.
+    pub tuner: TunerStore,
 }
 
 impl<S: EventStore, C: DeploymentControl> Activities<S, C> {
@@ -167,6 +173,7 @@ impl<S: EventStore, C: DeploymentControl> Activities<S, C> {
             "pick_checkpoint" => deploy::pick_checkpoint(self, ctx, input).await,
             "state_compat" => deploy::state_compat(self, ctx, input).await,
             "notify" => notify::notify(self, ctx, input).await,
+            "autotune_decide" => autotune::decide(self, ctx, input).await,
             other => Err(ActivityError::invalid(format!(
                 "unknown activity `{other}`"
             ))),

@@ -1,0 +1,264 @@
+//! The resource auto-tuner's loop on the real services: metrics reports
+//! published on NATS are kept in PostgreSQL by the recorder, the engine
+//! starts `autotune.yaml` for every tuned running job at each tick, the
+//! decision lands in the job's history with its explanation, and in `apply`
+//! mode the job is rescaled once through the normal command path, by two
+//! engine replicas. Engine time is a manual clock; the data plane is the
+//! simulated runtime (the rescale itself is covered by the runtime suite).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use weir::autotune::TunerStore;
+use weir::domain::workflow::RunStatus;
+use weir::store::{EventStore, StoredEvent};
+use weir::workflow::clock::Clock;
+
+use crate::support::workflow::{fast_spec, Rig, TENANT};
+use crate::support::{eventually, unique, NATS_URL};
+
+const T: Duration = Duration::from_secs(60);
+const PARTITIONS: usize = 8;
+const EVERY: Duration = Duration::from_secs(30);
+
+fn tuned_spec(mode: &str) -> Value {
+    let mut spec = fast_spec(1, json!([]));
+    spec["autotune"] = json!({
+        "mode": mode,
+        "metric_window": "20s",
+        "stabilization": "10s",
+        "max_parallelism": PARTITIONS,
+    });
+    spec
+}
+
+/// A minute of reports, every 2 s up to `end`, of one task that processes
+/// 1,000 records/s fully busy while 2,000/s arrive on 8 partitions: the
+/// backlog grows by 1,000/s.
+fn overloaded(job: &str, generation: u64, end: DateTime<Utc>) -> Vec<Value> {
+    (0..=30i64)
+        .map(|i| {
+            let secs = 2 * i;
+            let at = end - chrono::Duration::seconds(60 - secs);
+            let done = 1000 * secs;
+            let lag_each = (8000 + 1000 * secs) / PARTITIONS as i64;
+            let lag: serde_json::Map<String, Value> = (0..PARTITIONS)
+                .map(|p| (format!("in/{p}"), json!(lag_each)))
+                .collect();
+            json!({
+                "tenant": TENANT, "job": job, "version": 1, "generation": generation,
+                "parallelism": 1, "at": at,
+                "tasks": [{
+                    "task": 0, "records_in": done, "records_out": done, "bytes_in": 0,
+                    "bytes_out": 0, "dead_lettered": 0, "errors": 0, "busy_ms": done,
+                    "idle_ms": 0, "operator_ns_per_record": 0.0, "restarts": 0, "lag": lag
+                }]
+            })
+        })
+        .collect()
+}
+
+async fn job_events(rig: &Rig, job: &str, kind: &str) -> Vec<StoredEvent> {
+    rig.store
+        .read_stream(TENANT, &weir::domain::StreamId::new("job", job), 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == kind)
+        .collect()
+}
+
+async fn autotune_runs_settled(rig: &Rig, job: &str) -> usize {
+    rig.runs()
+        .await
+        .into_iter()
+        .filter(|(_, r)| {
+            r.job.as_deref() == Some(job)
+                && r.workflow == "autotune"
+                && r.status != RunStatus::Running
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tuner_rescales_an_overloaded_job_once_and_history_says_why() {
+    let mut rig = Rig::new().await;
+    rig.spawn_engine("setup", None);
+    for (job, mode) in [("orders", "apply"), ("hints", "recommend")] {
+        rig.ok("job.create", job, json!({"spec": tuned_spec(mode)}))
+            .await;
+        rig.ok("job.deploy", job, json!({})).await;
+        rig.stable(job, 1, 1, T).await;
+    }
+    rig.stop_engines().await;
+
+    // From here engine time is the test's.
+    let clock = rig.manual_clock();
+    let prefix = unique("at");
+    let nats = async_nats::connect(NATS_URL).await.unwrap();
+    let stop_recorder = CancellationToken::new();
+    let recorder = tokio::spawn(weir::autotune::recorder::run(
+        nats.clone(),
+        prefix.clone(),
+        TunerStore::new(rig.store.pool().clone()),
+        stop_recorder.clone(),
+    ));
+    let tuner = TunerStore::new(rig.store.pool().clone());
+    // Let the subscription start before publishing.
+    eventually(T, "the recorder to keep a report", || async {
+        for job in ["orders", "hints"] {
+            for r in overloaded(job, 1, clock.now()) {
+                let subject = format!("{prefix}.metrics.{TENANT}.{job}");
+                nats.publish(subject, serde_json::to_vec(&r).unwrap().into())
+                    .await
+                    .unwrap();
+            }
+        }
+        nats.flush().await.unwrap();
+        let kept = tuner
+            .samples(TENANT, "hints", clock.now() - chrono::Duration::hours(1))
+            .await
+            .unwrap();
+        (kept.len() == 31).then_some(())
+    })
+    .await;
+    // A report that does not read, or names no job, is skipped.
+    nats.publish(format!("{prefix}.metrics.{TENANT}.orders"), "{".into())
+        .await
+        .unwrap();
+    nats.publish(format!("{prefix}.metrics.{TENANT}"), "{}".into())
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+    // The window outlives the process that kept it.
+    stop_recorder.cancel();
+    recorder.await.unwrap();
+    assert_eq!(
+        tuner
+            .samples(TENANT, "orders", clock.now() - chrono::Duration::hours(1))
+            .await
+            .unwrap()
+            .len(),
+        31
+    );
+
+    // Two replicas; each proposes the tick's runs, each run starts once.
+    rig.autotune_every = Some(EVERY);
+    rig.spawn_engine("r1", None);
+    rig.spawn_engine("r2", None);
+    let decided = eventually(T, "the scale-up decision", || async {
+        job_events(&rig, "orders", "autotune_decided")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    let d = &decided.payload["decision"];
+    assert_eq!(d["rule"]["rule"], "scale_up", "{d:#}");
+    assert_eq!(d["outcome"]["action"], "rescale", "{d:#}");
+    assert_eq!(d["outcome"]["from"], 1);
+    let to = d["outcome"]["to"].as_u64().unwrap();
+    assert!((2..=PARTITIONS as u64).contains(&to), "{d:#}");
+    assert_eq!(decided.payload["generation"], 1);
+    // The explanation carries the figures the rule used.
+    let stage = &d["stages"][0];
+    let true_rate = stage["true_rate"].as_f64().unwrap();
+    assert!((true_rate - 1000.0).abs() < 1.0, "{stage:#}");
+    let input_rate = stage["input_rate"].as_f64().unwrap();
+    assert!((input_rate - 2000.0).abs() < 1.0, "{stage:#}");
+    assert!(d["utilization"].as_f64().unwrap() > 0.99, "{d:#}");
+    assert!(
+        decided.actor.as_deref().unwrap().starts_with("workflow:"),
+        "{:?}",
+        decided.actor
+    );
+
+    // The rescale goes through job.rescale and rescale.yaml.
+    let rescaled = eventually(T, "the job to run at the new parallelism", || async {
+        clock.advance(chrono::Duration::milliseconds(200));
+        let s = rig.job("orders").await;
+        let dep = s.deployment.as_ref()?;
+        (dep.parallelism as u64 == to
+            && s.phase == weir::domain::job::Phase::Running
+            && s.generation == 2)
+            .then_some(s)
+    })
+    .await;
+    assert_eq!(rescaled.deployment.unwrap().generation, 2);
+
+    // Recommend mode records the same decision and changes nothing.
+    let hint = eventually(T, "the recommendation", || async {
+        job_events(&rig, "hints", "autotune_decided")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(hint.payload["decision"]["outcome"]["action"], "recommend");
+    assert_eq!(hint.payload["decision"]["outcome"]["to"], to);
+
+    // Later ticks: the old reports are stale and no new ones come, so
+    // nothing more is decided; a rule that holds is recorded once, not per tick.
+    for tick in 1..=3 {
+        clock.advance(chrono::Duration::from_std(EVERY).unwrap());
+        eventually(T, &format!("tick {tick}'s runs to settle"), || async {
+            let n = autotune_runs_settled(&rig, "hints").await;
+            (n > tick).then_some(())
+        })
+        .await;
+    }
+    let rescales: Vec<_> = job_events(&rig, "orders", "deploy_requested")
+        .await
+        .into_iter()
+        .filter(|e| e.payload["cause"] == "rescale")
+        .collect();
+    assert_eq!(rescales.len(), 1, "{rescales:?}");
+    assert_eq!(rescales[0].payload["parallelism"], to);
+    for job in ["orders", "hints"] {
+        let rules: Vec<Value> = job_events(&rig, job, "autotune_decided")
+            .await
+            .iter()
+            .map(|e| e.payload["decision"]["rule"]["rule"].clone())
+            .collect();
+        assert!(rules.len() <= 3, "{job}: {rules:?}");
+        assert!(rules.windows(2).all(|w| w[0] != w[1]), "{job}: {rules:?}");
+    }
+    assert!(job_events(&rig, "hints", "deploy_requested").await.len() == 1);
+    let (_, first) = rig.settled_run("orders", "autotune", 0, T).await;
+    assert_eq!(first.status, RunStatus::Completed, "{:?}", first.reason);
+    assert_eq!(first.outputs.as_ref().unwrap()["rescaled"], true);
+}
+
+/// A job whose policy is `off`, or that is not running, gets no runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untuned_and_stopped_jobs_get_no_decisions() {
+    let mut rig = Rig::new().await;
+    rig.spawn_engine("setup", None);
+    rig.ok(
+        "job.create",
+        "plain",
+        json!({"spec": fast_spec(1, json!([]))}),
+    )
+    .await;
+    rig.ok("job.deploy", "plain", json!({})).await;
+    rig.stable("plain", 1, 1, T).await;
+    rig.ok("job.create", "parked", json!({"spec": tuned_spec("apply")}))
+        .await;
+    let tuner = TunerStore::new(rig.store.pool().clone());
+    assert_eq!(tuner.tunable_jobs().await.unwrap(), vec![]);
+    rig.ok("job.deploy", "parked", json!({})).await;
+    rig.stable("parked", 1, 1, T).await;
+    let jobs = tuner.tunable_jobs().await.unwrap();
+    assert_eq!(
+        jobs.iter().map(|j| j.job.as_str()).collect::<Vec<_>>(),
+        ["parked"]
+    );
+    rig.ok("job.stop", "parked", json!({})).await;
+    eventually(T, "the stop", || async {
+        (rig.job("parked").await.phase == weir::domain::job::Phase::Stopped).then_some(())
+    })
+    .await;
+    assert_eq!(tuner.tunable_jobs().await.unwrap(), vec![]);
+}
