@@ -120,6 +120,17 @@ impl Rig {
         .await
     }
 
+    /// Waits until task `task` has restarted from its checkpoint and every
+    /// task runs (right after a kill, the task may not show it yet).
+    pub async fn wait_restarted(&self, task: u32, secs: u64) -> DeploymentStatus {
+        let what = format!("task {task} restarted and every task running");
+        self.wait_for(secs, &what, |st| {
+            st.tasks.iter().any(|t| t.task == task && t.restarts > 0)
+                && st.tasks.iter().all(|t| t.state == TaskState::Running)
+        })
+        .await
+    }
+
     /// Waits until the tasks have read `n` records in total (or panics after `secs`).
     pub async fn wait_records_in(&self, n: u64, secs: u64) {
         let what = format!("{n} records read");

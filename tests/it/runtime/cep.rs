@@ -1,7 +1,7 @@
 //! A `cep` operator on the real broker: a fraud rule after a `key_by`, its
-//! matches exactly once across a task kill and a rescale 2 → 4 → 1, with
-//! partial matches spanning each of them, timed-out partial matches and
-//! late records on their side topics.
+//! matches exactly once across task kills and a rescale 2 → 4 → 1, with
+//! buffered events spanning each of them and partial matches spanning a
+//! kill, timed-out partial matches and late records on their side topics.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -112,20 +112,42 @@ checkpoint: {{ interval_ms: 300, retain: 2 }}
 "#
     );
 
-    // Phase 1, then a kill of the first CEP task with cycle 9's partial
-    // matches open in it.
+    // The CEP operator's watermark is its partition's largest event time
+    // minus the out-of-orderness (docs/cep.md): a record that reaches a
+    // repartition partition after a later-stamped one from another upstream
+    // task, by more than that, is late. So the test moves the watermark
+    // (flush records) only once everything before has gone through both
+    // stages, and at parallelism 1.
+    //
+    // Phase 1 at parallelism 2, with a kill of the first CEP task: every
+    // event is still buffered (nothing is behind the watermark yet).
     kafka::produce(&p, &input, &cycles(0, 10)).await;
-    kafka::produce(&p, &input, &flush(mid_cycle(9))).await;
     rig.start(&spec, 1, 2, RestoreFrom::Nothing).await;
     let st = rig.status().await;
     assert_eq!(st.tasks.len(), 4, "key_by stage and cep stage: {st:?}");
-    let phase1 = (10 * USERS * 4 + FLUSH_KEYS) as u64;
-    rig.wait_records_in(2 * phase1, 120).await;
+    let phase = (10 * USERS * 4) as u64;
+    rig.wait_records_in(2 * phase, 120).await;
     rig.runtime.kill_task(&rig.key, 2).unwrap();
+    rig.wait_restarted(2, 60).await;
 
-    // Phase 2, with records behind the watermark and one that is not JSON,
-    // then a rescale to 4.
+    // Phase 2 at parallelism 4, with one record that is not JSON.
+    rig.runtime.stop(&rig.key, 1, true).await.unwrap();
+    rig.start(&spec, 2, 4, RestoreFrom::Latest).await;
+    assert_eq!(rig.status().await.tasks.len(), 8);
     kafka::produce(&p, &input, &cycles(10, 20)).await;
+    kafka::produce(&p, &input, &[(0, "bad".into(), "{not json".into())]).await;
+    rig.wait_records_in(2 * phase + 1, 120).await;
+
+    // Phase 3 at parallelism 1; the watermark moves into cycle 29, so its
+    // partial matches are open in the NFA when the CEP task is killed, and
+    // records stamped before it are late.
+    rig.runtime.stop(&rig.key, 2, true).await.unwrap();
+    rig.start(&spec, 3, 1, RestoreFrom::Latest).await;
+    kafka::produce(&p, &input, &cycles(20, CYCLES)).await;
+    rig.wait_records_in(2 * phase, 120).await;
+    kafka::produce(&p, &input, &flush(mid_cycle(29))).await;
+    rig.wait_records_in(2 * (phase + FLUSH_KEYS as u64), 120)
+        .await;
     let stale: Vec<_> = (0..USERS)
         .map(|u| {
             let v = json!({"user": format!("u{u}"), "status": "failed", "ts": base() + 5});
@@ -133,19 +155,10 @@ checkpoint: {{ interval_ms: 300, retain: 2 }}
         })
         .collect();
     kafka::produce(&p, &input, &stale).await;
-    kafka::produce(&p, &input, &[(0, "bad".into(), "{not json".into())]).await;
-    kafka::produce(&p, &input, &flush(mid_cycle(19))).await;
-    rig.wait_all_running(60).await;
-    rig.runtime.stop(&rig.key, 1, true).await.unwrap();
-    rig.start(&spec, 2, 4, RestoreFrom::Latest).await;
-    assert_eq!(rig.status().await.tasks.len(), 8);
-
-    // Phase 3, then a rescale to 1 and the final flush.
-    kafka::produce(&p, &input, &cycles(20, CYCLES)).await;
-    kafka::produce(&p, &input, &flush(mid_cycle(29))).await;
-    rig.wait_all_running(60).await;
-    rig.runtime.stop(&rig.key, 2, true).await.unwrap();
-    rig.start(&spec, 3, 1, RestoreFrom::Latest).await;
+    rig.wait_records_in(2 * (phase + FLUSH_KEYS as u64 + USERS as u64), 120)
+        .await;
+    rig.runtime.kill_task(&rig.key, 1).unwrap();
+    rig.wait_restarted(1, 60).await;
     kafka::produce(&p, &input, &flush(base() + 3_000_000)).await;
 
     // Every complete cycle matched once, with its events in full.
