@@ -262,3 +262,172 @@ async fn untuned_and_stopped_jobs_get_no_decisions() {
     .await;
     assert_eq!(tuner.tunable_jobs().await.unwrap(), vec![]);
 }
+
+/// The whole loop on the real broker and runtime, in `weir serve`: an
+/// expensive UDF at parallelism 1 on an 8-partition topic falls behind a
+/// load generator; the tuner scales it up, the backlog drains, the load
+/// stops and the tuner scales it back down. Every output exactly once
+/// across the rescales, and every rescale in the history with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_job_is_scaled_up_then_down_and_loses_nothing() {
+    use crate::support::bin::weir_in;
+    use crate::support::kafka::{brokers, create_topic, produce, producer, read_all, unique_topic};
+    use crate::support::serve::{Serve, ServeOpts};
+    use crate::support::{guests, nats, send, Isolation};
+
+    const RECORDS: usize = 24_000;
+    // xorshift rounds per record: about a millisecond of WASM.
+    const WORK: u64 = 1_000_000;
+    let iso = Isolation::new();
+    let serve = Serve::start_with(
+        &iso,
+        ServeOpts {
+            env: vec![
+                ("WEIR_RUNTIME".into(), "embedded".into()),
+                ("WEIR_AUTOTUNE_EVERY".into(), "2s".into()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    let (input, output) = (unique_topic("tune-in"), unique_topic("tune-out"));
+    create_topic(&brokers(), &input, PARTITIONS as i32).await;
+    create_topic(&brokers(), &output, 2).await;
+    let wasm = std::env::temp_dir().join(format!("{}-busy.wasm", iso.prefix));
+    std::fs::write(&wasm, guests::guest("busy_map")).unwrap();
+    let up = weir_in(&iso)
+        .args(["-t", "acme", "udf", "upload", "busy"])
+        .arg(&wasm)
+        .args(["--version", "1.0.0"])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    let nc = nats(NATS_URL).await;
+    let spec = json!({
+        "sources": [{"topic": input, "format": "raw"}],
+        "operators": [{"type": "udf", "id": "busy", "module": "busy@1.0.0", "kind": "map", "timeout": "30s"}],
+        "sinks": [{"type": "kafka", "topic": output}],
+        "parallelism": 1,
+        "checkpoint": {"interval_ms": 1000},
+        "autotune": {
+            "mode": "apply", "metric_window": "10s", "stabilization": "4s",
+            "catch_up": "20s", "scale_down_delay": "10s", "max_parallelism": 4,
+            "max_rescales_per_hour": 20
+        }
+    });
+    assert!(send(
+        &nc,
+        &iso,
+        "acme",
+        "job.create",
+        "tuned",
+        json!({"spec": spec})
+    )
+    .await
+    .is_accepted());
+    assert!(send(&nc, &iso, "acme", "job.deploy", "tuned", json!({}))
+        .await
+        .is_accepted());
+    eventually(T, "job running", || async {
+        let (_, job) = serve.get_json("/v1/tenants/acme/jobs/tuned").await;
+        assert_ne!(job["phase"], "failed", "{job}");
+        (job["phase"] == "running").then_some(())
+    })
+    .await;
+
+    // The load: a steady stream for about 30 s, above one task's capacity.
+    let load = tokio::spawn(async move {
+        let p = producer(&brokers());
+        for chunk in (0..RECORDS).collect::<Vec<_>>().chunks(400) {
+            let records: Vec<(i32, String, String)> = chunk
+                .iter()
+                .map(|i| {
+                    let v = json!({"id": i, "work": WORK}).to_string();
+                    ((*i % PARTITIONS) as i32, format!("k{i}"), v)
+                })
+                .collect();
+            produce(&p, &input, &records).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
+    let rescales = |evs: &[Value]| -> Vec<u64> {
+        evs.iter()
+            .filter(|e| e["type"] == "deploy_requested" && e["payload"]["cause"] == "rescale")
+            .map(|e| e["payload"]["parallelism"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let up = eventually(Duration::from_secs(180), "a scale-up", || async {
+        let r = rescales(&api_events(&serve).await);
+        r.iter().copied().find(|p| *p > 1)
+    })
+    .await;
+    load.await.unwrap();
+    let outs = tokio::task::spawn_blocking(move || read_all(&brokers(), &output, 2, RECORDS))
+        .await
+        .unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    for r in &outs {
+        let v: Value = serde_json::from_str(&r.value).unwrap();
+        assert!(ids.insert(v["id"].as_u64().unwrap()), "duplicate {v}");
+    }
+    assert_eq!((outs.len(), ids.len()), (RECORDS, RECORDS));
+
+    // Drained and idle: back down.
+    let down = eventually(Duration::from_secs(180), "a scale-down", || async {
+        let r = rescales(&api_events(&serve).await);
+        let last = *r.last()?;
+        (r.len() >= 2 && last < up).then_some(last)
+    })
+    .await;
+    let evs = api_events(&serve).await;
+    // Each rescale follows a decision that asked for it, with its reason.
+    for (i, e) in evs.iter().enumerate() {
+        if e["type"] != "deploy_requested" || e["payload"]["cause"] != "rescale" {
+            continue;
+        }
+        let to = &e["payload"]["parallelism"];
+        let why = evs[..i]
+            .iter()
+            .rev()
+            .find(|d| d["type"] == "autotune_decided")
+            .unwrap_or_else(|| panic!("no decision before {e}"));
+        let d = &why["payload"]["decision"];
+        assert_eq!(d["outcome"]["action"], "rescale", "{d:#}");
+        assert_eq!(&d["outcome"]["to"], to, "{d:#}");
+        assert!(d["window"]["samples"].as_u64().unwrap() >= 2, "{d:#}");
+        eprintln!(
+            "autotune e2e: rescale to {to} by rule {} at utilization {}",
+            d["rule"]["rule"], d["utilization"]
+        );
+    }
+    // The rescale pause: from the rescale's request to its deployment running.
+    let at = |e: &Value| {
+        chrono::DateTime::parse_from_rfc3339(e["recorded_at"].as_str().unwrap()).unwrap()
+    };
+    for (i, e) in evs.iter().enumerate() {
+        if e["type"] == "deploy_requested" && e["payload"]["cause"] == "rescale" {
+            if let Some(r) = evs[i..].iter().find(|r| r["type"] == "running") {
+                eprintln!(
+                    "autotune e2e: rescale to {} took {} ms from request to running",
+                    e["payload"]["parallelism"],
+                    (at(r) - at(e)).num_milliseconds()
+                );
+            }
+        }
+    }
+    assert!(down < up);
+}
+
+/// A job's events as the HTTP API lists them.
+async fn api_events(serve: &crate::support::serve::Serve) -> Vec<Value> {
+    let (_, page) = serve
+        .get_json("/v1/tenants/acme/jobs/tuned/events?limit=1000")
+        .await;
+    page["events"].as_array().cloned().unwrap_or_default()
+}
