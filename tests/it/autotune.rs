@@ -422,6 +422,53 @@ async fn an_overloaded_job_is_scaled_up_then_down_and_loses_nothing() {
         }
     }
     assert!(down < up);
+
+    // What an operator sees: the CLI's summary, the explanation, the history.
+    let cli = |args: &[&str]| {
+        let out = weir_in(&iso)
+            .args(["-t", "acme"])
+            .args(args)
+            .env("WEIR_API_URL", format!("http://{}", serve.http))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = cli(&["job", "autotune", "tuned"]);
+    assert!(shown.contains("policy: mode apply"), "{shown}");
+    assert!(
+        shown.contains(&format!("scale_up: rescale 1 -> {up}")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("recommended memory_mb for `busy`"),
+        "{shown}"
+    );
+    let explained = cli(&["job", "autotune", "tuned", "--explain"]);
+    assert!(explained.len() > 100, "{explained}");
+    let history = cli(&["job", "history", "tuned"]);
+    assert!(history.contains("autotune_decided"), "{history}");
+    assert!(history.contains(&format!("rescale 1 -> {up}")), "{history}");
+    // The mode is set without a new version.
+    cli(&["job", "autotune", "tuned", "--mode", "recommend"]);
+    let (_, view) = serve.get_json("/v1/tenants/acme/jobs/tuned/autotune").await;
+    assert_eq!(view["mode_override"], "recommend", "{view}");
+    assert_eq!(view["policy"]["mode"], "recommend", "{view}");
+    let metrics = reqwest::get(serve.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("weir_autotune_desired_parallelism{"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("weir_udf_peak_memory_bytes{"), "{metrics}");
 }
 
 /// A job's events as the HTTP API lists them.

@@ -179,6 +179,7 @@ async fn every_disallowed_transition_is_rejected_with_a_reason() {
         "job.rollback": {}, "job.restore": {}, "job.rescale": {"parallelism": 3}, "job.delete": {},
         "job.record_runtime": {"generation": 1, "incident": {"what": "placed", "worker": "w", "epoch": 1}},
         "job.record_autotune": {"generation": 1, "decision": {}},
+        "job.set_autotune": {"mode": "apply"},
     });
     let mut checked = 0;
     for (name, phase) in phases {

@@ -255,6 +255,10 @@ fn memory_bomb_is_refused_at_the_cap_and_the_next_batch_runs() {
     assert_eq!(values(&out[2]), ["b"]);
     let next = udf.process_batch(&batch(&["c"]), &mut KeyedState::new());
     assert_eq!(values(&next[0]), ["c"]);
+    // The peak is what was granted, never the growth that was refused; it
+    // outlives the instance the bomb discarded.
+    let peak = udf.stats().peak_memory_bytes;
+    assert!(peak > 0 && peak <= 16 << 20, "peak {peak}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Job queries.
 
-use super::types::{EventPage, JobView, Page, VersionInfo};
+use super::types::{AutotuneView, EventPage, JobView, Page, VersionInfo};
 use super::{ApiError, ApiState};
 use crate::domain::job::JobState;
 use crate::domain::{JobName, StreamId, Tenant};
@@ -134,4 +134,41 @@ pub async fn events(
         .then(|| events.last().map(|e| e.position))
         .flatten();
     Ok(Json(EventPage { events, next_after }))
+}
+
+pub async fn autotune(
+    State(s): State<ApiState>,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<AutotuneView>, ApiError> {
+    let (tenant, name) = parse(&tenant, Some(&name))?;
+    let name = name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "job name required".into()))?;
+    let (_, state) = load(&s, &tenant, &name).await?;
+    let version = state
+        .deployment
+        .as_ref()
+        .map(|d| d.version)
+        .or(state.latest_version());
+    let policy = version
+        .and_then(|v| state.version(v))
+        .and_then(|v| crate::autotune::store::effective_policy(&state, &v.spec));
+    let tuner = crate::autotune::TunerStore::new(s.store.pool().clone());
+    let last = tuner
+        .load(tenant.as_str(), name.as_str())
+        .await?
+        .and_then(|m| serde_json::to_value(m.decision).ok());
+    let mut history: Vec<_> = s
+        .store
+        .read_stream(tenant.as_str(), &StreamId::new("job", name.as_str()), 0)
+        .await?
+        .into_iter()
+        .filter(|e| e.event_type == "autotune_decided")
+        .collect();
+    history.reverse();
+    history.truncate(20);
+    Ok(Json(AutotuneView {
+        policy,
+        mode_override: state.autotune_mode,
+        last,
+        history,
+    }))
 }

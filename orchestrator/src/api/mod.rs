@@ -221,6 +221,27 @@ pub fn routes() -> Vec<Route> {
         ),
         Route::new(
             Get,
+            "/v1/tenants/{tenant}/jobs/{name}/autotune",
+            Doc {
+                operation_id: "showJobAutotune",
+                tag: "jobs",
+                summary: "A job's auto-tuning: policy, last decision, history",
+                description: "The policy in force (the deployed version's `autotune` block, with a \
+                    `job.set_autotune` mode over it), the tuner's last decision with its full \
+                    explanation, and the newest `autotune_decided` events, newest first.",
+                params: vec![TENANT, JOB],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The job's auto-tuning."),
+                    BAD_NAME,
+                    Reply::error(StatusCode::NOT_FOUND, "The tenant has no such job."),
+                    BAD_SNAPSHOT,
+                    STORE_DOWN,
+                ],
+            },
+            jobs::autotune,
+        ),
+        Route::new(
+            Get,
             "/v1/tenants/{tenant}/jobs/{name}/events",
             Doc {
                 operation_id: "listJobEvents",

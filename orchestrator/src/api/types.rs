@@ -199,3 +199,18 @@ mod tests {
         assert_eq!(q, serde_json::json!({"active": true}));
     }
 }
+
+/// What `GET …/jobs/{name}/autotune` answers.
+#[derive(Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct AutotuneView {
+    /// The policy of the deployed (else the latest) version, with the
+    /// job's `job.set_autotune` mode over it.
+    pub policy: Option<crate::domain::autotune::AutotunePolicy>,
+    /// The mode set by `job.set_autotune`, if any.
+    pub mode_override: Option<crate::domain::autotune::Mode>,
+    /// The tuner's last decision (recorded in the history or not):
+    /// `{decision, generation, record}`, the decision with its explanation.
+    pub last: Option<serde_json::Value>,
+    /// The newest `autotune_decided` events, newest first (at most 20).
+    pub history: Vec<crate::store::StoredEvent>,
+}

@@ -64,12 +64,21 @@ pub fn running_policy(state: &JobState) -> Option<AutotunePolicy> {
     }
     let d = state.deployment.as_ref()?;
     let spec = &state.version(d.version)?.spec;
-    match spec.get("autotune") {
-        None | Some(Value::Null) => Some(AutotunePolicy::default()),
+    effective_policy(state, spec)
+}
+
+/// The policy a spec states, with the job's `job.set_autotune` mode over it.
+pub fn effective_policy(state: &JobState, spec: &Value) -> Option<AutotunePolicy> {
+    let mut policy: AutotunePolicy = match spec.get("autotune") {
+        None | Some(Value::Null) => AutotunePolicy::default(),
         // Specs were validated when submitted; one that no longer reads is
         // treated as off rather than tuned on a guess.
-        Some(p) => serde_json::from_value(p.clone()).ok(),
+        Some(p) => serde_json::from_value(p.clone()).ok()?,
+    };
+    if let Some(mode) = state.autotune_mode {
+        policy.mode = mode;
     }
+    Some(policy)
 }
 
 impl TunerStore {

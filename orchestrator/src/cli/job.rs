@@ -13,7 +13,7 @@ use super::output::{self, Format};
 use super::publish::send_and_print as send;
 use super::render;
 use crate::api::types::{
-    CheckpointInfo, DeploymentStatus, EventPage, JobView, Page, RunFilter, RunView,
+    AutotuneView, CheckpointInfo, DeploymentStatus, EventPage, JobView, Page, RunFilter, RunView,
 };
 use crate::domain::job::JobSpec;
 use crate::store::StoredEvent;
@@ -89,6 +89,18 @@ pub enum JobCmd {
     List,
     /// Show a job's events: why it changed state.
     History { name: String },
+    /// Show a job's auto-tuning (policy, last decision, recent decisions),
+    /// or set its mode.
+    Autotune {
+        name: String,
+        /// Print the last decision's full explanation.
+        #[arg(long, conflicts_with = "mode")]
+        explain: bool,
+        /// Set the tuner's mode for the job (over its specs' `autotune.mode`):
+        /// sends `job.set_autotune`.
+        #[arg(long, value_parser = ["off", "recommend", "apply"])]
+        mode: Option<String>,
+    },
 }
 
 /// Publishes an arbitrary command.
@@ -221,6 +233,10 @@ pub async fn run(g: &Globals, cmd: &JobCmd) -> Result<(), CliError> {
                 }
             }
         }
+        JobCmd::Autotune { name, explain, mode } => match mode {
+            Some(m) => send(g, "job.set_autotune", name, json!({ "mode": m }), None).await,
+            None => autotune(g, name, *explain).await,
+        },
         JobCmd::History { name } => {
             let api = Api::new(g);
             let mut page = Page { after: 0, limit: Some(1000) };
@@ -244,6 +260,71 @@ pub async fn run(g: &Globals, cmd: &JobCmd) -> Result<(), CliError> {
             }
         }
     }
+}
+
+async fn autotune(g: &Globals, name: &str, explain: bool) -> Result<(), CliError> {
+    let view: AutotuneView = Api::new(g).get(&format!("jobs/{name}/autotune")).await?;
+    if g.output == Format::Json {
+        return output::json(&view);
+    }
+    let last: Option<crate::autotune::store::Recorded> = view
+        .last
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| CliError::unexpected("cannot read the decision", e))?;
+    match (&last, explain) {
+        (Some(last), true) => {
+            println!("{}", last.decision);
+            return Ok(());
+        }
+        (None, true) => {
+            println!("job `{name}` has no autotune decision yet");
+            return Ok(());
+        }
+        _ => {}
+    }
+    match &view.policy {
+        Some(p) => {
+            let set = if view.mode_override.is_some() {
+                " (set by job.set_autotune)"
+            } else {
+                ""
+            };
+            println!(
+                "policy: mode {}{set}, target utilization {} ± {}, parallelism {}..{}, window {}, stabilization {}, scale-down delay {}, at most {} rescales/h",
+                serde_json::to_value(p.mode).ok().and_then(|m| m.as_str().map(str::to_owned)).unwrap_or_default(),
+                p.target_utilization,
+                p.utilization_band,
+                p.min_parallelism,
+                p.max_parallelism.map_or("partitions".to_owned(), |m| m.to_string()),
+                p.metric_window,
+                p.stabilization,
+                p.scale_down_delay,
+                p.max_rescales_per_hour
+            );
+        }
+        None => println!("policy: none (no version)"),
+    }
+    if let Some(last) = &last {
+        println!(
+            "last decision: {}",
+            render::autotune_summary(&serde_json::to_value(&last.decision).unwrap_or_default())
+        );
+        for m in &last.decision.memory {
+            println!(
+                "recommended memory_mb for `{}`: {} (peak {} bytes × {})",
+                m.operator, m.memory_mb, m.peak_bytes, m.headroom
+            );
+        }
+    }
+    if !view.history.is_empty() {
+        println!("recorded decisions, newest first:");
+        for e in &view.history {
+            println!("  {}", render::job_event(e));
+        }
+    }
+    Ok(())
 }
 
 pub async fn run_raw(g: &Globals, raw: &RawCommand) -> Result<(), CliError> {

@@ -145,6 +145,17 @@ fn payload_without(e: &StoredEvent, keys: &[&str], elide: &[&str]) -> serde_json
 
 /// A job event under `weir job history`: why the job changed state.
 pub fn job_event(e: &StoredEvent) -> String {
+    if e.event_type == "autotune_decided" {
+        return format!(
+            "#{:<6} v{:<3} {:<25} {:<18} by {:<10} {}",
+            e.position,
+            e.stream_version,
+            time(&e.recorded_at),
+            e.event_type,
+            e.actor.as_deref().unwrap_or("-"),
+            autotune_summary(&e.payload["decision"])
+        );
+    }
     format!(
         "#{:<6} v{:<3} {:<25} {:<18} by {:<10} {}",
         e.position,
@@ -194,6 +205,28 @@ pub fn module(m: &ModuleView) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// One line for an auto-tuner decision: its rule, outcome and utilization
+/// (`weir job autotune JOB --explain` prints all of it).
+pub fn autotune_summary(d: &serde_json::Value) -> String {
+    let rule = d["rule"]["rule"].as_str().unwrap_or("?");
+    let outcome = match d["outcome"]["action"].as_str() {
+        Some(a @ ("rescale" | "recommend")) => {
+            format!("{a} {} -> {}", d["outcome"]["from"], d["outcome"]["to"])
+        }
+        Some(a) => a.replace('_', " "),
+        None => "?".into(),
+    };
+    let util = d["utilization"]
+        .as_f64()
+        .map(|u| format!(", utilization {u:.2}"))
+        .unwrap_or_default();
+    let why = d["rule"]["reason"]
+        .as_str()
+        .map(|r| format!(" ({})", r.replace('_', " ")))
+        .unwrap_or_default();
+    format!("{rule}{why}: {outcome}{util}")
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use crate::runtime::operator::{
 use crate::runtime::record::Record;
 use crate::runtime::state::PartitionState;
 use crate::store::EventStore;
+use crate::telemetry::names;
 use crate::wasm::{
     BatchTime, InputRecord, InstanceLabels, KeyedState, LoadedModule, ModuleLimits, OutputRecord,
     UdfInstance, WasmHost,
@@ -277,6 +278,13 @@ impl Operator for WasmOperator {
 
     fn module(&self) -> &str {
         &self.label
+    }
+
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        vec![(
+            names::UDF_PEAK_MEMORY_BYTES,
+            self.instance.stats().peak_memory_bytes,
+        )]
     }
 
     /// The host state lives here between checkpoints; it is serialised into

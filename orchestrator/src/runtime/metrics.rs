@@ -218,6 +218,17 @@ impl TaskMetrics {
                 self.operator_ns.load(Relaxed) as f64 / recs as f64
             },
             restarts: self.restarts.load(Relaxed),
+            peak_memory_bytes: self
+                .operators
+                .lock()
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|(op, figures)| {
+                            Some((op.clone(), *figures.get(PEAK_MEMORY_STAT)?))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             lag: self
                 .partition_lag
                 .lock()
@@ -249,7 +260,14 @@ pub struct TaskReport {
     pub restarts: u32,
     /// `topic/partition` → records behind the end of the partition.
     pub lag: BTreeMap<String, i64>,
+    /// UDF operator id → the most linear memory its instances were granted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub peak_memory_bytes: BTreeMap<String, u64>,
 }
+
+/// The operator figure (as [`TaskMetrics::set_operator_stats`] names it)
+/// that reports a UDF's peak memory.
+const PEAK_MEMORY_STAT: &str = "udf_peak_memory_bytes";
 
 /// The message on `<prefix>.metrics.<tenant>.<job>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

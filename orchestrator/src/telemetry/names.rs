@@ -71,6 +71,13 @@ names! {
     WASM_ARTIFACT_CACHE = "weir_wasm_artifact_cache_total";
     /// Histogram of seconds to compile a component (cache misses).
     WASM_COMPILE_SECONDS = "weir_wasm_compile_seconds";
+    /// Gauge per task and UDF operator (`tenant`, `job`, `task`,
+    /// `operator`): the most linear memory its instances were granted, in
+    /// bytes; the auto-tuner's `memory_mb` recommendation is read from it.
+    UDF_PEAK_MEMORY_BYTES = "weir_udf_peak_memory_bytes";
+    /// Gauges per tuned job (`tenant`, `job`): the parallelism the last
+    /// decision chose (the current one when it changed nothing).
+    AUTOTUNE_DESIRED_PARALLELISM = "weir_autotune_desired_parallelism";
     /// Histogram of seconds to create a UDF instance.
     WASM_INSTANTIATE_SECONDS = "weir_wasm_instantiate_seconds";
     /// Counter of guest log lines over the rate limit, `module`.

@@ -30,6 +30,8 @@ use crate::telemetry::names;
 pub(crate) struct MemLimiter {
     pub cap: usize,
     pub refused: bool,
+    /// The most linear memory granted, in bytes (what `memory_mb` must cover).
+    pub peak: usize,
 }
 
 impl ResourceLimiter for MemLimiter {
@@ -43,6 +45,7 @@ impl ResourceLimiter for MemLimiter {
             self.refused = true;
             return Ok(false);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
     fn table_growing(
@@ -158,6 +161,7 @@ impl HostCtx {
             limiter: MemLimiter {
                 cap: limits.memory_bytes,
                 refused: false,
+                peak: 0,
             },
             state: KeyedState::new(),
             txn: CallTxn::default(),

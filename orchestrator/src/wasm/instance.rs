@@ -74,6 +74,8 @@ pub struct InstanceStats {
     pub failed_calls: u64,
     /// Fresh instances made (the first one included).
     pub instantiations: u64,
+    /// The most linear memory any of them was granted, in bytes.
+    pub peak_memory_bytes: u64,
 }
 
 fn count_dead_letter(module: &str, reason: &'static str) {
@@ -151,7 +153,14 @@ impl UdfInstance {
     }
 
     pub fn stats(&self) -> InstanceStats {
-        self.stats
+        let live = self
+            .live
+            .as_ref()
+            .map_or(0, |(store, _)| store.data().limiter.peak as u64);
+        InstanceStats {
+            peak_memory_bytes: self.stats.peak_memory_bytes.max(live),
+            ..self.stats
+        }
     }
 
     /// Counter totals reported by the guest since this instance was made.
@@ -365,6 +374,7 @@ impl UdfInstance {
         });
         self.stats.failed_calls += 1;
         // Whatever the guest did, its memory may be inconsistent now: start over.
+        self.stats.peak_memory_bytes = self.stats().peak_memory_bytes;
         self.live = None;
         Err(CallError::Failed(reason))
     }

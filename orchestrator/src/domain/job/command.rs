@@ -62,6 +62,11 @@ pub enum JobCommand {
     /// the autotune workflow).
     #[serde(rename = "job.record_autotune")]
     RecordAutotune(RecordAutotune),
+    /// Override the `autotune.mode` of the job's versions (`off`,
+    /// `recommend`, `apply`) without a new version; the rest of the policy
+    /// stays the spec's.
+    #[serde(rename = "job.set_autotune")]
+    SetAutotune(SetAutotune),
 }
 
 /// A payload with no fields. `{}` or omitted.
@@ -161,6 +166,12 @@ pub struct RecordAutotune {
     pub decision: serde_json::Value,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetAutotune {
+    pub mode: crate::domain::autotune::Mode,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Restore {
@@ -209,11 +220,12 @@ impl JobCommand {
             JobCommand::Delete(_) => "job.delete",
             JobCommand::RecordRuntime(_) => "job.record_runtime",
             JobCommand::RecordAutotune(_) => "job.record_autotune",
+            JobCommand::SetAutotune(_) => "job.set_autotune",
         }
     }
 
     /// Every job command kind, in lifecycle order.
-    pub const KINDS: [&'static str; 17] = [
+    pub const KINDS: [&'static str; 18] = [
         "job.create",
         "job.submit_version",
         "job.compile",
@@ -231,5 +243,6 @@ impl JobCommand {
         "job.delete",
         "job.record_runtime",
         "job.record_autotune",
+        "job.set_autotune",
     ];
 }

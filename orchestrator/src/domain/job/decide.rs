@@ -29,6 +29,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
     // Decisions are made on a running job; one may land just after it
     // changed phase, and is still worth keeping.
     const TUNE: &str = "job.record_autotune";
+    const SET_TUNE: &str = "job.set_autotune";
     match phase {
         Phase::Absent => &["job.create"],
         Phase::Deleted => &["job.create", RECORD],
@@ -40,6 +41,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             "job.deploy",
             "job.delete",
             RECORD,
+            SET_TUNE,
         ],
         Phase::Deploying => &[
             COMPILE[0],
@@ -50,6 +52,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             "job.mark_failed",
             "job.stop",
             RECORD,
+            SET_TUNE,
             TUNE,
         ],
         Phase::Running => &[
@@ -65,6 +68,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             "job.restore",
             "job.rescale",
             RECORD,
+            SET_TUNE,
             TUNE,
         ],
         Phase::Stopping => &[
@@ -75,6 +79,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             "job.mark_stopped",
             "job.mark_failed",
             RECORD,
+            SET_TUNE,
             TUNE,
         ],
         Phase::Stopped | Phase::Failed => &[
@@ -87,6 +92,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             "job.restore",
             "job.delete",
             RECORD,
+            SET_TUNE,
             TUNE,
         ],
     }
@@ -304,6 +310,7 @@ pub fn decide(
                 at: ctx.now,
             }]
         }
+        JobCommand::SetAutotune(t) => vec![JobEvent::AutotuneModeSet { mode: t.mode }],
         JobCommand::MarkFailed(f) => {
             gen_check(f.generation)?;
             vec![JobEvent::Failed {

@@ -98,6 +98,10 @@ pub enum JobEvent {
         decision: serde_json::Value,
         at: DateTime<Utc>,
     },
+    /// The tuner's mode was set for the job, over its specs' `autotune.mode`.
+    AutotuneModeSet {
+        mode: crate::domain::autotune::Mode,
+    },
 }
 
 impl JobEvent {
@@ -118,6 +122,7 @@ impl JobEvent {
             JobEvent::Deleted => "deleted",
             JobEvent::RuntimeObserved { .. } => "runtime_observed",
             JobEvent::AutotuneDecided { .. } => "autotune_decided",
+            JobEvent::AutotuneModeSet { .. } => "autotune_mode_set",
         }
     }
 }

@@ -77,6 +77,9 @@ pub struct JobState {
     /// The deployment as last recorded from the data plane.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeSeen>,
+    /// `job.set_autotune`'s mode, over the specs' `autotune.mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autotune_mode: Option<crate::domain::autotune::Mode>,
 }
 
 impl JobState {
@@ -174,6 +177,7 @@ impl JobState {
             } => RuntimeSeen::apply(&mut self.runtime, *generation, incident),
             // A record for the history; the job's state does not change.
             JobEvent::AutotuneDecided { .. } => {}
+            JobEvent::AutotuneModeSet { mode } => self.autotune_mode = Some(*mode),
         }
     }
 }

@@ -54,6 +54,7 @@ fn sample(kind: &str, generation: u64) -> JobCommand {
         "job.delete": {},
         "job.record_runtime": {"generation": generation, "incident": {"what": "task_restarted", "task": 0, "restarts": 1}},
         "job.record_autotune": {"generation": generation, "decision": {"rule": {"rule": "within_band"}}},
+        "job.set_autotune": {"mode": "recommend"},
     });
     serde_json::from_value(json!({"kind": kind, "payload": v[kind]})).unwrap()
 }
@@ -335,4 +336,19 @@ fn an_autotune_decision_is_kept_in_history_and_changes_nothing() {
         run(&mut s, future).unwrap_err().code,
         RejectionCode::Conflict
     );
+}
+
+#[test]
+fn the_autotune_mode_can_be_set_without_a_new_version() {
+    use crate::domain::autotune::Mode;
+    let mut s = in_phase(Phase::Running);
+    let e = ok(&mut s, sample("job.set_autotune", 0));
+    assert_eq!(
+        e,
+        [JobEvent::AutotuneModeSet {
+            mode: Mode::Recommend
+        }]
+    );
+    assert_eq!(s.autotune_mode, Some(Mode::Recommend));
+    assert_eq!(s.phase, Phase::Running);
 }

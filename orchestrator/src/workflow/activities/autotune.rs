@@ -12,13 +12,14 @@ use super::job::{job_state, send};
 use super::{input, Activities, ActivityCtx, ActivityError};
 use crate::autotune::store::{running_policy, Memory, Recorded};
 use crate::domain::autotune::window::MAX_SAMPLE_AGE;
-use crate::domain::autotune::{decide as decide_fn, DecisionInput, Mode};
+use crate::domain::autotune::{decide as decide_fn, DecisionInput, Mode, Outcome};
 use crate::domain::job::command::RecordAutotune;
 use crate::domain::job::JobCommand;
 use crate::domain::job::Phase;
 use crate::domain::{ErrorClass, RejectionCode};
 use crate::runtime::control::DeploymentControl;
 use crate::store::EventStore;
+use crate::telemetry::names;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,6 +133,14 @@ pub async fn decide<S: EventStore, C: DeploymentControl>(
         outcome = ?d.decision.outcome,
         "autotune decided"
     );
+    let desired = match d.decision.outcome {
+        Outcome::Rescale { to, .. } | Outcome::Recommend { to, .. } => Some(to),
+        Outcome::NoChange => d.decision.parallelism,
+    };
+    if let Some(p) = desired {
+        metrics::gauge!(names::AUTOTUNE_DESIRED_PARALLELISM, "tenant" => tenant.to_owned(), "job" => i.job.clone())
+            .set(f64::from(p));
+    }
     record(a, ctx, &i.job, d).await?;
     Ok(output(d))
 }
