@@ -275,6 +275,7 @@ async fn an_overloaded_job_is_scaled_up_then_down_and_loses_nothing() {
     use crate::support::serve::{Serve, ServeOpts};
     use crate::support::{guests, nats, send, Isolation};
 
+    let _turn = crate::support::runtime::heavy_turn().await;
     const RECORDS: usize = 24_000;
     // xorshift rounds per record: about a millisecond of WASM.
     const WORK: u64 = 1_000_000;

@@ -153,3 +153,28 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Creates a table for a tenant's PostgreSQL sink, where the sink looks for
+/// it: in the tenant's own schema of the Weir installation `pool` belongs
+/// to, owned by the tenant's role. Returns the qualified name to query.
+pub async fn tenant_table(pool: &sqlx::PgPool, tenant: &str, name: &str, columns: &str) -> String {
+    let weir_schema: String = sqlx::query_scalar("SELECT current_schema()::text")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let space = weir::runtime::sinks::TenantSpace::of(&weir_schema, tenant);
+    space.provision(pool).await.unwrap();
+    let qualified = format!("\"{}\".\"{name}\"", space.schema);
+    sqlx::query(&format!("CREATE TABLE {qualified} ({columns})"))
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "ALTER TABLE {qualified} OWNER TO \"{}\"",
+        space.role
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+    qualified
+}

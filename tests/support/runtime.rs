@@ -21,6 +21,12 @@ use super::{Isolation, DATABASE_URL};
 /// and on a 2-core machine running them side by side starves it.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Takes the data-plane tests' turn, for a test that drives the broker and
+/// the CPU hard outside a [`Rig`] (a whole `weir serve` under load).
+pub async fn heavy_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
 /// A runtime on its own schema, plus the names a test uses.
 pub struct Rig {
     _turn: tokio::sync::MutexGuard<'static, ()>,

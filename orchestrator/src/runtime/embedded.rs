@@ -200,6 +200,7 @@ impl EmbeddedRuntime {
             max_batch: self.inner.cfg.max_batch,
             transactional: self.inner.cfg.transactional,
             producer_request_timeout: self.inner.cfg.producer_request_timeout,
+            subject_prefix: self.inner.cfg.subject_prefix.clone(),
         };
         let deployment = Deployment::launch(Launch {
             key: key.clone(),

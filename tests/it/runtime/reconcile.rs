@@ -168,10 +168,13 @@ async fn a_deployment_past_its_restart_budget_fails_its_job() {
     let iso = Isolation::new();
     let serve = Serve::start_with(&iso, serve_opts(&[("WEIR_TASK_RESTART_BUDGET", "2")])).await;
     let pool = placement_pool(&iso).await;
-    sqlx::query("CREATE TABLE sunk (\"user\" text NOT NULL, n bigint PRIMARY KEY)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let sunk = crate::support::tenant_table(
+        &pool,
+        "acme",
+        "sunk",
+        "\"user\" text NOT NULL, n bigint PRIMARY KEY",
+    )
+    .await;
     let input = unique_topic("rb-in");
     create_topic(&brokers(), &input, 1).await;
     kafka::produce(
@@ -196,14 +199,17 @@ async fn a_deployment_past_its_restart_budget_fails_its_job() {
     })
     .await;
     eventually(Duration::from_secs(60), "rows written", || async {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sunk")
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {sunk}"))
             .fetch_one(&pool)
             .await
             .unwrap();
         (n > 0).then_some(())
     })
     .await;
-    sqlx::query("DROP TABLE sunk").execute(&pool).await.unwrap();
+    sqlx::query(&format!("DROP TABLE {sunk}"))
+        .execute(&pool)
+        .await
+        .unwrap();
 
     let job = eventually(Duration::from_secs(90), "the job failed", || async {
         let (_, j) = serve.get_json("/v1/tenants/acme/jobs/rb").await;

@@ -25,10 +25,13 @@ async fn postgres_upserts_are_idempotent_across_a_restore() {
     let rig = rig().await;
     let input = kafka::unique_topic("in");
     kafka::create_topic(&rig.brokers, &input, 2).await;
-    sqlx::query("CREATE TABLE user_counts (key text PRIMARY KEY, count bigint NOT NULL)")
-        .execute(&rig.pool)
-        .await
-        .unwrap();
+    let table = crate::support::tenant_table(
+        &rig.pool,
+        &rig.key.tenant,
+        "user_counts",
+        "key text PRIMARY KEY, count bigint NOT NULL",
+    )
+    .await;
     let n = 4_000;
     let users = 8;
     kafka::produce(
@@ -57,7 +60,7 @@ rate_limit: 2000
     }
     eventually_ok(Duration::from_secs(120), "counts to converge", || async {
         let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT key, count FROM user_counts ORDER BY key")
+            sqlx::query_as(&format!("SELECT key, count FROM {table} ORDER BY key"))
                 .fetch_all(&rig.pool)
                 .await
                 .unwrap();
@@ -224,7 +227,8 @@ async fn the_nats_sink_publishes_every_output_with_its_source_position() {
     let users = 5;
     let records = user_records(n, users, 2, 0);
     kafka::produce(&kafka::producer(&rig.brokers), &input, &records).await;
-    let subject = format!("{}.out", rig.iso.prefix);
+    // A subject of its own, outside Weir's (`<prefix>.…` is refused).
+    let subject = format!("{}-sink.out", rig.iso.prefix);
     let mut sub = nats.subscribe(subject.clone()).await.unwrap();
     nats.flush().await.unwrap();
     let spec = format!(
@@ -384,4 +388,69 @@ sinks: [{{ type: kafka, topic: {output} }}]
         assert!(t["idle_ms"].as_u64().unwrap() > 0, "{t}");
     }
     rig.runtime.stop(&rig.key, 1, false).await.unwrap();
+}
+
+/// A tenant's PostgreSQL sink resolves tables in the tenant's own schema and
+/// writes as the tenant's role, which has no rights on Weir's schema: a sink
+/// naming Weir's own table finds nothing, and a schema-qualified name is
+/// refused with the spec.
+#[tokio::test]
+async fn a_postgres_sink_cannot_reach_weir_s_tables() {
+    use weir::runtime::sinks::{PgSink, TenantSpace};
+    let iso = Isolation::new();
+    let store = weir::store::postgres::PgStore::connect(crate::support::DATABASE_URL, &iso.schema)
+        .await
+        .unwrap();
+    let pool = store.pool().clone();
+
+    let e = PgSink::connect(pool.clone(), "mallory", "outbox_cursors", &["relay".into()])
+        .await
+        .err()
+        .expect("Weir's table is not the tenant's");
+    assert!(e.reason.contains("table not found"), "{e:?}");
+    let e = PgSink::connect(
+        pool.clone(),
+        "mallory",
+        &format!("{}.outbox_cursors", iso.schema),
+        &["relay".into()],
+    )
+    .await
+    .err()
+    .expect("a schema-qualified name is refused");
+    assert!(e.reason.contains("without a schema"), "{e:?}");
+    let spec = weir::domain::job::JobSpec::parse(&format!(
+        "sources: [{{topic: a}}]\nsinks: [{{type: postgres, table: {}.outbox_cursors, key_columns: [relay]}}]\n",
+        iso.schema
+    ));
+    assert!(
+        format!("{:?}", spec.expect_err("refused")).contains("sinks[0].table"),
+        "named by field"
+    );
+    let spec = weir::domain::job::JobSpec::parse(
+        "sources: [{topic: a}]\nsinks: [{type: nats, subject: weir.cmd.victim.job.delete}]\n",
+    );
+    assert!(
+        format!("{:?}", spec.expect_err("refused")).contains("Weir's own"),
+        "a NATS sink on Weir's command subjects is refused"
+    );
+
+    // The tenant's own table works; its role cannot read Weir's tables.
+    let table =
+        crate::support::tenant_table(&pool, "mallory", "hits", "k text PRIMARY KEY, n bigint")
+            .await;
+    PgSink::connect(pool.clone(), "mallory", "hits", &["k".into()])
+        .await
+        .expect("the tenant's table");
+    let space = TenantSpace::of(&iso.schema, "mallory");
+    assert!(table.contains(&space.schema));
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query(&format!("SET LOCAL ROLE \"{}\"", space.role))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let denied = sqlx::query(&format!("SELECT * FROM \"{}\".outbox_cursors", iso.schema))
+        .execute(&mut *tx)
+        .await
+        .expect_err("no rights on Weir's schema");
+    assert!(denied.to_string().contains("permission denied"), "{denied}");
 }

@@ -5,6 +5,7 @@ pub mod decide;
 pub mod event;
 pub mod incident;
 pub mod reconcile;
+pub mod sink_rules;
 pub mod spec;
 pub mod state;
 

@@ -209,14 +209,17 @@ pub enum SinkSpec {
     },
     /// A PostgreSQL table, upserted by `key_columns`.
     Postgres {
-        /// Table (optionally `schema.table`); output values are JSON objects whose fields name its columns.
+        /// Table in the tenant's own PostgreSQL schema (a bare name: letters,
+        /// digits, `_`); output values are JSON objects whose fields name its columns.
         table: String,
         /// Columns of the table's primary key or a unique constraint; rows are upserted by them.
         key_columns: Vec<String>,
     },
     /// A NATS subject (at-least-once).
     Nats {
-        /// Subject each output is published on.
+        /// Subject each output is published on: not one of Weir's own
+        /// (`<prefix>.…`), nor a `$` system subject, an `_INBOX` reply
+        /// subject or a wildcard.
         subject: String,
     },
     /// An HTTP webhook, retried with backoff (at-least-once).
@@ -472,13 +475,24 @@ impl JobSpec {
         }
         out.extend(self.autotune.problems("autotune"));
         for (i, s) in self.sinks.iter().enumerate() {
-            if let SinkSpec::Postgres { key_columns, .. } = s {
-                if key_columns.is_empty() {
-                    out.push(Problem::new(
-                        format!("sinks[{i}].key_columns"),
-                        "at least one key column is required",
-                    ));
+            match s {
+                SinkSpec::Postgres { table, key_columns } => {
+                    if key_columns.is_empty() {
+                        out.push(Problem::new(
+                            format!("sinks[{i}].key_columns"),
+                            "at least one key column is required",
+                        ));
+                    }
+                    if let Some(p) = super::sink_rules::table_problem(table) {
+                        out.push(Problem::new(format!("sinks[{i}].table"), p));
+                    }
                 }
+                SinkSpec::Nats { subject } => {
+                    if let Some(p) = super::sink_rules::subject_problem(subject, None) {
+                        out.push(Problem::new(format!("sinks[{i}].subject"), p));
+                    }
+                }
+                SinkSpec::Kafka { .. } | SinkSpec::Http { .. } => {}
             }
         }
         out

@@ -16,7 +16,7 @@ mod postgres;
 pub use http::HttpSink;
 pub use kafka::KafkaSink;
 pub use nats::NatsSink;
-pub use postgres::PgSink;
+pub use postgres::{PgSink, TenantSpace};
 
 use std::fmt;
 use std::str::FromStr;

@@ -13,23 +13,81 @@ use crate::runtime::record::{DeadLetter, Output};
 pub struct PgSink {
     pool: PgPool,
     table: String,
+    /// The tenant's role, taken for every write.
+    role: String,
     sql: String,
     key_columns: Vec<String>,
 }
 
-fn valid_ident(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-fn quote(s: &str) -> String {
-    format!("\"{s}\"")
+/// Where a tenant's sink tables live in a Weir installation whose own
+/// schema is `weir_schema`: a schema and a role of their own, named
+/// `<weir schema>_t_<tenant>` (both are per installation, so two
+/// installations on one database share nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSpace {
+    pub schema: String,
+    pub role: String,
+}
+
+impl TenantSpace {
+    pub fn of(weir_schema: &str, tenant: &str) -> Self {
+        let mut name = format!("{weir_schema}_t_{tenant}");
+        if name.len() > 63 {
+            // PostgreSQL names stop at 63 bytes; keep them distinct.
+            use sha2::Digest;
+            let digest = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+            name = format!("{}_{}", &name[..40], &digest[..16]);
+        }
+        Self {
+            schema: name.clone(),
+            role: name,
+        }
+    }
+
+    /// Creates the role (no login, no rights on Weir's schema) and the
+    /// schema it owns, if missing. Needs a Weir database user that may
+    /// create roles; serialised by an advisory lock, as tasks start at once.
+    pub async fn provision(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(&self.role)
+            .execute(&mut *tx)
+            .await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(&self.role)
+                .fetch_one(&mut *tx)
+                .await?;
+        if !exists {
+            sqlx::query(&format!("CREATE ROLE {} NOLOGIN", quote(&self.role)))
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Weir's user may then act as the role (a superuser always may).
+        sqlx::query(&format!("GRANT {} TO CURRENT_USER", quote(&self.role)))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}",
+            quote(&self.schema),
+            quote(&self.role)
+        ))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
 }
 
 impl PgSink {
-    /// Reads the table's columns and prepares the upsert. `table` may be
-    /// `schema.table`; names are letters, digits and `_`.
+    /// Provisions the tenant's space, reads the table's columns there and
+    /// prepares the upsert. `table` is a bare name in the tenant's schema.
     pub async fn connect(
         pool: PgPool,
+        tenant: &str,
         table: &str,
         key_columns: &[String],
     ) -> Result<Self, SinkError> {
@@ -37,17 +95,21 @@ impl PgSink {
             sink: format!("postgres:{table}"),
             reason,
         };
-        let (schema, name) = match table.split_once('.') {
-            Some((s, t)) => (Some(s), t),
-            None => (None, table),
-        };
-        if !valid_ident(name) || schema.is_some_and(|s| !valid_ident(s)) {
-            return Err(err("table names are letters, digits and '_'".into()));
+        if let Some(p) = crate::domain::job::sink_rules::table_problem(table) {
+            return Err(err(p));
         }
-        let qualified = match schema {
-            Some(s) => format!("{}.{}", quote(s), quote(name)),
-            None => quote(name),
-        };
+        let weir_schema: String = sqlx::query_scalar("SELECT current_schema()::text")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| err(format!("cannot read Weir's schema: {e}")))?;
+        let space = TenantSpace::of(&weir_schema, tenant);
+        space.provision(&pool).await.map_err(|e| {
+            err(format!(
+                "cannot provision the tenant's schema `{}`: {e}",
+                space.schema
+            ))
+        })?;
+        let qualified = format!("{}.{}", quote(&space.schema), quote(table));
         let columns: Vec<String> = sqlx::query_scalar(
             "SELECT a.attname::text FROM pg_attribute a
              WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
@@ -56,7 +118,7 @@ impl PgSink {
         .bind(&qualified)
         .fetch_all(&pool)
         .await
-        .map_err(|e| err(format!("table not found: {e}")))?;
+        .map_err(|e| err(format!("table not found in schema `{}`: {e}", space.schema)))?;
         for k in key_columns {
             if !columns.contains(k) {
                 return Err(err(format!(
@@ -85,6 +147,7 @@ impl PgSink {
         Ok(Self {
             pool,
             table: table.to_owned(),
+            role: space.role,
             sql,
             key_columns: key_columns.to_vec(),
         })
@@ -129,14 +192,23 @@ impl PgSink {
         if rows.is_empty() {
             return Ok(rejected);
         }
+        let fail = |e: sqlx::Error| SinkError {
+            sink: format!("postgres:{}", self.table),
+            reason: e.to_string(),
+        };
+        // The write runs as the tenant's role: whatever the statement names,
+        // it cannot touch Weir's schema or another tenant's.
+        let mut tx = self.pool.begin().await.map_err(fail)?;
+        sqlx::query(&format!("SET LOCAL ROLE {}", quote(&self.role)))
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
         sqlx::query(&self.sql)
             .bind(serde_json::Value::Array(rows))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| SinkError {
-                sink: format!("postgres:{}", self.table),
-                reason: e.to_string(),
-            })?;
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
         Ok(rejected)
     }
 }

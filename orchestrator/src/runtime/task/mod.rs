@@ -118,6 +118,8 @@ pub struct TaskEnv {
     /// How long the sink producer waits for a broker's answer before it
     /// resends (librdkafka's `socket.timeout.ms`).
     pub producer_request_timeout: std::time::Duration,
+    /// Weir's own NATS subject prefix, which no sink may publish under.
+    pub subject_prefix: String,
 }
 
 /// Per-partition progress.

@@ -15,6 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::decode::Decoder;
 use super::shutdown::OffThread;
 use super::{PartitionProgress, Task, TaskEnv, TaskError, TaskPlan};
+use crate::domain::job::sink_rules;
 use crate::domain::job::spec::{JobSpec, OperatorSpec, SinkSpec, SourceSpec, StartPosition};
 use crate::runtime::checkpoint::PartitionCheckpoint;
 use crate::runtime::control::DeploymentKey;
@@ -172,12 +173,18 @@ impl Task {
                     let pool = env.sink_pool.clone().ok_or_else(|| {
                         TaskError::Setup("no PostgreSQL pool for the postgres sink".into())
                     })?;
-                    Sink::Postgres(PgSink::connect(pool, table, key_columns).await?)
+                    Sink::Postgres(
+                        PgSink::connect(pool, &plan.key.tenant, table, key_columns).await?,
+                    )
                 }
                 SinkSpec::Nats { subject } => {
                     let client = env.nats.clone().ok_or_else(|| {
                         TaskError::Setup("no NATS client for the nats sink".into())
                     })?;
+                    if let Some(p) = sink_rules::subject_problem(subject, Some(&env.subject_prefix))
+                    {
+                        return Err(TaskError::Setup(format!("nats sink `{subject}`: {p}")));
+                    }
                     Sink::Nats(NatsSink::new(client, subject.clone()))
                 }
                 SinkSpec::Http { url, max_attempts } => {
