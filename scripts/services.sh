@@ -123,6 +123,8 @@ for s in $want; do
     nats) ensure_nats ;;
     kafka) ensure_tansu ;;
     kafka-build) [ -x "$TANSU_BIN" ] || install_tansu; log "tansu: $TANSU_BIN" ;;
+    # Not a service: Graphviz, which the lineage test renders DOT with.
+    graphviz) command -v dot >/dev/null || apt_install graphviz; log "graphviz: $(command -v dot)" ;;
     *) die "unknown service $s" ;;
   esac
 done

@@ -15,6 +15,7 @@ mod cep;
 mod cli;
 mod e2e;
 mod lifecycle;
+mod lineage;
 mod registry;
 mod runtime;
 mod store;

@@ -7,12 +7,14 @@
 //!   the embedded stream runtime
 //! - `GET /v1/tenants/{t}/runs?job=&active=`, `…/runs/{id}`: workflow runs
 //! - `GET /v1/tenants/{t}/modules`, `…/modules/{name}`: UDF modules and their versions
+//! - `GET /v1/tenants/{t}/lineage?node=&direction=`: what the jobs read and write, as a graph
 //!
 //! [`routes`] is the one list of them: the router serves it and the OpenAPI
 //! description (`docs/schemas/openapi.json`, [`openapi`]) is generated from it.
 //! The bodies are the types in [`types`], which the `weir` CLI decodes too.
 
 mod jobs;
+mod lineage;
 mod modules;
 pub mod openapi;
 mod runtime;
@@ -376,6 +378,31 @@ pub fn routes() -> Vec<Route> {
                 ],
             },
             modules::show,
+        ),
+        Route::new(
+            Get,
+            "/v1/tenants/{tenant}/lineage",
+            Doc {
+                operation_id: "getLineage",
+                tag: "jobs",
+                summary: "The tenant's lineage graph",
+                description: "Topics, tables, NATS subjects and URLs as nodes; every job (its deployed \
+                    version, else its latest) as edges from each topic it reads to each place it writes, \
+                    with its version and phase. Deleted jobs have no edges. With `node`, only what is \
+                    connected to it, `upstream`, `downstream` or `both`.",
+                params: vec![TENANT],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The graph."),
+                    Reply::error(
+                        StatusCode::BAD_REQUEST,
+                        "The tenant name or `direction` is not valid.",
+                    ),
+                    Reply::error(StatusCode::NOT_FOUND, "`node` is read or written by no job."),
+                    BAD_SNAPSHOT,
+                    STORE_DOWN,
+                ],
+            },
+            lineage::graph,
         ),
         Route::new(
             Get,

@@ -214,3 +214,15 @@ pub struct AutotuneView {
     /// The newest `autotune_decided` events, newest first (at most 20).
     pub history: Vec<crate::store::StoredEvent>,
 }
+
+/// Query of `…/lineage`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct LineageQuery {
+    /// Only what is connected to this node (`topic:orders`, `table:alerts`,
+    /// `subject:…`, `url:…`), transitively.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// With `node`: `upstream`, `downstream` or `both` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+}

@@ -89,6 +89,8 @@ pub enum JobCmd {
     List,
     /// Show a job's events: why it changed state.
     History { name: String },
+    /// What changed between two versions, and whether an upgrade keeps state.
+    Diff { name: String, from: u32, to: u32 },
     /// Show a job's auto-tuning (policy, last decision, recent decisions),
     /// or set its mode.
     Autotune {
@@ -233,6 +235,7 @@ pub async fn run(g: &Globals, cmd: &JobCmd) -> Result<(), CliError> {
                 }
             }
         }
+        JobCmd::Diff { name, from, to } => diff(g, name, *from, *to).await,
         JobCmd::Autotune { name, explain, mode } => match mode {
             Some(m) => send(g, "job.set_autotune", name, json!({ "mode": m }), None).await,
             None => autotune(g, name, *explain).await,
@@ -260,6 +263,43 @@ pub async fn run(g: &Globals, cmd: &JobCmd) -> Result<(), CliError> {
             }
         }
     }
+}
+
+async fn diff(g: &Globals, name: &str, from: u32, to: u32) -> Result<(), CliError> {
+    use crate::domain::job::diff::{diff, StateCompat};
+    let versions: Vec<crate::domain::job::state::VersionInfo> =
+        Api::new(g).get(&format!("jobs/{name}/versions")).await?;
+    let find = |n: u32| {
+        versions
+            .iter()
+            .find(|v| v.version == n)
+            .ok_or_else(|| CliError::Usage(format!("job `{name}` has no version {n}")))
+    };
+    let d = diff(find(from)?, find(to)?);
+    if g.output == Format::Json {
+        return output::json(&d);
+    }
+    if d.changes.is_empty() {
+        println!("v{from} and v{to} have the same spec");
+    }
+    for c in &d.changes {
+        let show = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => "(absent)".to_owned(),
+            other => other.to_string(),
+        };
+        println!("{}: {} -> {}", c.path, show(&c.from), show(&c.to));
+    }
+    match &d.state {
+        StateCompat::Kept => println!("state: kept (same state fingerprint)"),
+        StateCompat::Dropped { from: a, to: b } => println!(
+            "state: dropped ({a} -> {b}); an upgrade is refused unless deployed with --allow-state-loss"
+        ),
+        StateCompat::Unknown { not_compiled } => println!(
+            "state: unknown until compiled: {}",
+            not_compiled.iter().map(|v| format!("v{v}")).collect::<Vec<_>>().join(", ")
+        ),
+    }
+    Ok(())
 }
 
 async fn autotune(g: &Globals, name: &str, explain: bool) -> Result<(), CliError> {

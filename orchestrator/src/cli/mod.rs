@@ -17,6 +17,7 @@ mod error;
 mod globals;
 mod http;
 mod job;
+mod lineage;
 mod output;
 mod publish;
 mod render;
@@ -61,6 +62,8 @@ pub enum Top {
     /// Upload, list, show and locally run WASM UDF modules.
     #[command(subcommand)]
     Udf(udf::UdfCmd),
+    /// What the tenant's jobs read and write: topics, tables, subjects, URLs.
+    Lineage(lineage::LineageArgs),
     /// Publish any command envelope (for automation and platform components).
     Command(job::RawCommand),
     /// Create topics, produce and tail records on the Kafka broker.
@@ -88,6 +91,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Top::Autotune(cmd) => autotune::run(cmd),
         Top::Udf(cmd) => udf::run(g, cmd).await,
         Top::Command(raw) => job::run_raw(g, raw).await,
+        Top::Lineage(args) => lineage::run(g, args).await,
         Top::Topic(cmd) => topic::run(g, cmd).await,
         Top::Cep(cmd) => cep::run(cmd),
         Top::Schema { dir } => {

@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod error_class;
 pub mod ids;
 pub mod job;
+pub mod lineage;
 pub mod module;
 pub mod rejection;
 pub mod workflow;

@@ -2,6 +2,7 @@
 
 pub mod command;
 pub mod decide;
+pub mod diff;
 pub mod event;
 pub mod incident;
 pub mod reconcile;

@@ -9,7 +9,9 @@ use super::event::{DeployCause, JobEvent};
 use super::incident::RuntimeSeen;
 
 /// Where the job's runtime is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// No such job.

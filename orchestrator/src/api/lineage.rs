@@ -1,0 +1,62 @@
+//! `GET /v1/tenants/{t}/lineage`: the tenant's lineage graph, derived from
+//! its jobs' current specs ([`crate::domain::lineage`]).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::types::LineageQuery;
+use super::{ApiError, ApiState};
+use crate::domain::job::JobState;
+use crate::domain::lineage::{Direction, Graph};
+use crate::domain::Tenant;
+use crate::store::EventStore;
+
+pub async fn graph(
+    State(s): State<ApiState>,
+    Path(tenant): Path<String>,
+    Query(q): Query<LineageQuery>,
+) -> Result<Json<Graph>, ApiError> {
+    let tenant =
+        Tenant::new(&tenant).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let direction = match q.direction.as_deref() {
+        None | Some("both") => Direction::Both,
+        Some("upstream") => Direction::Upstream,
+        Some("downstream") => Direction::Downstream,
+        Some(other) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("direction `{other}`: expected upstream, downstream or both"),
+            ))
+        }
+    };
+    let rows = s.store.list_streams(tenant.as_str(), "job").await?;
+    let mut jobs: Vec<(String, JobState)> = Vec::with_capacity(rows.len());
+    for r in rows {
+        let name = r
+            .stream
+            .strip_prefix("job.")
+            .unwrap_or(&r.stream)
+            .to_owned();
+        let state: JobState = match r.snapshot {
+            Some(v) => serde_json::from_value(v).map_err(|e| {
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("job snapshot of `{name}`: {e}"),
+                )
+            })?,
+            None => continue,
+        };
+        jobs.push((name, state));
+    }
+    let graph = Graph::of(jobs.iter().map(|(n, s)| (n.as_str(), s)));
+    match q.node {
+        None => Ok(Json(graph)),
+        Some(node) => graph.around(&node, direction).map(Json).ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no job of tenant `{tenant}` reads or writes `{node}`"),
+            )
+        }),
+    }
+}
