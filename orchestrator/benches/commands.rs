@@ -138,6 +138,7 @@ async fn main() {
     let args = ServeArgs {
         http_addr: format!("127.0.0.1:{port}").parse().expect("addr"),
         workflows: weir::cli::wiring::EngineArgs::disabled(),
+        accept_internal_commands: false,
     };
     let shutdown = CancellationToken::new();
     let server = tokio::spawn({

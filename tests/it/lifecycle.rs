@@ -689,3 +689,50 @@ async fn tenants_are_isolated() {
         .await;
     assert_eq!(job["phase"], "idle");
 }
+
+/// By default a client cannot send what only Weir's own services send: a
+/// forged `job.compile_succeeded` or `job.mark_running` is refused as
+/// `forbidden`, whatever the job's state; user commands still work.
+#[tokio::test]
+async fn internal_command_kinds_are_refused_from_clients() {
+    let iso = Isolation::new();
+    let _serve = Serve::start_with(
+        &iso,
+        ServeOpts {
+            env: vec![
+                ("WEIR_RUNTIME".into(), "none".into()),
+                ("WEIR_ACCEPT_INTERNAL_COMMANDS".into(), "false".into()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await;
+    let nc = nats(NATS_URL).await;
+    accepted(
+        &send(
+            &nc,
+            &iso,
+            "acme",
+            "job.create",
+            "j",
+            json!({"spec": spec()}),
+        )
+        .await,
+    );
+    accepted(&send(&nc, &iso, "acme", "job.compile", "j", json!({})).await);
+    for (kind, payload) in [
+        (
+            "job.compile_succeeded",
+            json!({"version": 1, "plan_digest": "forged", "state_fingerprint": "forged"}),
+        ),
+        ("job.mark_running", json!({"generation": 1})),
+        (
+            "job.record_runtime",
+            json!({"generation": 0, "incident": {"what": "placed", "worker": "w", "epoch": 1}}),
+        ),
+    ] {
+        let o = send(&nc, &iso, "acme", kind, "j", payload).await;
+        assert_eq!(code(&o), Some(RejectionCode::Forbidden), "{kind}: {o:?}");
+        assert!(o.rejection.unwrap().message.contains("Weir's own services"));
+    }
+}

@@ -20,6 +20,13 @@ pub struct ServeArgs {
     pub http_addr: SocketAddr,
     #[command(flatten)]
     pub workflows: EngineArgs,
+    /// Accept internal command kinds (`job.mark_*`, `job.compile_*`,
+    /// `job.record_*`, workflow step reports) from NATS clients. Off: only
+    /// Weir's own services send them, and a client cannot forge a compile
+    /// result or a deployment's state. On only for driving the lifecycle by
+    /// hand without workflows (`--runtime none`).
+    #[arg(long, env = "WEIR_ACCEPT_INTERNAL_COMMANDS")]
+    pub accept_internal_commands: bool,
 }
 
 /// Runs `weir serve` until SIGINT or SIGTERM.
@@ -49,6 +56,7 @@ pub async fn serve(
         handler: CommandHandler::new(store.clone()),
         committed: committed.clone(),
         fault: Fault::from_env(),
+        accept_internal: args.accept_internal_commands,
     };
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(intake.run(shutdown.clone()));

@@ -75,6 +75,18 @@ impl Command {
         kinds
     }
 
+    /// Whether only Weir's own services send this command (see
+    /// [`JobCommand::is_internal`]; the workflow engine's step reports).
+    pub fn is_internal(&self) -> bool {
+        match self {
+            Command::Job(c) => c.is_internal(),
+            Command::Workflow(c) => {
+                !matches!(c, WorkflowCommand::Resume(_) | WorkflowCommand::Abort(_))
+            }
+            Command::Module(_) => false,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Command::Job(c) => c.kind(),
@@ -259,6 +271,23 @@ pub fn parse_on_subject(
         });
     }
     Ok(c)
+}
+
+/// Refuses a command only Weir's own services send, arriving from a client.
+pub fn refuse_internal(c: ParsedCommand) -> Result<ParsedCommand, Unparsed> {
+    if !c.command.is_internal() {
+        return Ok(c);
+    }
+    Err(Unparsed {
+        id: Some(c.id),
+        rejection: Rejection::new(
+            RejectionCode::Forbidden,
+            format!(
+                "`{}` is sent only by Weir's own services, not accepted from clients",
+                c.command.kind()
+            ),
+        ),
+    })
 }
 
 /// The `id` of a message that is otherwise refused, if it is JSON with one.

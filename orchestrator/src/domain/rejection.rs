@@ -22,6 +22,8 @@ pub enum RejectionCode {
     TenantMismatch,
     /// The subject's command kind differs from the envelope's.
     KindMismatch,
+    /// The sender may not send this command (an internal kind from a client).
+    Forbidden,
     /// The target does not exist.
     NotFound,
     /// The target already exists.

@@ -18,7 +18,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::envelope::{parse_message, parse_on_subject};
+use crate::domain::envelope::{parse_message, parse_on_subject, refuse_internal};
 use crate::domain::{BackoffPolicy, Outcome, Rejection, RejectionCode};
 use crate::lifecycle::{CommandHandler, Incoming};
 use crate::store::EventStore;
@@ -85,6 +85,10 @@ pub struct Intake<S> {
     /// Woken after every commit so the outbox relay publishes at once.
     pub committed: Arc<Notify>,
     pub fault: Fault,
+    /// Accept internal command kinds (`job.mark_*`, `job.compile_*`,
+    /// `job.record_*`, workflow step reports) from clients: only for
+    /// setups that drive the lifecycle by hand without workflows.
+    pub accept_internal: bool,
 }
 
 impl<S: EventStore> Intake<S> {
@@ -193,7 +197,14 @@ impl<S: EventStore> Intake<S> {
                 .subjects
                 .kind_of_command(m.subject.as_str())
                 .unwrap_or("");
-            incoming.push(match parse_on_subject(&tenant, kind, &m.payload) {
+            let parsed = parse_on_subject(&tenant, kind, &m.payload).and_then(|c| {
+                if self.accept_internal {
+                    Ok(c)
+                } else {
+                    refuse_internal(c)
+                }
+            });
+            incoming.push(match parsed {
                 Ok(c) => Incoming::Parsed(c),
                 Err(error) => Incoming::Unparsed { tenant, error },
             });

@@ -224,6 +224,23 @@ impl JobCommand {
         }
     }
 
+    /// Whether only Weir's own services send this kind (workflows, the
+    /// runtime's reports, the reconciler, the tuner): a client that sent
+    /// one could forge a compile result or a deployment's state.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            JobCommand::CompileSucceeded(_)
+                | JobCommand::CompileFailed(_)
+                | JobCommand::MarkRunning(_)
+                | JobCommand::MarkStable(_)
+                | JobCommand::MarkStopped(_)
+                | JobCommand::MarkFailed(_)
+                | JobCommand::RecordRuntime(_)
+                | JobCommand::RecordAutotune(_)
+        )
+    }
+
     /// Every job command kind, in lifecycle order.
     pub const KINDS: [&'static str; 18] = [
         "job.create",
