@@ -97,7 +97,7 @@ mod tests {
     use std::collections::BTreeSet;
     use std::path::{Path, PathBuf};
 
-    use super::ALL;
+    use super::*;
 
     fn crate_dir() -> &'static Path {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -179,5 +179,44 @@ mod tests {
             literal.is_empty(),
             "use a constant from telemetry::names: {literal:#?}"
         );
+    }
+
+    /// The shipped Grafana dashboard queries only metrics the code
+    /// registers, and has the panels an operator expects.
+    #[test]
+    fn the_grafana_dashboard_queries_registered_metrics() {
+        let path = crate_dir().join("../docs/grafana/weir.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let dash: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+        let registered: BTreeSet<&str> = ALL.iter().copied().collect();
+        let mut used = BTreeSet::new();
+        let panels = dash["panels"].as_array().cloned().unwrap_or_default();
+        for p in &panels {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let expr = t["expr"].as_str().unwrap_or_default();
+                for (at, _) in expr.match_indices("weir_") {
+                    let name: String = expr[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect();
+                    assert!(registered.contains(name.as_str()), "{name} in {expr}");
+                    used.insert(name);
+                }
+            }
+        }
+        for needed in [
+            TASK_RECORDS_IN,
+            TASK_LAG,
+            TASK_BUSY_SECONDS,
+            CHECKPOINT_SECONDS,
+            CHECKPOINT_BYTES,
+            TASK_RESTARTS,
+            TASK_DEAD_LETTERED,
+            COMMANDS,
+            COMMAND_BATCH_SECONDS,
+            TASK_OPERATOR_SECONDS,
+        ] {
+            assert!(used.contains(needed), "no panel shows {needed}");
+        }
     }
 }
