@@ -62,7 +62,12 @@ async fn wait_nothing_runs(serve: &Serve, pool: &sqlx::PgPool, job: &str) {
 async fn a_failed_job_s_running_deployment_is_stopped() {
     let _turn = TURN.lock().await;
     let iso = Isolation::new();
-    let serve = Serve::start_with(&iso, serve_opts(&[])).await;
+    // The test sends the workflow's report itself.
+    let serve = Serve::start_with(
+        &iso,
+        serve_opts(&[("WEIR_ACCEPT_INTERNAL_COMMANDS", "true")]),
+    )
+    .await;
     let (input, output, _) = topics_with_input(&iso, "rf").await;
     deploy(&serve, "rf", &input, &output, 250).await;
     // The reconciler records where the deployment runs.
@@ -122,7 +127,14 @@ async fn a_deleted_job_does_not_run_again_after_a_restart() {
     serve.kill().await;
 
     // The control plane alone: the commands apply, nothing stops the placement.
-    let mut control = Serve::start_with(&iso, serve_opts(&[("WEIR_RUNTIME", "none")])).await;
+    let mut control = Serve::start_with(
+        &iso,
+        serve_opts(&[
+            ("WEIR_RUNTIME", "none"),
+            ("WEIR_ACCEPT_INTERNAL_COMMANDS", "true"),
+        ]),
+    )
+    .await;
     let nc = nats(NATS_URL).await;
     for (kind, payload) in [
         (
