@@ -100,6 +100,11 @@ pub struct ClusterArgs {
     /// Deployments this worker accepts.
     #[arg(long, env = "WEIR_WORKER_CAPACITY", default_value_t = 64)]
     pub worker_capacity: u32,
+    /// Let jobs' HTTP sinks post to loopback, private and link-local
+    /// addresses (Weir's own API, the machine's services, cloud metadata).
+    /// Off: only public addresses.
+    #[arg(long, env = "WEIR_HTTP_SINK_ALLOW_PRIVATE")]
+    pub http_sink_allow_private: bool,
     /// Crashes a task may have within `--task-restart-window` before it is
     /// marked failed (and its job with it).
     #[arg(long, env = "WEIR_TASK_RESTART_BUDGET", default_value_t = 10)]
@@ -131,6 +136,7 @@ impl Default for ClusterArgs {
             worker_id: None,
             worker_ttl: Dur::from_secs(10),
             worker_capacity: 64,
+            http_sink_allow_private: false,
             task_restart_budget: 10,
             shutdown_grace: Dur::from_secs(20),
             task_restart_window: Dur::from_secs(300),
@@ -258,6 +264,7 @@ fn embedded_runtime(
                 window: cluster.task_restart_window.get(),
                 ..Default::default()
             },
+            http_sink_allow_private: cluster.http_sink_allow_private,
             ..Default::default()
         },
         store.pool().clone(),

@@ -39,6 +39,9 @@ pub struct RuntimeConfig {
     /// request before it resends the batch (the idempotent producer makes
     /// the resend harmless).
     pub producer_request_timeout: Duration,
+    /// Let HTTP sinks post to loopback, private and link-local addresses
+    /// (off: only public ones; see `sinks::egress`).
+    pub http_sink_allow_private: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -51,6 +54,7 @@ impl Default for RuntimeConfig {
             subject_prefix: "weir".into(),
             metrics_interval: Duration::from_secs(2),
             producer_request_timeout: Duration::from_secs(60),
+            http_sink_allow_private: false,
         }
     }
 }
@@ -84,6 +88,7 @@ impl EmbeddedRuntime {
         resolver: Arc<dyn ModuleResolver>,
         nats: Option<async_nats::Client>,
     ) -> Self {
+        let http = super::sinks::egress::client(cfg.http_sink_allow_private);
         Self {
             inner: Arc::new(Inner {
                 cfg,
@@ -91,7 +96,7 @@ impl EmbeddedRuntime {
                 pool,
                 resolver,
                 nats,
-                http: reqwest::Client::new(),
+                http,
                 deployments: Mutex::new(HashMap::new()),
                 lifecycle: tokio::sync::Mutex::new(()),
                 epoch: Instant::now(),
@@ -201,6 +206,7 @@ impl EmbeddedRuntime {
             transactional: self.inner.cfg.transactional,
             producer_request_timeout: self.inner.cfg.producer_request_timeout,
             subject_prefix: self.inner.cfg.subject_prefix.clone(),
+            http_sink_allow_private: self.inner.cfg.http_sink_allow_private,
         };
         let deployment = Deployment::launch(Launch {
             key: key.clone(),

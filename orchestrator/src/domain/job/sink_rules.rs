@@ -52,6 +52,23 @@ pub fn table_problem(table: &str) -> Option<String> {
     (!ok).then(|| "must be 1-63 letters, digits and '_'".into())
 }
 
+/// Why `url` may not be an HTTP sink's, if it may not: an `http://` or
+/// `https://` URL with a host. (Which addresses it may reach is the
+/// runtime's to check: `runtime::sinks::egress`.)
+pub fn url_problem(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        None => Some("must start with http:// or https://".into()),
+        Some(r) if r.is_empty() || r.starts_with('/') => Some("has no host".into()),
+        Some(r) if r.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            Some("must not contain spaces or control characters".into())
+        }
+        Some(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +93,14 @@ mod tests {
         }
         assert!(subject_problem("t-1.cmd.victim.job.delete", Some("t-1")).is_some());
         assert_eq!(subject_problem("weir.x", Some("t-1")), None);
+    }
+
+    #[test]
+    fn urls_are_http_with_a_host() {
+        assert_eq!(url_problem("https://hooks.example.com/a"), None);
+        assert!(url_problem("file:///etc/passwd").is_some());
+        assert!(url_problem("http:///x").is_some());
+        assert!(url_problem("http://a b/").is_some());
     }
 
     #[test]

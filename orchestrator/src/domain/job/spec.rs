@@ -492,7 +492,12 @@ impl JobSpec {
                         out.push(Problem::new(format!("sinks[{i}].subject"), p));
                     }
                 }
-                SinkSpec::Kafka { .. } | SinkSpec::Http { .. } => {}
+                SinkSpec::Http { url, .. } => {
+                    if let Some(p) = super::sink_rules::url_problem(url) {
+                        out.push(Problem::new(format!("sinks[{i}].url"), p));
+                    }
+                }
+                SinkSpec::Kafka { .. } => {}
             }
         }
         out

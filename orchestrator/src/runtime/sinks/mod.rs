@@ -8,6 +8,7 @@
 //! | NATS | at-least-once |
 //! | HTTP | at-least-once, retried with backoff |
 
+pub mod egress;
 mod http;
 mod kafka;
 mod nats;

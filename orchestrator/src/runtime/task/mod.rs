@@ -120,6 +120,8 @@ pub struct TaskEnv {
     pub producer_request_timeout: std::time::Duration,
     /// Weir's own NATS subject prefix, which no sink may publish under.
     pub subject_prefix: String,
+    /// HTTP sinks may post to non-public addresses.
+    pub http_sink_allow_private: bool,
 }
 
 /// Per-partition progress.

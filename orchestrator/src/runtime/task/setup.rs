@@ -23,6 +23,7 @@ use crate::runtime::kafka::{self, KafkaOpError, TrackedProducer};
 use crate::runtime::metrics::TaskMetrics;
 use crate::runtime::operators::{side_tag, SIDE_LATE, SIDE_TIMED_OUT};
 use crate::runtime::record::OutputId;
+use crate::runtime::sinks::egress;
 use crate::runtime::sinks::{HttpSink, KafkaSink, NatsSink, PgSink, Sink};
 use crate::runtime::state::PartitionState;
 use crate::runtime::topology::TopicPartition;
@@ -188,6 +189,9 @@ impl Task {
                     Sink::Nats(NatsSink::new(client, subject.clone()))
                 }
                 SinkSpec::Http { url, max_attempts } => {
+                    if let Some(p) = egress::url_problem(url, env.http_sink_allow_private) {
+                        return Err(TaskError::Setup(format!("http sink `{url}`: {p}")));
+                    }
                     Sink::Http(HttpSink::new(env.http.clone(), url.clone(), *max_attempts))
                 }
             });
