@@ -46,10 +46,7 @@ pub async fn run(g: &Globals, args: &LineageArgs) -> Result<(), CliError> {
         return output::json(&graph);
     }
     for e in &graph.edges {
-        let phase = serde_json::to_value(e.phase)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let phase = e.phase.name();
         let role = if e.role == "output" {
             String::new()
         } else {

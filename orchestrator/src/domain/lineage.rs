@@ -206,10 +206,7 @@ impl Graph {
         }
         let mut by_pair: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
         for e in &self.edges {
-            let phase = serde_json::to_value(e.phase)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let phase = e.phase.name();
             let role = if e.role == "output" {
                 String::new()
             } else {

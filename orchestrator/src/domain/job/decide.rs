@@ -109,13 +109,6 @@ fn reject(code: RejectionCode, msg: impl Into<String>) -> Rejection {
     Rejection::new(code, msg)
 }
 
-fn phase_name(p: Phase) -> String {
-    serde_json::to_value(p)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{p:?}"))
-}
-
 /// Decides what a command means for a job in `state`.
 pub fn decide(
     state: &JobState,
@@ -145,13 +138,28 @@ pub fn decide(
                 format!(
                     "{kind} is not allowed while job `{}` is {}; allowed: {}",
                     ctx.job,
-                    phase_name(phase),
+                    phase.name(),
                     allowed_in(phase).join(", ")
                 ),
             ),
         });
     }
 
+    // Records of the data plane and the tuner may be about an older
+    // generation, never a newer one.
+    let handed_out = |generation: u64| {
+        if generation <= state.generation {
+            Ok(())
+        } else {
+            Err(reject(
+                RejectionCode::Conflict,
+                format!(
+                    "generation {generation} was never handed out; job `{}` is at generation {}",
+                    ctx.job, state.generation
+                ),
+            ))
+        }
+    };
     let gen_check = |generation: u64| {
         if generation == state.generation {
             Ok(())
@@ -279,15 +287,7 @@ pub fn decide(
             }]
         }
         JobCommand::RecordRuntime(r) => {
-            if r.generation > state.generation {
-                return Err(reject(
-                    RejectionCode::Conflict,
-                    format!(
-                        "generation {} was never handed out; job `{}` is at generation {}",
-                        r.generation, ctx.job, state.generation
-                    ),
-                ));
-            }
+            handed_out(r.generation)?;
             vec![JobEvent::RuntimeObserved {
                 generation: r.generation,
                 incident: r.incident.clone(),
@@ -295,15 +295,7 @@ pub fn decide(
             }]
         }
         JobCommand::RecordAutotune(r) => {
-            if r.generation > state.generation {
-                return Err(reject(
-                    RejectionCode::Conflict,
-                    format!(
-                        "generation {} was never handed out; job `{}` is at generation {}",
-                        r.generation, ctx.job, state.generation
-                    ),
-                ));
-            }
+            handed_out(r.generation)?;
             vec![JobEvent::AutotuneDecided {
                 generation: r.generation,
                 decision: r.decision.clone(),

@@ -27,6 +27,22 @@ pub enum Phase {
     Deleted,
 }
 
+impl Phase {
+    /// The phase as it is written in events, the API and the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Absent => "absent",
+            Phase::Idle => "idle",
+            Phase::Deploying => "deploying",
+            Phase::Running => "running",
+            Phase::Stopping => "stopping",
+            Phase::Stopped => "stopped",
+            Phase::Failed => "failed",
+            Phase::Deleted => "deleted",
+        }
+    }
+}
+
 /// A version's compile status.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]

@@ -352,3 +352,10 @@ fn the_autotune_mode_can_be_set_without_a_new_version() {
     assert_eq!(s.autotune_mode, Some(Mode::Recommend));
     assert_eq!(s.phase, Phase::Running);
 }
+
+#[test]
+fn a_phase_s_name_is_its_wire_name() {
+    for p in PHASES {
+        assert_eq!(serde_json::to_value(p).unwrap(), json!(p.name()));
+    }
+}
