@@ -284,10 +284,9 @@ async fn untuned_and_stopped_jobs_get_no_decisions() {
 /// across the rescales, and every rescale in the history with its reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overloaded_job_is_scaled_up_then_down_and_loses_nothing() {
-    use crate::support::bin::weir_in;
     use crate::support::kafka::{brokers, create_topic, produce, producer, read_all, unique_topic};
     use crate::support::serve::{Serve, ServeOpts};
-    use crate::support::{guests, nats, send, Isolation};
+    use crate::support::{nats, send, Isolation};
 
     let _turn = crate::support::runtime::heavy_turn().await;
     const RECORDS: usize = 24_000;
@@ -308,19 +307,7 @@ async fn an_overloaded_job_is_scaled_up_then_down_and_loses_nothing() {
     let (input, output) = (unique_topic("tune-in"), unique_topic("tune-out"));
     create_topic(&brokers(), &input, PARTITIONS as i32).await;
     create_topic(&brokers(), &output, 2).await;
-    let wasm = std::env::temp_dir().join(format!("{}-busy.wasm", iso.prefix));
-    std::fs::write(&wasm, guests::guest("busy_map")).unwrap();
-    let up = weir_in(&iso)
-        .args(["-t", "acme", "udf", "upload", "busy"])
-        .arg(&wasm)
-        .args(["--version", "1.0.0"])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    crate::support::upload_udf(&iso, "busy_map", "busy");
 
     let nc = nats(NATS_URL).await;
     let spec = json!({
@@ -439,21 +426,7 @@ async fn an_overloaded_job_is_scaled_up_then_down_and_loses_nothing() {
     assert!(down < up);
 
     // What an operator sees: the CLI's summary, the explanation, the history.
-    let cli = |args: &[&str]| {
-        let out = weir_in(&iso)
-            .args(["-t", "acme"])
-            .args(args)
-            .env("WEIR_API_URL", format!("http://{}", serve.http))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let shown = cli(&["job", "autotune", "tuned"]);
+    let shown = serve.cli(&["job", "autotune", "tuned"]);
     assert!(shown.contains("policy: mode apply"), "{shown}");
     assert!(
         shown.contains(&format!("scale_up: rescale 1 -> {up}")),
@@ -463,13 +436,13 @@ async fn an_overloaded_job_is_scaled_up_then_down_and_loses_nothing() {
         shown.contains("recommended memory_mb for `busy`"),
         "{shown}"
     );
-    let explained = cli(&["job", "autotune", "tuned", "--explain"]);
+    let explained = serve.cli(&["job", "autotune", "tuned", "--explain"]);
     assert!(explained.len() > 100, "{explained}");
-    let history = cli(&["job", "history", "tuned"]);
+    let history = serve.cli(&["job", "history", "tuned"]);
     assert!(history.contains("autotune_decided"), "{history}");
     assert!(history.contains(&format!("rescale 1 -> {up}")), "{history}");
     // The mode is set without a new version.
-    cli(&["job", "autotune", "tuned", "--mode", "recommend"]);
+    serve.cli(&["job", "autotune", "tuned", "--mode", "recommend"]);
     let (_, view) = serve.get_json("/v1/tenants/acme/jobs/tuned/autotune").await;
     assert_eq!(view["mode_override"], "recommend", "{view}");
     assert_eq!(view["policy"]["mode"], "recommend", "{view}");

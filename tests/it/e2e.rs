@@ -8,10 +8,9 @@ use std::time::Duration;
 use serde_json::json;
 use weir::runtime::sinks::{Guarantee, SinkGuarantee};
 
-use crate::support::bin::weir_in;
 use crate::support::kafka::{brokers, create_topic, produce, read_all, unique_topic};
 use crate::support::serve::{Serve, ServeOpts};
-use crate::support::{eventually, guests, nats, send, Isolation, NATS_URL};
+use crate::support::{eventually, nats, send, Isolation, NATS_URL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployed_job_runs_records_through_a_wasm_udf() {
@@ -29,19 +28,7 @@ async fn a_deployed_job_runs_records_through_a_wasm_udf() {
     create_topic(&brokers(), &output, 2).await;
 
     // Upload through the CLI, as a user would.
-    let wasm = std::env::temp_dir().join(format!("{}.wasm", iso.prefix));
-    std::fs::write(&wasm, guests::guest("uppercase")).unwrap();
-    let up = weir_in(&iso)
-        .args(["-t", "acme", "udf", "upload", "upper"])
-        .arg(&wasm)
-        .args(["--version", "1.0.0"])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    crate::support::upload_udf(&iso, "uppercase", "upper");
 
     let nc = nats(NATS_URL).await;
     let spec = json!({

@@ -4,7 +4,6 @@
 
 use serde_json::{json, Value};
 
-use crate::support::bin::weir_in;
 use crate::support::serve::Serve;
 use crate::support::{nats, send, Isolation, NATS_URL};
 
@@ -89,21 +88,7 @@ async fn chained_jobs_make_a_graph_that_follows_deletes_and_renders() {
     assert_eq!(other["edges"], json!([]));
 
     // The CLI's DOT renders with Graphviz.
-    let cli = |args: &[&str]| {
-        let out = weir_in(&iso)
-            .args(["-t", "acme"])
-            .args(args)
-            .env("WEIR_API_URL", format!("http://{}", serve.http))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let dot = cli(&["lineage", "--dot"]);
+    let dot = serve.cli(&["lineage", "--dot"]);
     let file = std::env::temp_dir().join(format!("{}-lineage.dot", iso.prefix));
     std::fs::write(&file, &dot).unwrap();
     let rendered = std::process::Command::new("dot")
@@ -117,7 +102,7 @@ async fn chained_jobs_make_a_graph_that_follows_deletes_and_renders() {
         svg.contains("<svg") && svg.contains("score v1 idle"),
         "{svg}"
     );
-    let text = cli(&["lineage", "--node", "topic:scored", "--upstream"]);
+    let text = serve.cli(&["lineage", "--node", "topic:scored", "--upstream"]);
     assert!(
         text.contains("topic:orders -> topic:clean  by clean v1 (idle)"),
         "{text}"
@@ -145,7 +130,7 @@ async fn chained_jobs_make_a_graph_that_follows_deletes_and_renders() {
     )
     .await;
     assert!(o.is_accepted(), "{o:?}");
-    let diff = cli(&["job", "diff", "clean", "1", "2"]);
+    let diff = serve.cli(&["job", "diff", "clean", "1", "2"]);
     assert!(diff.contains("parallelism: 1 -> 4"), "{diff}");
     assert!(
         diff.contains("autotune.mode: (absent) -> \"recommend\""),

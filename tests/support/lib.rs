@@ -178,3 +178,21 @@ pub async fn tenant_table(pool: &sqlx::PgPool, tenant: &str, name: &str, columns
     .unwrap();
     qualified
 }
+
+/// Uploads example `example` as `name@1.0.0` in tenant `acme` through the
+/// CLI, as a user would.
+pub fn upload_udf(iso: &Isolation, example: &str, name: &str) {
+    let wasm = std::env::temp_dir().join(format!("{}-{example}.wasm", iso.prefix));
+    std::fs::write(&wasm, guests::guest(example)).unwrap();
+    let up = bin::weir_in(iso)
+        .args(["-t", "acme", "udf", "upload", name])
+        .arg(&wasm)
+        .args(["--version", "1.0.0"])
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+}

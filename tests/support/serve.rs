@@ -78,6 +78,23 @@ impl Serve {
         serve
     }
 
+    /// Runs `weir -t acme ARGS` against this serve, as a user would, and
+    /// returns what it printed (the command must succeed).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = super::bin::weir_in(&self.iso)
+            .args(["-t", "acme"])
+            .args(args)
+            .env("WEIR_API_URL", format!("http://{}", self.http))
+            .output()
+            .expect("run weir");
+        assert!(
+            out.status.success(),
+            "weir {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
     }

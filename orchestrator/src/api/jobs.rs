@@ -76,6 +76,15 @@ pub async fn list(
     Path(tenant): Path<String>,
 ) -> Result<Json<Vec<JobView>>, ApiError> {
     let (tenant, _) = parse(&tenant, None)?;
+    let jobs = all(&s, &tenant).await?;
+    Ok(Json(jobs.into_iter().map(|(v, _)| v).collect()))
+}
+
+/// Every job of `tenant`, as listed and as folded.
+pub(super) async fn all(
+    s: &ApiState,
+    tenant: &Tenant,
+) -> Result<Vec<(JobView, JobState)>, ApiError> {
     let rows = s.store.list_streams(tenant.as_str(), "job").await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
@@ -84,9 +93,15 @@ pub async fn list(
             .strip_prefix("job.")
             .unwrap_or(&r.stream)
             .to_owned();
-        out.push(view(tenant.as_str(), &name, r.version, r.snapshot, r.updated_at)?.0);
+        out.push(view(
+            tenant.as_str(),
+            &name,
+            r.version,
+            r.snapshot,
+            r.updated_at,
+        )?);
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 pub async fn show(
@@ -148,9 +163,7 @@ pub async fn autotune(
         .as_ref()
         .map(|d| d.version)
         .or(state.latest_version());
-    let policy = version
-        .and_then(|v| state.version(v))
-        .and_then(|v| crate::autotune::store::effective_policy(&state, &v.spec));
+    let policy = version.and_then(|v| state.autotune_policy(v));
     let tuner = crate::autotune::TunerStore::new(s.store.pool().clone());
     let last = tuner
         .load(tenant.as_str(), name.as_str())

@@ -7,10 +7,8 @@ use axum::Json;
 
 use super::types::LineageQuery;
 use super::{ApiError, ApiState};
-use crate::domain::job::JobState;
 use crate::domain::lineage::{Direction, Graph};
 use crate::domain::Tenant;
-use crate::store::EventStore;
 
 pub async fn graph(
     State(s): State<ApiState>,
@@ -30,26 +28,8 @@ pub async fn graph(
             ))
         }
     };
-    let rows = s.store.list_streams(tenant.as_str(), "job").await?;
-    let mut jobs: Vec<(String, JobState)> = Vec::with_capacity(rows.len());
-    for r in rows {
-        let name = r
-            .stream
-            .strip_prefix("job.")
-            .unwrap_or(&r.stream)
-            .to_owned();
-        let state: JobState = match r.snapshot {
-            Some(v) => serde_json::from_value(v).map_err(|e| {
-                ApiError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("job snapshot of `{name}`: {e}"),
-                )
-            })?,
-            None => continue,
-        };
-        jobs.push((name, state));
-    }
-    let graph = Graph::of(jobs.iter().map(|(n, s)| (n.as_str(), s)));
+    let jobs = super::jobs::all(&s, &tenant).await?;
+    let graph = Graph::of(jobs.iter().map(|(v, s)| (v.name.as_str(), s)));
     match q.node {
         None => Ok(Json(graph)),
         Some(node) => graph.around(&node, direction).map(Json).ok_or_else(|| {

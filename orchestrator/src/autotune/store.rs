@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 
-use crate::domain::autotune::{AutotunePolicy, Decision, Mode, Sample, TunerState};
+use crate::domain::autotune::{Decision, Mode, Sample, TunerState};
 use crate::domain::job::JobState;
 use crate::store::StoreError;
 
@@ -54,31 +54,6 @@ pub struct TunableJob {
 #[derive(Debug, Clone)]
 pub struct TunerStore {
     pool: PgPool,
-}
-
-/// The policy of the version `state` runs, if it runs one.
-pub fn running_policy(state: &JobState) -> Option<AutotunePolicy> {
-    use crate::domain::job::state::Phase;
-    if state.phase != Phase::Running {
-        return None;
-    }
-    let d = state.deployment.as_ref()?;
-    let spec = &state.version(d.version)?.spec;
-    effective_policy(state, spec)
-}
-
-/// The policy a spec states, with the job's `job.set_autotune` mode over it.
-pub fn effective_policy(state: &JobState, spec: &Value) -> Option<AutotunePolicy> {
-    let mut policy: AutotunePolicy = match spec.get("autotune") {
-        None | Some(Value::Null) => AutotunePolicy::default(),
-        // Specs were validated when submitted; one that no longer reads is
-        // treated as off rather than tuned on a guess.
-        Some(p) => serde_json::from_value(p.clone()).ok()?,
-    };
-    if let Some(mode) = state.autotune_mode {
-        policy.mode = mode;
-    }
-    Some(policy)
 }
 
 impl TunerStore {
@@ -229,7 +204,7 @@ impl TunerStore {
             else {
                 continue;
             };
-            let Some(policy) = running_policy(&state) else {
+            let Some(policy) = state.running_autotune_policy() else {
                 continue;
             };
             if policy.mode == Mode::Off {

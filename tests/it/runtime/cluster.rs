@@ -16,7 +16,7 @@ use crate::support::bin::{daemon, weir_in};
 use crate::support::kafka::{self, brokers, create_topic, unique_topic};
 use crate::support::runtime::{assert_exactly_once, user_records};
 use crate::support::serve::{Serve, ServeOpts};
-use crate::support::{eventually, guests, nats, send, Isolation, DATABASE_URL, NATS_URL};
+use crate::support::{eventually, nats, send, Isolation, DATABASE_URL, NATS_URL};
 
 /// These tests run whole processes against the shared broker: one at a time.
 pub(super) static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -54,23 +54,6 @@ fn spawn_worker_with_ttl(iso: &Isolation, id: &str, ttl: &str) -> Child {
     daemon(cmd, iso, id).spawn().expect("spawn weir worker")
 }
 
-/// Uploads the uppercase UDF as `upper@1.0.0` through the CLI.
-pub(super) fn upload_upper(iso: &Isolation) {
-    let wasm = std::env::temp_dir().join(format!("{}.wasm", iso.prefix));
-    std::fs::write(&wasm, guests::guest("uppercase")).unwrap();
-    let up = weir_in(iso)
-        .args(["-t", "acme", "udf", "upload", "upper"])
-        .arg(&wasm)
-        .args(["--version", "1.0.0"])
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-}
-
 /// Creates `<tag>-in` and `<tag>-out` (2 partitions each), uploads the UDF,
 /// and fills the input with `n` records; returns (input, output, n).
 pub(super) async fn topics_with_input(iso: &Isolation, tag: &str) -> (String, String, usize) {
@@ -80,7 +63,7 @@ pub(super) async fn topics_with_input(iso: &Isolation, tag: &str) -> (String, St
     );
     create_topic(&brokers(), &input, 2).await;
     create_topic(&brokers(), &output, 2).await;
-    upload_upper(iso);
+    crate::support::upload_udf(iso, "uppercase", "upper");
     let n = 3_000;
     kafka::produce(
         &kafka::producer(&brokers()),

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::event::{DeployCause, JobEvent};
 use super::incident::RuntimeSeen;
+use crate::domain::autotune::AutotunePolicy;
 
 /// Where the job's runtime is.
 #[derive(
@@ -101,6 +102,29 @@ pub struct JobState {
 }
 
 impl JobState {
+    /// The `autotune:` policy of version `version`, with the job's
+    /// `job.set_autotune` mode over it; `None` if there is no such version
+    /// or its stored spec no longer reads (treated as untuned, not guessed).
+    pub fn autotune_policy(&self, version: u32) -> Option<AutotunePolicy> {
+        let spec = &self.version(version)?.spec;
+        let mut policy: AutotunePolicy = match spec.get("autotune") {
+            None | Some(serde_json::Value::Null) => AutotunePolicy::default(),
+            Some(p) => serde_json::from_value(p.clone()).ok()?,
+        };
+        if let Some(mode) = self.autotune_mode {
+            policy.mode = mode;
+        }
+        Some(policy)
+    }
+
+    /// The policy of the version the job runs, if it is running.
+    pub fn running_autotune_policy(&self) -> Option<AutotunePolicy> {
+        if self.phase != Phase::Running {
+            return None;
+        }
+        self.autotune_policy(self.deployment.as_ref()?.version)
+    }
+
     pub fn latest_version(&self) -> Option<u32> {
         self.versions.last().map(|v| v.version)
     }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::job::{job_state, send};
 use super::{input, Activities, ActivityCtx, ActivityError};
-use crate::autotune::store::{running_policy, Memory, Recorded};
+use crate::autotune::store::{Memory, Recorded};
 use crate::domain::autotune::window::MAX_SAMPLE_AGE;
 use crate::domain::autotune::{decide as decide_fn, DecisionInput, Mode, Outcome};
 use crate::domain::job::command::RecordAutotune;
@@ -68,7 +68,7 @@ pub async fn decide<S: EventStore, C: DeploymentControl>(
     }
 
     let (_, job) = job_state(a.store(), tenant, &i.job).await?;
-    let policy = match running_policy(&job) {
+    let policy = match job.running_autotune_policy() {
         Some(p) if p.mode != Mode::Off => p,
         running => {
             // A job between deployments (a rescale in flight) keeps what was
