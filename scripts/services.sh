@@ -125,6 +125,8 @@ for s in $want; do
     kafka-build) [ -x "$TANSU_BIN" ] || install_tansu; log "tansu: $TANSU_BIN" ;;
     # Not a service: Graphviz, which the lineage test renders DOT with.
     graphviz) command -v dot >/dev/null || apt_install graphviz; log "graphviz: $(command -v dot)" ;;
+    # Not a service: headless Chromium, which the console's browser test drives.
+    chromium) [ -x /usr/bin/chromium ] || apt_install chromium; log "chromium: /usr/bin/chromium" ;;
     *) die "unknown service $s" ;;
   esac
 done

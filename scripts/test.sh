@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-./scripts/services.sh postgres nats kafka graphviz
+./scripts/services.sh postgres nats kafka graphviz chromium
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || echo "[test] warning: could not add wasm32-wasip2" >&2
 
 cargo fmt --all -- --check

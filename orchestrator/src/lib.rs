@@ -17,6 +17,7 @@
 //! - [`registry`]: the WASM module registry: uploads, `name@version` resolution, warm compiled code.
 //! - [`wasm`]: the sandbox: wasmtime engine, limits, instances, the packed batch codec.
 //! - [`api`]: the HTTP query API, health and Prometheus metrics.
+//! - [`console`]: the read-only web console at `/ui` (server-rendered HTML over the API's queries).
 //! - [`client`]: publish a command and wait for its outcome (used by the CLI and tests).
 //! - [`cli`]: the `weir` command line; the only place that wires everything together.
 //! - [`schema`]: JSON Schemas generated from the types.
@@ -39,6 +40,7 @@ pub mod autotune;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod intake;
 pub mod lifecycle;

@@ -13,6 +13,7 @@ mod support;
 mod autotune;
 mod cep;
 mod cli;
+mod console;
 mod e2e;
 mod lifecycle;
 mod lineage;

@@ -50,7 +50,8 @@ fn view(
     ))
 }
 
-async fn load(
+/// One job, as shown and as folded; `404` if the tenant has no such job.
+pub(crate) async fn load(
     s: &ApiState,
     tenant: &Tenant,
     name: &JobName,
@@ -81,7 +82,7 @@ pub async fn list(
 }
 
 /// Every job of `tenant`, as listed and as folded.
-pub(super) async fn all(
+pub(crate) async fn all(
     s: &ApiState,
     tenant: &Tenant,
 ) -> Result<Vec<(JobView, JobState)>, ApiError> {
@@ -129,6 +130,17 @@ pub async fn events(
 ) -> Result<Json<EventPage>, ApiError> {
     let (tenant, name) = parse(&tenant, Some(&name))?;
     let name = name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "job name required".into()))?;
+    Ok(Json(event_page(&s, &tenant, &name, &page).await?))
+}
+
+/// A page of the job stream's events; `404` when the first page is empty
+/// because the job does not exist.
+pub(crate) async fn event_page(
+    s: &ApiState,
+    tenant: &Tenant,
+    name: &JobName,
+    page: &Page,
+) -> Result<EventPage, ApiError> {
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
     let stream = StreamId::new("job", name.as_str());
     let events = s
@@ -143,12 +155,12 @@ pub async fn events(
         )
         .await?;
     if events.is_empty() && page.after == 0 {
-        load(&s, &tenant, &name).await?;
+        load(s, tenant, name).await?;
     }
     let next_after = (events.len() as i64 == limit)
         .then(|| events.last().map(|e| e.position))
         .flatten();
-    Ok(Json(EventPage { events, next_after }))
+    Ok(EventPage { events, next_after })
 }
 
 pub async fn autotune(

@@ -17,6 +17,15 @@ pub async fn graph(
 ) -> Result<Json<Graph>, ApiError> {
     let tenant =
         Tenant::new(&tenant).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(Json(graph_of(&s, &tenant, &q).await?))
+}
+
+/// The tenant's graph, or the part of it `q` asks for.
+pub(crate) async fn graph_of(
+    s: &ApiState,
+    tenant: &Tenant,
+    q: &LineageQuery,
+) -> Result<Graph, ApiError> {
     let direction = match q.direction.as_deref() {
         None | Some("both") => Direction::Both,
         Some("upstream") => Direction::Upstream,
@@ -28,11 +37,11 @@ pub async fn graph(
             ))
         }
     };
-    let jobs = super::jobs::all(&s, &tenant).await?;
+    let jobs = super::jobs::all(s, tenant).await?;
     let graph = Graph::of(jobs.iter().map(|(v, s)| (v.name.as_str(), s)));
-    match q.node {
-        None => Ok(Json(graph)),
-        Some(node) => graph.around(&node, direction).map(Json).ok_or_else(|| {
+    match &q.node {
+        None => Ok(graph),
+        Some(node) => graph.around(node, direction).ok_or_else(|| {
             ApiError(
                 StatusCode::NOT_FOUND,
                 format!("no job of tenant `{tenant}` reads or writes `{node}`"),

@@ -13,13 +13,13 @@
 //! description (`docs/schemas/openapi.json`, [`openapi`]) is generated from it.
 //! The bodies are the types in [`types`], which the `weir` CLI decodes too.
 
-mod jobs;
-mod lineage;
-mod modules;
+pub(crate) mod jobs;
+pub(crate) mod lineage;
+pub(crate) mod modules;
 pub mod openapi;
-mod runtime;
+pub(crate) mod runtime;
 pub mod types;
-mod workflows;
+pub(crate) mod workflows;
 
 use std::sync::Arc;
 
@@ -483,6 +483,18 @@ async fn metrics_text(State(s): State<ApiState>) -> PrometheusText {
 
 /// An API error as JSON: `{"error": "..."}` with a fitting status.
 pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    /// The status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.0
+    }
+
+    /// What went wrong, for people.
+    pub fn message(&self) -> &str {
+        &self.1
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

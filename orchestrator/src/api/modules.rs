@@ -47,12 +47,17 @@ pub async fn list(
     Path(tenant): Path<String>,
 ) -> Result<Json<Vec<ModuleView>>, ApiError> {
     let tenant = Tenant::new(tenant).map_err(bad)?;
+    Ok(Json(all(&s, &tenant).await?))
+}
+
+/// Every module of `tenant`, by name.
+pub(crate) async fn all(s: &ApiState, tenant: &Tenant) -> Result<Vec<ModuleView>, ApiError> {
     let rows = s.store.list_streams(tenant.as_str(), "module").await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         out.push(view(tenant.as_str(), &r.stream, r.snapshot, r.updated_at)?);
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 pub async fn show(

@@ -43,12 +43,17 @@ pub async fn status(
     State(s): State<ApiState>,
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<Json<DeploymentStatus>, ApiError> {
+    Ok(Json(deployment(&s, &tenant, &name).await?))
+}
+
+/// The status of a job's deployment, as the worker running it reports it.
+pub(crate) async fn deployment(
+    s: &ApiState,
+    tenant: &str,
+    name: &str,
+) -> Result<DeploymentStatus, ApiError> {
     let rt = s.runtime.as_ref().ok_or_else(no_runtime)?;
-    Ok(Json(
-        rt.status(&key(&tenant, &name)?)
-            .await
-            .map_err(runtime_error)?,
-    ))
+    rt.status(&key(tenant, name)?).await.map_err(runtime_error)
 }
 
 /// `GET …/jobs/{name}/checkpoints`: completed checkpoints, newest first.
@@ -56,12 +61,19 @@ pub async fn checkpoints(
     State(s): State<ApiState>,
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<Json<Vec<CheckpointInfo>>, ApiError> {
+    Ok(Json(completed(&s, &tenant, &name).await?))
+}
+
+/// A job's completed checkpoints, newest first.
+pub(crate) async fn completed(
+    s: &ApiState,
+    tenant: &str,
+    name: &str,
+) -> Result<Vec<CheckpointInfo>, ApiError> {
     let rt = s.runtime.as_ref().ok_or_else(no_runtime)?;
-    Ok(Json(
-        rt.checkpoints(&key(&tenant, &name)?)
-            .await
-            .map_err(runtime_error)?,
-    ))
+    rt.checkpoints(&key(tenant, name)?)
+        .await
+        .map_err(runtime_error)
 }
 
 /// `POST …/jobs/{name}/checkpoints`: take a checkpoint now.

@@ -47,7 +47,15 @@ pub async fn list(
     Path(t): Path<String>,
     Query(f): Query<RunFilter>,
 ) -> Result<Json<Vec<RunView>>, ApiError> {
-    let t = tenant(&t)?;
+    Ok(Json(runs(&s, &tenant(&t)?, &f).await?))
+}
+
+/// Runs of a tenant that pass `f`, newest first.
+pub(crate) async fn runs(
+    s: &ApiState,
+    t: &Tenant,
+    f: &RunFilter,
+) -> Result<Vec<RunView>, ApiError> {
     let mut out = Vec::new();
     for r in s.store.list_streams(t.as_str(), "run").await? {
         let v = view(&r.stream, r.snapshot)?;
@@ -60,7 +68,7 @@ pub async fn list(
         out.push(v);
     }
     out.sort_by_key(|r| std::cmp::Reverse(r.started_at));
-    Ok(Json(out))
+    Ok(out)
 }
 
 /// One run and its events.
@@ -68,8 +76,12 @@ pub async fn show(
     State(s): State<ApiState>,
     Path((t, id)): Path<(String, String)>,
 ) -> Result<Json<RunDetail>, ApiError> {
-    let t = tenant(&t)?;
-    let stream = StreamId::new("run", &id);
+    Ok(Json(detail(&s, &tenant(&t)?, &id).await?))
+}
+
+/// One run of `t` and its events; `404` if there is no such run.
+pub(crate) async fn detail(s: &ApiState, t: &Tenant, id: &str) -> Result<RunDetail, ApiError> {
+    let stream = StreamId::new("run", id);
     let row = s
         .store
         .stream_summary(t.as_str(), &stream)
@@ -81,8 +93,8 @@ pub async fn show(
             )
         })?;
     let events = s.store.read_stream(t.as_str(), &stream, 0).await?;
-    Ok(Json(RunDetail {
+    Ok(RunDetail {
         run: view(&row.stream, row.snapshot)?,
         events,
-    }))
+    })
 }

@@ -100,12 +100,13 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.http_addr)))?;
-    let app = crate::api::router(crate::api::ApiState {
+    let state = crate::api::ApiState {
         store: store.clone(),
         nats: nats.clone(),
         metrics,
         runtime,
-    });
+    };
+    let app = crate::api::router(state.clone()).merge(crate::console::router(state));
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, app)

@@ -83,6 +83,14 @@ impl PgStore {
             .map(|_| ())
             .map_err(unavailable)
     }
+
+    /// Every tenant that has a stream, by name (the console's front page).
+    pub async fn tenants(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT DISTINCT tenant FROM streams ORDER BY tenant")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+    }
 }
 
 /// A pool whose connections use `schema` as their search path. Lazy: it does
