@@ -69,6 +69,7 @@ impl Bench {
             control: Arc::new(self.sim.clone()),
             modules: Arc::new(StaticModules::new()),
             http: reqwest::Client::new(),
+            notifier: weir::workflow::activities::Notifier::new(true, None, "weir"),
             clock: Arc::new(SystemClock),
             tuner: weir::autotune::TunerStore::new(self.store.pool().clone()),
         };

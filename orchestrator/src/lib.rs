@@ -35,6 +35,7 @@
 //! command's *outcome*, in one transaction. Redelivered commands get their
 //! stored outcome back; nothing is applied twice.
 
+pub mod alerts;
 pub mod api;
 pub mod autotune;
 pub mod cli;

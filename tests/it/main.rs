@@ -10,6 +10,7 @@
 #[path = "../support/lib.rs"]
 mod support;
 
+mod alerts;
 mod autotune;
 mod cep;
 mod cli;

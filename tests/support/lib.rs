@@ -10,6 +10,7 @@ pub mod kafka;
 pub mod proxy;
 pub mod runtime;
 pub mod serve;
+pub mod webhook;
 pub mod workflow;
 
 use std::time::Duration;

@@ -102,6 +102,7 @@ impl Rig {
             control: Arc::new(self.sim.clone()),
             modules: self.modules.clone(),
             http: reqwest::Client::new(),
+            notifier: weir::workflow::activities::Notifier::new(true, None, "weir"),
             clock: self.clock.clone(),
             tuner: weir::autotune::TunerStore::new(self.store.pool().clone()),
         };

@@ -9,7 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 
-fn parse(tenant: &str, name: Option<&str>) -> Result<(Tenant, Option<JobName>), ApiError> {
+pub(crate) fn parse(
+    tenant: &str,
+    name: Option<&str>,
+) -> Result<(Tenant, Option<JobName>), ApiError> {
     let bad = |e: crate::domain::ids::NameError| ApiError(StatusCode::BAD_REQUEST, e.to_string());
     let t = Tenant::new(tenant).map_err(bad)?;
     let n = name.map(JobName::new).transpose().map_err(bad)?;

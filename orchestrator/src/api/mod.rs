@@ -8,11 +8,13 @@
 //! - `GET /v1/tenants/{t}/runs?job=&active=`, `…/runs/{id}`: workflow runs
 //! - `GET /v1/tenants/{t}/modules`, `…/modules/{name}`: UDF modules and their versions
 //! - `GET /v1/tenants/{t}/lineage?node=&direction=`: what the jobs read and write, as a graph
+//! - `GET /v1/tenants/{t}/alerts`, `…/jobs/{name}/alerts`: what fires, and a job's rules
 //!
 //! [`routes`] is the one list of them: the router serves it and the OpenAPI
 //! description (`docs/schemas/openapi.json`, [`openapi`]) is generated from it.
 //! The bodies are the types in [`types`], which the `weir` CLI decodes too.
 
+pub(crate) mod alerts;
 pub(crate) mod jobs;
 pub(crate) mod lineage;
 pub(crate) mod modules;
@@ -241,6 +243,45 @@ pub fn routes() -> Vec<Route> {
                 ],
             },
             jobs::autotune,
+        ),
+        Route::new(
+            Get,
+            "/v1/tenants/{tenant}/jobs/{name}/alerts",
+            Doc {
+                operation_id: "showJobAlerts",
+                tag: "jobs",
+                summary: "A job's alert rules, what fires, and their history",
+                description: "The deployed version's `alerts:` rules, each with where it stands \
+                    (firing or not, since when, why, how often it fired), the names of the alerts \
+                    that fire, and the newest `alert_fired` / `alert_resolved` events, newest first.",
+                params: vec![TENANT, JOB],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The job's alerts."),
+                    BAD_NAME,
+                    Reply::error(StatusCode::NOT_FOUND, "The tenant has no such job."),
+                    BAD_SNAPSHOT,
+                    STORE_DOWN,
+                ],
+            },
+            alerts::job,
+        ),
+        Route::new(
+            Get,
+            "/v1/tenants/{tenant}/alerts",
+            Doc {
+                operation_id: "listFiringAlerts",
+                tag: "jobs",
+                summary: "What fires across the tenant",
+                description: "Every firing alert of the tenant's jobs, the most severe first, then the oldest.",
+                params: vec![TENANT],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The firing alerts; empty if none fires."),
+                    BAD_NAME,
+                    BAD_SNAPSHOT,
+                    STORE_DOWN,
+                ],
+            },
+            alerts::firing,
         ),
         Route::new(
             Get,

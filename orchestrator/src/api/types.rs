@@ -226,3 +226,34 @@ pub struct LineageQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<String>,
 }
+
+/// One alert rule of the deployed version and where it stands.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RuleView {
+    pub rule: crate::domain::alerts::AlertRule,
+    /// Absent until the rule first fires.
+    pub status: Option<crate::domain::job::state::AlertStatus>,
+}
+
+/// What `GET …/jobs/{name}/alerts` answers.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct JobAlerts {
+    /// The deployed version's rules (none if nothing is deployed).
+    pub rules: Vec<RuleView>,
+    /// The names of the alerts that fire (a rule a new version dropped
+    /// fires until the next evaluation resolves it).
+    pub firing: Vec<String>,
+    /// The newest `alert_fired` / `alert_resolved` events, newest first (at most 50).
+    pub history: Vec<crate::store::StoredEvent>,
+}
+
+/// One firing alert, as `GET /v1/tenants/{t}/alerts` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FiringAlert {
+    pub job: String,
+    pub rule: String,
+    pub severity: crate::domain::alerts::Severity,
+    /// Since when its condition held.
+    pub since: chrono::DateTime<chrono::Utc>,
+    pub message: String,
+}

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::store::TunerStore;
@@ -64,14 +65,18 @@ pub async fn run(
                 let Some((tenant, job)) = subject_job(&prefix, msg.subject.as_str()) else {
                     continue;
                 };
-                let sample: Sample = match serde_json::from_slice(&msg.payload) {
-                    Ok(s) => s,
+                // Kept as published: the tuner and the alert rules read
+                // different figures of it.
+                let read = serde_json::from_slice::<serde_json::Value>(&msg.payload)
+                    .and_then(|body| Ok((Sample::deserialize(&body)?, body)));
+                let (sample, body) = match read {
+                    Ok(r) => r,
                     Err(e) => {
                         tracing::warn!(%tenant, %job, error = %e, "a metrics report that does not read was skipped");
                         continue;
                     }
                 };
-                if let Err(e) = store.record(&tenant, &job, &sample).await {
+                if let Err(e) = store.record(&tenant, &job, &sample, &body).await {
                     tracing::warn!(%tenant, %job, error = %e, "cannot keep a metrics report");
                 }
             }

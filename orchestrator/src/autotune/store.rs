@@ -42,6 +42,18 @@ pub struct Recorded {
     pub record: bool,
 }
 
+impl Recorded {
+    /// The parallelism the decision wants: where it rescales or recommends
+    /// to, else the one it kept (when it read one).
+    pub fn wanted_parallelism(&self) -> Option<u32> {
+        match self.decision.outcome {
+            crate::domain::autotune::Outcome::Rescale { to, .. }
+            | crate::domain::autotune::Outcome::Recommend { to, .. } => Some(to),
+            crate::domain::autotune::Outcome::NoChange => self.decision.parallelism,
+        }
+    }
+}
+
 /// A running job whose deployed version has an `autotune:` policy that is not `off`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TunableJob {
@@ -61,9 +73,15 @@ impl TunerStore {
         Self { pool }
     }
 
-    /// Keeps one report. A report seen twice (two replicas) is kept once.
-    pub async fn record(&self, tenant: &str, job: &str, sample: &Sample) -> Result<(), StoreError> {
-        let body = serde_json::to_value(sample).map_err(|e| corrupt("metrics report", e))?;
+    /// Keeps one report as published (`body`; `sample` is what the tuner
+    /// reads of it). A report seen twice (two replicas) is kept once.
+    pub async fn record(
+        &self,
+        tenant: &str,
+        job: &str,
+        sample: &Sample,
+        body: &Value,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO metric_samples (tenant, job, at, generation, sample)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",

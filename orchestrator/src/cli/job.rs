@@ -13,7 +13,8 @@ use super::output::{self, Format};
 use super::publish::send_and_print as send;
 use super::render;
 use crate::api::types::{
-    AutotuneView, CheckpointInfo, DeploymentStatus, EventPage, JobView, Page, RunFilter, RunView,
+    AutotuneView, CheckpointInfo, DeploymentStatus, EventPage, JobAlerts, JobView, Page, RunFilter,
+    RunView,
 };
 use crate::domain::job::JobSpec;
 use crate::store::StoredEvent;
@@ -91,6 +92,8 @@ pub enum JobCmd {
     History { name: String },
     /// What changed between two versions, and whether an upgrade keeps state.
     Diff { name: String, from: u32, to: u32 },
+    /// Show a job's alert rules, which fire, and their recent changes.
+    Alerts { name: String },
     /// Show a job's auto-tuning (policy, last decision, recent decisions),
     /// or set its mode.
     Autotune {
@@ -236,6 +239,7 @@ pub async fn run(g: &Globals, cmd: &JobCmd) -> Result<(), CliError> {
             }
         }
         JobCmd::Diff { name, from, to } => diff(g, name, *from, *to).await,
+        JobCmd::Alerts { name } => alerts(g, name).await,
         JobCmd::Autotune { name, explain, mode } => match mode {
             Some(m) => send(g, "job.set_autotune", name, json!({ "mode": m }), None).await,
             None => autotune(g, name, *explain).await,
@@ -298,6 +302,33 @@ async fn diff(g: &Globals, name: &str, from: u32, to: u32) -> Result<(), CliErro
             "state: unknown until compiled: {}",
             not_compiled.iter().map(|v| format!("v{v}")).collect::<Vec<_>>().join(", ")
         ),
+    }
+    Ok(())
+}
+
+async fn alerts(g: &Globals, name: &str) -> Result<(), CliError> {
+    let view: JobAlerts = Api::new(g).get(&format!("jobs/{name}/alerts")).await?;
+    if g.output == Format::Json {
+        return output::json(&view);
+    }
+    if view.rules.is_empty() {
+        println!("job `{name}` has no alert rules in its deployed version");
+    }
+    for r in &view.rules {
+        println!("{}", render::alert_rule(r));
+    }
+    for gone in view
+        .firing
+        .iter()
+        .filter(|f| !view.rules.iter().any(|r| &r.rule.name == *f))
+    {
+        println!("{gone:<20} FIRING, but no longer a rule of the deployed version (resolves at the next evaluation)");
+    }
+    if !view.history.is_empty() {
+        println!("recent changes, newest first:");
+        for e in &view.history {
+            println!("  {}", render::job_event(e));
+        }
     }
     Ok(())
 }

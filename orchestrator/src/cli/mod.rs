@@ -4,12 +4,13 @@
 //! 3 a service is unreachable, 4 timed out waiting for an outcome,
 //! 5 an unexpected error (e.g. an API answer the CLI cannot read).
 //!
-//! Subcommands (`job`, `workflow`, `udf`, `topic`, `cep`, `serve`, `worker`) each
+//! Subcommands (`job`, `workflow`, `udf`, `topic`, `cep`, `alerts`, `lineage`, `serve`, `worker`) each
 //! have a file and depend only on the shared pieces, never on each other:
 //! `globals` (shared flags), `duration` (duration flags), `http` (the query
 //! API), `publish` (command verbs over NATS), `render` and `output`
 //! (printing), [`wiring`] (the processes' assembly) and `error` (exit codes).
 
+mod alerts;
 mod autotune;
 mod cep;
 mod duration;
@@ -62,6 +63,8 @@ pub enum Top {
     /// Upload, list, show and locally run WASM UDF modules.
     #[command(subcommand)]
     Udf(udf::UdfCmd),
+    /// What fires across the tenant's jobs (their `alerts:` rules).
+    Alerts,
     /// What the tenant's jobs read and write: topics, tables, subjects, URLs.
     Lineage(lineage::LineageArgs),
     /// Publish any command envelope (for automation and platform components).
@@ -92,6 +95,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Top::Udf(cmd) => udf::run(g, cmd).await,
         Top::Command(raw) => job::run_raw(g, raw).await,
         Top::Lineage(args) => lineage::run(g, args).await,
+        Top::Alerts => alerts::run(g).await,
         Top::Topic(cmd) => topic::run(g, cmd).await,
         Top::Cep(cmd) => cep::run(cmd),
         Top::Schema { dir } => {

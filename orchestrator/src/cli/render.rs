@@ -145,25 +145,67 @@ fn payload_without(e: &StoredEvent, keys: &[&str], elide: &[&str]) -> serde_json
 
 /// A job event under `weir job history`: why the job changed state.
 pub fn job_event(e: &StoredEvent) -> String {
-    if e.event_type == "autotune_decided" {
-        return format!(
-            "#{:<6} v{:<3} {:<25} {:<18} by {:<10} {}",
-            e.position,
-            e.stream_version,
-            time(&e.recorded_at),
-            e.event_type,
-            e.actor.as_deref().unwrap_or("-"),
-            autotune_summary(&e.payload["decision"])
-        );
-    }
+    let what = match e.event_type.as_str() {
+        "autotune_decided" => autotune_summary(&e.payload["decision"]),
+        "alert_fired" | "alert_resolved" => format!(
+            "[{}] {}: {}",
+            e.payload["severity"].as_str().unwrap_or("?"),
+            e.payload["rule"].as_str().unwrap_or("?"),
+            e.payload["message"].as_str().unwrap_or("")
+        ),
+        _ => payload_without(e, &[], &["spec"]).to_string(),
+    };
     format!(
-        "#{:<6} v{:<3} {:<25} {:<18} by {:<10} {}",
+        "#{:<6} v{:<3} {:<25} {:<18} by {:<10} {what}",
         e.position,
         e.stream_version,
         time(&e.recorded_at),
         e.event_type,
         e.actor.as_deref().unwrap_or("-"),
-        payload_without(e, &[], &["spec"])
+    )
+}
+
+/// One alert rule under `weir job alerts`: its condition and where it stands.
+pub fn alert_rule(r: &crate::api::types::RuleView) -> String {
+    let rule = &r.rule;
+    let when = serde_json::to_value(&rule.when)
+        .map(|v| match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        })
+        .unwrap_or_default();
+    let state = match &r.status {
+        Some(s) if s.firing => format!("FIRING since {}: {}", time(&s.since), s.message),
+        Some(s) => format!("ok (fired {}×, last resolved {})", s.fired, time(&s.since)),
+        None => "ok (never fired)".to_owned(),
+    };
+    format!(
+        "{:<20} {:<9} {} for {}  {state}",
+        rule.name,
+        severity(rule.severity),
+        when,
+        rule.hold
+    )
+}
+
+/// A severity as written in specs.
+pub fn severity(s: crate::domain::alerts::Severity) -> &'static str {
+    match s {
+        crate::domain::alerts::Severity::Info => "info",
+        crate::domain::alerts::Severity::Warning => "warning",
+        crate::domain::alerts::Severity::Critical => "critical",
+    }
+}
+
+/// One firing alert under `weir alerts`.
+pub fn firing_alert(a: &crate::api::types::FiringAlert) -> String {
+    format!(
+        "{:<9} {:<20} {:<20} since {}  {}",
+        severity(a.severity),
+        a.job,
+        a.rule,
+        time(&a.since),
+        a.message
     )
 }
 

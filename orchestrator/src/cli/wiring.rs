@@ -23,7 +23,7 @@ use crate::runtime::restart::RestartPolicy;
 use crate::runtime::{EmbeddedRuntime, RuntimeConfig};
 use crate::store::postgres::PgStore;
 use crate::wasm::{HostConfig, WasmHost};
-use crate::workflow::activities::Activities;
+use crate::workflow::activities::{Activities, Notifier};
 use crate::workflow::clock::SystemClock;
 use crate::workflow::driver::default_owner;
 #[cfg(feature = "test-util")]
@@ -59,6 +59,15 @@ pub struct EngineArgs {
     /// decision (a run of `autotune.yaml`); `0s` turns the tuner off here.
     #[arg(long, env = "WEIR_AUTOTUNE_EVERY", default_value = "30s", value_parser = super::duration::parse)]
     pub autotune_every: Dur,
+    /// How often the alert rules of every job are judged; `0s` turns alert
+    /// evaluation off in this process.
+    #[arg(long, env = "WEIR_ALERT_EVERY", default_value = "10s", value_parser = super::duration::parse)]
+    pub alert_every: Dur,
+    /// Tasks one worker is sized for: `weir_autotune_workers_needed` is
+    /// every deployed job's wanted tasks divided by this, for an external
+    /// autoscaler of the worker pool.
+    #[arg(long, env = "WEIR_TASKS_PER_WORKER", default_value_t = 8)]
+    pub tasks_per_worker: u32,
     /// Workers (with `embedded`): this process's own, ids, heartbeat TTL.
     #[command(flatten)]
     pub cluster: ServeClusterArgs,
@@ -72,6 +81,8 @@ impl EngineArgs {
             replica_id: None,
             runtime: RuntimeKind::None,
             autotune_every: Dur::from_secs(0),
+            alert_every: Dur::from_secs(0),
+            tasks_per_worker: 8,
             cluster: Default::default(),
         }
     }
@@ -289,6 +300,11 @@ pub async fn spawn_engine(
     }
     let host = Arc::new(host);
     let modules = registry_modules(store.clone(), &nats, conn, host.clone());
+    let notifier = Notifier::new(
+        args.cluster.cluster.http_sink_allow_private,
+        Some(nats.clone()),
+        &conn.subject_prefix,
+    );
     match args.runtime {
         RuntimeKind::None => Ok(None),
         #[cfg(feature = "test-util")]
@@ -296,7 +312,15 @@ pub async fn spawn_engine(
             let control = SimControl::new(store.pool().clone())
                 .await
                 .map_err(|e| CliError::Unreachable(e.to_string()))?;
-            start_engine(store, Arc::new(control), modules, args, tasks, shutdown);
+            start_engine(
+                store,
+                Arc::new(control),
+                modules,
+                notifier,
+                args,
+                tasks,
+                shutdown,
+            );
             Ok(None)
         }
         RuntimeKind::Embedded => {
@@ -329,7 +353,15 @@ pub async fn spawn_engine(
                 Arc::new(SystemClock),
             );
             tasks.spawn(reconciler.run(shutdown.clone()));
-            start_engine(store, control.clone(), modules, args, tasks, shutdown);
+            start_engine(
+                store,
+                control.clone(),
+                modules,
+                notifier,
+                args,
+                tasks,
+                shutdown,
+            );
             Ok(Some(control))
         }
     }
@@ -339,21 +371,41 @@ fn start_engine<C: crate::runtime::control::DeploymentControl>(
     store: Arc<PgStore>,
     control: Arc<C>,
     modules: Arc<RegistryModules<PgStore>>,
+    notifier: Notifier,
     args: &EngineArgs,
     tasks: &mut JoinSet<()>,
     shutdown: CancellationToken,
 ) {
+    let pool = store.pool().clone();
+    let alert_every = args.alert_every.get();
+    if !alert_every.is_zero() {
+        let evaluator = crate::alerts::Evaluator::new(
+            crate::alerts::AlertStore::new(store.pool().clone()),
+            CommandHandler::new(store.clone()),
+            Arc::new(SystemClock),
+        );
+        tasks.spawn(evaluator.run(alert_every, shutdown.clone()));
+    }
     let activities = Activities {
         tuner: crate::autotune::TunerStore::new(store.pool().clone()),
         handler: CommandHandler::new(store),
         control,
         modules,
         http: reqwest::Client::new(),
+        notifier,
         clock: Arc::new(SystemClock),
     };
     let mut cfg = EngineConfig::new(args.replica_id.clone().unwrap_or_else(default_owner));
     let every = args.autotune_every.get();
     cfg.autotune_every = (!every.is_zero()).then_some(every);
+    if !every.is_zero() {
+        tasks.spawn(crate::autotune::capacity::run(
+            pool,
+            args.tasks_per_worker,
+            every,
+            shutdown.clone(),
+        ));
+    }
     let engine = Arc::new(Engine::new(
         activities,
         Catalog::new(Some(args.workflows_dir.clone())),

@@ -15,6 +15,7 @@ use crate::domain::job::diff::{diff as version_diff, StateCompat};
 use crate::domain::job::state::CompileStatus;
 use crate::domain::job::{JobSpec, JobState};
 use crate::domain::{JobName, Tenant};
+use crate::runtime::control::TaskState;
 use crate::runtime::sinks::Guarantee;
 
 /// Events per page of a job's history.
@@ -178,8 +179,11 @@ pub async fn show(
                             tr {
                                 td.num { (task.task) }
                                 td { @match &task.state {
-                                    crate::runtime::control::TaskState::Failed(why) => { (badge("failed")) " " span.error { (why) } }
-                                    other => { (badge(&label(other))) }
+                                    TaskState::Starting => { (badge("starting")) }
+                                    TaskState::Running => { (badge("running")) }
+                                    TaskState::Restarting => { (badge("restarting")) }
+                                    TaskState::Stopped => { (badge("stopped")) }
+                                    TaskState::Failed(why) => { (badge("failed")) " " span.error { (why) } }
                                 } }
                                 td { (task.partitions.iter().map(i32::to_string).collect::<Vec<_>>().join(", ")) }
                                 td.num { (task.records_in) }
@@ -240,7 +244,7 @@ pub async fn show(
                         td.num { (e.position) } td.num { (e.stream_version) } td { (e.event_type) }
                         td { @if let Some(a) = &e.actor { (a) } }
                         td { (when(&e.recorded_at)) }
-                        td.mono { (clip(&e.payload.to_string(), 240)) }
+                        td.mono.payload { (clip(&e.payload.to_string(), 240)) }
                     }
                 }
             }

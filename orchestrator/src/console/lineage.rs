@@ -131,9 +131,9 @@ pub fn layers(graph: &Graph) -> BTreeMap<String, (usize, usize)> {
     out
 }
 
-const NODE_W: f64 = 200.0;
+const NODE_W: f64 = 250.0;
 const NODE_H: f64 = 38.0;
-const COL: f64 = 330.0;
+const COL: f64 = 400.0;
 const ROW: f64 = 70.0;
 const PAD: f64 = 20.0;
 
@@ -203,7 +203,7 @@ pub fn draw(graph: &Graph) -> Markup {
                         text x=(x + 8.0) y=(y + 14.0) font-size="10" fill="#6a7385" { (n.kind) }
                         text x=(x + 8.0) y=(y + 30.0) font-size="13" fill="#1d2330" {
                             title { (n.id) }
-                            (clip(&n.name, 28))
+                            (clip(&n.name, 30))
                         }
                     }
                 }

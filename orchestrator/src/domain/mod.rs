@@ -3,6 +3,7 @@
 //! exhaustively and replayed.
 
 pub mod aggregate;
+pub mod alerts;
 pub mod autotune;
 pub mod backoff;
 pub mod cep_rule;

@@ -200,7 +200,12 @@ impl Deployment {
                 .map(move |partitions| (stage, s, partitions))
         });
         for (index, (stage, st, partitions)) in tasks.enumerate() {
-            let metrics = Arc::new(TaskMetrics::new(&l.key, index as u32, partitions.clone()));
+            let metrics = Arc::new(TaskMetrics::new(
+                &l.key,
+                index as u32,
+                stage as u32,
+                partitions.clone(),
+            ));
             let slot = Arc::new(TaskSlot {
                 metrics,
                 ctl: Mutex::new(None),

@@ -24,6 +24,8 @@ use crate::telemetry::names::{
 pub struct TaskMetrics {
     labels: Vec<metrics::Label>,
     pub task: u32,
+    /// 0 reads the job's sources; later stages read repartition topics.
+    pub stage: u32,
     pub partitions: Vec<TopicPartition>,
     pub records_in: AtomicU64,
     pub records_out: AtomicU64,
@@ -38,6 +40,12 @@ pub struct TaskMetrics {
     pub restarts: AtomicU32,
     /// Sum of per-partition lag; -1 while unknown.
     pub lag: AtomicI64,
+    /// The task's event-time watermark (ms); `i64::MIN` until every
+    /// partition has seen an event.
+    pub watermark_ms: AtomicI64,
+    /// Periodic checkpoints that failed, in all and since the last success.
+    pub checkpoints_failed: AtomicU64,
+    pub checkpoint_failures_in_row: AtomicU32,
     pub state: Mutex<TaskState>,
     /// Next offset to read per partition.
     pub positions: Mutex<BTreeMap<TopicPartition, i64>>,
@@ -63,7 +71,12 @@ pub struct BatchCounts {
 }
 
 impl TaskMetrics {
-    pub fn new(key: &DeploymentKey, task: u32, partitions: Vec<TopicPartition>) -> Self {
+    pub fn new(
+        key: &DeploymentKey,
+        task: u32,
+        stage: u32,
+        partitions: Vec<TopicPartition>,
+    ) -> Self {
         Self {
             labels: vec![
                 metrics::Label::new("tenant", key.tenant.clone()),
@@ -71,6 +84,7 @@ impl TaskMetrics {
                 metrics::Label::new("task", task.to_string()),
             ],
             task,
+            stage,
             partitions,
             records_in: AtomicU64::new(0),
             records_out: AtomicU64::new(0),
@@ -84,6 +98,9 @@ impl TaskMetrics {
             operator_records: AtomicU64::new(0),
             restarts: AtomicU32::new(0),
             lag: AtomicI64::new(-1),
+            watermark_ms: AtomicI64::new(i64::MIN),
+            checkpoints_failed: AtomicU64::new(0),
+            checkpoint_failures_in_row: AtomicU32::new(0),
             state: Mutex::new(TaskState::Starting),
             positions: Mutex::new(BTreeMap::new()),
             partition_lag: Mutex::new(BTreeMap::new()),
@@ -171,6 +188,21 @@ impl TaskMetrics {
         }
     }
 
+    pub fn set_watermark(&self, watermark_ms: Option<i64>) {
+        self.watermark_ms
+            .store(watermark_ms.unwrap_or(i64::MIN), Relaxed);
+    }
+
+    /// A periodic checkpoint's outcome, for the failures-in-a-row count.
+    pub fn checkpoint_outcome(&self, ok: bool) {
+        if ok {
+            self.checkpoint_failures_in_row.store(0, Relaxed);
+        } else {
+            self.checkpoints_failed.fetch_add(1, Relaxed);
+            self.checkpoint_failures_in_row.fetch_add(1, Relaxed);
+        }
+    }
+
     pub fn checkpointed(&self, id: &str, duration_s: f64, bytes: u64) {
         if let Ok(mut c) = self.last_checkpoint.lock() {
             *c = Some(id.to_owned());
@@ -202,8 +234,13 @@ impl TaskMetrics {
 
     pub fn report(&self) -> TaskReport {
         let recs = self.operator_records.load(Relaxed);
+        let watermark = self.watermark_ms.load(Relaxed);
         TaskReport {
             task: self.task,
+            stage: self.stage,
+            watermark_ms: (watermark != i64::MIN).then_some(watermark),
+            checkpoints_failed: self.checkpoints_failed.load(Relaxed),
+            checkpoint_failures_in_row: self.checkpoint_failures_in_row.load(Relaxed),
             records_in: self.records_in.load(Relaxed),
             records_out: self.records_out.load(Relaxed),
             bytes_in: self.bytes_in.load(Relaxed),
@@ -247,6 +284,10 @@ impl TaskMetrics {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskReport {
     pub task: u32,
+    /// 0 reads the job's sources; a later stage reads the repartition
+    /// topic the stage before it writes.
+    #[serde(default)]
+    pub stage: u32,
     pub records_in: u64,
     pub records_out: u64,
     pub bytes_in: u64,
@@ -260,6 +301,16 @@ pub struct TaskReport {
     pub restarts: u32,
     /// `topic/partition` → records behind the end of the partition.
     pub lag: BTreeMap<String, i64>,
+    /// Event-time watermark (ms since the epoch), absent until every
+    /// partition of the task has seen a record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark_ms: Option<i64>,
+    /// Periodic checkpoints that failed since the deployment started.
+    #[serde(default)]
+    pub checkpoints_failed: u64,
+    /// Periodic checkpoints that failed since the last one that succeeded.
+    #[serde(default)]
+    pub checkpoint_failures_in_row: u32,
     /// UDF operator id → the most linear memory its instances were granted.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub peak_memory_bytes: BTreeMap<String, u64>,

@@ -78,6 +78,14 @@ names! {
     /// Gauges per tuned job (`tenant`, `job`): the parallelism the last
     /// decision chose (the current one when it changed nothing).
     AUTOTUNE_DESIRED_PARALLELISM = "weir_autotune_desired_parallelism";
+    /// Gauges per alert rule of a deployed version (`tenant`, `job`,
+    /// `rule`, `severity`): 1 while it fires, 0 otherwise.
+    ALERTS_FIRING = "weir_alerts_firing";
+    /// Gauge: tasks every deployed job wants (the tuner's parallelism, else
+    /// the current one, times its stages).
+    AUTOTUNE_WANTED_TASKS = "weir_autotune_wanted_tasks";
+    /// Gauge: workers that takes at `--tasks-per-worker` each.
+    AUTOTUNE_WORKERS_NEEDED = "weir_autotune_workers_needed";
     /// Histogram of seconds to create a UDF instance.
     WASM_INSTANTIATE_SECONDS = "weir_wasm_instantiate_seconds";
     /// Counter of guest log lines over the rate limit, `module`.

@@ -41,6 +41,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "autotune.yaml",
         include_str!("../../../workflows/autotune.yaml"),
     ),
+    ("alert.yaml", include_str!("../../../workflows/alert.yaml")),
 ];
 
 /// A file that failed to load: one line per problem, `file:line: field: problem`.

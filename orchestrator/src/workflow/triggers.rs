@@ -6,6 +6,7 @@
 //! | `deploy_requested` | `deploy`, `rollback` | `deploy.yaml` (a rollback deploys the stable version) |
 //! | `deploy_requested` | `upgrade` / `restore` / `rescale` | `upgrade.yaml` / `restore.yaml` / `rescale.yaml` |
 //! | `stop_requested` | | `stop.yaml` |
+//! | `alert_fired`, `alert_resolved` | the rule has `notify` targets | `alert.yaml` |
 //!
 //! A run's id is derived from the triggering event's position, so every
 //! replica that sees the event proposes the same run, and it starts once.
@@ -42,6 +43,10 @@ pub fn workflow_file(event_type: &str, payload: &Value) -> Option<String> {
     let file = match event_type {
         "compile_requested" => "compile.yaml",
         "stop_requested" => "stop.yaml",
+        "alert_fired" | "alert_resolved" => match payload.get("notify") {
+            Some(Value::Object(targets)) if !targets.is_empty() => "alert.yaml",
+            _ => return None,
+        },
         "deploy_requested" => match payload.get("cause").and_then(|c| c.as_str()) {
             Some("upgrade") => "upgrade.yaml",
             Some("restore") => "restore.yaml",
@@ -123,6 +128,11 @@ mod tests {
             Some("stop.yaml")
         );
         assert_eq!(file("running", json!({})), None);
+        assert_eq!(
+            file("alert_fired", json!({"notify": {"subject": "alerts.x"}})).as_deref(),
+            Some("alert.yaml")
+        );
+        assert_eq!(file("alert_resolved", json!({"rule": "lag"})), None);
         assert_eq!(
             file(
                 "deploy_requested",

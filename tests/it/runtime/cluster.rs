@@ -42,7 +42,7 @@ pub(super) fn serve_opts(extra: &[(&str, &str)]) -> ServeOpts {
 }
 
 /// A `weir worker` child process, killed (SIGKILL) on drop.
-fn spawn_worker(iso: &Isolation, id: &str) -> Child {
+pub(super) fn spawn_worker(iso: &Isolation, id: &str) -> Child {
     spawn_worker_with_ttl(iso, id, TTL)
 }
 
@@ -126,7 +126,7 @@ pub(super) async fn wait_written(serve: &Serve, job: &str, n: u64) -> u64 {
 }
 
 /// Waits until worker `id` heartbeats.
-async fn wait_live(iso: &Isolation, id: &str) {
+pub(super) async fn wait_live(iso: &Isolation, id: &str) {
     let js = async_nats::jetstream::new(nats(NATS_URL).await);
     eventually(
         Duration::from_secs(60),

@@ -2,6 +2,7 @@
 //! Every test uses its own topics (random suffix), PostgreSQL schema and job;
 //! the rig they share is in `support::runtime`.
 
+mod alerts;
 mod broker;
 mod cep;
 mod cluster;

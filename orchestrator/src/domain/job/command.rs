@@ -67,6 +67,10 @@ pub enum JobCommand {
     /// stays the spec's.
     #[serde(rename = "job.set_autotune")]
     SetAutotune(SetAutotune),
+    /// An alert rule started or stopped firing (sent by the alert
+    /// evaluator of `weir serve`).
+    #[serde(rename = "job.record_alert")]
+    RecordAlert(Box<RecordAlert>),
 }
 
 /// A payload with no fields. `{}` or omitted.
@@ -166,6 +170,32 @@ pub struct RecordAutotune {
     pub decision: serde_json::Value,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordAlert {
+    /// The rule's name in the deployed version's `alerts:`.
+    pub rule: String,
+    /// `true`: it starts firing; `false`: it resolves.
+    pub firing: bool,
+    pub severity: crate::domain::alerts::Severity,
+    /// The condition's name (`lag_above`, …).
+    pub condition: String,
+    /// Since when the condition held (firing only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// The figure the condition read, when it reads one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// What happened, in words.
+    pub message: String,
+    /// Where the change is told (the rule's `notify`).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::domain::alerts::Notify::is_empty"
+    )]
+    pub notify: crate::domain::alerts::Notify,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetAutotune {
@@ -221,6 +251,7 @@ impl JobCommand {
             JobCommand::RecordRuntime(_) => "job.record_runtime",
             JobCommand::RecordAutotune(_) => "job.record_autotune",
             JobCommand::SetAutotune(_) => "job.set_autotune",
+            JobCommand::RecordAlert(_) => "job.record_alert",
         }
     }
 
@@ -238,11 +269,12 @@ impl JobCommand {
                 | JobCommand::MarkFailed(_)
                 | JobCommand::RecordRuntime(_)
                 | JobCommand::RecordAutotune(_)
+                | JobCommand::RecordAlert(_)
         )
     }
 
     /// Every job command kind, in lifecycle order.
-    pub const KINDS: [&'static str; 18] = [
+    pub const KINDS: [&'static str; 19] = [
         "job.create",
         "job.submit_version",
         "job.compile",
@@ -261,5 +293,6 @@ impl JobCommand {
         "job.record_runtime",
         "job.record_autotune",
         "job.set_autotune",
+        "job.record_alert",
     ];
 }

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::command::JobCommand;
-use super::event::{DeployCause, JobEvent};
+use super::event::{AlertChange, DeployCause, JobEvent};
 use super::spec::JobSpec;
 use super::state::{CompileStatus, JobState, Phase};
 use crate::domain::rejection::{Rejection, RejectionCode};
@@ -30,6 +30,8 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
     // changed phase, and is still worth keeping.
     const TUNE: &str = "job.record_autotune";
     const SET_TUNE: &str = "job.set_autotune";
+    // Alerts watch every phase a job can be in once it exists.
+    const ALERT: &str = "job.record_alert";
     match phase {
         Phase::Absent => &["job.create"],
         Phase::Deleted => &["job.create", RECORD],
@@ -42,6 +44,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             "job.delete",
             RECORD,
             SET_TUNE,
+            ALERT,
         ],
         Phase::Deploying => &[
             COMPILE[0],
@@ -54,6 +57,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             RECORD,
             SET_TUNE,
             TUNE,
+            ALERT,
         ],
         Phase::Running => &[
             COMPILE[0],
@@ -70,6 +74,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             RECORD,
             SET_TUNE,
             TUNE,
+            ALERT,
         ],
         Phase::Stopping => &[
             COMPILE[0],
@@ -81,6 +86,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             RECORD,
             SET_TUNE,
             TUNE,
+            ALERT,
         ],
         Phase::Stopped | Phase::Failed => &[
             COMPILE[0],
@@ -94,6 +100,7 @@ pub fn allowed_in(phase: Phase) -> &'static [&'static str] {
             RECORD,
             SET_TUNE,
             TUNE,
+            ALERT,
         ],
     }
 }
@@ -303,6 +310,32 @@ pub fn decide(
             }]
         }
         JobCommand::SetAutotune(t) => vec![JobEvent::AutotuneModeSet { mode: t.mode }],
+        JobCommand::RecordAlert(a) => {
+            let fires = state.alerts.get(&a.rule).is_some_and(|s| s.firing);
+            if fires == a.firing {
+                let now = if fires { "fires" } else { "does not fire" };
+                return Err(reject(
+                    RejectionCode::InvalidTransition,
+                    format!("alert `{}` of job `{}` {now} already", a.rule, ctx.job),
+                ));
+            }
+            let change = AlertChange {
+                rule: a.rule.clone(),
+                severity: a.severity,
+                condition: a.condition.clone(),
+                since: a.since,
+                value: a.value,
+                message: a.message.clone(),
+                notify: a.notify.clone(),
+                generation: state.generation,
+                at: ctx.now,
+            };
+            vec![if a.firing {
+                JobEvent::AlertFired(change)
+            } else {
+                JobEvent::AlertResolved(change)
+            }]
+        }
         JobCommand::MarkFailed(f) => {
             gen_check(f.generation)?;
             vec![JobEvent::Failed {

@@ -102,6 +102,31 @@ pub enum JobEvent {
     AutotuneModeSet {
         mode: crate::domain::autotune::Mode,
     },
+    /// An alert rule's condition held for its `for`: the alert fires.
+    AlertFired(AlertChange),
+    /// A firing alert's condition no longer holds (or its rule is gone).
+    AlertResolved(AlertChange),
+}
+
+/// What `alert_fired` and `alert_resolved` carry (the notification's body).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertChange {
+    pub rule: String,
+    pub severity: crate::domain::alerts::Severity,
+    pub condition: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    pub message: String,
+    #[serde(
+        default,
+        skip_serializing_if = "crate::domain::alerts::Notify::is_empty"
+    )]
+    pub notify: crate::domain::alerts::Notify,
+    /// The deployment generation in force when it changed.
+    pub generation: u64,
+    pub at: DateTime<Utc>,
 }
 
 impl JobEvent {
@@ -123,6 +148,8 @@ impl JobEvent {
             JobEvent::RuntimeObserved { .. } => "runtime_observed",
             JobEvent::AutotuneDecided { .. } => "autotune_decided",
             JobEvent::AutotuneModeSet { .. } => "autotune_mode_set",
+            JobEvent::AlertFired(_) => "alert_fired",
+            JobEvent::AlertResolved(_) => "alert_resolved",
         }
     }
 }

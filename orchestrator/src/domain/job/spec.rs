@@ -12,6 +12,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::alerts::AlertRule;
 use crate::domain::autotune::AutotunePolicy;
 use crate::domain::document::{self, Problem};
 use crate::domain::duration::Dur;
@@ -46,6 +47,9 @@ pub struct JobSpec {
     /// Automatic tuning of the parallelism; off unless given.
     #[serde(default, skip_serializing_if = "AutotunePolicy::is_default")]
     pub autotune: AutotunePolicy,
+    /// Alert rules, evaluated by `weir serve` from the job's metrics and phase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertRule>,
 }
 
 fn default_parallelism() -> u32 {
@@ -474,6 +478,7 @@ impl JobSpec {
             }
         }
         out.extend(self.autotune.problems("autotune"));
+        out.extend(crate::domain::alerts::rule::problems(&self.alerts));
         for (i, s) in self.sinks.iter().enumerate() {
             match s {
                 SinkSpec::Postgres { table, key_columns } => {

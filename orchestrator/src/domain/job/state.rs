@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::event::{DeployCause, JobEvent};
 use super::incident::RuntimeSeen;
+use std::collections::BTreeMap;
+
+use crate::domain::alerts::{AlertRule, Severity};
 use crate::domain::autotune::AutotunePolicy;
 
 /// Where the job's runtime is.
@@ -99,6 +102,22 @@ pub struct JobState {
     /// `job.set_autotune`'s mode, over the specs' `autotune.mode`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autotune_mode: Option<crate::domain::autotune::Mode>,
+    /// Each alert rule that ever fired, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alerts: BTreeMap<String, AlertStatus>,
+}
+
+/// Where one alert rule stands, as its `alert_fired` / `alert_resolved`
+/// events left it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertStatus {
+    pub firing: bool,
+    pub severity: Severity,
+    /// When it last fired (the condition held since then) or resolved.
+    pub since: DateTime<Utc>,
+    pub message: String,
+    /// How often it fired.
+    pub fired: u32,
 }
 
 impl JobState {
@@ -123,6 +142,26 @@ impl JobState {
             return None;
         }
         self.autotune_policy(self.deployment.as_ref()?.version)
+    }
+
+    /// The `alerts:` rules of the deployed version (none if nothing is
+    /// deployed or its stored spec no longer reads).
+    pub fn deployed_alert_rules(&self) -> Vec<AlertRule> {
+        self.deployment
+            .as_ref()
+            .and_then(|d| self.version(d.version))
+            .and_then(|v| v.spec.get("alerts").cloned())
+            .and_then(|a| serde_json::from_value(a).ok())
+            .unwrap_or_default()
+    }
+
+    /// The names of the alerts that fire.
+    pub fn firing_alerts(&self) -> std::collections::BTreeSet<String> {
+        self.alerts
+            .iter()
+            .filter(|(_, s)| s.firing)
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 
     pub fn latest_version(&self) -> Option<u32> {
@@ -220,6 +259,32 @@ impl JobState {
             // A record for the history; the job's state does not change.
             JobEvent::AutotuneDecided { .. } => {}
             JobEvent::AutotuneModeSet { mode } => self.autotune_mode = Some(*mode),
+            JobEvent::AlertFired(c) => {
+                let fired = self.alerts.get(&c.rule).map_or(0, |s| s.fired);
+                self.alerts.insert(
+                    c.rule.clone(),
+                    AlertStatus {
+                        firing: true,
+                        severity: c.severity,
+                        since: c.since.unwrap_or(c.at),
+                        message: c.message.clone(),
+                        fired: fired.saturating_add(1),
+                    },
+                );
+            }
+            JobEvent::AlertResolved(c) => {
+                let fired = self.alerts.get(&c.rule).map_or(0, |s| s.fired);
+                self.alerts.insert(
+                    c.rule.clone(),
+                    AlertStatus {
+                        firing: false,
+                        severity: c.severity,
+                        since: c.at,
+                        message: c.message.clone(),
+                        fired,
+                    },
+                );
+            }
         }
     }
 }

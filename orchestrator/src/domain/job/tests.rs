@@ -55,6 +55,7 @@ fn sample(kind: &str, generation: u64) -> JobCommand {
         "job.record_runtime": {"generation": generation, "incident": {"what": "task_restarted", "task": 0, "restarts": 1}},
         "job.record_autotune": {"generation": generation, "decision": {"rule": {"rule": "within_band"}}},
         "job.set_autotune": {"mode": "recommend"},
+        "job.record_alert": {"rule": "lag", "firing": true, "severity": "warning", "condition": "lag_above", "message": "lag is 2000 records (above 1000)"},
     });
     serde_json::from_value(json!({"kind": kind, "payload": v[kind]})).unwrap()
 }
@@ -358,4 +359,28 @@ fn a_phase_s_name_is_its_wire_name() {
     for p in PHASES {
         assert_eq!(serde_json::to_value(p).unwrap(), json!(p.name()));
     }
+}
+
+#[test]
+fn an_alert_fires_and_resolves_once_each_and_counts_its_firings() {
+    let mut s = in_phase(Phase::Running);
+    let fire = sample("job.record_alert", 0);
+    let e = ok(&mut s, fire.clone());
+    assert!(matches!(&e[..], [JobEvent::AlertFired(c)] if c.rule == "lag"));
+    assert!(s.alerts["lag"].firing);
+    assert_eq!(s.alerts["lag"].fired, 1);
+    // A second "fires" (another replica, a retry) is refused.
+    let r = run(&mut s, fire.clone()).unwrap_err();
+    assert_eq!(r.code, crate::domain::RejectionCode::InvalidTransition);
+    let JobCommand::RecordAlert(mut resolve) = fire.clone() else {
+        unreachable!()
+    };
+    resolve.firing = false;
+    let e = ok(&mut s, JobCommand::RecordAlert(resolve.clone()));
+    assert!(matches!(&e[..], [JobEvent::AlertResolved(_)]));
+    assert!(!s.alerts["lag"].firing);
+    assert!(run(&mut s, JobCommand::RecordAlert(resolve)).is_err());
+    ok(&mut s, fire);
+    assert_eq!(s.alerts["lag"].fired, 2);
+    assert_eq!(s.firing_alerts().len(), 1);
 }

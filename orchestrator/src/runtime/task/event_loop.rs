@@ -36,6 +36,7 @@ pub async fn run(
             match ctl.recv().await {
                 Some(Control::Checkpoint(reply)) => {
                     let res = task.checkpoint().await;
+                    task.metrics.checkpoint_outcome(res.is_ok());
                     let _ = reply.send(res.map_err(|e| e.to_string()));
                     task.check_deliveries()?;
                 }
@@ -69,6 +70,7 @@ pub async fn run(
                     // A failed checkpoint (e.g. a slow broker) fails only
                     // that checkpoint; failed deliveries fail the task.
                     let res = task.checkpoint().await;
+                    task.metrics.checkpoint_outcome(res.is_ok());
                     let _ = reply.send(res.map_err(|e| e.to_string()));
                     task.check_deliveries()?;
                 }
@@ -100,6 +102,10 @@ pub async fn run(
                 counts.idle_ns = idle_ns;
                 counts.busy_ns = busy.elapsed().as_nanos() as u64;
                 task.metrics.record(counts);
+                task.metrics.set_watermark(
+                    task.watermarks
+                        .combined(task.plan.partitions.iter().map(|tp| tp.partition)),
+                );
                 idle_since = Instant::now();
             }
         }

@@ -12,7 +12,7 @@ use super::job::{job_state, send};
 use super::{input, Activities, ActivityCtx, ActivityError};
 use crate::autotune::store::{Memory, Recorded};
 use crate::domain::autotune::window::MAX_SAMPLE_AGE;
-use crate::domain::autotune::{decide as decide_fn, DecisionInput, Mode, Outcome};
+use crate::domain::autotune::{decide as decide_fn, DecisionInput, Mode};
 use crate::domain::job::command::RecordAutotune;
 use crate::domain::job::JobCommand;
 use crate::domain::job::Phase;
@@ -133,11 +133,7 @@ pub async fn decide<S: EventStore, C: DeploymentControl>(
         outcome = ?d.decision.outcome,
         "autotune decided"
     );
-    let desired = match d.decision.outcome {
-        Outcome::Rescale { to, .. } | Outcome::Recommend { to, .. } => Some(to),
-        Outcome::NoChange => d.decision.parallelism,
-    };
-    if let Some(p) = desired {
+    if let Some(p) = d.wanted_parallelism() {
         metrics::gauge!(names::AUTOTUNE_DESIRED_PARALLELISM, "tenant" => tenant.to_owned(), "job" => i.job.clone())
             .set(f64::from(p));
     }

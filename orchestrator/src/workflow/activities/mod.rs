@@ -10,6 +10,7 @@
 //! | `fetch_modules`, `check_wit`, `precompile`, `plan` | the compile pipeline |
 //! | `start`, `stop`, `checkpoint`, `pick_checkpoint`, `state_compat` | the data plane, through [`DeploymentControl`] |
 //! | `notify` | an HTTP webhook |
+//! | `publish` | a NATS message (alert notifications) |
 //! | `autotune_decide` | one decision of the resource auto-tuner, recorded on the job |
 
 mod autotune;
@@ -32,6 +33,7 @@ use crate::runtime::control::{DeploymentControl, RuntimeError};
 use crate::store::{EventStore, StoreError};
 pub use compile::{plan, PlanOperator};
 pub use job::{job_state, job_state_at};
+pub use notify::Notifier;
 
 /// Every activity name, for validation.
 pub const NAMES: &[&str] = &[
@@ -47,6 +49,7 @@ pub const NAMES: &[&str] = &[
     "pick_checkpoint",
     "state_compat",
     "notify",
+    "publish",
     "autotune_decide",
 ];
 
@@ -143,6 +146,8 @@ pub struct Activities<S, C> {
     pub control: Arc<C>,
     pub modules: Arc<dyn ModuleSource>,
     pub http: reqwest::Client,
+    /// Where tenant-chosen notification targets are reached.
+    pub notifier: Notifier,
     pub clock: Arc<dyn Clock>,
     /// The auto-tuner's metrics window and memory.
     pub tuner: TunerStore,
@@ -173,6 +178,7 @@ impl<S: EventStore, C: DeploymentControl> Activities<S, C> {
             "pick_checkpoint" => deploy::pick_checkpoint(self, ctx, input).await,
             "state_compat" => deploy::state_compat(self, ctx, input).await,
             "notify" => notify::notify(self, ctx, input).await,
+            "publish" => notify::publish(self, ctx, input).await,
             "autotune_decide" => autotune::decide(self, ctx, input).await,
             other => Err(ActivityError::invalid(format!(
                 "unknown activity `{other}`"
