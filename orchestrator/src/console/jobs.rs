@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::charts;
 use super::runs;
-use super::{badge, clip, label, layout, paged, tenant, when, ConsoleError, Page, PageQuery};
+use super::{badge, clip, label, layout, listing, tenant, when, ConsoleError, Page, PageQuery};
 use crate::api::types::{JobView, Page as EventQuery, VersionInfo};
 use crate::api::{jobs, runtime, ApiState};
 use crate::autotune::TunerStore;
@@ -66,36 +66,29 @@ pub async fn list(
 ) -> Result<Page, ConsoleError> {
     let t = tenant(&t)?;
     let all = jobs::all(&s, &t).await?;
-    let (rows, pager) = paged(&all, q, &format!("/ui/t/{t}"));
-    Ok(Page(layout(
-        "Jobs",
-        Some(&t),
+    let empty = html! { "No job yet (" code { "weir job create" } ")." };
+    Ok(listing(&t, "Jobs", &all, q, "", empty, |rows| {
         html! {
-            @if all.is_empty() {
-                p.note { "No job yet (" code { "weir job create" } ")." }
-            } @else {
-                table.jobs {
-                    tr { th { "job" } th { "phase" } th { "deployed" } th { "latest" } th { "parallelism" } th { "guarantee" } th { "updated" } }
-                    @for (view, state) in rows {
-                        @let spec = spec_of(state, current(view, state));
-                        tr data-job=(view.name) data-phase=(label(&view.phase)) {
-                            td { a href=(format!("/ui/t/{t}/jobs/{}", view.name)) { (view.name) } }
-                            td { (badge(view.phase.name())) }
-                            td.num { @if let Some(d) = &view.deployment { "v" (d.version) } @else { "—" } }
-                            td.num { @if let Some(v) = view.latest_version { "v" (v) } }
-                            td.num {
-                                @if let Some(d) = &view.deployment { (d.parallelism) }
-                                @else if let Some(sp) = &spec { (sp.parallelism) }
-                            }
-                            td { @if let Some(sp) = &spec { (guarantee(sp)) } }
-                            td { (when(&view.updated_at)) }
+            table.jobs {
+                tr { th { "job" } th { "phase" } th { "deployed" } th { "latest" } th { "parallelism" } th { "guarantee" } th { "updated" } }
+                @for (view, state) in rows {
+                    @let spec = spec_of(state, current(view, state));
+                    tr data-job=(view.name) data-phase=(label(&view.phase)) {
+                        td { a href=(format!("/ui/t/{t}/jobs/{}", view.name)) { (view.name) } }
+                        td { (badge(view.phase.name())) }
+                        td.num { @if let Some(d) = &view.deployment { "v" (d.version) } @else { "—" } }
+                        td.num { @if let Some(v) = view.latest_version { "v" (v) } }
+                        td.num {
+                            @if let Some(d) = &view.deployment { (d.parallelism) }
+                            @else if let Some(sp) = &spec { (sp.parallelism) }
                         }
+                        td { @if let Some(sp) = &spec { (guarantee(sp)) } }
+                        td { (when(&view.updated_at)) }
                     }
                 }
-                (pager)
             }
-        },
-    )))
+        }
+    }))
 }
 
 /// Query of a job's page.

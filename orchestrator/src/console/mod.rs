@@ -199,6 +199,28 @@ fn paged<'a, T>(items: &'a [T], q: PageQuery, base: &str) -> (&'a [T], Markup) {
     (&items[start..end], links)
 }
 
+/// A paged list page of the tenant: `empty` when there is nothing, else
+/// `rows` of the page asked for and the links to the pages around it.
+fn listing<T>(
+    t: &Tenant,
+    title: &str,
+    all: &[T],
+    q: PageQuery,
+    path: &str,
+    empty: Markup,
+    rows: impl FnOnce(&[T]) -> Markup,
+) -> Page {
+    let (page, pager) = paged(all, q, &format!("/ui/t/{t}{path}"));
+    Page(layout(
+        title,
+        Some(t),
+        html! {
+            @if all.is_empty() { p.note { (empty) } }
+            @else { (rows(page)) (pager) }
+        },
+    ))
+}
+
 /// A snake_case enum as its JSON spelling (`running`, `upgrade`, …).
 fn label<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {

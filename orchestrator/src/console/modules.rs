@@ -3,7 +3,7 @@
 use axum::extract::{Path, Query, State};
 use maud::html;
 
-use super::{label, layout, paged, tenant, when, ConsoleError, Page, PageQuery};
+use super::{clip, label, listing, tenant, when, ConsoleError, Page, PageQuery};
 use crate::api::{modules, ApiState};
 
 pub async fn list(
@@ -13,12 +13,9 @@ pub async fn list(
 ) -> Result<Page, ConsoleError> {
     let t = tenant(&t)?;
     let all = modules::all(&s, &t).await?;
-    let (rows, pager) = paged(&all, q, &format!("/ui/t/{t}/modules"));
-    Ok(Page(layout(
-        "Modules",
-        Some(&t),
+    let empty = html! { "No module uploaded yet (" code { "weir udf upload" } ")." };
+    Ok(listing(&t, "Modules", &all, q, "/modules", empty, |rows| {
         html! {
-            @if all.is_empty() { p.note { "No module uploaded yet (" code { "weir udf upload" } ")." } }
             @for m in rows {
                 h2 id=(format!("module-{}", m.name)) { (m.name) }
                 table {
@@ -28,7 +25,7 @@ pub async fn list(
                             td { (v.version) @if m.latest.as_deref() == Some(v.version.as_str()) { " (latest)" } }
                             td { (label(&v.module.module_kind)) }
                             td.mono { (v.module.interface) }
-                            td.mono title=(v.module.digest) { (v.module.digest.get(..19).unwrap_or(&v.module.digest)) "…" }
+                            td.mono title=(v.module.digest) { (clip(&v.module.digest, 19)) }
                             td.num { (v.module.size) " B" }
                             td { (v.module.sdk_version) }
                             td { (when(&v.module.uploaded_at)) " by " (v.module.uploader) }
@@ -36,7 +33,6 @@ pub async fn list(
                     }
                 }
             }
-            (pager)
-        },
-    )))
+        }
+    }))
 }

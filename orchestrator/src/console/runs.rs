@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
-use super::{badge, label, layout, paged, tenant, when, ConsoleError, Page, PageQuery};
+use super::{badge, label, layout, listing, tenant, when, ConsoleError, Page, PageQuery};
 use crate::api::types::{RunFilter, RunView};
 use crate::api::{workflows, ApiState};
 use crate::domain::workflow::event::RunEvent;
@@ -20,18 +20,16 @@ pub async fn list(
 ) -> Result<Page, ConsoleError> {
     let t = tenant(&t)?;
     let all = workflows::runs(&s, &t, &RunFilter::default()).await?;
-    let (rows, pager) = paged(&all, q, &format!("/ui/t/{t}/runs"));
-    Ok(Page(layout(
+    let empty = html! { "No workflow run yet." };
+    Ok(listing(
+        &t,
         "Workflow runs",
-        Some(&t),
-        html! {
-            @if all.is_empty() { p.note { "No workflow run yet." } }
-            @else {
-                (table(t.as_str(), rows))
-                (pager)
-            }
-        },
-    )))
+        &all,
+        q,
+        "/runs",
+        empty,
+        |rows| table(t.as_str(), rows),
+    ))
 }
 
 /// Runs as table rows, with why a paused or failed one stopped.
