@@ -15,7 +15,8 @@
 //!   (utilization at most the top of the band) and the lag drained, for
 //!   good (target: two metric windows plus the rescale pause);
 //! - (c) a 10-minute outage: the parallelism once the lag has drained
-//!   against what the steady load needs (target: no overshoot);
+//!   against what the steady load needs (target: no overshoot), and the
+//!   task·s above that need from the drain to the end (target 0);
 //! - (d) a sub-linear job under ten load steps: rescales per step (target:
 //!   ≥ 60% fewer than DS2) and steps left under-provisioned (target 0).
 
@@ -27,7 +28,7 @@ use weir::domain::autotune::policy::{AutotunePolicy, Mode};
 use weir::domain::autotune::sim::{
     self, CapacityCurve, Ds2Baseline, LoadShape, Scenario, Trace, Tuner, Weir,
 };
-use weir::domain::autotune::TunerState;
+use weir::domain::autotune::{sizing, TunerState};
 
 const SEED: u64 = 0x5eed_a070;
 const PAUSE: f64 = 5.0;
@@ -213,7 +214,14 @@ fn run() -> Result<Vec<Row>, String> {
         ..base.clone()
     };
     let (w, d) = both(&outage);
-    let steady_p = |t: &Trace| {
+    // What the steady load needs: the smallest parallelism whose capacity at
+    // the target utilization covers it, balanced over the partitions.
+    let steady_load = outage.load.at(outage_at);
+    let need = (1..=outage.partitions)
+        .find(|&q| outage.capacity.at(q) * p.target_utilization >= steady_load)
+        .unwrap_or(outage.partitions);
+    let need = sizing::balanced(need, outage.partitions);
+    let before = |t: &Trace| {
         t.ticks
             .iter()
             .rfind(|k| k.t < outage_at)
@@ -237,16 +245,13 @@ fn run() -> Result<Vec<Row>, String> {
             .max()
             .unwrap_or(0);
         let end = t.ticks.last().map_or(0, |k| k.parallelism);
-        let excess: f64 = t
-            .ticks
-            .iter()
-            .filter(|k| k.t >= at)
-            .map(|k| f64::from(k.parallelism.saturating_sub(steady_p(t))))
-            .sum();
         format!(
-            "before {}, max after drain {peak}, end {end}; {:.0} task·s above",
-            steady_p(t),
-            excess
+            "before {}, at drain {}, max after {peak}, end {end}",
+            before(t),
+            t.ticks
+                .iter()
+                .find(|k| k.t == at)
+                .map_or(0, |k| k.parallelism)
         )
     };
     rows.push(Row {
@@ -254,7 +259,25 @@ fn run() -> Result<Vec<Row>, String> {
         figure: "parallelism once drained",
         weir: after(&w),
         ds2: after(&d),
-        target: "no overshoot".into(),
+        target: format!("{need} (steady need)"),
+    });
+    let excess = |t: &Trace| {
+        drain_at(t).map_or("never drained".into(), |at| {
+            let sum: u32 = t
+                .ticks
+                .iter()
+                .filter(|k| k.t >= at)
+                .map(|k| k.parallelism.saturating_sub(need))
+                .sum();
+            format!("{sum} task·s")
+        })
+    };
+    rows.push(Row {
+        scenario: "",
+        figure: "task·s above steady need after the drain",
+        weir: excess(&w),
+        ds2: excess(&d),
+        target: "0".into(),
     });
     let drain = |t: &Trace| {
         drain_at(t).map_or("never".into(), |a| {

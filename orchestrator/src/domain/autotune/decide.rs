@@ -10,8 +10,18 @@
 //! `ceil(p × target / (true rate × utilization))` while only one
 //! parallelism has been observed), balanced over the partitions and
 //! bounded; a scale-up is applied at once, a scale-down once it has held
-//! for the whole delay (or at once when it only undoes a scale-up for a
-//! backlog that is now drained), both within the hourly allowance.
+//! for the whole delay, both within the hourly allowance.
+//!
+//! A scale-up made for a backlog is undone without the delay as soon as
+//! what remains of the backlog no longer needs more than the input alone:
+//! the target rate (input + lag / catch-up) falls as the lag drains, and
+//! once the parallelism the input needs covers it, the job goes back to
+//! that parallelism and drains the rest there. So that the job is back
+//! before the backlog is gone rather than a window after, this one rule is
+//! also judged on the reports since stabilization once they span
+//! [`EARLY_WINDOW_SHARE`] of the window: the input rate is measured on the
+//! source side, so a draining backlog does not inflate it, and going back
+//! to what the input needs is the safe direction.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -22,7 +32,7 @@ use super::rates;
 use super::sample::Sample;
 use super::sizing::{self, Limits};
 use super::state::{Deployment, PendingDown, Rescale, TunerState};
-use super::window::{Segment, Window};
+use super::window::{Segment, Unusable, Window};
 
 /// A backlog whose catch-up rate is below this share of the input rate is
 /// drained: it adds less to the target than noise does.
@@ -33,6 +43,11 @@ pub const MAX_PARALLELISM: u32 = 1024;
 
 /// A change of load is measured once this share of the window follows it.
 pub const CHANGE_SETTLED_SHARE: f64 = 0.25;
+
+/// After a rescale for a backlog, the reports since stabilization are
+/// judged once they span this share of `metric_window`, only to go back to
+/// what the input needs (see the module's documentation).
+pub const EARLY_WINDOW_SHARE: f64 = 0.25;
 
 /// What a decision is made from, besides the state.
 #[derive(Debug, Clone, Copy)]
@@ -104,13 +119,61 @@ pub fn decide(input: &DecisionInput<'_>, state: &TunerState) -> (Decision, Tuner
         .as_ref()
         .map_or(first_seen, |r| r.at.max(first_seen));
     let stable_from = changed + policy.stabilization.to_chrono();
-    let window = match Window::over(&segment, stable_from, policy.metric_window.to_chrono(), now) {
-        Ok(w) => w,
+    match Window::over(&segment, stable_from, policy.metric_window.to_chrono(), now) {
+        Ok(window) => judge(input, state, &window, d, next, false),
         Err(u) => {
+            let early = early_return(input, state, &segment, stable_from, &u, &d, &next);
             d.rule = Rule::Unusable(u);
-            return (d, next);
+            early.unwrap_or((d, next))
         }
-    };
+    }
+}
+
+/// Before a full window after a rescale for a backlog: the decision on the
+/// reports since stabilization, if they span [`EARLY_WINDOW_SHARE`] of the
+/// window and it goes back to what the input needs ([`Rule::BacklogDrained`]).
+/// Any other finding waits for the full window.
+fn early_return(
+    input: &DecisionInput<'_>,
+    state: &TunerState,
+    segment: &Segment<'_>,
+    stable_from: DateTime<Utc>,
+    unusable: &Unusable,
+    d: &Decision,
+    next: &TunerState,
+) -> Option<(Decision, TunerState)> {
+    if !matches!(unusable, Unusable::Incomplete { .. }) {
+        return None;
+    }
+    let last = state.last_rescale.as_ref().filter(|r| r.for_backlog)?;
+    // The deployment that rescale started, not the one it replaced.
+    if segment.last().parallelism != last.to || segment.first().at < last.at {
+        return None;
+    }
+    // Every report since stabilization, if they span enough.
+    let first = segment.samples.iter().find(|s| s.at >= stable_from)?;
+    let span = segment.last().at - first.at;
+    let full = input.policy.metric_window.to_chrono().num_milliseconds() as f64;
+    if (span.num_milliseconds() as f64) < full * EARLY_WINDOW_SHARE {
+        return None;
+    }
+    let window = Window::over(segment, stable_from, span, input.now).ok()?;
+    let (d, next) = judge(input, state, &window, d.clone(), next.clone(), true);
+    matches!(d.rule, Rule::BacklogDrained { .. }).then_some((d, next))
+}
+
+/// The rules, on a usable window (`early`: shorter than `metric_window`).
+fn judge(
+    input: &DecisionInput<'_>,
+    state: &TunerState,
+    window: &Window,
+    mut d: Decision,
+    mut next: TunerState,
+    early: bool,
+) -> (Decision, TunerState) {
+    let policy = input.policy;
+    let now = input.now;
+    let current = window.parallelism;
     d.window = Some(WindowFigures {
         start: window.start,
         end: window.end,
@@ -123,7 +186,7 @@ pub fn decide(input: &DecisionInput<'_>, state: &TunerState) -> (Decision, Tuner
     let u = policy.target_utilization;
     let material = (policy.utilization_band / u).max(0.05);
     let catch_up_secs = policy.catch_up.as_millis() as f64 / 1000.0;
-    let stage_rates = rates::of(&window, catch_up_secs, material);
+    let stage_rates = rates::of(window, catch_up_secs, material);
     for r in &stage_rates {
         if let Some(rate) = r.true_rate {
             next.model
@@ -159,7 +222,7 @@ pub fn decide(input: &DecisionInput<'_>, state: &TunerState) -> (Decision, Tuner
         });
     }
     let settle_secs = window.secs() * CHANGE_SETTLED_SHARE;
-    let early = d.stages.iter().find_map(|s| {
+    let early_change = d.stages.iter().find_map(|s| {
         let c = s.rates.change.as_ref()?;
         (c.secs_after < settle_secs).then_some(Rule::LoadChanging {
             stage: s.rates.stage,
@@ -168,7 +231,7 @@ pub fn decide(input: &DecisionInput<'_>, state: &TunerState) -> (Decision, Tuner
             need_secs: settle_secs,
         })
     });
-    if let Some(rule) = early {
+    if let Some(rule) = early_change {
         d.rule = rule;
         return (d, next);
     }
@@ -231,17 +294,22 @@ pub fn decide(input: &DecisionInput<'_>, state: &TunerState) -> (Decision, Tuner
         return (d, next);
     }
 
-    let drained = d
-        .stages
-        .iter()
-        .all(|s| s.rates.catch_up_rate <= DRAINED_SHARE * s.rates.input_rate);
+    // What remains of the backlog needs no more than the input alone (the
+    // target rate fits the steady parallelism), or it is drained.
+    let drained = chosen <= steady
+        || d.stages
+            .iter()
+            .all(|s| s.rates.catch_up_rate <= DRAINED_SHARE * s.rates.input_rate);
     let after_backlog = state.last_rescale.as_ref().is_some_and(|r| r.for_backlog);
     if after_backlog && drained {
         if !allowed {
             d.rule = limit();
             return (d, next);
         }
-        d.rule = Rule::BacklogDrained;
+        d.rule = Rule::BacklogDrained {
+            lag: d.stages.iter().map(|s| s.rates.lag_end).sum(),
+            early,
+        };
         rescale(&mut d, &mut next, current, chosen, false);
         return (d, next);
     }

@@ -97,8 +97,19 @@ pub enum Rule {
     ScaleUp,
     /// Less is needed, and has been for the whole scale-down delay.
     ScaleDown { since: DateTime<Utc> },
-    /// A scale-up for a backlog is undone once it is drained, without the delay.
-    BacklogDrained,
+    /// A scale-up for a backlog is undone without the delay once what
+    /// remains of the backlog needs no more than the input alone (input +
+    /// lag / catch-up fits the parallelism the input needs), or is drained.
+    BacklogDrained {
+        /// Records still behind, summed over the stages: the steady
+        /// parallelism drains them within `catch_up`.
+        #[serde(default)]
+        lag: u64,
+        /// Judged on the reports since stabilization, before they span a
+        /// full `metric_window`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        early: bool,
+    },
     /// Less is needed, not yet for the whole delay.
     ScaleDownPending {
         since: DateTime<Utc>,
@@ -347,7 +358,23 @@ impl Decision {
                 "utilization below the band since {}, the whole scale-down delay",
                 since.format("%H:%M:%S")
             ),
-            Rule::BacklogDrained => "the backlog scaled up for is drained".into(),
+            Rule::BacklogDrained { lag, early } => {
+                let mut text = match (*lag, &self.sizing) {
+                    (0, _) | (_, None) => "the backlog scaled up for is drained".to_owned(),
+                    (lag, Some(z)) => format!(
+                        "the backlog scaled up for no longer needs more tasks: \
+                         its {lag} records left drain within catch_up at {}",
+                        z.chosen
+                    ),
+                };
+                if let (true, Some(w)) = (early, &self.window) {
+                    text += &format!(
+                        " (judged on the {:.0} s since stabilization, before a full window)",
+                        w.secs
+                    );
+                }
+                text
+            }
             Rule::ScaleDownPending { since, until } => format!(
                 "utilization below the band since {}; waiting until {}",
                 since.format("%H:%M:%S"),

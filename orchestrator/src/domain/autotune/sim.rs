@@ -422,6 +422,45 @@ mod tests {
         assert!(at(1000).lag < 1.0);
     }
 
+    /// Scenario (c) of the benchmark, whatever the outage's phase against
+    /// the tuner's 10 s: the backlog is drained at the steady parallelism,
+    /// not at the one scaled up to for it.
+    #[test]
+    fn an_outage_backlog_ends_at_the_steady_parallelism() {
+        for (offset, seed) in [(0.0, 1), (3.0, 2), (7.0, 3)] {
+            let mut s = scenario("seconds,records_per_s\n0,5000\n", 8);
+            s.load_noise = 0.3;
+            s.capacity_noise = 0.05;
+            s.seed = seed;
+            let restart = 600.0 + offset + 600.0;
+            s.outages = vec![(600.0 + offset, 600.0)];
+            s.seconds = restart + 900.0;
+            let mut weir = Weir {
+                policy: AutotunePolicy {
+                    mode: Mode::Apply,
+                    ..AutotunePolicy::default()
+                },
+                state: TunerState::default(),
+            };
+            let trace = run(&s, &mut weir);
+            let drained = trace
+                .ticks
+                .iter()
+                .find(|k| k.t > restart && k.lag <= 2.0 * k.load)
+                .unwrap();
+            assert!(drained.t - restart <= 300.0, "{drained:?}");
+            let above: u32 = trace
+                .ticks
+                .iter()
+                .filter(|k| k.t >= drained.t)
+                .map(|k| k.parallelism.saturating_sub(8))
+                .sum();
+            assert_eq!(above, 0, "{offset}: {:?}", trace.rescales);
+            let to: Vec<u32> = trace.rescales.iter().map(|r| r.2).collect();
+            assert_eq!(to, [32, 8], "{offset}: {:?}", trace.rescales);
+        }
+    }
+
     #[test]
     fn weir_meets_a_step_and_the_baseline_follows_too() {
         let s = scenario("seconds,records_per_s\n0,2000\n600,8000\n", 4);

@@ -277,9 +277,190 @@ fn a_drained_backlog_does_not_keep_the_parallelism_high() {
         ..TunerState::default()
     };
     let (d, next) = job.decide(&policy, &state);
-    assert_eq!(d.rule, Rule::BacklogDrained, "{d}");
+    assert_eq!(
+        d.rule,
+        Rule::BacklogDrained {
+            lag: 0,
+            early: false
+        },
+        "{d}"
+    );
     assert_eq!(d.outcome, Outcome::Rescale { from: 8, to: 7 });
     assert!(!next.last_rescale.unwrap().for_backlog);
+}
+
+/// 8 tasks on 32 partitions, 5000 records/s and a 10-minute outage's
+/// backlog: scaled up for it (to 32), as the tuner decides.
+fn caught_up_job() -> (Fake, AutotunePolicy, TunerState, DateTime<Utc>) {
+    let policy = apply();
+    let mut job = Fake::new(8, 32, linear).with_backlog(3_000_000.0);
+    job.run(SETTLED, 5000.0);
+    let (d, state) = job.decide(&policy, &TunerState::default());
+    assert_eq!(d.rule, Rule::ScaleUp, "{d}");
+    assert_eq!(d.outcome, Outcome::Rescale { from: 8, to: 32 }, "{d}");
+    assert_eq!(d.steady, Some(8), "{d}");
+    assert!(state.last_rescale.as_ref().unwrap().for_backlog);
+    let at = job.at;
+    job.rescale(32);
+    (job, policy, state, at)
+}
+
+#[test]
+fn a_backlog_scale_up_is_undone_before_the_backlog_is_gone() {
+    let (mut job, policy, mut state, scaled_up) = caught_up_job();
+    let steady_drain = (0.7 * linear(8) - 5000.0) * 300.0;
+    // A decision every 2 s: the first rescale is back to what the input needs.
+    let (d, next) = loop {
+        job.run(2, 5000.0);
+        let (d, next) = job.decide(&policy, &state);
+        if d.outcome != Outcome::NoChange {
+            break (d, next);
+        }
+        assert!(job.at - scaled_up < Duration::minutes(3), "{d}");
+        state = next;
+    };
+    assert_eq!(d.outcome, Outcome::Rescale { from: 32, to: 8 }, "{d}");
+    let Rule::BacklogDrained { lag, early } = d.rule else {
+        panic!("{d}");
+    };
+    // Before a full window (stabilization 1 m + window 1 m), and before the
+    // backlog is gone: what remains is what 8 tasks drain within catch_up.
+    assert!(early, "{d}");
+    assert!(job.at - scaled_up < Duration::minutes(2), "{d}");
+    let left: f64 = job.backlog.iter().sum();
+    assert!(
+        left > 0.0 && (lag as f64 - left).abs() < 100.0,
+        "{left} {d}"
+    );
+    assert!(lag as f64 <= steady_drain, "{d}");
+    // Had it waited for the full window (2 m after the scale-up), the 32
+    // tasks (27,000 records/s above the input) would have drained it first.
+    let to_full = (Duration::minutes(2) - (job.at - scaled_up)).num_seconds() as f64;
+    assert!(left < 27_000.0 * to_full, "{left} {to_full}");
+    assert!(!next.last_rescale.as_ref().unwrap().for_backlog);
+
+    // Back at 8, the rest drains within catch_up of the scale-up, and the
+    // job stays at 8: within the band, no further rescale.
+    job.rescale(8);
+    state = next;
+    for _ in 0..60 {
+        job.run(10, 5000.0);
+        let (d, next) = job.decide(&policy, &state);
+        assert_eq!(d.outcome, Outcome::NoChange, "{d}");
+        state = next;
+    }
+    assert!(job.backlog.iter().sum::<f64>() < 1.0);
+    let (d, _) = job.decide(&policy, &state);
+    assert_eq!(d.rule, Rule::WithinBand, "{d}");
+}
+
+#[test]
+fn before_a_full_window_nothing_but_going_back_is_decided() {
+    let (mut job, policy, state, scaled_up) = caught_up_job();
+    // 80 s after the scale-up: 20 s past stabilization, 450,000 records left
+    // (a target of 6500 records/s: 10 tasks, balanced 16, more than the
+    // input's 8). Nothing is decided on the short window, not even 32 → 16.
+    job.run(80, 5000.0);
+    let (d, next) = job.decide(&policy, &state);
+    assert_eq!(
+        d.rule,
+        Rule::Unusable(Unusable::Incomplete {
+            from: Some(scaled_up + Duration::minutes(1)),
+            have_ms: 20_000,
+            need_ms: 60_000
+        }),
+        "{d}"
+    );
+    assert_eq!(d.outcome, Outcome::NoChange);
+    assert!(d.window.is_none() && d.stages.is_empty(), "{d}");
+    assert_eq!(next.model, state.model);
+    assert_eq!(
+        (&next.rescales, &next.pending_down),
+        (&state.rescales, &None)
+    );
+    // Without a scale-up for a backlog there is no early window at all.
+    let plain = TunerState {
+        last_rescale: None,
+        ..state.clone()
+    };
+    job.run(12, 5000.0);
+    let (d, _) = job.decide(&policy, &plain);
+    assert!(
+        matches!(d.rule, Rule::Unusable(Unusable::Incomplete { .. })),
+        "{d}"
+    );
+    // With one, the same reports take it back to 8.
+    let (d, _) = job.decide(&policy, &state);
+    assert!(
+        matches!(d.rule, Rule::BacklogDrained { early: true, .. }),
+        "{d}"
+    );
+}
+
+#[test]
+fn a_backlog_decisions_figures_add_up() {
+    let (mut job, policy, state, _) = caught_up_job();
+    let (d, _) = loop {
+        job.run(2, 5000.0);
+        let (d, next) = job.decide(&policy, &state);
+        if d.outcome != Outcome::NoChange {
+            break (d, next);
+        }
+    };
+    let Rule::BacklogDrained { lag, early: true } = d.rule else {
+        panic!("{d}");
+    };
+    let w = d.window.as_ref().unwrap();
+    assert_eq!(w.secs, (w.end - w.start).num_milliseconds() as f64 / 1000.0);
+    assert!(w.secs >= 15.0 && w.secs < 60.0, "{d}");
+    assert_eq!(w.samples as f64, w.secs / 2.0 + 1.0);
+    let s = &d.stages[0];
+    let r = &s.rates;
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+    assert_eq!(lag, r.lag_end);
+    // The tasks read far above the input; the lag fell by the difference.
+    assert!(r.read_rate > 25_000.0, "{d}");
+    assert!(close(r.window_input_rate, r.read_rate + r.lag_growth));
+    assert!((r.input_rate - 5000.0).abs() < 50.0, "{d}");
+    assert!(close(r.catch_up_rate, r.lag_end as f64 / 300.0));
+    assert!(close(r.target_rate, r.input_rate + r.catch_up_rate));
+    assert!(close(
+        r.utilization.unwrap(),
+        r.target_rate / r.true_rate.unwrap()
+    ));
+    // The input alone needs 8, and so does the input with what is left.
+    let steady = d.steady.unwrap();
+    let z = d.sizing.as_ref().unwrap();
+    assert_eq!((steady, z.chosen), (8, 8), "{d}");
+    assert_eq!(d.outcome, Outcome::Rescale { from: 32, to: 8 });
+    let curve = s.curve.as_ref().unwrap();
+    let (n, p) = (s.needed.unwrap(), s.predicted.unwrap());
+    assert!(p * 0.7 >= r.target_rate && curve.predict(n - 1) * 0.7 < r.target_rate);
+    assert!(curve.predict(steady) * 0.7 >= r.target_rate, "{d}");
+    // Serialized and read back whole, and readable.
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["rule"]["rule"], "backlog_drained");
+    assert_eq!(json["rule"]["lag"], lag);
+    assert_eq!(json["rule"]["early"], true);
+    assert_eq!(serde_json::from_value::<Decision>(json).unwrap(), d);
+    let text = d.to_string();
+    for part in [
+        "[apply]: rescale 32 → 8",
+        &format!("its {lag} records left drain within catch_up at 8"),
+        &format!("judged on the {:.0} s since stabilization", w.secs),
+        "without the backlog: 8",
+    ] {
+        assert!(text.contains(part), "{part:?} not in:\n{text}");
+    }
+    // A decision recorded before the rule carried figures still reads.
+    let old: Rule = serde_json::from_str(r#"{"rule":"backlog_drained"}"#).unwrap();
+    assert_eq!(
+        old,
+        Rule::BacklogDrained {
+            lag: 0,
+            early: false
+        }
+    );
 }
 
 #[test]
