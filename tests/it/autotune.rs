@@ -6,6 +6,8 @@
 //! engine replicas. Engine time is a manual clock; the data plane is the
 //! simulated runtime (the rescale itself is covered by the runtime suite).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -342,6 +344,13 @@ async fn an_overloaded_job_is_scaled_up_then_down_and_loses_nothing() {
     })
     .await;
 
+    // When each output arrives, for the rescale pauses.
+    let tail_stop = Arc::new(AtomicBool::new(false));
+    let tail = {
+        let (stop, topic) = (tail_stop.clone(), output.clone());
+        tokio::task::spawn_blocking(move || arrivals(&topic, 2, &stop))
+    };
+
     // The load: a steady stream for about 30 s, above one task's capacity.
     let load = tokio::spawn(async move {
         let p = producer(&brokers());
@@ -408,17 +417,29 @@ async fn an_overloaded_job_is_scaled_up_then_down_and_loses_nothing() {
             d["rule"]["rule"], d["utilization"]
         );
     }
-    // The rescale pause: from the rescale's request to its deployment running.
+    // The rescale pause: the longest time without output around each
+    // rescale (outputs flow all along otherwise: the job is behind).
+    tail_stop.store(true, Ordering::Relaxed);
+    let arrived = tail.await.unwrap();
     let at = |e: &Value| {
-        chrono::DateTime::parse_from_rfc3339(e["recorded_at"].as_str().unwrap()).unwrap()
+        chrono::DateTime::parse_from_rfc3339(e["recorded_at"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc)
     };
     for (i, e) in evs.iter().enumerate() {
         if e["type"] == "deploy_requested" && e["payload"]["cause"] == "rescale" {
             if let Some(r) = evs[i..].iter().find(|r| r["type"] == "running") {
+                let (from, to) = (at(e), at(r) + chrono::Duration::seconds(10));
+                let pause = arrived
+                    .windows(2)
+                    .filter(|w| w[1] >= from && w[0] <= to)
+                    .map(|w| (w[1] - w[0]).num_milliseconds())
+                    .max()
+                    .unwrap_or(-1);
                 eprintln!(
-                    "autotune e2e: rescale to {} took {} ms from request to running",
+                    "autotune e2e: rescale to {}: {} ms from request to running, output paused {pause} ms",
                     e["payload"]["parallelism"],
-                    (at(r) - at(e)).num_milliseconds()
+                    (at(r) - at(e)).num_milliseconds(),
                 );
             }
         }
@@ -457,6 +478,25 @@ async fn an_overloaded_job_is_scaled_up_then_down_and_loses_nothing() {
         "{metrics}"
     );
     assert!(metrics.contains("weir_udf_peak_memory_bytes{"), "{metrics}");
+}
+
+/// When each record of `topic` arrived, read until `stop` (wall clock, to
+/// compare with the times of the job's events).
+fn arrivals(topic: &str, partitions: i32, stop: &AtomicBool) -> Vec<DateTime<Utc>> {
+    use rdkafka::consumer::Consumer;
+    let consumer = crate::support::kafka::assigned_consumer(
+        &crate::support::kafka::brokers(),
+        topic,
+        partitions,
+    );
+    let mut out = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(20)) {
+            out.push(Utc::now());
+        }
+    }
+    consumer.unassign().ok();
+    out
 }
 
 /// A job's events as the HTTP API lists them.

@@ -70,7 +70,7 @@ pub async fn list(
     Ok(listing(&t, "Jobs", &all, q, "", empty, |rows| {
         html! {
             table.jobs {
-                tr { th { "job" } th { "phase" } th { "deployed" } th { "latest" } th { "parallelism" } th { "guarantee" } th { "updated" } }
+                tr { th { "job" } th { "phase" } th { "deployed" } th { "latest" } th { "parallelism" } th { "guarantee" } th { "alerts" } th { "updated" } }
                 @for (view, state) in rows {
                     @let spec = spec_of(state, current(view, state));
                     tr data-job=(view.name) data-phase=(label(&view.phase)) {
@@ -83,12 +83,31 @@ pub async fn list(
                             @else if let Some(sp) = &spec { (sp.parallelism) }
                         }
                         td { @if let Some(sp) = &spec { (guarantee(sp)) } }
+                        td.alerts { (alerts_cell(state)) }
                         td { (when(&view.updated_at)) }
                     }
                 }
             }
         }
     }))
+}
+
+/// What fires for a job (severity and rule, with its message as a
+/// tooltip), or how many rules watch it.
+fn alerts_cell(state: &JobState) -> Markup {
+    let firing: Vec<_> = state.alerts.iter().filter(|(_, a)| a.firing).collect();
+    let rules = state.deployed_alert_rules().len();
+    html! {
+        @if firing.is_empty() {
+            @if rules == 0 { "—" } @else { "ok (" (rules) " rules)" }
+        }
+        @for (rule, a) in &firing {
+            span.error title=(a.message) data-alert=(rule) {
+                (label(&a.severity)) ": " (rule)
+            }
+            " "
+        }
+    }
 }
 
 /// Query of a job's page.
@@ -160,6 +179,7 @@ pub async fn show(
                     @if let Some(d) = &sp.description { dt { "description" } dd { (d) } }
                 }
                 @if let Some(f) = &view.last_failure { dt { "last failure" } dd { span.error { (f) } } }
+                dt { "alerts" } dd id="alerts" { (alerts_cell(&state)) }
                 dt { "updated" } dd { (when(&view.updated_at)) }
             }
 

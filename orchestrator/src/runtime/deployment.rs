@@ -341,6 +341,17 @@ impl Deployment {
 
     /// Takes a consistent checkpoint of all tasks.
     pub async fn checkpoint(&self, trigger: Trigger) -> Result<CheckpointInfo, RuntimeError> {
+        self.checkpoint_then(trigger, false).await
+    }
+
+    /// A checkpoint; with `hold`, every task reads nothing more after its
+    /// part (a final checkpoint: the stop that follows loses no time to a
+    /// batch whose outputs the next deployment would only skip).
+    async fn checkpoint_then(
+        &self,
+        trigger: Trigger,
+        hold: bool,
+    ) -> Result<CheckpointInfo, RuntimeError> {
         let _one_at_a_time = self.checkpoint_lock.lock().await;
         let started = Instant::now();
         let mut replies = Vec::new();
@@ -353,7 +364,12 @@ impl Deployment {
                 )));
             };
             let (reply, rx) = oneshot::channel();
-            tx.send(Control::Checkpoint(reply))
+            let c = if hold {
+                Control::CheckpointAndHold(reply)
+            } else {
+                Control::Checkpoint(reply)
+            };
+            tx.send(c)
                 .await
                 .map_err(|_| unavailable(format!("task {} is not running", slot.metrics.task)))?;
             replies.push((slot.metrics.task, rx));
@@ -405,7 +421,14 @@ impl Deployment {
         final_checkpoint: bool,
     ) -> Result<Option<CheckpointInfo>, RuntimeError> {
         let info = if final_checkpoint {
-            Some(self.checkpoint(Trigger::Stop).await?)
+            match self.checkpoint_then(Trigger::Stop, true).await {
+                Ok(info) => Some(info),
+                Err(e) => {
+                    // Not stopping after all: the tasks read on.
+                    self.send_all(|| Control::Resume).await;
+                    return Err(e);
+                }
+            }
         } else {
             None
         };
@@ -420,12 +443,7 @@ impl Deployment {
                 h.abort();
             }
         }
-        for slot in &self.slots {
-            let tx = slot.ctl.lock().ok().and_then(|c| c.clone());
-            if let Some(tx) = tx {
-                let _ = tx.send(Control::Stop).await;
-            }
-        }
+        self.send_all(|| Control::Stop).await;
         let handles: Vec<_> = self
             .supervisors
             .lock()
@@ -433,6 +451,16 @@ impl Deployment {
             .unwrap_or_default();
         for h in handles {
             let _ = h.await;
+        }
+    }
+
+    /// Sends a control message to every running task.
+    async fn send_all(&self, message: impl Fn() -> Control) {
+        for slot in &self.slots {
+            let tx = slot.ctl.lock().ok().and_then(|c| c.clone());
+            if let Some(tx) = tx {
+                let _ = tx.send(message()).await;
+            }
         }
     }
 

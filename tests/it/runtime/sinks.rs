@@ -372,6 +372,8 @@ sinks: [{{ type: kafka, topic: {output} }}]
                 "busy_ms",
                 "bytes_in",
                 "bytes_out",
+                "checkpoint_failures_in_row",
+                "checkpoints_failed",
                 "dead_lettered",
                 "errors",
                 "idle_ms",
@@ -380,12 +382,16 @@ sinks: [{{ type: kafka, topic: {output} }}]
                 "records_in",
                 "records_out",
                 "restarts",
-                "task"
+                "stage",
+                "task",
+                "watermark_ms"
             ]
         );
         assert!(t["records_in"].as_u64().unwrap() > 0, "{t}");
         assert!(t["operator_ns_per_record"].as_f64().unwrap() > 0.0, "{t}");
         assert!(t["idle_ms"].as_u64().unwrap() > 0, "{t}");
+        assert_eq!(t["stage"], 0, "{t}");
+        assert!(t["watermark_ms"].as_i64().unwrap() > 0, "{t}");
     }
     rig.runtime.stop(&rig.key, 1, false).await.unwrap();
 }

@@ -1,6 +1,6 @@
 //! [`run`]: the task's loop. Control messages come first; otherwise the task
-//! takes whatever records are ready (up to `max_batch`) as one batch, and
-//! counts its idle time every second while the input is dry.
+//! takes whatever records are ready (up to the [`BatchSizer`]'s limit) as one
+//! batch, and counts its idle time every second while the input is dry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
+use super::batch_size::BatchSizer;
 use super::lag::lag_probe;
 use super::shutdown::AbortOnDrop;
 use super::{Control, Task, TaskEnv, TaskError, TaskPlan};
+use crate::runtime::checkpoint::PartitionCheckpoint;
 use crate::runtime::control::TaskState;
 use crate::runtime::kafka;
 use crate::runtime::metrics::{BatchCounts, TaskMetrics};
@@ -32,19 +34,12 @@ pub async fn run(
     let lag_probe = tokio::spawn(lag_probe(Arc::downgrade(&task.meta), metrics.clone()));
     let _abort_probe = AbortOnDrop(lag_probe);
     if task.plan.gated {
+        // Nothing is read before the start checkpoint is durable.
         loop {
-            match ctl.recv().await {
-                Some(Control::Checkpoint(reply)) => {
-                    let res = task.checkpoint().await;
-                    task.metrics.checkpoint_outcome(res.is_ok());
-                    let _ = reply.send(res.map_err(|e| e.to_string()));
-                    task.check_deliveries()?;
-                }
-                Some(Control::Committed(id)) => {
-                    task.committed(&id);
-                    break;
-                }
-                Some(Control::Stop) | None => return Ok(()),
+            match on_control(&mut task, ctl.recv().await, &mut ctl).await? {
+                After::Exit => return Ok(()),
+                After::Committed => break,
+                After::Go => {}
             }
         }
     }
@@ -62,21 +57,15 @@ pub async fn run(
     // idle time is counted every second, not only when a record ends it.
     let mut idle_tick = tokio::time::interval(Duration::from_secs(1));
     idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut sizer = BatchSizer::new(task.env.max_batch);
     loop {
         tokio::select! {
             biased;
-            c = ctl.recv() => match c {
-                Some(Control::Checkpoint(reply)) => {
-                    // A failed checkpoint (e.g. a slow broker) fails only
-                    // that checkpoint; failed deliveries fail the task.
-                    let res = task.checkpoint().await;
-                    task.metrics.checkpoint_outcome(res.is_ok());
-                    let _ = reply.send(res.map_err(|e| e.to_string()));
-                    task.check_deliveries()?;
+            c = ctl.recv() => {
+                if let After::Exit = on_control(&mut task, c, &mut ctl).await? {
+                    return Ok(());
                 }
-                Some(Control::Committed(id)) => task.committed(&id),
-                Some(Control::Stop) | None => return Ok(()),
-            },
+            }
             _ = idle_tick.tick() => {
                 task.metrics.record(BatchCounts {
                     idle_ns: idle_since.elapsed().as_nanos() as u64,
@@ -87,20 +76,23 @@ pub async fn run(
             m = stream.next() => {
                 let idle_ns = idle_since.elapsed().as_nanos() as u64;
                 let busy = Instant::now();
-                let mut batch = Vec::with_capacity(task.env.max_batch);
+                let limit = sizer.limit();
+                let mut batch = Vec::with_capacity(limit);
                 if let Some(m) = m {
                     batch.push(m.map_err(kafka::op_err("consume"))?);
                 }
-                while batch.len() < task.env.max_batch {
+                while batch.len() < limit {
                     match stream.next().now_or_never() {
                         Some(Some(m)) => batch.push(m.map_err(kafka::op_err("consume"))?),
                         _ => break,
                     }
                 }
                 tracing::trace!(records = batch.len(), "batch");
+                let records = batch.len();
                 let mut counts = task.process(batch).await?;
                 counts.idle_ns = idle_ns;
                 counts.busy_ns = busy.elapsed().as_nanos() as u64;
+                sizer.observe(records, busy.elapsed());
                 task.metrics.record(counts);
                 task.metrics.set_watermark(
                     task.watermarks
@@ -110,4 +102,56 @@ pub async fn run(
             }
         }
     }
+}
+
+/// What the loop does after a control message.
+enum After {
+    Go,
+    /// A checkpoint became durable (a gated task may start reading).
+    Committed,
+    Exit,
+}
+
+/// Answers one control message. After `CheckpointAndHold` it waits here,
+/// reading nothing, until told to stop or resume.
+async fn on_control(
+    task: &mut Task,
+    c: Option<Control>,
+    ctl: &mut mpsc::Receiver<Control>,
+) -> Result<After, TaskError> {
+    let mut c = c;
+    let mut holding = false;
+    loop {
+        match c {
+            Some(Control::Checkpoint(reply)) => answer_checkpoint(task, reply).await?,
+            Some(Control::CheckpointAndHold(reply)) => {
+                answer_checkpoint(task, reply).await?;
+                holding = true;
+            }
+            Some(Control::Resume) => holding = false,
+            Some(Control::Committed(id)) => {
+                task.committed(&id);
+                if !holding {
+                    return Ok(After::Committed);
+                }
+            }
+            Some(Control::Stop) | None => return Ok(After::Exit),
+        }
+        if !holding {
+            return Ok(After::Go);
+        }
+        c = ctl.recv().await;
+    }
+}
+
+/// A failed checkpoint (e.g. a slow broker) fails only that checkpoint;
+/// failed deliveries fail the task.
+async fn answer_checkpoint(
+    task: &mut Task,
+    reply: oneshot::Sender<Result<Vec<PartitionCheckpoint>, String>>,
+) -> Result<(), TaskError> {
+    let res = task.checkpoint().await;
+    task.metrics.checkpoint_outcome(res.is_ok());
+    let _ = reply.send(res.map_err(|e| e.to_string()));
+    task.check_deliveries()
 }

@@ -14,11 +14,14 @@
 //! - `setup`: restore, start positions, clients, sinks, the replay scan.
 //! - `event_loop`: [`run`], interleaving control messages, idle ticks and batches.
 //! - `batch`: one batch through decode, operators, sinks and the dead-letter topic.
+//! - [`batch_size`]: how many records the next batch takes (its processing
+//!   time bounds how long a checkpoint waits).
 //! - `checkpoint`: flush, measure, snapshot; group commits for lag tools.
 //! - `lag`: the lag probe.
 //! - `shutdown`: Kafka clients closed off the executor when a task ends.
 
 mod batch;
+pub mod batch_size;
 mod checkpoint;
 pub mod decode;
 mod event_loop;
@@ -72,6 +75,12 @@ pub enum TaskError {
 pub enum Control {
     /// Flush, measure the sinks, snapshot; reply with the partitions' checkpoint parts.
     Checkpoint(oneshot::Sender<Result<Vec<PartitionCheckpoint>, String>>),
+    /// As `Checkpoint`, then read nothing more until `Stop` or `Resume`:
+    /// the final checkpoint of a stop (or rescale, or upgrade) is where the
+    /// task ends, with no batch processed after it.
+    CheckpointAndHold(oneshot::Sender<Result<Vec<PartitionCheckpoint>, String>>),
+    /// Read again after `CheckpointAndHold` (the checkpoint did not complete).
+    Resume,
     /// A checkpoint is durable: commit its offsets to the consumer group
     /// (for lag tools), and start consuming if the task was gated.
     Committed(String),
