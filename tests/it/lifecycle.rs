@@ -736,3 +736,46 @@ async fn internal_command_kinds_are_refused_from_clients() {
         assert!(o.rejection.unwrap().message.contains("Weir's own services"));
     }
 }
+
+/// The job list comes a page at a time, by name; `weir job list` reads
+/// every page.
+#[tokio::test]
+async fn the_job_list_is_paged_by_name() {
+    let iso = Isolation::new();
+    let serve = Serve::start(&iso).await;
+    let nc = nats(NATS_URL).await;
+    for name in ["c-job", "a-job", "b-job"] {
+        accepted(
+            &send(
+                &nc,
+                &iso,
+                "acme",
+                "job.create",
+                name,
+                json!({"spec": spec()}),
+            )
+            .await,
+        );
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, first) = serve.get_json("/v1/tenants/acme/jobs?limit=2").await;
+    assert_eq!(names(&first), ["a-job", "b-job"]);
+    let (_, next) = serve
+        .get_json("/v1/tenants/acme/jobs?limit=2&after=b-job")
+        .await;
+    assert_eq!(names(&next), ["c-job"]);
+    let (_, all) = serve.get_json("/v1/tenants/acme/jobs").await;
+    assert_eq!(names(&all), ["a-job", "b-job", "c-job"]);
+    let (code, _) = serve.get_json("/v1/tenants/acme/jobs?limit=x").await;
+    assert_eq!(code, 400);
+    let listed = serve.cli(&["job", "list"]);
+    for name in ["a-job", "b-job", "c-job"] {
+        assert!(listed.contains(name), "{listed}");
+    }
+}

@@ -1,6 +1,6 @@
 //! Job queries.
 
-use super::types::{AutotuneView, EventPage, JobView, Page, VersionInfo};
+use super::types::{AutotuneView, EventPage, JobView, NamePage, Page, VersionInfo};
 use super::{ApiError, ApiState};
 use crate::domain::job::JobState;
 use crate::domain::{JobName, StreamId, Tenant};
@@ -78,10 +78,17 @@ pub(crate) async fn load(
 pub async fn list(
     State(s): State<ApiState>,
     Path(tenant): Path<String>,
+    Query(page): Query<NamePage>,
 ) -> Result<Json<Vec<JobView>>, ApiError> {
     let (tenant, _) = parse(&tenant, None)?;
     let jobs = all(&s, &tenant).await?;
-    Ok(Json(jobs.into_iter().map(|(v, _)| v).collect()))
+    Ok(Json(
+        jobs.into_iter()
+            .map(|(v, _)| v)
+            .filter(|v| page.after.as_deref().is_none_or(|a| v.name.as_str() > a))
+            .take(page.limit())
+            .collect(),
+    ))
 }
 
 /// Every job of `tenant`, as listed and as folded.

@@ -173,8 +173,9 @@ pub fn routes() -> Vec<Route> {
             Doc {
                 operation_id: "listJobs",
                 tag: "jobs",
-                summary: "The tenant's jobs",
-                description: "Every job of the tenant by name, deleted ones included (phase `deleted`).",
+                summary: "The tenant's jobs, a page at a time",
+                description: "The tenant's jobs by name, deleted ones included (phase `deleted`): at most \
+                    `limit` (default 500, at most 1000) whose names sort after `after`.",
                 params: vec![TENANT],
                 replies: vec![
                     Reply::answer(StatusCode::OK, "The jobs; empty if the tenant has none."),

@@ -64,6 +64,29 @@ pub struct Page {
     pub limit: Option<i64>,
 }
 
+/// Query of the tenant's job list: a page by name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct NamePage {
+    /// Return jobs whose name sorts after this one (the last name of the
+    /// page before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// At most this many (1..=1000, default 500). A page this full may have
+    /// a next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+impl NamePage {
+    /// The most a page holds.
+    pub const MAX: usize = 1000;
+    pub const DEFAULT: usize = 500;
+
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(Self::DEFAULT).clamp(1, Self::MAX)
+    }
+}
+
 /// A page of events.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct EventPage {

@@ -21,6 +21,21 @@ pub struct Wanted {
     pub stages: u32,
 }
 
+/// The most tasks per stage `job` may have when its tenant may run
+/// `max_tasks` tasks in all: what the tenant's other jobs leave, over the
+/// job's stages (at least 1: a running job is never tuned to nothing).
+pub fn tenant_limit(deployed: &[Deployed], job: &str, stages: u32, max_tasks: u32) -> u32 {
+    let others: u64 = deployed
+        .iter()
+        .filter(|d| d.job != job)
+        .map(Deployed::tasks)
+        .sum();
+    let left = u64::from(max_tasks).saturating_sub(others);
+    u32::try_from(left / u64::from(stages.max(1)))
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
 /// Workers needed for `wanted` at `per_worker` tasks each (at least one
 /// while anything runs).
 pub fn workers_needed(wanted: &[Wanted], per_worker: u32) -> u64 {
@@ -31,16 +46,44 @@ pub fn workers_needed(wanted: &[Wanted], per_worker: u32) -> u64 {
     tasks.div_ceil(u64::from(per_worker.max(1)))
 }
 
-/// Every deployed job's wanted tasks, read from the job snapshots and the
-/// tuner's last decisions.
+/// A running or deploying job's tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployed {
+    pub tenant: String,
+    pub job: String,
+    /// Tasks per stage it runs at.
+    pub parallelism: u32,
+    /// What it should run at: the tuner's last choice, else `parallelism`.
+    pub wanted: Wanted,
+}
+
+impl Deployed {
+    pub fn tasks(&self) -> u64 {
+        u64::from(self.parallelism) * u64::from(self.wanted.stages)
+    }
+}
+
+/// Every deployed job's wanted tasks (of every tenant).
 pub async fn wanted(pool: &PgPool) -> Result<Vec<Wanted>, StoreError> {
+    Ok(deployed(pool, None)
+        .await?
+        .into_iter()
+        .map(|d| d.wanted)
+        .collect())
+}
+
+/// The running and deploying jobs (of `tenant`, or of all), read from the
+/// job snapshots and the tuner's last decisions.
+pub async fn deployed(pool: &PgPool, tenant: Option<&str>) -> Result<Vec<Deployed>, StoreError> {
     let rows = sqlx::query(
         "SELECT s.tenant, s.stream_id, s.snapshot, a.decision
            FROM streams s
            LEFT JOIN autotune_state a
              ON a.tenant = s.tenant AND 'job.' || a.job = s.stream_id
-          WHERE s.kind = 'job' AND s.snapshot->>'phase' IN ('running', 'deploying')",
+          WHERE s.kind = 'job' AND s.snapshot->>'phase' IN ('running', 'deploying')
+            AND ($1::text IS NULL OR s.tenant = $1)",
     )
+    .bind(tenant)
     .fetch_all(pool)
     .await
     .map_err(StoreError::Unavailable)?;
@@ -69,11 +112,16 @@ pub async fn wanted(pool: &PgPool) -> Result<Vec<Wanted>, StoreError> {
             .filter(|_| tuned && state.phase == Phase::Running)
             .and_then(|v| serde_json::from_value::<Recorded>(v).ok())
             .and_then(|r| r.wanted_parallelism());
-        let job = stream.strip_prefix("job.").unwrap_or(&stream);
-        let stages = crate::runtime::topology::stages(&tenant, job, &spec).len();
-        out.push(Wanted {
-            parallelism: chosen.unwrap_or(d.parallelism),
-            stages: u32::try_from(stages).unwrap_or(u32::MAX),
+        let job = stream.strip_prefix("job.").unwrap_or(&stream).to_owned();
+        let stages = crate::runtime::topology::stages(&tenant, &job, &spec).len();
+        out.push(Deployed {
+            parallelism: d.parallelism,
+            wanted: Wanted {
+                parallelism: chosen.unwrap_or(d.parallelism),
+                stages: u32::try_from(stages).unwrap_or(u32::MAX),
+            },
+            tenant,
+            job,
         });
     }
     Ok(out)
@@ -124,5 +172,25 @@ mod tests {
         assert_eq!(workers_needed(&[w(4, 2), w(1, 1)], 8), 2);
         assert_eq!(workers_needed(&[w(4, 2)], 8), 1);
         assert_eq!(workers_needed(&[w(3, 1)], 0), 3, "0 per worker counts as 1");
+    }
+
+    #[test]
+    fn a_job_gets_what_its_tenant_s_other_jobs_leave() {
+        let d = |job: &str, parallelism, stages| Deployed {
+            tenant: "acme".into(),
+            job: job.into(),
+            parallelism,
+            wanted: Wanted {
+                parallelism,
+                stages,
+            },
+        };
+        let jobs = [d("a", 4, 2), d("b", 2, 1), d("me", 3, 2)];
+        // 16 - (8 + 2) = 6 tasks left, over 2 stages.
+        assert_eq!(tenant_limit(&jobs, "me", 2, 16), 3);
+        assert_eq!(tenant_limit(&jobs, "me", 1, 16), 6);
+        // Nothing left: still 1.
+        assert_eq!(tenant_limit(&jobs, "me", 2, 8), 1);
+        assert_eq!(tenant_limit(&[], "me", 2, 64), 32);
     }
 }

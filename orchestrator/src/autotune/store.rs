@@ -66,11 +66,40 @@ pub struct TunableJob {
 #[derive(Debug, Clone)]
 pub struct TunerStore {
     pool: PgPool,
+    /// The most tasks one tenant's jobs may run in all (`--tenant-max-tasks`).
+    tenant_max_tasks: Option<u32>,
 }
 
 impl TunerStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            tenant_max_tasks: None,
+        }
+    }
+
+    /// Decisions keep each tenant's jobs within `max` tasks in all.
+    pub fn with_tenant_max_tasks(mut self, max: Option<u32>) -> Self {
+        self.tenant_max_tasks = max;
+        self
+    }
+
+    /// The most tasks per stage `job` of `tenant` (with `stages` stages)
+    /// may be given, if tenants are limited: what the tenant's other
+    /// running jobs leave of its limit.
+    pub async fn tenant_limit(
+        &self,
+        tenant: &str,
+        job: &str,
+        stages: u32,
+    ) -> Result<Option<u32>, StoreError> {
+        let Some(max) = self.tenant_max_tasks else {
+            return Ok(None);
+        };
+        let deployed = super::capacity::deployed(&self.pool, Some(tenant)).await?;
+        Ok(Some(super::capacity::tenant_limit(
+            &deployed, job, stages, max,
+        )))
     }
 
     /// Keeps one report as published (`body`; `sample` is what the tuner

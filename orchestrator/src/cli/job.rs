@@ -13,8 +13,8 @@ use super::output::{self, Format};
 use super::publish::send_and_print as send;
 use super::render;
 use crate::api::types::{
-    AutotuneView, CheckpointInfo, DeploymentStatus, EventPage, JobAlerts, JobView, Page, RunFilter,
-    RunView,
+    AutotuneView, CheckpointInfo, DeploymentStatus, EventPage, JobAlerts, JobView, NamePage, Page,
+    RunFilter, RunView,
 };
 use crate::domain::job::JobSpec;
 use crate::store::StoredEvent;
@@ -224,7 +224,18 @@ pub async fn run(g: &Globals, cmd: &JobCmd) -> Result<(), CliError> {
             }
         }
         JobCmd::List => {
-            let jobs: Vec<JobView> = Api::new(g).get("jobs").await?;
+            let api = Api::new(g);
+            let mut page = NamePage::default();
+            let mut jobs: Vec<JobView> = Vec::new();
+            loop {
+                let got: Vec<JobView> = api.get_with("jobs", &page).await?;
+                let full = got.len() == page.limit();
+                page.after = got.last().map(|j| j.name.clone());
+                jobs.extend(got);
+                if !full {
+                    break;
+                }
+            }
             match g.output {
                 Format::Json => output::json(&jobs),
                 Format::Text => {

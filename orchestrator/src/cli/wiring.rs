@@ -68,6 +68,11 @@ pub struct EngineArgs {
     /// autoscaler of the worker pool.
     #[arg(long, env = "WEIR_TASKS_PER_WORKER", default_value_t = 8)]
     pub tasks_per_worker: u32,
+    /// The most tasks one tenant's jobs may run in all: the auto-tuner never
+    /// gives a job more than the tenant's other running jobs leave. Unset:
+    /// no limit.
+    #[arg(long, env = "WEIR_TENANT_MAX_TASKS")]
+    pub tenant_max_tasks: Option<u32>,
     /// Workers (with `embedded`): this process's own, ids, heartbeat TTL.
     #[command(flatten)]
     pub cluster: ServeClusterArgs,
@@ -83,6 +88,7 @@ impl EngineArgs {
             autotune_every: Dur::from_secs(0),
             alert_every: Dur::from_secs(0),
             tasks_per_worker: 8,
+            tenant_max_tasks: None,
             cluster: Default::default(),
         }
     }
@@ -387,7 +393,8 @@ fn start_engine<C: crate::runtime::control::DeploymentControl>(
         tasks.spawn(evaluator.run(alert_every, shutdown.clone()));
     }
     let activities = Activities {
-        tuner: crate::autotune::TunerStore::new(store.pool().clone()),
+        tuner: crate::autotune::TunerStore::new(store.pool().clone())
+            .with_tenant_max_tasks(args.tenant_max_tasks),
         handler: CommandHandler::new(store),
         control,
         modules,

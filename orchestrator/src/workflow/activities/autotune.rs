@@ -14,8 +14,8 @@ use crate::autotune::store::{Memory, Recorded};
 use crate::domain::autotune::window::MAX_SAMPLE_AGE;
 use crate::domain::autotune::{decide as decide_fn, DecisionInput, Mode};
 use crate::domain::job::command::RecordAutotune;
-use crate::domain::job::JobCommand;
 use crate::domain::job::Phase;
+use crate::domain::job::{JobCommand, JobSpec};
 use crate::domain::{ErrorClass, RejectionCode};
 use crate::runtime::control::DeploymentControl;
 use crate::store::EventStore;
@@ -84,13 +84,25 @@ pub async fn decide<S: EventStore, C: DeploymentControl>(
     let now = a.clock.now();
     let since = now - policy.metric_window.to_chrono() - MAX_SAMPLE_AGE * 2;
     let samples = a.tuner.samples(tenant, &i.job, since).await?;
+    let stages = job
+        .deployment
+        .as_ref()
+        .and_then(|d| job.version(d.version))
+        .and_then(|v| JobSpec::from_value(v.spec.clone()).ok())
+        .map_or(1, |spec| {
+            crate::runtime::topology::stages(tenant, &i.job, &spec).len()
+        });
+    let tenant_limit = a
+        .tuner
+        .tenant_limit(tenant, &i.job, u32::try_from(stages).unwrap_or(u32::MAX))
+        .await?;
     let state = memory.as_ref().map(|m| m.state.clone()).unwrap_or_default();
     let (decision, next) = decide_fn(
         &DecisionInput {
             now,
             policy: &policy,
             samples: &samples,
-            tenant_limit: None,
+            tenant_limit,
         },
         &state,
     );
