@@ -180,6 +180,7 @@ async fn every_disallowed_transition_is_rejected_with_a_reason() {
         "job.record_runtime": {"generation": 1, "incident": {"what": "placed", "worker": "w", "epoch": 1}},
         "job.record_autotune": {"generation": 1, "decision": {}},
         "job.set_autotune": {"mode": "apply"},
+        "job.record_alert": {"rule": "lag", "firing": true, "severity": "warning", "condition": "lag_above", "message": "m"},
     });
     let mut checked = 0;
     for (name, phase) in phases {
