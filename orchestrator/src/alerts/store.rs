@@ -70,20 +70,12 @@ impl AlertStore {
         job: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<Report>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT sample FROM metric_samples WHERE tenant = $1 AND job = $2 AND at >= $3
-             ORDER BY at",
+        Ok(
+            crate::autotune::store::kept_reports(&self.pool, tenant, job, since)
+                .await?
+                .into_iter()
+                .filter_map(|v| serde_json::from_value(v).ok())
+                .collect(),
         )
-        .bind(tenant)
-        .bind(job)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| r.try_get::<Value, _>("sample").ok())
-            .filter_map(|v| serde_json::from_value(v).ok())
-            .collect())
     }
 }

@@ -18,6 +18,29 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
+/// A job's kept metrics reports at or after `since`, oldest first, as
+/// published (the tuner and the alert rules read different figures).
+pub async fn kept_reports(
+    pool: &PgPool,
+    tenant: &str,
+    job: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<Value>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT sample FROM metric_samples WHERE tenant = $1 AND job = $2 AND at >= $3
+         ORDER BY at",
+    )
+    .bind(tenant)
+    .bind(job)
+    .bind(since)
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    rows.iter()
+        .map(|r| r.try_get::<Value, _>("sample").map_err(unavailable))
+        .collect()
+}
+
 /// What the tuner keeps of a job between decisions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Memory {
@@ -133,21 +156,10 @@ impl TunerStore {
         job: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<Sample>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT sample FROM metric_samples WHERE tenant = $1 AND job = $2 AND at >= $3
-             ORDER BY at",
-        )
-        .bind(tenant)
-        .bind(job)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        rows.iter()
-            .map(|r| {
-                let v: Value = r.try_get("sample").map_err(unavailable)?;
-                serde_json::from_value(v).map_err(|e| corrupt("stored metrics report", e))
-            })
+        kept_reports(&self.pool, tenant, job, since)
+            .await?
+            .into_iter()
+            .map(|v| serde_json::from_value(v).map_err(|e| corrupt("stored metrics report", e)))
             .collect()
     }
 
