@@ -478,6 +478,34 @@ async fn an_overloaded_job_is_scaled_up_then_down_and_loses_nothing() {
         "{metrics}"
     );
     assert!(metrics.contains("weir_udf_peak_memory_bytes{"), "{metrics}");
+    assert!(metrics.contains("weir_autotune_wanted_tasks "), "{metrics}");
+    assert!(
+        metrics.contains("weir_autotune_workers_needed 1"),
+        "{metrics}"
+    );
+
+    // A run every tick: the run list comes a page at a time, newest first.
+    let (_, first) = serve
+        .get_json("/v1/tenants/acme/runs?job=tuned&limit=5")
+        .await;
+    let first = first.as_array().unwrap().clone();
+    assert_eq!(first.len(), 5);
+    let last = first[4]["started_at"].as_str().unwrap().to_owned();
+    let (_, next) = serve
+        .get_json(&format!(
+            "/v1/tenants/acme/runs?job=tuned&limit=5&before={}",
+            urlencode(&last)
+        ))
+        .await;
+    let next = next.as_array().unwrap();
+    assert_eq!(next.len(), 5, "more than ten runs were started");
+    assert!(next
+        .iter()
+        .all(|r| r["started_at"].as_str().unwrap() < last.as_str()));
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
 }
 
 /// When each record of `topic` arrived, read until `stop` (wall clock, to

@@ -141,6 +141,20 @@ pub struct RunFilter {
     /// Only runs still in progress (running or paused).
     #[serde(default)]
     pub active: bool,
+    /// Only runs started before this time (the `started_at` of the last run
+    /// of the page before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<chrono::DateTime<chrono::Utc>>,
+    /// At most this many (1..=1000, default 200). A page this full may have
+    /// a next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+impl RunFilter {
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(200).clamp(1, 1000)
+    }
 }
 
 /// One module version as the API shows it: its number and the stored version,
@@ -217,6 +231,7 @@ mod tests {
         let q = serde_json::to_value(RunFilter {
             job: None,
             active: true,
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(q, serde_json::json!({"active": true}));

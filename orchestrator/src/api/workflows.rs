@@ -41,13 +41,22 @@ fn tenant(t: &str) -> Result<Tenant, ApiError> {
     Tenant::new(t).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
-/// Runs of a tenant, newest first.
+/// Runs of a tenant, newest first, a page at a time.
 pub async fn list(
     State(s): State<ApiState>,
     Path(t): Path<String>,
     Query(f): Query<RunFilter>,
 ) -> Result<Json<Vec<RunView>>, ApiError> {
-    Ok(Json(runs(&s, &tenant(&t)?, &f).await?))
+    let all = runs(&s, &tenant(&t)?, &f).await?;
+    Ok(Json(
+        all.into_iter()
+            .filter(|r| {
+                f.before
+                    .is_none_or(|b| r.started_at.is_some_and(|at| at < b))
+            })
+            .take(f.limit())
+            .collect(),
+    ))
 }
 
 /// Runs of a tenant that pass `f`, newest first.

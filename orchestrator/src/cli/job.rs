@@ -200,7 +200,7 @@ pub async fn run(g: &Globals, cmd: &JobCmd) -> Result<(), CliError> {
         JobCmd::Status { name } => {
             let api = Api::new(g);
             let job: JobView = api.get(&format!("jobs/{name}")).await?;
-            let active = RunFilter { job: Some(name.clone()), active: true };
+            let active = RunFilter { job: Some(name.clone()), active: true, ..Default::default() };
             let workflows: Vec<RunView> = api.get_with("runs", &active).await?;
             // Absent when this serve runs no runtime or the job is not deployed;
             // an answer we cannot read is still an error.

@@ -123,6 +123,7 @@ pub async fn run(g: &Globals, cmd: &WorkflowCmd) -> Result<(), CliError> {
             let filter = RunFilter {
                 job: job.clone(),
                 active: *active,
+                ..Default::default()
             };
             let runs: Vec<RunView> = Api::new(g).get_with("runs", &filter).await?;
             match g.output {

@@ -277,7 +277,7 @@ pub async fn of_job(
 ) -> Result<(usize, Vec<(RunView, Vec<StoredEvent>)>), ConsoleError> {
     let filter = RunFilter {
         job: Some(job.to_owned()),
-        active: false,
+        ..Default::default()
     };
     let runs = workflows::runs(s, t, &filter).await?;
     let total = runs.len();
