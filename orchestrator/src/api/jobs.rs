@@ -83,11 +83,7 @@ pub async fn list(
     let (tenant, _) = parse(&tenant, None)?;
     let jobs = all(&s, &tenant).await?;
     Ok(Json(
-        jobs.into_iter()
-            .map(|(v, _)| v)
-            .filter(|v| page.after.as_deref().is_none_or(|a| v.name.as_str() > a))
-            .take(page.limit())
-            .collect(),
+        page.of(jobs.into_iter().map(|(v, _)| v).collect(), |v| &v.name),
     ))
 }
 

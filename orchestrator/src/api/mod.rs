@@ -390,8 +390,9 @@ pub fn routes() -> Vec<Route> {
             Doc {
                 operation_id: "listModules",
                 tag: "modules",
-                summary: "The tenant's UDF modules",
-                description: "Every module of the tenant by name, with all its versions.",
+                summary: "The tenant's UDF modules, a page at a time",
+                description: "The tenant's modules by name, with all their versions: at most `limit` \
+                    (default 500, at most 1000) whose names sort after `after`.",
                 params: vec![TENANT],
                 replies: vec![
                     Reply::answer(StatusCode::OK, "The modules; empty if the tenant has none."),

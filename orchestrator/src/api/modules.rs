@@ -1,11 +1,11 @@
 //! Module queries: `GET /v1/tenants/{t}/modules` and `…/modules/{name}`.
 
-use super::types::{ModuleView, VersionView};
+use super::types::{ModuleView, NamePage, VersionView};
 use super::{ApiError, ApiState};
 use crate::domain::module::ModuleState;
 use crate::domain::{ModuleName, Tenant};
 use crate::store::EventStore;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 
@@ -45,9 +45,10 @@ fn bad(e: crate::domain::ids::NameError) -> ApiError {
 pub async fn list(
     State(s): State<ApiState>,
     Path(tenant): Path<String>,
+    Query(page): Query<NamePage>,
 ) -> Result<Json<Vec<ModuleView>>, ApiError> {
     let tenant = Tenant::new(tenant).map_err(bad)?;
-    Ok(Json(all(&s, &tenant).await?))
+    Ok(Json(page.of(all(&s, &tenant).await?, |m| &m.name)))
 }
 
 /// Every module of `tenant`, by name.

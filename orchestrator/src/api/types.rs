@@ -64,10 +64,10 @@ pub struct Page {
     pub limit: Option<i64>,
 }
 
-/// Query of the tenant's job list: a page by name.
+/// Query of the tenant's job and module lists: a page by name.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct NamePage {
-    /// Return jobs whose name sorts after this one (the last name of the
+    /// Return those whose name sorts after this one (the last name of the
     /// page before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
@@ -84,6 +84,15 @@ impl NamePage {
 
     pub fn limit(&self) -> usize {
         self.limit.unwrap_or(Self::DEFAULT).clamp(1, Self::MAX)
+    }
+
+    /// This page of `items` (in name order), named by `name`.
+    pub fn of<T>(&self, items: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<T> {
+        items
+            .into_iter()
+            .filter(|i| self.after.as_deref().is_none_or(|a| name(i) > a))
+            .take(self.limit())
+            .collect()
     }
 }
 
@@ -224,6 +233,21 @@ mod tests {
         let back: RunDetail = serde_json::from_value(serde_json::to_value(&run).unwrap()).unwrap();
         assert_eq!(back.run.status, RunStatus::Paused);
         assert_eq!(back.run.reason.as_deref(), Some("why"));
+    }
+
+    #[test]
+    fn a_name_page_starts_after_its_cursor_and_holds_at_most_its_limit() {
+        let names = || vec!["a", "b", "c", "d"];
+        let page = |after: Option<&str>, limit: Option<usize>| NamePage {
+            after: after.map(str::to_owned),
+            limit,
+        };
+        assert_eq!(page(None, None).of(names(), |n| n), names());
+        assert_eq!(page(None, Some(2)).of(names(), |n| n), ["a", "b"]);
+        assert_eq!(page(Some("b"), Some(2)).of(names(), |n| n), ["c", "d"]);
+        assert_eq!(page(Some("d"), None).of(names(), |n| n), Vec::<&str>::new());
+        assert_eq!(page(None, Some(0)).limit(), 1);
+        assert_eq!(page(None, Some(5000)).limit(), NamePage::MAX);
     }
 
     #[test]

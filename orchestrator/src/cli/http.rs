@@ -51,6 +51,25 @@ impl Api {
             .await
     }
 
+    /// Every page of a list paged by name (`limit`, `after`), in order.
+    pub async fn get_all_by_name<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        name: impl Fn(&T) -> &str,
+    ) -> Result<Vec<T>, CliError> {
+        let mut page = crate::api::types::NamePage::default();
+        let mut all = Vec::new();
+        loop {
+            let got: Vec<T> = self.get_with(path, &page).await?;
+            let full = got.len() == page.limit();
+            page.after = got.last().map(|i| name(i).to_owned());
+            all.extend(got);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
     /// `POST` to a tenant path, without a body.
     pub async fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         let url = self.url(path);

@@ -13,8 +13,8 @@ use super::output::{self, Format};
 use super::publish::send_and_print as send;
 use super::render;
 use crate::api::types::{
-    AutotuneView, CheckpointInfo, DeploymentStatus, EventPage, JobAlerts, JobView, NamePage, Page,
-    RunFilter, RunView,
+    AutotuneView, CheckpointInfo, DeploymentStatus, EventPage, JobAlerts, JobView, Page, RunFilter,
+    RunView,
 };
 use crate::domain::job::JobSpec;
 use crate::store::StoredEvent;
@@ -224,18 +224,9 @@ pub async fn run(g: &Globals, cmd: &JobCmd) -> Result<(), CliError> {
             }
         }
         JobCmd::List => {
-            let api = Api::new(g);
-            let mut page = NamePage::default();
-            let mut jobs: Vec<JobView> = Vec::new();
-            loop {
-                let got: Vec<JobView> = api.get_with("jobs", &page).await?;
-                let full = got.len() == page.limit();
-                page.after = got.last().map(|j| j.name.clone());
-                jobs.extend(got);
-                if !full {
-                    break;
-                }
-            }
+            let jobs: Vec<JobView> = Api::new(g)
+                .get_all_by_name("jobs", |j: &JobView| &j.name)
+                .await?;
             match g.output {
                 Format::Json => output::json(&jobs),
                 Format::Text => {

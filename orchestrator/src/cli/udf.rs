@@ -153,7 +153,9 @@ pub async fn run(g: &Globals, cmd: &UdfCmd) -> Result<(), CliError> {
             host,
         } => upload(g, name, file, version.as_deref(), host).await,
         UdfCmd::List => {
-            let modules: Vec<ModuleView> = Api::new(g).get("modules").await?;
+            let modules: Vec<ModuleView> = Api::new(g)
+                .get_all_by_name("modules", |m: &ModuleView| &m.name)
+                .await?;
             print_modules(g.output, &modules)
         }
         UdfCmd::Show { name } => {
