@@ -384,12 +384,25 @@ async fn autotune(g: &Globals, name: &str, explain: bool) -> Result<(), CliError
             "last decision: {}",
             render::autotune_summary(&serde_json::to_value(&last.decision).unwrap_or_default())
         );
-        for m in &last.decision.memory {
-            println!(
-                "recommended memory_mb for `{}`: {} (peak {} bytes × {})",
-                m.operator, m.memory_mb, m.peak_bytes, m.headroom
-            );
-        }
+    }
+    // The newest memory recommendation: a decision made while a rescale
+    // stabilizes reads no window and recommends none, so look back.
+    let recorded = view.history.iter().filter_map(|e| {
+        serde_json::from_value::<crate::domain::autotune::Decision>(e.payload["decision"].clone())
+            .ok()
+    });
+    let memory = last
+        .iter()
+        .map(|l| l.decision.clone())
+        .chain(recorded)
+        .map(|d| d.memory)
+        .find(|m| !m.is_empty())
+        .unwrap_or_default();
+    for m in &memory {
+        println!(
+            "recommended memory_mb for `{}`: {} (peak {} bytes × {})",
+            m.operator, m.memory_mb, m.peak_bytes, m.headroom
+        );
     }
     if !view.history.is_empty() {
         println!("recorded decisions, newest first:");
