@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::sync::Mutex;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use weir::cli::serve::{serve, ServeArgs};
-use weir::config::Connections;
 use weir::domain::envelope::RawEnvelope;
 use weir::intake::Subjects;
 
-const DB: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-const NATS: &str = "nats://127.0.0.1:4222";
+// Shared with the console bench, which also reads its HTTP address.
+#[allow(dead_code)]
+#[path = "support/embedded.rs"]
+mod embedded;
+
+use embedded::{DB, NATS};
 
 fn envelope(tenant: &str, target: &str) -> (Uuid, Vec<u8>) {
     let id = Uuid::now_v7();
@@ -122,29 +123,8 @@ async fn raw_insert_tps() -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let tag = format!("b{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let conn = Connections {
-        nats_url: NATS.into(),
-        database_url: DB.into(),
-        db_schema: tag.clone(),
-        subject_prefix: tag.clone(),
-        api_url: String::new(),
-        kafka_brokers: "127.0.0.1:9092".into(),
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(18080);
-    let args = ServeArgs {
-        http_addr: format!("127.0.0.1:{port}").parse().expect("addr"),
-        workflows: weir::cli::wiring::EngineArgs::disabled(),
-        accept_internal_commands: false,
-    };
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn({
-        let (conn, args, s) = (conn.clone(), args.clone(), shutdown.clone());
-        async move { serve(&conn, &args, s).await }
-    });
+    let embedded = embedded::Embedded::start("b", false);
+    let tag = embedded.tag.clone();
     let client = async_nats::connect(NATS).await.expect("NATS");
     let subjects = Subjects::new(tag.clone());
     // Wait until serve created its streams.
@@ -208,14 +188,7 @@ async fn main() {
         "  raw PostgreSQL single-row insert, 1 connection: {raw:>8.0} tps; ratio {:.2}  target ≥ 0.5",
         max_rate / raw
     );
-    shutdown.cancel();
-    let _ = server.await;
-    let pool = weir::store::postgres::pool(DB, "public", 1)
-        .await
-        .expect("pool");
-    let _ = sqlx::query(&format!("DROP SCHEMA \"{tag}\" CASCADE"))
-        .execute(&pool)
-        .await;
+    embedded.stop().await;
     for s in [
         subjects.command_stream(),
         subjects.outcome_stream(),

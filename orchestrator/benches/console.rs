@@ -9,15 +9,14 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
-use weir::cli::serve::{serve, ServeArgs};
+
 use weir::client::{self, Request};
-use weir::config::Connections;
 use weir::intake::Subjects;
 
-const DB: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-const NATS: &str = "nats://127.0.0.1:4222";
+#[path = "support/embedded.rs"]
+mod embedded;
+
+use embedded::{DB, NATS};
 const TENANT: &str = "bench";
 const JOBS: usize = 200;
 const ROUNDS: usize = 60;
@@ -88,30 +87,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let tag = format!("bc{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let conn = Connections {
-        nats_url: NATS.into(),
-        database_url: DB.into(),
-        db_schema: tag.clone(),
-        subject_prefix: tag.clone(),
-        api_url: String::new(),
-        kafka_brokers: "127.0.0.1:9092".into(),
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(18081);
-    let args = ServeArgs {
-        http_addr: format!("127.0.0.1:{port}").parse().expect("addr"),
-        workflows: weir::cli::wiring::EngineArgs::disabled(),
-        accept_internal_commands: true,
-    };
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn({
-        let (conn, args, s) = (conn.clone(), args.clone(), shutdown.clone());
-        async move { serve(&conn, &args, s).await }
-    });
-    let base = format!("http://127.0.0.1:{port}");
+    let embedded = embedded::Embedded::start("bc", true);
+    let tag = embedded.tag.clone();
+    let base = embedded.base.clone();
     let http = reqwest::Client::new();
     for _ in 0..300 {
         if http.get(format!("{base}/healthz")).send().await.is_ok() {
@@ -225,9 +203,5 @@ async fn main() {
             "MISSED"
         }
     );
-    shutdown.cancel();
-    let _ = server.await;
-    let _ = sqlx::query(&format!("DROP SCHEMA \"{tag}\" CASCADE"))
-        .execute(&pool)
-        .await;
+    embedded.stop().await;
 }
