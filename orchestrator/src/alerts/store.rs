@@ -3,16 +3,11 @@
 //! kept metrics reports (`metric_samples`, written by the recorder).
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use crate::domain::alerts::Report;
 use crate::domain::job::JobState;
 use crate::store::StoreError;
-
-fn unavailable(e: sqlx::Error) -> StoreError {
-    StoreError::Unavailable(e)
-}
 
 /// A job the evaluator looks at.
 #[derive(Debug, Clone)]
@@ -34,32 +29,14 @@ impl AlertStore {
 
     /// Jobs with a version that has `alerts:`, or with an alert on record.
     pub async fn watched_jobs(&self) -> Result<Vec<WatchedJob>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT tenant, stream_id, snapshot FROM streams
-             WHERE kind = 'job' AND snapshot IS NOT NULL
-               AND (snapshot ? 'alerts' OR jsonb_path_exists(snapshot, '$.versions[*].spec.alerts'))
-             ORDER BY tenant, stream_id",
+        Ok(crate::store::postgres::job_states(
+            &self.pool,
+            "snapshot ? 'alerts' OR jsonb_path_exists(snapshot, '$.versions[*].spec.alerts')",
         )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        let mut out = Vec::new();
-        for r in rows {
-            let stream: String = r.try_get("stream_id").map_err(unavailable)?;
-            let snapshot: Value = r.try_get("snapshot").map_err(unavailable)?;
-            let tenant: String = r.try_get("tenant").map_err(unavailable)?;
-            match serde_json::from_value::<JobState>(snapshot) {
-                Ok(state) => out.push(WatchedJob {
-                    tenant,
-                    job: stream.strip_prefix("job.").unwrap_or(&stream).to_owned(),
-                    state,
-                }),
-                Err(e) => {
-                    tracing::warn!(%tenant, %stream, error = %e, "a job snapshot that does not read is not watched");
-                }
-            }
-        }
-        Ok(out)
+        .await?
+        .into_iter()
+        .map(|(tenant, job, state)| WatchedJob { tenant, job, state })
+        .collect())
     }
 
     /// A job's kept reports at or after `since`, oldest first. A report

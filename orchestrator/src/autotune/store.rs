@@ -7,7 +7,6 @@ use serde_json::Value;
 use sqlx::{PgPool, Row};
 
 use crate::domain::autotune::{Decision, Mode, Sample, TunerState};
-use crate::domain::job::JobState;
 use crate::store::StoreError;
 
 fn unavailable(e: sqlx::Error) -> StoreError {
@@ -247,34 +246,18 @@ impl TunerStore {
     /// Running jobs whose deployed version is tuned, across tenants, read
     /// from the job snapshots the event store keeps current.
     pub async fn tunable_jobs(&self) -> Result<Vec<TunableJob>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT tenant, stream_id, snapshot FROM streams
-             WHERE kind = 'job' AND snapshot->>'phase' = 'running'
-             ORDER BY tenant, stream_id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        let mut out = Vec::new();
-        for r in rows {
-            let stream: String = r.try_get("stream_id").map_err(unavailable)?;
-            let snapshot: Option<Value> = r.try_get("snapshot").map_err(unavailable)?;
-            let Some(state) = snapshot.and_then(|s| serde_json::from_value::<JobState>(s).ok())
-            else {
-                continue;
-            };
-            let Some(policy) = state.running_autotune_policy() else {
-                continue;
-            };
-            if policy.mode == Mode::Off {
-                continue;
-            }
-            out.push(TunableJob {
-                tenant: r.try_get("tenant").map_err(unavailable)?,
-                job: stream.strip_prefix("job.").unwrap_or(&stream).to_owned(),
-                mode: policy.mode,
-            });
-        }
-        Ok(out)
+        let jobs = crate::store::postgres::job_states(&self.pool, "snapshot->>'phase' = 'running'")
+            .await?;
+        Ok(jobs
+            .into_iter()
+            .filter_map(|(tenant, job, state)| {
+                let policy = state.running_autotune_policy()?;
+                (policy.mode != Mode::Off).then_some(TunableJob {
+                    tenant,
+                    job,
+                    mode: policy.mode,
+                })
+            })
+            .collect())
     }
 }

@@ -95,6 +95,40 @@ impl PgStore {
 
 /// A pool whose connections use `schema` as their search path. Lazy: it does
 /// not fail when the database is down, so `serve` can start and wait for it.
+/// Every job whose snapshot passes `condition` (SQL over the `streams`
+/// row, e.g. `snapshot->>'phase' = 'running'`; a constant, never input),
+/// across tenants, as `(tenant, job, state)`. A snapshot that does not read
+/// is skipped with a warning.
+pub async fn job_states(
+    pool: &PgPool,
+    condition: &'static str,
+) -> Result<Vec<(String, String, crate::domain::job::JobState)>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT tenant, stream_id, snapshot FROM streams
+         WHERE kind = 'job' AND snapshot IS NOT NULL AND ({condition})
+         ORDER BY tenant, stream_id"
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let tenant: String = r.try_get("tenant").map_err(unavailable)?;
+        let stream: String = r.try_get("stream_id").map_err(unavailable)?;
+        let snapshot: serde_json::Value = r.try_get("snapshot").map_err(unavailable)?;
+        match serde_json::from_value(snapshot) {
+            Ok(state) => {
+                let job = stream.strip_prefix("job.").unwrap_or(&stream).to_owned();
+                out.push((tenant, job, state));
+            }
+            Err(e) => {
+                tracing::warn!(%tenant, %stream, error = %e, "a job snapshot that does not read is skipped")
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub async fn pool(url: &str, schema: &str, max: u32) -> Result<PgPool, StoreError> {
     if schema.is_empty()
         || !schema
