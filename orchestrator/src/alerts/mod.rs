@@ -85,7 +85,7 @@ impl<S: EventStore> Evaluator<S> {
                     "tenant" => w.tenant.clone(),
                     "job" => w.job.clone(),
                     "rule" => rule.name.clone(),
-                    "severity" => severity_name(rule.severity),
+                    "severity" => rule.severity.name(),
                 )
                 .set(if on { 1.0 } else { 0.0 });
             }
@@ -190,13 +190,5 @@ impl<S: EventStore> Evaluator<S> {
             }
         }
         Ok(accepted)
-    }
-}
-
-fn severity_name(s: alerts::Severity) -> &'static str {
-    match s {
-        alerts::Severity::Info => "info",
-        alerts::Severity::Warning => "warning",
-        alerts::Severity::Critical => "critical",
     }
 }

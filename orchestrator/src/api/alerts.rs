@@ -2,14 +2,11 @@
 //! across a tenant.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
 
-use super::jobs::{all, load, parse};
+use super::jobs::{all, load, newest_events, parse, parse_job};
 use super::types::{FiringAlert, JobAlerts, RuleView};
 use super::{ApiError, ApiState};
-use crate::domain::StreamId;
-use crate::store::EventStore;
 
 /// The newest alert events a job's view carries.
 const HISTORY: usize = 50;
@@ -18,8 +15,7 @@ pub async fn job(
     State(s): State<ApiState>,
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<Json<JobAlerts>, ApiError> {
-    let (tenant, name) = parse(&tenant, Some(&name))?;
-    let name = name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "job name required".into()))?;
+    let (tenant, name) = parse_job(&tenant, &name)?;
     let (_, state) = load(&s, &tenant, &name).await?;
     let rules: Vec<RuleView> = state
         .deployed_alert_rules()
@@ -29,15 +25,14 @@ pub async fn job(
             rule,
         })
         .collect();
-    let mut history: Vec<_> = s
-        .store
-        .read_stream(tenant.as_str(), &StreamId::new("job", name.as_str()), 0)
-        .await?
-        .into_iter()
-        .filter(|e| matches!(e.event_type.as_str(), "alert_fired" | "alert_resolved"))
-        .collect();
-    history.reverse();
-    history.truncate(HISTORY);
+    let history = newest_events(
+        &s,
+        &tenant,
+        &name,
+        &["alert_fired", "alert_resolved"],
+        HISTORY,
+    )
+    .await?;
     Ok(Json(JobAlerts {
         rules,
         firing: state.firing_alerts().into_iter().collect(),

@@ -19,6 +19,33 @@ pub(crate) fn parse(
     Ok((t, n))
 }
 
+/// A `…/jobs/{name}/…` path's tenant and job.
+pub(crate) fn parse_job(tenant: &str, name: &str) -> Result<(Tenant, JobName), ApiError> {
+    let (t, n) = parse(tenant, Some(name))?;
+    let n = n.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "job name required".into()))?;
+    Ok((t, n))
+}
+
+/// The job's newest `n` events of the given types, newest first.
+pub(crate) async fn newest_events(
+    s: &ApiState,
+    tenant: &Tenant,
+    name: &JobName,
+    types: &[&str],
+    n: usize,
+) -> Result<Vec<crate::store::StoredEvent>, ApiError> {
+    let mut events: Vec<_> = s
+        .store
+        .read_stream(tenant.as_str(), &StreamId::new("job", name.as_str()), 0)
+        .await?
+        .into_iter()
+        .filter(|e| types.contains(&e.event_type.as_str()))
+        .collect();
+    events.reverse();
+    events.truncate(n);
+    Ok(events)
+}
+
 fn view(
     tenant: &str,
     name: &str,
@@ -115,8 +142,7 @@ pub async fn show(
     State(s): State<ApiState>,
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<Json<JobView>, ApiError> {
-    let (tenant, name) = parse(&tenant, Some(&name))?;
-    let name = name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "job name required".into()))?;
+    let (tenant, name) = parse_job(&tenant, &name)?;
     Ok(Json(load(&s, &tenant, &name).await?.0))
 }
 
@@ -124,8 +150,7 @@ pub async fn versions(
     State(s): State<ApiState>,
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<Json<Vec<VersionInfo>>, ApiError> {
-    let (tenant, name) = parse(&tenant, Some(&name))?;
-    let name = name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "job name required".into()))?;
+    let (tenant, name) = parse_job(&tenant, &name)?;
     Ok(Json(load(&s, &tenant, &name).await?.1.versions))
 }
 
@@ -134,8 +159,7 @@ pub async fn events(
     Path((tenant, name)): Path<(String, String)>,
     Query(page): Query<Page>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let (tenant, name) = parse(&tenant, Some(&name))?;
-    let name = name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "job name required".into()))?;
+    let (tenant, name) = parse_job(&tenant, &name)?;
     Ok(Json(event_page(&s, &tenant, &name, &page).await?))
 }
 
@@ -173,8 +197,7 @@ pub async fn autotune(
     State(s): State<ApiState>,
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<Json<AutotuneView>, ApiError> {
-    let (tenant, name) = parse(&tenant, Some(&name))?;
-    let name = name.ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "job name required".into()))?;
+    let (tenant, name) = parse_job(&tenant, &name)?;
     let (_, state) = load(&s, &tenant, &name).await?;
     let version = state
         .deployment
@@ -187,15 +210,7 @@ pub async fn autotune(
         .load(tenant.as_str(), name.as_str())
         .await?
         .and_then(|m| serde_json::to_value(m.decision).ok());
-    let mut history: Vec<_> = s
-        .store
-        .read_stream(tenant.as_str(), &StreamId::new("job", name.as_str()), 0)
-        .await?
-        .into_iter()
-        .filter(|e| e.event_type == "autotune_decided")
-        .collect();
-    history.reverse();
-    history.truncate(20);
+    let history = newest_events(&s, &tenant, &name, &["autotune_decided"], 20).await?;
     Ok(Json(AutotuneView {
         policy,
         mode_override: state.autotune_mode,

@@ -39,11 +39,15 @@ pub fn tenant_limit(deployed: &[Deployed], job: &str, stages: u32, max_tasks: u3
 /// Workers needed for `wanted` at `per_worker` tasks each (at least one
 /// while anything runs).
 pub fn workers_needed(wanted: &[Wanted], per_worker: u32) -> u64 {
-    let tasks: u64 = wanted
+    tasks(wanted).div_ceil(u64::from(per_worker.max(1)))
+}
+
+/// Every task `wanted` asks for.
+fn tasks(wanted: &[Wanted]) -> u64 {
+    wanted
         .iter()
         .map(|w| u64::from(w.parallelism) * u64::from(w.stages))
-        .sum();
-    tasks.div_ceil(u64::from(per_worker.max(1)))
+        .sum()
 }
 
 /// A running or deploying job's tasks.
@@ -129,11 +133,7 @@ pub async fn deployed(pool: &PgPool, tenant: Option<&str>) -> Result<Vec<Deploye
 
 /// Sets the pool gauges from `wanted`.
 pub fn publish(wanted: &[Wanted], per_worker: u32) {
-    let tasks: u64 = wanted
-        .iter()
-        .map(|w| u64::from(w.parallelism) * u64::from(w.stages))
-        .sum();
-    metrics::gauge!(names::AUTOTUNE_WANTED_TASKS).set(tasks as f64);
+    metrics::gauge!(names::AUTOTUNE_WANTED_TASKS).set(tasks(wanted) as f64);
     metrics::gauge!(names::AUTOTUNE_WORKERS_NEEDED).set(workers_needed(wanted, per_worker) as f64);
 }
 

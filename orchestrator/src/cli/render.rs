@@ -182,26 +182,17 @@ pub fn alert_rule(r: &crate::api::types::RuleView) -> String {
     format!(
         "{:<20} {:<9} {} for {}  {state}",
         rule.name,
-        severity(rule.severity),
+        rule.severity.name(),
         when,
         rule.hold
     )
-}
-
-/// A severity as written in specs.
-pub fn severity(s: crate::domain::alerts::Severity) -> &'static str {
-    match s {
-        crate::domain::alerts::Severity::Info => "info",
-        crate::domain::alerts::Severity::Warning => "warning",
-        crate::domain::alerts::Severity::Critical => "critical",
-    }
 }
 
 /// One firing alert under `weir alerts`.
 pub fn firing_alert(a: &crate::api::types::FiringAlert) -> String {
     format!(
         "{:<9} {:<20} {:<20} since {}  {}",
-        severity(a.severity),
+        a.severity.name(),
         a.job,
         a.rule,
         time(&a.since),

@@ -103,7 +103,7 @@ fn alerts_cell(state: &JobState) -> Markup {
         }
         @for (rule, a) in &firing {
             span.error title=(a.message) data-alert=(rule) {
-                (label(&a.severity)) ": " (rule)
+                (a.severity.name()) ": " (rule)
             }
             " "
         }

@@ -72,9 +72,9 @@ struct Judged {
     from: DateTime<Utc>,
 }
 
-fn judge(when: &Condition, reports: &[Report], i: usize) -> Option<Judged> {
-    let r = &reports[i];
-    let prev = i.checked_sub(1).map(|p| &reports[p]);
+fn judge(when: &Condition, reports: &[&Report], i: usize) -> Option<Judged> {
+    let r = reports[i];
+    let prev = i.checked_sub(1).map(|p| reports[p]);
     let point = |holds: bool, value: f64| {
         Some(Judged {
             holds,
@@ -102,7 +102,7 @@ fn judge(when: &Condition, reports: &[Report], i: usize) -> Option<Judged> {
                 .iter()
                 .rev()
                 .find(|b| b.at <= cutoff)
-                .map_or(0, Report::restarts);
+                .map_or(0, |b| b.restarts());
             let n = r.restarts().saturating_sub(base);
             point(n >= u64::from(w.at_least), n as f64)
         }
@@ -209,11 +209,10 @@ pub fn evaluate(rule: &AlertRule, firing: bool, input: &Input<'_>) -> Verdict {
     let Some(generation) = input.generation else {
         return Verdict::Keep;
     };
-    let reports: Vec<Report> = input
+    let reports: Vec<&Report> = input
         .reports
         .iter()
         .filter(|r| r.generation == generation)
-        .cloned()
         .collect();
     let Some(last) = reports.last() else {
         return Verdict::Keep;

@@ -28,6 +28,17 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The severity as written in specs, events and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// Restarts counted over a sliding window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -176,6 +176,29 @@ impl JobState {
         self.versions.iter_mut().find(|v| v.version == n)
     }
 
+    /// An alert fired (counted) or resolved.
+    fn alert_changed(&mut self, c: &super::event::AlertChange, firing: bool) {
+        let fired = self.alerts.get(&c.rule).map_or(0, |s| s.fired);
+        self.alerts.insert(
+            c.rule.clone(),
+            AlertStatus {
+                firing,
+                severity: c.severity,
+                since: if firing {
+                    c.since.unwrap_or(c.at)
+                } else {
+                    c.at
+                },
+                message: c.message.clone(),
+                fired: if firing {
+                    fired.saturating_add(1)
+                } else {
+                    fired
+                },
+            },
+        );
+    }
+
     /// Folds one event into the state.
     pub fn apply(&mut self, event: &JobEvent) {
         match event {
@@ -259,32 +282,8 @@ impl JobState {
             // A record for the history; the job's state does not change.
             JobEvent::AutotuneDecided { .. } => {}
             JobEvent::AutotuneModeSet { mode } => self.autotune_mode = Some(*mode),
-            JobEvent::AlertFired(c) => {
-                let fired = self.alerts.get(&c.rule).map_or(0, |s| s.fired);
-                self.alerts.insert(
-                    c.rule.clone(),
-                    AlertStatus {
-                        firing: true,
-                        severity: c.severity,
-                        since: c.since.unwrap_or(c.at),
-                        message: c.message.clone(),
-                        fired: fired.saturating_add(1),
-                    },
-                );
-            }
-            JobEvent::AlertResolved(c) => {
-                let fired = self.alerts.get(&c.rule).map_or(0, |s| s.fired);
-                self.alerts.insert(
-                    c.rule.clone(),
-                    AlertStatus {
-                        firing: false,
-                        severity: c.severity,
-                        since: c.at,
-                        message: c.message.clone(),
-                        fired,
-                    },
-                );
-            }
+            JobEvent::AlertFired(c) => self.alert_changed(c, true),
+            JobEvent::AlertResolved(c) => self.alert_changed(c, false),
         }
     }
 }
