@@ -275,8 +275,8 @@ pub fn end_offsets(
 }
 
 /// Deterministic replay: reads `topic` from `from` (partition → offset) to
-/// its end and returns the ids of outputs already written whose source
-/// position `wanted` accepts. `read_committed` is used for the transactional
+/// its end and returns the outputs already written whose source position
+/// `wanted` accepts, each with where it lies (partition, offset). `read_committed` is used for the transactional
 /// path, so aborted outputs count as not written.
 ///
 /// "The end" is where the broker reports end-of-partition while fetching,
@@ -289,8 +289,8 @@ pub fn scan_written(
     from: &BTreeMap<i32, i64>,
     read_committed: bool,
     wanted: &(dyn Fn(&OutputId) -> bool + Send + Sync),
-) -> Result<HashSet<OutputId>, KafkaOpError> {
-    let mut seen = HashSet::new();
+) -> Result<HashMap<OutputId, (i32, i64)>, KafkaOpError> {
+    let mut seen = HashMap::new();
     if from.is_empty() {
         return Ok(seen);
     }
@@ -336,7 +336,7 @@ pub fn scan_written(
                         hs.iter().map(|h| (h.key, h.value.unwrap_or_default())),
                     );
                     if let Some(id) = id.filter(|id| wanted(id)) {
-                        seen.insert(id);
+                        seen.insert(id, (msg.partition(), msg.offset()));
                     }
                 }
             }

@@ -2,8 +2,11 @@
 //! After a restore, outputs that the scan found already written (see
 //! [`crate::runtime::kafka::scan_written`]) are skipped instead of written
 //! again: deterministic replay, exactly-once without broker transactions.
+//! A checkpoint taken before every such output has come round again
+//! records, per partition, no offset past the first one still pending, so a
+//! second restore scans from there and still finds them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +23,9 @@ pub struct KafkaSink {
     topic: String,
     producer: SharedProducer,
     partitions: Vec<i32>,
-    /// Outputs already on the topic from before the restore.
-    already_written: HashSet<OutputId>,
+    /// Outputs already on the topic from before the restore, with where
+    /// they lie (partition, offset); each is removed when replay reaches it.
+    already_written: HashMap<OutputId, (i32, i64)>,
     /// Per partition, an offset at or below which every future output of
     /// this task lands: from the restored checkpoint or measured at setup.
     floor: BTreeMap<i32, i64>,
@@ -39,7 +43,7 @@ impl KafkaSink {
             topic,
             producer,
             partitions,
-            already_written: HashSet::new(),
+            already_written: HashMap::new(),
             floor: BTreeMap::new(),
             meta,
         }
@@ -54,7 +58,7 @@ impl KafkaSink {
     }
 
     /// Installs the replay set found by the restore scan.
-    pub fn skip_already_written(&mut self, ids: HashSet<OutputId>) {
+    pub fn skip_already_written(&mut self, ids: HashMap<OutputId, (i32, i64)>) {
         self.already_written = ids;
     }
 
@@ -73,7 +77,8 @@ impl KafkaSink {
     pub async fn write(&mut self, outputs: &[Output]) -> Result<(), SinkError> {
         self.producer.check().map_err(|e| self.err(e))?;
         for out in outputs {
-            if !self.already_written.is_empty() && self.already_written.remove(&out.id()) {
+            if !self.already_written.is_empty() && self.already_written.remove(&out.id()).is_some()
+            {
                 continue;
             }
             let pos = out.position_headers();
@@ -142,15 +147,71 @@ impl KafkaSink {
         Ok(())
     }
 
-    /// After a flush: per partition, where this task's next output will land
-    /// at the earliest — past its last delivered output, and never below the
-    /// floor. Needs no broker round trip.
+    /// After a flush: per partition, the offset a restore from this
+    /// checkpoint scans from. Needs no broker round trip.
     pub fn end_offsets(&self) -> BTreeMap<i32, i64> {
-        let mut ends = self.floor.clone();
-        for (p, o) in self.producer.delivered_ends(&self.topic) {
-            let e = ends.entry(p).or_insert(o);
-            *e = (*e).max(o);
-        }
-        ends
+        checkpoint_ends(
+            &self.floor,
+            self.producer.delivered_ends(&self.topic),
+            self.already_written.values().copied(),
+        )
+    }
+}
+
+/// Per partition: where this task's next output lands at the earliest (past
+/// its last delivered output, never below the floor), but no later than the
+/// first output still `pending` a skip. Outputs of different source
+/// partitions interleave differently on replay, so new outputs can be
+/// written past already-written ones that replay has not reached yet; a
+/// scan from beyond those would miss them and a second restore would write
+/// them twice.
+fn checkpoint_ends(
+    floor: &BTreeMap<i32, i64>,
+    delivered: BTreeMap<i32, i64>,
+    pending: impl Iterator<Item = (i32, i64)>,
+) -> BTreeMap<i32, i64> {
+    let mut ends = floor.clone();
+    for (p, o) in delivered {
+        let e = ends.entry(p).or_insert(o);
+        *e = (*e).max(o);
+    }
+    for (p, o) in pending {
+        let e = ends.entry(p).or_insert(o);
+        *e = (*e).min(o);
+    }
+    ends
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(i32, i64)]) -> BTreeMap<i32, i64> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn ends_are_past_the_deliveries_and_never_below_the_floor() {
+        let floor = map(&[(0, 10), (1, 20)]);
+        let ends = checkpoint_ends(&floor, map(&[(0, 15), (2, 3)]), std::iter::empty());
+        assert_eq!(ends, map(&[(0, 15), (1, 20), (2, 3)]));
+    }
+
+    #[test]
+    fn a_pending_skip_holds_its_partition_back_to_its_offset() {
+        // Replay wrote new outputs up to offset 40 on partition 0 while
+        // outputs at 12 and 17 (from another source partition) still wait.
+        let floor = map(&[(0, 10), (1, 20)]);
+        let pending = [(0, 17), (0, 12), (1, 25)];
+        let ends = checkpoint_ends(&floor, map(&[(0, 40)]), pending.into_iter());
+        assert_eq!(ends, map(&[(0, 12), (1, 20)]));
+    }
+
+    #[test]
+    fn a_pending_skip_below_a_measured_floor_still_counts() {
+        // A partition not restored measures its floor at the topic's end;
+        // an output found by the scan below it must still be scanned again.
+        let ends = checkpoint_ends(&map(&[(0, 50)]), BTreeMap::new(), [(0, 44)].into_iter());
+        assert_eq!(ends, map(&[(0, 44)]));
     }
 }
