@@ -5,6 +5,7 @@
 mod alerts;
 mod broker;
 mod cep;
+mod cep_serve;
 mod cluster;
 mod pipeline;
 mod reconcile;

@@ -1,0 +1,168 @@
+//! A CEP job run as a user runs it: created and deployed with published
+//! commands in a real `weir serve`, which dies with SIGKILL mid-stream while
+//! partial matches are open. Started again, it restores them from the last
+//! checkpoint: every match is found exactly once, those spanning the kill
+//! included, and every timed-out partial match reaches its side topic once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::cluster::{deploy_spec, serve_opts, wait_written, TURN};
+use crate::support::kafka::{self, brokers, create_topic, unique_topic};
+use crate::support::runtime::assert_exactly_once;
+use crate::support::serve::Serve;
+use crate::support::Isolation;
+
+const USERS: usize = 20;
+const CYCLES: usize = 40;
+const EVENTS: usize = USERS * CYCLES * 4;
+
+const RULE: &str = r#"
+name: fraud
+within_ms: 800
+skip: { strategy: skip_past_last_event }
+steps:
+  - name: fail
+    where: status == "failed"
+    quantifier: { min: 3, max: 3 }
+  - name: ok
+    where: status == "ok"
+"#;
+
+fn base() -> i64 {
+    use std::sync::OnceLock;
+    static BASE: OnceLock<i64> = OnceLock::new();
+    *BASE.get_or_init(|| chrono::Utc::now().timestamp_millis() / 10_000 * 10_000 - 3_600_000)
+}
+
+/// One cycle in five of a user is two failures and two other events (two
+/// partial matches that time out); the others are three failures and a
+/// success (one match).
+fn complete(user: usize, cycle: usize) -> bool {
+    (cycle + user) % 5 != 4
+}
+
+/// Every user's cycles, four events 200 ms apart from `cycle * 2000`, in
+/// event-time order on the one input partition.
+fn events() -> Vec<(i32, String, String)> {
+    let mut out = Vec::with_capacity(EVENTS);
+    for c in 0..CYCLES {
+        for j in 0..4 {
+            for u in 0..USERS {
+                let status = match (complete(u, c), j) {
+                    (_, 0 | 1) | (true, 2) => "failed",
+                    (true, _) => "ok",
+                    (false, _) => "browse",
+                };
+                let ts = base() + (c * 2000 + j * 200) as i64;
+                let v = json!({"user": format!("u{u}"), "status": status, "c": c, "j": j, "ts": ts});
+                out.push((0, format!("u{u}"), v.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Records far in the future on enough keys to reach every repartition
+/// partition, so the last cycles' matches and timeouts come out.
+fn flush() -> Vec<(i32, String, String)> {
+    (0..64)
+        .map(|k| {
+            let v = json!({"user": format!("flush{k}"), "status": "flush", "ts": base() + 3_000_000});
+            (0, format!("flush{k}"), v.to_string())
+        })
+        .collect()
+}
+
+async fn read(topic: &str, n: usize) -> Vec<kafka::ReadRecord> {
+    let t = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let c = kafka::assigned_consumer(&brokers(), &t, 2);
+        kafka::read_until(&c, n, Duration::from_secs(3), Duration::from_secs(300))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cep_partial_matches_survive_a_sigkill_of_serve() {
+    let _turn = TURN.lock().await;
+    let iso = Isolation::new();
+    let mut serve = Serve::start_with(&iso, serve_opts(&[])).await;
+    let (input, output, timeouts) = (
+        unique_topic("cep-in"),
+        unique_topic("cep-out"),
+        unique_topic("cep-timeouts"),
+    );
+    create_topic(&brokers(), &input, 1).await;
+    create_topic(&brokers(), &output, 2).await;
+    create_topic(&brokers(), &timeouts, 2).await;
+    kafka::produce(&kafka::producer(&brokers()), &input, &events()).await;
+
+    let matches = (0..CYCLES)
+        .flat_map(|c| (0..USERS).map(move |u| (u, c)))
+        .filter(|&(u, c)| complete(u, c))
+        .count();
+    // Matches are the second stage's outputs; the rate limit applies there,
+    // so the kill lands with cycles half-matched in the NFA.
+    let spec = json!({
+        "sources": [{"topic": input, "event_time_field": "ts", "max_out_of_orderness": "1s"}],
+        "operators": [
+            {"type": "key_by", "id": "by-user", "field": "user"},
+            {"type": "cep", "id": "fraud", "rule": RULE, "timed_out_topic": timeouts}
+        ],
+        "sinks": [{"type": "kafka", "topic": output}],
+        "parallelism": 2,
+        "rate_limit": 40,
+        "checkpoint": {"interval_ms": 300}
+    });
+    deploy_spec(&serve, "fraud", spec).await;
+
+    // Every event repartitioned, and some of the matches written.
+    let at_kill = wait_written(&serve, "fraud", (EVENTS + matches / 5) as u64).await;
+    serve.kill().await; // SIGKILL: no final checkpoint, no goodbye
+    assert!(
+        at_kill < (EVENTS + matches * 4 / 5) as u64,
+        "the kill came too late to prove anything ({at_kill})"
+    );
+
+    let _serve = Serve::start_with(&iso, serve_opts(&[])).await;
+    kafka::produce(&kafka::producer(&brokers()), &input, &flush()).await;
+
+    let outs = read(&output, matches).await;
+    assert_exactly_once(&outs, matches);
+    let mut got = BTreeSet::new();
+    for r in &outs {
+        let m: Value = serde_json::from_str(&r.value).unwrap();
+        let user = m["key"].as_str().unwrap().to_owned();
+        let fails = m["steps"]["fail"].as_array().unwrap();
+        let c = fails[0]["c"].as_u64().unwrap();
+        let js: Vec<_> = fails.iter().map(|e| e["j"].as_u64().unwrap()).collect();
+        assert_eq!(js, [0, 1, 2], "{m}");
+        assert!(fails.iter().all(|e| e["c"] == c), "{m}");
+        assert_eq!(m["steps"]["ok"][0]["c"], c, "{m}");
+        assert!(complete(user[1..].parse().unwrap(), c as usize), "{m}");
+        assert!(got.insert((user, c)), "matched twice: {m}");
+    }
+    assert_eq!(got.len(), matches);
+
+    // Each incomplete cycle timed out twice (from its first and its second
+    // failure), once each.
+    let incomplete = USERS * CYCLES - matches;
+    let outs = read(&timeouts, 2 * incomplete).await;
+    assert_exactly_once(&outs, 2 * incomplete);
+    let mut per: BTreeMap<(String, u64), usize> = BTreeMap::new();
+    for r in &outs {
+        let m: Value = serde_json::from_str(&r.value).unwrap();
+        let first = &m["steps"]["fail"][0];
+        *per.entry((
+            m["key"].as_str().unwrap().into(),
+            first["c"].as_u64().unwrap(),
+        ))
+        .or_default() += 1;
+    }
+    assert_eq!(per.len(), incomplete);
+    assert!(per.values().all(|n| *n == 2), "{per:?}");
+}
