@@ -57,7 +57,8 @@ fn events() -> Vec<(i32, String, String)> {
                     (false, _) => "browse",
                 };
                 let ts = base() + (c * 2000 + j * 200) as i64;
-                let v = json!({"user": format!("u{u}"), "status": status, "c": c, "j": j, "ts": ts});
+                let v =
+                    json!({"user": format!("u{u}"), "status": status, "c": c, "j": j, "ts": ts});
                 out.push((0, format!("u{u}"), v.to_string()));
             }
         }
@@ -70,7 +71,8 @@ fn events() -> Vec<(i32, String, String)> {
 fn flush() -> Vec<(i32, String, String)> {
     (0..64)
         .map(|k| {
-            let v = json!({"user": format!("flush{k}"), "status": "flush", "ts": base() + 3_000_000});
+            let v =
+                json!({"user": format!("flush{k}"), "status": "flush", "ts": base() + 3_000_000});
             (0, format!("flush{k}"), v.to_string())
         })
         .collect()

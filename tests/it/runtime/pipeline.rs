@@ -88,10 +88,12 @@ async fn a_killed_task_restores_without_loss_or_duplicates() {
 
 /// A second crash while a restored task still skips what it had written.
 /// Source partition 0's outputs are on the sink from before the first
-/// crash; partition 1's records arrive only after it, so replay writes new
-/// outputs past partition 0's already-written ones while those still wait
-/// for their skip. A checkpoint taken then must not record the sink's end,
-/// or the restore from it would write partition 0's rest again.
+/// crash; partition 1's records arrive only after it. A fetch brings at
+/// most 1 MiB of a partition, and partition 0's records are 2 KiB each, so
+/// replay reads a part of partition 0 (skipped), then all of partition 1
+/// (written new, past all of partition 0's outputs), then the rest of
+/// partition 0: a checkpoint taken then must not record the sink's end, or
+/// the restore from it would write the rest of partition 0 again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_crash_during_the_replay_skip_window_duplicates_nothing() {
     let rig = rig().await;
@@ -99,28 +101,50 @@ async fn a_second_crash_during_the_replay_skip_window_duplicates_nothing() {
     kafka::create_topic(&rig.brokers, &input, 2).await;
     kafka::create_topic(&rig.brokers, &output, 1).await;
     let p = kafka::producer(&rig.brokers);
-    let on = |partition: i32, recs: Vec<(i32, String, String)>| -> Vec<_> {
+    let pad = "x".repeat(2_000);
+    let on = |partition: i32, recs: Vec<(i32, String, String)>, pad: &str| -> Vec<_> {
         recs.into_iter()
-            .map(|(_, k, v)| (partition, k, v))
+            .map(|(_, k, v)| {
+                (
+                    partition,
+                    k,
+                    v.replacen('{', &format!("{{\"pad\":\"{pad}\","), 1),
+                )
+            })
             .collect()
     };
-    let (first, second) = (3_000, 3_000);
+    let (first, second) = (4_000, 2_000);
 
-    // Checkpoints only when asked; the replay is rate-limited so the
-    // second crash lands inside the skip window.
-    let spec = map_spec(&input, &output, 3_600_000, "rate_limit: 1500");
+    // Checkpoints only when asked; rate-limited so the replay's pages take
+    // seconds each.
+    let spec = map_spec(&input, &output, 3_600_000, "rate_limit: 2000");
     rig.start(&spec, 1, 1, RestoreFrom::Nothing).await;
     rig.wait_all_running(60).await;
     rig.runtime.checkpoint(&rig.key).await.unwrap();
-    kafka::produce(&p, &input, &on(0, user_records(first, 10, 1, 0))).await;
+    kafka::produce(&p, &input, &on(0, user_records(first, 10, 1, 0), &pad)).await;
     read_topic(&rig.brokers, &output, 1, first).await;
 
-    // First crash: everything partition 0 produced is past the checkpoint.
+    // First crash: all of partition 0's outputs are past the checkpoint.
     assert!(rig.runtime.kill_task(&rig.key, 0).unwrap());
-    kafka::produce(&p, &input, &on(1, user_records(second, 10, 1, first))).await;
-    rig.wait_restarted(0, 60).await;
-    let before = rig.status().await.tasks[0].records_in;
-    rig.wait_records_in(before + 1_500, 60).await;
+    kafka::produce(&p, &input, &on(1, user_records(second, 10, 1, first), "")).await;
+    // Partition 1's first new outputs are on the sink: partition 0 is
+    // still being skipped.
+    let (b, t) = (rig.brokers.clone(), output.clone());
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::Message;
+        let c = kafka::assigned_consumer(&b, &t, 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            assert!(std::time::Instant::now() < deadline, "no new output");
+            if let Some(Ok(m)) = c.poll(std::time::Duration::from_millis(100)) {
+                if m.offset() >= first as i64 {
+                    break;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
     rig.runtime.checkpoint(&rig.key).await.unwrap();
     assert!(rig.runtime.kill_task(&rig.key, 0).unwrap());
 
