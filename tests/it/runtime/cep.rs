@@ -22,13 +22,13 @@ const FLUSH_KEYS: usize = 64;
 
 /// Event times start here (a recent time: brokers may expire or refuse
 /// records stamped decades ago).
-fn base() -> i64 {
+pub(super) fn base() -> i64 {
     use std::sync::OnceLock;
     static BASE: OnceLock<i64> = OnceLock::new();
     *BASE.get_or_init(|| chrono::Utc::now().timestamp_millis() / 10_000 * 10_000 - 3_600_000)
 }
 
-const RULE: &str = r#"
+pub(super) const RULE: &str = r#"
 name: fraud
 within_ms: 800
 skip: { strategy: skip_past_last_event }
@@ -44,7 +44,7 @@ steps:
 /// failures then a success (one match), or, one cycle in five, two failures
 /// then two other events (two partial matches that time out at +800 and
 /// +1000).
-fn complete(user: usize, cycle: usize) -> bool {
+pub(super) fn complete(user: usize, cycle: usize) -> bool {
     (cycle + user) % 5 != 4
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::cep::{base, complete, RULE};
 use super::cluster::{deploy_spec, serve_opts, wait_written, TURN};
 use crate::support::kafka::{self, brokers, create_topic, unique_topic};
 use crate::support::runtime::assert_exactly_once;
@@ -18,31 +19,6 @@ use crate::support::Isolation;
 const USERS: usize = 20;
 const CYCLES: usize = 40;
 const EVENTS: usize = USERS * CYCLES * 4;
-
-const RULE: &str = r#"
-name: fraud
-within_ms: 800
-skip: { strategy: skip_past_last_event }
-steps:
-  - name: fail
-    where: status == "failed"
-    quantifier: { min: 3, max: 3 }
-  - name: ok
-    where: status == "ok"
-"#;
-
-fn base() -> i64 {
-    use std::sync::OnceLock;
-    static BASE: OnceLock<i64> = OnceLock::new();
-    *BASE.get_or_init(|| chrono::Utc::now().timestamp_millis() / 10_000 * 10_000 - 3_600_000)
-}
-
-/// One cycle in five of a user is two failures and two other events (two
-/// partial matches that time out); the others are three failures and a
-/// success (one match).
-fn complete(user: usize, cycle: usize) -> bool {
-    (cycle + user) % 5 != 4
-}
 
 /// Every user's cycles, four events 200 ms apart from `cycle * 2000`, in
 /// event-time order on the one input partition.
