@@ -48,20 +48,24 @@ pub(super) fn complete(user: usize, cycle: usize) -> bool {
     (cycle + user) % 5 != 4
 }
 
+/// Event `j` (0..4) of user `user`'s cycle `cycle`, 200 ms apart from
+/// `cycle * 2000`, as JSON.
+pub(super) fn event(user: usize, cycle: usize, j: usize) -> String {
+    let status = match (complete(user, cycle), j) {
+        (_, 0 | 1) | (true, 2) => "failed",
+        (true, _) => "ok",
+        (false, _) => "browse",
+    };
+    let ts = base() + (cycle * 2000 + j * 200) as i64;
+    json!({"user": format!("u{user}"), "status": status, "c": cycle, "j": j, "ts": ts}).to_string()
+}
+
 fn cycles(from: usize, to: usize) -> Vec<(i32, String, String)> {
     let mut out = Vec::new();
     for c in from..to {
         for u in 0..USERS {
             for j in 0..4 {
-                let status = match (complete(u, c), j) {
-                    (_, 0 | 1) | (true, 2) => "failed",
-                    (true, _) => "ok",
-                    (false, _) => "browse",
-                };
-                let ts = base() + (c * 2000 + j * 200) as i64;
-                let v =
-                    json!({"user": format!("u{u}"), "status": status, "c": c, "j": j, "ts": ts});
-                out.push(((u as i32) % PARTITIONS, format!("u{u}"), v.to_string()));
+                out.push(((u as i32) % PARTITIONS, format!("u{u}"), event(u, c, j)));
             }
         }
     }

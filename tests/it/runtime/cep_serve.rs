@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::cep::{base, complete, RULE};
+use super::cep::{base, complete, event, RULE};
 use super::cluster::{deploy_spec, serve_opts, wait_written, TURN};
 use crate::support::kafka::{self, brokers, create_topic, unique_topic};
 use crate::support::runtime::assert_exactly_once;
@@ -27,15 +27,7 @@ fn events() -> Vec<(i32, String, String)> {
     for c in 0..CYCLES {
         for j in 0..4 {
             for u in 0..USERS {
-                let status = match (complete(u, c), j) {
-                    (_, 0 | 1) | (true, 2) => "failed",
-                    (true, _) => "ok",
-                    (false, _) => "browse",
-                };
-                let ts = base() + (c * 2000 + j * 200) as i64;
-                let v =
-                    json!({"user": format!("u{u}"), "status": status, "c": c, "j": j, "ts": ts});
-                out.push((0, format!("u{u}"), v.to_string()));
+                out.push((0, format!("u{u}"), event(u, c, j)));
             }
         }
     }
