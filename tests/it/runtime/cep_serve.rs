@@ -5,12 +5,11 @@
 //! included, and every timed-out partial match reaches its side topic once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::cep::{base, complete, event, RULE};
-use super::cluster::{deploy_spec, serve_opts, wait_written, TURN};
+use super::cluster::{deploy_spec, read_outputs, serve_opts, wait_written, TURN};
 use crate::support::kafka::{self, brokers, create_topic, unique_topic};
 use crate::support::runtime::assert_exactly_once;
 use crate::support::serve::Serve;
@@ -44,16 +43,6 @@ fn flush() -> Vec<(i32, String, String)> {
             (0, format!("flush{k}"), v.to_string())
         })
         .collect()
-}
-
-async fn read(topic: &str, n: usize) -> Vec<kafka::ReadRecord> {
-    let t = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let c = kafka::assigned_consumer(&brokers(), &t, 2);
-        kafka::read_until(&c, n, Duration::from_secs(3), Duration::from_secs(300))
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,7 +90,7 @@ async fn cep_partial_matches_survive_a_sigkill_of_serve() {
     let _serve = Serve::start_with(&iso, serve_opts(&[])).await;
     kafka::produce(&kafka::producer(&brokers()), &input, &flush()).await;
 
-    let outs = read(&output, matches).await;
+    let outs = read_outputs(&output, matches).await;
     assert_exactly_once(&outs, matches);
     let mut got = BTreeSet::new();
     for r in &outs {
@@ -121,7 +110,7 @@ async fn cep_partial_matches_survive_a_sigkill_of_serve() {
     // Each incomplete cycle timed out twice (from its first and its second
     // failure), once each.
     let incomplete = USERS * CYCLES - matches;
-    let outs = read(&timeouts, 2 * incomplete).await;
+    let outs = read_outputs(&timeouts, 2 * incomplete).await;
     assert_exactly_once(&outs, 2 * incomplete);
     let mut per: BTreeMap<(String, u64), usize> = BTreeMap::new();
     for r in &outs {

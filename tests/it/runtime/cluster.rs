@@ -145,7 +145,7 @@ pub(super) async fn wait_live(iso: &Isolation, id: &str) {
 /// Reads the sink until `n` outputs arrived and it stayed quiet for 2 s.
 /// The deadline is generous: the shared sqlite broker stalls for seconds
 /// when the machine is busy, and a restore scans the sink first.
-async fn read_outputs(topic: &str, n: usize) -> Vec<kafka::ReadRecord> {
+pub(super) async fn read_outputs(topic: &str, n: usize) -> Vec<kafka::ReadRecord> {
     let t = topic.to_owned();
     tokio::task::spawn_blocking(move || {
         let c = kafka::assigned_consumer(&brokers(), &t, 2);
