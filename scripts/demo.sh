@@ -24,6 +24,15 @@ export WEIR_HTTP_ADDR="${WEIR_HTTP_ADDR:-127.0.0.1:8080}"
 export WEIR_API_URL="http://$WEIR_HTTP_ADDR"
 export WEIR_TIMEOUT=30s
 LOG="${TMPDIR:-/tmp}/weir-serve-$ID.log"
+# weir serve authenticates every command and API call. The admin's token is
+# made once per machine and kept in a file only its owner reads.
+ADMIN_TOKEN_FILE="${WEIR_ADMIN_TOKEN_FILE:-$HOME/.config/weir/admin-token}"
+if [ ! -s "$ADMIN_TOKEN_FILE" ]; then
+  mkdir -p "$(dirname "$ADMIN_TOKEN_FILE")"
+  (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$ADMIN_TOKEN_FILE")
+fi
+export WEIR_ADMIN_TOKEN_FILE="$ADMIN_TOKEN_FILE"
+ADMIN_TOKEN="$(head -n1 "$ADMIN_TOKEN_FILE")"
 
 if curl -fsS "$WEIR_API_URL/healthz" >/dev/null 2>&1; then
   echo "[demo] using the weir serve already listening on $WEIR_HTTP_ADDR"
@@ -41,7 +50,21 @@ else
 fi
 
 step() { echo; echo "\$ weir $*"; "$WEIR" "$@"; }
-IN="orders-$ID"; OUT="orders-upper-$ID"; JOB="orders-$ID"
+
+# The admin creates the demo's tenant (or gives it a new token on a rerun);
+# everything after acts as that tenant, with its token.
+echo; echo "\$ weir tenant create $WEIR_TENANT   # as the admin"
+if ! CREATED="$(WEIR_TOKEN="$ADMIN_TOKEN" "$WEIR" -o json tenant create "$WEIR_TENANT" 2>/dev/null)"; then
+  echo "[demo] tenant $WEIR_TENANT exists; rotating its token"
+  CREATED="$(WEIR_TOKEN="$ADMIN_TOKEN" "$WEIR" -o json tenant rotate-token "$WEIR_TENANT")"
+fi
+WEIR_TOKEN="$(printf '%s' "$CREATED" | sed -n 's/.*"token": *"\([a-z0-9_]*\)".*/\1/p')"
+[ -n "$WEIR_TOKEN" ] || { echo "[demo] no token in: $CREATED"; exit 1; }
+export WEIR_TOKEN
+echo "token for tenant $WEIR_TENANT: ${WEIR_TOKEN:0:9}… (printed once by weir tenant create)"
+
+# A tenant's jobs use only topics in its namespace: <tenant>.<name>.
+IN="$WEIR_TENANT.orders-$ID"; OUT="$WEIR_TENANT.orders-upper-$ID"; JOB="orders-$ID"
 step topic create "$IN" --partitions 2
 step topic create "$OUT" --partitions 2
 # Versions are immutable: each run uploads its own build under its own version.

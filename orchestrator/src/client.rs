@@ -52,13 +52,45 @@ pub async fn send(
     timeout: Duration,
     progress: bool,
 ) -> Result<Outcome, ClientError> {
-    send_with_id(client, subjects, Uuid::now_v7(), req, timeout, progress).await
+    send_with_id(
+        client,
+        subjects,
+        None,
+        Uuid::now_v7(),
+        req,
+        timeout,
+        progress,
+    )
+    .await
 }
 
-/// Like [`send`], with a caller-chosen command id (for retries that must dedupe).
+/// Like [`send`], with the sender's token (`Authorization: Bearer …`): the
+/// admin's or the tenant's. `weir serve` asks for one unless `--insecure-dev`.
+pub async fn send_as(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    token: Option<&str>,
+    req: Request,
+    timeout: Duration,
+    progress: bool,
+) -> Result<Outcome, ClientError> {
+    send_with_id(
+        client,
+        subjects,
+        token,
+        Uuid::now_v7(),
+        req,
+        timeout,
+        progress,
+    )
+    .await
+}
+
+/// Like [`send_as`], with a caller-chosen command id (for retries that must dedupe).
 pub async fn send_with_id(
     client: &async_nats::Client,
     subjects: &Subjects,
+    token: Option<&str>,
     id: Uuid,
     req: Request,
     timeout: Duration,
@@ -83,6 +115,9 @@ pub async fn send_with_id(
     let js = async_nats::jetstream::new(client.clone());
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", id.to_string().as_str());
+    if let Some(t) = token {
+        headers.insert("Authorization", format!("Bearer {t}").as_str());
+    }
     let ack = js
         .publish_with_headers(
             subjects.command(&req.tenant, &req.kind),

@@ -49,6 +49,7 @@ pub mod reconcile;
 pub mod registry;
 pub mod runtime;
 pub mod schema;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod wasm;

@@ -20,6 +20,7 @@ mod lifecycle;
 mod lineage;
 mod registry;
 mod runtime;
+mod security;
 mod store;
 mod wasm;
 mod workflow;

@@ -62,6 +62,11 @@ impl Serve {
             // …and they send the reports workflows would (`job.mark_*`).
             cmd.env("WEIR_ACCEPT_INTERNAL_COMMANDS", "true");
         }
+        // Authentication is the security suite's subject (it passes an admin
+        // token); the other tests act as any tenant, as on a laptop.
+        if !opts.env.iter().any(|(k, _)| k == "WEIR_ADMIN_TOKEN") {
+            cmd.env("WEIR_INSECURE_DEV", "true");
+        }
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }

@@ -105,6 +105,8 @@ impl Rig {
             notifier: weir::workflow::activities::Notifier::new(true, None, "weir"),
             clock: self.clock.clone(),
             tuner: weir::autotune::TunerStore::new(self.store.pool().clone()),
+            topic_namespaces: false,
+            secrets: weir::secrets::SecretStore::new(self.store.pool().clone(), None),
         };
         let mut cfg = EngineConfig::new(owner);
         cfg.poll = Duration::from_millis(50);

@@ -143,7 +143,9 @@ impl Weir {
                 .env("WEIR_HTTP_ADDR", &addr)
                 // Stable, as the docs ask: a restarted replica resumes its own
                 // workflow steps at once instead of waiting out their leases.
-                .env("WEIR_REPLICA_ID", "soak-serve");
+                .env("WEIR_REPLICA_ID", "soak-serve")
+                // The soak measures the data plane under faults, not authentication.
+                .env("WEIR_INSECURE_DEV", "true");
             cmd
         });
         let worker_env = env.clone();

@@ -40,6 +40,10 @@ impl Embedded {
             http_addr: format!("127.0.0.1:{port}").parse().expect("addr"),
             workflows: weir::cli::wiring::EngineArgs::disabled(),
             accept_internal_commands,
+            access: weir::cli::serve::AccessArgs {
+                insecure_dev: true,
+                ..Default::default()
+            },
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn({

@@ -15,11 +15,14 @@
 //! The bodies are the types in [`types`], which the `weir` CLI decodes too.
 
 pub(crate) mod alerts;
+pub mod auth;
 pub(crate) mod jobs;
 pub(crate) mod lineage;
 pub(crate) mod modules;
 pub mod openapi;
 pub(crate) mod runtime;
+pub(crate) mod secrets;
+pub(crate) mod tenants;
 pub mod types;
 pub(crate) mod workflows;
 
@@ -43,6 +46,10 @@ pub struct ApiState {
     pub metrics: PrometheusHandle,
     /// The stream runtime embedded in this process, if any.
     pub runtime: Option<std::sync::Arc<crate::runtime::cluster::ClusterRuntime>>,
+    /// Who may read what (see [`auth`]).
+    pub access: auth::ApiAccess,
+    /// The tenants' sealed secrets.
+    pub secrets: crate::secrets::SecretStore,
 }
 
 /// Builds the router: every route of [`routes`], and nothing else.
@@ -63,6 +70,14 @@ const TAGS: &[(&str, &str)] = &[
     (
         "health",
         "Liveness, readiness and metrics, for probes and Prometheus.",
+    ),
+    (
+        "admin",
+        "Tenants, for the admin: quotas, usage and topic grants. Only the admin's token opens these.",
+    ),
+    (
+        "secrets",
+        "A tenant's named secrets, referenced from job specs as `${secret:NAME}`. Values go in, never out.",
     ),
     (
         "jobs",
@@ -100,6 +115,15 @@ const RUN: PathParam = PathParam {
     schema: schema_of::<String>,
 };
 
+const SECRET: PathParam = PathParam {
+    name: "secret",
+    description: "The secret's name (1-64 of A-Z a-z 0-9 _ -).",
+    schema: schema_of::<String>,
+};
+const SECRETS_DOWN: Reply = Reply::error(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "PostgreSQL is unavailable, this `weir serve` has no secret key, or a stored value does not open with it.",
+);
 const BAD_NAME: Reply = Reply::error(
     StatusCode::BAD_REQUEST,
     "A name in the path is invalid; the message says which and why.",
@@ -120,7 +144,7 @@ const RUNTIME_DOWN: Reply = Reply::error(
 
 /// Every route the API serves, with its description.
 pub fn routes() -> Vec<Route> {
-    use Method::{Get, Post};
+    use Method::{Delete, Get, Post, Put};
     vec![
         Route::new(
             Get,
@@ -166,6 +190,41 @@ pub fn routes() -> Vec<Route> {
                 replies: vec![Reply::answer(StatusCode::OK, "The metrics.")],
             },
             metrics_text,
+        ),
+        Route::new(
+            Get,
+            "/v1/admin/tenants",
+            Doc {
+                operation_id: "listTenants",
+                tag: "admin",
+                summary: "Every tenant ever created",
+                description: "Each tenant with its quota, what the quota counts now and its topic grants; \
+                    deleted ones too (`active: false`). Never a token or its hash.",
+                params: vec![],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The tenants, by name."),
+                    STORE_DOWN,
+                ],
+            },
+            tenants::list,
+        ),
+        Route::new(
+            Get,
+            "/v1/admin/tenants/{tenant}",
+            Doc {
+                operation_id: "getTenant",
+                tag: "admin",
+                summary: "One tenant",
+                description: "Its quota, usage and topic grants.",
+                params: vec![TENANT],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The tenant."),
+                    BAD_NAME,
+                    Reply::error(StatusCode::NOT_FOUND, "The tenant was never created."),
+                    STORE_DOWN,
+                ],
+            },
+            tenants::show,
         ),
         Route::new(
             Get,
@@ -424,6 +483,63 @@ pub fn routes() -> Vec<Route> {
         ),
         Route::new(
             Get,
+            "/v1/tenants/{tenant}/secrets",
+            Doc {
+                operation_id: "listSecrets",
+                tag: "secrets",
+                summary: "The tenant's secrets, by name",
+                description: "Names and when each was set; never a value.",
+                params: vec![TENANT],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The secrets; empty if there are none."),
+                    BAD_NAME,
+                    SECRETS_DOWN,
+                ],
+            },
+            secrets::list,
+        ),
+        Route::new(
+            Put,
+            "/v1/tenants/{tenant}/secrets/{secret}",
+            Doc {
+                operation_id: "setSecret",
+                tag: "secrets",
+                summary: "Set a secret",
+                description: "The request body is the value (UTF-8 text, at most 16 KiB), sealed with \
+                    `weir serve`'s secret key before it is stored. Replaces an earlier value; \
+                    deployments that started before keep the value they started with.",
+                params: vec![TENANT, SECRET],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The secret's name and when it was set."),
+                    Reply::error(
+                        StatusCode::BAD_REQUEST,
+                        "A name is invalid, or the value is too large or not UTF-8.",
+                    ),
+                    SECRETS_DOWN,
+                ],
+            },
+            secrets::put,
+        ),
+        Route::new(
+            Delete,
+            "/v1/tenants/{tenant}/secrets/{secret}",
+            Doc {
+                operation_id: "deleteSecret",
+                tag: "secrets",
+                summary: "Delete a secret",
+                description: "Later starts of a job that refers to it fail, naming it.",
+                params: vec![TENANT, SECRET],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The secrets left."),
+                    BAD_NAME,
+                    Reply::error(StatusCode::NOT_FOUND, "The tenant has no such secret."),
+                    SECRETS_DOWN,
+                ],
+            },
+            secrets::delete,
+        ),
+        Route::new(
+            Get,
             "/v1/tenants/{tenant}/lineage",
             Doc {
                 operation_id: "getLineage",
@@ -622,12 +738,17 @@ mod tests {
             .await
             .unwrap();
         ApiState {
-            store: Arc::new(PgStore::from_pool(pool)),
+            store: Arc::new(PgStore::from_pool(pool.clone())),
             nats,
             metrics: metrics_exporter_prometheus::PrometheusBuilder::new()
                 .build_recorder()
                 .handle(),
             runtime: None,
+            access: auth::ApiAccess {
+                access: crate::intake::auth::Access::InsecureDev,
+                protect_metrics: false,
+            },
+            secrets: crate::secrets::SecretStore::new(pool.clone(), None),
         }
     }
 

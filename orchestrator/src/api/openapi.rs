@@ -28,6 +28,8 @@ pub const PLAIN_TEXT: &str = "text/plain; charset=utf-8";
 pub enum Method {
     Get,
     Post,
+    Put,
+    Delete,
 }
 
 impl Method {
@@ -35,6 +37,8 @@ impl Method {
         match self {
             Method::Get => MethodFilter::GET,
             Method::Post => MethodFilter::POST,
+            Method::Put => MethodFilter::PUT,
+            Method::Delete => MethodFilter::DELETE,
         }
     }
 
@@ -42,6 +46,8 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
         }
     }
 }
@@ -151,6 +157,11 @@ pub trait Argument {
 }
 
 impl<S> Argument for State<S> {}
+
+/// A raw request body (a secret's value).
+impl Argument for axum::body::Bytes {
+    const REJECTS_WHEN: Option<&'static str> = Some("the body cannot be read");
+}
 
 impl<T> Argument for Path<T> {
     const REJECTS_WHEN: Option<&'static str> =

@@ -319,3 +319,26 @@ pub struct FiringAlert {
     pub since: chrono::DateTime<chrono::Utc>,
     pub message: String,
 }
+
+/// A tenant as an admin sees it (`GET /v1/admin/tenants…`). Its token is
+/// never shown, nor its hash.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TenantView {
+    pub name: String,
+    /// False once deleted: its token no longer works.
+    pub active: bool,
+    pub quota: crate::domain::tenant::Quota,
+    pub usage: TenantUsage,
+    /// Topics outside `<name>.` its jobs may use.
+    pub granted_topics: Vec<String>,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What a tenant's quota counts now.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TenantUsage {
+    /// Jobs that are not deleted.
+    pub jobs: u32,
+    /// Bytes of every module version uploaded.
+    pub module_bytes: u64,
+}

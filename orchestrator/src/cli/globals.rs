@@ -33,6 +33,10 @@ pub struct Globals {
         allow_hyphen_values = true
     )]
     pub timeout: Dur,
+    /// The token to act with: the tenant's (from `weir tenant create`) or
+    /// the admin's. Not needed against `weir serve --insecure-dev`.
+    #[arg(long, global = true, env = "WEIR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Who is acting, recorded with every event.
     #[arg(long, global = true, env = "WEIR_ACTOR", default_value_t = default_actor())]
     pub actor: String,

@@ -18,6 +18,7 @@ pub struct Api {
     base: String,
     tenant: String,
     timeout: Duration,
+    token: Option<String>,
 }
 
 impl Api {
@@ -27,6 +28,7 @@ impl Api {
             base: g.conn.api_url.trim_end_matches('/').to_owned(),
             tenant: g.tenant.clone(),
             timeout: g.timeout.get(),
+            token: g.token.clone(),
         }
     }
 
@@ -70,6 +72,28 @@ impl Api {
         }
     }
 
+    /// `GET` an admin path (`{api_url}/v1/admin/…`).
+    pub async fn get_admin<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        let url = format!("{}/v1/admin/{path}", self.base);
+        self.call("GET", &url, self.http.get(&url)).await
+    }
+
+    /// `PUT` a raw body to a tenant path.
+    pub async fn put_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<T, CliError> {
+        let url = self.url(path);
+        self.call("PUT", &url, self.http.put(&url).body(body)).await
+    }
+
+    /// `DELETE` a tenant path.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        let url = self.url(path);
+        self.call("DELETE", &url, self.http.delete(&url)).await
+    }
+
     /// `POST` to a tenant path, without a body.
     pub async fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         let url = self.url(path);
@@ -82,6 +106,10 @@ impl Api {
         url: &str,
         req: reqwest::RequestBuilder,
     ) -> Result<T, CliError> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
         let resp = req.timeout(self.timeout).send().await.map_err(|e| {
             if e.is_timeout() {
                 CliError::Timeout(format!(

@@ -4,7 +4,7 @@
 //! 3 a service is unreachable, 4 timed out waiting for an outcome,
 //! 5 an unexpected error (e.g. an API answer the CLI cannot read).
 //!
-//! Subcommands (`job`, `workflow`, `udf`, `topic`, `cep`, `alerts`, `lineage`, `serve`, `worker`) each
+//! Subcommands (`job`, `workflow`, `udf`, `topic`, `cep`, `tenant`, `secret`, `alerts`, `lineage`, `serve`, `worker`) each
 //! have a file and depend only on the shared pieces, never on each other:
 //! `globals` (shared flags), `duration` (duration flags), `http` (the query
 //! API), `publish` (command verbs over NATS), `render` and `output`
@@ -22,7 +22,9 @@ mod lineage;
 mod output;
 mod publish;
 mod render;
+mod secret;
 pub mod serve;
+mod tenant;
 mod topic;
 mod udf;
 pub mod wiring;
@@ -48,7 +50,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Top {
     /// Run the orchestrator: command intake, outbox relay and HTTP API.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Run a stream-runtime worker that joins `weir serve` over NATS.
     Worker(worker::WorkerArgs),
     /// Create, deploy and inspect jobs.
@@ -72,6 +74,12 @@ pub enum Top {
     /// Create topics, produce and tail records on the Kafka broker.
     #[command(subcommand)]
     Topic(topic::TopicCmd),
+    /// Set, list and delete the tenant's secrets (`${secret:NAME}` in job specs).
+    #[command(subcommand)]
+    Secret(secret::SecretCmd),
+    /// Create tenants, set their quotas and topic grants (the admin's verbs).
+    #[command(subcommand)]
+    Tenant(tenant::TenantCmd),
     /// Check CEP rule files and run them over local JSON events (natively, in process).
     #[command(subcommand)]
     Cep(cep::CepCmd),
@@ -98,6 +106,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Top::Alerts => alerts::run(g).await,
         Top::Topic(cmd) => topic::run(g, cmd).await,
         Top::Cep(cmd) => cep::run(cmd),
+        Top::Tenant(cmd) => tenant::run(g, cmd).await,
+        Top::Secret(cmd) => secret::run(g, cmd).await,
         Top::Schema { dir } => {
             crate::schema::write_all(dir).map_err(|e| CliError::Usage(e.to_string()))?;
             println!("wrote schemas to {}", dir.display());

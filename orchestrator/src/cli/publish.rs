@@ -18,9 +18,10 @@ pub async fn send(
     expected_version: Option<u64>,
 ) -> Result<Outcome, CliError> {
     let subjects = Subjects::new(g.conn.subject_prefix.clone());
-    let outcome = client::send(
+    let outcome = client::send_as(
         nats,
         &subjects,
+        g.token.as_deref(),
         Request {
             tenant: g.tenant.clone(),
             kind: kind.to_owned(),

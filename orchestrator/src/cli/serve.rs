@@ -10,8 +10,10 @@ use tokio_util::sync::CancellationToken;
 use super::error::CliError;
 use super::wiring::{self, EngineArgs};
 use crate::config::Connections;
+use crate::intake::auth::{Access, Gate};
 use crate::intake::{ensure_streams, run_relay, Fault, Intake, Subjects};
 use crate::lifecycle::CommandHandler;
+use crate::secrets::SecretStore;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -27,6 +29,69 @@ pub struct ServeArgs {
     /// hand without workflows (`--runtime none`).
     #[arg(long, env = "WEIR_ACCEPT_INTERNAL_COMMANDS")]
     pub accept_internal_commands: bool,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// Who may act: the admin token, or no authentication at all.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AccessArgs {
+    /// The admin's token (at least 32 characters): it creates tenants and may
+    /// act in any of them. Prefer `--admin-token-file`; the token is never logged.
+    #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// A file whose first line is the admin's token.
+    #[arg(long, env = "WEIR_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<std::path::PathBuf>,
+    /// No authentication: anyone who reaches NATS or the API acts as any
+    /// tenant, no quota applies and jobs may use any topic. For a laptop only;
+    /// logs a warning.
+    #[arg(long, env = "WEIR_INSECURE_DEV")]
+    pub insecure_dev: bool,
+    /// Ask for the admin token on `/metrics` too (open by default, for scrapers).
+    #[arg(long, env = "WEIR_PROTECT_METRICS")]
+    pub protect_metrics: bool,
+}
+
+/// Shortest admin token accepted.
+const MIN_ADMIN_TOKEN: usize = 32;
+
+impl AccessArgs {
+    /// The access mode these flags ask for, or why they are not usable.
+    pub fn access(&self) -> Result<Access, CliError> {
+        if self.insecure_dev {
+            return Ok(Access::InsecureDev);
+        }
+        let token =
+            match (&self.admin_token, &self.admin_token_file) {
+                (Some(t), _) => t.trim().to_owned(),
+                (None, Some(path)) => std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        CliError::Usage(format!(
+                            "cannot read the admin token file {}: {e}",
+                            path.display()
+                        ))
+                    })?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+                (None, None) => return Err(CliError::Usage(
+                    "weir serve needs an admin token: set WEIR_ADMIN_TOKEN or --admin-token-file \
+                     (a secret of at least 32 characters, e.g. `openssl rand -hex 32`), or run \
+                     --insecure-dev on a laptop"
+                        .into(),
+                )),
+            };
+        if token.len() < MIN_ADMIN_TOKEN {
+            return Err(CliError::Usage(format!(
+                "the admin token is {} characters; at least {MIN_ADMIN_TOKEN} are needed",
+                token.len()
+            )));
+        }
+        Ok(Access::tokens(&token))
+    }
 }
 
 /// Runs `weir serve` until SIGINT or SIGTERM.
@@ -41,6 +106,11 @@ pub async fn serve(
     args: &ServeArgs,
     shutdown: CancellationToken,
 ) -> Result<(), CliError> {
+    let access = args.access.access()?;
+    let secret_key = args.workflows.cluster.cluster.secret_key()?;
+    if access == Access::InsecureDev {
+        tracing::warn!("--insecure-dev: no authentication; anyone who reaches NATS or the API acts as any tenant, no quota applies and jobs may use any topic");
+    }
     let metrics = crate::telemetry::init_metrics();
     let (store, nats) = wiring::connect(conn).await?;
     let js = async_nats::jetstream::new(nats.clone());
@@ -57,6 +127,7 @@ pub async fn serve(
         committed: committed.clone(),
         fault: Fault::from_env(),
         accept_internal: args.accept_internal_commands,
+        gate: Gate::new(access.clone()),
     };
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(intake.run(shutdown.clone()));
@@ -68,12 +139,15 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let host = wiring::wasm_host()?;
+    let mut engine_args = args.workflows.clone();
+    engine_args.topic_namespaces = access != Access::InsecureDev;
+    engine_args.secret_key = secret_key.clone();
     let runtime = wiring::spawn_engine(
         store.clone(),
         nats.clone(),
         conn,
         host.clone(),
-        &args.workflows,
+        &engine_args,
         &mut tasks,
         shutdown.clone(),
     )
@@ -105,8 +179,19 @@ pub async fn serve(
         nats: nats.clone(),
         metrics,
         runtime,
+        access: crate::api::auth::ApiAccess {
+            access,
+            protect_metrics: args.access.protect_metrics,
+        },
+        secrets: SecretStore::new(store.pool().clone(), secret_key),
     };
-    let app = crate::api::router(state.clone()).merge(crate::console::router(state));
+    // One guard over both routers, so no path is served without its check.
+    let app = crate::api::router(state.clone())
+        .merge(crate::console::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::api::auth::require,
+        ));
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listener, app)

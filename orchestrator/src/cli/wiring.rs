@@ -76,6 +76,13 @@ pub struct EngineArgs {
     /// Workers (with `embedded`): this process's own, ids, heartbeat TTL.
     #[command(flatten)]
     pub cluster: ServeClusterArgs,
+    /// Jobs may use only their tenant's Kafka topics (set by `weir serve`
+    /// unless `--insecure-dev`).
+    #[arg(skip)]
+    pub topic_namespaces: bool,
+    /// The key tenants' secrets are sealed with (set by `weir serve`).
+    #[arg(skip)]
+    pub secret_key: Option<crate::secrets::SecretKey>,
 }
 
 impl EngineArgs {
@@ -90,6 +97,8 @@ impl EngineArgs {
             tasks_per_worker: 8,
             tenant_max_tasks: None,
             cluster: Default::default(),
+            topic_namespaces: false,
+            secret_key: None,
         }
     }
 }
@@ -145,6 +154,34 @@ pub struct ClusterArgs {
         allow_hyphen_values = true
     )]
     pub task_restart_window: Dur,
+    /// The key tenants' secrets are sealed with: 64 hex digits (e.g.
+    /// `openssl rand -hex 32`), the same in `weir serve` and every `weir
+    /// worker`. Prefer `--secret-key-file`. Without one, secrets can be
+    /// neither set nor used.
+    #[arg(long, env = "WEIR_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// A file holding the secret key.
+    #[arg(long, env = "WEIR_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    /// The secret key, if one is given.
+    pub fn secret_key(&self) -> Result<Option<crate::secrets::SecretKey>, CliError> {
+        let text = match (&self.secret_key, &self.secret_key_file) {
+            (Some(k), _) => k.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                CliError::Usage(format!(
+                    "cannot read the secret key file {}: {e}",
+                    path.display()
+                ))
+            })?,
+            (None, None) => return Ok(None),
+        };
+        crate::secrets::SecretKey::from_hex(&text)
+            .map(Some)
+            .map_err(|e| CliError::Usage(e.to_string()))
+    }
 }
 
 impl Default for ClusterArgs {
@@ -157,6 +194,8 @@ impl Default for ClusterArgs {
             task_restart_budget: 10,
             shutdown_grace: Dur::from_secs(20),
             task_restart_window: Dur::from_secs(300),
+            secret_key: None,
+            secret_key_file: None,
         }
     }
 }
@@ -271,6 +310,7 @@ fn embedded_runtime(
     modules: Arc<RegistryModules<PgStore>>,
     host: Arc<WasmHost>,
     cluster: &ClusterArgs,
+    secret_key: Option<crate::secrets::SecretKey>,
 ) -> EmbeddedRuntime {
     EmbeddedRuntime::new(
         RuntimeConfig {
@@ -282,6 +322,7 @@ fn embedded_runtime(
                 ..Default::default()
             },
             http_sink_allow_private: cluster.http_sink_allow_private,
+            secret_key,
             ..Default::default()
         },
         store.pool().clone(),
@@ -341,6 +382,7 @@ pub async fn spawn_engine(
                     modules.clone(),
                     host,
                     &args.cluster.cluster,
+                    args.secret_key.clone(),
                 )
             });
             let control = start_cluster(
@@ -401,6 +443,8 @@ fn start_engine<C: crate::runtime::control::DeploymentControl>(
         http: reqwest::Client::new(),
         notifier,
         clock: Arc::new(SystemClock),
+        topic_namespaces: args.topic_namespaces,
+        secrets: crate::secrets::SecretStore::new(pool.clone(), args.secret_key.clone()),
     };
     let mut cfg = EngineConfig::new(args.replica_id.clone().unwrap_or_else(default_owner));
     let every = args.autotune_every.get();
@@ -493,7 +537,7 @@ pub async fn standalone_worker(
 ) -> Result<Worker, CliError> {
     let host = Arc::new(wasm_host()?);
     let modules = registry_modules(store.clone(), &nats, conn, host.clone());
-    let runtime = embedded_runtime(conn, &store, &nats, modules, host, args);
+    let runtime = embedded_runtime(conn, &store, &nats, modules, host, args, args.secret_key()?);
     let cfg = cluster_config(conn, args);
     let js = async_nats::jetstream::new(nats.clone());
     let liveness = Liveness::open(&js, &cfg.prefix, cfg.ttl)

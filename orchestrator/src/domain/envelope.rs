@@ -10,6 +10,7 @@ use super::ids::{JobName, ModuleName, StreamId, Tenant};
 use super::job::JobCommand;
 use super::module::ModuleCommand;
 use super::rejection::{Rejection, RejectionCode};
+use super::tenant::TenantCommand;
 use super::workflow::WorkflowCommand;
 
 /// Largest accepted command message, in bytes.
@@ -64,6 +65,7 @@ pub enum Command {
     Job(JobCommand),
     Workflow(WorkflowCommand),
     Module(ModuleCommand),
+    Tenant(TenantCommand),
 }
 
 impl Command {
@@ -72,6 +74,7 @@ impl Command {
         let mut kinds = JobCommand::KINDS.to_vec();
         kinds.extend(WorkflowCommand::KINDS);
         kinds.extend(ModuleCommand::KINDS);
+        kinds.extend(TenantCommand::KINDS);
         kinds
     }
 
@@ -83,8 +86,13 @@ impl Command {
             Command::Workflow(c) => {
                 !matches!(c, WorkflowCommand::Resume(_) | WorkflowCommand::Abort(_))
             }
-            Command::Module(_) => false,
+            Command::Module(_) | Command::Tenant(_) => false,
         }
+    }
+
+    /// Whether only an admin may send this command (creating and changing tenants).
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Command::Tenant(_))
     }
 
     pub fn kind(&self) -> &'static str {
@@ -92,6 +100,7 @@ impl Command {
             Command::Job(c) => c.kind(),
             Command::Workflow(c) => c.kind(),
             Command::Module(c) => c.kind(),
+            Command::Tenant(c) => c.kind(),
         }
     }
 
@@ -123,6 +132,11 @@ impl Command {
                 .map(Command::Module)
                 .map_err(invalid);
         }
+        if kind.starts_with("tenant.") {
+            return serde_json::from_value(tagged)
+                .map(Command::Tenant)
+                .map_err(invalid);
+        }
         if kind.starts_with("workflow.") {
             return serde_json::from_value(tagged)
                 .map(Command::Workflow)
@@ -147,6 +161,10 @@ impl Command {
             Command::Module(_) => {
                 let name = ModuleName::new(target).map_err(invalid)?;
                 Ok(StreamId::new("module", name.as_str()))
+            }
+            Command::Tenant(_) => {
+                let name = Tenant::new(target).map_err(invalid)?;
+                Ok(StreamId::new("tenant", name.as_str()))
             }
             // Runs are named by a UUID; the canonical hyphenated form keeps one stream per run.
             Command::Workflow(_) => match Uuid::parse_str(target) {
@@ -238,6 +256,16 @@ pub fn parse_message(subject_tenant: &str, bytes: &[u8]) -> Result<ParsedCommand
     let stream = command
         .stream(&raw.target)
         .map_err(|r| Unparsed { id, rejection: r })?;
+    if command.is_admin() && raw.target != tenant.as_str() {
+        return Err(fail(
+            id,
+            RejectionCode::InvalidCommand,
+            format!(
+                "{} targets tenant `{}` but is published for tenant `{tenant}`: a tenant command's target is its own tenant",
+                raw.kind, raw.target
+            ),
+        ));
+    }
     Ok(ParsedCommand {
         id: raw.id,
         tenant,

@@ -16,6 +16,7 @@ pub mod job;
 pub mod lineage;
 pub mod module;
 pub mod rejection;
+pub mod tenant;
 pub mod workflow;
 
 pub use aggregate::{Aggregate, DecideContext};

@@ -22,8 +22,13 @@ pub enum RejectionCode {
     TenantMismatch,
     /// The subject's command kind differs from the envelope's.
     KindMismatch,
-    /// The sender may not send this command (an internal kind from a client).
+    /// The message carries no token, or one that is not valid for its tenant.
+    Unauthorized,
+    /// The sender may not send this command (an internal kind from a client,
+    /// an admin kind with a tenant's token).
     Forbidden,
+    /// The tenant's quota does not allow it (commands per second, jobs, module bytes).
+    QuotaExceeded,
     /// The target does not exist.
     NotFound,
     /// The target already exists.
@@ -34,6 +39,18 @@ pub enum RejectionCode {
     Conflict,
     /// Delivered too many times without being processed.
     DeadLettered,
+}
+
+impl RejectionCode {
+    /// Whether a command refused so is remembered under its id (deduplicated
+    /// forever). Refusals of who sent it, or of when, are not: the same id
+    /// from its rightful sender, or later, is decided afresh.
+    pub fn is_recorded(self) -> bool {
+        !matches!(
+            self,
+            RejectionCode::Unauthorized | RejectionCode::QuotaExceeded
+        )
+    }
 }
 
 /// A refused command.

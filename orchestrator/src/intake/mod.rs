@@ -4,6 +4,7 @@
 //! outcome has been published, so a crash anywhere before the ack means a
 //! redelivery, which deduplication turns into the same outcome again.
 
+pub mod auth;
 mod relay;
 mod streams;
 mod subjects;
@@ -89,6 +90,8 @@ pub struct Intake<S> {
     /// `job.record_*`, workflow step reports) from clients: only for
     /// setups that drive the lifecycle by hand without workflows.
     pub accept_internal: bool,
+    /// Authentication, authorization and quotas.
+    pub gate: auth::Gate,
 }
 
 impl<S: EventStore> Intake<S> {
@@ -170,7 +173,7 @@ impl<S: EventStore> Intake<S> {
         shutdown: &CancellationToken,
         finishing: &Arc<Semaphore>,
     ) -> bool {
-        let mut incoming = Vec::with_capacity(batch.len());
+        let mut arrivals = Vec::with_capacity(batch.len());
         let mut live = Vec::with_capacity(batch.len());
         for m in batch {
             let tenant = self
@@ -204,10 +207,13 @@ impl<S: EventStore> Intake<S> {
                     refuse_internal(c)
                 }
             });
-            incoming.push(match parsed {
-                Ok(c) => Incoming::Parsed(c),
-                Err(error) => Incoming::Unparsed { tenant, error },
-            });
+            let token = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Authorization"))
+                .and_then(|v| auth::bearer(Some(v.as_str())))
+                .map(str::to_owned);
+            arrivals.push((tenant, auth::Arrival { parsed, token }));
             live.push(m);
         }
         if live.is_empty() {
@@ -215,6 +221,39 @@ impl<S: EventStore> Intake<S> {
         }
 
         let mut backoff = COMMIT_BACKOFF.start(fastrand::u64(..));
+        let (tenants, arrivals): (Vec<String>, Vec<auth::Arrival>) = arrivals.into_iter().unzip();
+        let admitted = loop {
+            match self
+                .gate
+                .admit(
+                    self.handler.store().as_ref(),
+                    &arrivals,
+                    std::time::Instant::now(),
+                )
+                .await
+            {
+                Ok(a) => break a,
+                Err(e) => {
+                    tracing::error!(error = %e, batch = live.len(), "cannot read tenants; holding the commands and retrying");
+                    metrics::counter!(names::STORE_ERRORS).increment(1);
+                    for m in &live {
+                        ack(m, AckKind::Progress).await;
+                    }
+                    let wait = tokio::time::sleep(backoff.next_delay());
+                    if shutdown.run_until_cancelled(wait).await.is_none() {
+                        return false;
+                    }
+                }
+            }
+        };
+        let incoming: Vec<Incoming> = tenants
+            .into_iter()
+            .zip(admitted)
+            .map(|(tenant, a)| match a {
+                Ok(c) => Incoming::Parsed(c),
+                Err(error) => Incoming::Unparsed { tenant, error },
+            })
+            .collect();
         let outcomes = loop {
             match self.handler.handle(&incoming, Utc::now()).await {
                 Ok(o) => break o,

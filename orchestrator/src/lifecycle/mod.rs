@@ -153,6 +153,15 @@ impl<S: EventStore> CommandHandler<S> {
             }
             match item {
                 Incoming::Unparsed { error, .. } => match error.id {
+                    // Not recorded: a forged message must not take the id of
+                    // the owner's command, and a refused rate may pass later.
+                    Some(id) if !error.rejection.code.is_recorded() => {
+                        slots.push(Slot::Unrecorded(Outcome::rejected(
+                            Some(id),
+                            &tenant,
+                            error.rejection.clone(),
+                        )))
+                    }
                     Some(id) => {
                         in_batch.insert((tenant.clone(), id), decisions.len());
                         slots.push(Slot::Decided(decisions.len()));

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::envelope::ParsedCommand;
 use crate::domain::job::JobState;
 use crate::domain::module::ModuleState;
+use crate::domain::tenant::TenantState;
 use crate::domain::workflow::RunState;
 use crate::domain::{Aggregate, Command, DecideContext, Rejection, RejectionCode};
 use crate::store::{self, EventStore, NewEvent, StoreError, StreamKey, StreamState};
@@ -16,6 +17,7 @@ pub enum AnyState {
     Job(JobState),
     Run(Box<RunState>),
     Module(ModuleState),
+    Tenant(TenantState),
 }
 
 impl AnyState {
@@ -24,6 +26,7 @@ impl AnyState {
             AnyState::Job(s) => serde_json::to_value(s),
             AnyState::Run(s) => serde_json::to_value(s),
             AnyState::Module(s) => serde_json::to_value(s),
+            AnyState::Tenant(s) => serde_json::to_value(s),
         };
         r.map_err(|e| StoreError::Corrupt(format!("snapshot encoding: {e}")))
     }
@@ -48,6 +51,9 @@ impl AnyState {
             }
             (AnyState::Module(s), Command::Module(c)) => {
                 run::<ModuleState>(s, c, &ctx).map(|(e, s)| (e, AnyState::Module(s)))
+            }
+            (AnyState::Tenant(s), Command::Tenant(c)) => {
+                run::<TenantState>(s, c, &ctx).map(|(e, s)| (e, AnyState::Tenant(s)))
             }
             #[allow(unreachable_patterns)]
             _ => Err(Rejection::new(
@@ -96,6 +102,7 @@ pub async fn restore<S: EventStore>(
         JobState::STREAM_KIND => AnyState::Job(store::restore(store, key, st).await?),
         RunState::STREAM_KIND => AnyState::Run(Box::new(store::restore(store, key, st).await?)),
         ModuleState::STREAM_KIND => AnyState::Module(store::restore(store, key, st).await?),
+        TenantState::STREAM_KIND => AnyState::Tenant(store::restore(store, key, st).await?),
         other => {
             return Err(StoreError::Corrupt(format!(
                 "unknown stream kind `{other}`"

@@ -42,6 +42,8 @@ pub struct RuntimeConfig {
     /// Let HTTP sinks post to loopback, private and link-local addresses
     /// (off: only public ones; see `sinks::egress`).
     pub http_sink_allow_private: bool,
+    /// Opens tenants' secrets for `${secret:NAME}` in HTTP sink headers.
+    pub secret_key: Option<crate::secrets::SecretKey>,
 }
 
 impl Default for RuntimeConfig {
@@ -55,6 +57,7 @@ impl Default for RuntimeConfig {
             metrics_interval: Duration::from_secs(2),
             producer_request_timeout: Duration::from_secs(60),
             http_sink_allow_private: false,
+            secret_key: None,
         }
     }
 }
@@ -80,6 +83,58 @@ struct Inner {
 }
 
 impl EmbeddedRuntime {
+    /// `spec` with each `${secret:NAME}` in its HTTP sinks' headers replaced
+    /// by the tenant's secret.
+    async fn with_secrets(
+        &self,
+        tenant: &str,
+        mut spec: crate::domain::job::JobSpec,
+    ) -> Result<crate::domain::job::JobSpec, RuntimeError> {
+        use crate::domain::job::spec::SinkSpec;
+        use crate::secrets::refs;
+        let mut names = std::collections::BTreeSet::new();
+        for sink in &spec.sinks {
+            if let SinkSpec::Http { headers, .. } = sink {
+                for value in headers.values() {
+                    let found = refs::names(&serde_json::Value::String(value.clone()))
+                        .map_err(|p| RuntimeError::Invalid(p.join("; ")))?;
+                    names.extend(found);
+                }
+            }
+        }
+        if names.is_empty() {
+            return Ok(spec);
+        }
+        let store = crate::secrets::SecretStore::new(
+            self.inner.pool.clone(),
+            self.inner.cfg.secret_key.clone(),
+        );
+        let values = store.values(tenant, &names).await.map_err(|e| match e {
+            crate::secrets::SecretError::Unavailable(_) => RuntimeError::Unavailable {
+                what: "secret store",
+                reason: e.to_string(),
+            },
+            other => RuntimeError::Invalid(other.to_string()),
+        })?;
+        for (i, sink) in spec.sinks.iter_mut().enumerate() {
+            if let SinkSpec::Http { headers, .. } = sink {
+                for (name, value) in headers.iter_mut() {
+                    let resolved =
+                        refs::substitute(&serde_json::Value::String(value.clone()), &values)
+                            .map_err(|_| {
+                                RuntimeError::Invalid(format!(
+                                "sinks[{i}].headers.{name}: a secret it refers to does not exist"
+                            ))
+                            })?;
+                    if let serde_json::Value::String(v) = resolved {
+                        *value = v;
+                    }
+                }
+            }
+        }
+        Ok(spec)
+    }
+
     /// `pool` must point at the schema where migration 0002 ran; it also
     /// serves PostgreSQL sinks. `nats` enables NATS sinks and metrics.
     pub fn new(
@@ -157,6 +212,10 @@ impl EmbeddedRuntime {
         // Fail fast, naming the broker, rather than outlive the control
         // plane's start timeout on metadata calls.
         self.probe_broker().await?;
+        // Secrets are put in here, in the worker's memory only: the request
+        // (on NATS, in the placement table) keeps the references. Before the
+        // older generation stops, so a missing secret leaves it running.
+        let spec = Arc::new(self.with_secrets(&key.tenant, req.spec.clone()).await?);
         self.inner
             .store
             .fence(&key, req.generation, req.version, req.parallelism)
@@ -187,7 +246,6 @@ impl EmbeddedRuntime {
             req.parallelism,
         )
         .await?;
-        let spec = Arc::new(req.spec.clone());
         let rate = spec.rate_limit.map(|r| {
             Arc::new(Mutex::new(TokenBucket::new(
                 r,

@@ -129,6 +129,29 @@ pub async fn job_states(
     Ok(out)
 }
 
+/// Every tenant that was ever created, by name.
+pub async fn tenant_states(
+    pool: &PgPool,
+) -> Result<Vec<(String, crate::domain::tenant::TenantState)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT tenant, snapshot FROM streams
+         WHERE kind = 'tenant' AND snapshot IS NOT NULL
+         ORDER BY tenant",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let tenant: String = r.try_get("tenant").map_err(unavailable)?;
+        let snapshot: serde_json::Value = r.try_get("snapshot").map_err(unavailable)?;
+        let state = serde_json::from_value(snapshot)
+            .map_err(|e| StoreError::Corrupt(format!("tenant `{tenant}` snapshot: {e}")))?;
+        out.push((tenant, state));
+    }
+    Ok(out)
+}
+
 pub async fn pool(url: &str, schema: &str, max: u32) -> Result<PgPool, StoreError> {
     if schema.is_empty()
         || !schema

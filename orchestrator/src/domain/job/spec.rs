@@ -9,6 +9,8 @@
 //! still read, are folded into the new ones once the spec is checked, and
 //! are never written back.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -233,7 +235,42 @@ pub enum SinkSpec {
         /// Attempts per batch before the task restarts from its last checkpoint.
         #[serde(default = "default_http_attempts")]
         max_attempts: u32,
+        /// Headers sent with every POST, e.g. `Authorization: "Bearer
+        /// ${secret:hook-token}"`: a `${secret:NAME}` is replaced by the
+        /// tenant's secret when the deployment starts, and the spec, its
+        /// events and the API keep the reference only.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
     },
+}
+
+/// Why an HTTP sink header may not be sent as written, if it may not.
+pub fn header_problem(name: &str, value: &str) -> Option<String> {
+    // RFC 9110 token characters.
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return Some(format!("`{name}` is not a header name"));
+    }
+    let lower = name.to_ascii_lowercase();
+    if [
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "weir-batch",
+    ]
+    .contains(&lower.as_str())
+    {
+        return Some(format!("`{name}` is set by Weir and may not be given"));
+    }
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Some(format!("the value of `{name}` holds a line break or NUL"));
+    }
+    None
 }
 
 fn default_http_attempts() -> u32 {
@@ -497,9 +534,14 @@ impl JobSpec {
                         out.push(Problem::new(format!("sinks[{i}].subject"), p));
                     }
                 }
-                SinkSpec::Http { url, .. } => {
+                SinkSpec::Http { url, headers, .. } => {
                     if let Some(p) = super::sink_rules::url_problem(url) {
                         out.push(Problem::new(format!("sinks[{i}].url"), p));
+                    }
+                    for (name, value) in headers {
+                        if let Some(p) = header_problem(name, value) {
+                            out.push(Problem::new(format!("sinks[{i}].headers"), p));
+                        }
                     }
                 }
                 SinkSpec::Kafka { .. } => {}

@@ -100,16 +100,57 @@ pub fn client(allow_private: bool) -> reqwest::Client {
     let builder = if allow_private {
         builder
     } else {
-        builder.dns_resolver(Arc::new(PublicOnly))
+        // Names go through the resolver on every connection, redirects
+        // included; a redirect to a literal address does not, so it is
+        // checked here.
+        builder
+            .dns_resolver(Arc::new(PublicOnly))
+            .redirect(reqwest::redirect::Policy::custom(
+                |attempt| match redirect_problem(attempt.url(), attempt.previous().len()) {
+                    Some(p) => attempt.error(p),
+                    None => attempt.follow(),
+                },
+            ))
     };
     // Building fails only on a TLS backend that cannot load: fall back to
     // the default client rather than lose the sink.
     builder.build().unwrap_or_default()
 }
 
+/// Most redirects an HTTP sink follows.
+const MAX_REDIRECTS: usize = 10;
+
+/// Why a redirect to `url` (after `followed` others) is not followed.
+fn redirect_problem(url: &reqwest::Url, followed: usize) -> Option<String> {
+    if followed >= MAX_REDIRECTS {
+        return Some(format!("more than {MAX_REDIRECTS} redirects"));
+    }
+    let host = url.host_str()?;
+    // IPv6 literals come bracketed; a name does not parse as an address.
+    let ip: IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    (!public(ip)).then(|| format!("redirect to {url} refused: {ip} is not a public address"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_to_private_literals_and_endless_chains_are_refused() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert!(redirect_problem(&u("http://127.0.0.1:8080/v1"), 0).is_some());
+        assert!(redirect_problem(&u("http://169.254.169.254/latest"), 1).is_some());
+        assert!(redirect_problem(&u("http://[::1]/"), 0).is_some());
+        assert!(redirect_problem(&u("http://10.0.0.5/"), 0).is_some());
+        // Names are checked by the resolver when the connection is made.
+        assert_eq!(redirect_problem(&u("https://example.com/next"), 0), None);
+        assert_eq!(redirect_problem(&u("http://8.8.8.8/"), 0), None);
+        assert!(redirect_problem(&u("https://example.com/"), MAX_REDIRECTS).is_some());
+    }
 
     #[test]
     fn only_public_unicast_addresses_are_public() {

@@ -19,6 +19,8 @@ pub struct HttpSink {
     client: reqwest::Client,
     url: String,
     max_attempts: u32,
+    /// The spec's headers, secrets resolved. Never logged.
+    headers: reqwest::header::HeaderMap,
 }
 
 impl HttpSink {
@@ -27,7 +29,28 @@ impl HttpSink {
             client,
             url,
             max_attempts: max_attempts.max(1),
+            headers: reqwest::header::HeaderMap::new(),
         }
+    }
+
+    /// Adds the spec's headers. The error names a header, never its value
+    /// (which may hold a secret).
+    pub fn with_headers<'a>(
+        mut self,
+        headers: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Result<Self, String> {
+        for (name, value) in headers {
+            if let Some(p) = crate::domain::job::spec::header_problem(name, value) {
+                return Err(p);
+            }
+            let n = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("`{name}` is not a header name"))?;
+            let mut v = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| format!("the value of `{name}` is not a valid header value"))?;
+            v.set_sensitive(true);
+            self.headers.insert(n, v);
+        }
+        Ok(self)
     }
 
     pub fn url(&self) -> &str {
@@ -64,6 +87,7 @@ impl HttpSink {
             let res = self
                 .client
                 .post(&self.url)
+                .headers(self.headers.clone())
                 .header("weir-batch", &batch_id)
                 .json(&body)
                 .timeout(Duration::from_secs(30))

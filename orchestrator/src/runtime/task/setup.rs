@@ -188,11 +188,18 @@ impl Task {
                     }
                     Sink::Nats(NatsSink::new(client, subject.clone()))
                 }
-                SinkSpec::Http { url, max_attempts } => {
+                SinkSpec::Http {
+                    url,
+                    max_attempts,
+                    headers,
+                } => {
                     if let Some(p) = egress::url_problem(url, env.http_sink_allow_private) {
                         return Err(TaskError::Setup(format!("http sink `{url}`: {p}")));
                     }
-                    Sink::Http(HttpSink::new(env.http.clone(), url.clone(), *max_attempts))
+                    let sink = HttpSink::new(env.http.clone(), url.clone(), *max_attempts)
+                        .with_headers(headers)
+                        .map_err(|p| TaskError::Setup(format!("http sink `{url}`: {p}")))?;
+                    Sink::Http(sink)
                 }
             });
         }

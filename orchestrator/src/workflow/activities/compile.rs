@@ -81,6 +81,41 @@ pub async fn fetch_modules<S: EventStore, C: DeploymentControl>(
     Ok(json!({"modules": out}))
 }
 
+/// Refuses a version that names a Kafka topic outside its tenant's
+/// namespace and grants (when `weir serve` enforces namespaces).
+pub async fn check_topics<S: EventStore, C: DeploymentControl>(
+    a: &Activities<S, C>,
+    ctx: &ActivityCtx,
+    v: Value,
+) -> Result<Value, ActivityError> {
+    let i: VersionInput = input(v)?;
+    let spec = spec_of(a, ctx, &i.job, i.version).await?;
+    topics_allowed(a, ctx, &spec).await?;
+    Ok(json!({"checked": a.topic_namespaces}))
+}
+
+/// Whether `spec`'s Kafka topics are its tenant's to use (always, when
+/// namespaces are not enforced).
+pub async fn topics_allowed<S: EventStore, C: DeploymentControl>(
+    a: &Activities<S, C>,
+    ctx: &ActivityCtx,
+    spec: &JobSpec,
+) -> Result<(), ActivityError> {
+    if !a.topic_namespaces {
+        return Ok(());
+    }
+    let tenants = crate::intake::auth::load_tenants(a.store(), std::slice::from_ref(&ctx.tenant))
+        .await
+        .map_err(|e| ActivityError::new(ErrorClass::Unavailable, e.to_string()))?;
+    let state = tenants.get(&ctx.tenant).cloned().unwrap_or_default();
+    let problems = crate::domain::tenant::spec_topic_problems(&ctx.tenant, &state, spec);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ActivityError::new(ErrorClass::Refused, problems.join("; ")))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ModulesInput {

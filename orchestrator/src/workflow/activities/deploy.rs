@@ -63,8 +63,11 @@ pub async fn start<S: EventStore, C: DeploymentControl>(
             format!("job `{}` has no version {}", i.job, i.version),
         )
     })?;
+    secrets_exist(a, ctx, &info.spec).await?;
     let spec = JobSpec::from_value(info.spec.clone())
         .map_err(|e| ActivityError::invalid(format!("version {} spec: {e}", i.version)))?;
+    // Again at start: a grant may have been revoked since the version compiled.
+    super::compile::topics_allowed(a, ctx, &spec).await?;
     let restore = match (&i.checkpoint, i.restore) {
         (_, false) => RestoreFrom::Nothing,
         (Some(c), true) => RestoreFrom::Checkpoint(c.clone()),
@@ -81,6 +84,35 @@ pub async fn start<S: EventStore, C: DeploymentControl>(
         })
         .await?;
     Ok(json!({"generation": i.generation, "restore": restore}))
+}
+
+/// Refuses a start whose spec refers to a secret the tenant does not have,
+/// or puts a reference where none is resolved (only HTTP sink headers are).
+/// The values themselves are put in by the worker, in memory.
+async fn secrets_exist<S: EventStore, C: DeploymentControl>(
+    a: &Activities<S, C>,
+    ctx: &ActivityCtx,
+    spec: &Value,
+) -> Result<(), ActivityError> {
+    let refs = crate::secrets::refs::references(spec)
+        .map_err(|problems| ActivityError::invalid(problems.join("; ")))?;
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let have: std::collections::BTreeSet<String> = a
+        .secrets
+        .list(&ctx.tenant)
+        .await
+        .map_err(|e| ActivityError::new(ErrorClass::Unavailable, e.to_string()))?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let problems = crate::secrets::refs::problems(&refs, &have);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ActivityError::new(ErrorClass::Refused, problems.join("; ")))
+    }
 }
 
 #[derive(Deserialize)]

@@ -41,6 +41,7 @@ pub const NAMES: &[&str] = &[
     "job_command",
     "fetch_modules",
     "check_wit",
+    "check_topics",
     "precompile",
     "plan",
     "start",
@@ -151,6 +152,11 @@ pub struct Activities<S, C> {
     pub clock: Arc<dyn Clock>,
     /// The auto-tuner's metrics window and memory.
     pub tuner: TunerStore,
+    /// Whether a job may use only its tenant's Kafka topics (`<tenant>.…`
+    /// and granted ones): checked when a version compiles and when it starts.
+    pub topic_namespaces: bool,
+    /// Where `${secret:NAME}` in a spec is looked up when a deployment starts.
+    pub secrets: crate::secrets::SecretStore,
 }
 
 impl<S: EventStore, C: DeploymentControl> Activities<S, C> {
@@ -170,6 +176,7 @@ impl<S: EventStore, C: DeploymentControl> Activities<S, C> {
             "job_command" => job::command(self, ctx, input).await,
             "fetch_modules" => compile::fetch_modules(self, ctx, input).await,
             "check_wit" => compile::check_wit(self, ctx, input).await,
+            "check_topics" => compile::check_topics(self, ctx, input).await,
             "precompile" => compile::precompile(self, ctx, input).await,
             "plan" => compile::plan_activity(self, ctx, input).await,
             "start" => deploy::start(self, ctx, input).await,

@@ -1,0 +1,584 @@
+//! The tenant aggregate: who may act in a tenant (the hash of its token),
+//! what it may use (its quota) and which Kafka topics outside its namespace
+//! an admin granted it. Pure: `decide` and `apply`, no I/O.
+//!
+//! The stream of tenant `t` is `tenant.t`, stored under tenant `t`. Tenant
+//! commands are admin commands: intake accepts them only from the admin
+//! identity (see `intake::auth`).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::aggregate::{Aggregate, DecideContext};
+use super::job::spec::{OperatorSpec, SinkSpec};
+use super::job::JobSpec;
+use super::rejection::{Rejection, RejectionCode};
+
+/// What a tenant may use. Every field has a default, so a quota is written
+/// only for what differs from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quota {
+    /// Jobs that exist at once (deleted ones do not count).
+    pub max_jobs: u32,
+    /// Bytes of every module version uploaded, together.
+    pub max_module_bytes: u64,
+    /// Commands per second the tenant may publish, averaged over a second
+    /// (bursts up to this many); the rest are refused with `quota_exceeded`.
+    pub commands_per_second: u32,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Self {
+            max_jobs: 100,
+            max_module_bytes: 512 * 1024 * 1024,
+            commands_per_second: 200,
+        }
+    }
+}
+
+/// A tenant command, tagged by `kind` with its `payload`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", content = "payload", deny_unknown_fields)]
+pub enum TenantCommand {
+    /// Create the tenant with the hash of its first token. Sent by
+    /// `weir tenant create`, which makes the token and prints it once.
+    #[serde(rename = "tenant.create")]
+    Create(CreateTenant),
+    /// Replace the token (the old one stops working at once).
+    #[serde(rename = "tenant.rotate_token")]
+    RotateToken(RotateToken),
+    /// Replace the quota.
+    #[serde(rename = "tenant.set_quota")]
+    SetQuota(Quota),
+    /// Let the tenant's jobs read and write a topic outside its namespace.
+    #[serde(rename = "tenant.grant_topic")]
+    GrantTopic(TopicGrant),
+    /// Take a grant back.
+    #[serde(rename = "tenant.revoke_topic")]
+    RevokeTopic(TopicGrant),
+    /// Delete the tenant: its token stops working, its jobs are left as they are.
+    #[serde(rename = "tenant.delete")]
+    Delete(DeleteTenant),
+}
+
+impl TenantCommand {
+    pub const KINDS: [&'static str; 6] = [
+        "tenant.create",
+        "tenant.rotate_token",
+        "tenant.set_quota",
+        "tenant.grant_topic",
+        "tenant.revoke_topic",
+        "tenant.delete",
+    ];
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TenantCommand::Create(_) => "tenant.create",
+            TenantCommand::RotateToken(_) => "tenant.rotate_token",
+            TenantCommand::SetQuota(_) => "tenant.set_quota",
+            TenantCommand::GrantTopic(_) => "tenant.grant_topic",
+            TenantCommand::RevokeTopic(_) => "tenant.revoke_topic",
+            TenantCommand::Delete(_) => "tenant.delete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// `sha256:<64 hex>` of the tenant's token. The token itself is never sent.
+    pub token_sha256: String,
+    #[serde(default)]
+    pub quota: Quota,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateToken {
+    /// `sha256:<64 hex>` of the new token.
+    pub token_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopicGrant {
+    pub topic: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteTenant {}
+
+/// A tenant event, tagged by `type`. Token hashes are in events (a hash of
+/// a 256-bit random token reveals nothing usable); tokens never are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TenantEvent {
+    TenantCreated {
+        token_sha256: String,
+        quota: Quota,
+        by: String,
+        at: DateTime<Utc>,
+    },
+    TokenRotated {
+        token_sha256: String,
+        by: String,
+        at: DateTime<Utc>,
+    },
+    QuotaSet {
+        quota: Quota,
+        by: String,
+        at: DateTime<Utc>,
+    },
+    TopicGranted {
+        topic: String,
+        by: String,
+        at: DateTime<Utc>,
+    },
+    TopicRevoked {
+        topic: String,
+        by: String,
+        at: DateTime<Utc>,
+    },
+    TenantDeleted {
+        by: String,
+        at: DateTime<Utc>,
+    },
+}
+
+impl TenantEvent {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            TenantEvent::TenantCreated { .. } => "tenant_created",
+            TenantEvent::TokenRotated { .. } => "token_rotated",
+            TenantEvent::QuotaSet { .. } => "quota_set",
+            TenantEvent::TopicGranted { .. } => "topic_granted",
+            TenantEvent::TopicRevoked { .. } => "topic_revoked",
+            TenantEvent::TenantDeleted { .. } => "tenant_deleted",
+        }
+    }
+}
+
+/// The folded state of a tenant stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantState {
+    /// Created and not deleted.
+    pub active: bool,
+    /// `sha256:<hex>` of the current token.
+    pub token_sha256: String,
+    pub quota: Quota,
+    /// Topics outside `<tenant>.` the tenant's jobs may use.
+    pub granted_topics: BTreeSet<String>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl TenantState {
+    /// Whether `token` is this tenant's current token.
+    pub fn accepts(&self, token: &str) -> bool {
+        self.active && !self.token_sha256.is_empty() && token_hash(token) == self.token_sha256
+    }
+
+    /// Why `tenant` (this state's name) may not use Kafka topic `topic`, if
+    /// it may not: a tenant's topics are `<tenant>.…`, or granted.
+    pub fn topic_problem(&self, tenant: &str, topic: &str) -> Option<String> {
+        topic_problem(tenant, &self.granted_topics, topic)
+    }
+}
+
+/// Why a job of `tenant` may not use Kafka topic `topic`, if it may not.
+pub fn topic_problem(tenant: &str, granted: &BTreeSet<String>, topic: &str) -> Option<String> {
+    let own = topic
+        .strip_prefix(tenant)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|rest| !rest.is_empty());
+    if own || granted.contains(topic) {
+        None
+    } else {
+        Some(format!(
+            "topic `{topic}` is outside tenant `{tenant}`'s namespace: use a topic named `{tenant}.<name>`, or ask an admin to grant it (`weir tenant grant-topic {tenant} {topic}`)"
+        ))
+    }
+}
+
+/// Every Kafka topic a job spec names, with the field that names it.
+pub fn spec_topics(spec: &JobSpec) -> Vec<(String, &str)> {
+    let mut out = Vec::new();
+    for (i, s) in spec.sources.iter().enumerate() {
+        out.push((format!("sources[{i}].topic"), s.topic.as_str()));
+    }
+    for (i, s) in spec.sinks.iter().enumerate() {
+        if let SinkSpec::Kafka { topic } = s {
+            out.push((format!("sinks[{i}].topic"), topic.as_str()));
+        }
+    }
+    for (i, op) in spec.operators.iter().enumerate() {
+        if let OperatorSpec::Cep {
+            timed_out_topic,
+            late_topic,
+            ..
+        } = op
+        {
+            for (field, topic) in [
+                ("timed_out_topic", timed_out_topic),
+                ("late_topic", late_topic),
+            ] {
+                if let Some(t) = topic {
+                    out.push((format!("operators[{i}].{field}"), t.as_str()));
+                }
+            }
+        }
+    }
+    if let Some(t) = &spec.dead_letter_topic {
+        out.push(("dead_letter_topic".to_owned(), t.as_str()));
+    }
+    out
+}
+
+/// Why a job of `tenant` may not run `spec`, field by field: each Kafka
+/// topic it names outside the tenant's namespace and grants.
+pub fn spec_topic_problems(tenant: &str, state: &TenantState, spec: &JobSpec) -> Vec<String> {
+    spec_topics(spec)
+        .into_iter()
+        .filter_map(|(field, topic)| {
+            topic_problem(tenant, &state.granted_topics, topic).map(|p| format!("{field}: {p}"))
+        })
+        .collect()
+}
+
+/// A tenant may not be named so: its namespace would hold Weir's own topics
+/// (`weir.<tenant>.<job>.….repartition`).
+pub const RESERVED_TENANTS: &[&str] = &["weir"];
+
+/// `sha256:<64 lowercase hex>` of a token, as stored.
+pub fn token_hash(token: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(token.as_bytes())))
+}
+
+fn check_hash(h: &str) -> Result<(), Rejection> {
+    match h.strip_prefix("sha256:") {
+        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) => Ok(()),
+        _ => Err(Rejection::new(
+            RejectionCode::InvalidCommand,
+            "token_sha256 must be sha256:<64 lowercase hex digits> (the token itself is never sent)",
+        )),
+    }
+}
+
+fn check_topic(t: &str) -> Result<(), Rejection> {
+    // Kafka's own rule for topic names.
+    let ok = !t.is_empty()
+        && t.len() <= 249
+        && t != "."
+        && t != ".."
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            RejectionCode::InvalidCommand,
+            format!(
+                "topic `{}` is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)",
+                t.chars().take(80).collect::<String>()
+            ),
+        ))
+    }
+}
+
+fn check_quota(q: &Quota) -> Result<(), Rejection> {
+    if q.commands_per_second == 0 {
+        return Err(Rejection::new(
+            RejectionCode::InvalidCommand,
+            "quota.commands_per_second must be at least 1 (a tenant that may send no command cannot even delete its jobs)",
+        ));
+    }
+    Ok(())
+}
+
+/// Decides a tenant command.
+pub fn decide(
+    state: &TenantState,
+    cmd: &TenantCommand,
+    ctx: &DecideContext<'_>,
+) -> Result<Vec<TenantEvent>, Rejection> {
+    let by = ctx.actor.to_owned();
+    let at = ctx.now;
+    if !matches!(cmd, TenantCommand::Create(_)) && !state.active {
+        return Err(Rejection::new(
+            RejectionCode::NotFound,
+            format!("tenant `{}` does not exist", ctx.target),
+        ));
+    }
+    Ok(match cmd {
+        TenantCommand::Create(c) => {
+            if RESERVED_TENANTS.contains(&ctx.target) {
+                return Err(Rejection::new(
+                    RejectionCode::InvalidCommand,
+                    format!("tenant name `{}` is reserved: its topic namespace holds Weir's internal topics", ctx.target),
+                ));
+            }
+            check_hash(&c.token_sha256)?;
+            check_quota(&c.quota)?;
+            if state.active {
+                return Err(Rejection::new(
+                    RejectionCode::AlreadyExists,
+                    format!(
+                        "tenant `{}` already exists; use tenant.rotate_token for a new token",
+                        ctx.target
+                    ),
+                ));
+            }
+            vec![TenantEvent::TenantCreated {
+                token_sha256: c.token_sha256.clone(),
+                quota: c.quota,
+                by,
+                at,
+            }]
+        }
+        TenantCommand::RotateToken(r) => {
+            check_hash(&r.token_sha256)?;
+            vec![TenantEvent::TokenRotated {
+                token_sha256: r.token_sha256.clone(),
+                by,
+                at,
+            }]
+        }
+        TenantCommand::SetQuota(q) => {
+            check_quota(q)?;
+            if *q == state.quota {
+                return Ok(Vec::new());
+            }
+            vec![TenantEvent::QuotaSet { quota: *q, by, at }]
+        }
+        TenantCommand::GrantTopic(g) => {
+            check_topic(&g.topic)?;
+            if state.granted_topics.contains(&g.topic) {
+                return Ok(Vec::new());
+            }
+            vec![TenantEvent::TopicGranted {
+                topic: g.topic.clone(),
+                by,
+                at,
+            }]
+        }
+        TenantCommand::RevokeTopic(g) => {
+            if !state.granted_topics.contains(&g.topic) {
+                return Err(Rejection::new(
+                    RejectionCode::NotFound,
+                    format!(
+                        "tenant `{}` has no grant for topic `{}`",
+                        ctx.target, g.topic
+                    ),
+                ));
+            }
+            vec![TenantEvent::TopicRevoked {
+                topic: g.topic.clone(),
+                by,
+                at,
+            }]
+        }
+        TenantCommand::Delete(_) => vec![TenantEvent::TenantDeleted { by, at }],
+    })
+}
+
+/// Folds one event.
+pub fn apply(state: &mut TenantState, event: &TenantEvent) {
+    match event {
+        TenantEvent::TenantCreated {
+            token_sha256,
+            quota,
+            at,
+            ..
+        } => {
+            // A tenant created again after deletion starts clean.
+            *state = TenantState {
+                active: true,
+                token_sha256: token_sha256.clone(),
+                quota: *quota,
+                granted_topics: BTreeSet::new(),
+                created_at: Some(*at),
+            };
+        }
+        TenantEvent::TokenRotated { token_sha256, .. } => {
+            state.token_sha256 = token_sha256.clone();
+        }
+        TenantEvent::QuotaSet { quota, .. } => state.quota = *quota,
+        TenantEvent::TopicGranted { topic, .. } => {
+            state.granted_topics.insert(topic.clone());
+        }
+        TenantEvent::TopicRevoked { topic, .. } => {
+            state.granted_topics.remove(topic);
+        }
+        TenantEvent::TenantDeleted { .. } => {
+            state.active = false;
+            state.token_sha256.clear();
+        }
+    }
+}
+
+impl Aggregate for TenantState {
+    type Command = TenantCommand;
+    type Event = TenantEvent;
+    const STREAM_KIND: &'static str = "tenant";
+
+    fn decide(
+        &self,
+        cmd: &TenantCommand,
+        ctx: &DecideContext<'_>,
+    ) -> Result<Vec<TenantEvent>, Rejection> {
+        decide(self, cmd, ctx)
+    }
+    fn apply(&mut self, event: &TenantEvent) {
+        apply(self, event)
+    }
+    fn event_type(event: &TenantEvent) -> &'static str {
+        event.type_name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> DecideContext<'static> {
+        DecideContext {
+            target: "alice",
+            actor: "admin",
+            now: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+        }
+    }
+
+    fn run(state: &mut TenantState, cmd: TenantCommand) -> Result<usize, Rejection> {
+        let events = decide(state, &cmd, &ctx())?;
+        for e in &events {
+            apply(state, e);
+        }
+        Ok(events.len())
+    }
+
+    fn create(token: &str) -> TenantCommand {
+        TenantCommand::Create(CreateTenant {
+            token_sha256: token_hash(token),
+            quota: Quota::default(),
+        })
+    }
+
+    #[test]
+    fn only_the_current_token_of_a_live_tenant_is_accepted() {
+        let mut s = TenantState::default();
+        assert!(!s.accepts(""), "no tenant, no token");
+        run(&mut s, create("first")).unwrap();
+        assert!(s.accepts("first"));
+        assert!(!s.accepts("First"));
+        assert!(!s.accepts(""));
+        run(
+            &mut s,
+            TenantCommand::RotateToken(RotateToken {
+                token_sha256: token_hash("second"),
+            }),
+        )
+        .unwrap();
+        assert!(!s.accepts("first"), "a rotated token stops working");
+        assert!(s.accepts("second"));
+        run(&mut s, TenantCommand::Delete(DeleteTenant {})).unwrap();
+        assert!(
+            !s.accepts("second"),
+            "a deleted tenant's token stops working"
+        );
+    }
+
+    #[test]
+    fn commands_on_a_missing_tenant_and_bad_input_are_refused_by_name() {
+        let mut s = TenantState::default();
+        let e = run(&mut s, TenantCommand::Delete(DeleteTenant {})).unwrap_err();
+        assert_eq!(e.code, RejectionCode::NotFound);
+        let e = run(
+            &mut s,
+            TenantCommand::Create(CreateTenant {
+                token_sha256: "plaintext-token".into(),
+                quota: Quota::default(),
+            }),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("token_sha256"), "{e}");
+        run(&mut s, create("t")).unwrap();
+        let e = run(&mut s, create("t")).unwrap_err();
+        assert_eq!(e.code, RejectionCode::AlreadyExists);
+        let e = run(
+            &mut s,
+            TenantCommand::GrantTopic(TopicGrant {
+                topic: "a b".into(),
+            }),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("`a b`"), "{e}");
+        let e = run(
+            &mut s,
+            TenantCommand::SetQuota(Quota {
+                commands_per_second: 0,
+                ..Quota::default()
+            }),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("commands_per_second"), "{e}");
+    }
+
+    #[test]
+    fn a_tenant_uses_its_namespace_and_its_grants_only() {
+        let mut s = TenantState::default();
+        run(&mut s, create("t")).unwrap();
+        assert_eq!(s.topic_problem("alice", "alice.orders"), None);
+        for other in [
+            "bob.orders",
+            "alice",
+            "alice.",
+            "aliceorders",
+            "alice-x.orders",
+            "orders",
+        ] {
+            let p = s.topic_problem("alice", other).expect(other);
+            assert!(p.contains(&format!("`{other}`")), "{p}");
+        }
+        let grant = TenantCommand::GrantTopic(TopicGrant {
+            topic: "shared.rates".into(),
+        });
+        assert_eq!(run(&mut s, grant.clone()).unwrap(), 1);
+        assert_eq!(
+            run(&mut s, grant).unwrap(),
+            0,
+            "granting twice changes nothing"
+        );
+        assert_eq!(s.topic_problem("alice", "shared.rates"), None);
+        run(
+            &mut s,
+            TenantCommand::RevokeTopic(TopicGrant {
+                topic: "shared.rates".into(),
+            }),
+        )
+        .unwrap();
+        assert!(s.topic_problem("alice", "shared.rates").is_some());
+    }
+
+    #[test]
+    fn a_tenant_created_again_after_deletion_starts_clean() {
+        let mut s = TenantState::default();
+        run(&mut s, create("t")).unwrap();
+        run(
+            &mut s,
+            TenantCommand::GrantTopic(TopicGrant {
+                topic: "shared.x".into(),
+            }),
+        )
+        .unwrap();
+        run(&mut s, TenantCommand::Delete(DeleteTenant {})).unwrap();
+        run(&mut s, create("u")).unwrap();
+        assert!(s.granted_topics.is_empty());
+        assert!(s.accepts("u"));
+    }
+}

@@ -1,0 +1,461 @@
+//! Who sent a command, and whether they may: the token in the message's
+//! `Authorization: Bearer …` header names the identity (the admin, or one
+//! tenant), never the envelope. Then the tenant's quota: commands per second,
+//! jobs, module bytes.
+//!
+//! The decisions ([`identify`], [`authorize`], [`TokenBucket`],
+//! [`check_usage`]) are pure; [`Gate::admit`] only loads the tenants a batch
+//! names and what their quotas count.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::domain::envelope::{ParsedCommand, Unparsed};
+use crate::domain::job::{JobCommand, JobState};
+use crate::domain::module::{ModuleCommand, ModuleState};
+use crate::domain::tenant::{token_hash, Quota, TenantState};
+use crate::domain::{Aggregate, Command, Rejection, RejectionCode, StreamId};
+use crate::store::{self, EventStore, StoreError, StreamKey};
+
+/// How commands are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// `weir serve --insecure-dev`: no token is asked for, the envelope's
+    /// tenant and actor are believed, no quota applies.
+    InsecureDev,
+    /// Every command carries a token: the admin's (this hash) or its tenant's.
+    Tokens { admin_sha256: String },
+}
+
+impl Access {
+    pub fn tokens(admin_token: &str) -> Self {
+        Access::Tokens {
+            admin_sha256: token_hash(admin_token),
+        }
+    }
+}
+
+/// Who a valid token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    Admin,
+    Tenant(String),
+}
+
+impl Identity {
+    /// Recorded as the command's actor, with the actor the sender claims:
+    /// `ops@admin`, `bob@alice`.
+    pub fn actor(&self, claimed: &str) -> String {
+        match self {
+            Identity::Admin => format!("{claimed}@admin"),
+            Identity::Tenant(t) => format!("{claimed}@{t}"),
+        }
+    }
+}
+
+/// The bearer token of an `Authorization` header value, if it is one.
+pub fn bearer(header: Option<&str>) -> Option<&str> {
+    header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Whose token `token` is, for a message addressed to `tenant` (whose state is `state`).
+pub fn identify(
+    admin_sha256: &str,
+    token: Option<&str>,
+    tenant: &str,
+    state: &TenantState,
+) -> Result<Identity, Rejection> {
+    let Some(token) = token else {
+        return Err(Rejection::new(
+            RejectionCode::Unauthorized,
+            "no token: send the tenant's token as `Authorization: Bearer <token>` (the weir CLI reads WEIR_TOKEN)",
+        ));
+    };
+    if token_hash(token) == admin_sha256 {
+        return Ok(Identity::Admin);
+    }
+    if state.accepts(token) {
+        return Ok(Identity::Tenant(tenant.to_owned()));
+    }
+    Err(Rejection::new(
+        RejectionCode::Unauthorized,
+        format!("the token is not valid for tenant `{tenant}`"),
+    ))
+}
+
+/// Whether `identity` may send `cmd` to a tenant in `state`.
+pub fn authorize(identity: &Identity, cmd: &Command, state: &TenantState) -> Result<(), Rejection> {
+    if cmd.is_admin() && *identity != Identity::Admin {
+        return Err(Rejection::new(
+            RejectionCode::Forbidden,
+            format!(
+                "`{}` is an admin command; a tenant's token may not send it",
+                cmd.kind()
+            ),
+        ));
+    }
+    if !cmd.is_admin() && !state.active {
+        return Err(Rejection::new(
+            RejectionCode::NotFound,
+            "the tenant does not exist: an admin creates it with `weir tenant create`",
+        ));
+    }
+    Ok(())
+}
+
+/// A token bucket: `rate` tokens a second, at most `rate` held.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenBucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    pub fn full(rate: u32, now: Instant) -> Self {
+        Self {
+            tokens: f64::from(rate),
+            at: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn take(&mut self, rate: u32, now: Instant) -> bool {
+        let rate = f64::from(rate);
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(rate);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What a tenant's quota counts, before a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Jobs that are not deleted.
+    pub jobs: u32,
+    pub module_bytes: u64,
+}
+
+/// Refuses `cmd` if it would take the tenant past `quota`; otherwise counts
+/// it into `usage`, so later commands of the same batch see it.
+pub fn check_usage(cmd: &Command, quota: &Quota, usage: &mut Usage) -> Result<(), Rejection> {
+    match cmd {
+        Command::Job(JobCommand::Create(_)) => {
+            if usage.jobs >= quota.max_jobs {
+                return Err(Rejection::new(
+                    RejectionCode::QuotaExceeded,
+                    format!(
+                        "the tenant has {} jobs, its quota's max_jobs; delete one first",
+                        usage.jobs
+                    ),
+                ));
+            }
+            usage.jobs += 1;
+        }
+        Command::Module(ModuleCommand::Register(r)) => {
+            let after = usage.module_bytes.saturating_add(r.size);
+            if after > quota.max_module_bytes {
+                return Err(Rejection::new(
+                    RejectionCode::QuotaExceeded,
+                    format!(
+                        "this module ({} bytes) would bring the tenant's modules to {after} bytes, over its quota's max_module_bytes ({})",
+                        r.size, quota.max_module_bytes
+                    ),
+                ));
+            }
+            usage.module_bytes = after;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Admits commands: authentication, authorization, rate and quotas.
+pub struct Gate {
+    access: Access,
+    buckets: Mutex<HashMap<String, TokenBucket>>,
+}
+
+/// One message on its way in: its parse result and its token.
+pub struct Arrival {
+    pub parsed: Result<ParsedCommand, Unparsed>,
+    pub token: Option<String>,
+}
+
+impl Gate {
+    pub fn new(access: Access) -> Self {
+        Self {
+            access,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// Each arrival's command, with the authenticated actor, or why it is refused.
+    pub async fn admit<S: EventStore>(
+        &self,
+        store: &S,
+        arrivals: &[Arrival],
+        now: Instant,
+    ) -> Result<Vec<Result<ParsedCommand, Unparsed>>, StoreError> {
+        let Access::Tokens { admin_sha256 } = &self.access else {
+            return Ok(arrivals.iter().map(|a| a.parsed.clone()).collect());
+        };
+        let mut tenants: Vec<String> = arrivals
+            .iter()
+            .filter_map(|a| a.parsed.as_ref().ok().map(|c| c.tenant.to_string()))
+            .collect();
+        tenants.sort();
+        tenants.dedup();
+        let states = load_tenants(store, &tenants).await?;
+        let mut usage: HashMap<String, Usage> = HashMap::new();
+        let mut out = Vec::with_capacity(arrivals.len());
+        for a in arrivals {
+            let mut c = match &a.parsed {
+                Ok(c) => c.clone(),
+                Err(e) => {
+                    out.push(Err(e.clone()));
+                    continue;
+                }
+            };
+            let tenant = c.tenant.to_string();
+            let state = states.get(&tenant).cloned().unwrap_or_default();
+            let refuse = |rejection| Unparsed {
+                id: Some(c.id),
+                rejection,
+            };
+            let identity = match identify(admin_sha256, a.token.as_deref(), &tenant, &state)
+                .and_then(|i| authorize(&i, &c.command, &state).map(|()| i))
+            {
+                Ok(i) => i,
+                Err(r) => {
+                    out.push(Err(refuse(r)));
+                    continue;
+                }
+            };
+            if let Identity::Tenant(_) = identity {
+                if !self.take(&tenant, state.quota.commands_per_second, now) {
+                    out.push(Err(refuse(Rejection::new(
+                        RejectionCode::QuotaExceeded,
+                        format!(
+                            "more than {} commands a second (the tenant's quota's commands_per_second)",
+                            state.quota.commands_per_second
+                        ),
+                    ))));
+                    continue;
+                }
+                if counts_usage(&c.command) && !usage.contains_key(&tenant) {
+                    usage.insert(tenant.clone(), tenant_usage(store, &tenant).await?);
+                }
+                if let Some(u) = usage.get_mut(&tenant) {
+                    if let Err(r) = check_usage(&c.command, &state.quota, u) {
+                        out.push(Err(refuse(r)));
+                        continue;
+                    }
+                }
+            }
+            c.actor = identity.actor(&c.actor);
+            out.push(Ok(c));
+        }
+        Ok(out)
+    }
+
+    fn take(&self, tenant: &str, rate: u32, now: Instant) -> bool {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        buckets
+            .entry(tenant.to_owned())
+            .or_insert_with(|| TokenBucket::full(rate, now))
+            .take(rate, now)
+    }
+}
+
+fn counts_usage(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::Job(JobCommand::Create(_)) | Command::Module(ModuleCommand::Register(_))
+    )
+}
+
+/// The tenant states of `tenants` (absent ones are the default: not active).
+pub async fn load_tenants<S: EventStore>(
+    store: &S,
+    tenants: &[String],
+) -> Result<HashMap<String, TenantState>, StoreError> {
+    let keys: Vec<StreamKey> = tenants
+        .iter()
+        .map(|t| (t.clone(), StreamId::new(TenantState::STREAM_KIND, t)))
+        .collect();
+    let loaded = store.load_streams(&keys).await?;
+    let mut out = HashMap::with_capacity(keys.len());
+    for key in keys {
+        let st = loaded.get(&key).cloned().unwrap_or_default();
+        let state: TenantState = store::restore(store, &key, &st).await?;
+        out.insert(key.0, state);
+    }
+    Ok(out)
+}
+
+/// What `tenant`'s quota counts now.
+pub async fn tenant_usage<S: EventStore>(store: &S, tenant: &str) -> Result<Usage, StoreError> {
+    let (jobs, modules) = futures::future::try_join(
+        store.list_streams(tenant, JobState::STREAM_KIND),
+        store.list_streams(tenant, ModuleState::STREAM_KIND),
+    )
+    .await?;
+    let mut usage = Usage::default();
+    for j in jobs {
+        let deleted = j
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.get("phase"))
+            .and_then(|p| p.as_str())
+            == Some("deleted");
+        if !deleted {
+            usage.jobs += 1;
+        }
+    }
+    for m in modules {
+        if let Some(state) = m
+            .snapshot
+            .and_then(|s| serde_json::from_value::<ModuleState>(s).ok())
+        {
+            usage.module_bytes += state.versions.values().map(|v| v.size).sum::<u64>();
+        }
+    }
+    Ok(usage)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::tenant::{self, CreateTenant, TenantCommand};
+    use crate::domain::DecideContext;
+
+    fn alice(token: &str) -> TenantState {
+        let mut s = TenantState::default();
+        let ctx = DecideContext {
+            target: "alice",
+            actor: "admin",
+            now: chrono::DateTime::from_timestamp(0, 0).unwrap_or_default(),
+        };
+        let cmd = TenantCommand::Create(CreateTenant {
+            token_sha256: token_hash(token),
+            quota: Quota::default(),
+        });
+        for e in tenant::decide(&s, &cmd, &ctx).unwrap() {
+            tenant::apply(&mut s, &e);
+        }
+        s
+    }
+
+    #[test]
+    fn the_token_names_the_identity_never_the_envelope() {
+        let admin = token_hash("root-secret");
+        let a = alice("alice-secret");
+        assert_eq!(
+            identify(&admin, Some("alice-secret"), "alice", &a),
+            Ok(Identity::Tenant("alice".into()))
+        );
+        assert_eq!(
+            identify(&admin, Some("root-secret"), "alice", &a),
+            Ok(Identity::Admin)
+        );
+        let no = identify(&admin, None, "alice", &a).unwrap_err();
+        assert_eq!(no.code, RejectionCode::Unauthorized);
+        // Mallory's valid token is not valid for alice.
+        let forged = identify(&admin, Some("mallory-secret"), "alice", &a).unwrap_err();
+        assert!(
+            forged.message.contains("not valid for tenant `alice`"),
+            "{forged}"
+        );
+        // A tenant that was never created accepts no token but the admin's.
+        assert!(identify(&admin, Some(""), "ghost", &TenantState::default()).is_err());
+    }
+
+    #[test]
+    fn tenant_commands_need_the_admin_and_other_commands_a_live_tenant() {
+        let a = alice("x");
+        let create = Command::parse(
+            "tenant.create",
+            serde_json::json!({ "token_sha256": token_hash("y") }),
+        )
+        .unwrap();
+        let job = Command::parse("job.delete", serde_json::json!({})).unwrap();
+        let e = authorize(&Identity::Tenant("alice".into()), &create, &a).unwrap_err();
+        assert_eq!(e.code, RejectionCode::Forbidden);
+        assert!(authorize(&Identity::Admin, &create, &TenantState::default()).is_ok());
+        assert!(authorize(&Identity::Tenant("alice".into()), &job, &a).is_ok());
+        let e = authorize(&Identity::Admin, &job, &TenantState::default()).unwrap_err();
+        assert_eq!(e.code, RejectionCode::NotFound);
+    }
+
+    #[test]
+    fn the_bucket_allows_the_rate_and_refills_with_time() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::full(3, t0);
+        assert!((0..3).all(|_| b.take(3, t0)));
+        assert!(!b.take(3, t0), "a fourth within the same instant");
+        assert!(!b.take(3, t0 + Duration::from_millis(300)));
+        assert!(
+            b.take(3, t0 + Duration::from_millis(700)),
+            "refilled at 3/s"
+        );
+        // Never more than one second's worth is saved up.
+        let later = t0 + Duration::from_secs(60);
+        assert!((0..3).all(|_| b.take(3, later)));
+        assert!(!b.take(3, later));
+    }
+
+    #[test]
+    fn quotas_count_jobs_and_module_bytes_within_a_batch() {
+        let quota = Quota {
+            max_jobs: 2,
+            max_module_bytes: 100,
+            ..Quota::default()
+        };
+        let mut usage = Usage {
+            jobs: 1,
+            module_bytes: 60,
+        };
+        let create = Command::parse("job.create", serde_json::json!({ "spec": {} })).unwrap();
+        assert!(check_usage(&create, &quota, &mut usage).is_ok());
+        let e = check_usage(&create, &quota, &mut usage).unwrap_err();
+        assert_eq!(e.code, RejectionCode::QuotaExceeded);
+        let module = |size: u64| {
+            Command::parse(
+                "module.register",
+                serde_json::json!({
+                    "version": "1", "digest": format!("sha256:{}", "0".repeat(64)), "size": size,
+                    "interface": "weir:udf/guest@0.1.0", "module_kind": "map"
+                }),
+            )
+            .unwrap()
+        };
+        assert!(check_usage(&module(40), &quota, &mut usage).is_ok());
+        let e = check_usage(&module(1), &quota, &mut usage).unwrap_err();
+        assert!(e.message.contains("101 bytes"), "{e}");
+    }
+
+    #[test]
+    fn the_actor_records_who_authenticated() {
+        assert_eq!(Identity::Admin.actor("ops"), "ops@admin");
+        assert_eq!(Identity::Tenant("alice".into()).actor("bob"), "bob@alice");
+    }
+}

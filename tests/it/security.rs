@@ -1,0 +1,653 @@
+//! The attack suite: `weir serve` with authentication on (an admin token),
+//! tenants `alice` and `mallory` created by the admin with `weir tenant
+//! create`, and mallory trying every door this suite knows of. Each attempt
+//! must be refused with a reason that names what is wrong, and alice's job
+//! must come out of it unchanged.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+use weir::client::{self, Request};
+use weir::domain::{Outcome, RejectionCode};
+
+use crate::support::serve::{Serve, ServeOpts};
+use crate::support::{eventually, nats, Isolation, NATS_URL};
+
+const ADMIN: &str = "admin-token-of-the-security-suite-0123456789";
+
+struct Rig {
+    serve: Serve,
+    nc: async_nats::Client,
+    alice: String,
+    mallory: String,
+}
+
+impl Rig {
+    async fn start() -> Rig {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(extra: &[(&str, &str)]) -> Rig {
+        let iso = Isolation::new();
+        let mut env = vec![
+            ("WEIR_ADMIN_TOKEN".to_owned(), ADMIN.to_owned()),
+            ("WEIR_RUNTIME".to_owned(), "embedded".to_owned()),
+        ];
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let serve = Serve::start_with(
+            &iso,
+            ServeOpts {
+                env,
+                ..Default::default()
+            },
+        )
+        .await;
+        let alice = create_tenant(&serve, "alice", &[]);
+        let mallory = create_tenant(&serve, "mallory", &["--max-jobs", "2"]);
+        Rig {
+            serve,
+            nc: nats(NATS_URL).await,
+            alice,
+            mallory,
+        }
+    }
+
+    /// Sends a command for `tenant` with `token` (the header), as any NATS client could.
+    async fn send(
+        &self,
+        token: Option<&str>,
+        tenant: &str,
+        kind: &str,
+        target: &str,
+        payload: Value,
+    ) -> Outcome {
+        self.send_id(Uuid::now_v7(), token, tenant, kind, target, payload)
+            .await
+    }
+
+    async fn send_id(
+        &self,
+        id: Uuid,
+        token: Option<&str>,
+        tenant: &str,
+        kind: &str,
+        target: &str,
+        payload: Value,
+    ) -> Outcome {
+        client::send_with_id(
+            &self.nc,
+            &self.serve.iso.subjects(),
+            token,
+            id,
+            Request {
+                tenant: tenant.into(),
+                kind: kind.into(),
+                target: target.into(),
+                payload,
+                expected_version: None,
+                actor: "someone".into(),
+            },
+            Duration::from_secs(20),
+            false,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{kind} for {tenant}: {e}"))
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = reqwest::Client::new().get(self.serve.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// `weir tenant create NAME` as the admin; returns the printed token.
+fn create_tenant(serve: &Serve, name: &str, quota: &[&str]) -> String {
+    let out = crate::support::bin::weir_in(&serve.iso)
+        .args(["-o", "json", "tenant", "create", name])
+        .args(quota)
+        .env("WEIR_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "weir tenant create {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
+fn refused(o: &Outcome, code: RejectionCode, says: &str) {
+    let r = o
+        .rejection
+        .as_ref()
+        .unwrap_or_else(|| panic!("accepted, expected {code:?}: {o:?}"));
+    assert_eq!(r.code, code, "{r:?}");
+    assert!(r.message.contains(says), "`{}` lacks `{says}`", r.message);
+}
+
+fn spec(input: &str, output: &str) -> Value {
+    json!({
+        "sources": [{"topic": input}],
+        "sinks": [{"type": "kafka", "topic": output}],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mallory_cannot_act_for_alice_over_nats() {
+    let rig = Rig::start().await;
+    let (alice, mallory) = (rig.alice.as_str(), rig.mallory.as_str());
+    let created = rig
+        .send(
+            Some(alice),
+            "alice",
+            "job.create",
+            "orders",
+            json!({"spec": spec("alice.in", "alice.out")}),
+        )
+        .await;
+    assert!(created.is_accepted(), "{created:?}");
+
+    // Mallory's token on alice's subject, no token, a made-up token.
+    let o = rig
+        .send(Some(mallory), "alice", "job.delete", "orders", json!({}))
+        .await;
+    refused(
+        &o,
+        RejectionCode::Unauthorized,
+        "not valid for tenant `alice`",
+    );
+    let o = rig
+        .send(None, "alice", "job.delete", "orders", json!({}))
+        .await;
+    refused(&o, RejectionCode::Unauthorized, "no token");
+    let o = rig
+        .send(
+            Some("weir_forged"),
+            "alice",
+            "job.delete",
+            "orders",
+            json!({}),
+        )
+        .await;
+    refused(&o, RejectionCode::Unauthorized, "not valid");
+
+    // An envelope claiming alice, published on mallory's own subject.
+    let id = Uuid::now_v7();
+    let mut out = rig
+        .nc
+        .subscribe(rig.serve.iso.subjects().outcome("mallory", &id.to_string()))
+        .await
+        .unwrap();
+    let body = json!({
+        "id": id, "tenant": "alice", "kind": "job.delete", "target": "orders",
+        "actor": "mallory", "issued_at": chrono::Utc::now(), "payload": {}
+    });
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Authorization", format!("Bearer {mallory}").as_str());
+    async_nats::jetstream::new(rig.nc.clone())
+        .publish_with_headers(
+            rig.serve.iso.subjects().command("mallory", "job.delete"),
+            headers,
+            serde_json::to_vec(&body).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(20), futures::StreamExt::next(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let o: Outcome = serde_json::from_slice(&m.payload).unwrap();
+    refused(&o, RejectionCode::TenantMismatch, "does not match");
+
+    // Admin commands and internal kinds, with mallory's own valid token.
+    let o = rig
+        .send(
+            Some(mallory),
+            "mallory",
+            "tenant.set_quota",
+            "mallory",
+            json!({"max_jobs": 1000}),
+        )
+        .await;
+    refused(&o, RejectionCode::Forbidden, "admin command");
+    rig.send(
+        Some(mallory),
+        "mallory",
+        "job.create",
+        "m1",
+        json!({"spec": spec("mallory.in", "mallory.out")}),
+    )
+    .await;
+    for (kind, payload) in [
+        (
+            "job.compile_succeeded",
+            json!({"version": 1, "plan_digest": "x", "state_fingerprint": "y"}),
+        ),
+        ("job.mark_stable", json!({"generation": 1})),
+    ] {
+        let o = rig
+            .send(Some(mallory), "mallory", kind, "m1", payload)
+            .await;
+        refused(&o, RejectionCode::Forbidden, "Weir's own services");
+    }
+
+    // A forged message carrying the id of alice's next command does not
+    // take that id: alice's own command under it is decided afresh.
+    let next = Uuid::now_v7();
+    let o = rig
+        .send_id(
+            next,
+            Some(mallory),
+            "alice",
+            "job.delete",
+            "orders",
+            json!({}),
+        )
+        .await;
+    refused(&o, RejectionCode::Unauthorized, "not valid");
+    let o = rig
+        .send_id(
+            next,
+            Some(alice),
+            "alice",
+            "job.submit_version",
+            "orders",
+            json!({"spec": spec("alice.in", "alice.out2")}),
+        )
+        .await;
+    assert!(o.is_accepted(), "{o:?}");
+
+    // Alice's job: two versions, both hers, nothing of mallory's.
+    let (status, history) = rig
+        .get("/v1/tenants/alice/jobs/orders/events", Some(alice))
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let actors: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["actor"].as_str())
+        .collect();
+    assert!(
+        actors.contains(&"someone@alice"),
+        "the authenticated tenant is recorded with the claimed actor: {actors:?}"
+    );
+    assert!(actors.iter().all(|a| !a.contains("mallory")), "{actors:?}");
+    let (_, job) = rig.get("/v1/tenants/alice/jobs/orders", Some(alice)).await;
+    assert_ne!(job["phase"], "deleted", "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mallory_cannot_read_alice_over_http() {
+    let rig = Rig::start().await;
+    let path = "/v1/tenants/alice/jobs";
+    assert_eq!(rig.get(path, Some(&rig.alice)).await.0, 200);
+    assert_eq!(rig.get(path, Some(ADMIN)).await.0, 200);
+    let (status, body) = rig.get(path, Some(&rig.mallory)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("not valid for tenant `alice`"));
+    assert_eq!(rig.get(path, None).await.0, 401);
+    assert_eq!(rig.get(path, Some("weir_forged")).await.0, 403);
+    // The console's pages of alice, and the admin's pages.
+    assert_eq!(rig.get("/ui/t/alice", Some(&rig.mallory)).await.0, 403);
+    assert_eq!(rig.get("/v1/admin/tenants", Some(&rig.alice)).await.0, 403);
+    // Probes stay open.
+    assert_eq!(rig.get("/healthz", None).await.0, 200);
+
+    // The admin sees both tenants, and no token or hash of one.
+    let (status, tenants) = rig.get("/v1/admin/tenants", Some(ADMIN)).await;
+    assert_eq!(status, 200, "{tenants}");
+    let names: Vec<&str> = tenants
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["alice", "mallory"]);
+    let text = tenants.to_string();
+    assert!(
+        !text.contains(&rig.alice) && !text.contains("sha256"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mallory_s_jobs_cannot_use_alice_s_topics() {
+    let rig = Rig::start().await;
+    let m = rig.mallory.as_str();
+    let attempts = [
+        (
+            "steal",
+            spec("alice.orders", "mallory.out"),
+            "sources[0].topic",
+        ),
+        (
+            "spoil",
+            spec("mallory.in", "alice.orders"),
+            "sinks[0].topic",
+        ),
+    ];
+    for (job, spec, field) in attempts {
+        let o = rig
+            .send(
+                Some(m),
+                "mallory",
+                "job.create",
+                job,
+                json!({ "spec": spec }),
+            )
+            .await;
+        assert!(o.is_accepted(), "{o:?}");
+        let o = rig
+            .send(Some(m), "mallory", "job.deploy", job, json!({}))
+            .await;
+        assert!(o.is_accepted(), "{o:?}");
+        let path = format!("/v1/tenants/mallory/jobs/{job}");
+        let view = eventually(Duration::from_secs(60), "the compile refuses", || async {
+            let (_, v) = rig.get(&path, Some(m)).await;
+            (v["phase"] == "failed").then_some(v)
+        })
+        .await;
+        let text = view.to_string();
+        assert!(
+            text.contains(field) && text.contains("outside tenant `mallory`'s namespace"),
+            "{text}"
+        );
+        // The third attempt exceeds mallory's quota of two jobs; delete this one.
+        let o = rig
+            .send(Some(m), "mallory", "job.delete", job, json!({}))
+            .await;
+        assert!(o.is_accepted(), "{o:?}");
+    }
+    // An admin's grant opens one topic, and only that one.
+    let out = crate::support::bin::weir_in(&rig.serve.iso)
+        .args(["tenant", "grant-topic", "mallory", "shared.rates"])
+        .env("WEIR_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, shown) = rig.get("/v1/admin/tenants/mallory", Some(ADMIN)).await;
+    assert_eq!(shown["granted_topics"], json!(["shared.rates"]), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_quota_refuses_what_goes_past_it() {
+    let rig = Rig::start().await;
+    let m = rig.mallory.as_str();
+    // Jobs: two allowed.
+    for (job, accepted) in [("a", true), ("b", true), ("c", false)] {
+        let o = rig
+            .send(
+                Some(m),
+                "mallory",
+                "job.create",
+                job,
+                json!({"spec": spec("mallory.in", "mallory.out")}),
+            )
+            .await;
+        if accepted {
+            assert!(o.is_accepted(), "{o:?}");
+        } else {
+            refused(&o, RejectionCode::QuotaExceeded, "max_jobs");
+        }
+    }
+    // Module bytes.
+    let set = crate::support::bin::weir_in(&rig.serve.iso)
+        .args([
+            "tenant",
+            "quota",
+            "mallory",
+            "--max-module-bytes",
+            "1000",
+            "--commands-per-second",
+            "5",
+        ])
+        .env("WEIR_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let register = |size: u64| {
+        json!({
+            "version": format!("v{size}"), "digest": format!("sha256:{}", "ab".repeat(32)),
+            "size": size, "interface": "weir:udf/guest@0.1.0", "module_kind": "map"
+        })
+    };
+    let o = rig
+        .send(Some(m), "mallory", "module.register", "big", register(1001))
+        .await;
+    refused(&o, RejectionCode::QuotaExceeded, "max_module_bytes");
+
+    // Commands per second: a burst of 40 at once, 5 a second allowed.
+    let burst = futures::future::join_all((0..40).map(|i| {
+        rig.send(
+            Some(m),
+            "mallory",
+            "job.rescale",
+            "a",
+            json!({"parallelism": 1 + i % 3}),
+        )
+    }))
+    .await;
+    let limited = burst
+        .iter()
+        .filter(|o| {
+            o.rejection
+                .as_ref()
+                .is_some_and(|r| r.code == RejectionCode::QuotaExceeded)
+        })
+        .count();
+    assert!(limited >= 20, "{limited} of 40 refused at 5/s");
+    // Alice is not slowed by mallory's flood.
+    let o = rig
+        .send(
+            Some(&rig.alice),
+            "alice",
+            "job.create",
+            "calm",
+            json!({"spec": spec("alice.in", "alice.out")}),
+        )
+        .await;
+    assert!(o.is_accepted(), "{o:?}");
+}
+
+/// A receiver of HTTP sink batches that records each POST's `Authorization`.
+async fn hook() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+) {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::Json<Value>| {
+                let s = s.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    s.lock().unwrap().push((auth, body.0));
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_reaches_its_sink_and_no_verb_or_api_shows_it() {
+    use crate::support::kafka::{brokers, create_topic, produce, producer};
+    const VALUE: &str = "Bearer s3cret-only-the-hook-sees";
+    let key = "42".repeat(32);
+    let rig = Rig::start_with(&[
+        ("WEIR_SECRET_KEY", key.as_str()),
+        ("WEIR_HTTP_SINK_ALLOW_PRIVATE", "true"),
+    ])
+    .await;
+    let alice = rig.alice.as_str();
+    let weir = |args: &[&str], token: &str, stdin: Option<&str>| {
+        use std::io::Write;
+        let mut cmd = crate::support::bin::weir_in(&rig.serve.iso);
+        cmd.args(["-t", "alice"])
+            .args(args)
+            .env("WEIR_TOKEN", token)
+            .env("WEIR_API_URL", format!("http://{}", rig.serve.http))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input
+            .write_all(stdin.unwrap_or_default().as_bytes())
+            .unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    };
+    let set = weir(
+        &["secret", "set", "hook"],
+        alice,
+        Some(&format!("{VALUE}\n")),
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let listed = weir(&["secret", "list"], alice, None);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains("hook") && !listed.contains("s3cret"),
+        "{listed}"
+    );
+    // Mallory can neither list nor overwrite alice's secrets.
+    let stolen = weir(&["secret", "list"], &rig.mallory, None);
+    assert!(!stolen.status.success());
+    assert!(String::from_utf8_lossy(&stolen.stderr).contains("not valid for tenant `alice`"));
+
+    // At rest: sealed.
+    let db = sqlx::PgPool::connect(crate::support::DATABASE_URL)
+        .await
+        .unwrap();
+    let sealed: Vec<u8> = sqlx::query_scalar(&format!(
+        "SELECT ciphertext FROM {}.secrets WHERE tenant = 'alice' AND name = 'hook'",
+        rig.serve.iso.schema
+    ))
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(!sealed.windows(6).any(|w| w == b"s3cret"));
+
+    // A job posts with the secret as its header.
+    let (url, seen) = hook().await;
+    let input = format!("alice.in-{}", Uuid::new_v4().simple());
+    create_topic(&brokers(), &input, 1).await;
+    let spec = json!({
+        "sources": [{"topic": input}],
+        "sinks": [{"type": "http", "url": url, "headers": {"Authorization": "${secret:hook}"}}],
+        "checkpoint": {"interval_ms": 500}
+    });
+    for (kind, payload) in [
+        ("job.create", json!({ "spec": spec })),
+        ("job.deploy", json!({})),
+    ] {
+        let o = rig
+            .send(Some(alice), "alice", kind, "hooked", payload)
+            .await;
+        assert!(o.is_accepted(), "{o:?}");
+    }
+    eventually(Duration::from_secs(60), "job running", || async {
+        let (_, v) = rig.get("/v1/tenants/alice/jobs/hooked", Some(alice)).await;
+        assert_ne!(v["phase"], "failed", "{v}");
+        (v["phase"] == "running").then_some(())
+    })
+    .await;
+    let records: Vec<(i32, String, String)> = (0..3)
+        .map(|i| (0, format!("k{i}"), format!("{{\"n\": {i}}}")))
+        .collect();
+    produce(&producer(&brokers()), &input, &records).await;
+    let auths = eventually(Duration::from_secs(60), "the hook is called", || async {
+        let got = seen.lock().unwrap().clone();
+        let n: usize = got
+            .iter()
+            .map(|(_, b)| b.as_array().map_or(0, Vec::len))
+            .sum();
+        (n >= 3).then(|| got.into_iter().map(|(a, _)| a).collect::<Vec<_>>())
+    })
+    .await;
+    assert!(auths.iter().all(|a| a == VALUE), "{auths:?}");
+
+    // Nothing Weir shows holds the value: the job, its versions, its history,
+    // the runtime's view, the secret list.
+    for path in [
+        "/v1/tenants/alice/jobs/hooked",
+        "/v1/tenants/alice/jobs/hooked/versions",
+        "/v1/tenants/alice/jobs/hooked/events",
+        "/v1/tenants/alice/jobs/hooked/runtime",
+        "/v1/tenants/alice/secrets",
+    ] {
+        let (status, body) = rig.get(path, Some(ADMIN)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(!body.to_string().contains("s3cret"), "{path}: {body}");
+    }
+    let (_, versions) = rig
+        .get("/v1/tenants/alice/jobs/hooked/versions", Some(alice))
+        .await;
+    assert!(
+        versions.to_string().contains("${secret:hook}"),
+        "{versions}"
+    );
+
+    // A reference to a secret that does not exist fails the start, by name.
+    let missing = json!({
+        "sources": [{"topic": input}],
+        "sinks": [{"type": "http", "url": url, "headers": {"X-Key": "${secret:nope}"}}],
+    });
+    for (kind, payload) in [
+        ("job.create", json!({ "spec": missing })),
+        ("job.deploy", json!({})),
+    ] {
+        let o = rig
+            .send(Some(alice), "alice", kind, "unhooked", payload)
+            .await;
+        assert!(o.is_accepted(), "{o:?}");
+    }
+    let failed = eventually(Duration::from_secs(60), "the start fails", || async {
+        let (_, v) = rig
+            .get("/v1/tenants/alice/jobs/unhooked", Some(alice))
+            .await;
+        (v["phase"] == "failed").then_some(v)
+    })
+    .await;
+    assert!(failed.to_string().contains("no secret `nope`"), "{failed}");
+}
