@@ -241,7 +241,7 @@ impl EmbeddedRuntime {
         let stages = prepare(
             &self.inner.cfg.brokers,
             &key,
-            &req.spec,
+            &spec,
             self.inner.resolver.as_ref(),
             req.parallelism,
         )
