@@ -447,6 +447,8 @@ async fn each_quota_refuses_what_goes_past_it() {
             "1000",
             "--commands-per-second",
             "5",
+            "--max-parallelism",
+            "3",
         ])
         .env("WEIR_TOKEN", ADMIN)
         .output()
@@ -466,6 +468,17 @@ async fn each_quota_refuses_what_goes_past_it() {
         .send(Some(m), "mallory", "module.register", "big", register(1001))
         .await;
     refused(&o, RejectionCode::QuotaExceeded, "max_module_bytes");
+    // Tasks: three in all.
+    let o = rig
+        .send(
+            Some(m),
+            "mallory",
+            "job.deploy",
+            "a",
+            json!({"parallelism": 4}),
+        )
+        .await;
+    refused(&o, RejectionCode::QuotaExceeded, "max_parallelism (3)");
 
     // Commands per second: a burst of 40 at once, 5 a second allowed.
     let burst = futures::future::join_all((0..40).map(|i| {

@@ -18,6 +18,7 @@ async fn view(s: &ApiState, name: &str, state: TenantState) -> Result<TenantView
         quota: state.quota,
         usage: TenantUsage {
             jobs: usage.jobs,
+            tasks: usage.tasks(""),
             module_bytes: usage.module_bytes,
         },
         granted_topics: state.granted_topics.into_iter().collect(),

@@ -339,6 +339,8 @@ pub struct TenantView {
 pub struct TenantUsage {
     /// Jobs that are not deleted.
     pub jobs: u32,
+    /// Tasks of the jobs that hold a deployment (deploying, running, stopping).
+    pub tasks: u32,
     /// Bytes of every module version uploaded.
     pub module_bytes: u64,
 }

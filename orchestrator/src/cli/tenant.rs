@@ -53,6 +53,9 @@ pub struct QuotaArgs {
     /// Bytes of all module versions together.
     #[arg(long)]
     max_module_bytes: Option<u64>,
+    /// Tasks of all deployed jobs together.
+    #[arg(long)]
+    max_parallelism: Option<u32>,
     /// Commands a second.
     #[arg(long)]
     commands_per_second: Option<u32>,
@@ -64,6 +67,7 @@ impl QuotaArgs {
         Quota {
             max_jobs: self.max_jobs.unwrap_or(d.max_jobs),
             max_module_bytes: self.max_module_bytes.unwrap_or(d.max_module_bytes),
+            max_parallelism: self.max_parallelism.unwrap_or(d.max_parallelism),
             commands_per_second: self.commands_per_second.unwrap_or(d.commands_per_second),
         }
     }
@@ -129,8 +133,11 @@ pub async fn run(g: &Globals, cmd: &TenantCmd) -> Result<(), CliError> {
             }
             println!("{}", line(&t));
             println!(
-                "  quota: max_jobs {}, max_module_bytes {}, commands_per_second {}",
-                t.quota.max_jobs, t.quota.max_module_bytes, t.quota.commands_per_second
+                "  quota: max_jobs {}, max_module_bytes {}, max_parallelism {}, commands_per_second {}",
+                t.quota.max_jobs,
+                t.quota.max_module_bytes,
+                t.quota.max_parallelism,
+                t.quota.commands_per_second
             );
             if t.granted_topics.is_empty() {
                 println!("  granted topics: none (only `{}.…`)", t.name);
@@ -148,11 +155,13 @@ fn checked(name: &str) -> Result<Tenant, CliError> {
 
 fn line(t: &TenantView) -> String {
     format!(
-        "{}{}  jobs {}/{}  modules {}/{} bytes",
+        "{}{}  jobs {}/{}  tasks {}/{}  modules {}/{} bytes",
         t.name,
         if t.active { "" } else { " (deleted)" },
         t.usage.jobs,
         t.quota.max_jobs,
+        t.usage.tasks,
+        t.quota.max_parallelism,
         t.usage.module_bytes,
         t.quota.max_module_bytes
     )

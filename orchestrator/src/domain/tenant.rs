@@ -27,6 +27,10 @@ pub struct Quota {
     pub max_jobs: u32,
     /// Bytes of every module version uploaded, together.
     pub max_module_bytes: u64,
+    /// Tasks of the tenant's deploying, running and stopping jobs together
+    /// (the sum of their parallelism), checked at deploy, rescale, restore
+    /// and rollback.
+    pub max_parallelism: u32,
     /// Commands per second the tenant may publish, averaged over a second
     /// (bursts up to this many); the rest are refused with `quota_exceeded`.
     pub commands_per_second: u32,
@@ -37,6 +41,7 @@ impl Default for Quota {
         Self {
             max_jobs: 100,
             max_module_bytes: 512 * 1024 * 1024,
+            max_parallelism: 256,
             commands_per_second: 200,
         }
     }

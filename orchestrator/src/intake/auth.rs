@@ -7,12 +7,12 @@
 //! [`check_usage`]) are pure; [`Gate::admit`] only loads the tenants a batch
 //! names and what their quotas count.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::domain::envelope::{ParsedCommand, Unparsed};
-use crate::domain::job::{JobCommand, JobState};
+use crate::domain::job::{JobCommand, JobState, Phase};
 use crate::domain::module::{ModuleCommand, ModuleState};
 use crate::domain::tenant::{token_hash, Quota, TenantState};
 use crate::domain::{Aggregate, Command, Rejection, RejectionCode, StreamId};
@@ -138,16 +138,99 @@ impl TokenBucket {
 }
 
 /// What a tenant's quota counts, before a batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Usage {
     /// Jobs that are not deleted.
     pub jobs: u32,
     pub module_bytes: u64,
+    /// The tenant's jobs by name, as their streams have them.
+    pub states: BTreeMap<String, JobState>,
 }
 
-/// Refuses `cmd` if it would take the tenant past `quota`; otherwise counts
-/// it into `usage`, so later commands of the same batch see it.
-pub fn check_usage(cmd: &Command, quota: &Quota, usage: &mut Usage) -> Result<(), Rejection> {
+impl Usage {
+    /// Tasks of the tenant's jobs that hold a deployment (deploying,
+    /// running, stopping), leaving out `except`.
+    pub fn tasks(&self, except: &str) -> u32 {
+        self.states
+            .iter()
+            .filter(|(name, _)| name.as_str() != except)
+            .filter_map(|(_, s)| tasks_of(s))
+            .sum()
+    }
+}
+
+/// The tasks a job's deployment holds, if it holds one.
+fn tasks_of(s: &JobState) -> Option<u32> {
+    match s.phase {
+        Phase::Deploying | Phase::Running | Phase::Stopping => {
+            s.deployment.as_ref().map(|d| d.parallelism)
+        }
+        _ => None,
+    }
+}
+
+/// The parallelism `cmd` would give job `target`, for the commands that
+/// start or resize a deployment.
+fn wanted_tasks(cmd: &JobCommand, state: Option<&JobState>) -> Option<u32> {
+    match cmd {
+        JobCommand::Deploy(d) => d.parallelism.or_else(|| {
+            let state = state?;
+            let version = d.version.or_else(|| state.latest_version())?;
+            let spec = &state.version(version)?.spec;
+            Some(
+                spec.get("parallelism")
+                    .and_then(serde_json::Value::as_u64)
+                    .map_or(1, |p| u32::try_from(p).unwrap_or(u32::MAX)),
+            )
+        }),
+        JobCommand::Rescale(r) => Some(r.parallelism),
+        JobCommand::Restore(_) | JobCommand::Rollback(_) => {
+            state?.deployment.as_ref().map(|d| d.parallelism)
+        }
+        _ => None,
+    }
+}
+
+/// Refuses `cmd` (for job `target`) if it would take the tenant past
+/// `quota`; otherwise counts it into `usage`, so later commands of the same
+/// batch see it.
+pub fn check_usage(
+    cmd: &Command,
+    target: &str,
+    quota: &Quota,
+    usage: &mut Usage,
+) -> Result<(), Rejection> {
+    if let Command::Job(job) = cmd {
+        if let Some(wanted) = wanted_tasks(job, usage.states.get(target)) {
+            let others = usage.tasks(target);
+            let total = others.saturating_add(wanted);
+            if total > quota.max_parallelism {
+                return Err(Rejection::new(
+                    RejectionCode::QuotaExceeded,
+                    format!(
+                        "{} with parallelism {wanted} would bring the tenant's tasks to {total} \
+                         ({others} in its other jobs), over its quota's max_parallelism ({})",
+                        job.kind(),
+                        quota.max_parallelism
+                    ),
+                ));
+            }
+            let state = usage.states.entry(target.to_owned()).or_default();
+            state.phase = Phase::Deploying;
+            match &mut state.deployment {
+                Some(d) => d.parallelism = wanted,
+                None => {
+                    state.deployment = Some(crate::domain::job::state::Deployment {
+                        version: 0,
+                        parallelism: wanted,
+                        generation: 0,
+                        cause: crate::domain::job::DeployCause::Deploy,
+                        checkpoint: None,
+                    })
+                }
+            }
+        }
+    }
     match cmd {
         Command::Job(JobCommand::Create(_)) => {
             if usage.jobs >= quota.max_jobs {
@@ -260,7 +343,7 @@ impl Gate {
                     usage.insert(tenant.clone(), tenant_usage(store, &tenant).await?);
                 }
                 if let Some(u) = usage.get_mut(&tenant) {
-                    if let Err(r) = check_usage(&c.command, &state.quota, u) {
+                    if let Err(r) = check_usage(&c.command, &c.target, &state.quota, u) {
                         out.push(Err(refuse(r)));
                         continue;
                     }
@@ -287,7 +370,13 @@ impl Gate {
 fn counts_usage(cmd: &Command) -> bool {
     matches!(
         cmd,
-        Command::Job(JobCommand::Create(_)) | Command::Module(ModuleCommand::Register(_))
+        Command::Job(
+            JobCommand::Create(_)
+                | JobCommand::Deploy(_)
+                | JobCommand::Rescale(_)
+                | JobCommand::Restore(_)
+                | JobCommand::Rollback(_)
+        ) | Command::Module(ModuleCommand::Register(_))
     )
 }
 
@@ -319,15 +408,23 @@ pub async fn tenant_usage<S: EventStore>(store: &S, tenant: &str) -> Result<Usag
     .await?;
     let mut usage = Usage::default();
     for j in jobs {
-        let deleted = j
+        let Some(state) = j
             .snapshot
-            .as_ref()
-            .and_then(|s| s.get("phase"))
-            .and_then(|p| p.as_str())
-            == Some("deleted");
-        if !deleted {
+            .and_then(|s| serde_json::from_value::<JobState>(s).ok())
+        else {
+            // Unreadable: counted as a job, holding no tasks.
+            usage.jobs += 1;
+            continue;
+        };
+        if state.phase != Phase::Deleted {
             usage.jobs += 1;
         }
+        let name = j
+            .stream
+            .strip_prefix("job.")
+            .unwrap_or(&j.stream)
+            .to_owned();
+        usage.states.insert(name, state);
     }
     for m in modules {
         if let Some(state) = m
@@ -433,10 +530,11 @@ mod tests {
         let mut usage = Usage {
             jobs: 1,
             module_bytes: 60,
+            ..Usage::default()
         };
         let create = Command::parse("job.create", serde_json::json!({ "spec": {} })).unwrap();
-        assert!(check_usage(&create, &quota, &mut usage).is_ok());
-        let e = check_usage(&create, &quota, &mut usage).unwrap_err();
+        assert!(check_usage(&create, "j", &quota, &mut usage).is_ok());
+        let e = check_usage(&create, "j", &quota, &mut usage).unwrap_err();
         assert_eq!(e.code, RejectionCode::QuotaExceeded);
         let module = |size: u64| {
             Command::parse(
@@ -448,9 +546,66 @@ mod tests {
             )
             .unwrap()
         };
-        assert!(check_usage(&module(40), &quota, &mut usage).is_ok());
-        let e = check_usage(&module(1), &quota, &mut usage).unwrap_err();
+        assert!(check_usage(&module(40), "m", &quota, &mut usage).is_ok());
+        let e = check_usage(&module(1), "m", &quota, &mut usage).unwrap_err();
         assert!(e.message.contains("101 bytes"), "{e}");
+    }
+
+    #[test]
+    fn the_parallelism_quota_counts_the_other_jobs_deployments() {
+        let quota = Quota {
+            max_parallelism: 10,
+            ..Quota::default()
+        };
+        let job = |phase: Phase, parallelism: u32| JobState {
+            phase,
+            deployment: Some(crate::domain::job::state::Deployment {
+                version: 1,
+                parallelism,
+                generation: 1,
+                cause: crate::domain::job::DeployCause::Deploy,
+                checkpoint: None,
+            }),
+            ..JobState::default()
+        };
+        let mut usage = Usage::default();
+        usage.states.insert("a".into(), job(Phase::Running, 4));
+        usage.states.insert("b".into(), job(Phase::Stopped, 8));
+        usage.states.insert("c".into(), job(Phase::Running, 2));
+        let cmd = |kind: &str, payload: serde_json::Value| Command::parse(kind, payload).unwrap();
+        // a (4) and c (2) hold 6; b is stopped and holds none.
+        assert_eq!(usage.tasks(""), 6);
+        // Rescaling c to 6 leaves 4 + 6 = 10: allowed, and counted.
+        let ok = cmd("job.rescale", serde_json::json!({"parallelism": 6}));
+        assert!(check_usage(&ok, "c", &quota, &mut usage).is_ok());
+        assert_eq!(usage.tasks(""), 10);
+        // Deploying b at its own 8 would make 18.
+        let e = check_usage(
+            &cmd("job.restore", serde_json::json!({})),
+            "b",
+            &quota,
+            &mut usage,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, RejectionCode::QuotaExceeded);
+        assert!(e.message.contains("to 18 (10 in its other jobs)"), "{e}");
+        // An explicit parallelism on deploy is what counts.
+        let e = check_usage(
+            &cmd("job.deploy", serde_json::json!({"parallelism": 1})),
+            "new",
+            &quota,
+            &mut usage,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("max_parallelism (10)"), "{e}");
+        // Commands that start nothing are not counted.
+        assert!(check_usage(
+            &cmd("job.stop", serde_json::json!({})),
+            "a",
+            &quota,
+            &mut usage
+        )
+        .is_ok());
     }
 
     #[test]
