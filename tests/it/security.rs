@@ -316,6 +316,28 @@ async fn mallory_cannot_act_for_alice_over_nats() {
     assert_ne!(job["phase"], "deleted", "{job}");
 }
 
+#[tokio::test]
+async fn serve_refuses_to_start_without_an_admin_token() {
+    let iso = Isolation::new();
+    for (env, says) in [
+        (None, "needs an admin token"),
+        (Some("short"), "at least 32 are needed"),
+    ] {
+        let mut cmd = crate::support::bin::weir_in(&iso);
+        cmd.arg("serve")
+            .env("WEIR_HTTP_ADDR", "127.0.0.1:0")
+            .env_remove("WEIR_INSECURE_DEV")
+            .env_remove("WEIR_ADMIN_TOKEN");
+        if let Some(t) = env {
+            cmd.env("WEIR_ADMIN_TOKEN", t);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mallory_cannot_read_alice_over_http() {
     let rig = Rig::start().await;
@@ -332,6 +354,22 @@ async fn mallory_cannot_read_alice_over_http() {
     assert_eq!(rig.get(path, Some("weir_forged")).await.0, 403);
     // The console's pages of alice, and the admin's pages.
     assert_eq!(rig.get("/ui/t/alice", Some(&rig.mallory)).await.0, 403);
+    // A browser on the console: asked for Basic credentials, the token as password.
+    let page = rig.serve.url("/ui/t/alice");
+    let r = reqwest::get(&page).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"].to_str().unwrap(),
+        "Basic realm=\"weir\""
+    );
+    let r = reqwest::Client::new()
+        .get(&page)
+        .basic_auth("anyone", Some(&rig.alice))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("alice"));
     assert_eq!(rig.get("/v1/admin/tenants", Some(&rig.alice)).await.0, 403);
     // Probes stay open.
     assert_eq!(rig.get("/healthz", None).await.0, 200);
