@@ -538,6 +538,17 @@ async fn each_quota_refuses_what_goes_past_it() {
         })
         .count();
     assert!(limited >= 20, "{limited} of 40 refused at 5/s");
+    // Mallory cannot be deleted while her jobs would run on unowned.
+    let o = rig
+        .send(
+            Some(ADMIN),
+            "mallory",
+            "tenant.delete",
+            "mallory",
+            json!({}),
+        )
+        .await;
+    refused(&o, RejectionCode::InvalidTransition, "still has 2 jobs");
     // Alice is not slowed by mallory's flood.
     let o = rig
         .send(

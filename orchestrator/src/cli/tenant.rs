@@ -41,7 +41,7 @@ pub enum TenantCmd {
     GrantTopic { name: String, topic: String },
     /// Take a topic grant back (running jobs keep it until redeployed).
     RevokeTopic { name: String, topic: String },
-    /// Delete a tenant: its token stops working; its jobs are left as they are.
+    /// Delete a tenant with no jobs left: its token stops working.
     Delete { name: String },
 }
 

@@ -67,7 +67,8 @@ pub enum TenantCommand {
     /// Take a grant back.
     #[serde(rename = "tenant.revoke_topic")]
     RevokeTopic(TopicGrant),
-    /// Delete the tenant: its token stops working, its jobs are left as they are.
+    /// Delete the tenant: its token stops working. Intake refuses it while
+    /// the tenant has jobs.
     #[serde(rename = "tenant.delete")]
     Delete(DeleteTenant),
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::domain::envelope::{ParsedCommand, Unparsed};
 use crate::domain::job::{JobCommand, JobState, Phase};
 use crate::domain::module::{ModuleCommand, ModuleState};
-use crate::domain::tenant::{token_hash, Quota, TenantState};
+use crate::domain::tenant::{token_hash, Quota, TenantCommand, TenantState};
 use crate::domain::{Aggregate, Command, Rejection, RejectionCode, StreamId};
 use crate::store::{self, EventStore, StoreError, StreamKey};
 
@@ -262,6 +262,21 @@ pub fn check_usage(
     Ok(())
 }
 
+/// Why tenant `tenant` may not be deleted yet, if it may not: its jobs
+/// would run on with nobody able to stop them (a deleted tenant takes no
+/// command but `tenant.create`).
+pub fn delete_problem(tenant: &str, usage: &Usage) -> Option<Rejection> {
+    (usage.jobs > 0).then(|| {
+        Rejection::new(
+            RejectionCode::InvalidTransition,
+            format!(
+                "tenant `{tenant}` still has {} jobs; stop and delete them first",
+                usage.jobs
+            ),
+        )
+    })
+}
+
 /// Admits commands: authentication, authorization, rate and quotas.
 pub struct Gate {
     access: Access,
@@ -328,6 +343,15 @@ impl Gate {
                     continue;
                 }
             };
+            if matches!(c.command, Command::Tenant(TenantCommand::Delete(_))) {
+                if !usage.contains_key(&tenant) {
+                    usage.insert(tenant.clone(), tenant_usage(store, &tenant).await?);
+                }
+                if let Some(r) = usage.get(&tenant).and_then(|u| delete_problem(&tenant, u)) {
+                    out.push(Err(refuse(r)));
+                    continue;
+                }
+            }
             if let Identity::Tenant(_) = identity {
                 if !self.take(&tenant, state.quota.commands_per_second, now) {
                     out.push(Err(refuse(Rejection::new(
@@ -606,6 +630,16 @@ mod tests {
             &mut usage
         )
         .is_ok());
+    }
+
+    #[test]
+    fn a_tenant_with_jobs_is_not_deleted() {
+        let mut usage = Usage::default();
+        assert!(delete_problem("t", &usage).is_none());
+        usage.jobs = 2;
+        let r = delete_problem("t", &usage).unwrap();
+        assert_eq!(r.code, RejectionCode::InvalidTransition);
+        assert!(r.message.contains("still has 2 jobs"), "{r}");
     }
 
     #[test]
