@@ -235,6 +235,7 @@ fn request(job: &str, spec: JobSpec, parallelism: u32) -> DeploymentRequest {
         parallelism,
         spec,
         restore: RestoreFrom::Nothing,
+        state_limit: None,
     }
 }
 

@@ -72,7 +72,7 @@ impl Bench {
             notifier: weir::workflow::activities::Notifier::new(true, None, "weir"),
             clock: Arc::new(SystemClock),
             tuner: weir::autotune::TunerStore::new(self.store.pool().clone()),
-            topic_namespaces: false,
+            tenancy: false,
             secrets: weir::secrets::SecretStore::new(self.store.pool().clone(), None),
         };
         let mut cfg = EngineConfig::new(owner);

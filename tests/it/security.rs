@@ -739,3 +739,74 @@ async fn a_secret_reaches_its_sink_and_no_verb_or_api_shows_it() {
     .await;
     assert!(failed.to_string().contains("no secret `nope`"), "{failed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_over_the_state_quota_fails_naming_it() {
+    use crate::support::kafka::{brokers, create_topic, produce, producer};
+    let rig = Rig::start().await;
+    let alice = rig.alice.as_str();
+    let quota = crate::support::bin::weir_in(&rig.serve.iso)
+        .args(["tenant", "quota", "alice", "--max-state-bytes", "500"])
+        .env("WEIR_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    assert!(
+        quota.status.success(),
+        "{}",
+        String::from_utf8_lossy(&quota.stderr)
+    );
+    let wasm = std::env::temp_dir().join(format!("{}-count.wasm", rig.serve.iso.prefix));
+    std::fs::write(&wasm, crate::support::guests::guest("running_count")).unwrap();
+    let up = crate::support::bin::weir_in(&rig.serve.iso)
+        .args(["-t", "alice", "udf", "upload", "counter"])
+        .arg(&wasm)
+        .args(["--version", "1.0.0"])
+        .env("WEIR_TOKEN", alice)
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    let id = Uuid::new_v4().simple().to_string();
+    let (input, output) = (format!("alice.cnt-{id}"), format!("alice.cnt-out-{id}"));
+    create_topic(&brokers(), &input, 1).await;
+    create_topic(&brokers(), &output, 1).await;
+    let spec = json!({
+        "sources": [{"topic": input, "format": "raw"}],
+        "operators": [{"type": "udf", "id": "count", "module": "counter@1.0.0", "kind": "process"}],
+        "sinks": [{"type": "kafka", "topic": output}],
+        "checkpoint": {"interval_ms": 300}
+    });
+    for (kind, payload) in [
+        ("job.create", json!({ "spec": spec })),
+        ("job.deploy", json!({})),
+    ] {
+        let o = rig
+            .send(Some(alice), "alice", kind, "counts", payload)
+            .await;
+        assert!(o.is_accepted(), "{o:?}");
+    }
+    eventually(Duration::from_secs(60), "job running", || async {
+        let (_, v) = rig.get("/v1/tenants/alice/jobs/counts", Some(alice)).await;
+        assert_ne!(v["phase"], "failed", "{v}");
+        (v["phase"] == "running").then_some(())
+    })
+    .await;
+    // A count per key: 300 keys hold far more than 500 bytes of state.
+    let records: Vec<(i32, String, String)> = (0..300)
+        .map(|i| (0, format!("user-{i}"), format!("r{i}")))
+        .collect();
+    produce(&producer(&brokers()), &input, &records).await;
+    let failed = eventually(Duration::from_secs(90), "the job fails", || async {
+        let (_, v) = rig.get("/v1/tenants/alice/jobs/counts", Some(alice)).await;
+        (v["phase"] == "failed").then_some(v)
+    })
+    .await;
+    assert!(
+        failed.to_string().contains("max_state_bytes (500)"),
+        "{failed}"
+    );
+}

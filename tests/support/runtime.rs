@@ -110,6 +110,7 @@ impl Rig {
                 parallelism,
                 spec,
                 restore,
+                state_limit: None,
             })
             .await
             .expect("deployment starts");

@@ -105,7 +105,7 @@ impl Rig {
             notifier: weir::workflow::activities::Notifier::new(true, None, "weir"),
             clock: self.clock.clone(),
             tuner: weir::autotune::TunerStore::new(self.store.pool().clone()),
-            topic_namespaces: false,
+            tenancy: false,
             secrets: weir::secrets::SecretStore::new(self.store.pool().clone(), None),
         };
         let mut cfg = EngineConfig::new(owner);

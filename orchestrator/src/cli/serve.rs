@@ -140,7 +140,7 @@ pub async fn serve(
     ));
     let host = wiring::wasm_host()?;
     let mut engine_args = args.workflows.clone();
-    engine_args.topic_namespaces = access != Access::InsecureDev;
+    engine_args.tenancy = access != Access::InsecureDev;
     engine_args.secret_key = secret_key.clone();
     let runtime = wiring::spawn_engine(
         store.clone(),

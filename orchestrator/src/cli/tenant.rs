@@ -56,6 +56,9 @@ pub struct QuotaArgs {
     /// Tasks of all deployed jobs together.
     #[arg(long)]
     max_parallelism: Option<u32>,
+    /// Bytes of operator state one deployment may hold at a checkpoint.
+    #[arg(long)]
+    max_state_bytes: Option<u64>,
     /// Commands a second.
     #[arg(long)]
     commands_per_second: Option<u32>,
@@ -68,6 +71,7 @@ impl QuotaArgs {
             max_jobs: self.max_jobs.unwrap_or(d.max_jobs),
             max_module_bytes: self.max_module_bytes.unwrap_or(d.max_module_bytes),
             max_parallelism: self.max_parallelism.unwrap_or(d.max_parallelism),
+            max_state_bytes: self.max_state_bytes.unwrap_or(d.max_state_bytes),
             commands_per_second: self.commands_per_second.unwrap_or(d.commands_per_second),
         }
     }
@@ -133,10 +137,11 @@ pub async fn run(g: &Globals, cmd: &TenantCmd) -> Result<(), CliError> {
             }
             println!("{}", line(&t));
             println!(
-                "  quota: max_jobs {}, max_module_bytes {}, max_parallelism {}, commands_per_second {}",
+                "  quota: max_jobs {}, max_module_bytes {}, max_parallelism {}, max_state_bytes {}, commands_per_second {}",
                 t.quota.max_jobs,
                 t.quota.max_module_bytes,
                 t.quota.max_parallelism,
+                t.quota.max_state_bytes,
                 t.quota.commands_per_second
             );
             if t.granted_topics.is_empty() {

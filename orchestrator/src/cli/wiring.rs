@@ -76,10 +76,10 @@ pub struct EngineArgs {
     /// Workers (with `embedded`): this process's own, ids, heartbeat TTL.
     #[command(flatten)]
     pub cluster: ServeClusterArgs,
-    /// Jobs may use only their tenant's Kafka topics (set by `weir serve`
-    /// unless `--insecure-dev`).
+    /// Tenants are enforced: topic namespaces and the state quota (set by
+    /// `weir serve` unless `--insecure-dev`).
     #[arg(skip)]
-    pub topic_namespaces: bool,
+    pub tenancy: bool,
     /// The key tenants' secrets are sealed with (set by `weir serve`).
     #[arg(skip)]
     pub secret_key: Option<crate::secrets::SecretKey>,
@@ -97,7 +97,7 @@ impl EngineArgs {
             tasks_per_worker: 8,
             tenant_max_tasks: None,
             cluster: Default::default(),
-            topic_namespaces: false,
+            tenancy: false,
             secret_key: None,
         }
     }
@@ -443,7 +443,7 @@ fn start_engine<C: crate::runtime::control::DeploymentControl>(
         http: reqwest::Client::new(),
         notifier,
         clock: Arc::new(SystemClock),
-        topic_namespaces: args.topic_namespaces,
+        tenancy: args.tenancy,
         secrets: crate::secrets::SecretStore::new(pool.clone(), args.secret_key.clone()),
     };
     let mut cfg = EngineConfig::new(args.replica_id.clone().unwrap_or_else(default_owner));

@@ -31,6 +31,9 @@ pub struct Quota {
     /// (the sum of their parallelism), checked at deploy, rescale, restore
     /// and rollback.
     pub max_parallelism: u32,
+    /// Bytes of operator state (keyed state, CEP partial matches) one
+    /// deployment may hold at a checkpoint; over it, the deployment fails.
+    pub max_state_bytes: u64,
     /// Commands per second the tenant may publish, averaged over a second
     /// (bursts up to this many); the rest are refused with `quota_exceeded`.
     pub commands_per_second: u32,
@@ -42,6 +45,7 @@ impl Default for Quota {
             max_jobs: 100,
             max_module_bytes: 512 * 1024 * 1024,
             max_parallelism: 256,
+            max_state_bytes: 1024 * 1024 * 1024,
             commands_per_second: 200,
         }
     }

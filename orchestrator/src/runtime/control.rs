@@ -40,6 +40,10 @@ pub struct DeploymentRequest {
     pub parallelism: u32,
     pub spec: JobSpec,
     pub restore: RestoreFrom,
+    /// Most bytes of operator state a checkpoint may hold (the tenant's
+    /// `max_state_bytes`); a deployment over it fails. None: no bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_limit: Option<u64>,
 }
 
 /// A completed checkpoint.

@@ -54,6 +54,10 @@ pub struct Deployment {
     background: Mutex<Vec<JoinHandle<()>>>,
     checkpoint_lock: tokio::sync::Mutex<()>,
     stopping: Arc<AtomicBool>,
+    /// Why the deployment was failed on purpose (its state over the
+    /// tenant's quota): its tasks end `failed` with this reason.
+    fatal: Arc<Mutex<Option<String>>>,
+    state_limit: Option<u64>,
     completed: AtomicU64,
 }
 
@@ -69,6 +73,8 @@ pub struct Launch {
     pub restore: Option<String>,
     pub env: TaskEnv,
     pub restart: RestartPolicy,
+    /// Most bytes of operator state a checkpoint may hold.
+    pub state_limit: Option<u64>,
 }
 
 /// One stage of a deployment, ready to run: its spec (see
@@ -190,6 +196,7 @@ impl Deployment {
     /// them, and returns the running deployment.
     pub async fn launch(l: Launch) -> Result<Arc<Self>, RuntimeError> {
         let stopping = Arc::new(AtomicBool::new(false));
+        let fatal: Arc<Mutex<Option<String>>> = Arc::default();
         let mut slots = Vec::new();
         let mut supervisors = Vec::new();
         let last = l.stages.len().saturating_sub(1);
@@ -238,7 +245,10 @@ impl Deployment {
                 plan,
                 env,
                 l.restart.clone(),
-                stopping.clone(),
+                Ending {
+                    stopping: stopping.clone(),
+                    fatal: fatal.clone(),
+                },
                 rx,
             )));
             slots.push(slot);
@@ -260,6 +270,8 @@ impl Deployment {
             background: Mutex::new(Vec::new()),
             checkpoint_lock: tokio::sync::Mutex::new(()),
             stopping,
+            fatal,
+            state_limit: l.state_limit,
             completed: AtomicU64::new(0),
         });
         if let Err(e) = d.start_checkpoint().await {
@@ -385,6 +397,15 @@ impl Deployment {
                 .map_err(|e| unavailable(format!("task {task}: {e}")))?;
             partitions.extend(parts);
         }
+        let bytes: u64 = partitions.iter().map(|p| p.state.len() as u64).sum();
+        if let Some(reason) = self
+            .state_limit
+            .and_then(|limit| over_state_limit(bytes, limit))
+        {
+            tracing::error!(job = %self.key.job, generation = self.generation, %reason, "deployment failed");
+            self.fail(reason.clone()).await;
+            return Err(RuntimeError::Invalid(reason));
+        }
         let info = self
             .env
             .store
@@ -434,6 +455,17 @@ impl Deployment {
         };
         self.shutdown().await;
         Ok(info)
+    }
+
+    /// Stops every task for good, each ending `failed` with `reason`.
+    /// Does not wait for them: it may run inside one of the deployment's
+    /// own background tasks (a periodic checkpoint).
+    async fn fail(&self, reason: String) {
+        if let Ok(mut f) = self.fatal.lock() {
+            *f = Some(reason);
+        }
+        self.stopping.store(true, Ordering::SeqCst);
+        self.send_all(|| Control::Stop).await;
     }
 
     async fn shutdown(&self) {
@@ -517,13 +549,39 @@ pub fn guarantee(spec: &JobSpec, transactional: bool) -> String {
     super::sinks::SinkGuarantee::state_all(spec, transactional)
 }
 
+/// Why a task's supervisor stops restarting it, shared by the deployment.
+struct Ending {
+    stopping: Arc<AtomicBool>,
+    fatal: Arc<Mutex<Option<String>>>,
+}
+
+impl Ending {
+    /// The state a task ends in once stopped: `failed` if the deployment was
+    /// failed on purpose.
+    fn state(&self) -> TaskState {
+        match self.fatal.lock().ok().and_then(|f| f.clone()) {
+            Some(reason) => TaskState::Failed(reason),
+            None => TaskState::Stopped,
+        }
+    }
+}
+
+/// Why `bytes` of operator state are too many for `limit`, if they are.
+fn over_state_limit(bytes: u64, limit: u64) -> Option<String> {
+    (bytes > limit).then(|| {
+        format!(
+            "operator state of {bytes} bytes is over the tenant's max_state_bytes ({limit}); the deployment is stopped"
+        )
+    })
+}
+
 /// Runs one task, restarting it from the latest checkpoint after crashes.
 async fn supervise(
     slot: Arc<TaskSlot>,
     mut plan: TaskPlan,
     env: TaskEnv,
     policy: RestartPolicy,
-    stopping: Arc<AtomicBool>,
+    ending: Ending,
     first_rx: mpsc::Receiver<Control>,
 ) {
     let mut tracker = RestartTracker::new(policy, fastrand::u64(..));
@@ -558,15 +616,15 @@ async fn supervise(
         let _ = tokio::time::timeout(Duration::from_secs(150), closed_rx).await;
         let reason = match outcome {
             Ok(Ok(())) => {
-                slot.metrics.set_state(TaskState::Stopped);
+                slot.metrics.set_state(ending.state());
                 return;
             }
             Ok(Err(e)) => e.to_string(),
             Err(e) if e.is_cancelled() => "killed".to_owned(),
             Err(e) => format!("panicked: {e}"),
         };
-        if stopping.load(Ordering::SeqCst) {
-            slot.metrics.set_state(TaskState::Stopped);
+        if ending.stopping.load(Ordering::SeqCst) {
+            slot.metrics.set_state(ending.state());
             return;
         }
         slot.metrics.crashed(&reason);
@@ -579,8 +637,8 @@ async fn supervise(
         slot.metrics.set_state(TaskState::Restarting);
         slot.metrics.restarted();
         tokio::time::sleep(backoff).await;
-        if stopping.load(Ordering::SeqCst) {
-            slot.metrics.set_state(TaskState::Stopped);
+        if ending.stopping.load(Ordering::SeqCst) {
+            slot.metrics.set_state(ending.state());
             return;
         }
         match env.store.latest(&plan.key).await {

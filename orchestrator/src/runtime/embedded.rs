@@ -275,6 +275,7 @@ impl EmbeddedRuntime {
             restore,
             env,
             restart: self.inner.cfg.restart.clone(),
+            state_limit: req.state_limit,
         })
         .await?;
         let subject = format!(

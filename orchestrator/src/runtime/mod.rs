@@ -25,7 +25,7 @@
 //! let key = DeploymentKey { tenant: "acme".into(), job: "orders".into() };
 //! runtime.start(DeploymentRequest {
 //!     key: key.clone(), version: 1, generation: 1, parallelism: 2,
-//!     spec, restore: RestoreFrom::Latest,
+//!     spec, restore: RestoreFrom::Latest, state_limit: None,
 //! }).await?;                                   // returns once the start checkpoint is durable
 //! let ck = runtime.checkpoint(&key).await?;    // on demand
 //! println!("{:?}", runtime.status(&key).await?.guarantee);

@@ -271,6 +271,7 @@ async fn a_moved_placement_fences_the_old_worker_s_checkpoints() {
         )
         .unwrap(),
         restore: RestoreFrom::Nothing,
+        state_limit: None,
     };
     let placements = PlacementStore::new(pool.clone());
     let placed = placements.place(&req, |_| Ok("a".into())).await.unwrap();

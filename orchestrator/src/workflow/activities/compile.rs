@@ -91,7 +91,7 @@ pub async fn check_topics<S: EventStore, C: DeploymentControl>(
     let i: VersionInput = input(v)?;
     let spec = spec_of(a, ctx, &i.job, i.version).await?;
     topics_allowed(a, ctx, &spec).await?;
-    Ok(json!({"checked": a.topic_namespaces}))
+    Ok(json!({"checked": a.tenancy}))
 }
 
 /// Whether `spec`'s Kafka topics are its tenant's to use (always, when
@@ -101,7 +101,7 @@ pub async fn topics_allowed<S: EventStore, C: DeploymentControl>(
     ctx: &ActivityCtx,
     spec: &JobSpec,
 ) -> Result<(), ActivityError> {
-    if !a.topic_namespaces {
+    if !a.tenancy {
         return Ok(());
     }
     let tenants = crate::intake::auth::load_tenants(a.store(), std::slice::from_ref(&ctx.tenant))

@@ -81,9 +81,24 @@ pub async fn start<S: EventStore, C: DeploymentControl>(
             parallelism: i.parallelism,
             spec,
             restore: restore.clone(),
+            state_limit: state_limit(a, ctx).await?,
         })
         .await?;
     Ok(json!({"generation": i.generation, "restore": restore}))
+}
+
+/// The tenant's `max_state_bytes`, when tenants are enforced.
+async fn state_limit<S: EventStore, C: DeploymentControl>(
+    a: &Activities<S, C>,
+    ctx: &ActivityCtx,
+) -> Result<Option<u64>, ActivityError> {
+    if !a.tenancy {
+        return Ok(None);
+    }
+    let tenants = crate::intake::auth::load_tenants(a.store(), std::slice::from_ref(&ctx.tenant))
+        .await
+        .map_err(|e| ActivityError::new(ErrorClass::Unavailable, e.to_string()))?;
+    Ok(tenants.get(&ctx.tenant).map(|t| t.quota.max_state_bytes))
 }
 
 /// Refuses a start whose spec refers to a secret the tenant does not have,

@@ -152,9 +152,11 @@ pub struct Activities<S, C> {
     pub clock: Arc<dyn Clock>,
     /// The auto-tuner's metrics window and memory.
     pub tuner: TunerStore,
-    /// Whether a job may use only its tenant's Kafka topics (`<tenant>.…`
-    /// and granted ones): checked when a version compiles and when it starts.
-    pub topic_namespaces: bool,
+    /// Whether tenants are enforced (`weir serve` without `--insecure-dev`):
+    /// a job may use only its tenant's Kafka topics (`<tenant>.…` and
+    /// granted ones), checked when a version compiles and when it starts,
+    /// and a deployment's state is bounded by the tenant's quota.
+    pub tenancy: bool,
     /// Where `${secret:NAME}` in a spec is looked up when a deployment starts.
     pub secrets: crate::secrets::SecretStore,
 }
