@@ -5,6 +5,8 @@
 //! raw PostgreSQL single-row insert tps on one connection for comparison
 //! (docs/architecture.md#targets: ≥ 5,000 commands/s, ≥ 0.5 × raw insert tps, p99 < 20 ms at 1,000/s).
 //! Run: `cargo bench -p weir --bench commands` (services must be up).
+//! `-- --auth` runs `weir serve` with authentication on: every command
+//! carries the tenant's token, and intake checks it and the quota.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +45,8 @@ fn envelope(tenant: &str, target: &str) -> (Uuid, Vec<u8>) {
 struct Tracker {
     sent: Mutex<HashMap<Uuid, Instant>>,
     latencies: Mutex<Vec<Duration>>,
+    /// Outcomes that were not `accepted` (a figure over refusals is no figure).
+    rejected: std::sync::atomic::AtomicUsize,
 }
 
 async fn run_phase(
@@ -52,6 +56,7 @@ async fn run_phase(
     n: usize,
     rate: Option<u64>,
     tag: &str,
+    token: Option<&str>,
 ) -> Duration {
     tracker.latencies.lock().await.clear();
     let started = Instant::now();
@@ -63,8 +68,16 @@ async fn run_phase(
         }
         let (id, body) = envelope("bench", &format!("{tag}-{i}"));
         tracker.sent.lock().await.insert(id, Instant::now());
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(t) = token {
+            headers.insert("Authorization", format!("Bearer {t}").as_str());
+        }
         match js
-            .publish(subjects.command("bench", "job.create"), body.into())
+            .publish_with_headers(
+                subjects.command("bench", "job.create"),
+                headers,
+                body.into(),
+            )
             .await
         {
             Ok(ack) => pending.push(ack),
@@ -123,7 +136,22 @@ async fn raw_insert_tps() -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let embedded = embedded::Embedded::start("b", false);
+    let auth = std::env::args().any(|a| a == "--auth");
+    const ADMIN: &str = "bench-admin-token-0123456789abcdef0123456789";
+    const TENANT: &str = "bench-tenant-token";
+    let embedded = if auth {
+        embedded::Embedded::start_with(
+            "b",
+            false,
+            weir::cli::serve::AccessArgs {
+                admin_token: Some(ADMIN.into()),
+                ..Default::default()
+            },
+        )
+    } else {
+        embedded::Embedded::start("b", false)
+    };
+    let token = auth.then_some(TENANT);
     let tag = embedded.tag.clone();
     let client = async_nats::connect(NATS).await.expect("NATS");
     let subjects = Subjects::new(tag.clone());
@@ -135,9 +163,36 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    if auth {
+        // The tenant, with room for every job the bench creates.
+        let out = weir::client::send_as(
+            &client,
+            &subjects,
+            Some(ADMIN),
+            weir::client::Request {
+                tenant: "bench".into(),
+                kind: "tenant.create".into(),
+                target: "bench".into(),
+                payload: serde_json::json!({
+                    "token_sha256": weir::domain::tenant::token_hash(TENANT),
+                    "quota": {"max_jobs": 1_000_000, "commands_per_second": 1_000_000}
+                }),
+                expected_version: None,
+                actor: "bench".into(),
+            },
+            Duration::from_secs(30),
+            false,
+        )
+        .await;
+        assert!(
+            out.as_ref().is_ok_and(|o| o.is_accepted()),
+            "tenant.create: {out:?}"
+        );
+    }
     let tracker = Arc::new(Tracker {
         sent: Mutex::new(HashMap::new()),
         latencies: Mutex::new(Vec::new()),
+        rejected: std::sync::atomic::AtomicUsize::new(0),
     });
     let mut outcomes = client
         .subscribe(format!("{tag}.out.>"))
@@ -153,6 +208,11 @@ async fn main() {
                 .rsplit('.')
                 .next()
                 .and_then(|s| Uuid::parse_str(s).ok());
+            const ACCEPTED: &[u8] = b"\"status\":\"accepted\"";
+            if !m.payload.windows(ACCEPTED.len()).any(|w| w == ACCEPTED) {
+                t.rejected
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             if let Some(id) = id {
                 if let Some(sent) = t.sent.lock().await.remove(&id) {
                     t.latencies.lock().await.push(now - sent);
@@ -162,20 +222,28 @@ async fn main() {
     });
 
     // Warm up connections and caches.
-    run_phase(&js, &subjects, &tracker, 500, None, "warm").await;
+    run_phase(&js, &subjects, &tracker, 500, None, "warm", token).await;
 
     let n = 20_000;
-    let elapsed = run_phase(&js, &subjects, &tracker, n, None, "max").await;
+    let elapsed = run_phase(&js, &subjects, &tracker, n, None, "max", token).await;
     let done = tracker.latencies.lock().await.len();
     let max_rate = done as f64 / elapsed.as_secs_f64();
 
     let paced = 5_000;
-    run_phase(&js, &subjects, &tracker, paced, Some(1_000), "paced").await;
+    run_phase(&js, &subjects, &tracker, paced, Some(1_000), "paced", token).await;
     let mut lat = tracker.latencies.lock().await.clone();
     lat.sort();
 
     let raw = raw_insert_tps().await;
-    println!("command path (publish → commit → outcome), fsync on, 2 cores");
+    let rejected = tracker.rejected.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "command path (publish → commit → outcome), fsync on, 2 cores, authentication {}",
+        if auth {
+            "on (tenant token, quota checked)"
+        } else {
+            "off (--insecure-dev)"
+        }
+    );
     println!("  max sustained rate: {max_rate:>8.0} commands/s ({done}/{n} in {elapsed:.2?})  target ≥ 5000");
     println!(
         "  at 1000/s: p50 {:.2?}  p99 {:.2?}  max {:.2?} ({} samples)  target p99 < 20ms",
@@ -188,6 +256,7 @@ async fn main() {
         "  raw PostgreSQL single-row insert, 1 connection: {raw:>8.0} tps; ratio {:.2}  target ≥ 0.5",
         max_rate / raw
     );
+    println!("  outcomes not accepted: {rejected} (must be 0)");
     embedded.stop().await;
     for s in [
         subjects.command_stream(),

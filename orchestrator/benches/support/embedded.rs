@@ -23,6 +23,22 @@ impl Embedded {
     /// Starts serving (it is ready once its streams exist; callers wait for
     /// what they need). `tag` starts with `prefix`.
     pub fn start(prefix: &str, accept_internal_commands: bool) -> Self {
+        Self::start_with(
+            prefix,
+            accept_internal_commands,
+            weir::cli::serve::AccessArgs {
+                insecure_dev: true,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// As [`start`](Self::start), with the given authentication.
+    pub fn start_with(
+        prefix: &str,
+        accept_internal_commands: bool,
+        access: weir::cli::serve::AccessArgs,
+    ) -> Self {
         let tag = format!("{prefix}{}", &Uuid::new_v4().simple().to_string()[..8]);
         let conn = Connections {
             nats_url: NATS.into(),
@@ -40,10 +56,7 @@ impl Embedded {
             http_addr: format!("127.0.0.1:{port}").parse().expect("addr"),
             workflows: weir::cli::wiring::EngineArgs::disabled(),
             accept_internal_commands,
-            access: weir::cli::serve::AccessArgs {
-                insecure_dev: true,
-                ..Default::default()
-            },
+            access,
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn({

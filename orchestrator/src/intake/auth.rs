@@ -318,6 +318,19 @@ impl Gate {
         tenants.sort();
         tenants.dedup();
         let states = load_tenants(store, &tenants).await?;
+        // The jobs whose deploys need their specs, per tenant.
+        let mut targets: HashMap<String, Vec<String>> = HashMap::new();
+        for c in arrivals.iter().filter_map(|a| a.parsed.as_ref().ok()) {
+            if let Command::Job(
+                JobCommand::Deploy(_) | JobCommand::Restore(_) | JobCommand::Rollback(_),
+            ) = c.command
+            {
+                targets
+                    .entry(c.tenant.to_string())
+                    .or_default()
+                    .push(c.target.clone());
+            }
+        }
         let mut usage: HashMap<String, Usage> = HashMap::new();
         let mut out = Vec::with_capacity(arrivals.len());
         for a in arrivals {
@@ -345,7 +358,8 @@ impl Gate {
             };
             if matches!(c.command, Command::Tenant(TenantCommand::Delete(_))) {
                 if !usage.contains_key(&tenant) {
-                    usage.insert(tenant.clone(), tenant_usage(store, &tenant).await?);
+                    let t = targets.get(&tenant).map_or(&[][..], Vec::as_slice);
+                    usage.insert(tenant.clone(), tenant_usage(store, &tenant, t).await?);
                 }
                 if let Some(r) = usage.get(&tenant).and_then(|u| delete_problem(&tenant, u)) {
                     out.push(Err(refuse(r)));
@@ -364,7 +378,8 @@ impl Gate {
                     continue;
                 }
                 if counts_usage(&c.command) && !usage.contains_key(&tenant) {
-                    usage.insert(tenant.clone(), tenant_usage(store, &tenant).await?);
+                    let t = targets.get(&tenant).map_or(&[][..], Vec::as_slice);
+                    usage.insert(tenant.clone(), tenant_usage(store, &tenant, t).await?);
                 }
                 if let Some(u) = usage.get_mut(&tenant) {
                     if let Err(r) = check_usage(&c.command, &c.target, &state.quota, u) {
@@ -423,32 +438,59 @@ pub async fn load_tenants<S: EventStore>(
     Ok(out)
 }
 
-/// What `tenant`'s quota counts now.
-pub async fn tenant_usage<S: EventStore>(store: &S, tenant: &str) -> Result<Usage, StoreError> {
-    let (jobs, modules) = futures::future::try_join(
-        store.list_streams(tenant, JobState::STREAM_KIND),
+/// What `tenant`'s quota counts now, with the states of the jobs
+/// `targets` (whose deploys need their specs) besides the deployed ones.
+/// Reads only the jobs that hold a deployment, and counts the rest in the
+/// database, so a tenant with many jobs costs no more than one with few.
+pub async fn tenant_usage<S: EventStore>(
+    store: &S,
+    tenant: &str,
+    targets: &[String],
+) -> Result<Usage, StoreError> {
+    let (jobs, deployed, modules) = futures::future::try_join3(
+        store.count_streams_not_in_phase(tenant, JobState::STREAM_KIND, Phase::Deleted.name()),
+        store.streams_in_phases(
+            tenant,
+            JobState::STREAM_KIND,
+            &[
+                Phase::Deploying.name(),
+                Phase::Running.name(),
+                Phase::Stopping.name(),
+            ],
+        ),
         store.list_streams(tenant, ModuleState::STREAM_KIND),
     )
     .await?;
-    let mut usage = Usage::default();
-    for j in jobs {
-        let Some(state) = j
+    let mut usage = Usage {
+        jobs: u32::try_from(jobs).unwrap_or(u32::MAX),
+        ..Usage::default()
+    };
+    for j in deployed {
+        if let Some(state) = j
             .snapshot
             .and_then(|s| serde_json::from_value::<JobState>(s).ok())
-        else {
-            // Unreadable: counted as a job, holding no tasks.
-            usage.jobs += 1;
-            continue;
-        };
-        if state.phase != Phase::Deleted {
-            usage.jobs += 1;
+        {
+            let name = j.stream.strip_prefix("job.").unwrap_or(&j.stream);
+            usage.states.insert(name.to_owned(), state);
         }
-        let name = j
-            .stream
-            .strip_prefix("job.")
-            .unwrap_or(&j.stream)
-            .to_owned();
-        usage.states.insert(name, state);
+    }
+    let keys: Vec<StreamKey> = targets
+        .iter()
+        .filter(|t| !usage.states.contains_key(*t))
+        .map(|t| (tenant.to_owned(), StreamId::new(JobState::STREAM_KIND, t)))
+        .collect();
+    if !keys.is_empty() {
+        let loaded = store.load_streams(&keys).await?;
+        for key in keys {
+            let st = loaded.get(&key).cloned().unwrap_or_default();
+            let state: JobState = store::restore(store, &key, &st).await?;
+            let name = key
+                .1
+                .as_str()
+                .strip_prefix("job.")
+                .unwrap_or(key.1.as_str());
+            usage.states.insert(name.to_owned(), state);
+        }
     }
     for m in modules {
         if let Some(state) = m

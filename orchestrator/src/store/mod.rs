@@ -196,6 +196,36 @@ pub trait EventStore: Send + Sync + 'static {
         kind: &str,
     ) -> impl Future<Output = Result<Vec<StreamSummary>, StoreError>> + Send;
 
+    /// How many of `tenant`'s streams of `kind` have a snapshot whose
+    /// `phase` is not `phase` (streams without one count).
+    fn count_streams_not_in_phase(
+        &self,
+        tenant: &str,
+        kind: &str,
+        phase: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            let all = self.list_streams(tenant, kind).await?;
+            Ok(all.iter().filter(|s| phase_of(s) != Some(phase)).count() as u64)
+        }
+    }
+
+    /// `tenant`'s streams of `kind` whose snapshot's `phase` is one of `phases`.
+    fn streams_in_phases(
+        &self,
+        tenant: &str,
+        kind: &str,
+        phases: &[&str],
+    ) -> impl Future<Output = Result<Vec<StreamSummary>, StoreError>> + Send {
+        async move {
+            let all = self.list_streams(tenant, kind).await?;
+            Ok(all
+                .into_iter()
+                .filter(|s| phase_of(s).is_some_and(|p| phases.contains(&p)))
+                .collect())
+        }
+    }
+
     /// A relay's published-up-to position (0 if it never ran).
     fn cursor(&self, relay: &str) -> impl Future<Output = Result<i64, StoreError>> + Send;
     fn set_cursor(
@@ -203,6 +233,11 @@ pub trait EventStore: Send + Sync + 'static {
         relay: &str,
         position: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The `phase` field of a stream's snapshot, if it has one.
+fn phase_of(s: &StreamSummary) -> Option<&str> {
+    s.snapshot.as_ref()?.get("phase")?.as_str()
 }
 
 /// Restricts [`EventStore::read_all`].

@@ -538,6 +538,45 @@ impl EventStore for PgStore {
         rows.iter().map(summary_of).collect()
     }
 
+    async fn count_streams_not_in_phase(
+        &self,
+        tenant: &str,
+        kind: &str,
+        phase: &str,
+    ) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM streams WHERE tenant = $1 AND kind = $2
+               AND (snapshot->>'phase') IS DISTINCT FROM $3",
+        )
+        .bind(tenant)
+        .bind(kind)
+        .bind(phase)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn streams_in_phases(
+        &self,
+        tenant: &str,
+        kind: &str,
+        phases: &[&str],
+    ) -> Result<Vec<StreamSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT stream_id, version, snapshot, updated_at FROM streams
+             WHERE tenant = $1 AND kind = $2 AND snapshot->>'phase' = ANY($3)
+             ORDER BY stream_id",
+        )
+        .bind(tenant)
+        .bind(kind)
+        .bind(phases)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(summary_of).collect()
+    }
+
     async fn cursor(&self, relay: &str) -> Result<i64, StoreError> {
         let pos: Option<i64> =
             sqlx::query_scalar("SELECT position FROM outbox_cursors WHERE relay = $1")
