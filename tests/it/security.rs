@@ -537,7 +537,12 @@ async fn each_quota_refuses_what_goes_past_it() {
                 .is_some_and(|r| r.code == RejectionCode::QuotaExceeded)
         })
         .count();
-    assert!(limited >= 20, "{limited} of 40 refused at 5/s");
+    // However slowly a busy machine works through the burst, far fewer than
+    // 40 fit in 5/s, and the bucket's first tokens let some through.
+    assert!(
+        (10..40).contains(&limited),
+        "{limited} of 40 refused at 5/s"
+    );
     // Mallory cannot be deleted while her jobs would run on unowned.
     let o = rig
         .send(
