@@ -11,7 +11,7 @@ use crate::domain::Tenant;
 use crate::intake::auth::tenant_usage;
 
 async fn view(s: &ApiState, name: &str, state: TenantState) -> Result<TenantView, ApiError> {
-    let usage = tenant_usage(s.store.as_ref(), name, &[]).await?;
+    let usage = tenant_usage(s.store.as_ref(), name).await?;
     Ok(TenantView {
         name: name.to_owned(),
         active: state.active,

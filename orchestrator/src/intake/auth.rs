@@ -140,11 +140,24 @@ impl TokenBucket {
 /// What a tenant's quota counts, before a batch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Usage {
-    /// Jobs that are not deleted.
+    /// Jobs that are not deleted (or, while the quota is far, all jobs: an
+    /// upper bound that an index answers).
     pub jobs: u32,
     pub module_bytes: u64,
-    /// The tenant's jobs by name, as their streams have them.
+    /// The tenant's jobs by name, as their streams have them: those that
+    /// hold a deployment, and the targets of the batch's deploys.
     pub states: BTreeMap<String, JobState>,
+    /// Which of the above were read, so a batch reads each at most once and
+    /// only what its commands need.
+    pub loaded: Loaded,
+}
+
+/// The parts of a [`Usage`] read so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub jobs: bool,
+    pub modules: bool,
+    pub deployed: bool,
 }
 
 impl Usage {
@@ -331,6 +344,13 @@ impl Gate {
                     .push(c.target.clone());
             }
         }
+        // How many jobs each tenant's commands in the batch create.
+        let mut creates: HashMap<String, u64> = HashMap::new();
+        for c in arrivals.iter().filter_map(|a| a.parsed.as_ref().ok()) {
+            if let Command::Job(JobCommand::Create(_)) = c.command {
+                *creates.entry(c.tenant.to_string()).or_default() += 1;
+            }
+        }
         let mut usage: HashMap<String, Usage> = HashMap::new();
         let mut out = Vec::with_capacity(arrivals.len());
         for a in arrivals {
@@ -357,11 +377,20 @@ impl Gate {
                 }
             };
             if matches!(c.command, Command::Tenant(TenantCommand::Delete(_))) {
-                if !usage.contains_key(&tenant) {
-                    let t = targets.get(&tenant).map_or(&[][..], Vec::as_slice);
-                    usage.insert(tenant.clone(), tenant_usage(store, &tenant, t).await?);
-                }
-                if let Some(r) = usage.get(&tenant).and_then(|u| delete_problem(&tenant, u)) {
+                let u = usage.entry(tenant.clone()).or_default();
+                // Exact: only deleted jobs may be left.
+                u.jobs = u32::try_from(
+                    store
+                        .count_streams_not_in_phase(
+                            &tenant,
+                            JobState::STREAM_KIND,
+                            Phase::Deleted.name(),
+                        )
+                        .await?,
+                )
+                .unwrap_or(u32::MAX);
+                u.loaded.jobs = false;
+                if let Some(r) = delete_problem(&tenant, u) {
                     out.push(Err(refuse(r)));
                     continue;
                 }
@@ -377,9 +406,11 @@ impl Gate {
                     ))));
                     continue;
                 }
-                if counts_usage(&c.command) && !usage.contains_key(&tenant) {
+                if counts_usage(&c.command) {
+                    let u = usage.entry(tenant.clone()).or_default();
                     let t = targets.get(&tenant).map_or(&[][..], Vec::as_slice);
-                    usage.insert(tenant.clone(), tenant_usage(store, &tenant, t).await?);
+                    let creates = creates.get(&tenant).copied().unwrap_or(0);
+                    fill(store, &tenant, &c.command, &state.quota, t, creates, u).await?;
                 }
                 if let Some(u) = usage.get_mut(&tenant) {
                     if let Err(r) = check_usage(&c.command, &c.target, &state.quota, u) {
@@ -438,18 +469,81 @@ pub async fn load_tenants<S: EventStore>(
     Ok(out)
 }
 
-/// What `tenant`'s quota counts now, with the states of the jobs
-/// `targets` (whose deploys need their specs) besides the deployed ones.
-/// Reads only the jobs that hold a deployment, and counts the rest in the
-/// database, so a tenant with many jobs costs no more than one with few.
-pub async fn tenant_usage<S: EventStore>(
+/// Reads into `usage` what the quota needs to judge `cmd`, once per batch.
+/// Jobs are counted from the index alone while the quota is out of reach
+/// of this batch's creates, exactly (reading snapshots) only near it.
+async fn fill<S: EventStore>(
+    store: &S,
+    tenant: &str,
+    cmd: &Command,
+    quota: &Quota,
+    targets: &[String],
+    creates: u64,
+    usage: &mut Usage,
+) -> Result<(), StoreError> {
+    match cmd {
+        Command::Job(JobCommand::Create(_)) if !usage.loaded.jobs => {
+            let all = store.count_streams(tenant, JobState::STREAM_KIND).await?;
+            let jobs = if all + creates < u64::from(quota.max_jobs) {
+                all
+            } else {
+                store
+                    .count_streams_not_in_phase(
+                        tenant,
+                        JobState::STREAM_KIND,
+                        Phase::Deleted.name(),
+                    )
+                    .await?
+            };
+            usage.jobs = u32::try_from(jobs).unwrap_or(u32::MAX);
+            usage.loaded.jobs = true;
+        }
+        Command::Module(ModuleCommand::Register(_)) if !usage.loaded.modules => {
+            usage.module_bytes = module_bytes(store, tenant).await?;
+            usage.loaded.modules = true;
+        }
+        Command::Job(_) if wanted_tasks_kind(cmd) && !usage.loaded.deployed => {
+            deployed_states(store, tenant, targets, &mut usage.states).await?;
+            usage.loaded.deployed = true;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn wanted_tasks_kind(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::Job(
+            JobCommand::Deploy(_)
+                | JobCommand::Rescale(_)
+                | JobCommand::Restore(_)
+                | JobCommand::Rollback(_)
+        )
+    )
+}
+
+async fn module_bytes<S: EventStore>(store: &S, tenant: &str) -> Result<u64, StoreError> {
+    let modules = store.list_streams(tenant, ModuleState::STREAM_KIND).await?;
+    Ok(modules
+        .into_iter()
+        .filter_map(|m| {
+            m.snapshot
+                .and_then(|s| serde_json::from_value::<ModuleState>(s).ok())
+        })
+        .map(|state| state.versions.values().map(|v| v.size).sum::<u64>())
+        .sum())
+}
+
+/// The states of `tenant`'s jobs that hold a deployment, and of `targets`.
+async fn deployed_states<S: EventStore>(
     store: &S,
     tenant: &str,
     targets: &[String],
-) -> Result<Usage, StoreError> {
-    let (jobs, deployed, modules) = futures::future::try_join3(
-        store.count_streams_not_in_phase(tenant, JobState::STREAM_KIND, Phase::Deleted.name()),
-        store.streams_in_phases(
+    states: &mut BTreeMap<String, JobState>,
+) -> Result<(), StoreError> {
+    let deployed = store
+        .streams_in_phases(
             tenant,
             JobState::STREAM_KIND,
             &[
@@ -457,26 +551,20 @@ pub async fn tenant_usage<S: EventStore>(
                 Phase::Running.name(),
                 Phase::Stopping.name(),
             ],
-        ),
-        store.list_streams(tenant, ModuleState::STREAM_KIND),
-    )
-    .await?;
-    let mut usage = Usage {
-        jobs: u32::try_from(jobs).unwrap_or(u32::MAX),
-        ..Usage::default()
-    };
+        )
+        .await?;
     for j in deployed {
         if let Some(state) = j
             .snapshot
             .and_then(|s| serde_json::from_value::<JobState>(s).ok())
         {
             let name = j.stream.strip_prefix("job.").unwrap_or(&j.stream);
-            usage.states.insert(name.to_owned(), state);
+            states.insert(name.to_owned(), state);
         }
     }
     let keys: Vec<StreamKey> = targets
         .iter()
-        .filter(|t| !usage.states.contains_key(*t))
+        .filter(|t| !states.contains_key(*t))
         .map(|t| (tenant.to_owned(), StreamId::new(JobState::STREAM_KIND, t)))
         .collect();
     if !keys.is_empty() {
@@ -489,17 +577,25 @@ pub async fn tenant_usage<S: EventStore>(
                 .as_str()
                 .strip_prefix("job.")
                 .unwrap_or(key.1.as_str());
-            usage.states.insert(name.to_owned(), state);
+            states.insert(name.to_owned(), state);
         }
     }
-    for m in modules {
-        if let Some(state) = m
-            .snapshot
-            .and_then(|s| serde_json::from_value::<ModuleState>(s).ok())
-        {
-            usage.module_bytes += state.versions.values().map(|v| v.size).sum::<u64>();
-        }
-    }
+    Ok(())
+}
+
+/// Everything `tenant`'s quota counts now, exactly (for `weir tenant show`).
+pub async fn tenant_usage<S: EventStore>(store: &S, tenant: &str) -> Result<Usage, StoreError> {
+    let mut usage = Usage {
+        jobs: u32::try_from(
+            store
+                .count_streams_not_in_phase(tenant, JobState::STREAM_KIND, Phase::Deleted.name())
+                .await?,
+        )
+        .unwrap_or(u32::MAX),
+        module_bytes: module_bytes(store, tenant).await?,
+        ..Usage::default()
+    };
+    deployed_states(store, tenant, &[], &mut usage.states).await?;
     Ok(usage)
 }
 

@@ -196,6 +196,15 @@ pub trait EventStore: Send + Sync + 'static {
         kind: &str,
     ) -> impl Future<Output = Result<Vec<StreamSummary>, StoreError>> + Send;
 
+    /// How many streams of `kind` `tenant` has.
+    fn count_streams(
+        &self,
+        tenant: &str,
+        kind: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move { Ok(self.list_streams(tenant, kind).await?.len() as u64) }
+    }
+
     /// How many of `tenant`'s streams of `kind` have a snapshot whose
     /// `phase` is not `phase` (streams without one count).
     fn count_streams_not_in_phase(

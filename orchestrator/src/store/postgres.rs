@@ -538,6 +538,18 @@ impl EventStore for PgStore {
         rows.iter().map(summary_of).collect()
     }
 
+    async fn count_streams(&self, tenant: &str, kind: &str) -> Result<u64, StoreError> {
+        // Answered from the (tenant, kind, stream_id) index; no snapshot is read.
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM streams WHERE tenant = $1 AND kind = $2")
+                .bind(tenant)
+                .bind(kind)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        Ok(n.max(0) as u64)
+    }
+
     async fn count_streams_not_in_phase(
         &self,
         tenant: &str,
