@@ -137,6 +137,35 @@ impl Rig {
         serde_json::from_slice(&m.payload).unwrap()
     }
 
+    /// Sends `job.create` with `spec`, then `job.deploy`; both must be accepted.
+    async fn create_and_deploy(&self, token: &str, tenant: &str, job: &str, spec: Value) {
+        for (kind, payload) in [
+            ("job.create", json!({ "spec": spec })),
+            ("job.deploy", json!({})),
+        ] {
+            let o = self.send(Some(token), tenant, kind, job, payload).await;
+            assert!(o.is_accepted(), "{o:?}");
+        }
+    }
+
+    /// Waits until the job's phase is `phase` and returns the job; waiting
+    /// for any other phase, `failed` fails the test.
+    async fn wait_phase(&self, token: &str, tenant: &str, job: &str, phase: &str) -> Value {
+        let path = format!("/v1/tenants/{tenant}/jobs/{job}");
+        eventually(
+            Duration::from_secs(90),
+            &format!("job {job} {phase}"),
+            || async {
+                let (_, v) = self.get(&path, Some(token)).await;
+                if phase != "failed" {
+                    assert_ne!(v["phase"], "failed", "{v}");
+                }
+                (v["phase"] == phase).then_some(v)
+            },
+        )
+        .await
+    }
+
     async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = reqwest::Client::new().get(self.serve.url(path));
         if let Some(t) = token {
@@ -408,26 +437,8 @@ async fn mallory_s_jobs_cannot_use_alice_s_topics() {
         ),
     ];
     for (job, spec, field) in attempts {
-        let o = rig
-            .send(
-                Some(m),
-                "mallory",
-                "job.create",
-                job,
-                json!({ "spec": spec }),
-            )
-            .await;
-        assert!(o.is_accepted(), "{o:?}");
-        let o = rig
-            .send(Some(m), "mallory", "job.deploy", job, json!({}))
-            .await;
-        assert!(o.is_accepted(), "{o:?}");
-        let path = format!("/v1/tenants/mallory/jobs/{job}");
-        let view = eventually(Duration::from_secs(60), "the compile refuses", || async {
-            let (_, v) = rig.get(&path, Some(m)).await;
-            (v["phase"] == "failed").then_some(v)
-        })
-        .await;
+        rig.create_and_deploy(m, "mallory", job, spec).await;
+        let view = rig.wait_phase(m, "mallory", job, "failed").await;
         let text = view.to_string();
         assert!(
             text.contains(field) && text.contains("outside tenant `mallory`'s namespace"),
@@ -670,21 +681,8 @@ async fn a_secret_reaches_its_sink_and_no_verb_or_api_shows_it() {
         "sinks": [{"type": "http", "url": url, "headers": {"Authorization": "${secret:hook}"}}],
         "checkpoint": {"interval_ms": 500}
     });
-    for (kind, payload) in [
-        ("job.create", json!({ "spec": spec })),
-        ("job.deploy", json!({})),
-    ] {
-        let o = rig
-            .send(Some(alice), "alice", kind, "hooked", payload)
-            .await;
-        assert!(o.is_accepted(), "{o:?}");
-    }
-    eventually(Duration::from_secs(60), "job running", || async {
-        let (_, v) = rig.get("/v1/tenants/alice/jobs/hooked", Some(alice)).await;
-        assert_ne!(v["phase"], "failed", "{v}");
-        (v["phase"] == "running").then_some(())
-    })
-    .await;
+    rig.create_and_deploy(alice, "alice", "hooked", spec).await;
+    rig.wait_phase(alice, "alice", "hooked", "running").await;
     let records: Vec<(i32, String, String)> = (0..3)
         .map(|i| (0, format!("k{i}"), format!("{{\"n\": {i}}}")))
         .collect();
@@ -726,22 +724,9 @@ async fn a_secret_reaches_its_sink_and_no_verb_or_api_shows_it() {
         "sources": [{"topic": input}],
         "sinks": [{"type": "http", "url": url, "headers": {"X-Key": "${secret:nope}"}}],
     });
-    for (kind, payload) in [
-        ("job.create", json!({ "spec": missing })),
-        ("job.deploy", json!({})),
-    ] {
-        let o = rig
-            .send(Some(alice), "alice", kind, "unhooked", payload)
-            .await;
-        assert!(o.is_accepted(), "{o:?}");
-    }
-    let failed = eventually(Duration::from_secs(60), "the start fails", || async {
-        let (_, v) = rig
-            .get("/v1/tenants/alice/jobs/unhooked", Some(alice))
-            .await;
-        (v["phase"] == "failed").then_some(v)
-    })
-    .await;
+    rig.create_and_deploy(alice, "alice", "unhooked", missing)
+        .await;
+    let failed = rig.wait_phase(alice, "alice", "unhooked", "failed").await;
     assert!(failed.to_string().contains("no secret `nope`"), "{failed}");
 }
 
@@ -785,31 +770,14 @@ async fn a_deployment_over_the_state_quota_fails_naming_it() {
         "sinks": [{"type": "kafka", "topic": output}],
         "checkpoint": {"interval_ms": 300}
     });
-    for (kind, payload) in [
-        ("job.create", json!({ "spec": spec })),
-        ("job.deploy", json!({})),
-    ] {
-        let o = rig
-            .send(Some(alice), "alice", kind, "counts", payload)
-            .await;
-        assert!(o.is_accepted(), "{o:?}");
-    }
-    eventually(Duration::from_secs(60), "job running", || async {
-        let (_, v) = rig.get("/v1/tenants/alice/jobs/counts", Some(alice)).await;
-        assert_ne!(v["phase"], "failed", "{v}");
-        (v["phase"] == "running").then_some(())
-    })
-    .await;
+    rig.create_and_deploy(alice, "alice", "counts", spec).await;
+    rig.wait_phase(alice, "alice", "counts", "running").await;
     // A count per key: 300 keys hold far more than 500 bytes of state.
     let records: Vec<(i32, String, String)> = (0..300)
         .map(|i| (0, format!("user-{i}"), format!("r{i}")))
         .collect();
     produce(&producer(&brokers()), &input, &records).await;
-    let failed = eventually(Duration::from_secs(90), "the job fails", || async {
-        let (_, v) = rig.get("/v1/tenants/alice/jobs/counts", Some(alice)).await;
-        (v["phase"] == "failed").then_some(v)
-    })
-    .await;
+    let failed = rig.wait_phase(alice, "alice", "counts", "failed").await;
     assert!(
         failed.to_string().contains("max_state_bytes (500)"),
         "{failed}"
