@@ -52,16 +52,7 @@ pub async fn send(
     timeout: Duration,
     progress: bool,
 ) -> Result<Outcome, ClientError> {
-    send_with_id(
-        client,
-        subjects,
-        None,
-        Uuid::now_v7(),
-        req,
-        timeout,
-        progress,
-    )
-    .await
+    send_as(client, subjects, None, req, timeout, progress).await
 }
 
 /// Like [`send`], with the sender's token (`Authorization: Bearer …`): the

@@ -177,20 +177,26 @@ impl Rig {
     }
 }
 
-/// `weir tenant create NAME` as the admin; returns the printed token.
-fn create_tenant(serve: &Serve, name: &str, quota: &[&str]) -> String {
+/// `weir ARGS` as the admin; it must succeed. Returns what it printed.
+fn admin(serve: &Serve, args: &[&str]) -> Vec<u8> {
     let out = crate::support::bin::weir_in(&serve.iso)
-        .args(["-o", "json", "tenant", "create", name])
-        .args(quota)
+        .args(args)
         .env("WEIR_TOKEN", ADMIN)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "weir tenant create {name}: {}",
+        "weir {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    out.stdout
+}
+
+/// `weir tenant create NAME` as the admin; returns the printed token.
+fn create_tenant(serve: &Serve, name: &str, quota: &[&str]) -> String {
+    let mut args = vec!["-o", "json", "tenant", "create", name];
+    args.extend_from_slice(quota);
+    let v: Value = serde_json::from_slice(&admin(serve, &args)).unwrap();
     v["token"].as_str().unwrap().to_owned()
 }
 
@@ -451,15 +457,9 @@ async fn mallory_s_jobs_cannot_use_alice_s_topics() {
         assert!(o.is_accepted(), "{o:?}");
     }
     // An admin's grant opens one topic, and only that one.
-    let out = crate::support::bin::weir_in(&rig.serve.iso)
-        .args(["tenant", "grant-topic", "mallory", "shared.rates"])
-        .env("WEIR_TOKEN", ADMIN)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    admin(
+        &rig.serve,
+        &["tenant", "grant-topic", "mallory", "shared.rates"],
     );
     let (_, shown) = rig.get("/v1/admin/tenants/mallory", Some(ADMIN)).await;
     assert_eq!(shown["granted_topics"], json!(["shared.rates"]), "{shown}");
@@ -487,8 +487,9 @@ async fn each_quota_refuses_what_goes_past_it() {
         }
     }
     // Module bytes.
-    let set = crate::support::bin::weir_in(&rig.serve.iso)
-        .args([
+    admin(
+        &rig.serve,
+        &[
             "tenant",
             "quota",
             "mallory",
@@ -498,14 +499,7 @@ async fn each_quota_refuses_what_goes_past_it() {
             "5",
             "--max-parallelism",
             "3",
-        ])
-        .env("WEIR_TOKEN", ADMIN)
-        .output()
-        .unwrap();
-    assert!(
-        set.status.success(),
-        "{}",
-        String::from_utf8_lossy(&set.stderr)
+        ],
     );
     let register = |size: u64| {
         json!({
@@ -735,15 +729,9 @@ async fn a_deployment_over_the_state_quota_fails_naming_it() {
     use crate::support::kafka::{brokers, create_topic, produce, producer};
     let rig = Rig::start().await;
     let alice = rig.alice.as_str();
-    let quota = crate::support::bin::weir_in(&rig.serve.iso)
-        .args(["tenant", "quota", "alice", "--max-state-bytes", "500"])
-        .env("WEIR_TOKEN", ADMIN)
-        .output()
-        .unwrap();
-    assert!(
-        quota.status.success(),
-        "{}",
-        String::from_utf8_lossy(&quota.stderr)
+    admin(
+        &rig.serve,
+        &["tenant", "quota", "alice", "--max-state-bytes", "500"],
     );
     let wasm = std::env::temp_dir().join(format!("{}-count.wasm", rig.serve.iso.prefix));
     std::fs::write(&wasm, crate::support::guests::guest("running_count")).unwrap();

@@ -14,7 +14,7 @@ use base64::Engine;
 
 use super::ApiState;
 use crate::domain::tenant::token_hash;
-use crate::intake::auth::{load_tenants, Access};
+use crate::intake::auth::{load_tenant, Access};
 
 /// The access mode the API enforces.
 #[derive(Debug, Clone)]
@@ -95,11 +95,11 @@ pub async fn require(State(s): State<ApiState>, req: Request, next: Next) -> Res
             "only the admin's token opens this path",
         );
     };
-    let states = match load_tenants(s.store.as_ref(), &[tenant.to_owned()]).await {
-        Ok(states) => states,
+    let state = match load_tenant(s.store.as_ref(), tenant).await {
+        Ok(state) => state,
         Err(e) => return super::ApiError::from(e).into_response(),
     };
-    if states.get(tenant).is_some_and(|st| st.accepts(&token)) {
+    if state.accepts(&token) {
         return next.run(req).await;
     }
     refuse(

@@ -40,12 +40,10 @@ pub async fn show(
 ) -> Result<Json<TenantView>, ApiError> {
     let tenant =
         Tenant::new(tenant).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let states = crate::intake::auth::load_tenants(s.store.as_ref(), &[tenant.to_string()]).await?;
-    match states.get(tenant.as_str()) {
-        Some(state) if state.created_at.is_some() => {
-            Ok(Json(view(&s, tenant.as_str(), state.clone()).await?))
-        }
-        _ => Err(ApiError(
+    let state = crate::intake::auth::load_tenant(s.store.as_ref(), tenant.as_str()).await?;
+    match state.created_at {
+        Some(_) => Ok(Json(view(&s, tenant.as_str(), state).await?)),
+        None => Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("tenant `{tenant}` was never created"),
         )),

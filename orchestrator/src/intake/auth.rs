@@ -450,6 +450,15 @@ fn counts_usage(cmd: &Command) -> bool {
     )
 }
 
+/// One tenant's state (the default, not active, if it was never created).
+pub async fn load_tenant<S: EventStore>(
+    store: &S,
+    tenant: &str,
+) -> Result<TenantState, StoreError> {
+    let mut states = load_tenants(store, std::slice::from_ref(&tenant.to_owned())).await?;
+    Ok(states.remove(tenant).unwrap_or_default())
+}
+
 /// The tenant states of `tenants` (absent ones are the default: not active).
 pub async fn load_tenants<S: EventStore>(
     store: &S,

@@ -14,6 +14,7 @@ use super::{input, Activities, ActivityCtx, ActivityError};
 use crate::domain::job::spec::{parse_module_ref, OperatorSpec};
 use crate::domain::job::JobSpec;
 use crate::domain::module::UdfKind;
+use crate::domain::tenant::TenantState;
 use crate::domain::ErrorClass;
 use crate::registry::FetchedModule;
 use crate::runtime::control::DeploymentControl;
@@ -90,25 +91,33 @@ pub async fn check_topics<S: EventStore, C: DeploymentControl>(
 ) -> Result<Value, ActivityError> {
     let i: VersionInput = input(v)?;
     let spec = spec_of(a, ctx, &i.job, i.version).await?;
-    topics_allowed(a, ctx, &spec).await?;
+    if let Some(tenant) = enforced_tenant(a, ctx).await? {
+        topics_allowed(ctx, &tenant, &spec)?;
+    }
     Ok(json!({"checked": a.tenancy}))
 }
 
-/// Whether `spec`'s Kafka topics are its tenant's to use (always, when
-/// namespaces are not enforced).
-pub async fn topics_allowed<S: EventStore, C: DeploymentControl>(
+/// The tenant's state when tenants are enforced (`None` under `--insecure-dev`).
+pub async fn enforced_tenant<S: EventStore, C: DeploymentControl>(
     a: &Activities<S, C>,
     ctx: &ActivityCtx,
+) -> Result<Option<TenantState>, ActivityError> {
+    if !a.tenancy {
+        return Ok(None);
+    }
+    crate::intake::auth::load_tenant(a.store(), &ctx.tenant)
+        .await
+        .map(Some)
+        .map_err(|e| ActivityError::new(ErrorClass::Unavailable, e.to_string()))
+}
+
+/// Whether `spec`'s Kafka topics are `tenant`'s to use.
+pub fn topics_allowed(
+    ctx: &ActivityCtx,
+    tenant: &TenantState,
     spec: &JobSpec,
 ) -> Result<(), ActivityError> {
-    if !a.tenancy {
-        return Ok(());
-    }
-    let tenants = crate::intake::auth::load_tenants(a.store(), std::slice::from_ref(&ctx.tenant))
-        .await
-        .map_err(|e| ActivityError::new(ErrorClass::Unavailable, e.to_string()))?;
-    let state = tenants.get(&ctx.tenant).cloned().unwrap_or_default();
-    let problems = crate::domain::tenant::spec_topic_problems(&ctx.tenant, &state, spec);
+    let problems = crate::domain::tenant::spec_topic_problems(&ctx.tenant, tenant, spec);
     if problems.is_empty() {
         Ok(())
     } else {

@@ -67,7 +67,10 @@ pub async fn start<S: EventStore, C: DeploymentControl>(
     let spec = JobSpec::from_value(info.spec.clone())
         .map_err(|e| ActivityError::invalid(format!("version {} spec: {e}", i.version)))?;
     // Again at start: a grant may have been revoked since the version compiled.
-    super::compile::topics_allowed(a, ctx, &spec).await?;
+    let tenant = super::compile::enforced_tenant(a, ctx).await?;
+    if let Some(t) = &tenant {
+        super::compile::topics_allowed(ctx, t, &spec)?;
+    }
     let restore = match (&i.checkpoint, i.restore) {
         (_, false) => RestoreFrom::Nothing,
         (Some(c), true) => RestoreFrom::Checkpoint(c.clone()),
@@ -81,24 +84,10 @@ pub async fn start<S: EventStore, C: DeploymentControl>(
             parallelism: i.parallelism,
             spec,
             restore: restore.clone(),
-            state_limit: state_limit(a, ctx).await?,
+            state_limit: tenant.map(|t| t.quota.max_state_bytes),
         })
         .await?;
     Ok(json!({"generation": i.generation, "restore": restore}))
-}
-
-/// The tenant's `max_state_bytes`, when tenants are enforced.
-async fn state_limit<S: EventStore, C: DeploymentControl>(
-    a: &Activities<S, C>,
-    ctx: &ActivityCtx,
-) -> Result<Option<u64>, ActivityError> {
-    if !a.tenancy {
-        return Ok(None);
-    }
-    let tenants = crate::intake::auth::load_tenants(a.store(), std::slice::from_ref(&ctx.tenant))
-        .await
-        .map_err(|e| ActivityError::new(ErrorClass::Unavailable, e.to_string()))?;
-    Ok(tenants.get(&ctx.tenant).map(|t| t.quota.max_state_bytes))
 }
 
 /// Refuses a start whose spec refers to a secret the tenant does not have,
