@@ -25,9 +25,10 @@ pub enum ClientError {
     Encode(#[from] serde_json::Error),
 }
 
-/// Connects to NATS, or says in one line why it cannot.
-pub async fn connect(url: &str) -> Result<async_nats::Client, ClientError> {
-    async_nats::ConnectOptions::new()
+/// Connects to NATS, logged in with `token` if one is given (a NATS server
+/// without users ignores it), or says in one line why it cannot.
+pub async fn connect(url: &str, token: Option<&str>) -> Result<async_nats::Client, ClientError> {
+    crate::nats_auth::login(async_nats::ConnectOptions::new(), token)
         .connection_timeout(Duration::from_secs(3))
         .connect(url)
         .await

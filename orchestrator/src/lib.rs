@@ -16,6 +16,7 @@
 //! - [`reconcile`]: keeps deployments in line with job phases; records crashes and resumes as events.
 //! - [`registry`]: the WASM module registry: uploads, `name@version` resolution, warm compiled code.
 //! - [`wasm`]: the sandbox: wasmtime engine, limits, instances, the packed batch codec.
+//! - [`nats_auth`]: NATS users for tenants: the nats-server users file `weir serve` keeps.
 //! - [`api`]: the HTTP query API, health and Prometheus metrics.
 //! - [`console`]: the read-only web console at `/ui` (server-rendered HTML over the API's queries).
 //! - [`client`]: publish a command and wait for its outcome (used by the CLI and tests).
@@ -45,6 +46,7 @@ pub mod console;
 pub mod domain;
 pub mod intake;
 pub mod lifecycle;
+pub mod nats_auth;
 pub mod reconcile;
 pub mod registry;
 pub mod runtime;

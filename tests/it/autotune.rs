@@ -309,7 +309,7 @@ async fn an_overloaded_job_is_scaled_up_then_down_and_loses_nothing() {
     let (input, output) = (unique_topic("tune-in"), unique_topic("tune-out"));
     create_topic(&brokers(), &input, PARTITIONS as i32).await;
     create_topic(&brokers(), &output, 2).await;
-    crate::support::upload_udf(&iso, "busy_map", "busy");
+    crate::support::upload_udf(&serve, "busy_map", "busy");
 
     let nc = nats(NATS_URL).await;
     let spec = json!({

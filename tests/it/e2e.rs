@@ -28,7 +28,7 @@ async fn a_deployed_job_runs_records_through_a_wasm_udf() {
     create_topic(&brokers(), &output, 2).await;
 
     // Upload through the CLI, as a user would.
-    crate::support::upload_udf(&iso, "uppercase", "upper");
+    crate::support::upload_udf(&serve, "uppercase", "upper");
 
     let nc = nats(NATS_URL).await;
     let spec = json!({

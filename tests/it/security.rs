@@ -11,6 +11,8 @@ use uuid::Uuid;
 use weir::client::{self, Request};
 use weir::domain::{Outcome, RejectionCode};
 
+use crate::support::kafka::{brokers, create_topic, produce, producer};
+use crate::support::nats_server::NatsServer;
 use crate::support::serve::{Serve, ServeOpts};
 use crate::support::{eventually, nats, Isolation, NATS_URL};
 
@@ -177,10 +179,18 @@ impl Rig {
     }
 }
 
-/// `weir ARGS` as the admin; it must succeed. Returns what it printed.
+/// `weir ARGS` as the admin, on `serve`'s NATS server; it must succeed.
+/// Returns what it printed.
 fn admin(serve: &Serve, args: &[&str]) -> Vec<u8> {
     let out = crate::support::bin::weir_in(&serve.iso)
         .args(args)
+        .envs(
+            serve
+                .env
+                .iter()
+                .filter(|(k, _)| k == "WEIR_NATS_URL")
+                .cloned(),
+        )
         .env("WEIR_TOKEN", ADMIN)
         .output()
         .unwrap();
@@ -441,13 +451,21 @@ async fn mallory_s_jobs_cannot_use_alice_s_topics() {
             spec("mallory.in", "alice.orders"),
             "sinks[0].topic",
         ),
+        (
+            "eavesdrop",
+            json!({
+                "sources": [{"topic": "mallory.in", "format": "raw"}],
+                "sinks": [{"type": "nats", "subject": "data.alice.alerts"}],
+            }),
+            "sinks[0].subject",
+        ),
     ];
     for (job, spec, field) in attempts {
         rig.create_and_deploy(m, "mallory", job, spec).await;
         let view = rig.wait_phase(m, "mallory", job, "failed").await;
         let text = view.to_string();
         assert!(
-            text.contains(field) && text.contains("outside tenant `mallory`'s namespace"),
+            text.contains(field) && text.contains("is outside tenant `mallory`'s"),
             "{text}"
         );
         // The third attempt exceeds mallory's quota of two jobs; delete this one.
@@ -463,6 +481,118 @@ async fn mallory_s_jobs_cannot_use_alice_s_topics() {
     );
     let (_, shown) = rig.get("/v1/admin/tenants/mallory", Some(ADMIN)).await;
     assert_eq!(shown["granted_topics"], json!(["shared.rates"]), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mallory_s_sinks_cannot_reach_weir_alice_or_private_networks() {
+    // A refused post fails the job at the first crash rather than the tenth.
+    let rig = Rig::start_with(&[("WEIR_TASK_RESTART_BUDGET", "1")]).await;
+    let m = rig.mallory.as_str();
+    let prefix = rig.serve.iso.prefix.clone();
+    // Refused with the spec: Weir's command subjects, a schema-qualified table.
+    for (sink, field) in [
+        (
+            json!({"type": "nats", "subject": "weir.cmd.alice.job.stop"}),
+            "sinks[0].subject",
+        ),
+        (
+            json!({"type": "postgres", "table": "weir.outbox_cursors", "key_columns": ["id"]}),
+            "sinks[0].table",
+        ),
+        (
+            json!({"type": "postgres", "table": "weir_t_alice.orders", "key_columns": ["id"]}),
+            "sinks[0].table",
+        ),
+    ] {
+        let spec = json!({"sources": [{"topic": "mallory.in"}], "sinks": [sink]});
+        let o = rig
+            .send(
+                Some(m),
+                "mallory",
+                "job.create",
+                "forge",
+                json!({ "spec": spec }),
+            )
+            .await;
+        refused(&o, RejectionCode::InvalidCommand, field);
+    }
+
+    // Refused by the compile step: this installation's command subject, which
+    // is outside mallory's data subjects whatever the prefix.
+    let input = format!("mallory.in-{}", Uuid::new_v4().simple());
+    create_topic(&brokers(), &input, 1).await;
+    let forged_stop = format!("{prefix}.cmd.alice.job.stop");
+    let spec = json!({
+        "sources": [{"topic": input}],
+        "sinks": [{"type": "nats", "subject": forged_stop}],
+    });
+    rig.create_and_deploy(m, "mallory", "forge", spec).await;
+    let failed = rig.wait_phase(m, "mallory", "forge", "failed").await;
+    assert!(failed.to_string().contains("sinks[0].subject"), "{failed}");
+    let o = rig
+        .send(Some(m), "mallory", "job.delete", "forge", json!({}))
+        .await;
+    assert!(o.is_accepted(), "{o:?}");
+
+    // Refused by the runtime, which resolves names: loopback, cloud
+    // metadata, a private range, and a name that resolves to loopback.
+    let mut targets = vec![
+        (
+            "http://127.0.0.1:9/steal".to_owned(),
+            "127.0.0.1 is not a public address",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data".to_owned(),
+            "169.254.169.254 is not a public address",
+        ),
+        (
+            "http://10.1.2.3/x".to_owned(),
+            "10.1.2.3 is not a public address",
+        ),
+        (
+            "http://localhost:9/x".to_owned(),
+            "`localhost` is not a public address",
+        ),
+    ];
+    // The machine's own name resolves to loopback on Debian (/etc/hosts).
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host = host.trim();
+    let loopback = std::net::ToSocketAddrs::to_socket_addrs(&(host, 80))
+        .map(|mut a| a.all(|a| a.ip().is_loopback()))
+        .unwrap_or(false);
+    if !host.is_empty() && loopback {
+        targets.push((
+            format!("http://{host}:9/x"),
+            "resolves to no public address",
+        ));
+    } else {
+        eprintln!(
+            "this machine's name `{host}` does not resolve to loopback; that case is not run"
+        );
+    }
+    for (i, (url, says)) in targets.iter().enumerate() {
+        let job = format!("egress-{i}");
+        let spec = json!({
+            "sources": [{"topic": input}],
+            "sinks": [{"type": "http", "url": url, "max_attempts": 1}],
+        });
+        rig.create_and_deploy(m, "mallory", &job, spec).await;
+        if says.starts_with("resolves") {
+            // Names are resolved when the sink posts: give it a record.
+            produce(
+                &producer(&brokers()),
+                &input,
+                &[(0, "k".into(), r#"{"n": 1}"#.into())],
+            )
+            .await;
+        }
+        let failed = rig.wait_phase(m, "mallory", &job, "failed").await;
+        assert!(failed.to_string().contains(says), "{url}: {failed}");
+        let o = rig
+            .send(Some(m), "mallory", "job.delete", &job, json!({}))
+            .await;
+        assert!(o.is_accepted(), "{o:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -605,7 +735,6 @@ async fn hook() -> (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_reaches_its_sink_and_no_verb_or_api_shows_it() {
-    use crate::support::kafka::{brokers, create_topic, produce, producer};
     const VALUE: &str = "Bearer s3cret-only-the-hook-sees";
     let key = "42".repeat(32);
     let rig = Rig::start_with(&[
@@ -726,7 +855,6 @@ async fn a_secret_reaches_its_sink_and_no_verb_or_api_shows_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_over_the_state_quota_fails_naming_it() {
-    use crate::support::kafka::{brokers, create_topic, produce, producer};
     let rig = Rig::start().await;
     let alice = rig.alice.as_str();
     admin(
@@ -737,6 +865,7 @@ async fn a_deployment_over_the_state_quota_fails_naming_it() {
     std::fs::write(&wasm, crate::support::guests::guest("running_count")).unwrap();
     let up = crate::support::bin::weir_in(&rig.serve.iso)
         .args(["-t", "alice", "udf", "upload", "counter"])
+        .env("WEIR_API_URL", format!("http://{}", rig.serve.http))
         .arg(&wasm)
         .args(["--version", "1.0.0"])
         .env("WEIR_TOKEN", alice)
@@ -769,5 +898,185 @@ async fn a_deployment_over_the_state_quota_fails_naming_it() {
     assert!(
         failed.to_string().contains("max_state_bytes (500)"),
         "{failed}"
+    );
+}
+
+/// Logs in to NATS as the holder of `token`, as the weir CLI does, with the
+/// server's errors (permission violations) sent to the receiver.
+async fn login(
+    url: &str,
+    token: &str,
+) -> Option<(
+    async_nats::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    weir::nats_auth::login(async_nats::ConnectOptions::new(), Some(token))
+        .event_callback(move |e| {
+            let tx = tx.clone();
+            async move {
+                if let async_nats::Event::ServerError(e) = e {
+                    let _ = tx.send(e.to_string());
+                }
+            }
+        })
+        .connect(url)
+        .await
+        .ok()
+        .map(|c| (c, rx))
+}
+
+/// Waits for the server to report a permissions violation on `subject`.
+async fn violation(errors: &mut tokio::sync::mpsc::UnboundedReceiver<String>, subject: &str) {
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = errors.recv().await {
+            if e.to_lowercase().contains("permissions violation") && e.contains(subject) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        seen,
+        Ok(true),
+        "no permissions violation reported for `{subject}`"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_itself_keeps_mallory_out_of_alice_s_subjects() {
+    let mut server = NatsServer::prepare();
+    let iso = Isolation::new();
+    let serve = Serve::start_with(
+        &iso,
+        ServeOpts {
+            nats_url: server.url.clone(),
+            env: vec![
+                ("WEIR_ADMIN_TOKEN".into(), ADMIN.into()),
+                ("WEIR_NATS_URL".into(), server.url.clone()),
+                (
+                    "WEIR_NATS_USERS_FILE".into(),
+                    server.users_file.display().to_string(),
+                ),
+                (
+                    "WEIR_NATS_PID_FILE".into(),
+                    server.pid_file.display().to_string(),
+                ),
+            ],
+            wait_ready: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    // weir serve writes the users before it connects; the server needs them.
+    server.start().await;
+    serve.wait_healthy().await;
+    let alice = create_tenant(&serve, "alice", &[]);
+    let mallory = create_tenant(&serve, "mallory", &[]);
+    let subjects = iso.subjects();
+    let url = server.url.clone();
+
+    // No user, or a made-up token: no connection at all.
+    assert!(async_nats::connect(&url).await.is_err(), "anonymous login");
+    assert!(login(&url, "weir_made_up").await.is_none(), "forged login");
+
+    // A tenant's user exists once serve has rewritten the file and the
+    // server has reloaded it.
+    let (a, _) = eventually(Duration::from_secs(30), "alice's NATS user", || {
+        login(&url, &alice)
+    })
+    .await;
+    let (m, mut errors) = eventually(Duration::from_secs(30), "mallory's NATS user", || {
+        login(&url, &mallory)
+    })
+    .await;
+    let create = |tenant: &str, job: &str| Request {
+        tenant: tenant.into(),
+        kind: "job.create".into(),
+        target: job.into(),
+        payload: json!({ "spec": spec(&format!("{tenant}.in"), &format!("{tenant}.out")) }),
+        expected_version: None,
+        actor: "someone".into(),
+    };
+    // Each works in its own space: commands in, outcomes back on its inbox.
+    for (c, token, tenant) in [(&a, &alice, "alice"), (&m, &mallory, "mallory")] {
+        let o = client::send_as(
+            c,
+            &subjects,
+            Some(token),
+            create(tenant, "orders"),
+            Duration::from_secs(20),
+            false,
+        )
+        .await
+        .unwrap();
+        assert!(o.is_accepted(), "{o:?}");
+    }
+
+    // Reading anything of alice's, or of Weir's, is refused by the server.
+    let alice_inbox = weir::nats_auth::inbox_prefix(&weir::nats_auth::user_of_token(&alice));
+    for subject in [
+        subjects.outcome("alice", ">"),
+        subjects.event("alice", ">"),
+        subjects.dead_letter("alice"),
+        "data.alice.>".to_owned(),
+        format!("{alice_inbox}.>"),
+        "_INBOX.>".to_owned(),
+        format!("{}.>", subjects.prefix()),
+    ] {
+        let _sub = m.subscribe(subject.clone()).await.unwrap();
+        violation(&mut errors, &subject).await;
+    }
+    // So is publishing on alice's command subjects or the JetStream API.
+    for subject in [
+        subjects.command("alice", "job.delete"),
+        format!("$JS.API.STREAM.DELETE.{}", subjects.command_stream()),
+        format!("$JS.API.STREAM.PURGE.{}", subjects.command_stream()),
+    ] {
+        m.publish(subject.clone(), "{}".into()).await.unwrap();
+        m.flush().await.unwrap();
+        violation(&mut errors, &subject).await;
+    }
+
+    // alice carries on: her job is there and her next command is accepted.
+    let job: Value = reqwest::Client::new()
+        .get(serve.url("/v1/tenants/alice/jobs/orders"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(job["name"], "orders", "{job}");
+    let o = client::send_as(
+        &a,
+        &subjects,
+        Some(&alice),
+        create("alice", "more"),
+        Duration::from_secs(20),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(o.is_accepted(), "{o:?}");
+
+    // A rotated token stops logging in.
+    admin(&serve, &["tenant", "rotate-token", "mallory"]);
+    eventually(
+        Duration::from_secs(30),
+        "mallory's old token refused",
+        || {
+            let url = url.clone();
+            let old = mallory.clone();
+            async move { login(&url, &old).await.is_none().then_some(()) }
+        },
+    )
+    .await;
+    assert!(
+        !server.log().contains("[FTL]"),
+        "the server failed on its users: {}",
+        server.log()
     );
 }

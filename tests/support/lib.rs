@@ -7,6 +7,7 @@
 pub mod bin;
 pub mod guests;
 pub mod kafka;
+pub mod nats_server;
 pub mod proxy;
 pub mod runtime;
 pub mod serve;
@@ -181,11 +182,13 @@ pub async fn tenant_table(pool: &sqlx::PgPool, tenant: &str, name: &str, columns
 }
 
 /// Uploads example `example` as `name@1.0.0` in tenant `acme` through the
-/// CLI, as a user would.
-pub fn upload_udf(iso: &Isolation, example: &str, name: &str) {
+/// CLI and `serve`'s API, as a user would.
+pub fn upload_udf(serve: &serve::Serve, example: &str, name: &str) {
+    let iso = &serve.iso;
     let wasm = std::env::temp_dir().join(format!("{}-{example}.wasm", iso.prefix));
     std::fs::write(&wasm, guests::guest(example)).unwrap();
     let up = bin::weir_in(iso)
+        .env("WEIR_API_URL", format!("http://{}", serve.http))
         .args(["-t", "acme", "udf", "upload", name])
         .arg(&wasm)
         .args(["--version", "1.0.0"])

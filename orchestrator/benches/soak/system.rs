@@ -261,7 +261,7 @@ impl Weir {
                 );
             }
         }
-        let nc = client::connect(&self.nats_url).await?;
+        let nc = client::connect(&self.nats_url, None).await?;
         for job in Job::ALL {
             for (kind, payload) in [
                 ("job.create", json!({ "spec": job.spec(cfg) })),

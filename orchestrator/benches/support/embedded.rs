@@ -57,6 +57,7 @@ impl Embedded {
             workflows: weir::cli::wiring::EngineArgs::disabled(),
             accept_internal_commands,
             access,
+            nats_users: Default::default(),
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn({

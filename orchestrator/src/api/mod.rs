@@ -6,7 +6,8 @@
 //! - `GET …/jobs/{name}/runtime`, `GET` and `POST …/jobs/{name}/checkpoints`:
 //!   the embedded stream runtime
 //! - `GET /v1/tenants/{t}/runs?job=&active=`, `…/runs/{id}`: workflow runs
-//! - `GET /v1/tenants/{t}/modules`, `…/modules/{name}`: UDF modules and their versions
+//! - `GET /v1/tenants/{t}/modules`, `…/modules/{name}`: UDF modules and their versions;
+//!   `PUT …/modules/{name}/versions/{version}`: an upload
 //! - `GET /v1/tenants/{t}/lineage?node=&direction=`: what the jobs read and write, as a graph
 //! - `GET /v1/tenants/{t}/alerts`, `…/jobs/{name}/alerts`: what fires, and a job's rules
 //!
@@ -50,6 +51,10 @@ pub struct ApiState {
     pub access: auth::ApiAccess,
     /// The tenants' sealed secrets.
     pub secrets: crate::secrets::SecretStore,
+    /// Subject names, for the commands routes send (module uploads).
+    pub subjects: crate::intake::Subjects,
+    /// Validates uploaded modules; `None`: uploads are refused.
+    pub host: Option<crate::wasm::WasmHost>,
 }
 
 /// Builds the router: every route of [`routes`], and nothing else.
@@ -112,6 +117,12 @@ const MODULE: PathParam = PathParam {
 const RUN: PathParam = PathParam {
     name: "id",
     description: "The run's id (a UUID), as `weir workflow runs` and `…/runs` show it.",
+    schema: schema_of::<String>,
+};
+
+const VERSION: PathParam = PathParam {
+    name: "version",
+    description: "The version to upload, e.g. `1.0.0` (`weir udf upload` defaults to the digest's first 12 hex digits).",
     schema: schema_of::<String>,
 };
 
@@ -482,6 +493,40 @@ pub fn routes() -> Vec<Route> {
             modules::show,
         ),
         Route::new(
+            Put,
+            "/v1/tenants/{tenant}/modules/{name}/versions/{version}",
+            Doc {
+                operation_id: "uploadModule",
+                tag: "modules",
+                summary: "Upload a version of a UDF module",
+                description: "The request body is the WebAssembly component. `weir serve` validates it \
+                    (the `weir:udf` world and nothing else, within the size limit), stores it in the \
+                    tenant's bucket and sends `module.register` with the caller's token, so quotas \
+                    and immutability are judged on the command path. The answer is that command's \
+                    outcome: accepted (no events if the same bytes were uploaded before), or refused \
+                    with its rejection, in which case the bytes are removed again.",
+                params: vec![TENANT, MODULE, VERSION],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The outcome of `module.register`."),
+                    BAD_NAME,
+                    Reply::error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "The body is larger than the largest module `weir serve` accepts.",
+                    ),
+                    Reply::error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "The body is not a component of the `weir:udf` world; the message says why.",
+                    ),
+                    Reply::error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "NATS (the module store or the command path) is unavailable, or this `weir serve` validates no modules.",
+                    ),
+                ],
+            },
+            modules::upload,
+        )
+        .body_limit(crate::wasm::HostConfig::default().max_module_bytes + 1),
+        Route::new(
             Get,
             "/v1/tenants/{tenant}/secrets",
             Doc {
@@ -749,6 +794,8 @@ mod tests {
                 protect_metrics: false,
             },
             secrets: crate::secrets::SecretStore::new(pool.clone(), None),
+            subjects: crate::intake::Subjects::new("weir"),
+            host: None,
         }
     }
 

@@ -1,4 +1,7 @@
-//! Module queries: `GET /v1/tenants/{t}/modules` and `…/modules/{name}`.
+//! Modules: `GET /v1/tenants/{t}/modules` and `…/modules/{name}`, and
+//! uploads, `PUT …/modules/{name}/versions/{version}`: the bytes go to the
+//! tenant's bucket from `weir serve`, so a tenant needs no rights on NATS's
+//! object store, and every upload is validated here, whoever sent it.
 
 use super::types::{ModuleView, NamePage, VersionView};
 use super::{ApiError, ApiState};
@@ -80,4 +83,64 @@ pub async fn show(
         r.snapshot,
         r.updated_at,
     )?))
+}
+
+/// `PUT …/modules/{name}/versions/{version}`: validates the component,
+/// stores it and sends `module.register` with the caller's token (so the
+/// command path judges it as it judges any command: quotas, immutability).
+/// Answers the command's outcome; a refused upload's bytes are removed.
+pub async fn upload(
+    State(s): State<ApiState>,
+    Path((tenant, name, version)): Path<(String, String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<crate::domain::Outcome>, ApiError> {
+    let tenant = Tenant::new(tenant).map_err(bad)?;
+    let name = ModuleName::new(name).map_err(bad)?;
+    let Some(host) = s.host.clone() else {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this `weir serve` has no WASM host to validate uploads".into(),
+        ));
+    };
+    let info = tokio::task::spawn_blocking({
+        let body = body.clone();
+        move || host.validate(&body)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let down = |e: &dyn std::fmt::Display| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    let js = async_nats::jetstream::new(s.nats.clone());
+    let bucket = crate::registry::ModuleBytes::open(&js, s.subjects.prefix(), tenant.as_str())
+        .await
+        .map_err(|e| down(&e))?;
+    let object = bucket
+        .put(name.as_str(), &version, &body)
+        .await
+        .map_err(|e| down(&e))?;
+    let token = super::auth::request_token(&headers);
+    let outcome = crate::client::send_as(
+        &s.nats,
+        &s.subjects,
+        token.as_deref(),
+        crate::client::Request {
+            tenant: tenant.to_string(),
+            kind: "module.register".into(),
+            target: name.to_string(),
+            payload: crate::registry::register_payload(&version, &info),
+            expected_version: None,
+            actor: "api".into(),
+        },
+        std::time::Duration::from_secs(15),
+        false,
+    )
+    .await
+    .map_err(|e| down(&e))?;
+    if !outcome.is_accepted() {
+        if let Err(e) = bucket.delete(&object).await {
+            tracing::warn!(%tenant, module = %name, error = %e, "a refused upload's bytes were not removed");
+        }
+    }
+    Ok(Json(outcome))
 }

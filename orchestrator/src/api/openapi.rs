@@ -163,6 +163,9 @@ impl Argument for axum::body::Bytes {
     const REJECTS_WHEN: Option<&'static str> = Some("the body cannot be read");
 }
 
+/// Request headers (the caller's token, passed on with its command).
+impl Argument for axum::http::HeaderMap {}
+
 impl<T> Argument for Path<T> {
     const REJECTS_WHEN: Option<&'static str> =
         Some("a path segment is not UTF-8 once percent-decoded");
@@ -222,6 +225,7 @@ handles!();
 handles!(A);
 handles!(A, B);
 handles!(A, B, C);
+handles!(A, B, C, D);
 
 /// One route: served by the router and listed by the description, both from here.
 pub struct Route {
@@ -245,6 +249,14 @@ impl Route {
             handler: on(method.filter(), handler),
             io: <H as Handles<A>>::io,
         }
+    }
+
+    /// Bodies up to `bytes` (axum's default is 2 MiB).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.handler = self
+            .handler
+            .layer(axum::extract::DefaultBodyLimit::max(bytes));
+        self
     }
 
     /// The `{name}` segments of the path, in order.

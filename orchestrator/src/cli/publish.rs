@@ -45,7 +45,7 @@ pub async fn send_and_print(
     payload: serde_json::Value,
     expected_version: Option<u64>,
 ) -> Result<(), CliError> {
-    let nats = client::connect(&g.conn.nats_url).await?;
+    let nats = client::connect(&g.conn.nats_url, g.token.as_deref()).await?;
     let outcome = send(&nats, g, kind, target, payload, expected_version).await?;
     output::outcome(g.output, kind, &outcome)
 }

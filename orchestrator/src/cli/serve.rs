@@ -31,6 +31,23 @@ pub struct ServeArgs {
     pub accept_internal_commands: bool,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub nats_users: NatsUsersArgs,
+}
+
+/// Where `weir serve` keeps nats-server's users, if it does.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NatsUsersArgs {
+    /// Write nats-server's users here (an `authorization` block for the
+    /// server's configuration to `include`), one per tenant with its
+    /// permissions, and rewrite it whenever the tenants change. Weir's
+    /// processes and the admin log in with the admin token.
+    #[arg(long, env = "WEIR_NATS_USERS_FILE")]
+    pub nats_users_file: Option<std::path::PathBuf>,
+    /// nats-server's pid file (its `-P` flag): after each rewrite `weir
+    /// serve` sends the server SIGHUP, and it reloads its users.
+    #[arg(long, env = "WEIR_NATS_PID_FILE", requires = "nats_users_file")]
+    pub nats_pid_file: Option<std::path::PathBuf>,
 }
 
 /// Who may act: the admin token, or no authentication at all.
@@ -59,8 +76,17 @@ const MIN_ADMIN_TOKEN: usize = 32;
 impl AccessArgs {
     /// The access mode these flags ask for, or why they are not usable.
     pub fn access(&self) -> Result<Access, CliError> {
+        Ok(match self.admin_token()? {
+            None => Access::InsecureDev,
+            Some(token) => Access::tokens(&token),
+        })
+    }
+
+    /// The admin token these flags give (`None` under `--insecure-dev`), or
+    /// why there is no usable one.
+    pub fn admin_token(&self) -> Result<Option<String>, CliError> {
         if self.insecure_dev {
-            return Ok(Access::InsecureDev);
+            return Ok(None);
         }
         let token =
             match (&self.admin_token, &self.admin_token_file) {
@@ -90,8 +116,31 @@ impl AccessArgs {
                 token.len()
             )));
         }
-        Ok(Access::tokens(&token))
+        Ok(Some(token))
     }
+}
+
+fn nats_users_file(
+    args: &NatsUsersArgs,
+    admin_token: Option<&str>,
+    subjects: &Subjects,
+) -> Result<Option<crate::nats_auth::AuthFile>, CliError> {
+    let Some(path) = &args.nats_users_file else {
+        return Ok(None);
+    };
+    let Some(token) = admin_token else {
+        return Err(CliError::Usage(
+            "--nats-users-file needs authentication on: drop --insecure-dev and give an admin token".into(),
+        ));
+    };
+    crate::nats_auth::AuthFile::new(
+        path.clone(),
+        args.nats_pid_file.clone(),
+        subjects.clone(),
+        token,
+    )
+    .map(Some)
+    .map_err(|e| CliError::Usage(e.to_string()))
 }
 
 /// Runs `weir serve` until SIGINT or SIGTERM.
@@ -112,9 +161,21 @@ pub async fn serve(
         tracing::warn!("--insecure-dev: no authentication; anyone who reaches NATS or the API acts as any tenant, no quota applies and jobs may use any topic");
     }
     let metrics = crate::telemetry::init_metrics();
-    let (store, nats) = wiring::connect(conn).await?;
-    let js = async_nats::jetstream::new(nats.clone());
     let subjects = Subjects::new(conn.subject_prefix.clone());
+    let admin_token = args.access.admin_token()?;
+    let mut users_file = nats_users_file(&args.nats_users, admin_token.as_deref(), &subjects)?;
+    // Weir's processes log in with the admin token unless given their own.
+    let login = args
+        .workflows
+        .cluster
+        .cluster
+        .nats_token
+        .clone()
+        .or(admin_token);
+    // The users file is written before connecting: the server may need it
+    // to let this process in.
+    let (store, nats) = wiring::connect(conn, login.as_deref(), users_file.as_mut()).await?;
+    let js = async_nats::jetstream::new(nats.clone());
     ensure_streams(&js, &subjects)
         .await
         .map_err(|e| CliError::Unreachable(e.to_string()))?;
@@ -138,7 +199,17 @@ pub async fn serve(
         committed,
         shutdown.clone(),
     ));
+    if let Some(file) = users_file {
+        tasks.spawn(crate::nats_auth::watch(
+            file,
+            store.pool().clone(),
+            nats.clone(),
+            std::time::Duration::from_secs(10),
+            shutdown.clone(),
+        ));
+    }
     let host = wiring::wasm_host()?;
+    let upload_host = host.clone();
     let mut engine_args = args.workflows.clone();
     engine_args.tenancy = access != Access::InsecureDev;
     engine_args.secret_key = secret_key.clone();
@@ -184,6 +255,8 @@ pub async fn serve(
             protect_metrics: args.access.protect_metrics,
         },
         secrets: SecretStore::new(store.pool().clone(), secret_key),
+        subjects: subjects.clone(),
+        host: Some(upload_host),
     };
     // One guard over both routers, so no path is served without its check.
     let app = crate::api::router(state.clone())

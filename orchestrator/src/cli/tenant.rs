@@ -77,6 +77,13 @@ impl QuotaArgs {
     }
 }
 
+/// bcrypt of `token`, for the tenant's NATS user: nats-server checks
+/// passwords against bcrypt hashes, and only the CLI ever sees the token.
+/// The token's own 244 random bits make a low work factor safe.
+fn nats_password(token: &str) -> Result<String, CliError> {
+    bcrypt::hash(token, 6).map_err(|e| CliError::Usage(format!("cannot hash the token: {e}")))
+}
+
 /// A new token: `weir_` and 64 hex digits. Two v4 UUIDs carry 244 bits from
 /// the operating system's random source (uuid uses getrandom).
 fn new_token() -> String {
@@ -89,7 +96,11 @@ pub async fn run(g: &Globals, cmd: &TenantCmd) -> Result<(), CliError> {
     match cmd {
         TenantCmd::Create { name, quota } => {
             let token = new_token();
-            let payload = json!({ "token_sha256": token_hash(&token), "quota": quota.quota() });
+            let payload = json!({
+                "token_sha256": token_hash(&token),
+                "nats_password_bcrypt": nats_password(&token)?,
+                "quota": quota.quota(),
+            });
             send(g, name, "tenant.create", payload).await?;
             print_token(g, name, &token)
         }
@@ -99,7 +110,10 @@ pub async fn run(g: &Globals, cmd: &TenantCmd) -> Result<(), CliError> {
                 g,
                 name,
                 "tenant.rotate_token",
-                json!({ "token_sha256": token_hash(&token) }),
+                json!({
+                    "token_sha256": token_hash(&token),
+                    "nats_password_bcrypt": nats_password(&token)?,
+                }),
             )
             .await?;
             print_token(g, name, &token)
@@ -182,7 +196,7 @@ async fn send(
     let name = checked(name)?;
     let mut as_tenant = g.clone();
     as_tenant.tenant = name.to_string();
-    let nats = client::connect(&g.conn.nats_url).await?;
+    let nats = client::connect(&g.conn.nats_url, g.token.as_deref()).await?;
     let outcome = publish::send(&nats, &as_tenant, kind, name.as_str(), payload, None).await?;
     if let Some(r) = &outcome.rejection {
         // The outcome printer exits 1; the token must not be printed then.
@@ -203,11 +217,19 @@ async fn send_and_print(
 }
 
 fn print_token(g: &Globals, name: &str, token: &str) -> Result<(), CliError> {
+    let user = crate::nats_auth::user_of_token(token);
+    let inbox = crate::nats_auth::inbox_prefix(&user);
     if g.output == Format::Json {
-        return output::json(&json!({ "tenant": name, "token": token }));
+        return output::json(&json!({
+            "tenant": name,
+            "token": token,
+            "nats_user": user,
+            "nats_inbox_prefix": inbox,
+        }));
     }
     println!("tenant `{name}`'s token (shown once; keep it secret):");
     println!("{token}");
     eprintln!("the tenant acts with WEIR_TENANT={name} WEIR_TOKEN=<token>");
+    eprintln!("other NATS clients log in as user `{user}` with the token as password, inbox prefix `{inbox}`");
     Ok(())
 }

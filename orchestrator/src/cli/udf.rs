@@ -12,17 +12,15 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::error::CliError;
 use super::globals::Globals;
 use super::http::Api;
 use super::output::{self, label, Format};
-use super::publish;
 use super::render;
 use crate::api::types::ModuleView;
 use crate::client;
-use crate::domain::{Dur, ModuleName};
+use crate::domain::{Dur, ModuleName, Outcome};
 use crate::registry::ModuleBytes;
 use crate::wasm::{
     BatchTime, Bytes, HostConfig, InputRecord, InstanceLabels, KeyedState, ModuleLimits,
@@ -31,7 +29,8 @@ use crate::wasm::{
 
 #[derive(Debug, Subcommand)]
 pub enum UdfCmd {
-    /// Validate a component and upload it as `<name>` at `--version`.
+    /// Validate a component and upload it as `<name>` at `--version`,
+    /// through the API (`weir serve` validates it again and registers it).
     Upload {
         name: String,
         file: PathBuf,
@@ -196,24 +195,10 @@ async fn upload(
     let version = version
         .map(str::to_owned)
         .unwrap_or_else(|| info.digest.trim_start_matches("sha256:")[..12].to_owned());
-    let nats = client::connect(&g.conn.nats_url).await?;
-    let js = async_nats::jetstream::new(nats.clone());
-    let store = ModuleBytes::open(&js, &g.conn.subject_prefix, &g.tenant)
-        .await
-        .map_err(|e| CliError::Unreachable(e.to_string()))?;
-    store
-        .put(name.as_str(), &version, &bytes)
-        .await
-        .map_err(|e| CliError::Unreachable(e.to_string()))?;
-    let payload = json!({
-        "version": version,
-        "digest": info.digest,
-        "size": info.size,
-        "interface": info.interface,
-        "module_kind": info.kind,
-        "sdk_version": info.sdk_version,
-    });
-    let outcome = publish::send(&nats, g, "module.register", name.as_str(), payload, None).await?;
+    // weir serve validates again, stores the bytes and registers them.
+    let outcome: Outcome = Api::new(g)
+        .put_bytes(&format!("modules/{name}/versions/{version}"), bytes)
+        .await?;
     if g.output == Format::Text && outcome.is_accepted() {
         println!(
             "{name}@{version} {} ({} bytes, {})",
@@ -267,7 +252,7 @@ async fn fetch(g: &Globals, module: &str) -> Result<(String, String, Vec<u8>), C
         .iter()
         .find(|v| v.version == version)
         .ok_or_else(|| CliError::Usage(format!("module `{name}` has no version `{version}`")))?;
-    let nats = client::connect(&g.conn.nats_url).await?;
+    let nats = client::connect(&g.conn.nats_url, g.token.as_deref()).await?;
     let js = async_nats::jetstream::new(nats);
     let store = ModuleBytes::open(&js, &g.conn.subject_prefix, &g.tenant)
         .await

@@ -112,6 +112,11 @@ pub struct ClusterArgs {
     /// embedded in `weir serve`, `worker-<hostname>` for `weir worker`.
     #[arg(long, env = "WEIR_WORKER_ID")]
     pub worker_id: Option<String>,
+    /// The token this process logs in to NATS with, where nats-server
+    /// checks users (`weir serve --nats-users-file`): the admin's.
+    /// `weir serve` uses its own admin token when this is not given.
+    #[arg(long, env = "WEIR_NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<String>,
     /// A worker that has not heartbeated for this long is dead and its
     /// deployments move (heartbeats go every third of it). Use the same value
     /// in every process: the first one creates the bucket with it.
@@ -188,6 +193,7 @@ impl Default for ClusterArgs {
     fn default() -> Self {
         Self {
             worker_id: None,
+            nats_token: None,
             worker_ttl: Dur::from_secs(10),
             worker_capacity: 64,
             http_sink_allow_private: false,
@@ -220,9 +226,15 @@ impl Default for ServeClusterArgs {
     }
 }
 
-/// The event store (migrated) and a NATS client, or a one-line error naming
-/// the service that could not be reached. `serve` and `worker` both start so.
-pub async fn connect(conn: &Connections) -> Result<(Arc<PgStore>, async_nats::Client), CliError> {
+/// The event store (migrated) and a NATS client logged in with `login`,
+/// or a one-line error naming the service that could not be reached.
+/// `serve` and `worker` both start so; `serve` writes nats-server's users
+/// (`users_file`) in between.
+pub async fn connect(
+    conn: &Connections,
+    login: Option<&str>,
+    users_file: Option<&mut crate::nats_auth::AuthFile>,
+) -> Result<(Arc<PgStore>, async_nats::Client), CliError> {
     let store = PgStore::connect(&conn.database_url, &conn.db_schema)
         .await
         .map_err(|e| {
@@ -231,7 +243,12 @@ pub async fn connect(conn: &Connections) -> Result<(Arc<PgStore>, async_nats::Cl
                 conn.database_url
             ))
         })?;
-    let nats = async_nats::ConnectOptions::new()
+    if let Some(file) = users_file {
+        file.sync(store.pool())
+            .await
+            .map_err(|e| CliError::Unreachable(e.to_string()))?;
+    }
+    let nats = crate::nats_auth::login(async_nats::ConnectOptions::new(), login)
         .retry_on_initial_connect()
         .connection_timeout(std::time::Duration::from_secs(3))
         .event_callback(|e| async move { tracing::info!(event = %e, "nats connection") })

@@ -20,7 +20,7 @@ pub async fn run(conn: &Connections, args: &WorkerArgs) -> Result<(), CliError> 
     crate::telemetry::init_logging();
     let id = wiring::worker_id(&args.cluster, cluster::host_worker_id)?;
     let shutdown = wiring::shutdown_on_signal();
-    let (store, nats) = wiring::connect(conn).await?;
+    let (store, nats) = wiring::connect(conn, args.cluster.nats_token.as_deref(), None).await?;
     let worker = wiring::standalone_worker(conn, store, nats, &args.cluster, id.clone()).await?;
     tracing::info!(worker = %id, prefix = %conn.subject_prefix, schema = %conn.db_schema, "weir worker is up");
     worker.run(shutdown).await;

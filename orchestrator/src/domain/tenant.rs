@@ -104,6 +104,11 @@ impl TenantCommand {
 pub struct CreateTenant {
     /// `sha256:<64 hex>` of the tenant's token. The token itself is never sent.
     pub token_sha256: String,
+    /// bcrypt of the token, for the tenant's NATS user (nats-server checks
+    /// passwords against bcrypt hashes). Without it the tenant has no NATS
+    /// user where Weir writes the NATS server's users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_password_bcrypt: Option<String>,
     #[serde(default)]
     pub quota: Quota,
 }
@@ -113,6 +118,9 @@ pub struct CreateTenant {
 pub struct RotateToken {
     /// `sha256:<64 hex>` of the new token.
     pub token_sha256: String,
+    /// bcrypt of the new token, for the tenant's NATS user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_password_bcrypt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -132,12 +140,16 @@ pub struct DeleteTenant {}
 pub enum TenantEvent {
     TenantCreated {
         token_sha256: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nats_password_bcrypt: Option<String>,
         quota: Quota,
         by: String,
         at: DateTime<Utc>,
     },
     TokenRotated {
         token_sha256: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nats_password_bcrypt: Option<String>,
         by: String,
         at: DateTime<Utc>,
     },
@@ -182,6 +194,9 @@ pub struct TenantState {
     pub active: bool,
     /// `sha256:<hex>` of the current token.
     pub token_sha256: String,
+    /// bcrypt of the current token, when the admin's CLI sent one.
+    #[serde(default)]
+    pub nats_password_bcrypt: Option<String>,
     pub quota: Quota,
     /// Topics outside `<tenant>.` the tenant's jobs may use.
     pub granted_topics: BTreeSet<String>,
@@ -214,6 +229,25 @@ pub fn topic_problem(tenant: &str, granted: &BTreeSet<String>, topic: &str) -> O
             "topic `{topic}` is outside tenant `{tenant}`'s namespace: use a topic named `{tenant}.<name>`, or ask an admin to grant it (`weir tenant grant-topic {tenant} {topic}`)"
         ))
     }
+}
+
+/// The NATS subjects a tenant's jobs publish on: `data.<tenant>.…`. Its
+/// NATS user may subscribe there and nowhere in another tenant's space.
+pub const DATA_SUBJECT_ROOT: &str = "data";
+
+/// Why a NATS sink of `tenant` may not publish on `subject`, if it may not.
+pub fn subject_problem(tenant: &str, subject: &str) -> Option<String> {
+    let own = subject
+        .strip_prefix(DATA_SUBJECT_ROOT)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.strip_prefix(tenant))
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|rest| !rest.is_empty());
+    (!own).then(|| {
+        format!(
+            "subject `{subject}` is outside tenant `{tenant}`'s data subjects: use `{DATA_SUBJECT_ROOT}.{tenant}.<name>`"
+        )
+    })
 }
 
 /// Every Kafka topic a job spec names, with the field that names it.
@@ -251,14 +285,19 @@ pub fn spec_topics(spec: &JobSpec) -> Vec<(String, &str)> {
 }
 
 /// Why a job of `tenant` may not run `spec`, field by field: each Kafka
-/// topic it names outside the tenant's namespace and grants.
+/// topic it names outside the tenant's namespace and grants, and each NATS
+/// sink subject outside its data subjects.
 pub fn spec_topic_problems(tenant: &str, state: &TenantState, spec: &JobSpec) -> Vec<String> {
-    spec_topics(spec)
-        .into_iter()
-        .filter_map(|(field, topic)| {
-            topic_problem(tenant, &state.granted_topics, topic).map(|p| format!("{field}: {p}"))
-        })
-        .collect()
+    let topics = spec_topics(spec).into_iter().filter_map(|(field, topic)| {
+        topic_problem(tenant, &state.granted_topics, topic).map(|p| format!("{field}: {p}"))
+    });
+    let subjects = spec.sinks.iter().enumerate().filter_map(|(i, s)| match s {
+        SinkSpec::Nats { subject } => {
+            subject_problem(tenant, subject).map(|p| format!("sinks[{i}].subject: {p}"))
+        }
+        _ => None,
+    });
+    topics.chain(subjects).collect()
 }
 
 /// A tenant may not be named so: its namespace would hold Weir's own topics
@@ -277,6 +316,28 @@ fn check_hash(h: &str) -> Result<(), Rejection> {
             RejectionCode::InvalidCommand,
             "token_sha256 must be sha256:<64 lowercase hex digits> (the token itself is never sent)",
         )),
+    }
+}
+
+/// A bcrypt hash as nats-server reads one: `$2a$`, `$2b$` or `$2y$`, a cost,
+/// and 53 characters of salt and hash from bcrypt's alphabet. Checked
+/// strictly because it is written into the server's configuration.
+fn check_bcrypt(h: &Option<String>) -> Result<(), Rejection> {
+    let Some(h) = h else { return Ok(()) };
+    let ok = h.len() == 60
+        && ["$2a$", "$2b$", "$2y$"].iter().any(|p| h.starts_with(p))
+        && h[4..6].bytes().all(|b| b.is_ascii_digit())
+        && &h[6..7] == "$"
+        && h[7..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/');
+    if ok {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            RejectionCode::InvalidCommand,
+            "nats_password_bcrypt must be a bcrypt hash ($2b$<cost>$<53 characters>) of the token",
+        ))
     }
 }
 
@@ -334,6 +395,7 @@ pub fn decide(
                 ));
             }
             check_hash(&c.token_sha256)?;
+            check_bcrypt(&c.nats_password_bcrypt)?;
             check_quota(&c.quota)?;
             if state.active {
                 return Err(Rejection::new(
@@ -346,6 +408,7 @@ pub fn decide(
             }
             vec![TenantEvent::TenantCreated {
                 token_sha256: c.token_sha256.clone(),
+                nats_password_bcrypt: c.nats_password_bcrypt.clone(),
                 quota: c.quota,
                 by,
                 at,
@@ -353,8 +416,10 @@ pub fn decide(
         }
         TenantCommand::RotateToken(r) => {
             check_hash(&r.token_sha256)?;
+            check_bcrypt(&r.nats_password_bcrypt)?;
             vec![TenantEvent::TokenRotated {
                 token_sha256: r.token_sha256.clone(),
+                nats_password_bcrypt: r.nats_password_bcrypt.clone(),
                 by,
                 at,
             }]
@@ -402,6 +467,7 @@ pub fn apply(state: &mut TenantState, event: &TenantEvent) {
     match event {
         TenantEvent::TenantCreated {
             token_sha256,
+            nats_password_bcrypt,
             quota,
             at,
             ..
@@ -410,13 +476,19 @@ pub fn apply(state: &mut TenantState, event: &TenantEvent) {
             *state = TenantState {
                 active: true,
                 token_sha256: token_sha256.clone(),
+                nats_password_bcrypt: nats_password_bcrypt.clone(),
                 quota: *quota,
                 granted_topics: BTreeSet::new(),
                 created_at: Some(*at),
             };
         }
-        TenantEvent::TokenRotated { token_sha256, .. } => {
+        TenantEvent::TokenRotated {
+            token_sha256,
+            nats_password_bcrypt,
+            ..
+        } => {
             state.token_sha256 = token_sha256.clone();
+            state.nats_password_bcrypt = nats_password_bcrypt.clone();
         }
         TenantEvent::QuotaSet { quota, .. } => state.quota = *quota,
         TenantEvent::TopicGranted { topic, .. } => {
@@ -428,6 +500,7 @@ pub fn apply(state: &mut TenantState, event: &TenantEvent) {
         TenantEvent::TenantDeleted { .. } => {
             state.active = false;
             state.token_sha256.clear();
+            state.nats_password_bcrypt = None;
         }
     }
 }
@@ -475,6 +548,7 @@ mod tests {
     fn create(token: &str) -> TenantCommand {
         TenantCommand::Create(CreateTenant {
             token_sha256: token_hash(token),
+            nats_password_bcrypt: None,
             quota: Quota::default(),
         })
     }
@@ -491,6 +565,7 @@ mod tests {
             &mut s,
             TenantCommand::RotateToken(RotateToken {
                 token_sha256: token_hash("second"),
+                nats_password_bcrypt: None,
             }),
         )
         .unwrap();
@@ -512,11 +587,30 @@ mod tests {
             &mut s,
             TenantCommand::Create(CreateTenant {
                 token_sha256: "plaintext-token".into(),
+                nats_password_bcrypt: None,
                 quota: Quota::default(),
             }),
         )
         .unwrap_err();
         assert!(e.message.contains("token_sha256"), "{e}");
+        // What becomes a line of nats-server's configuration is checked strictly.
+        for bad in [
+            "plain",
+            "$2b$04$abcdefghijklmnopqrstuuN5tTKWWYQIIbDoxkYIkjPkx5Di3qc\"}",
+            "$2b$04$abcdefghijklmnopqrstuuN5tTKWWYQIIbDoxkYIkjPkx5Di3qcz",
+            "$9z$04$abcdefghijklmnopqrstuuN5tTKWWYQIIbDoxkYIkjPkx5Di3qcz.",
+        ] {
+            let e = run(
+                &mut s,
+                TenantCommand::Create(CreateTenant {
+                    token_sha256: token_hash("t"),
+                    nats_password_bcrypt: Some(bad.into()),
+                    quota: Quota::default(),
+                }),
+            )
+            .unwrap_err();
+            assert!(e.message.contains("nats_password_bcrypt"), "{bad}: {e}");
+        }
         run(&mut s, create("t")).unwrap();
         let e = run(&mut s, create("t")).unwrap_err();
         assert_eq!(e.code, RejectionCode::AlreadyExists);
@@ -573,6 +667,25 @@ mod tests {
         )
         .unwrap();
         assert!(s.topic_problem("alice", "shared.rates").is_some());
+    }
+
+    #[test]
+    fn a_nats_sink_publishes_under_its_tenant_s_data_subjects_only() {
+        assert_eq!(subject_problem("alice", "data.alice.alerts"), None);
+        assert_eq!(subject_problem("alice", "data.alice.a.b"), None);
+        for other in [
+            "data.bob.alerts",
+            "data.alice",
+            "data.alice.",
+            "data.alicex.alerts",
+            "alice.alerts",
+            "weir.cmd.alice.job.stop",
+            "data",
+        ] {
+            let p = subject_problem("alice", other).expect(other);
+            assert!(p.contains(&format!("`{other}`")), "{p}");
+            assert!(p.contains("data.alice.<name>"), "{p}");
+        }
     }
 
     #[test]

@@ -625,6 +625,7 @@ mod tests {
         };
         let cmd = TenantCommand::Create(CreateTenant {
             token_sha256: token_hash(token),
+            nats_password_bcrypt: None,
             quota: Quota::default(),
         });
         for e in tenant::decide(&s, &cmd, &ctx).unwrap() {

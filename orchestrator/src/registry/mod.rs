@@ -74,6 +74,18 @@ pub fn object_name(module: &str, version: &str, digest: &str) -> String {
     )
 }
 
+/// The `module.register` payload for `version` of a validated module.
+pub fn register_payload(version: &str, info: &crate::wasm::ModuleInfo) -> serde_json::Value {
+    serde_json::json!({
+        "version": version,
+        "digest": info.digest,
+        "size": info.size,
+        "interface": info.interface,
+        "module_kind": info.kind,
+        "sdk_version": info.sdk_version,
+    })
+}
+
 /// A tenant's module bytes.
 pub struct ModuleBytes {
     store: object_store::ObjectStore,
@@ -128,6 +140,18 @@ impl ModuleBytes {
                 message: e.to_string(),
             })?;
         Ok(object)
+    }
+
+    /// Removes an object [`put`](Self::put) stored (a refused upload's).
+    pub async fn delete(&self, object: &str) -> Result<(), RegistryError> {
+        self.store
+            .delete(object)
+            .await
+            .map_err(|e| RegistryError::Put {
+                bucket: self.bucket.clone(),
+                object: object.to_owned(),
+                message: e.to_string(),
+            })
     }
 
     /// Downloads `module@version` and checks it against the recorded digest and size.

@@ -28,7 +28,7 @@ use super::kafka;
 use super::metrics::{MetricsReport, TaskMetrics};
 use super::operator::ModuleResolver;
 use super::restart::{RestartPolicy, RestartTracker};
-use super::task::{self, Control, TaskEnv, TaskPlan};
+use super::task::{self, Control, TaskEnv, TaskError, TaskPlan};
 use super::topology::{self, assign, Chain, TopicPartition};
 use crate::domain::job::spec::JobSpec;
 use crate::domain::BackoffPolicy;
@@ -370,6 +370,15 @@ impl Deployment {
         for slot in &self.slots {
             let tx = slot.ctl.lock().ok().and_then(|c| c.clone());
             let Some(tx) = tx else {
+                // A failed task is not coming back: no point waiting.
+                if let Some(TaskState::Failed(reason)) =
+                    slot.metrics.state.lock().ok().map(|s| s.clone())
+                {
+                    return Err(RuntimeError::Invalid(format!(
+                        "task {} failed: {reason}",
+                        slot.metrics.task
+                    )));
+                }
                 return Err(unavailable(format!(
                     "task {} is restarting",
                     slot.metrics.task
@@ -617,6 +626,13 @@ async fn supervise(
         let reason = match outcome {
             Ok(Ok(())) => {
                 slot.metrics.set_state(ending.state());
+                return;
+            }
+            Ok(Err(e @ TaskError::Refused(_))) => {
+                let reason = e.to_string();
+                tracing::error!(job = %plan.key.job, task = plan.index, %reason, "task failed; not restarted");
+                slot.metrics.crashed(&reason);
+                slot.metrics.set_state(TaskState::Failed(reason));
                 return;
             }
             Ok(Err(e)) => e.to_string(),

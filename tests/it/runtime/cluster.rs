@@ -56,14 +56,14 @@ fn spawn_worker_with_ttl(iso: &Isolation, id: &str, ttl: &str) -> Child {
 
 /// Creates `<tag>-in` and `<tag>-out` (2 partitions each), uploads the UDF,
 /// and fills the input with `n` records; returns (input, output, n).
-pub(super) async fn topics_with_input(iso: &Isolation, tag: &str) -> (String, String, usize) {
+pub(super) async fn topics_with_input(serve: &Serve, tag: &str) -> (String, String, usize) {
     let (input, output) = (
         unique_topic(&format!("{tag}-in")),
         unique_topic(&format!("{tag}-out")),
     );
     create_topic(&brokers(), &input, 2).await;
     create_topic(&brokers(), &output, 2).await;
-    crate::support::upload_udf(iso, "uppercase", "upper");
+    crate::support::upload_udf(serve, "uppercase", "upper");
     let n = 3_000;
     kafka::produce(
         &kafka::producer(&brokers()),
@@ -180,7 +180,7 @@ async fn serve_killed_with_sigkill_mid_stream_restores_exactly_once() {
     let _turn = TURN.lock().await;
     let iso = Isolation::new();
     let mut serve = Serve::start_with(&iso, serve_opts(&[])).await;
-    let (input, output, n) = topics_with_input(&iso, "ck").await;
+    let (input, output, n) = topics_with_input(&serve, "ck").await;
     deploy(&serve, "orders", &input, &output, 250).await;
 
     let at_kill = wait_written(&serve, "orders", n as u64 / 5).await;
@@ -215,7 +215,7 @@ async fn a_killed_worker_s_job_fails_over_to_another_worker_exactly_once() {
     // No worker inside serve: the job must go to `weir worker`s.
     let serve = Serve::start_with(&iso, serve_opts(&[("WEIR_EMBEDDED_WORKER", "false")])).await;
     let mut w1 = spawn_worker(&iso, "w1");
-    let (input, output, n) = topics_with_input(&iso, "fo").await;
+    let (input, output, n) = topics_with_input(&serve, "fo").await;
     wait_live(&iso, "w1").await;
     deploy(&serve, "fo", &input, &output, 250).await;
     let pool = placement_pool(&iso).await;
@@ -352,7 +352,7 @@ async fn a_worker_stopped_with_sigterm_hands_its_job_over_at_once() {
     )
     .await;
     let mut w1 = spawn_worker_with_ttl(&iso, "w1", ttl);
-    let (input, output, n) = topics_with_input(&iso, "gr").await;
+    let (input, output, n) = topics_with_input(&serve, "gr").await;
     wait_live(&iso, "w1").await;
     // Slower than the others: a graceful stop waits for the batch in flight.
     deploy(&serve, "gr", &input, &output, 100).await;
@@ -420,7 +420,7 @@ async fn two_serve_replicas_spread_jobs_and_survive_one_killed() {
     let s2 = Serve::start_with(&iso, replica("s2")).await;
     wait_live(&iso, "s1").await;
     wait_live(&iso, "s2").await;
-    let (in_a, out_a, n) = topics_with_input(&iso, "ra").await;
+    let (in_a, out_a, n) = topics_with_input(&s1, "ra").await;
     let (in_b, out_b) = (unique_topic("rb-in"), unique_topic("rb-out"));
     create_topic(&brokers(), &in_b, 2).await;
     create_topic(&brokers(), &out_b, 2).await;

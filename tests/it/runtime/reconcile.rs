@@ -68,7 +68,7 @@ async fn a_failed_job_s_running_deployment_is_stopped() {
         serve_opts(&[("WEIR_ACCEPT_INTERNAL_COMMANDS", "true")]),
     )
     .await;
-    let (input, output, _) = topics_with_input(&iso, "rf").await;
+    let (input, output, _) = topics_with_input(&serve, "rf").await;
     deploy(&serve, "rf", &input, &output, 250).await;
     // The reconciler records where the deployment runs.
     eventually(
@@ -122,7 +122,7 @@ async fn a_deleted_job_does_not_run_again_after_a_restart() {
     let _turn = TURN.lock().await;
     let iso = Isolation::new();
     let mut serve = Serve::start_with(&iso, serve_opts(&[])).await;
-    let (input, output, _) = topics_with_input(&iso, "rd").await;
+    let (input, output, _) = topics_with_input(&serve, "rd").await;
     deploy(&serve, "rd", &input, &output, 250).await;
     serve.kill().await;
 

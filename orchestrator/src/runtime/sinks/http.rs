@@ -100,7 +100,7 @@ impl HttpSink {
                     return Err(self.err(format!("rejected with {}", r.status())));
                 }
                 Ok(r) => last = format!("status {}", r.status()),
-                Err(e) => last = e.to_string(),
+                Err(e) => last = with_causes(&e),
             }
             tracing::warn!(url = %self.url, attempt, error = %last, "http sink attempt failed");
             metrics::counter!(names::SINK_HTTP_RETRIES).increment(1);
@@ -113,4 +113,20 @@ impl HttpSink {
             self.max_attempts
         )))
     }
+}
+
+/// An error with its causes (`error sending request: …: <host> resolves to
+/// no public address`): reqwest's own message stops at the first.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
 }

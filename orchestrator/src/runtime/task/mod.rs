@@ -69,6 +69,11 @@ pub enum TaskError {
     Runtime(#[from] RuntimeError),
     #[error("task setup: {0}")]
     Setup(String),
+    /// The spec asks for what this installation does not allow (a private
+    /// address, Weir's subjects): no restart can cure it, so the task fails
+    /// at once.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// Messages from the deployment to a task.

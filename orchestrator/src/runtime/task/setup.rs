@@ -184,7 +184,7 @@ impl Task {
                     })?;
                     if let Some(p) = sink_rules::subject_problem(subject, Some(&env.subject_prefix))
                     {
-                        return Err(TaskError::Setup(format!("nats sink `{subject}`: {p}")));
+                        return Err(TaskError::Refused(format!("nats sink `{subject}`: {p}")));
                     }
                     Sink::Nats(NatsSink::new(client, subject.clone()))
                 }
@@ -194,7 +194,7 @@ impl Task {
                     headers,
                 } => {
                     if let Some(p) = egress::url_problem(url, env.http_sink_allow_private) {
-                        return Err(TaskError::Setup(format!("http sink `{url}`: {p}")));
+                        return Err(TaskError::Refused(format!("http sink `{url}`: {p}")));
                     }
                     let sink = HttpSink::new(env.http.clone(), url.clone(), *max_attempts)
                         .with_headers(headers)
