@@ -108,15 +108,21 @@ impl TunerStore {
 
     /// The most tasks per stage `job` of `tenant` (with `stages` stages)
     /// may be given, if tenants are limited: what the tenant's other
-    /// running jobs leave of its limit.
+    /// running jobs leave of its limit, the lower of `--tenant-max-tasks`
+    /// and the tenant's own quota (`quota_tasks`, when tenants are enforced).
     pub async fn tenant_limit(
         &self,
         tenant: &str,
         job: &str,
         stages: u32,
+        quota_tasks: Option<u32>,
     ) -> Result<Option<u32>, StoreError> {
-        let Some(max) = self.tenant_max_tasks else {
-            return Ok(None);
+        let max = match (self.tenant_max_tasks, quota_tasks) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(m) => m,
+                None => return Ok(None),
+            },
         };
         let deployed = super::capacity::deployed(&self.pool, Some(tenant)).await?;
         Ok(Some(super::capacity::tenant_limit(

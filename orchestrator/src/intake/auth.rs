@@ -294,7 +294,22 @@ pub fn delete_problem(tenant: &str, usage: &Usage) -> Option<Rejection> {
 pub struct Gate {
     access: Access,
     buckets: Mutex<HashMap<String, TokenBucket>>,
+    /// Each tenant's job streams as this replica last counted them, plus
+    /// the creates it admitted since: an upper bound of its jobs that spares
+    /// most `job.create` batches a count of the index.
+    job_streams: Mutex<HashMap<String, JobStreams>>,
 }
+
+/// A tenant's job streams (deleted jobs included), counted at `read_at`.
+struct JobStreams {
+    count: u64,
+    read_at: Instant,
+}
+
+/// How long a replica trusts its count of a tenant's job streams. Other
+/// replicas' creates are unseen for this long, as they are within a batch;
+/// near the quota the count is exact whatever the age.
+const JOB_COUNT_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One message on its way in: its parse result and its token.
 pub struct Arrival {
@@ -307,6 +322,7 @@ impl Gate {
         Self {
             access,
             buckets: Mutex::new(HashMap::new()),
+            job_streams: Mutex::new(HashMap::new()),
         }
     }
 
@@ -409,8 +425,13 @@ impl Gate {
                 if counts_usage(&c.command) {
                     let u = usage.entry(tenant.clone()).or_default();
                     let t = targets.get(&tenant).map_or(&[][..], Vec::as_slice);
-                    let creates = creates.get(&tenant).copied().unwrap_or(0);
-                    fill(store, &tenant, &c.command, &state.quota, t, creates, u).await?;
+                    if let Command::Job(JobCommand::Create(_)) = c.command {
+                        let creates = creates.get(&tenant).copied().unwrap_or(0);
+                        self.count_jobs(store, &tenant, &state.quota, creates, now, u)
+                            .await?;
+                    } else {
+                        fill(store, &tenant, &c.command, t, u).await?;
+                    }
                 }
                 if let Some(u) = usage.get_mut(&tenant) {
                     if let Err(r) = check_usage(&c.command, &c.target, &state.quota, u) {
@@ -420,9 +441,67 @@ impl Gate {
                 }
             }
             c.actor = identity.actor(&c.actor);
+            if let Command::Job(JobCommand::Create(_)) = c.command {
+                if let Some(j) = self.job_streams().get_mut(&tenant) {
+                    j.count += 1;
+                }
+            }
             out.push(Ok(c));
         }
         Ok(out)
+    }
+
+    fn job_streams(&self) -> std::sync::MutexGuard<'_, HashMap<String, JobStreams>> {
+        self.job_streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reads into `usage` the tenant's jobs, once per batch: the streams as
+    /// counted within [`JOB_COUNT_FRESH`] (from the index, deleted jobs
+    /// included) while this batch's `creates` cannot reach the quota, and an
+    /// exact count (reading snapshots) only near it.
+    async fn count_jobs<S: EventStore>(
+        &self,
+        store: &S,
+        tenant: &str,
+        quota: &Quota,
+        creates: u64,
+        now: Instant,
+        usage: &mut Usage,
+    ) -> Result<(), StoreError> {
+        if usage.loaded.jobs {
+            return Ok(());
+        }
+        let fresh = self
+            .job_streams()
+            .get(tenant)
+            .filter(|j| now.saturating_duration_since(j.read_at) < JOB_COUNT_FRESH)
+            .map(|j| j.count);
+        let all = match fresh {
+            Some(n) => n,
+            None => {
+                let n = store.count_streams(tenant, JobState::STREAM_KIND).await?;
+                self.job_streams().insert(
+                    tenant.to_owned(),
+                    JobStreams {
+                        count: n,
+                        read_at: now,
+                    },
+                );
+                n
+            }
+        };
+        let jobs = if all + creates < u64::from(quota.max_jobs) {
+            all
+        } else {
+            store
+                .count_streams_not_in_phase(tenant, JobState::STREAM_KIND, Phase::Deleted.name())
+                .await?
+        };
+        usage.jobs = u32::try_from(jobs).unwrap_or(u32::MAX);
+        usage.loaded.jobs = true;
+        Ok(())
     }
 
     fn take(&self, tenant: &str, rate: u32, now: Instant) -> bool {
@@ -478,35 +557,16 @@ pub async fn load_tenants<S: EventStore>(
     Ok(out)
 }
 
-/// Reads into `usage` what the quota needs to judge `cmd`, once per batch.
-/// Jobs are counted from the index alone while the quota is out of reach
-/// of this batch's creates, exactly (reading snapshots) only near it.
+/// Reads into `usage` what the quota needs to judge `cmd` (other than a
+/// job count, [`Gate::count_jobs`]), once per batch.
 async fn fill<S: EventStore>(
     store: &S,
     tenant: &str,
     cmd: &Command,
-    quota: &Quota,
     targets: &[String],
-    creates: u64,
     usage: &mut Usage,
 ) -> Result<(), StoreError> {
     match cmd {
-        Command::Job(JobCommand::Create(_)) if !usage.loaded.jobs => {
-            let all = store.count_streams(tenant, JobState::STREAM_KIND).await?;
-            let jobs = if all + creates < u64::from(quota.max_jobs) {
-                all
-            } else {
-                store
-                    .count_streams_not_in_phase(
-                        tenant,
-                        JobState::STREAM_KIND,
-                        Phase::Deleted.name(),
-                    )
-                    .await?
-            };
-            usage.jobs = u32::try_from(jobs).unwrap_or(u32::MAX);
-            usage.loaded.jobs = true;
-        }
         Command::Module(ModuleCommand::Register(_)) if !usage.loaded.modules => {
             usage.module_bytes = module_bytes(store, tenant).await?;
             usage.loaded.modules = true;

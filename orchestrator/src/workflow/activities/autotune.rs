@@ -92,9 +92,18 @@ pub async fn decide<S: EventStore, C: DeploymentControl>(
         .map_or(1, |spec| {
             crate::runtime::topology::stages(tenant, &i.job, &spec).len()
         });
+    // The tuner's rescales skip intake, so the tenant's quota is applied here.
+    let quota_tasks = super::compile::enforced_tenant(a, ctx)
+        .await?
+        .map(|t| t.quota.max_parallelism);
     let tenant_limit = a
         .tuner
-        .tenant_limit(tenant, &i.job, u32::try_from(stages).unwrap_or(u32::MAX))
+        .tenant_limit(
+            tenant,
+            &i.job,
+            u32::try_from(stages).unwrap_or(u32::MAX),
+            quota_tasks,
+        )
         .await?;
     let state = memory.as_ref().map(|m| m.state.clone()).unwrap_or_default();
     let (decision, next) = decide_fn(
