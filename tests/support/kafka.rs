@@ -254,12 +254,10 @@ pub fn private_broker_behind(port: u16, advertised: u16) -> String {
     start_tansu_at("sqlite://tansu.db", port, advertised)
 }
 
-fn start_tansu_at(engine: &str, port: u16, advertised: u16) -> String {
-    let dir = std::env::temp_dir().join(format!("weir-tansu-{port}"));
-    std::fs::create_dir_all(&dir).expect("tansu dir");
-    // The broker scripts/services.sh built (with Weir's storage patch), else
-    // whatever tansu is installed.
-    let tansu = std::env::var("HOME")
+/// The broker scripts/services.sh built (with Weir's storage patch), else
+/// whatever tansu is installed.
+fn tansu_bin() -> String {
+    std::env::var("HOME")
         .ok()
         .into_iter()
         .flat_map(|h| {
@@ -269,7 +267,24 @@ fn start_tansu_at(engine: &str, port: u16, advertised: u16) -> String {
             ]
         })
         .find(|p| std::path::Path::new(p).exists())
-        .unwrap_or_else(|| "tansu".into());
+        .unwrap_or_else(|| "tansu".into())
+}
+
+fn wait_for_port(addr: &str, dir: &std::path::Path) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "private tansu did not start; see {dir:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_tansu_at(engine: &str, port: u16, advertised: u16) -> String {
+    let dir = std::env::temp_dir().join(format!("weir-tansu-{port}"));
+    std::fs::create_dir_all(&dir).expect("tansu dir");
+    let tansu = tansu_bin();
     // The sqlite path must be relative: tansu prefixes the working directory.
     let script = format!(
         "{tansu} broker --listener-url tcp://127.0.0.1:{port} \
@@ -291,15 +306,91 @@ fn start_tansu_at(engine: &str, port: u16, advertised: u16) -> String {
         let _ = w.wait();
     });
     let addr = format!("127.0.0.1:{port}");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "private tansu did not start; see {dir:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_port(&addr, &dir);
     addr
+}
+
+/// A private sqlite tansu the test can crash and start again on the same
+/// database and port. Killed on drop.
+pub struct RestartableBroker {
+    pub addr: String,
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl RestartableBroker {
+    pub fn start() -> RestartableBroker {
+        let dir = tempfile::tempdir().expect("tansu dir");
+        let port = super::serve::free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Self::spawn(dir.path(), port);
+        wait_for_port(&addr, dir.path());
+        RestartableBroker { addr, dir, child }
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16) -> std::process::Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("broker.log"))
+            .expect("broker.log");
+        // The sqlite path must be relative: tansu prefixes the working directory.
+        std::process::Command::new(tansu_bin())
+            .args(["broker", "--listener-url"])
+            .arg(format!("tcp://127.0.0.1:{port}"))
+            .arg("--advertised-listener-url")
+            .arg(format!("tcp://127.0.0.1:{port}"))
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start a private tansu (is tansu installed? scripts/services.sh kafka)")
+    }
+
+    /// SIGKILL, then the same broker again: on the same database, or with
+    /// `lose_storage` on an empty one (a broker replaced, or its disk lost).
+    pub fn crash_and_restart(&mut self, lose_storage: bool) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if lose_storage {
+            for entry in std::fs::read_dir(self.dir.path())
+                .expect("tansu dir")
+                .flatten()
+            {
+                if entry.file_name().to_string_lossy().starts_with("tansu.db") {
+                    std::fs::remove_file(entry.path()).expect("remove the broker's database");
+                }
+            }
+        }
+        let port: u16 = self
+            .addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        // The port may linger a moment after the kill.
+        let start = Instant::now();
+        while std::net::TcpStream::connect(&self.addr).is_ok()
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Self::spawn(self.dir.path(), port);
+        wait_for_port(&self.addr, self.dir.path());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for RestartableBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The broker runtime tests use: `WEIR_KAFKA_BROKERS` if set, else [`private_broker`].

@@ -309,3 +309,113 @@ async fn memory_engine_returns_nothing_for_a_fetch_inside_a_batch() {
         "the memory engine now serves mid-batch fetches: update docs/kafka-on-tansu.md"
     );
 }
+
+/// Weir's tansu patch: an idempotent producer that outlives its broker
+/// sends with a producer id and epoch the broker may not know. tansu 0.6
+/// panicked on that ("more or less than one row") and failed every request
+/// from then on; patched, it answers `InvalidProducerEpoch`. Here the broker
+/// crashes twice under a long-lived idempotent producer: once keeping its
+/// database, once losing it (so the epoch is surely unknown). Each time
+/// every send of the old producer ends, acknowledged or refused, a new
+/// producer is served, and nothing acknowledged since the database was
+/// last intact is lost or written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_producer_across_broker_crashes_does_not_wedge_the_broker() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let mut broker = kafka::RestartableBroker::start();
+    let b = broker.addr.clone();
+    let topic = kafka::unique_topic("probe-epoch");
+    kafka::create_topic(&b, &topic, 1).await;
+    let idempotent = || -> FutureProducer {
+        ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "20000")
+            .create()
+            .unwrap()
+    };
+    let send = |p: &FutureProducer, value: String| {
+        let (p, topic) = (p.clone(), topic.clone());
+        async move {
+            p.send(
+                FutureRecord::to(&topic).key("k").payload(&value),
+                Duration::from_secs(25),
+            )
+            .await
+            .map(|_| value)
+            .map_err(|(e, _)| e.to_string())
+        }
+    };
+    let old = idempotent();
+    for (round, lose_storage) in [(0, false), (1, true)] {
+        let mut acked = Vec::new();
+        if !lose_storage {
+            for i in 0..50 {
+                acked.push(
+                    send(&old, format!("{round}-before-{i}"))
+                        .await
+                        .expect("acknowledged"),
+                );
+            }
+        }
+        broker.crash_and_restart(lose_storage);
+        if lose_storage {
+            kafka::create_topic(&b, &topic, 1).await;
+        }
+        // The old producer: every send ends; none hangs.
+        // Sent at once: a refused send takes its whole message timeout.
+        let mut refused = Vec::new();
+        let sends = (0..50).map(|i| send(&old, format!("{round}-after-{i}")));
+        for r in futures::future::join_all(sends).await {
+            match r {
+                Ok(v) => acked.push(v),
+                Err(e) => refused.push(e),
+            }
+        }
+        // A new producer is served: the broker is not wedged.
+        let fresh = idempotent();
+        for i in 0..50 {
+            let v = send(&fresh, format!("{round}-fresh-{i}"))
+                .await
+                .unwrap_or_else(|e| panic!("the broker no longer serves: {e}\n{}", broker.log()));
+            acked.push(v);
+        }
+        let read = {
+            let (b, topic) = (b.clone(), topic.clone());
+            tokio::task::spawn_blocking(move || kafka::read_all(&b, &topic, 1, 50))
+                .await
+                .unwrap()
+        };
+        let mut values: Vec<String> = read
+            .into_iter()
+            .map(|r| r.value)
+            .filter(|v| v.starts_with(&format!("{round}-")))
+            .collect();
+        values.sort();
+        let mut unique = values.clone();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            values.len(),
+            "round {round}: a record was written twice"
+        );
+        for v in &acked {
+            assert!(
+                values.contains(v),
+                "round {round}: acknowledged `{v}` is lost"
+            );
+        }
+        eprintln!(
+            "round {round} (storage {}): the old producer had {} of 50 sends acknowledged after the crash; first refusal: {:?}",
+            if lose_storage { "lost" } else { "kept" },
+            50 - refused.len(),
+            refused.first()
+        );
+    }
+    assert!(
+        !broker.log().contains("panicked"),
+        "the broker panicked: {}",
+        broker.log()
+    );
+}
