@@ -314,6 +314,7 @@ fn start_tansu_at(engine: &str, port: u16, advertised: u16) -> String {
 /// database and port. Killed on drop.
 pub struct RestartableBroker {
     pub addr: String,
+    port: u16,
     dir: tempfile::TempDir,
     child: std::process::Child,
 }
@@ -325,7 +326,12 @@ impl RestartableBroker {
         let addr = format!("127.0.0.1:{port}");
         let child = Self::spawn(dir.path(), port);
         wait_for_port(&addr, dir.path());
-        RestartableBroker { addr, dir, child }
+        RestartableBroker {
+            addr,
+            port,
+            dir,
+            child,
+        }
     }
 
     fn spawn(dir: &std::path::Path, port: u16) -> std::process::Child {
@@ -364,12 +370,6 @@ impl RestartableBroker {
                 }
             }
         }
-        let port: u16 = self
-            .addr
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port");
         // The port may linger a moment after the kill.
         let start = Instant::now();
         while std::net::TcpStream::connect(&self.addr).is_ok()
@@ -377,7 +377,7 @@ impl RestartableBroker {
         {
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.child = Self::spawn(self.dir.path(), port);
+        self.child = Self::spawn(self.dir.path(), self.port);
         wait_for_port(&self.addr, self.dir.path());
     }
 

@@ -117,12 +117,12 @@ impl TunerStore {
         stages: u32,
         quota_tasks: Option<u32>,
     ) -> Result<Option<u32>, StoreError> {
-        let max = match (self.tenant_max_tasks, quota_tasks) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => match a.or(b) {
-                Some(m) => m,
-                None => return Ok(None),
-            },
+        let Some(max) = [self.tenant_max_tasks, quota_tasks]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
+            return Ok(None);
         };
         let deployed = super::capacity::deployed(&self.pool, Some(tenant)).await?;
         Ok(Some(super::capacity::tenant_limit(

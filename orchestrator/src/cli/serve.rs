@@ -74,14 +74,6 @@ pub struct AccessArgs {
 const MIN_ADMIN_TOKEN: usize = 32;
 
 impl AccessArgs {
-    /// The access mode these flags ask for, or why they are not usable.
-    pub fn access(&self) -> Result<Access, CliError> {
-        Ok(match self.admin_token()? {
-            None => Access::InsecureDev,
-            Some(token) => Access::tokens(&token),
-        })
-    }
-
     /// The admin token these flags give (`None` under `--insecure-dev`), or
     /// why there is no usable one.
     pub fn admin_token(&self) -> Result<Option<String>, CliError> {
@@ -155,14 +147,17 @@ pub async fn serve(
     args: &ServeArgs,
     shutdown: CancellationToken,
 ) -> Result<(), CliError> {
-    let access = args.access.access()?;
+    // The token is read once (it may come from a file): access follows from it.
+    let admin_token = args.access.admin_token()?;
+    let access = admin_token
+        .as_deref()
+        .map_or(Access::InsecureDev, Access::tokens);
     let secret_key = args.workflows.cluster.cluster.secret_key()?;
     if access == Access::InsecureDev {
         tracing::warn!("--insecure-dev: no authentication; anyone who reaches NATS or the API acts as any tenant, no quota applies and jobs may use any topic");
     }
     let metrics = crate::telemetry::init_metrics();
     let subjects = Subjects::new(conn.subject_prefix.clone());
-    let admin_token = args.access.admin_token()?;
     let mut users_file = nats_users_file(&args.nats_users, admin_token.as_deref(), &subjects)?;
     // Weir's processes log in with the admin token unless given their own.
     let login = args

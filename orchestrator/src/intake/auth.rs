@@ -395,16 +395,7 @@ impl Gate {
             if matches!(c.command, Command::Tenant(TenantCommand::Delete(_))) {
                 let u = usage.entry(tenant.clone()).or_default();
                 // Exact: only deleted jobs may be left.
-                u.jobs = u32::try_from(
-                    store
-                        .count_streams_not_in_phase(
-                            &tenant,
-                            JobState::STREAM_KIND,
-                            Phase::Deleted.name(),
-                        )
-                        .await?,
-                )
-                .unwrap_or(u32::MAX);
+                u.jobs = exact_jobs(store, &tenant).await?;
                 u.loaded.jobs = false;
                 if let Some(r) = delete_problem(&tenant, u) {
                     out.push(Err(refuse(r)));
@@ -492,14 +483,11 @@ impl Gate {
                 n
             }
         };
-        let jobs = if all + creates < u64::from(quota.max_jobs) {
-            all
+        usage.jobs = if all + creates < u64::from(quota.max_jobs) {
+            u32::try_from(all).unwrap_or(u32::MAX)
         } else {
-            store
-                .count_streams_not_in_phase(tenant, JobState::STREAM_KIND, Phase::Deleted.name())
-                .await?
+            exact_jobs(store, tenant).await?
         };
-        usage.jobs = u32::try_from(jobs).unwrap_or(u32::MAX);
         usage.loaded.jobs = true;
         Ok(())
     }
@@ -514,6 +502,14 @@ impl Gate {
             .or_insert_with(|| TokenBucket::full(rate, now))
             .take(rate, now)
     }
+}
+
+/// `tenant`'s jobs that are not deleted, read from their snapshots.
+async fn exact_jobs<S: EventStore>(store: &S, tenant: &str) -> Result<u32, StoreError> {
+    let n = store
+        .count_streams_not_in_phase(tenant, JobState::STREAM_KIND, Phase::Deleted.name())
+        .await?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 fn counts_usage(cmd: &Command) -> bool {
