@@ -16,6 +16,8 @@ cargo build -q -p weir --bin weir
 CARGO_TARGET_DIR="$TARGET/udf-guests" cargo build -q --target wasm32-wasip2 --profile udf -p weir-udf-sdk --example uppercase
 WEIR="$TARGET/debug/weir"
 UDF="$TARGET/udf-guests/wasm32-wasip2/udf/examples/uppercase.wasm"
+# CEP rules run in Weir's stock rule component, in the WASM sandbox.
+export WEIR_CEP_COMPONENT="${WEIR_CEP_COMPONENT:-$(./scripts/cep-component.sh)}"
 
 ID="$(date +%s)"
 export WEIR_DB_SCHEMA="${WEIR_DB_SCHEMA:-weir}"

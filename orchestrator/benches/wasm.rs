@@ -181,6 +181,7 @@ fn main() {
     let labels = || InstanceLabels {
         job: "bench".into(),
         operator: "op".into(),
+        ..Default::default()
     };
 
     println!(

@@ -1,10 +1,12 @@
 //! `weir cep run` on the worked examples in `docs/cep/`, bad rules under
-//! `--check`, and bad events. Needs no service: the engine runs in process.
+//! `--check`, and bad events, with the engine natively and in Weir's stock
+//! rule component (WASM). Needs no service: the engine runs in process.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use crate::support::bin::weir;
+use crate::support::guests;
 
 fn docs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/cep")
@@ -26,22 +28,60 @@ fn lines(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Runs an example and compares stdout with its `.expected.jsonl`, line by line.
+/// Runs an example natively and in Weir's stock rule component (WASM), and
+/// compares each one's stdout with its `.expected.jsonl`, line by line, and
+/// their stderr with each other.
 fn example(name: &str, flags: &[&str]) -> Output {
     let rule = format!("{name}.yaml");
     let input = format!("{name}.jsonl");
-    let mut args = vec!["--rule", &rule, "--input", &input];
-    args.extend_from_slice(flags);
-    let out = run(&args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let component = guests::cep_rule_path();
     let expected = std::fs::read(docs().join(format!("{name}.expected.jsonl"))).unwrap();
-    assert_eq!(lines(&out.stdout), lines(&expected), "{name}");
-    out
+    let mut outs = Vec::new();
+    for engine in [None, component.to_str()] {
+        let mut args = vec!["--rule", &rule, "--input", &input];
+        args.extend_from_slice(flags);
+        if let Some(c) = engine {
+            args.extend_from_slice(&["--component", c]);
+        }
+        let out = run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{engine:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(lines(&out.stdout), lines(&expected), "{name} {engine:?}");
+        outs.push(out);
+    }
+    assert_eq!(lines(&outs[0].stderr), lines(&outs[1].stderr), "{name}");
+    outs.swap_remove(0)
+}
+
+#[test]
+fn a_file_that_is_not_the_rule_component_is_refused() {
+    let not_wasm = docs().join("fraud.yaml");
+    let uppercase = guests::path("uppercase");
+    guests::guest("uppercase");
+    for (file, problem) in [
+        (&not_wasm, "not a WebAssembly"),
+        (&uppercase, "does not export"),
+    ] {
+        let out = run(&[
+            "--rule",
+            "fraud.yaml",
+            "--input",
+            "fraud.jsonl",
+            "--component",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("the CEP rule component") || err.contains("not the CEP rule component"),
+            "{err}"
+        );
+        assert!(err.contains(problem), "{err}");
+    }
 }
 
 #[test]

@@ -35,6 +35,7 @@ fn instance(name: &str, limits: ModuleLimits) -> UdfInstance {
             InstanceLabels {
                 job: "test".into(),
                 operator: "op".into(),
+                ..Default::default()
             },
         )
         .unwrap()
@@ -153,6 +154,7 @@ fn running_count_keeps_state_in_the_host_across_instances_and_fires_timers() {
     let labels = || InstanceLabels {
         job: "j".into(),
         operator: "counter".into(),
+        ..Default::default()
     };
     let module = load("running_count");
     assert_eq!(module.info.kind, UdfKind::Process);

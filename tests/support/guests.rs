@@ -64,6 +64,9 @@ fn build() -> Result<(), String> {
             "udf",
             "-p",
             "weir-udf-sdk",
+            "-p",
+            "weir-cep-rule",
+            "--lib",
             "--examples",
         ])
         .output()
@@ -77,12 +80,22 @@ fn build() -> Result<(), String> {
     Ok(())
 }
 
-/// The bytes of example `name`, building the examples first if needed.
-pub fn guest(name: &str) -> Vec<u8> {
+/// Where Weir's stock CEP rule component is (built with the examples).
+pub fn cep_rule_path() -> PathBuf {
+    built();
+    target_dir().join("wasm32-wasip2/udf/weir_cep_rule.wasm")
+}
+
+fn built() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     if let Err(e) = BUILT.get_or_init(build) {
         panic!("{e}");
     }
+}
+
+/// The bytes of example `name`, building the examples first if needed.
+pub fn guest(name: &str) -> Vec<u8> {
+    built();
     std::fs::read(path(name)).unwrap_or_else(|e| panic!("{}: {e}", path(name).display()))
 }
 

@@ -86,6 +86,19 @@ pub async fn rig() -> Rig {
     .await
 }
 
+/// Weir's stock CEP rule component, loaded once for every rig that runs
+/// `cep` operators in WASM.
+pub fn cep_component() -> Arc<weir::wasm::LoadedModule> {
+    use std::sync::OnceLock;
+    static HOST: OnceLock<weir::wasm::WasmHost> = OnceLock::new();
+    let host = HOST.get_or_init(|| {
+        weir::wasm::WasmHost::new(weir::wasm::HostConfig::default()).expect("a WASM host")
+    });
+    let bytes = std::fs::read(super::guests::cep_rule_path()).expect("the rule component");
+    host.load("weir-cep-rule", "test", &bytes)
+        .expect("the rule component loads")
+}
+
 pub fn test_config(brokers: String) -> RuntimeConfig {
     RuntimeConfig {
         brokers,

@@ -1,25 +1,26 @@
 //! `weir cep run`: a rule file run over a JSON-lines file, locally.
 //!
-//! The engine runs natively in this process (the `weir-cep` crate); it is the
-//! same engine a rule component would embed, but no WASM is involved here.
+//! With `--component` (Weir's stock rule component) the rule runs in the
+//! WASM sandbox, exactly as a job's `cep` operator runs it on a worker
+//! started with `--cep-component`; without it the same matching code
+//! (`weir_cep::runner`) runs natively in this process.
 
-use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
-use weir_cep::rule::CheckedRule;
-use weir_cep::{KeyedEventTime, Nfa, Outputs};
+use serde_json::Value;
+use weir_cep::runner::{RuleRunner, RunnerOptions};
 
 use super::error::CliError;
 use crate::domain::cep_rule;
+use crate::wasm::{BatchTime, InputRecord, InstanceLabels, SourcePosition, UdfInstance};
 
 #[derive(Debug, Subcommand)]
 pub enum CepCmd {
-    /// Check a rule file, or run it over JSON events (one per line) with the
-    /// CEP engine running natively in this process, printing one JSON line
-    /// per match, timed-out partial match and late event.
+    /// Check a rule file, or run it over JSON events (one per line),
+    /// printing one JSON line per match, timed-out partial match and late
+    /// event.
     Run(RunArgs),
 }
 
@@ -45,6 +46,10 @@ pub struct RunArgs {
     /// How far behind the largest event time seen the watermark stays.
     #[arg(long, default_value_t = 0)]
     pub out_of_orderness_ms: i64,
+    /// Run the rule in Weir's stock rule component (`weir_cep_rule.wasm`),
+    /// in the WASM sandbox, as jobs do; without it the engine runs natively.
+    #[arg(long, env = "WEIR_CEP_COMPONENT")]
+    pub component: Option<PathBuf>,
 }
 
 pub fn run(cmd: &CepCmd) -> Result<(), CliError> {
@@ -53,13 +58,18 @@ pub fn run(cmd: &CepCmd) -> Result<(), CliError> {
     }
 }
 
+/// Every event of a run is in this one partition.
+const PARTITION: i32 = 0;
+/// Lines handed to the component per call.
+const BATCH: usize = 512;
+
 fn run_rule(args: &RunArgs) -> Result<(), CliError> {
     let file = args.rule.display().to_string();
     let text =
         std::fs::read_to_string(&args.rule).map_err(|e| CliError::Usage(format!("{file}: {e}")))?;
-    let rule = cep_rule::parse(&text).map_err(|e| CliError::Usage(e.in_file(&file)))?;
-    let nfa = rule
-        .compile()
+    let (source, rule) =
+        cep_rule::parse_with_source(&text).map_err(|e| CliError::Usage(e.in_file(&file)))?;
+    rule.compile()
         .map_err(|p| CliError::Usage(format!("{file}: {p}")))?;
     let Some(input) = &args.input else {
         println!("{file}: ok");
@@ -69,123 +79,203 @@ fn run_rule(args: &RunArgs) -> Result<(), CliError> {
     let reader = std::fs::File::open(input)
         .map(std::io::BufReader::new)
         .map_err(|e| CliError::Usage(format!("{name}: {e}")))?;
-    let mut runner = Runner::new(args, &rule, &nfa);
+    let opts = RunnerOptions {
+        out_of_orderness_ms: args.out_of_orderness_ms,
+        timed_out: true,
+        late: true,
+        json_keys: true,
+    };
+    let mut engine = match &args.component {
+        Some(path) => Engine::component(path, &source, opts)?,
+        None => Engine::Native(RuleRunner::new(rule, opts).map_err(CliError::Usage)?),
+    };
+    let mut out = Printer::default();
     for (i, line) in reader.lines().enumerate() {
         let line = line.map_err(|e| CliError::Usage(format!("{name}: {e}")))?;
         let n = i + 1;
         if line.trim().is_empty() {
             continue;
         }
-        if let Err(problem) = runner.feed(&line, n) {
-            eprintln!("{name}:{n}: {problem}");
+        match event_of(args, &line, n) {
+            Ok(ev) => engine.push(ev, &mut out)?,
+            Err(problem) => eprintln!("{name}:{n}: {problem}"),
         }
     }
-    runner.finish()
+    engine.finish(&mut out)
 }
 
-/// Reads the key and the time of events, feeds the engine, prints outputs.
-struct Runner<'a> {
-    args: &'a RunArgs,
-    rule: &'a CheckedRule,
-    nfa: &'a Nfa<Value>,
-    keys: KeyedEventTime<String, Value>,
-    /// The key value behind each key's text.
-    key_values: HashMap<String, Value>,
-    out: Outputs<Value>,
-    max_time: Option<i64>,
+/// One input line, ready for the engine.
+struct Event {
+    /// The key's JSON text.
+    key: Vec<u8>,
+    event: Value,
+    line: String,
+    time: i64,
 }
 
-impl<'a> Runner<'a> {
-    fn new(args: &'a RunArgs, rule: &'a CheckedRule, nfa: &'a Nfa<Value>) -> Self {
-        Runner {
-            args,
-            rule,
-            nfa,
-            keys: KeyedEventTime::new(),
-            key_values: HashMap::new(),
-            out: Outputs::new(),
-            max_time: None,
-        }
+/// Reads the key and the time of line `n`; a problem with it is returned.
+fn event_of(args: &RunArgs, line: &str, n: usize) -> Result<Event, String> {
+    let event: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let key = match &args.key_field {
+        Some(f) => field(&event, f)
+            .cloned()
+            .ok_or(format!("no key field '{f}'"))?,
+        None => Value::Null,
+    };
+    let time = match &args.time_field {
+        Some(f) => time_of(field(&event, f).ok_or(format!("no time field '{f}'"))?).ok_or(
+            format!("time field '{f}' is neither milliseconds nor an RFC 3339 time"),
+        )?,
+        None => i64::try_from(n).unwrap_or(i64::MAX),
+    };
+    Ok(Event {
+        key: key.to_string().into_bytes(),
+        event,
+        line: line.to_owned(),
+        time,
+    })
+}
+
+/// Writes output records to stdout, one JSON line each.
+#[derive(Default)]
+struct Printer {
+    lines: Vec<u8>,
+}
+
+impl Printer {
+    fn line(&mut self, json: &[u8]) {
+        self.lines.extend_from_slice(json);
+        self.lines.push(b'\n');
     }
+    fn flush(&mut self) -> Result<(), CliError> {
+        std::io::stdout()
+            .lock()
+            .write_all(&self.lines)
+            .map_err(|e| CliError::Usage(format!("stdout: {e}")))?;
+        self.lines.clear();
+        Ok(())
+    }
+}
 
-    /// Feeds line `n`; a problem with the event is returned, the run goes on.
-    fn feed(&mut self, line: &str, n: usize) -> Result<(), String> {
-        let event: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-        let key = self.key_of(&event)?;
-        let time = match &self.args.time_field {
-            Some(f) => time_of(field(&event, f).ok_or(format!("no time field '{f}'"))?).ok_or(
-                format!("time field '{f}' is neither milliseconds nor an RFC 3339 time"),
-            )?,
-            None => i64::try_from(n).unwrap_or(i64::MAX),
+/// The engine a run uses: natively, or in the rule component.
+enum Engine {
+    Native(RuleRunner),
+    Component {
+        instance: Box<UdfInstance>,
+        pending: Vec<InputRecord>,
+    },
+}
+
+impl Engine {
+    fn component(
+        path: &std::path::Path,
+        rule: &weir_cep::rule::Rule,
+        opts: RunnerOptions,
+    ) -> Result<Self, CliError> {
+        let host = super::wiring::wasm_host()?;
+        let module = super::wiring::load_cep_component(&host, path)?;
+        let config = weir_cep::runner::ComponentConfig {
+            rule: rule.clone(),
+            out_of_orderness_ms: opts.out_of_orderness_ms,
+            timed_out: opts.timed_out,
+            late: opts.late,
+            json_keys: opts.json_keys,
+            timed_out_tag: "timed_out".into(),
+            late_tag: "late".into(),
         };
-        let text = key.to_string();
-        self.key_values.entry(text.clone()).or_insert(key);
-        self.keys.push(text, event, time, &mut self.out);
-        let max = self.max_time.map_or(time, |m| m.max(time));
-        self.max_time = Some(max);
-        let watermark = max.saturating_sub(self.args.out_of_orderness_ms);
-        self.keys
-            .advance_watermark(self.nfa, watermark, &mut self.out);
-        self.flush()
+        let labels = InstanceLabels {
+            job: "local".into(),
+            operator: "cep".into(),
+            config: serde_json::to_string(&config)
+                .map_err(|e| CliError::Usage(format!("rule config: {e}")))?,
+        };
+        let limits = crate::wasm::ModuleLimits {
+            memory_bytes: module.max_memory_bytes(),
+            ..Default::default()
+        };
+        let instance = module
+            .instantiate(limits, labels)
+            .map_err(|e| CliError::Usage(format!("the CEP rule component: {e}")))?;
+        Ok(Engine::Component {
+            instance: Box::new(instance),
+            pending: Vec::with_capacity(BATCH),
+        })
     }
 
-    fn key_of(&self, event: &Value) -> Result<Value, String> {
-        match &self.args.key_field {
-            Some(f) => field(event, f)
-                .cloned()
-                .ok_or(format!("no key field '{f}'")),
-            None => Ok(Value::Null),
+    fn push(&mut self, ev: Event, out: &mut Printer) -> Result<(), CliError> {
+        match self {
+            Engine::Native(runner) => {
+                runner.push(PARTITION, &ev.key, ev.event, ev.time, &mut |o| {
+                    out.line(o.value.to_string().as_bytes())
+                });
+                out.flush()
+            }
+            Engine::Component { pending, .. } => {
+                pending.push(InputRecord {
+                    key: Some(ev.key.into()),
+                    value: Some(ev.line.into_bytes().into()),
+                    timestamp: ev.time,
+                    headers: Vec::new(),
+                    source: SourcePosition {
+                        topic: None,
+                        partition: PARTITION,
+                        offset: 0,
+                    },
+                });
+                if pending.len() >= BATCH {
+                    self.run_pending(out)?;
+                }
+                Ok(())
+            }
         }
+    }
+
+    fn run_pending(&mut self, out: &mut Printer) -> Result<(), CliError> {
+        let Engine::Component { instance, pending } = self else {
+            return Ok(());
+        };
+        let failed = |e: crate::wasm::FailureReason| {
+            CliError::Usage(format!("the CEP rule component failed: {}: {e}", e.code()))
+        };
+        let results = instance
+            .process_held(pending, BatchTime::now())
+            .map_err(failed)?;
+        for r in results {
+            match r {
+                crate::wasm::RecordResult::Outputs(outs) => {
+                    for o in outs {
+                        out.line(o.value.as_deref().unwrap_or_default());
+                    }
+                }
+                crate::wasm::RecordResult::DeadLetter(d) => eprintln!("{}", d.reason),
+            }
+        }
+        pending.clear();
+        out.flush()
     }
 
     /// At the end of input the watermark reaches the largest event time
     /// seen, and no further: nothing later is assumed.
-    fn finish(mut self) -> Result<(), CliError> {
-        if let Some(max) = self.max_time {
-            self.keys.advance_watermark(self.nfa, max, &mut self.out);
+    fn finish(mut self, out: &mut Printer) -> Result<(), CliError> {
+        match &mut self {
+            Engine::Native(runner) => {
+                runner.finish(PARTITION, &mut |o| out.line(o.value.to_string().as_bytes()));
+                out.flush()
+            }
+            Engine::Component { .. } => {
+                self.run_pending(out)?;
+                let Engine::Component { instance, .. } = &mut self else {
+                    return Ok(());
+                };
+                let outs = instance.finish_held(PARTITION).map_err(|e| {
+                    CliError::Usage(format!("the CEP rule component failed: {}: {e}", e.code()))
+                })?;
+                for o in outs {
+                    out.line(o.value.as_deref().unwrap_or_default());
+                }
+                out.flush()
+            }
         }
-        self.flush().map_err(CliError::Usage)
-    }
-
-    fn event_time(&self, event: &Value) -> Option<i64> {
-        self.args
-            .time_field
-            .as_ref()
-            .and_then(|f| field(event, f))
-            .and_then(time_of)
-    }
-
-    fn key_for(&self, event: Option<&Value>) -> Value {
-        event
-            .and_then(|e| self.key_of(e).ok())
-            .unwrap_or(Value::Null)
-    }
-
-    /// Prints what the engine produced: late events, matches, timeouts.
-    fn flush(&mut self) -> Result<(), String> {
-        let mut lines = Vec::new();
-        let time = |e: &Value| self.event_time(e);
-        for late in &self.out.late {
-            lines.push(json!({
-                "rule": self.rule.name, "late": true,
-                "key": self.key_for(Some(&late.event)),
-                "event": late.event, "event_time": late.timestamp,
-            }));
-        }
-        for m in &self.out.matches {
-            let key = self.key_for(m.events().next());
-            lines.push(self.rule.match_record(&key, m, time));
-        }
-        for t in &self.out.timeouts {
-            let key = self.key_for(t.steps.iter().flat_map(|(_, v)| v.iter()).next());
-            lines.push(self.rule.timeout_record(&key, t, time));
-        }
-        self.out.clear();
-        let mut stdout = std::io::stdout().lock();
-        for l in lines {
-            writeln!(stdout, "{l}").map_err(|e| format!("stdout: {e}"))?;
-        }
-        Ok(())
     }
 }
 
@@ -208,6 +298,7 @@ fn time_of(v: &Value) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn fields_and_times() {

@@ -341,6 +341,7 @@ fn run_records(
             InstanceLabels {
                 job: "local".into(),
                 operator: operator.into(),
+                ..Default::default()
             },
         )
         .map_err(|e| CliError::Usage(e.to_string()))?;

@@ -131,6 +131,12 @@ pub struct ClusterArgs {
     /// Deployments this worker accepts.
     #[arg(long, env = "WEIR_WORKER_CAPACITY", default_value_t = 64)]
     pub worker_capacity: u32,
+    /// Weir's stock CEP rule component (`weir_cep_rule.wasm`; build it with
+    /// `scripts/cep-component.sh`): `cep` operators then run in the WASM
+    /// sandbox, under a memory cap and a deadline. Without it they run
+    /// natively in the task, with the same matching code.
+    #[arg(long, env = "WEIR_CEP_COMPONENT")]
+    pub cep_component: Option<std::path::PathBuf>,
     /// Let jobs' HTTP sinks post to loopback, private and link-local
     /// addresses (Weir's own API, the machine's services, cloud metadata).
     /// Off: only public addresses.
@@ -172,6 +178,17 @@ pub struct ClusterArgs {
 
 impl ClusterArgs {
     /// The secret key, if one is given.
+    /// The stock CEP rule component, loaded into `host`, if one is given.
+    pub fn cep_component(
+        &self,
+        host: &WasmHost,
+    ) -> Result<Option<Arc<crate::wasm::LoadedModule>>, CliError> {
+        let Some(path) = &self.cep_component else {
+            return Ok(None);
+        };
+        load_cep_component(host, path).map(Some)
+    }
+
     pub fn secret_key(&self) -> Result<Option<crate::secrets::SecretKey>, CliError> {
         let text = match (&self.secret_key, &self.secret_key_file) {
             (Some(k), _) => k.clone(),
@@ -196,6 +213,7 @@ impl Default for ClusterArgs {
             nats_token: None,
             worker_ttl: Dur::from_secs(10),
             worker_capacity: 64,
+            cep_component: None,
             http_sink_allow_private: false,
             task_restart_budget: 10,
             shutdown_grace: Dur::from_secs(20),
@@ -319,6 +337,26 @@ fn registry_modules(
     })
 }
 
+/// Loads Weir's stock CEP rule component from `path` and checks that it is one.
+pub fn load_cep_component(
+    host: &WasmHost,
+    path: &std::path::Path,
+) -> Result<Arc<crate::wasm::LoadedModule>, CliError> {
+    let file = path.display();
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::Usage(format!("the CEP rule component {file}: {e}")))?;
+    let module = host
+        .load("weir-cep-rule", env!("CARGO_PKG_VERSION"), &bytes)
+        .map_err(|e| CliError::Usage(format!("the CEP rule component {file}: {e}")))?;
+    if !module.holds_state() {
+        return Err(CliError::Usage(format!(
+            "{file} is not the CEP rule component: it does not export {}",
+            crate::wasm::HELD_STATE_EXPORT
+        )));
+    }
+    Ok(module)
+}
+
 /// The Kafka stream runtime of a worker, resolving UDFs from the registry.
 fn embedded_runtime(
     conn: &Connections,
@@ -328,8 +366,10 @@ fn embedded_runtime(
     host: Arc<WasmHost>,
     cluster: &ClusterArgs,
     secret_key: Option<crate::secrets::SecretKey>,
-) -> EmbeddedRuntime {
-    EmbeddedRuntime::new(
+) -> Result<EmbeddedRuntime, CliError> {
+    let resolver = RegistryResolver::new(modules, host.clone())
+        .with_cep_component(cluster.cep_component(&host)?);
+    Ok(EmbeddedRuntime::new(
         RuntimeConfig {
             brokers: conn.kafka_brokers.clone(),
             subject_prefix: conn.subject_prefix.clone(),
@@ -343,9 +383,9 @@ fn embedded_runtime(
             ..Default::default()
         },
         store.pool().clone(),
-        Arc::new(RegistryResolver::new(modules, host)),
+        Arc::new(resolver),
         Some(nats.clone()),
-    )
+    ))
 }
 
 /// Starts the workflow engine as a task of `weir serve`; with the embedded
@@ -402,6 +442,7 @@ pub async fn spawn_engine(
                     args.secret_key.clone(),
                 )
             });
+            let embedded = embedded.transpose()?;
             let control = start_cluster(
                 conn,
                 store.pool().clone(),
@@ -554,7 +595,7 @@ pub async fn standalone_worker(
 ) -> Result<Worker, CliError> {
     let host = Arc::new(wasm_host()?);
     let modules = registry_modules(store.clone(), &nats, conn, host.clone());
-    let runtime = embedded_runtime(conn, &store, &nats, modules, host, args, args.secret_key()?);
+    let runtime = embedded_runtime(conn, &store, &nats, modules, host, args, args.secret_key()?)?;
     let cfg = cluster_config(conn, args);
     let js = async_nats::jetstream::new(nats.clone());
     let liveness = Liveness::open(&js, &cfg.prefix, cfg.ttl)

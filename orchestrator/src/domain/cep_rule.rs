@@ -25,11 +25,18 @@ impl RuleFileError {
 /// parsing and is the only problem; otherwise every problem the check finds
 /// is reported, in file order.
 pub fn parse(text: &str) -> Result<CheckedRule, RuleFileError> {
+    parse_with_source(text).map(|(_, checked)| checked)
+}
+
+/// [`parse`], also giving the rule as written (what a rule component is
+/// handed to check and run itself).
+pub fn parse_with_source(text: &str) -> Result<(Rule, CheckedRule), RuleFileError> {
     let (rule, lines) =
         document::from_yaml::<Rule>(text).map_err(|p| RuleFileError { problems: vec![p] })?;
-    rule.check().map_err(|problems| RuleFileError {
+    let checked = rule.check().map_err(|problems| RuleFileError {
         problems: lines.locate(problems.into_iter().map(located).collect()),
-    })
+    })?;
+    Ok((rule, checked))
 }
 
 fn located(p: RuleProblem) -> Problem {

@@ -37,6 +37,7 @@ pub struct RegistryResolver<S> {
     modules: Arc<RegistryModules<S>>,
     host: Arc<WasmHost>,
     loaded: Mutex<Loaded>,
+    cep_component: Option<Arc<LoadedModule>>,
 }
 
 impl<S: EventStore> RegistryResolver<S> {
@@ -45,7 +46,14 @@ impl<S: EventStore> RegistryResolver<S> {
             modules,
             host,
             loaded: Mutex::new(HashMap::new()),
+            cep_component: None,
         }
+    }
+
+    /// Runs `cep` operators in this stock rule component (`None`: natively).
+    pub fn with_cep_component(mut self, module: Option<Arc<LoadedModule>>) -> Self {
+        self.cep_component = module;
+        self
     }
 
     async fn fetch(
@@ -82,6 +90,10 @@ impl<S: EventStore> ModuleResolver for RegistryResolver<S> {
         kind: UdfKind,
     ) -> Result<Arc<dyn OperatorFactory>, ResolveError> {
         self.resolve_in("default", spec, module, kind)
+    }
+
+    fn cep_component(&self) -> Option<Arc<LoadedModule>> {
+        self.cep_component.clone()
     }
 
     fn resolve_in(
@@ -171,6 +183,7 @@ impl OperatorFactory for WasmFactory {
         let labels = InstanceLabels {
             job: String::new(),
             operator: self.operator.clone(),
+            ..Default::default()
         };
         let instance = self
             .module
@@ -207,7 +220,7 @@ fn to_output(o: OutputRecord) -> Record {
     }
 }
 
-fn to_result(r: crate::wasm::RecordResult) -> RecordResult {
+pub(crate) fn to_result(r: crate::wasm::RecordResult) -> RecordResult {
     match r {
         crate::wasm::RecordResult::Outputs(outs) => {
             RecordResult::Emit(outs.into_iter().map(to_output).collect())

@@ -115,4 +115,10 @@ pub trait ModuleResolver: Send + Sync + 'static {
         let _ = tenant;
         self.resolve(spec, module, kind)
     }
+
+    /// Weir's stock CEP rule component, when `cep` operators run in the
+    /// WASM sandbox; `None` runs them natively in the task.
+    fn cep_component(&self) -> Option<Arc<crate::wasm::LoadedModule>> {
+        None
+    }
 }

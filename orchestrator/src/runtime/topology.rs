@@ -7,7 +7,13 @@ use std::sync::Arc;
 use super::operator::{
     BatchContext, ModuleResolver, Operator, OperatorError, OperatorFactory, RecordResult,
 };
-use super::operators::{CepFactory, KeyBy};
+use super::operators::{CepComponentFactory, CepFactory, KeyBy};
+use crate::domain::cep_rule;
+use weir_cep::runner::RunnerOptions;
+
+/// The memory cap of a CEP rule component's instance (lowered to the host's
+/// maximum): partial matches and buffered events of every key it holds.
+const CEP_MEMORY_BYTES: usize = 256 << 20;
 use super::record::{DeadLetter, Output, Record, SourcePos, SourceRecord};
 use super::state::PartitionState;
 use crate::domain::job::spec::{
@@ -212,26 +218,37 @@ impl Chain {
                     timed_out_topic,
                     late_topic,
                 } => {
+                    let chain_err = |reason: String| ChainError {
+                        index,
+                        id: id.clone(),
+                        reason,
+                        retryable: false,
+                    };
+                    let (source, checked) =
+                        cep_rule::parse_with_source(rule).map_err(|e| chain_err(e.to_string()))?;
                     let out_of_order = spec
                         .sources
                         .iter()
                         .map(|s| s.max_out_of_orderness().as_millis())
                         .max()
                         .unwrap_or(0);
-                    let f = CepFactory::new(
-                        id,
-                        rule,
-                        out_of_order,
-                        timed_out_topic.is_some(),
-                        late_topic.is_some(),
-                    )
-                    .map_err(|reason| ChainError {
-                        index,
-                        id: id.clone(),
-                        reason,
-                        retryable: false,
-                    })?;
-                    (id.clone(), Arc::new(f) as Arc<dyn OperatorFactory>)
+                    let opts = RunnerOptions {
+                        out_of_orderness_ms: i64::try_from(out_of_order).unwrap_or(i64::MAX),
+                        timed_out: timed_out_topic.is_some(),
+                        late: late_topic.is_some(),
+                        json_keys: false,
+                    };
+                    let f: Arc<dyn OperatorFactory> = match resolver.cep_component() {
+                        Some(module) => {
+                            let memory = module.max_memory_bytes().min(CEP_MEMORY_BYTES);
+                            Arc::new(
+                                CepComponentFactory::new(id, &source, opts, module, memory)
+                                    .map_err(chain_err)?,
+                            )
+                        }
+                        None => Arc::new(CepFactory::new(id, checked, opts).map_err(chain_err)?),
+                    };
+                    (id.clone(), f)
                 }
                 OperatorSpec::Udf {
                     id, module, kind, ..

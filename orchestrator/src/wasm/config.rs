@@ -96,4 +96,6 @@ pub struct InstanceLabels {
     pub job: String,
     /// The operator id; keyed state and timers are scoped to it.
     pub operator: String,
+    /// What `config.operator-config` answers the guest ("" for most UDFs).
+    pub config: String,
 }

@@ -328,3 +328,9 @@ impl wit::counters::Host for HostCtx {
         Ok(())
     }
 }
+
+impl wit::config::Host for HostCtx {
+    fn operator_config(&mut self) -> wasmtime::Result<String> {
+        Ok(self.labels.config.clone())
+    }
+}

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Serialize;
+use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower};
 use wasmtime::{Store, Trap};
 use weir_udf_sdk::abi::{self, BatchClock, InputWriter, TimerView};
 
@@ -121,7 +122,7 @@ pub struct UdfInstance {
     module: Arc<LoadedModule>,
     limits: ModuleLimits,
     labels: Arc<InstanceLabels>,
-    live: Option<(Store<HostCtx>, Udf)>,
+    live: Option<(Store<HostCtx>, Udf, Instance)>,
     writer: InputWriter,
     stats: InstanceStats,
     deadline_ticks: u64,
@@ -156,7 +157,7 @@ impl UdfInstance {
         let live = self
             .live
             .as_ref()
-            .map_or(0, |(store, _)| store.data().limiter.peak as u64);
+            .map_or(0, |(store, _, _)| store.data().limiter.peak as u64);
         InstanceStats {
             peak_memory_bytes: self.stats.peak_memory_bytes.max(live),
             ..self.stats
@@ -167,7 +168,7 @@ impl UdfInstance {
     pub fn counters(&self) -> std::collections::HashMap<String, u64> {
         self.live
             .as_ref()
-            .map(|(s, _)| s.data().counters().clone())
+            .map(|(s, _, _)| s.data().counters().clone())
             .unwrap_or_default()
     }
 
@@ -175,7 +176,7 @@ impl UdfInstance {
     /// many bytes were dropped past the caps.
     pub fn take_stdio(&mut self) -> ((Vec<u8>, u64), (Vec<u8>, u64)) {
         match &self.live {
-            Some((s, _)) => (s.data().stdout.take(), s.data().stderr.take()),
+            Some((s, _, _)) => (s.data().stdout.take(), s.data().stderr.take()),
             None => Default::default(),
         }
     }
@@ -190,15 +191,18 @@ impl UdfInstance {
         let mut store = Store::new(&host.engine, ctx);
         store.limiter(|c| &mut c.limiter);
         store.set_epoch_deadline(self.deadline_ticks);
-        let udf = self
+        let instantiate = |e: wasmtime::Error| WasmError::Instantiate(format!("{e:#}"));
+        let instance = self
             .module
             .pre
+            .instance_pre()
             .instantiate(&mut store)
-            .map_err(|e| WasmError::Instantiate(format!("{e:#}")))?;
+            .map_err(instantiate)?;
+        let udf = Udf::new(&mut store, &instance).map_err(instantiate)?;
         self.stats.instantiations += 1;
         metrics::histogram!(names::WASM_INSTANTIATE_SECONDS)
             .record(started.elapsed().as_secs_f64());
-        self.live = Some((store, udf));
+        self.live = Some((store, udf, instance));
         Ok(())
     }
 
@@ -257,7 +261,7 @@ impl UdfInstance {
                 message: format!("no instance: {e}"),
             }));
         }
-        let Some((store, udf)) = self.live.as_mut() else {
+        let Some((store, udf, _)) = self.live.as_mut() else {
             return Err(CallError::Failed(FailureReason::Trap {
                 message: "no instance".into(),
             }));
@@ -340,7 +344,7 @@ impl UdfInstance {
                 );
                 match decoded {
                     Ok((results, failed)) => {
-                        if let Some((store, _)) = self.live.as_mut() {
+                        if let Some((store, _, _)) = self.live.as_mut() {
                             let txn = &mut store.data_mut().txn;
                             // A failed record whose writes later records may have read.
                             let last = batch.len().saturating_sub(1) as u32;
@@ -379,8 +383,124 @@ impl UdfInstance {
         Err(CallError::Failed(reason))
     }
 
+    /// Runs `inputs` through a module that holds its own state
+    /// ([`LoadedModule::holds_state`]): one call, never bisected, since
+    /// the instance's memory is the state. `Err` means the call failed as a
+    /// whole and the instance, with what it held, is gone: the caller must
+    /// restore from its checkpoint.
+    pub fn process_held(
+        &mut self,
+        inputs: &[InputRecord],
+        time: BatchTime,
+    ) -> Result<Vec<RecordResult>, FailureReason> {
+        let mut unused = KeyedState::new();
+        match self.call(Batch::Records(inputs), &mut unused, time) {
+            Ok(results) => Ok(results),
+            Err(CallError::Failed(reason)) => Err(reason),
+            Err(CallError::Rerun { .. }) => Err(FailureReason::Protocol {
+                message: "a held-state module wrote host keyed state".into(),
+            }),
+        }
+    }
+
+    /// Hands a held-state module its snapshot of `partition` (empty: none).
+    pub fn restore_held(&mut self, partition: i32, snapshot: &[u8]) -> Result<(), FailureReason> {
+        let r: Result<(), String> =
+            self.call_held(|h| &h.restore, (partition, snapshot), "restore")?;
+        r.map_err(|message| FailureReason::Protocol {
+            message: format!("the module refused the snapshot of partition {partition}: {message}"),
+        })
+    }
+
+    /// A held-state module's snapshot of `partition`.
+    pub fn snapshot_held(&mut self, partition: i32) -> Result<Vec<u8>, FailureReason> {
+        let r: Result<Vec<u8>, String> =
+            self.call_held(|h| &h.snapshot, (partition,), "snapshot")?;
+        r.map_err(|message| FailureReason::Protocol {
+            message: format!("the module could not snapshot partition {partition}: {message}"),
+        })
+    }
+
+    /// Ends `partition`'s input in a held-state module (a bounded run):
+    /// the outputs that causes.
+    pub fn finish_held(&mut self, partition: i32) -> Result<Vec<OutputRecord>, FailureReason> {
+        let r: Result<Vec<u8>, String> = self.call_held(|h| &h.finish, (partition,), "finish")?;
+        let bytes = r.map_err(|message| FailureReason::Protocol {
+            message: format!("the module could not finish partition {partition}: {message}"),
+        })?;
+        let no_headers: &[(String, Bytes)] = &[];
+        let inherit = |_| Inherit {
+            key: None,
+            timestamp: 0,
+            headers: no_headers,
+            pass_value: None,
+        };
+        let dead = |reason| self.dead_letter(reason);
+        let (mut results, _) =
+            codec::decode_results(Bytes::from(bytes), 1, false, inherit, u32::MAX, dead)
+                .map_err(|message| FailureReason::Protocol { message })?;
+        match results.pop() {
+            Some(RecordResult::Outputs(outs)) => Ok(outs),
+            Some(RecordResult::DeadLetter(d)) => Err(d.reason),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// A held-state module's stats, in the order its documentation gives.
+    pub fn held_stats(&mut self) -> Result<Vec<u64>, FailureReason> {
+        self.call_held(|h| &h.stats, (), "stats")
+    }
+
+    /// Calls one `held-state` function under the instance's deadline and
+    /// memory cap; a failure discards the instance, as for `process`.
+    fn call_held<P, R>(
+        &mut self,
+        which: impl Fn(&super::module::HeldExports) -> &ComponentExportIndex,
+        params: P,
+        name: &str,
+    ) -> Result<R, FailureReason>
+    where
+        P: ComponentNamedList + Lower,
+        R: Lift + 'static,
+        (R,): ComponentNamedList + Lift,
+    {
+        let Some(held) = self.module.held.as_ref() else {
+            return Err(FailureReason::Protocol {
+                message: format!("the module does not export {}", super::HELD_STATE_EXPORT),
+            });
+        };
+        let index = which(held).clone();
+        self.ensure_live().map_err(|e| FailureReason::Trap {
+            message: format!("no instance: {e}"),
+        })?;
+        let Some((store, _, instance)) = self.live.as_mut() else {
+            return Err(FailureReason::Trap {
+                message: "no instance".into(),
+            });
+        };
+        store.set_epoch_deadline(self.deadline_ticks);
+        store.data_mut().limiter.refused = false;
+        self.stats.calls += 1;
+        let result = instance
+            .get_typed_func::<P, (R,)>(&mut *store, &index)
+            .and_then(|f| f.call(&mut *store, params));
+        match result {
+            Ok((r,)) => Ok(r),
+            Err(e) => {
+                let mut reason = self.classify(&e);
+                if let FailureReason::Trap { message } = &mut reason {
+                    *message = format!("held-state {name}: {message}");
+                }
+                self.stats.failed_calls += 1;
+                self.stats.peak_memory_bytes = self.stats().peak_memory_bytes;
+                self.live = None;
+                Err(reason)
+            }
+        }
+    }
+
     fn classify(&self, e: &wasmtime::Error) -> FailureReason {
-        let Some((store, _)) = self.live.as_ref() else {
+        let Some((store, _, _)) = self.live.as_ref() else {
             return FailureReason::Trap {
                 message: format!("{e}"),
             };

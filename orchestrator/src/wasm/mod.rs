@@ -9,7 +9,7 @@
 //! let host = WasmHost::new(HostConfig { cache_dir: Some("/var/cache/weir/wasm".into()), ..Default::default() })?;
 //! let bytes = std::fs::read("uppercase.wasm")?;
 //! let module = host.load("uppercase", "1", &bytes)?;        // validate, compile or reuse, pre-link
-//! let labels = InstanceLabels { job: "orders".into(), operator: "op-1".into() };
+//! let labels = InstanceLabels { job: "orders".into(), operator: "op-1".into(), ..Default::default() };
 //! let mut udf = module.instantiate(ModuleLimits::default(), labels)?; // ~µs from the InstancePre
 //! let mut state = KeyedState::new();                      // one per partition; snapshot() it in checkpoints
 //! let input = vec![InputRecord { value: Some("hello".into()), ..Default::default() }];
@@ -86,7 +86,9 @@ pub use codec::{InputRecord, OutputRecord, SourcePosition};
 pub use config::{HostConfig, InstanceLabels, ModuleLimits};
 pub use errors::{FailureReason, WasmError};
 pub use instance::{BatchTime, DeadLetter, InstanceStats, RecordResult, UdfInstance};
-pub use module::{digest_of, LoadedModule, ModuleIdent, ModuleInfo, GUEST_EXPORT, WIT_VERSION};
+pub use module::{
+    digest_of, LoadedModule, ModuleIdent, ModuleInfo, GUEST_EXPORT, HELD_STATE_EXPORT, WIT_VERSION,
+};
 pub use state::{FiredTimer, KeyedState, StateError, TimeDomain};
 
 /// Host bindings generated from the one WIT contract in `udf-sdk/wit`.
@@ -179,6 +181,7 @@ impl WasmHost {
         let hex_digest = digest.strip_prefix("sha256:").unwrap_or(&digest).to_owned();
         let component = h.cache.get_or_compile(&h.engine, &hex_digest, bytes)?;
         module::check_world(&component)?;
+        let held = module::held_exports(&component)?;
         let pre = h
             .linker
             .instantiate_pre(&component)
@@ -219,6 +222,7 @@ impl WasmHost {
             info,
             pre,
             host: self.inner.clone(),
+            held,
         }))
     }
 }

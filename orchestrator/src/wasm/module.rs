@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
+use wasmtime::component::{Component, ComponentExportIndex};
 
 use super::bindings::{exports::weir::udf::guest as wit_guest, UdfPre};
 use super::config::{InstanceLabels, ModuleLimits};
@@ -109,6 +109,38 @@ pub(crate) fn check_world(component: &Component) -> Result<(), WasmError> {
     Ok(())
 }
 
+/// The export of a module that holds its state in its own memory.
+pub const HELD_STATE_EXPORT: &str = "weir:udf/held-state@0.1.0";
+
+/// Where a held-state module's functions are (see `held-state` in the WIT).
+#[derive(Debug, Clone)]
+pub(crate) struct HeldExports {
+    pub(crate) restore: ComponentExportIndex,
+    pub(crate) snapshot: ComponentExportIndex,
+    pub(crate) finish: ComponentExportIndex,
+    pub(crate) stats: ComponentExportIndex,
+}
+
+/// The `held-state` functions of `component`, if it exports that interface.
+pub(crate) fn held_exports(component: &Component) -> Result<Option<HeldExports>, WasmError> {
+    let Some(iface) = component.get_export_index(None, HELD_STATE_EXPORT) else {
+        return Ok(None);
+    };
+    let func = |name: &str| {
+        component
+            .get_export_index(Some(&iface), name)
+            .ok_or_else(|| WasmError::WrongWorld {
+                exports: format!("{HELD_STATE_EXPORT} without `{name}`"),
+            })
+    };
+    Ok(Some(HeldExports {
+        restore: func("restore")?,
+        snapshot: func("snapshot")?,
+        finish: func("finish")?,
+        stats: func("stats")?,
+    }))
+}
+
 /// A module ready to instantiate. Cheap to share: instances of it come from
 /// one `InstancePre`.
 pub struct LoadedModule {
@@ -116,6 +148,8 @@ pub struct LoadedModule {
     pub info: ModuleInfo,
     pub(crate) pre: UdfPre<super::ctx::HostCtx>,
     pub(crate) host: Arc<HostInner>,
+    /// Set when the module holds its state in its own memory.
+    pub(crate) held: Option<HeldExports>,
 }
 
 impl std::fmt::Debug for LoadedModule {
@@ -128,6 +162,18 @@ impl std::fmt::Debug for LoadedModule {
 }
 
 impl LoadedModule {
+    /// Whether the module keeps its state in its own memory (it exports
+    /// `held-state`): the caller then snapshots and restores it per
+    /// partition, and a failed call fails the task instead of a record.
+    pub fn holds_state(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// The largest memory cap an instance of it may have on this host.
+    pub fn max_memory_bytes(&self) -> usize {
+        self.host.cfg.max_memory_bytes
+    }
+
     /// A new instance with its own limits and labels.
     pub fn instantiate(
         self: &Arc<Self>,

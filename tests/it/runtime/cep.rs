@@ -1,4 +1,5 @@
-//! A `cep` operator on the real broker: a fraud rule after a `key_by`, its
+//! A `cep` operator on the real broker, its rule in Weir's stock rule
+//! component (WASM): a fraud rule after a `key_by`, its
 //! matches exactly once across task kills and a rescale 2 → 4 → 1, with
 //! buffered events spanning each of them and partial matches spanning a
 //! kill, timed-out partial matches and late records on their side topics.
@@ -9,7 +10,11 @@ use serde_json::{json, Value};
 use weir::runtime::control::{DeploymentControl, RestoreFrom};
 
 use crate::support::kafka;
-use crate::support::runtime::{assert_exactly_once, read_topic, rig};
+use weir::runtime::NativeModules;
+
+use crate::support::runtime::{
+    assert_exactly_once, cep_component, read_topic, rig_with, test_config,
+};
 
 const USERS: usize = 10;
 const CYCLES: usize = 30;
@@ -90,7 +95,9 @@ fn mid_cycle(c: usize) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cep_matches_are_exactly_once_across_a_kill_and_rescales() {
-    let rig = rig().await;
+    // The rule runs in Weir's stock rule component, in the WASM sandbox.
+    let modules = NativeModules::builtins().with_cep_component(cep_component());
+    let rig = rig_with(modules, test_config(kafka::runtime_brokers())).await;
     let t = |p: &str| kafka::unique_topic(p);
     let (input, output, timeouts, late, dlq) =
         (t("logins"), t("alerts"), t("timeouts"), t("late"), t("dlq"));

@@ -49,7 +49,11 @@ fn flush() -> Vec<(i32, String, String)> {
 async fn cep_partial_matches_survive_a_sigkill_of_serve() {
     let _turn = TURN.lock().await;
     let iso = Isolation::new();
-    let mut serve = Serve::start_with(&iso, serve_opts(&[])).await;
+    // The rule runs in Weir's stock rule component, in the WASM sandbox.
+    let component = crate::support::guests::cep_rule_path();
+    let component = component.to_str().expect("a UTF-8 path");
+    let opts = || serve_opts(&[("WEIR_CEP_COMPONENT", component)]);
+    let mut serve = Serve::start_with(&iso, opts()).await;
     let (input, output, timeouts) = (
         unique_topic("cep-in"),
         unique_topic("cep-out"),
@@ -87,7 +91,7 @@ async fn cep_partial_matches_survive_a_sigkill_of_serve() {
         "the kill came too late to prove anything ({at_kill})"
     );
 
-    let _serve = Serve::start_with(&iso, serve_opts(&[])).await;
+    let _serve = Serve::start_with(&iso, opts()).await;
     kafka::produce(&kafka::producer(&brokers()), &input, &flush()).await;
 
     let outs = read_outputs(&output, matches).await;

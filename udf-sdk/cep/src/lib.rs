@@ -87,6 +87,7 @@
 //! - `keyed`: many keys under one watermark, woken by a timer queue.
 //! - `checkpoint`: per-key state to bytes and back.
 //! - `counters`: per-key counts for metrics.
+//! - `runner`: a checked rule over keyed JSON records, partition by partition, with snapshots.
 
 mod buffer;
 pub mod checkpoint;
@@ -99,6 +100,7 @@ pub mod nfa;
 pub mod output;
 pub mod pattern;
 pub mod rule;
+pub mod runner;
 pub mod skip;
 mod slab;
 mod small_list;

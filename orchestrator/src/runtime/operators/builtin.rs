@@ -20,6 +20,7 @@ pub type NativeFn = Arc<dyn Fn(&Record, &mut KeyedState) -> RecordResult + Send 
 #[derive(Clone, Default)]
 pub struct NativeModules {
     modules: HashMap<String, NativeFn>,
+    cep_component: Option<Arc<crate::wasm::LoadedModule>>,
 }
 
 impl std::fmt::Debug for NativeModules {
@@ -57,6 +58,12 @@ impl NativeModules {
             }
         });
         m
+    }
+
+    /// Runs `cep` operators in this stock rule component instead of natively.
+    pub fn with_cep_component(mut self, module: Arc<crate::wasm::LoadedModule>) -> Self {
+        self.cep_component = Some(module);
+        self
     }
 
     /// Adds or replaces a module.
@@ -168,6 +175,10 @@ impl ModuleResolver for NativeModules {
             kind,
             f: f.clone(),
         }))
+    }
+
+    fn cep_component(&self) -> Option<Arc<crate::wasm::LoadedModule>> {
+        self.cep_component.clone()
     }
 }
 

@@ -23,7 +23,13 @@ fn rec(user: &str, status: &str, ts: i64) -> Record {
 }
 
 fn op(rule: &str, timed_out: bool, late: bool) -> Box<dyn Operator> {
-    CepFactory::new("fraud", rule, 0, timed_out, late)
+    let rule = crate::domain::cep_rule::parse(rule).unwrap();
+    let opts = RunnerOptions {
+        timed_out,
+        late,
+        ..RunnerOptions::default()
+    };
+    CepFactory::new("fraud", rule, opts)
         .unwrap()
         .instantiate()
         .unwrap()
@@ -232,9 +238,13 @@ fn outputs_and_their_positions_do_not_depend_on_batching_or_restores() {
 #[test]
 fn a_corrupt_snapshot_fails_the_task_with_the_key_named() {
     let mut state = PartitionState::default();
-    state
-        .operator("fraud")
-        .put(b"kann".to_vec(), b"WCEP-garbage".to_vec());
+    // A snapshot with no time seen and one key, `ann`, whose state is garbage.
+    let mut snap = b"WCPR\x01\x00".to_vec();
+    snap.extend_from_slice(&3u32.to_le_bytes());
+    snap.extend_from_slice(b"ann");
+    snap.extend_from_slice(&12u32.to_le_bytes());
+    snap.extend_from_slice(b"WCEP-garbage");
+    state.operator("fraud").put(b"p".to_vec(), snap);
     let err = op(FRAUD, false, false)
         .process_batch(&[rec("ann", "failed", 1)], &mut state, ctx())
         .unwrap_err();
