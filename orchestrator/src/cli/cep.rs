@@ -87,7 +87,9 @@ fn run_rule(args: &RunArgs) -> Result<(), CliError> {
     };
     let mut engine = match &args.component {
         Some(path) => Engine::component(path, &source, opts)?,
-        None => Engine::Native(RuleRunner::new(rule, opts).map_err(CliError::Usage)?),
+        None => Engine::Native(Box::new(
+            RuleRunner::new(rule, opts).map_err(CliError::Usage)?,
+        )),
     };
     let mut out = Printer::default();
     for (i, line) in reader.lines().enumerate() {
@@ -159,7 +161,7 @@ impl Printer {
 
 /// The engine a run uses: natively, or in the rule component.
 enum Engine {
-    Native(RuleRunner),
+    Native(Box<RuleRunner>),
     Component {
         instance: Box<UdfInstance>,
         pending: Vec<InputRecord>,

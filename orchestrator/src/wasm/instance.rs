@@ -469,7 +469,7 @@ impl UdfInstance {
                 message: format!("the module does not export {}", super::HELD_STATE_EXPORT),
             });
         };
-        let index = which(held).clone();
+        let index = *which(held);
         self.ensure_live().map_err(|e| FailureReason::Trap {
             message: format!("no instance: {e}"),
         })?;
