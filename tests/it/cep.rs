@@ -265,3 +265,164 @@ fn check_rejects_bad_rules_with_located_problems() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Weir's stock rule component, run directly through the WASM host.
+mod component {
+    use weir::wasm::{
+        BatchTime, Bytes, FailureReason, HostConfig, InputRecord, InstanceLabels, ModuleLimits,
+        RecordResult, SourcePosition, UdfInstance, WasmHost,
+    };
+    use weir_cep::runner::ComponentConfig;
+
+    use super::guests;
+
+    const RULE: &str = "name: ab\nwithin_ms: 1000\nsteps:\n  - name: a\n    where: kind == \"a\"\n  - name: b\n    where: kind == \"b\"\n";
+
+    fn instance(memory_bytes: usize) -> UdfInstance {
+        let host = WasmHost::new(HostConfig::default()).unwrap();
+        let bytes = std::fs::read(guests::cep_rule_path()).unwrap();
+        let module = host.load("weir-cep-rule", "test", &bytes).unwrap();
+        assert!(module.holds_state());
+        let (rule, _) = weir::domain::cep_rule::parse_with_source(RULE).unwrap();
+        let config = ComponentConfig {
+            rule,
+            out_of_orderness_ms: 0,
+            timed_out: true,
+            late: true,
+            json_keys: false,
+            timed_out_tag: "op:timed_out".into(),
+            late_tag: "op:late".into(),
+        };
+        let labels = InstanceLabels {
+            job: "test".into(),
+            operator: "op".into(),
+            config: serde_json::to_string(&config).unwrap(),
+        };
+        let limits = ModuleLimits {
+            memory_bytes,
+            ..ModuleLimits::default()
+        };
+        module.instantiate(limits, labels).unwrap()
+    }
+
+    fn rec(key: Option<&str>, value: &str, ts: i64) -> InputRecord {
+        InputRecord {
+            key: key.map(|k| Bytes::from(k.to_owned())),
+            value: Some(Bytes::from(value.to_owned())),
+            timestamp: ts,
+            headers: Vec::new(),
+            source: SourcePosition::default(),
+        }
+    }
+
+    fn ev(key: &str, kind: &str, ts: i64) -> InputRecord {
+        rec(Some(key), &format!(r#"{{"kind":"{kind}"}}"#), ts)
+    }
+
+    #[test]
+    fn bad_records_are_dead_lettered_alone_and_matches_carry_their_own_key() {
+        let mut udf = instance(64 << 20);
+        udf.restore_held(0, &[]).unwrap();
+        let batch = [
+            ev("k", "a", 10),
+            rec(None, r#"{"kind":"b"}"#, 11),
+            rec(Some("k"), "not json", 12),
+            ev("k", "b", 13),
+            ev("j", "x", 20),
+        ];
+        let results = udf.process_held(&batch, BatchTime::now()).unwrap();
+        assert_eq!(results.len(), 5);
+        let dead = |i: usize| match &results[i] {
+            RecordResult::DeadLetter(d) => d.reason.to_string(),
+            other => panic!("{i}: {other:?}"),
+        };
+        assert!(dead(1).contains("no key"), "{}", dead(1));
+        assert!(dead(2).contains("not JSON"), "{}", dead(2));
+        // j's record moves the watermark past k's `b`: k's match comes out
+        // with it, keyed by k.
+        let RecordResult::Outputs(outs) = &results[4] else {
+            panic!("{:?}", results[4]);
+        };
+        assert_eq!(outs.len(), 1);
+        assert_eq!(outs[0].key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(outs[0].timestamp, 13);
+        let m: serde_json::Value =
+            serde_json::from_slice(outs[0].value.as_deref().unwrap()).unwrap();
+        assert_eq!(m["steps"]["a"], serde_json::json!([{"kind": "a"}]));
+        assert!(outs[0].headers.is_empty(), "a match is no side output");
+        assert_eq!(udf.held_stats().unwrap()[0], 1, "one match counted");
+    }
+
+    #[test]
+    fn a_snapshot_moves_partial_matches_to_a_new_instance() {
+        let in_3 = |mut r: InputRecord| {
+            r.source.partition = 3;
+            r
+        };
+        let mut first = instance(64 << 20);
+        first.restore_held(3, &[]).unwrap();
+        first
+            .process_held(
+                &[in_3(ev("k", "a", 10)), in_3(ev("k", "x", 11))],
+                BatchTime::now(),
+            )
+            .unwrap();
+        let snapshot = first.snapshot_held(3).unwrap();
+        drop(first);
+        let mut second = instance(64 << 20);
+        second.restore_held(3, &snapshot).unwrap();
+        let batch = [in_3(ev("k", "b", 12)), in_3(ev("k", "x", 2_000))];
+        let results = second.process_held(&batch, BatchTime::now()).unwrap();
+        let RecordResult::Outputs(outs) = &results[1] else {
+            panic!("{:?}", results[1]);
+        };
+        assert_eq!(
+            outs.len(),
+            1,
+            "the match opened before the snapshot completes after it"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_snapshot_is_refused_with_the_key_named() {
+        let mut udf = instance(64 << 20);
+        let mut snap = b"WCPR\x01\x00".to_vec();
+        snap.extend_from_slice(&3u32.to_le_bytes());
+        snap.extend_from_slice(b"ann");
+        snap.extend_from_slice(&7u32.to_le_bytes());
+        snap.extend_from_slice(b"garbage");
+        let err = udf.restore_held(0, &snap).unwrap_err();
+        assert_eq!(err.code(), "protocol");
+        assert!(err.to_string().contains("key `ann`"), "{err}");
+        assert!(
+            udf.restore_held(0, b"WCPR\x09").is_err(),
+            "an unknown version"
+        );
+    }
+
+    #[test]
+    fn partial_matches_past_the_memory_cap_fail_the_call_not_a_record() {
+        let mut udf = instance(4 << 20);
+        udf.restore_held(0, &[]).unwrap();
+        // Every key opens a partial match that stays open (no `b`, window
+        // not closed): the instance's memory grows with them.
+        let mut failure = None;
+        'feed: for round in 0..200 {
+            let batch: Vec<InputRecord> = (0..1024)
+                .map(|i| ev(&format!("key-{round}-{i}"), "a", 10_000 + round))
+                .collect();
+            if let Err(e) = udf.process_held(&batch, BatchTime::now()) {
+                failure = Some(e);
+                break 'feed;
+            }
+        }
+        let failure = failure.expect("4 MiB cannot hold 200k open partial matches");
+        assert!(
+            matches!(failure, FailureReason::MemoryExceeded { .. }),
+            "{failure}"
+        );
+        // The instance, and what it held, is gone: a new one starts empty.
+        udf.restore_held(0, &[]).unwrap();
+        assert_eq!(udf.held_stats().unwrap()[4], 0, "no partial match survives");
+    }
+}
