@@ -332,23 +332,21 @@ fn drain(
     }
     let kv = key_value(key, opts.json_keys);
     for m in out.matches.drain(..) {
-        let mut v = rule.match_record(&kv, &m, |_| None);
-        set_times(&mut v, m.first_time, m.last_time);
+        let time = m.last_time;
         emit(RunnerOutput {
             key: key.to_vec(),
             kind: OutputKind::Match,
-            value: v,
-            time: m.last_time,
+            value: rule.into_match_record(kv.clone(), m),
+            time,
         });
     }
     for t in out.timeouts.drain(..) {
-        let mut v = rule.timeout_record(&kv, &t, |_| None);
-        set_times(&mut v, t.first_time, t.last_time);
+        let time = t.timeout_at;
         emit(RunnerOutput {
             key: key.to_vec(),
             kind: OutputKind::TimedOut,
-            value: v,
-            time: t.timeout_at,
+            value: rule.into_timeout_record(kv.clone(), t),
+            time,
         });
     }
     for l in out.late.drain(..) {
@@ -375,13 +373,6 @@ fn key_value(key: &[u8], json: bool) -> Value {
         }
     }
     Value::String(String::from_utf8_lossy(key).into_owned())
-}
-
-fn set_times(v: &mut Value, first: i64, last: i64) {
-    if let Some(o) = v.as_object_mut() {
-        o.insert("first_event_time".into(), first.into());
-        o.insert("last_event_time".into(), last.into());
-    }
 }
 
 fn put_len(out: &mut Vec<u8>, n: usize) {
