@@ -39,7 +39,7 @@ pub fn side_tag(operator: &str, side: &str) -> String {
 
 /// The keyed-state entry holding the partition's snapshot (see
 /// [`weir_cep::runner::RuleRunner::snapshot`]).
-pub(crate) const SNAPSHOT_ENTRY: &[u8] = b"p";
+const SNAPSHOT_ENTRY: &[u8] = b"p";
 
 /// Counts and sizes of one CEP operator instance, over the partitions it holds.
 pub type CepStats = RunnerStats;
@@ -137,9 +137,26 @@ pub(crate) fn stat_list(s: CepStats) -> Vec<(&'static str, u64)> {
     ]
 }
 
+/// The operator's snapshot of a partition as the last checkpoint left it
+/// (empty: none).
+pub(crate) fn saved_snapshot(state: &mut PartitionState, operator: &str) -> Vec<u8> {
+    state
+        .operator(operator)
+        .get(SNAPSHOT_ENTRY)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
+}
+
+/// Makes `snapshot` the operator's whole state in the partition.
+pub(crate) fn save_snapshot(state: &mut PartitionState, operator: &str, snapshot: Vec<u8>) {
+    let mut fresh = KeyedState::default();
+    fresh.put(SNAPSHOT_ENTRY.to_vec(), snapshot);
+    *state.operator(operator) = fresh;
+}
+
 /// Why a record cannot be matched, if it cannot: it has no key, or its
 /// value is not JSON.
-pub(crate) fn parse_input(r: &Record) -> Result<(&Bytes, Value), String> {
+fn parse_input(r: &Record) -> Result<(&Bytes, Value), String> {
     let Some(key) = &r.key else {
         return Err("record has no key: a cep operator needs a key_by before it".into());
     };
@@ -155,11 +172,7 @@ impl Operator for CepOperator {
         ctx: BatchContext,
     ) -> Result<Vec<RecordResult>, OperatorError> {
         if !self.runner.holds(ctx.partition) {
-            let snapshot = state
-                .operator(&self.id)
-                .get(SNAPSHOT_ENTRY)
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default();
+            let snapshot = saved_snapshot(state, &self.id);
             if let Err(e) = self.runner.restore(ctx.partition, &snapshot) {
                 return Err(self.error(format!(
                     "state snapshot of partition {}: {e}",
@@ -212,9 +225,7 @@ impl Operator for CepOperator {
         if !self.runner.holds(partition) {
             return Ok(());
         }
-        let mut fresh = KeyedState::default();
-        fresh.put(SNAPSHOT_ENTRY.to_vec(), self.runner.snapshot(partition));
-        *state.operator(&self.id) = fresh;
+        save_snapshot(state, &self.id, self.runner.snapshot(partition));
         Ok(())
     }
 }

@@ -21,8 +21,8 @@ use super::super::operator::{
     BatchContext, Operator, OperatorError, OperatorFactory, RecordResult,
 };
 use super::super::record::Record;
-use super::super::state::{KeyedState, PartitionState};
-use super::cep::{side_tag, stat_list, SIDE_LATE, SIDE_TIMED_OUT, SNAPSHOT_ENTRY};
+use super::super::state::PartitionState;
+use super::cep::{save_snapshot, saved_snapshot, side_tag, stat_list, SIDE_LATE, SIDE_TIMED_OUT};
 use crate::registry::resolver::to_result;
 use crate::telemetry::names;
 use crate::wasm::{
@@ -141,11 +141,7 @@ impl Operator for CepComponentOperator {
         ctx: BatchContext,
     ) -> Result<Vec<RecordResult>, OperatorError> {
         if !self.held.contains(&ctx.partition) {
-            let snapshot = state
-                .operator(&self.id)
-                .get(SNAPSHOT_ENTRY)
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default();
+            let snapshot = saved_snapshot(state, &self.id);
             if let Err(reason) = self.instance.restore_held(ctx.partition, &snapshot) {
                 let what = format!("state snapshot of partition {}", ctx.partition);
                 return Err(self.failed(&what, reason));
@@ -209,9 +205,7 @@ impl Operator for CepComponentOperator {
                 return Err(self.failed(&what, reason));
             }
         };
-        let mut fresh = KeyedState::default();
-        fresh.put(SNAPSHOT_ENTRY.to_vec(), snapshot);
-        *state.operator(&self.id) = fresh;
+        save_snapshot(state, &self.id, snapshot);
         Ok(())
     }
 }
