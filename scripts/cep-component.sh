@@ -8,5 +8,5 @@ export PATH="$HOME/.cargo/bin:$PATH"
 rustup target add wasm32-wasip2 >/dev/null 2>&1 \
   || { echo "[cep-component] ERROR: cannot add the wasm32-wasip2 target" >&2; exit 1; }
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}/udf-guests"
-CARGO_TARGET_DIR="$TARGET" cargo build -q --target wasm32-wasip2 --profile udf -p weir-cep-rule >&2
-echo "$TARGET/wasm32-wasip2/udf/weir_cep_rule.wasm"
+CARGO_TARGET_DIR="$TARGET" cargo build -q --target wasm32-wasip2 --profile udf -p weir-cep-rule --example weir_cep_rule >&2
+echo "$TARGET/wasm32-wasip2/udf/examples/weir_cep_rule.wasm"

@@ -66,7 +66,6 @@ fn build() -> Result<(), String> {
             "weir-udf-sdk",
             "-p",
             "weir-cep-rule",
-            "--lib",
             "--examples",
         ])
         .output()
@@ -83,7 +82,7 @@ fn build() -> Result<(), String> {
 /// Where Weir's stock CEP rule component is (built with the examples).
 pub fn cep_rule_path() -> PathBuf {
     built();
-    target_dir().join("wasm32-wasip2/udf/weir_cep_rule.wasm")
+    path("weir_cep_rule")
 }
 
 fn built() {

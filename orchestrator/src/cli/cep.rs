@@ -177,7 +177,7 @@ impl Engine {
         let host = super::wiring::wasm_host()?;
         let module = super::wiring::load_cep_component(&host, path)?;
         let config = weir_cep::runner::ComponentConfig {
-            rule: rule.clone(),
+            rule: Some(rule.clone()),
             out_of_orderness_ms: opts.out_of_orderness_ms,
             timed_out: opts.timed_out,
             late: opts.late,

@@ -74,7 +74,10 @@ impl Default for RunnerOptions {
 /// how to run it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ComponentConfig {
-    pub rule: crate::rule::Rule,
+    /// The declarative rule; absent for a component that brings its own
+    /// pattern (a Rust rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<crate::rule::Rule>,
     pub out_of_orderness_ms: i64,
     pub timed_out: bool,
     pub late: bool,
@@ -145,9 +148,68 @@ struct Partition {
     max_seen: Option<i64>,
 }
 
+/// What a runner matches: a declarative rule (its match records may carry
+/// `emit`), or a pattern built with the Rust API, under a name.
+enum Shape {
+    Rule(CheckedRule),
+    Pattern { name: String },
+}
+
+impl Shape {
+    fn name(&self) -> &str {
+        match self {
+            Shape::Rule(r) => &r.name,
+            Shape::Pattern { name } => name,
+        }
+    }
+
+    fn match_record(&self, key: Value, m: crate::output::Match<Value>) -> Value {
+        match self {
+            Shape::Rule(r) => r.into_match_record(key, m),
+            Shape::Pattern { name } => {
+                let mut o = record_head(name, key, m.steps);
+                o.insert("first_event_time".into(), m.first_time.into());
+                o.insert("last_event_time".into(), m.last_time.into());
+                Value::Object(o)
+            }
+        }
+    }
+
+    fn timeout_record(&self, key: Value, t: crate::output::TimedOut<Value>) -> Value {
+        match self {
+            Shape::Rule(r) => r.into_timeout_record(key, t),
+            Shape::Pattern { name } => {
+                let mut o = record_head(name, key, t.steps);
+                o.insert("timed_out".into(), Value::Bool(true));
+                o.insert("first_event_time".into(), t.first_time.into());
+                o.insert("last_event_time".into(), t.last_time.into());
+                o.insert("timeout_at".into(), t.timeout_at.into());
+                Value::Object(o)
+            }
+        }
+    }
+}
+
+/// `{rule, key, steps}` of a match record, the events moved in.
+fn record_head(
+    name: &str,
+    key: Value,
+    steps: Vec<(std::sync::Arc<str>, Vec<Value>)>,
+) -> serde_json::Map<String, Value> {
+    let by_step = steps
+        .into_iter()
+        .map(|(step, events)| (step.to_string(), Value::Array(events)))
+        .collect();
+    let mut o = serde_json::Map::new();
+    o.insert("rule".into(), Value::String(name.to_owned()));
+    o.insert("key".into(), key);
+    o.insert("steps".into(), Value::Object(by_step));
+    o
+}
+
 /// A rule matched over the partitions of one operator instance.
 pub struct RuleRunner {
-    rule: CheckedRule,
+    shape: Shape,
     nfa: Nfa<Value>,
     opts: RunnerOptions,
     parts: HashMap<i32, Partition>,
@@ -165,7 +227,7 @@ impl RuleRunner {
             .map_err(|p| p.to_string())?
             .with_timeout_output(opts.timed_out);
         Ok(Self {
-            rule,
+            shape: Shape::Rule(rule),
             nfa,
             opts,
             parts: HashMap::new(),
@@ -173,8 +235,31 @@ impl RuleRunner {
         })
     }
 
-    pub fn rule(&self) -> &CheckedRule {
-        &self.rule
+    /// A runner for a pattern built with the Rust API, its match records
+    /// named `name` (the same records as a rule's, without `emit`).
+    pub fn from_pattern(
+        name: &str,
+        pattern: crate::pattern::Pattern<Value>,
+        opts: RunnerOptions,
+    ) -> Result<Self, String> {
+        let nfa = pattern
+            .compile()
+            .map_err(|e| e.to_string())?
+            .with_timeout_output(opts.timed_out);
+        Ok(Self {
+            shape: Shape::Pattern {
+                name: name.to_owned(),
+            },
+            nfa,
+            opts,
+            parts: HashMap::new(),
+            out: Outputs::new(),
+        })
+    }
+
+    /// The rule's name, as match records carry it.
+    pub fn name(&self) -> &str {
+        self.shape.name()
     }
 
     /// Whether `partition` is held (restored or fed) by this runner.
@@ -197,16 +282,16 @@ impl RuleRunner {
             max_seen: None,
         });
         part.keys.push(key.into(), event, time, &mut self.out);
-        drain(&self.rule, self.opts, key, &mut self.out, emit);
+        drain(&self.shape, self.opts, key, &mut self.out, emit);
         let max = part.max_seen.map_or(time, |m| m.max(time));
         part.max_seen = Some(max);
         let watermark = max
             .saturating_sub(self.opts.out_of_orderness_ms)
             .saturating_sub(1);
-        let (rule, opts) = (&self.rule, self.opts);
+        let (shape, opts) = (&self.shape, self.opts);
         part.keys
             .advance_watermark_with(&self.nfa, watermark, &mut self.out, |k, out| {
-                drain(rule, opts, k, out, emit)
+                drain(shape, opts, k, out, emit)
             });
     }
 
@@ -217,10 +302,10 @@ impl RuleRunner {
             return;
         };
         let Some(max) = part.max_seen else { return };
-        let (rule, opts) = (&self.rule, self.opts);
+        let (shape, opts) = (&self.shape, self.opts);
         part.keys
             .advance_watermark_with(&self.nfa, max, &mut self.out, |k, out| {
-                drain(rule, opts, k, out, emit)
+                drain(shape, opts, k, out, emit)
             });
     }
 
@@ -321,7 +406,7 @@ impl RuleRunner {
 
 /// Moves everything `out` holds for `key` to `emit`, as records.
 fn drain(
-    rule: &CheckedRule,
+    shape: &Shape,
     opts: RunnerOptions,
     key: &[u8],
     out: &mut Outputs<Value>,
@@ -336,7 +421,7 @@ fn drain(
         emit(RunnerOutput {
             key: key.to_vec(),
             kind: OutputKind::Match,
-            value: rule.into_match_record(kv.clone(), m),
+            value: shape.match_record(kv.clone(), m),
             time,
         });
     }
@@ -345,14 +430,14 @@ fn drain(
         emit(RunnerOutput {
             key: key.to_vec(),
             kind: OutputKind::TimedOut,
-            value: rule.into_timeout_record(kv.clone(), t),
+            value: shape.timeout_record(kv.clone(), t),
             time,
         });
     }
     for l in out.late.drain(..) {
         if opts.late {
             let v = serde_json::json!({
-                "rule": rule.name, "late": true, "key": kv,
+                "rule": shape.name(), "late": true, "key": kv,
                 "event": l.event, "event_time": l.timestamp,
             });
             emit(RunnerOutput {
@@ -478,6 +563,30 @@ mod tests {
         // The watermark came back too: a record behind it is late.
         let late = feed(&mut again, 3, &[("q", "a", 1)]);
         assert_eq!(late[0].kind, OutputKind::Late);
+    }
+
+    #[test]
+    fn a_rust_pattern_gives_the_rule_s_records() {
+        let pattern = crate::pattern::Pattern::begin("a")
+            .where_(|e: &Value, _| e["kind"] == "a")
+            .followed_by("b")
+            .where_(|e: &Value, _| e["kind"] == "b")
+            .within(
+                std::time::Duration::from_millis(100),
+                crate::WithinType::FirstAndLast,
+            );
+        let mut from_api =
+            RuleRunner::from_pattern("abc", pattern, RunnerOptions::default()).unwrap();
+        let mut from_rule = RuleRunner::new(rule(), RunnerOptions::default()).unwrap();
+        let evs = [
+            ("k", "a", 10),
+            ("k", "b", 20),
+            ("j", "a", 30),
+            ("k", "x", 200),
+            ("k", "a", 5),
+        ];
+        assert_eq!(feed(&mut from_api, 0, &evs), feed(&mut from_rule, 0, &evs));
+        assert_eq!(from_api.name(), "abc");
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl CepComponentFactory {
             ));
         }
         let config = ComponentConfig {
-            rule: rule.clone(),
+            rule: Some(rule.clone()),
             out_of_orderness_ms: opts.out_of_orderness_ms,
             timed_out: opts.timed_out,
             late: opts.late,
