@@ -103,6 +103,35 @@ impl<S: EventStore> ModuleResolver for RegistryResolver<S> {
         module: &str,
         kind: UdfKind,
     ) -> Result<Arc<dyn OperatorFactory>, ResolveError> {
+        let loaded = self.load(tenant, module, kind)?;
+        Ok(Arc::new(WasmFactory::for_operator(loaded, spec, module)))
+    }
+
+    fn rule_module(&self, tenant: &str, module: &str) -> Result<Arc<LoadedModule>, ResolveError> {
+        let loaded = self.load(tenant, module, UdfKind::Process)?;
+        if !loaded.holds_state() {
+            return Err(ResolveError {
+                module: module.to_owned(),
+                reason: format!(
+                    "not a CEP rule component: it does not export {}",
+                    crate::wasm::HELD_STATE_EXPORT
+                ),
+                retryable: false,
+            });
+        }
+        Ok(loaded)
+    }
+}
+
+impl<S: EventStore> RegistryResolver<S> {
+    /// `module` (`name@version`) of `tenant`, fetched and loaded once; its
+    /// declared kind must be `kind`.
+    fn load(
+        &self,
+        tenant: &str,
+        module: &str,
+        kind: UdfKind,
+    ) -> Result<Arc<LoadedModule>, ResolveError> {
         let err = |reason: String, retryable: bool| ResolveError {
             module: module.to_owned(),
             reason,
@@ -142,7 +171,7 @@ impl<S: EventStore> ModuleResolver for RegistryResolver<S> {
                 m
             }
         };
-        Ok(Arc::new(WasmFactory::for_operator(loaded, spec, module)))
+        Ok(loaded)
     }
 }
 

@@ -121,4 +121,19 @@ pub trait ModuleResolver: Send + Sync + 'static {
     fn cep_component(&self) -> Option<Arc<crate::wasm::LoadedModule>> {
         None
     }
+
+    /// A rule component (`name@version`) from `tenant`'s registry, for a
+    /// `cep` operator whose rule is written in Rust.
+    fn rule_module(
+        &self,
+        tenant: &str,
+        module: &str,
+    ) -> Result<Arc<crate::wasm::LoadedModule>, ResolveError> {
+        let _ = tenant;
+        Err(ResolveError {
+            module: module.to_owned(),
+            reason: "this runtime has no module registry for rule components".into(),
+            retryable: false,
+        })
+    }
 }

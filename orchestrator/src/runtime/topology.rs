@@ -17,7 +17,7 @@ const CEP_MEMORY_BYTES: usize = 256 << 20;
 use super::record::{DeadLetter, Output, Record, SourcePos, SourceRecord};
 use super::state::PartitionState;
 use crate::domain::job::spec::{
-    Format, JobSpec, OperatorSpec, SinkSpec, SourceSpec, StartPosition,
+    rule_module, Format, JobSpec, OperatorSpec, SinkSpec, SourceSpec, StartPosition,
 };
 
 /// A source partition.
@@ -224,8 +224,6 @@ impl Chain {
                         reason,
                         retryable: false,
                     };
-                    let (source, checked) =
-                        cep_rule::parse_with_source(rule).map_err(|e| chain_err(e.to_string()))?;
                     let out_of_order = spec
                         .sources
                         .iter()
@@ -238,15 +236,33 @@ impl Chain {
                         late: late_topic.is_some(),
                         json_keys: false,
                     };
-                    let f: Arc<dyn OperatorFactory> = match resolver.cep_component() {
-                        Some(module) => {
-                            let memory = module.max_memory_bytes().min(CEP_MEMORY_BYTES);
-                            Arc::new(
-                                CepComponentFactory::new(id, &source, opts, module, memory)
-                                    .map_err(chain_err)?,
-                            )
+                    let component = |module: Arc<crate::wasm::LoadedModule>, rule, name: &str| {
+                        let memory = module.max_memory_bytes().min(CEP_MEMORY_BYTES);
+                        CepComponentFactory::new(id, rule, name, opts, module, memory)
+                            .map(|f| Arc::new(f) as Arc<dyn OperatorFactory>)
+                            .map_err(chain_err)
+                    };
+                    let f: Arc<dyn OperatorFactory> = if rule_module(rule).is_some() {
+                        // A rule written in Rust, uploaded as a component.
+                        let module =
+                            resolver
+                                .rule_module(tenant, rule.trim())
+                                .map_err(|e| ChainError {
+                                    index,
+                                    id: id.clone(),
+                                    reason: e.to_string(),
+                                    retryable: e.retryable,
+                                })?;
+                        component(module, None, rule.trim())?
+                    } else {
+                        let (source, checked) = cep_rule::parse_with_source(rule)
+                            .map_err(|e| chain_err(e.to_string()))?;
+                        match resolver.cep_component() {
+                            Some(module) => component(module, Some(&source), &checked.name)?,
+                            None => {
+                                Arc::new(CepFactory::new(id, checked, opts).map_err(chain_err)?)
+                            }
                         }
-                        None => Arc::new(CepFactory::new(id, checked, opts).map_err(chain_err)?),
                     };
                     (id.clone(), f)
                 }

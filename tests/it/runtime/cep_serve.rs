@@ -129,3 +129,93 @@ async fn cep_partial_matches_survive_a_sigkill_of_serve() {
     assert_eq!(per.len(), incomplete);
     assert!(per.values().all(|n| *n == 2), "{per:?}");
 }
+
+/// A rule written with the Rust pattern API (`abc_rule`: `a`, then `b`,
+/// then `c` within 60 s), uploaded like a UDF and named `abc@1.0.0` by the
+/// job's `cep` operator, finds every user's match once; a module that is
+/// not a rule component fails the job with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_rule_uploaded_as_a_module_runs_in_a_job() {
+    let _turn = TURN.lock().await;
+    let iso = Isolation::new();
+    let serve = Serve::start_with(&iso, serve_opts(&[])).await;
+    crate::support::upload_udf(&serve, "abc_rule", "abc");
+    crate::support::upload_udf(&serve, "running_count", "count");
+    let (input, output) = (unique_topic("rust-rule-in"), unique_topic("rust-rule-out"));
+    create_topic(&brokers(), &input, 1).await;
+    create_topic(&brokers(), &output, 2).await;
+
+    // Each user: a, b, c 200 ms apart (one match), then an unrelated `x`;
+    // far later records on many keys move every partition's watermark.
+    let users = 12;
+    let mut events = Vec::new();
+    for (j, kind) in ["a", "b", "c", "x"].iter().enumerate() {
+        for u in 0..users {
+            let ts = base() + (j * 200) as i64;
+            let v = json!({"user": format!("u{u}"), "kind": kind, "ts": ts});
+            events.push((0, format!("u{u}"), v.to_string()));
+        }
+    }
+    for k in 0..64 {
+        let v = json!({"user": format!("flush{k}"), "kind": "x", "ts": base() + 600_000});
+        events.push((0, format!("flush{k}"), v.to_string()));
+    }
+    kafka::produce(&kafka::producer(&brokers()), &input, &events).await;
+
+    let spec = |rule: &str| {
+        json!({
+            "sources": [{"topic": input, "event_time_field": "ts", "max_out_of_orderness": "1s"}],
+            "operators": [
+                {"type": "key_by", "id": "by-user", "field": "user"},
+                {"type": "cep", "id": "abc", "rule": rule}
+            ],
+            "sinks": [{"type": "kafka", "topic": output}],
+            "parallelism": 1,
+            "checkpoint": {"interval_ms": 300}
+        })
+    };
+    deploy_spec(&serve, "rust-rule", spec("abc@1.0.0")).await;
+    let outs = read_outputs(&output, users).await;
+    assert_exactly_once(&outs, users);
+    let mut seen = BTreeSet::new();
+    for r in &outs {
+        let m: Value = serde_json::from_str(&r.value).unwrap();
+        assert_eq!(m["rule"], "abc", "{m}");
+        for step in ["a", "b", "c"] {
+            assert_eq!(m["steps"][step][0]["kind"], step, "{m}");
+        }
+        assert_eq!(r.key.as_deref(), m["key"].as_str(), "keyed by its key");
+        assert!(seen.insert(m["key"].as_str().unwrap().to_owned()), "{m}");
+    }
+    assert_eq!(seen.len(), users);
+
+    // A `process` UDF that is not a rule component, named as a rule, is
+    // refused when the deployment starts, and the job says why.
+    let nc = crate::support::nats(crate::support::NATS_URL).await;
+    let created = crate::support::send(
+        &nc,
+        &iso,
+        "acme",
+        "job.create",
+        "not-a-rule",
+        json!({ "spec": spec("count@1.0.0") }),
+    )
+    .await;
+    assert!(created.is_accepted(), "{created:?}");
+    let deployed =
+        crate::support::send(&nc, &iso, "acme", "job.deploy", "not-a-rule", json!({})).await;
+    assert!(deployed.is_accepted(), "{deployed:?}");
+    let failed = crate::support::eventually(
+        std::time::Duration::from_secs(90),
+        "the deploy fails",
+        || async {
+            let (_, j) = serve.get_json("/v1/tenants/acme/jobs/not-a-rule").await;
+            (j["phase"] == "failed").then_some(j)
+        },
+    )
+    .await;
+    assert!(
+        failed.to_string().contains("not a CEP rule component"),
+        "{failed}"
+    );
+}

@@ -154,8 +154,10 @@ pub enum OperatorSpec {
     Cep {
         /// Stable operator id; the partial matches are keyed by it.
         id: String,
-        /// The rule document, as YAML text (the content of a rule file).
-        /// `weir job create` inlines a rule given as a file path.
+        /// The rule document, as YAML text (the content of a rule file);
+        /// `weir job create` inlines a rule given as a file path. Or a rule
+        /// component from the module registry, `name@version` (a rule
+        /// written with the Rust pattern API, uploaded like a UDF).
         rule: String,
         /// Kafka topic for partial matches that time out (`within_ms`);
         /// without it they are dropped and counted.
@@ -587,6 +589,10 @@ fn cep_problems(i: usize, rule: &str, before: &[OperatorSpec]) -> Vec<Problem> {
             "a cep operator matches per key: put a `key_by` before it",
         ));
     }
+    if rule_module(rule).is_some() {
+        // A rule component from the registry: compile fetches and checks it.
+        return out;
+    }
     if let Some(path) = rule_path(rule) {
         out.push(Problem::new(
             field,
@@ -616,6 +622,17 @@ type ReadRule<'a> = dyn FnMut(&str) -> Result<String, String> + 'a;
 
 /// The file a `rule` names, if it is a path (one line ending in `.yaml` or
 /// `.yml`) rather than the rule's text.
+/// The rule component a `rule` names, if it is `name@version` (one word)
+/// rather than the rule's text: a rule written with the Rust pattern API
+/// and uploaded like a UDF.
+pub fn rule_module(rule: &str) -> Option<(&str, &str)> {
+    let t = rule.trim();
+    if t.contains(char::is_whitespace) || rule_path(t).is_some() {
+        return None;
+    }
+    parse_module_ref(t)
+}
+
 fn rule_path(rule: &str) -> Option<&str> {
     let t = rule.trim();
     (!t.contains('\n') && (t.ends_with(".yaml") || t.ends_with(".yml"))).then_some(t)
@@ -893,6 +910,27 @@ operators:
           where: status == "ok"
 sinks: [{ type: kafka, topic: alerts }]
 "#;
+
+    #[test]
+    fn a_rule_is_a_module_only_when_it_is_one_name_at_version_word() {
+        assert_eq!(rule_module("abc@1.0.0"), Some(("abc", "1.0.0")));
+        assert_eq!(rule_module("  fraud@2\n"), Some(("fraud", "2")));
+        for text in [
+            "rules/fraud.yaml",
+            "a@b.yaml",
+            "name: x@y",
+            "name: r\nsteps: []",
+            "@1",
+            "abc@",
+        ] {
+            assert_eq!(rule_module(text), None, "{text}");
+        }
+        let spec = "sources: [{ topic: t }]\noperators:\n  - { type: key_by, id: k, field: user }\n  - { type: cep, id: c, rule: abc@1.0.0 }\nsinks: [{ type: kafka, topic: o }]\n";
+        assert!(
+            JobSpec::parse(spec).is_ok(),
+            "a rule module passes the spec check"
+        );
+    }
 
     #[test]
     fn a_cep_operator_checks_its_rule_and_its_key_by() {

@@ -41,11 +41,14 @@ pub struct CepComponentFactory {
 }
 
 impl CepComponentFactory {
-    /// `rule` is checked already (the topology parsed it); `module` is the
-    /// loaded stock component; `memory_bytes` its memory cap.
+    /// `rule` is the declarative rule the stock component runs (checked
+    /// already), or `None` for a rule component that brings its own
+    /// pattern; `name` names the rule in labels; `module` is the loaded
+    /// component; `memory_bytes` its memory cap.
     pub fn new(
         id: &str,
-        rule: &Rule,
+        rule: Option<&Rule>,
+        name: &str,
         opts: RunnerOptions,
         module: Arc<LoadedModule>,
         memory_bytes: usize,
@@ -59,7 +62,7 @@ impl CepComponentFactory {
             ));
         }
         let config = ComponentConfig {
-            rule: Some(rule.clone()),
+            rule: rule.cloned(),
             out_of_orderness_ms: opts.out_of_orderness_ms,
             timed_out: opts.timed_out,
             late: opts.late,
@@ -70,10 +73,7 @@ impl CepComponentFactory {
         let config = serde_json::to_string(&config).map_err(|e| format!("rule config: {e}"))?;
         Ok(Self {
             id: id.to_owned(),
-            label: format!(
-                "cep:{}@{}:{}",
-                module.ident.name, module.ident.version, rule.name
-            ),
+            label: format!("cep:{}@{}:{name}", module.ident.name, module.ident.version),
             module,
             limits: ModuleLimits {
                 memory_bytes,

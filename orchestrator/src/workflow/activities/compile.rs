@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::job::job_state;
 use super::{input, Activities, ActivityCtx, ActivityError};
-use crate::domain::job::spec::{parse_module_ref, OperatorSpec};
+use crate::domain::job::spec::{parse_module_ref, rule_module, OperatorSpec};
 use crate::domain::job::JobSpec;
 use crate::domain::module::UdfKind;
 use crate::domain::tenant::TenantState;
@@ -62,21 +62,34 @@ pub async fn fetch_modules<S: EventStore, C: DeploymentControl>(
     let spec = spec_of(a, ctx, &i.job, i.version).await?;
     let mut out = Vec::new();
     for op in &spec.operators {
-        if let OperatorSpec::Udf {
-            id, module, kind, ..
-        } = op
-        {
-            let (name, version) = parse_module_ref(module).ok_or_else(|| {
-                ActivityError::invalid(format!(
-                    "operator `{id}`: module `{module}` is not name@version"
-                ))
-            })?;
-            let m = a.modules.fetch(&ctx.tenant, name, version).await?;
-            out.push(OperatorModule {
-                operator: id.clone(),
-                kind: *kind,
-                module: m,
-            });
+        match op {
+            OperatorSpec::Udf {
+                id, module, kind, ..
+            } => {
+                let (name, version) = parse_module_ref(module).ok_or_else(|| {
+                    ActivityError::invalid(format!(
+                        "operator `{id}`: module `{module}` is not name@version"
+                    ))
+                })?;
+                let m = a.modules.fetch(&ctx.tenant, name, version).await?;
+                out.push(OperatorModule {
+                    operator: id.clone(),
+                    kind: *kind,
+                    module: m,
+                });
+            }
+            OperatorSpec::Cep { id, rule, .. } => {
+                // A rule component is a `process` module.
+                if let Some((name, version)) = rule_module(rule) {
+                    let m = a.modules.fetch(&ctx.tenant, name, version).await?;
+                    out.push(OperatorModule {
+                        operator: id.clone(),
+                        kind: UdfKind::Process,
+                        module: m,
+                    });
+                }
+            }
+            OperatorSpec::KeyBy { .. } => {}
         }
     }
     Ok(json!({"modules": out}))
@@ -215,6 +228,23 @@ pub fn plan(
                 (id, "udf", Some(*m))
             }
             OperatorSpec::KeyBy { id, .. } => (id, "key_by", None),
+            OperatorSpec::Cep { id, rule, .. } if rule_module(rule).is_some() => {
+                // A rule component's partial matches restore only into the
+                // same component: its digest is the state's shape.
+                let m = by_op.get(id.as_str()).ok_or_else(|| {
+                    ActivityError::invalid(format!("operator `{id}` has no fetched rule module"))
+                })?;
+                state.push(json!({"id": id, "cep_module": m.module.digest}));
+                ops.push(PlanOperator {
+                    id: id.clone(),
+                    uid: sha256_hex(format!("operator:{id}").as_bytes())[..16].to_owned(),
+                    kind: "cep".to_owned(),
+                    module: Some(format!("{}@{}", m.module.name, m.module.version)),
+                    digest: Some(m.module.digest.clone()),
+                    stateful: true,
+                });
+                continue;
+            }
             OperatorSpec::Cep { id, rule, .. } => {
                 // Partial matches restore only into an NFA of the same shape;
                 // a rule whose conditions alone changed keeps them.
