@@ -100,6 +100,9 @@ macro_rules! export_rule_component {
                 $crate::stats::<$source>()
             }
         }
+        // Only a wasm32 build is a component; a native build of it (as
+        // `cargo test` makes of examples) exports nothing.
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::export_held!($source with_types_in $crate::bindings);
     };
 }
