@@ -70,7 +70,7 @@ pub fn declarative(config: &ComponentConfig) -> Result<RuleRunner, String> {
     RuleRunner::new(checked, config.options())
 }
 
-/// Exports `$source` (a type of the calling crate implementing
+/// Exports `$source` (a unit struct of the calling crate implementing
 /// [`RuleSource`]) as the component's `guest` and `held-state`.
 #[macro_export]
 macro_rules! export_rule_component {
@@ -100,10 +100,16 @@ macro_rules! export_rule_component {
                 $crate::stats::<$source>()
             }
         }
-        // Only a wasm32 build is a component; a native build of it (as
-        // `cargo test` makes of examples) exports nothing.
+        // Only a wasm32 build is a component: a native build of it (as
+        // `cargo test` makes of examples) must neither export WIT-named
+        // symbols nor warn that the rule is unused.
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::export_held!($source with_types_in $crate::bindings);
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = {
+            let _ = $source;
+            let _ = <$source as $crate::RuleSource>::runner;
+        };
     };
 }
 
