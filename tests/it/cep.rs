@@ -278,14 +278,25 @@ mod component {
 
     const RULE: &str = "name: ab\nwithin_ms: 1000\nsteps:\n  - name: a\n    where: kind == \"a\"\n  - name: b\n    where: kind == \"b\"\n";
 
+    /// An instance of the stock component running `RULE`.
     fn instance(memory_bytes: usize) -> UdfInstance {
-        let host = WasmHost::new(HostConfig::default()).unwrap();
-        let bytes = std::fs::read(guests::cep_rule_path()).unwrap();
-        let module = host.load("weir-cep-rule", "test", &bytes).unwrap();
-        assert!(module.holds_state());
         let (rule, _) = weir::domain::cep_rule::parse_with_source(RULE).unwrap();
+        instance_of(&guests::cep_rule_path(), Some(rule), memory_bytes)
+    }
+
+    /// An instance of the rule component at `path`, handed `rule` (the
+    /// stock component's) and both side outputs in its config.
+    fn instance_of(
+        path: &std::path::Path,
+        rule: Option<weir_cep::rule::Rule>,
+        memory_bytes: usize,
+    ) -> UdfInstance {
+        let host = WasmHost::new(HostConfig::default()).unwrap();
+        let bytes = std::fs::read(path).unwrap();
+        let module = host.load("rule", "test", &bytes).unwrap();
+        assert!(module.holds_state());
         let config = ComponentConfig {
-            rule: Some(rule),
+            rule,
             out_of_orderness_ms: 0,
             timed_out: true,
             late: true,
@@ -361,26 +372,8 @@ mod component {
         guests::guest("abc_rule");
         let yaml = "name: abc\nwithin_ms: 60000\nsteps:\n  - name: a\n    where: kind == \"a\"\n  - name: b\n    where: kind == \"b\"\n  - name: c\n    where: kind == \"c\"\n";
         let (rule, _) = weir::domain::cep_rule::parse_with_source(yaml).unwrap();
-        let config = |rule| ComponentConfig {
-            rule,
-            out_of_orderness_ms: 0,
-            timed_out: true,
-            late: true,
-            json_keys: false,
-            timed_out_tag: "op:timed_out".into(),
-            late_tag: "op:late".into(),
-        };
-        let host = WasmHost::new(HostConfig::default()).unwrap();
-        let run = |path: std::path::PathBuf, cfg: ComponentConfig| {
-            let module = host
-                .load("rule", "test", &std::fs::read(path).unwrap())
-                .unwrap();
-            let labels = InstanceLabels {
-                job: "test".into(),
-                operator: "op".into(),
-                config: serde_json::to_string(&cfg).unwrap(),
-            };
-            let mut udf = module.instantiate(ModuleLimits::default(), labels).unwrap();
+        let run = |path: std::path::PathBuf, rule| {
+            let mut udf = instance_of(&path, rule, 64 << 20);
             udf.restore_held(0, &[]).unwrap();
             let mut seed = 7u64;
             let mut outs = Vec::new();
@@ -401,8 +394,8 @@ mod component {
             }
             outs
         };
-        let from_yaml = run(guests::cep_rule_path(), config(Some(rule)));
-        let from_rust = run(guests::path("abc_rule"), config(None));
+        let from_yaml = run(guests::cep_rule_path(), Some(rule));
+        let from_rust = run(guests::path("abc_rule"), None);
         assert!(
             from_yaml.iter().filter(|o| o.contains("steps")).count() > 20,
             "matches and timeouts happen"

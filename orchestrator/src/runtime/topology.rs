@@ -179,6 +179,18 @@ pub struct ChainError {
     pub retryable: bool,
 }
 
+impl ChainError {
+    /// Operator `index` (`id`) names a module that did not resolve.
+    fn resolving(index: usize, id: &str, e: super::operator::ResolveError) -> Self {
+        Self {
+            index,
+            id: id.to_owned(),
+            reason: e.to_string(),
+            retryable: e.retryable,
+        }
+    }
+}
+
 struct KeyByFactory {
     id: String,
     field: String,
@@ -244,15 +256,9 @@ impl Chain {
                     };
                     let f: Arc<dyn OperatorFactory> = if rule_module(rule).is_some() {
                         // A rule written in Rust, uploaded as a component.
-                        let module =
-                            resolver
-                                .rule_module(tenant, rule.trim())
-                                .map_err(|e| ChainError {
-                                    index,
-                                    id: id.clone(),
-                                    reason: e.to_string(),
-                                    retryable: e.retryable,
-                                })?;
+                        let module = resolver
+                            .rule_module(tenant, rule.trim())
+                            .map_err(|e| ChainError::resolving(index, id, e))?;
                         component(module, None, rule.trim())?
                     } else {
                         let (source, checked) = cep_rule::parse_with_source(rule)
@@ -271,12 +277,7 @@ impl Chain {
                 } => {
                     let f = resolver
                         .resolve_in(tenant, op, module, *kind)
-                        .map_err(|e| ChainError {
-                            index,
-                            id: id.clone(),
-                            reason: e.to_string(),
-                            retryable: e.retryable,
-                        })?;
+                        .map_err(|e| ChainError::resolving(index, id, e))?;
                     (id.clone(), f)
                 }
             };
