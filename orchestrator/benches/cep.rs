@@ -219,15 +219,12 @@ fn component(
     let module = host
         .load("weir-cep-rule", "bench", &bytes)
         .expect("the rule component loads");
-    let config = ComponentConfig {
-        rule: (which == Rule::Yaml).then_some(source),
-        out_of_orderness_ms: 0,
-        timed_out: options().timed_out,
-        late: options().late,
-        json_keys: false,
-        timed_out_tag: "op:timed_out".into(),
-        late_tag: "op:late".into(),
-    };
+    let config = ComponentConfig::new(
+        (which == Rule::Yaml).then_some(source),
+        options(),
+        "op:timed_out".into(),
+        "op:late".into(),
+    );
     let labels = InstanceLabels {
         job: "bench".into(),
         operator: "op".into(),

@@ -272,7 +272,7 @@ mod component {
         BatchTime, Bytes, FailureReason, HostConfig, InputRecord, InstanceLabels, ModuleLimits,
         RecordResult, SourcePosition, UdfInstance, WasmHost,
     };
-    use weir_cep::runner::ComponentConfig;
+    use weir_cep::runner::{ComponentConfig, RunnerOptions};
 
     use super::guests;
 
@@ -295,15 +295,12 @@ mod component {
         let bytes = std::fs::read(path).unwrap();
         let module = host.load("rule", "test", &bytes).unwrap();
         assert!(module.holds_state());
-        let config = ComponentConfig {
+        let config = ComponentConfig::new(
             rule,
-            out_of_orderness_ms: 0,
-            timed_out: true,
-            late: true,
-            json_keys: false,
-            timed_out_tag: "op:timed_out".into(),
-            late_tag: "op:late".into(),
-        };
+            RunnerOptions::default(),
+            "op:timed_out".into(),
+            "op:late".into(),
+        );
         let labels = InstanceLabels {
             job: "test".into(),
             operator: "op".into(),

@@ -176,15 +176,12 @@ impl Engine {
     ) -> Result<Self, CliError> {
         let host = super::wiring::wasm_host()?;
         let module = super::wiring::load_cep_component(&host, path)?;
-        let config = weir_cep::runner::ComponentConfig {
-            rule: Some(rule.clone()),
-            out_of_orderness_ms: opts.out_of_orderness_ms,
-            timed_out: opts.timed_out,
-            late: opts.late,
-            json_keys: opts.json_keys,
-            timed_out_tag: "timed_out".into(),
-            late_tag: "late".into(),
-        };
+        let config = weir_cep::runner::ComponentConfig::new(
+            Some(rule.clone()),
+            opts,
+            "timed_out".into(),
+            "late".into(),
+        );
         let labels = InstanceLabels {
             job: "local".into(),
             operator: "cep".into(),
@@ -236,12 +233,9 @@ impl Engine {
         let Engine::Component { instance, pending } = self else {
             return Ok(());
         };
-        let failed = |e: crate::wasm::FailureReason| {
-            CliError::Usage(format!("the CEP rule component failed: {}: {e}", e.code()))
-        };
         let results = instance
             .process_held(pending, BatchTime::now())
-            .map_err(failed)?;
+            .map_err(component_failed)?;
         for r in results {
             match r {
                 crate::wasm::RecordResult::Outputs(outs) => {
@@ -259,26 +253,24 @@ impl Engine {
     /// At the end of input the watermark reaches the largest event time
     /// seen, and no further: nothing later is assumed.
     fn finish(mut self, out: &mut Printer) -> Result<(), CliError> {
+        self.run_pending(out)?;
         match &mut self {
             Engine::Native(runner) => {
-                runner.finish(PARTITION, &mut |o| out.line(o.value.to_string().as_bytes()));
-                out.flush()
+                runner.finish(PARTITION, &mut |o| out.line(o.value.to_string().as_bytes()))
             }
-            Engine::Component { .. } => {
-                self.run_pending(out)?;
-                let Engine::Component { instance, .. } = &mut self else {
-                    return Ok(());
-                };
-                let outs = instance.finish_held(PARTITION).map_err(|e| {
-                    CliError::Usage(format!("the CEP rule component failed: {}: {e}", e.code()))
-                })?;
+            Engine::Component { instance, .. } => {
+                let outs = instance.finish_held(PARTITION).map_err(component_failed)?;
                 for o in outs {
                     out.line(o.value.as_deref().unwrap_or_default());
                 }
-                out.flush()
             }
         }
+        out.flush()
     }
+}
+
+fn component_failed(e: crate::wasm::FailureReason) -> CliError {
+    CliError::Usage(format!("the CEP rule component failed: {}: {e}", e.code()))
 }
 
 /// The value at a dotted path (`user.id`).

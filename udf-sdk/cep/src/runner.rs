@@ -89,6 +89,25 @@ pub struct ComponentConfig {
 }
 
 impl ComponentConfig {
+    /// `rule` (absent for a rule in Rust) run with `opts`; the side outputs
+    /// carry the tags given.
+    pub fn new(
+        rule: Option<crate::rule::Rule>,
+        opts: RunnerOptions,
+        timed_out_tag: String,
+        late_tag: String,
+    ) -> Self {
+        Self {
+            rule,
+            out_of_orderness_ms: opts.out_of_orderness_ms,
+            timed_out: opts.timed_out,
+            late: opts.late,
+            json_keys: opts.json_keys,
+            timed_out_tag,
+            late_tag,
+        }
+    }
+
     pub fn options(&self) -> RunnerOptions {
         RunnerOptions {
             out_of_orderness_ms: self.out_of_orderness_ms,
@@ -163,38 +182,38 @@ impl Shape {
         }
     }
 
+    /// A match's record: `{rule, key, steps, first_event_time,
+    /// last_event_time, emit?}`, its events moved in.
     fn match_record(&self, key: Value, m: crate::output::Match<Value>) -> Value {
-        match self {
-            Shape::Rule(r) => r.into_match_record(key, m),
-            Shape::Pattern { name } => {
-                let mut o = record_head(name, key, m.steps);
-                o.insert("first_event_time".into(), m.first_time.into());
-                o.insert("last_event_time".into(), m.last_time.into());
-                Value::Object(o)
-            }
+        let emit = match self {
+            Shape::Rule(r) => r.emit_of(&m.steps),
+            Shape::Pattern { .. } => None,
+        };
+        let mut o = record_head(self.name(), key, m.steps, m.first_time, m.last_time);
+        if let Some(emit) = emit {
+            o.insert("emit".into(), emit);
         }
+        Value::Object(o)
     }
 
+    /// A timed-out partial match's record: the head, `timed_out: true` and
+    /// `timeout_at`.
     fn timeout_record(&self, key: Value, t: crate::output::TimedOut<Value>) -> Value {
-        match self {
-            Shape::Rule(r) => r.into_timeout_record(key, t),
-            Shape::Pattern { name } => {
-                let mut o = record_head(name, key, t.steps);
-                o.insert("timed_out".into(), Value::Bool(true));
-                o.insert("first_event_time".into(), t.first_time.into());
-                o.insert("last_event_time".into(), t.last_time.into());
-                o.insert("timeout_at".into(), t.timeout_at.into());
-                Value::Object(o)
-            }
-        }
+        let mut o = record_head(self.name(), key, t.steps, t.first_time, t.last_time);
+        o.insert("timed_out".into(), Value::Bool(true));
+        o.insert("timeout_at".into(), t.timeout_at.into());
+        Value::Object(o)
     }
 }
 
-/// `{rule, key, steps}` of a match record, the events moved in.
+/// `{rule, key, steps, first_event_time, last_event_time}` of a record,
+/// the events moved in.
 fn record_head(
     name: &str,
     key: Value,
     steps: Vec<(std::sync::Arc<str>, Vec<Value>)>,
+    first: i64,
+    last: i64,
 ) -> serde_json::Map<String, Value> {
     let by_step = steps
         .into_iter()
@@ -204,6 +223,8 @@ fn record_head(
     o.insert("rule".into(), Value::String(name.to_owned()));
     o.insert("key".into(), key);
     o.insert("steps".into(), Value::Object(by_step));
+    o.insert("first_event_time".into(), first.into());
+    o.insert("last_event_time".into(), last.into());
     o
 }
 
@@ -396,11 +417,6 @@ impl RuleRunner {
         }
         self.parts.insert(partition, part);
         Ok(())
-    }
-
-    /// Forgets `partition` (it moved to another instance).
-    pub fn release(&mut self, partition: i32) {
-        self.parts.remove(&partition);
     }
 }
 

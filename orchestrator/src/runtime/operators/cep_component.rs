@@ -61,15 +61,12 @@ impl CepComponentFactory {
                 crate::wasm::HELD_STATE_EXPORT
             ));
         }
-        let config = ComponentConfig {
-            rule: rule.cloned(),
-            out_of_orderness_ms: opts.out_of_orderness_ms,
-            timed_out: opts.timed_out,
-            late: opts.late,
-            json_keys: opts.json_keys,
-            timed_out_tag: side_tag(id, SIDE_TIMED_OUT),
-            late_tag: side_tag(id, SIDE_LATE),
-        };
+        let config = ComponentConfig::new(
+            rule.cloned(),
+            opts,
+            side_tag(id, SIDE_TIMED_OUT),
+            side_tag(id, SIDE_LATE),
+        );
         let config = serde_json::to_string(&config).map_err(|e| format!("rule config: {e}"))?;
         Ok(Self {
             id: id.to_owned(),

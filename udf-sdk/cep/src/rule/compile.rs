@@ -142,44 +142,9 @@ impl CheckedRule {
         Value::Object(record)
     }
 
-    /// [`CheckedRule::match_record`] of a match the caller owns: its events
-    /// move into the record (no copies), and its times are the match's own.
-    pub fn into_match_record(&self, key: Value, m: Match<Value>) -> Value {
-        let emit = (!self.emit.is_empty()).then(|| self.emit_value(&StepEvents(&m.steps)));
-        let mut record = self.owned_head(key, m.steps);
-        record.insert("first_event_time".into(), Value::from(m.first_time));
-        record.insert("last_event_time".into(), Value::from(m.last_time));
-        if let Some(emit) = emit {
-            record.insert("emit".into(), emit);
-        }
-        Value::Object(record)
-    }
-
-    /// [`CheckedRule::timeout_record`] of a timed-out partial match the
-    /// caller owns, its times the partial match's own.
-    pub fn into_timeout_record(&self, key: Value, t: TimedOut<Value>) -> Value {
-        let mut record = self.owned_head(key, t.steps);
-        record.insert("timed_out".into(), Value::Bool(true));
-        record.insert("first_event_time".into(), Value::from(t.first_time));
-        record.insert("last_event_time".into(), Value::from(t.last_time));
-        record.insert("timeout_at".into(), Value::from(t.timeout_at));
-        Value::Object(record)
-    }
-
-    fn owned_head(
-        &self,
-        key: Value,
-        steps: Vec<(std::sync::Arc<str>, Vec<Value>)>,
-    ) -> Map<String, Value> {
-        let by_step: Map<String, Value> = steps
-            .into_iter()
-            .map(|(name, events)| (name.to_string(), Value::Array(events)))
-            .collect();
-        let mut record = Map::new();
-        record.insert("rule".into(), Value::String(self.name.clone()));
-        record.insert("key".into(), key);
-        record.insert("steps".into(), Value::Object(by_step));
-        record
+    /// The `emit` value of a finished match's steps, when the rule has one.
+    pub fn emit_of(&self, steps: &[(std::sync::Arc<str>, Vec<Value>)]) -> Option<Value> {
+        (!self.emit.is_empty()).then(|| self.emit_value(&StepEvents(steps)))
     }
 
     fn record_head(
