@@ -392,10 +392,7 @@ fn adapter_breakdown(host: &Arc<WasmHost>, resolver: &Arc<dyn ModuleResolver>) {
     const BATCH: usize = 1024;
     const TOTAL: usize = 2_000_000;
     let recs = records(BATCH, 100);
-    let ctx = BatchContext {
-        partition: 0,
-        watermark_ms: None,
-    };
+    let ctx = BatchContext::whole(0, None);
     println!("adapter breakdown, ns per record at batch {BATCH} (no Kafka):");
 
     // The host alone, on prepared inputs: what `--bench wasm` measures.

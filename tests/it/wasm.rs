@@ -430,3 +430,145 @@ fn failed_records_leave_no_state_and_the_rest_count_exactly_once() {
     let next = udf.process_batch(&batch(&["x"]), &mut state);
     assert_eq!(values(&next[0]), ["10"]);
 }
+
+/// Every output of a run of `running_count` as `(input index, value)`, a
+/// fired timer's outputs under the record it fired after; batches cut at
+/// `cuts`, the state snapshotted and restored into a new instance between
+/// batches, as a task's restore does.
+fn timed_run(
+    input: &[InputRecord],
+    marks: &[Option<i64>],
+    cuts: &[usize],
+) -> (Vec<(usize, String)>, KeyedState) {
+    let module = load("running_count");
+    let labels = || InstanceLabels {
+        job: "j".into(),
+        operator: "counter".into(),
+        ..Default::default()
+    };
+    let mut state = KeyedState::new();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for &end in cuts.iter().chain([input.len()].iter()) {
+        let mut udf = module
+            .instantiate(ModuleLimits::default(), labels())
+            .unwrap();
+        state = KeyedState::restore(&state.snapshot()).unwrap();
+        let (results, fired) = weir::wasm::run_with_timers(
+            &mut udf,
+            "counter",
+            &input[start..end],
+            &marks[start..end],
+            &mut state,
+            0,
+        );
+        let mut per_record: Vec<Vec<String>> = results.iter().map(values).collect();
+        for f in fired {
+            for r in &f.results {
+                per_record[f.after].extend(values(r));
+            }
+        }
+        for (i, vs) in per_record.into_iter().enumerate() {
+            out.extend(vs.into_iter().map(|v| (start + i, v)));
+        }
+        start = end;
+    }
+    (out, state)
+}
+
+#[test]
+fn event_time_timers_fire_at_the_same_record_however_batches_are_cut() {
+    // Three keys; event time mostly steps 7 ms a record, with jumps of
+    // several seconds, so timers (first record of a key + 1 s) come due in
+    // the middle of batches, some registered inside the very call they
+    // come due in.
+    let input: Vec<InputRecord> = (0..1_500i64)
+        .map(|i| {
+            let mut r = rec(["a", "b", "c"][(i % 3) as usize], "x", i);
+            r.timestamp = i * 7 + (i / 400) * 5_000;
+            r
+        })
+        .collect();
+    let marks: Vec<Option<i64>> = input
+        .iter()
+        .scan(i64::MIN, |m, r| {
+            *m = (*m).max(r.timestamp - 50);
+            Some(Some(*m))
+        })
+        .collect();
+    let (whole, state) = timed_run(&input, &marks, &[]);
+    let totals: Vec<u64> = whole
+        .iter()
+        .filter_map(|(_, v)| v.strip_prefix("total=")?.parse().ok())
+        .collect();
+    assert!(totals.len() > 20, "timers fired: {}", totals.len());
+    // Every record is counted once: in a fired total, or still open.
+    let open: u64 = ["a", "b", "c"]
+        .iter()
+        .filter_map(|k| state.get("counter", k.as_bytes(), "count"))
+        .map(|v| u64::from_le_bytes(v.try_into().unwrap()))
+        .sum();
+    assert_eq!(totals.iter().sum::<u64>() + open, 1_500);
+    // A timer fires after the first record whose watermark reaches it.
+    let fired_at: Vec<usize> = whole
+        .iter()
+        .filter(|(_, v)| v.starts_with("total="))
+        .map(|(i, _)| *i)
+        .collect();
+    for &i in &fired_at {
+        assert!(
+            i == 0 || marks[i - 1] < marks[i],
+            "fired at {i} without a watermark step"
+        );
+    }
+
+    for cuts in [
+        vec![1, 2, 3, 500, 501, 1_000],
+        (1..1_500).step_by(97).collect::<Vec<_>>(),
+        (1..1_500).step_by(13).collect::<Vec<_>>(),
+    ] {
+        assert_eq!(
+            timed_run(&input, &marks, &cuts).0,
+            whole,
+            "batches cut at {cuts:?}"
+        );
+    }
+
+    // What this prevents: timers fired after each whole batch land on other
+    // records (and other counts) when the batches are cut elsewhere.
+    let batch_end = |cuts: &[usize]| {
+        let module = load("running_count");
+        let labels = InstanceLabels {
+            job: "j".into(),
+            operator: "counter".into(),
+            ..Default::default()
+        };
+        let mut udf = module.instantiate(ModuleLimits::default(), labels).unwrap();
+        let mut state = KeyedState::new();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for &end in cuts.iter().chain([input.len()].iter()) {
+            let time = BatchTime {
+                watermark: marks[end - 1],
+                processing_time: 0,
+            };
+            let results = udf.process_batch_at(&input[start..end], &mut state, time);
+            out.extend(
+                results
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, r)| values(r).into_iter().map(move |v| (start + i, v))),
+            );
+            let due = state.take_due_timers("counter", marks[end - 1], 0);
+            for r in udf.on_timer(&due, &mut state, time) {
+                out.extend(values(&r).into_iter().map(|v| (end - 1, v)));
+            }
+            start = end;
+        }
+        out
+    };
+    assert_ne!(
+        batch_end(&[700]),
+        batch_end(&(1..1_500).step_by(97).collect::<Vec<_>>())
+    );
+}

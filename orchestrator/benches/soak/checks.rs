@@ -89,30 +89,32 @@ pub fn exactly_once(job: Job, ledger: &Ledger, source_ends: &[i64]) -> Check {
     )
 }
 
-/// The keyed job's per-key state: key `u<k>` emitted every count 1..=N_k
-/// exactly once, N_k being the records of that key the input holds.
+/// The keyed job's per-key state: key `u<k>`'s outputs, in sink order, are
+/// counts 1, 2, … each reset by a timer's `total=` of the count before it,
+/// and the totals plus the open count are N_k, the records of that key the
+/// input holds.
 pub fn keyed_state(ledger: &Ledger, per_key: &[u64]) -> Check {
     let mut wrong = Vec::new();
+    let empty = Default::default();
     for (k, n) in per_key.iter().enumerate() {
         let key = format!("u{k}");
-        let seen = ledger.counts.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-        let once = (1..=*n as usize)
-            .filter(|c| seen.get(*c).copied() == Some(1))
-            .count() as u64;
-        let extra: u64 = seen
-            .iter()
-            .enumerate()
-            .filter(|(c, times)| **times > 0 && (*c == 0 || *c as u64 > *n))
-            .count() as u64;
-        let twice = seen.iter().filter(|t| **t > 1).count();
-        if once != *n || extra > 0 || twice > 0 {
+        let walk = ledger.walks.get(&key).unwrap_or(&empty);
+        let counted = walk.totals + walk.open;
+        if counted != *n || walk.wrong > 0 {
             wrong.push(format!(
-                "{key}: {once} of 1..={n} once, {twice} counts twice, {extra} beyond {n}"
+                "{key}: {counted} of {n} counted ({} fired totals + {} open), {} out of sequence{}",
+                walk.totals,
+                walk.open,
+                walk.wrong,
+                walk.first_wrong
+                    .as_deref()
+                    .map(|w| format!(", first: {w}"))
+                    .unwrap_or_default()
             ));
         }
     }
     let unknown_keys = ledger
-        .counts
+        .walks
         .keys()
         .filter(|k| {
             k.strip_prefix('u')
@@ -123,8 +125,9 @@ pub fn keyed_state(ledger: &Ledger, per_key: &[u64]) -> Check {
     let pass =
         !per_key.is_empty() && wrong.is_empty() && unknown_keys == 0 && ledger.not_counts == 0;
     let total: u64 = per_key.iter().sum();
+    let fired: u64 = ledger.walks.values().map(|w| w.fired).sum();
     let mut detail = format!(
-        "{} keys, {total} inputs; {} keys wrong",
+        "{} keys, {total} inputs, {fired} timer totals; {} keys wrong",
         per_key.len(),
         wrong.len()
     );
@@ -136,7 +139,7 @@ pub fn keyed_state(ledger: &Ledger, per_key: &[u64]) -> Check {
     }
     if unknown_keys + ledger.not_counts as usize > 0 {
         detail += &format!(
-            "; {unknown_keys} unknown keys, {} outputs that are not counts",
+            "; {unknown_keys} unknown keys, {} outputs that are neither counts nor totals",
             ledger.not_counts
         );
     }

@@ -2,7 +2,7 @@
 //! arrives (latency, throughput, and the exactly-once ledger the final
 //! checks use), and a probe of the broker's metadata round trip.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,14 +27,59 @@ pub struct Ledger {
     pub duplicate_examples: Vec<(i32, i64, i32, i64)>,
     /// Outputs without readable `weir-source-*` headers, or naming another topic.
     pub foreign: u64,
-    /// Outputs with `weir-seq` ≠ 0 (neither job emits more than one per input).
+    /// Outputs with `weir-seq` ≠ 0 that are not a keyed job's timer output
+    /// (records emit one output each; a timer's ride after it).
     pub extra_seq: u64,
-    /// Keyed job: per key, how often each running count appeared.
-    pub counts: HashMap<String, Vec<u8>>,
-    /// Keyed job: values that are not a count (e.g. a timer's `total=`).
+    /// Keyed job: distinct timer outputs (`weir-seq` ≥ 1) by identity.
+    pub timer_ids: HashSet<(i32, i64, u32)>,
+    /// Keyed job: per key, its outputs walked in sink order (duplicates skipped).
+    pub walks: HashMap<String, KeyWalk>,
+    /// Keyed job: values that are neither a count nor a timer's `total=`.
     pub not_counts: u64,
     /// The newest producer timestamp among outputs read (ms).
     pub newest_ts: i64,
+}
+
+/// One key of the keyed job, its outputs in order: counts 1, 2, … n, then a
+/// timer's `total=n` resets it to 0.
+#[derive(Default)]
+pub struct KeyWalk {
+    /// The open count (records since the last total).
+    pub open: u64,
+    /// The sum of the totals fired, and how many fired.
+    pub totals: u64,
+    pub fired: u64,
+    /// Outputs out of sequence, and the first of them.
+    pub wrong: u64,
+    pub first_wrong: Option<String>,
+}
+
+impl KeyWalk {
+    fn step(&mut self, value: &str) -> bool {
+        let ok = if let Some(total) = value.strip_prefix("total=") {
+            let Ok(n) = total.parse::<u64>() else {
+                return false;
+            };
+            let ok = n == self.open;
+            self.totals += n;
+            self.fired += 1;
+            self.open = 0;
+            ok
+        } else {
+            let Ok(n) = value.parse::<u64>() else {
+                return false;
+            };
+            let ok = n == self.open + 1;
+            self.open = n;
+            ok
+        };
+        if !ok {
+            self.wrong += 1;
+            self.first_wrong
+                .get_or_insert_with(|| format!("{value} after open count {}", self.open));
+        }
+        true
+    }
 }
 
 /// The current report row's figures; taken and reset by the reporter.
@@ -122,9 +167,7 @@ pub fn read_sink(
             }
             let count = (job == Job::Keyed).then(|| {
                 let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-                let value = std::str::from_utf8(m.payload().unwrap_or_default())
-                    .ok()
-                    .and_then(|v| v.parse::<usize>().ok());
+                let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
                 (key, value)
             });
             let (sink_part, sink_off) = (m.partition(), m.offset());
@@ -136,15 +179,22 @@ pub fn read_sink(
             l.read += 1;
             l.newest_ts = l.newest_ts.max(ts);
             let mut new = false;
+            let mut first = false;
             match (topic, part, off, seq) {
                 (Some(t), Some(p), Some(o), Some(s)) if t == source && o >= 0 => {
-                    if s != 0 {
+                    if s != 0 && job == Job::Keyed {
+                        first = l.timer_ids.insert((p, o, s));
+                        if !first {
+                            l.duplicates += 1;
+                        }
+                    } else if s != 0 {
                         l.extra_seq += 1;
                     } else {
                         let seen = bump(l.positions.entry(p).or_default(), o as usize);
                         if seen == 1 {
                             l.distinct += 1;
                             new = true;
+                            first = true;
                         } else {
                             l.duplicates += 1;
                             if l.duplicate_examples.len() < 5 {
@@ -155,12 +205,12 @@ pub fn read_sink(
                 }
                 _ => l.foreign += 1,
             }
-            match count {
-                Some((key, Some(n))) => {
-                    bump(l.counts.entry(key).or_default(), n);
+            // A duplicate is the exactly-once check's finding; the walk
+            // follows each output's first copy.
+            if let (Some((key, value)), true) = (count, first) {
+                if !l.walks.entry(key).or_default().step(&value) {
+                    l.not_counts += 1;
                 }
-                Some((_, None)) => l.not_counts += 1,
-                None => {}
             }
             drop(l);
             if new {

@@ -69,13 +69,12 @@ impl Job {
             }),
             // running_count registers an event-time timer one second after a
             // key's first record, which emits `total=` and resets the count.
-            // Timers fire at batch boundaries, which differ between a run and
-            // its replay after a crash, so their outputs are not replay-stable;
-            // the out-of-orderness keeps the watermark a day behind so they
-            // never fire, and every key's outputs must be exactly 1..=N.
+            // Timers fire at the record whose watermark reaches them, the same
+            // in a run and in its replay after a crash, so every key's outputs
+            // must be counts 1..=n, each run closed by `total=n`.
             Job::Keyed => json!({
                 "description": "soak: running count per user (key_by, then a keyed WASM process)",
-                "sources": [{"topic": INPUT, "format": "json", "max_out_of_orderness": "24h"}],
+                "sources": [{"topic": INPUT, "format": "json", "max_out_of_orderness": "2s"}],
                 "operators": [
                     {"type": "key_by", "id": "by-user", "field": "user"},
                     {"type": "udf", "id": "count", "module": "count@1.0.0", "kind": "process"}

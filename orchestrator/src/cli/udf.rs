@@ -23,8 +23,8 @@ use crate::client;
 use crate::domain::{Dur, ModuleName, Outcome};
 use crate::registry::ModuleBytes;
 use crate::wasm::{
-    BatchTime, Bytes, HostConfig, InputRecord, InstanceLabels, KeyedState, ModuleLimits,
-    RecordResult, SourcePosition, WasmError, WasmHost,
+    run_with_timers, BatchTime, Bytes, HostConfig, InputRecord, InstanceLabels, KeyedState,
+    ModuleLimits, RecordResult, SourcePosition, WasmError, WasmHost,
 };
 
 #[derive(Debug, Subcommand)]
@@ -389,20 +389,34 @@ fn run_records(
         Ok(dead)
     };
     let mut dead = 0;
-    let mut watermark = i64::MIN;
+    // The watermark after each record: the largest event time so far.
+    let marks: Vec<Option<i64>> = records
+        .iter()
+        .scan(i64::MIN, |max, r| {
+            *max = (*max).max(r.timestamp);
+            Some(Some(*max))
+        })
+        .collect();
     for (n, chunk) in records.chunks(batch).enumerate() {
-        watermark = watermark.max(chunk.iter().map(|r| r.timestamp).max().unwrap_or(i64::MIN));
-        let time = BatchTime {
-            watermark: Some(watermark),
-            processing_time: BatchTime::now().processing_time,
-        };
-        let results = udf.process_batch_at(chunk, &mut state, time);
-        dead += results_of(n * batch, results, &mut emit)?;
-        let due = state.take_due_timers(operator, Some(watermark), time.processing_time);
-        if !due.is_empty() {
-            let fired = udf.on_timer(&due, &mut state, time);
-            dead += results_of(records.len(), fired, &mut emit)?;
+        let base = n * batch;
+        let (results, fired) = run_with_timers(
+            &mut udf,
+            operator,
+            chunk,
+            &marks[base..base + chunk.len()],
+            &mut state,
+            BatchTime::now().processing_time,
+        );
+        // Each record's outputs, then the timers that fired right after it.
+        let mut results = results.into_iter();
+        let mut from = 0;
+        for f in fired {
+            let upto: Vec<RecordResult> = results.by_ref().take(f.after + 1 - from).collect();
+            dead += results_of(base + from, upto, &mut emit)?;
+            from = f.after + 1;
+            dead += results_of(records.len(), f.results, &mut emit)?;
         }
+        dead += results_of(base + from, results.collect(), &mut emit)?;
     }
     // End of input is the end of event time: fire what is left.
     let time = BatchTime {

@@ -8,6 +8,7 @@
 //! under [`STATE_BLOB`] after every batch that leaves state behind, so
 //! checkpoints, restores and rescales carry it like any other operator state.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -23,8 +24,8 @@ use crate::runtime::state::PartitionState;
 use crate::store::EventStore;
 use crate::telemetry::names;
 use crate::wasm::{
-    BatchTime, InputRecord, InstanceLabels, KeyedState, LoadedModule, ModuleLimits, OutputRecord,
-    UdfInstance, WasmHost,
+    BatchTime, Fired, InputRecord, InstanceLabels, KeyedState, LoadedModule, ModuleLimits,
+    OutputRecord, UdfInstance, WasmHost,
 };
 
 /// Key, in the operator's runtime state, of the WASM host state snapshot.
@@ -265,7 +266,7 @@ impl Operator for WasmOperator {
         &mut self,
         records: &[Record],
         state: &mut PartitionState,
-        ctx: BatchContext,
+        ctx: BatchContext<'_>,
     ) -> Result<Vec<RecordResult>, OperatorError> {
         let op_state = state.operator(&self.operator);
         let keyed = match self.states.entry(ctx.partition) {
@@ -291,27 +292,33 @@ impl Operator for WasmOperator {
                 source: Default::default(),
             })
             .collect();
-        let time = BatchTime {
-            watermark: ctx.watermark_ms,
-            ..BatchTime::now()
+        let marks: Cow<'_, [Option<i64>]> = if ctx.record_watermarks.len() == records.len() {
+            Cow::Borrowed(ctx.record_watermarks)
+        } else {
+            Cow::Owned(vec![ctx.watermark_ms; records.len()])
         };
-        let mut results: Vec<RecordResult> = self
-            .instance
-            .process_batch_at(&inputs, keyed, time)
-            .into_iter()
-            .map(to_result)
-            .collect();
-        // Timers that came due fire now; their outputs ride with the batch's last
-        // record, so replay after a restore attributes them to the same position.
-        let due = keyed.take_due_timers(&self.operator, time.watermark, time.processing_time);
-        if !due.is_empty() {
-            for r in self.instance.on_timer(&due, keyed, time) {
-                match (to_result(r), results.last_mut()) {
-                    (RecordResult::Emit(outs), Some(RecordResult::Emit(last))) => last.extend(outs),
-                    (RecordResult::DeadLetter { reason }, _) => {
+        let (results, fired) = crate::wasm::run_with_timers(
+            &mut self.instance,
+            &self.operator,
+            &inputs,
+            &marks,
+            keyed,
+            BatchTime::now().processing_time,
+        );
+        let mut results: Vec<RecordResult> = results.into_iter().map(to_result).collect();
+        // A timer's outputs ride with the record at which it fired (see
+        // `wasm::event_time`), so a replay gives them the same identity.
+        for Fired {
+            after,
+            results: outs,
+        } in fired
+        {
+            for r in outs {
+                match to_result(r) {
+                    RecordResult::Emit(outs) => attach(&mut results, after, outs, &self.label),
+                    RecordResult::DeadLetter { reason } => {
                         tracing::warn!(module = %self.label, %reason, "timer callback failed");
                     }
-                    _ => {}
                 }
             }
         }
@@ -346,6 +353,30 @@ impl Operator for WasmOperator {
                 .put(STATE_BLOB.to_vec(), snapshot);
         }
         Ok(())
+    }
+}
+
+/// Adds a fired timer's outputs to the results of record `at`; if that
+/// record was dead-lettered, to the nearest record before it that emits (or
+/// else after it).
+fn attach(results: &mut [RecordResult], at: usize, outs: Vec<Record>, module: &str) {
+    let before = results[..=at.min(results.len().saturating_sub(1))]
+        .iter()
+        .rposition(|r| matches!(r, RecordResult::Emit(_)));
+    let after = || {
+        results
+            .iter()
+            .skip(at)
+            .position(|r| matches!(r, RecordResult::Emit(_)))
+            .map(|i| i + at)
+    };
+    match before.or_else(after).and_then(|i| results.get_mut(i)) {
+        Some(RecordResult::Emit(list)) => list.extend(outs),
+        _ => tracing::warn!(
+            %module,
+            dropped = outs.len(),
+            "timer outputs dropped: every record of the batch was dead-lettered"
+        ),
     }
 }
 

@@ -24,11 +24,28 @@ pub enum RecordResult {
 
 /// Facts about the batch an operator may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchContext {
+pub struct BatchContext<'a> {
     /// The source partition all records of the batch come from.
     pub partition: i32,
     /// The partition's watermark (event time below which no more records are expected).
     pub watermark_ms: Option<i64>,
+    /// The partition's watermark right after each record, when the task
+    /// knows it; empty otherwise (every record then sees `watermark_ms`).
+    /// It never decreases. Event-time timers fire at the record whose
+    /// watermark reaches them, so a replay that cuts its batches elsewhere
+    /// fires them at the same record.
+    pub record_watermarks: &'a [Option<i64>],
+}
+
+impl BatchContext<'_> {
+    /// A batch whose records all see one watermark.
+    pub fn whole(partition: i32, watermark_ms: Option<i64>) -> Self {
+        BatchContext {
+            partition,
+            watermark_ms,
+            record_watermarks: &[],
+        }
+    }
 }
 
 /// An operator failure that breaks the whole task (not one record); the
@@ -49,7 +66,7 @@ pub trait Operator: Send {
         &mut self,
         records: &[Record],
         state: &mut PartitionState,
-        ctx: BatchContext,
+        ctx: BatchContext<'_>,
     ) -> Result<Vec<RecordResult>, OperatorError>;
 
     /// What dead letters name as their module (`name@version` for UDFs).

@@ -313,7 +313,7 @@ impl Instances {
         &mut self,
         input: Vec<SourceRecord>,
         state: &mut PartitionState,
-        ctx: BatchContext,
+        ctx: BatchContext<'_>,
     ) -> Result<(Vec<Output>, Vec<DeadLetter>), OperatorError> {
         let mut dead = Vec::new();
         let (positions, mut records): (Vec<SourcePos>, Vec<Record>) =
@@ -324,7 +324,20 @@ impl Instances {
             if records.is_empty() {
                 break;
             }
-            let results = op.process_batch(&records, state, ctx)?;
+            // Each flowing record sees the watermark after its source record.
+            let marks: Vec<Option<i64>> = if ctx.record_watermarks.is_empty() {
+                Vec::new()
+            } else {
+                origins
+                    .iter()
+                    .map(|&src| ctx.record_watermarks.get(src).copied().flatten())
+                    .collect()
+            };
+            let stage = BatchContext {
+                record_watermarks: &marks,
+                ..ctx
+            };
+            let results = op.process_batch(&records, state, stage)?;
             if results.len() != records.len() {
                 return Err(OperatorError {
                     operator: id.clone(),
@@ -457,10 +470,7 @@ sinks: [{ type: kafka, topic: out }]
                 record: Record::value(r#"{"user":"b"}"#),
             },
         ];
-        let ctx = BatchContext {
-            partition: 0,
-            watermark_ms: None,
-        };
+        let ctx = BatchContext::whole(0, None);
         let (outs, dead) = inst
             .run(input, &mut PartitionState::default(), ctx)
             .unwrap();

@@ -13,6 +13,10 @@
 //! the same call, they may have read those writes, so the call is not kept:
 //! the batch is split just before that record and run again (UDFs are
 //! deterministic), which leaves the record last in its call.
+//!
+//! A call may also keep only a prefix of its records, when an event-time
+//! timer it registered comes due inside it ([`UdfInstance::process_until_due`]);
+//! the results then stop there, and the caller runs the rest after firing it.
 
 use super::instance::{Batch, BatchTime, CallError, RecordResult, UdfInstance};
 use super::state::KeyedState;
@@ -27,7 +31,7 @@ pub(crate) fn run(
         return Vec::new();
     }
     match inst.call(batch, state, time) {
-        // The common case: the call's results are the batch's, as they are.
+        // The common case: the call's results are the batch's (or a prefix).
         Ok(results) => results,
         Err(e) => {
             let mut out = Vec::with_capacity(batch.len());
@@ -37,15 +41,21 @@ pub(crate) fn run(
     }
 }
 
+/// Runs `batch`, appending its results to `out`; false when only a prefix
+/// ran (a timer came due), and nothing after it may run yet.
 fn go(
     inst: &mut UdfInstance,
     batch: Batch<'_>,
     state: &mut KeyedState,
     time: BatchTime,
     out: &mut Vec<RecordResult>,
-) {
+) -> bool {
     match inst.call(batch, state, time) {
-        Ok(results) => out.extend(results),
+        Ok(results) => {
+            let whole = results.len() == batch.len();
+            out.extend(results);
+            whole
+        }
         Err(e) => recover(inst, batch, state, time, e, out),
     }
 }
@@ -58,13 +68,9 @@ fn recover(
     time: BatchTime,
     e: CallError,
     out: &mut Vec<RecordResult>,
-) {
-    match e {
-        CallError::Rerun { at } => {
-            let (left, right) = batch.split(at.min(batch.len()));
-            go(inst, left, state, time, out);
-            go(inst, right, state, time, out);
-        }
+) -> bool {
+    let at = match e {
+        CallError::Rerun { at } => at.min(batch.len()),
         CallError::Failed(reason) if batch.len() == 1 => {
             tracing::warn!(
                 module = %inst.module().ident.name,
@@ -72,11 +78,10 @@ fn recover(
                 "record dead-lettered"
             );
             out.push(inst.dead_letter(reason));
+            return true;
         }
-        CallError::Failed(_) => {
-            let (left, right) = batch.split(batch.len() / 2);
-            go(inst, left, state, time, out);
-            go(inst, right, state, time, out);
-        }
-    }
+        CallError::Failed(_) => batch.len() / 2,
+    };
+    let (left, right) = batch.split(at);
+    go(inst, left, state, time, out) && go(inst, right, state, time, out)
 }

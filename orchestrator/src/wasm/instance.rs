@@ -94,23 +94,31 @@ pub(crate) enum CallError {
     Rerun { at: usize },
 }
 
-/// What a call processes: input records or fired timers.
+/// What a call processes: input records (with the watermark after each, or
+/// none) or fired timers.
 #[derive(Clone, Copy)]
 pub(crate) enum Batch<'a> {
-    Records(&'a [InputRecord]),
+    Records(&'a [InputRecord], &'a [Option<i64>]),
     Timers(&'a [FiredTimer]),
 }
 
 impl<'a> Batch<'a> {
     pub(crate) fn len(&self) -> usize {
         match self {
-            Batch::Records(r) => r.len(),
+            Batch::Records(r, _) => r.len(),
             Batch::Timers(t) => t.len(),
         }
     }
     pub(crate) fn split(&self, at: usize) -> (Batch<'a>, Batch<'a>) {
         match self {
-            Batch::Records(r) => (Batch::Records(&r[..at]), Batch::Records(&r[at..])),
+            Batch::Records(r, w) => {
+                let (wl, wr) = if w.is_empty() {
+                    (*w, *w)
+                } else {
+                    w.split_at(at)
+                };
+                (Batch::Records(&r[..at], wl), Batch::Records(&r[at..], wr))
+            }
             Batch::Timers(t) => (Batch::Timers(&t[..at]), Batch::Timers(&t[at..])),
         }
     }
@@ -224,7 +232,23 @@ impl UdfInstance {
         state: &mut KeyedState,
         time: BatchTime,
     ) -> Vec<RecordResult> {
-        super::bisect::run(self, Batch::Records(inputs), state, time)
+        super::bisect::run(self, Batch::Records(inputs, &[]), state, time)
+    }
+
+    /// Runs a prefix of `inputs`, `watermarks` holding the watermark right
+    /// after each: all of them, or only up to the first record at which an
+    /// event-time timer registered by this call comes due (that record
+    /// included), so the caller can fire it there. One result per record
+    /// run; at least one when `inputs` is not empty. See
+    /// [`super::event_time`].
+    pub fn process_until_due(
+        &mut self,
+        inputs: &[InputRecord],
+        watermarks: &[Option<i64>],
+        state: &mut KeyedState,
+        time: BatchTime,
+    ) -> Vec<RecordResult> {
+        super::bisect::run(self, Batch::Records(inputs, watermarks), state, time)
     }
 
     /// Hands fired timers (from [`KeyedState::take_due_timers`]) to the UDF.
@@ -268,7 +292,7 @@ impl UdfInstance {
         };
         let mut timer_keys: Vec<Bytes> = Vec::new();
         let payload: Arc<Vec<u8>> = match batch {
-            Batch::Records(r) => {
+            Batch::Records(r, _) => {
                 codec::encode_inputs(&mut self.writer, time.clock(), r);
                 Arc::new(self.writer.take_buffer())
             }
@@ -295,12 +319,12 @@ impl UdfInstance {
         self.stats.calls += 1;
         let guest = udf.weir_udf_guest();
         let result = match batch {
-            Batch::Records(_) => guest.call_process(&mut *store, &payload),
+            Batch::Records(..) => guest.call_process(&mut *store, &payload),
             Batch::Timers(_) => guest.call_on_timer(&mut *store, &payload),
         };
         std::mem::swap(&mut store.data_mut().state, state);
         store.data_mut().input.bytes = None;
-        if let (Batch::Records(_), Ok(buf)) = (batch, Arc::try_unwrap(payload)) {
+        if let (Batch::Records(..), Ok(buf)) = (batch, Arc::try_unwrap(payload)) {
             self.writer.restore_buffer(buf);
         }
         let failure = match result {
@@ -313,7 +337,7 @@ impl UdfInstance {
             Ok(Ok(out)) => {
                 let no_headers: &[(String, Bytes)] = &[];
                 let inherit = |i: usize| match batch {
-                    Batch::Records(r) => Inherit::of(&r[i]),
+                    Batch::Records(r, _) => Inherit::of(&r[i]),
                     Batch::Timers(t) => Inherit {
                         key: timer_keys.get(i),
                         timestamp: t[i].at,
@@ -337,13 +361,13 @@ impl UdfInstance {
                 let decoded = codec::decode_results(
                     Bytes::from(out),
                     batch.len(),
-                    matches!(batch, Batch::Records(_)),
+                    matches!(batch, Batch::Records(..)),
                     inherit,
                     self.limits.max_outputs_per_record,
                     dead,
                 );
                 match decoded {
-                    Ok((results, failed)) => {
+                    Ok((mut results, mut failed)) => {
                         if let Some((store, _, _)) = self.live.as_mut() {
                             let txn = &mut store.data_mut().txn;
                             // A failed record whose writes later records may have read.
@@ -355,6 +379,15 @@ impl UdfInstance {
                                 return Err(CallError::Rerun {
                                     at: (c as usize).max(1),
                                 });
+                            }
+                            // A timer this call registered comes due before its
+                            // last record: keep the call up to there only (the
+                            // rest runs again after the timer fired).
+                            if let Batch::Records(_, marks) = batch {
+                                if let Some(k) = txn.first_due(marks) {
+                                    failed.extend(k as u32 + 1..batch.len() as u32);
+                                    results.truncate(k + 1);
+                                }
                             }
                             txn.commit(state, &self.labels.operator, &failed);
                         }
@@ -394,7 +427,7 @@ impl UdfInstance {
         time: BatchTime,
     ) -> Result<Vec<RecordResult>, FailureReason> {
         let mut unused = KeyedState::new();
-        match self.call(Batch::Records(inputs), &mut unused, time) {
+        match self.call(Batch::Records(inputs, &[]), &mut unused, time) {
             Ok(results) => Ok(results),
             Err(CallError::Failed(reason)) => Err(reason),
             Err(CallError::Rerun { .. }) => Err(FailureReason::Protocol {

@@ -57,7 +57,8 @@
 //!
 //! `config` (settings and limits), `engine` (engine and epoch ticker),
 //! `cache` (artifacts on disk), `module` (validation, loaded modules),
-//! `instance` (calls), `bisect` (failure isolation), `codec` (host records
+//! `instance` (calls), `bisect` (failure isolation), `event_time`
+//! (timers fired at the record the watermark reaches them), `codec` (host records
 //! and the packed format), `state` (keyed state and timers), `ctx` (host
 //! imports and the WASI sandbox), `stdio` (captured output), `errors`.
 
@@ -68,6 +69,7 @@ mod config;
 mod ctx;
 mod engine;
 mod errors;
+mod event_time;
 mod instance;
 mod module;
 mod state;
@@ -85,6 +87,7 @@ pub use cache::CacheStats;
 pub use codec::{InputRecord, OutputRecord, SourcePosition};
 pub use config::{HostConfig, InstanceLabels, ModuleLimits};
 pub use errors::{FailureReason, WasmError};
+pub use event_time::{run_with_timers, Fired};
 pub use instance::{BatchTime, DeadLetter, InstanceStats, RecordResult, UdfInstance};
 pub use module::{
     digest_of, LoadedModule, ModuleIdent, ModuleInfo, GUEST_EXPORT, HELD_STATE_EXPORT, WIT_VERSION,

@@ -124,6 +124,21 @@ impl KeyedState {
             .remove(&(operator.to_owned(), domain, at, key.to_vec()));
     }
 
+    /// The earliest event-time timer of `operator` not yet fired.
+    pub fn next_event_timer(&self, operator: &str) -> Option<i64> {
+        let lo = (
+            operator.to_owned(),
+            TimeDomain::EventTime,
+            i64::MIN,
+            Vec::new(),
+        );
+        self.timers
+            .range(lo..)
+            .next()
+            .filter(|t| t.0 == operator && t.1 == TimeDomain::EventTime)
+            .map(|t| t.2)
+    }
+
     /// Timers of `operator` registered and not yet fired.
     pub fn pending_timers(&self, operator: &str) -> Vec<FiredTimer> {
         self.timers
@@ -282,6 +297,23 @@ impl CallTxn {
     ) {
         self.timers
             .push((cursor, register, key.to_vec(), domain, at));
+    }
+
+    /// The first record at which an event-time timer registered in this call
+    /// comes due, when that is before the call's last record: the first
+    /// record at or after the registering one whose watermark (`marks`, one
+    /// per record, never decreasing) reaches the timer.
+    pub(crate) fn first_due(&self, marks: &[Option<i64>]) -> Option<usize> {
+        self.timers
+            .iter()
+            .filter(|t| t.1 && t.3 == TimeDomain::EventTime)
+            .filter_map(|&(cursor, _, _, _, at)| {
+                let from = (cursor as usize).min(marks.len());
+                let k = from + marks[from..].partition_point(|w| w.is_none_or(|w| w < at));
+                (k < marks.len()).then_some(k)
+            })
+            .min()
+            .filter(|&k| k + 1 < marks.len())
     }
 
     /// Whether the record at `cursor` wrote state or touched timers.

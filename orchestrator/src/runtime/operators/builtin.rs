@@ -127,7 +127,7 @@ impl Operator for NativeOperator {
         &mut self,
         records: &[Record],
         state: &mut PartitionState,
-        _ctx: BatchContext,
+        _ctx: BatchContext<'_>,
     ) -> Result<Vec<RecordResult>, OperatorError> {
         let state = state.operator(&self.id);
         Ok(records
@@ -200,10 +200,7 @@ mod tests {
             .resolve(&spec, module, kind)
             .unwrap();
         let mut op = f.instantiate().unwrap();
-        let ctx = BatchContext {
-            partition: 0,
-            watermark_ms: None,
-        };
+        let ctx = BatchContext::whole(0, None);
         op.process_batch(recs, st, ctx).unwrap()
     }
 

@@ -169,7 +169,7 @@ impl Operator for CepOperator {
         &mut self,
         records: &[Record],
         state: &mut PartitionState,
-        ctx: BatchContext,
+        ctx: BatchContext<'_>,
     ) -> Result<Vec<RecordResult>, OperatorError> {
         if !self.runner.holds(ctx.partition) {
             let snapshot = saved_snapshot(state, &self.id);

@@ -135,7 +135,7 @@ impl Operator for CepComponentOperator {
         &mut self,
         records: &[Record],
         state: &mut PartitionState,
-        ctx: BatchContext,
+        ctx: BatchContext<'_>,
     ) -> Result<Vec<RecordResult>, OperatorError> {
         if !self.held.contains(&ctx.partition) {
             let snapshot = saved_snapshot(state, &self.id);

@@ -44,7 +44,7 @@ impl Operator for KeyBy {
         &mut self,
         records: &[Record],
         _state: &mut PartitionState,
-        _ctx: BatchContext,
+        _ctx: BatchContext<'_>,
     ) -> Result<Vec<RecordResult>, OperatorError> {
         Ok(records
             .iter()
@@ -77,10 +77,7 @@ mod tests {
             Record::value(r#"{"user":{}}"#),
             Record::value("not json"),
         ];
-        let ctx = BatchContext {
-            partition: 0,
-            watermark_ms: None,
-        };
+        let ctx = BatchContext::whole(0, None);
         let res = op
             .process_batch(&recs, &mut PartitionState::default(), ctx)
             .unwrap();

@@ -27,6 +27,8 @@ impl Task {
     ) -> Result<BatchCounts, TaskError> {
         let mut counts = BatchCounts::default();
         let mut groups: BTreeMap<TopicPartition, Vec<SourceRecord>> = BTreeMap::new();
+        // Each partition's watermark right after each of its records.
+        let mut record_marks: BTreeMap<TopicPartition, Vec<Option<i64>>> = BTreeMap::new();
         let mut dead: Vec<DeadLetter> = Vec::new();
         // A repartition topic's records carry their original source position;
         // dead letters name that, not the internal topic.
@@ -46,6 +48,10 @@ impl Task {
                         topic: m.topic().to_owned(),
                         partition: m.partition(),
                     };
+                    record_marks
+                        .entry(tp.clone())
+                        .or_default()
+                        .push(self.watermarks.partition(pos.partition));
                     groups
                         .entry(tp)
                         .or_default()
@@ -97,6 +103,7 @@ impl Task {
                 let ctx = BatchContext {
                     partition: tp.partition,
                     watermark_ms: marks.get(&tp.partition).copied().flatten(),
+                    record_watermarks: record_marks.get(&tp).map_or(&[], Vec::as_slice),
                 };
                 match instances.run(recs, &mut p.state, ctx) {
                     Ok((o, d)) => {

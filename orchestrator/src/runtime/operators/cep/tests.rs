@@ -35,11 +35,8 @@ fn op(rule: &str, timed_out: bool, late: bool) -> Box<dyn Operator> {
         .unwrap()
 }
 
-fn ctx() -> BatchContext {
-    BatchContext {
-        partition: 0,
-        watermark_ms: None,
-    }
+fn ctx() -> BatchContext<'static> {
+    BatchContext::whole(0, None)
 }
 
 /// Every output as `(input index, side tag, JSON)`.
