@@ -1080,3 +1080,147 @@ async fn nats_itself_keeps_mallory_out_of_alice_s_subjects() {
         server.log()
     );
 }
+
+/// `weir -t TENANT ARGS` with `token`, through `serve`'s API.
+fn as_tenant(serve: &Serve, token: &str, tenant: &str, args: &[&str]) -> std::process::Output {
+    crate::support::bin::weir_in(&serve.iso)
+        .args(["-t", tenant])
+        .args(args)
+        .env("WEIR_TOKEN", token)
+        .env("WEIR_API_URL", format!("http://{}", serve.http))
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_verbs_keep_each_tenant_to_its_own_topics() {
+    let rig = Rig::start().await;
+    let (a, m) = (rig.alice.as_str(), rig.mallory.as_str());
+    let id = &Uuid::now_v7().simple().to_string()[20..];
+    let orders = format!("alice.orders-{id}");
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let no = |o: std::process::Output, says: &str| {
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "`{err}` lacks `{says}`");
+    };
+
+    // alice creates, fills and reads her topic through the API.
+    let out = ok(as_tenant(
+        &rig.serve,
+        a,
+        "alice",
+        &["topic", "create", &orders, "--partitions", "2"],
+    ));
+    assert!(out.contains(&format!("created {orders}")), "{out}");
+    let lines = std::env::temp_dir().join(format!("orders-{id}.jsonl"));
+    std::fs::write(
+        &lines,
+        "{\"c\":\"ann\",\"n\":1}\n\n{\"c\":\"bob\",\"n\":2}\n{\"c\":\"ann\",\"n\":3}\n",
+    )
+    .unwrap();
+    let file = lines.to_str().unwrap();
+    ok(as_tenant(
+        &rig.serve,
+        a,
+        "alice",
+        &[
+            "topic",
+            "produce",
+            &orders,
+            "--file",
+            file,
+            "--key-field",
+            "c",
+        ],
+    ));
+    let tail = |token: &str| {
+        as_tenant(
+            &rig.serve,
+            token,
+            "alice",
+            &[
+                "-o", "json", "topic", "tail", &orders, "--count", "3", "--idle", "10s",
+            ],
+        )
+    };
+    let read: Vec<Value> = ok(tail(a))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(read.len(), 3, "{read:?}");
+    let mut keyed: Vec<(String, i64)> = read
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_str(r["value"].as_str().unwrap()).unwrap();
+            (
+                r["key"].as_str().unwrap().to_owned(),
+                v["n"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    keyed.sort();
+    assert_eq!(
+        keyed,
+        [("ann".into(), 1), ("ann".into(), 3), ("bob".into(), 2)]
+    );
+
+    // mallory, in her own name, reaches none of it.
+    let outside = "is outside tenant `mallory`'s namespace";
+    for args in [
+        vec!["topic", "create", orders.as_str()],
+        vec!["topic", "produce", orders.as_str(), "--file", file],
+        vec!["topic", "tail", orders.as_str(), "--count", "1"],
+        vec!["topic", "create", "weir.acme.job.stage-1.repartition"],
+    ] {
+        no(as_tenant(&rig.serve, m, "mallory", &args), outside);
+    }
+    // …nor in alice's: her token is not alice's.
+    no(tail(m), "the token is not valid for tenant `alice`");
+    // alice's topic holds what alice wrote, and only that.
+    let (status, view) = rig
+        .get(&format!("/v1/tenants/alice/topics/{orders}"), Some(a))
+        .await;
+    assert_eq!(status, 200, "{view}");
+    let held: i64 = view["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["high"].as_i64().unwrap() - p["low"].as_i64().unwrap())
+        .sum();
+    assert_eq!(held, 3, "{view}");
+    // The raw routes say the same, and refuse what is not a topic name.
+    let page = format!("/v1/tenants/mallory/topics/{orders}/records?partition=0");
+    let (status, body) = rig.get(&page, Some(m)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains(outside), "{body}");
+    let (status, body) = rig.get("/v1/tenants/mallory/topics/..", Some(m)).await;
+    assert!(status == 400 || status == 404, "{status} {body}");
+    let (status, body) = rig
+        .get("/v1/tenants/mallory/topics/mallory.a$b", Some(m))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("not a topic name"),
+        "{body}"
+    );
+
+    // An admin's grant opens one topic to mallory.
+    let shared = format!("shared.rates-{id}");
+    no(
+        as_tenant(&rig.serve, m, "mallory", &["topic", "create", &shared]),
+        outside,
+    );
+    admin(&rig.serve, &["tenant", "grant-topic", "mallory", &shared]);
+    let out = ok(as_tenant(
+        &rig.serve,
+        m,
+        "mallory",
+        &["topic", "create", &shared],
+    ));
+    assert!(out.contains(&format!("created {shared}")), "{out}");
+    let _ = std::fs::remove_file(&lines);
+}

@@ -10,6 +10,8 @@
 //!   `PUT …/modules/{name}/versions/{version}`: an upload
 //! - `GET /v1/tenants/{t}/lineage?node=&direction=`: what the jobs read and write, as a graph
 //! - `GET /v1/tenants/{t}/alerts`, `…/jobs/{name}/alerts`: what fires, and a job's rules
+//! - `PUT`/`GET /v1/tenants/{t}/topics/{topic}`, `POST`/`GET …/records`: the
+//!   tenant's Kafka topics, within its namespace
 //!
 //! [`routes`] is the one list of them: the router serves it and the OpenAPI
 //! description (`docs/schemas/openapi.json`, [`openapi`]) is generated from it.
@@ -24,6 +26,7 @@ pub mod openapi;
 pub(crate) mod runtime;
 pub(crate) mod secrets;
 pub(crate) mod tenants;
+pub(crate) mod topics;
 pub mod types;
 pub(crate) mod workflows;
 
@@ -55,6 +58,8 @@ pub struct ApiState {
     pub subjects: crate::intake::Subjects,
     /// Validates uploaded modules; `None`: uploads are refused.
     pub host: Option<crate::wasm::WasmHost>,
+    /// The Kafka brokers the topic routes reach for tenants; `None`: refused.
+    pub kafka_brokers: Option<String>,
 }
 
 /// Builds the router: every route of [`routes`], and nothing else.
@@ -94,6 +99,10 @@ const TAGS: &[(&str, &str)] = &[
     ),
     ("modules", "WASM UDF modules and their versions."),
     (
+        "topics",
+        "Kafka topics in the tenant's namespace (`<tenant>.…` and granted topics): create, describe, produce, read.",
+    ),
+    (
         "runs",
         "Workflow runs (compile, deploy, restore, rescale, ...), their steps and history.",
     ),
@@ -125,6 +134,24 @@ const VERSION: PathParam = PathParam {
     description: "The version to upload, e.g. `1.0.0` (`weir udf upload` defaults to the digest's first 12 hex digits).",
     schema: schema_of::<String>,
 };
+
+const TOPIC: PathParam = PathParam {
+    name: "topic",
+    description: "The Kafka topic: `<tenant>.<name>`, or a topic an admin granted the tenant.",
+    schema: schema_of::<String>,
+};
+const TOPIC_REFUSED: Reply = Reply::error(
+    StatusCode::FORBIDDEN,
+    "The topic is outside the tenant's namespace and not granted to it; the message says how to name it.",
+);
+const TOPIC_BAD: Reply = Reply::error(
+    StatusCode::BAD_REQUEST,
+    "The tenant or topic name, or a query field, is invalid; the message says which and why.",
+);
+const BROKER_DOWN: Reply = Reply::error(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "The Kafka broker is unreachable or refused, or PostgreSQL (the tenant's grants) is unavailable.",
+);
 
 const SECRET: PathParam = PathParam {
     name: "secret",
@@ -584,6 +611,85 @@ pub fn routes() -> Vec<Route> {
             secrets::delete,
         ),
         Route::new(
+            Put,
+            "/v1/tenants/{tenant}/topics/{topic}",
+            Doc {
+                operation_id: "createTopic",
+                tag: "topics",
+                summary: "Create a topic",
+                description: "Creates the topic with `cleanup.policy=delete` and the retention asked                     for, so its storage stays bounded. An existing topic is left as it is                     (`created: false`).",
+                params: vec![TENANT, TOPIC],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The topic, and whether it was created now."),
+                    TOPIC_BAD,
+                    TOPIC_REFUSED,
+                    BROKER_DOWN,
+                ],
+            },
+            topics::create,
+        ),
+        Route::new(
+            Get,
+            "/v1/tenants/{tenant}/topics/{topic}",
+            Doc {
+                operation_id: "getTopic",
+                tag: "topics",
+                summary: "A topic's partitions and their offsets",
+                description: "Each partition's first and next offset (`low`, `high`): its records are at `low..high`.",
+                params: vec![TENANT, TOPIC],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The topic's partitions."),
+                    TOPIC_BAD,
+                    TOPIC_REFUSED,
+                    Reply::error(StatusCode::NOT_FOUND, "The topic does not exist."),
+                    BROKER_DOWN,
+                ],
+            },
+            topics::show,
+        ),
+        Route::new(
+            Post,
+            "/v1/tenants/{tenant}/topics/{topic}/records",
+            Doc {
+                operation_id: "produceRecords",
+                tag: "topics",
+                summary: "Produce records, one per line",
+                description: "The request body is UTF-8 text (at most 8 MiB); every non-blank line                     becomes one record, keyed by `key_field` when the line is a JSON object with it.                     Answers once the broker acknowledged them all (an idempotent producer).",
+                params: vec![TENANT, TOPIC],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "How many records were produced."),
+                    TOPIC_BAD,
+                    TOPIC_REFUSED,
+                    Reply::error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "The body is larger than 8 MiB: produce in several calls.",
+                    ),
+                    BROKER_DOWN,
+                ],
+            },
+            topics::produce,
+        )
+        .body_limit(topics::MAX_PRODUCE_BYTES),
+        Route::new(
+            Get,
+            "/v1/tenants/{tenant}/topics/{topic}/records",
+            Doc {
+                operation_id: "readRecords",
+                tag: "topics",
+                summary: "Read a page of one partition",
+                description: "Up to `limit` records of `partition` from `offset` on. Returns at once                     with what is there; when nothing is, waits up to `wait_ms` for the next record.                     `next_offset` is where the next page starts.",
+                params: vec![TENANT, TOPIC],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The records, oldest first; empty if none came."),
+                    TOPIC_BAD,
+                    TOPIC_REFUSED,
+                    Reply::error(StatusCode::NOT_FOUND, "The topic or partition does not exist."),
+                    BROKER_DOWN,
+                ],
+            },
+            topics::read,
+        ),
+        Route::new(
             Get,
             "/v1/tenants/{tenant}/lineage",
             Doc {
@@ -796,6 +902,7 @@ mod tests {
             secrets: crate::secrets::SecretStore::new(pool.clone(), None),
             subjects: crate::intake::Subjects::new("weir"),
             host: None,
+            kafka_brokers: None,
         }
     }
 

@@ -344,3 +344,81 @@ pub struct TenantUsage {
     /// Bytes of every module version uploaded.
     pub module_bytes: u64,
 }
+
+pub use crate::runtime::topics::{PartitionRange, TopicRecord};
+
+/// The query of `PUT /v1/tenants/{t}/topics/{topic}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct TopicCreateQuery {
+    /// Partitions (1-64); 1 if absent.
+    pub partitions: Option<i32>,
+    /// Records older than this many milliseconds are deleted by the broker
+    /// (1 minute to 365 days); 7 days if absent.
+    pub retention_ms: Option<u64>,
+}
+
+impl TopicCreateQuery {
+    /// The partitions and retention, or why they are refused.
+    pub fn checked(&self) -> Result<(i32, std::time::Duration), String> {
+        let partitions = self.partitions.unwrap_or(1);
+        if !(1..=64).contains(&partitions) {
+            return Err(format!("partitions: {partitions} is not within 1-64"));
+        }
+        let ms = self.retention_ms.unwrap_or(7 * 24 * 3_600_000);
+        if !(60_000..=365 * 24 * 3_600_000).contains(&ms) {
+            return Err(format!(
+                "retention_ms: {ms} is not within 60000 (1 minute) and 31536000000 (365 days)"
+            ));
+        }
+        Ok((partitions, std::time::Duration::from_millis(ms)))
+    }
+}
+
+/// The answer to a topic create.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TopicCreated {
+    pub topic: String,
+    /// False if the topic existed already (it is left as it was).
+    pub created: bool,
+}
+
+/// A topic and its partitions' offsets.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TopicView {
+    pub topic: String,
+    pub partitions: Vec<PartitionRange>,
+}
+
+/// The query of `POST …/topics/{topic}/records`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ProduceQuery {
+    /// Key each record by this top-level field of its line, read as JSON.
+    pub key_field: Option<String>,
+}
+
+/// The answer to a produce: how many records the broker acknowledged.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Produced {
+    pub produced: usize,
+}
+
+/// The query of `GET …/topics/{topic}/records`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ReadQuery {
+    pub partition: i32,
+    /// The first offset to read (the partition's start if older); 0 if absent.
+    pub offset: Option<i64>,
+    /// At most this many records (up to 1000); 100 if absent.
+    pub limit: Option<usize>,
+    /// Wait up to this long (ms, up to 10000) for records when none are
+    /// there yet; 0 if absent.
+    pub wait_ms: Option<u64>,
+}
+
+/// A page of one partition's records.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RecordsPage {
+    pub records: Vec<TopicRecord>,
+    /// Where the next page starts.
+    pub next_offset: i64,
+}

@@ -88,6 +88,34 @@ impl Api {
         self.call("PUT", &url, self.http.put(&url).body(body)).await
     }
 
+    /// `PUT` to a tenant path with a query string, without a body.
+    pub async fn put_with<T: DeserializeOwned, Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> Result<T, CliError> {
+        let url = self.url(path);
+        self.call("PUT", &url, self.http.put(&url).query(query))
+            .await
+    }
+
+    /// `POST` a raw body to a tenant path with a query string.
+    pub async fn post_bytes_with<T: DeserializeOwned, Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: &Q,
+        body: Vec<u8>,
+    ) -> Result<T, CliError> {
+        let url = self.url(path);
+        self.call("POST", &url, self.http.post(&url).query(query).body(body))
+            .await
+    }
+
+    /// Whether calls carry a token (a tenant's or the admin's).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     /// `DELETE` a tenant path.
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         let url = self.url(path);

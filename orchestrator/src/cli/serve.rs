@@ -252,6 +252,7 @@ pub async fn serve(
         secrets: SecretStore::new(store.pool().clone(), secret_key),
         subjects: subjects.clone(),
         host: Some(upload_host),
+        kafka_brokers: Some(conn.kafka_brokers.clone()),
     };
     // One guard over both routers, so no path is served without its check.
     let app = crate::api::router(state.clone())

@@ -84,6 +84,7 @@ pub mod restart;
 pub mod sinks;
 pub mod state;
 pub mod task;
+pub mod topics;
 pub mod topology;
 pub mod watermark;
 
