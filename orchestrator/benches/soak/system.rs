@@ -133,6 +133,9 @@ impl Weir {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         let http = format!("127.0.0.1:{}", free_port()?);
+        // The CLI's verbs (module uploads) go through this serve's API.
+        let mut env = env;
+        env.push(("WEIR_API_URL".into(), format!("http://{http}")));
         let serve_env = env.clone();
         let addr = http.clone();
         let serve = Daemon::new("weir-serve", &svc.logs, move || {
