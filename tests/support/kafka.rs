@@ -113,6 +113,27 @@ pub struct ReadRecord {
     pub timestamp: Option<i64>,
 }
 
+impl ReadRecord {
+    /// An output's identity from its `weir-origin` header
+    /// (`<topic>/<partition>/<offset>/<seq>`); panics without one.
+    pub fn origin(&self) -> (String, i32, i64, u32) {
+        let v = self
+            .headers
+            .get("weir-origin")
+            .unwrap_or_else(|| panic!("no weir-origin header: {self:?}"));
+        origin_of(v)
+    }
+}
+
+/// Parses a `weir-origin` header value, as Weir's replay does.
+pub fn origin_of(v: &str) -> (String, i32, i64, u32) {
+    let id =
+        weir::runtime::record::output_id_from_headers([("weir-origin", v.as_bytes())].into_iter());
+    let (topic, partition, offset, seq) =
+        id.unwrap_or_else(|| panic!("weir-origin `{v}` is not <topic>/<partition>/<offset>/<seq>"));
+    (topic.to_string(), partition, offset, seq)
+}
+
 /// A consumer with explicit assignment (no group membership).
 pub fn assigned_consumer(brokers: &str, topic: &str, partitions: i32) -> BaseConsumer {
     assigned_consumer_with(brokers, topic, partitions, "read_uncommitted")

@@ -233,13 +233,7 @@ pub fn assert_exactly_once(
     let mut by_pos: HashMap<(String, i32, i64, u32), usize> = HashMap::new();
     let mut out = BTreeMap::new();
     for r in outs {
-        let h = |k: &str| r.headers.get(k).cloned().unwrap_or_default();
-        let id = (
-            h("weir-source-topic"),
-            h("weir-source-partition").parse().unwrap(),
-            h("weir-source-offset").parse().unwrap(),
-            h("weir-seq").parse().unwrap(),
-        );
+        let id = r.origin();
         *by_pos.entry(id.clone()).or_default() += 1;
         out.insert((id.1, id.2), r.clone());
     }
@@ -248,8 +242,8 @@ pub fn assert_exactly_once(
         let copies: Vec<_> = outs
             .iter()
             .filter(|r| {
-                r.headers.get("weir-source-partition") == Some(&p.to_string())
-                    && r.headers.get("weir-source-offset") == Some(&o.to_string())
+                let (_, rp, ro, _) = r.origin();
+                (rp, ro) == (*p, *o)
             })
             .map(|r| (r.partition, r.offset))
             .collect();

@@ -78,7 +78,7 @@ pub fn exactly_once(job: Job, ledger: &Ledger, source_ends: &[i64]) -> Check {
     }
     if beyond + ledger.foreign + ledger.extra_seq > 0 {
         detail += &format!(
-            "; {beyond} beyond the source's end, {} without this job's headers, {} with weir-seq ≠ 0",
+            "; {beyond} beyond the source's end, {} without this job's headers, {} with a sequence number ≠ 0",
             ledger.foreign, ledger.extra_seq
         );
     }

@@ -11,6 +11,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use weir::runtime::record::output_id_from_headers;
+
 use crate::system::{Job, INPUT};
 
 /// What a sink reader has seen over the whole run.
@@ -25,12 +27,12 @@ pub struct Ledger {
     pub duplicates: u64,
     /// First few duplicates: (source partition, offset, sink partition, sink offset).
     pub duplicate_examples: Vec<(i32, i64, i32, i64)>,
-    /// Outputs without readable `weir-source-*` headers, or naming another topic.
+    /// Outputs without a readable `weir-origin` header, or naming another topic.
     pub foreign: u64,
-    /// Outputs with `weir-seq` ≠ 0 that are not a keyed job's timer output
+    /// Outputs with a sequence number ≠ 0 that are not a keyed job's timer output
     /// (records emit one output each; a timer's ride after it).
     pub extra_seq: u64,
-    /// Keyed job: distinct timer outputs (`weir-seq` ≥ 1) by identity.
+    /// Keyed job: distinct timer outputs (sequence number ≥ 1) by identity.
     pub timer_ids: HashSet<(i32, i64, u32)>,
     /// Keyed job: per key, its outputs walked in sink order (duplicates skipped).
     pub walks: HashMap<String, KeyWalk>,
@@ -152,19 +154,14 @@ pub fn read_sink(
             };
             let now = chrono::Utc::now().timestamp_millis();
             let ts = m.timestamp().to_millis().unwrap_or(now);
-            let (mut topic, mut part, mut off, mut seq) = (None, None, None, None);
-            if let Some(hs) = m.headers() {
-                for h in hs.iter() {
-                    let v = h.value.and_then(|v| std::str::from_utf8(v).ok());
-                    match h.key {
-                        "weir-source-topic" => topic = v.map(str::to_owned),
-                        "weir-source-partition" => part = v.and_then(|v| v.parse::<i32>().ok()),
-                        "weir-source-offset" => off = v.and_then(|v| v.parse::<i64>().ok()),
-                        "weir-seq" => seq = v.and_then(|v| v.parse::<u32>().ok()),
-                        _ => {}
-                    }
-                }
-            }
+            // The output's identity, as Weir's own replay reads it.
+            let id = m.headers().and_then(|hs| {
+                output_id_from_headers(hs.iter().map(|h| (h.key, h.value.unwrap_or_default())))
+            });
+            let (topic, part, off, seq) = match id {
+                Some((t, p, o, s)) => (Some(t.to_string()), Some(p), Some(o), Some(s)),
+                None => (None, None, None, None),
+            };
             let count = (job == Job::Keyed).then(|| {
                 let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
                 let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();

@@ -48,7 +48,7 @@ impl Job {
         }
     }
 
-    /// Where the sink's `weir-source-*` headers point: the input for the
+    /// Where the sink's `weir-origin` headers point: the input for the
     /// map; the repartition topic for the keyed job's second stage.
     pub fn source_topic(self) -> String {
         match self {

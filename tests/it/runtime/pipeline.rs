@@ -44,7 +44,7 @@ async fn records_pass_a_map_exactly_once_to_a_kafka_sink() {
     let by_pos = assert_exactly_once(&outs, n);
     let sample = by_pos.values().next().unwrap();
     assert!(sample.value.contains("\"USER\":\"U"), "{}", sample.value);
-    assert_eq!(sample.headers.get("weir-source-topic"), Some(&input));
+    assert_eq!(sample.origin().0, input);
 
     let st = rig.status().await;
     assert_eq!(st.tasks.len(), 2);

@@ -94,10 +94,7 @@ rate_limit: 1500
             .or_default()
             .push(v["count"].as_u64().unwrap());
         // Outputs name the repartition topic as their source (deterministic replay per stage).
-        assert!(
-            r.headers["weir-source-topic"].ends_with(".by-user.repartition"),
-            "{r:?}"
-        );
+        assert!(r.origin().0.ends_with(".by-user.repartition"), "{r:?}");
     }
     assert_eq!(counts.len(), USERS);
     for (user, mut seen) in counts {

@@ -209,8 +209,8 @@ impl OperatorSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkSpec {
-    /// A Kafka topic. Every output carries its source position in headers
-    /// (`weir-source-topic`, `weir-source-partition`, `weir-source-offset`, `weir-seq`).
+    /// A Kafka topic. Every output carries its source position in one header,
+    /// `weir-origin: <source topic>/<partition>/<offset>/<seq>`.
     Kafka {
         /// Topic to write; it must exist.
         topic: String,

@@ -81,21 +81,19 @@ impl KafkaSink {
             {
                 continue;
             }
-            let pos = out.position_headers();
+            let (origin_key, origin) = out.origin_header();
             loop {
-                let mut headers = OwnedHeaders::new_with_capacity(out.record.headers.len() + 4);
+                let mut headers = OwnedHeaders::new_with_capacity(out.record.headers.len() + 1);
                 for (k, v) in &out.record.headers {
                     headers = headers.insert(Header {
                         key: k,
                         value: Some(&v[..]),
                     });
                 }
-                for (k, v) in &pos {
-                    headers = headers.insert(Header {
-                        key: k,
-                        value: Some(v.as_bytes()),
-                    });
-                }
+                headers = headers.insert(Header {
+                    key: origin_key,
+                    value: Some(origin.as_bytes()),
+                });
                 let mut rec = BaseRecord::to(&self.topic)
                     .payload(&out.record.value[..])
                     .headers(headers)

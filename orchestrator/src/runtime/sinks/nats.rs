@@ -37,9 +37,8 @@ impl NatsSink {
                     headers.append(k.as_str(), v);
                 }
             }
-            for (k, v) in out.position_headers() {
-                headers.insert(k, v.as_str());
-            }
+            let (k, v) = out.origin_header();
+            headers.insert(k, v.as_str());
             self.client
                 .publish_with_headers(self.subject.clone(), headers, out.record.value.clone())
                 .await
