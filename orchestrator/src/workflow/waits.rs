@@ -172,12 +172,22 @@ pub async fn probe<S: EventStore, C: DeploymentControl>(
         let watching_health = w.checkpoints.is_some() || w.healthy_for.is_some();
         // A restart while watched means the version is not healthy: fail now rather than at `within`.
         if restarts(&s) > base_restarts {
+            // Why they crashed is what the user needs, not only that they did.
+            let why: Vec<String> = s
+                .tasks
+                .iter()
+                .filter_map(|t| Some(format!("task {}: {}", t.task, t.last_error.as_deref()?)))
+                .collect();
+            let mut reason = format!(
+                "tasks restarted {} time(s) while generation {generation} was being watched",
+                restarts(&s) - base_restarts
+            );
+            if !why.is_empty() {
+                reason = format!("{reason} ({})", why.join("; "));
+            }
             return Ok(Probe::Failed(ActivityError::new(
                 ErrorClass::Unhealthy,
-                format!(
-                    "tasks restarted {} time(s) while generation {generation} was being watched",
-                    restarts(&s) - base_restarts
-                ),
+                reason,
             )));
         }
         let all_running =
