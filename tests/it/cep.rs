@@ -267,6 +267,84 @@ fn check_rejects_bad_rules_with_located_problems() {
 }
 
 /// Weir's stock rule component, run directly through the WASM host.
+/// `weir cep run --component` with a rule built in (the Rust pattern API's
+/// `abc_rule`) needs no rule file, and prints what its YAML twin prints
+/// through the stock component; the stock component without a rule says so.
+#[test]
+fn a_rust_rule_component_runs_alone_and_matches_its_yaml_twin() {
+    let dir = std::env::temp_dir().join(format!("weir-cep-twin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let yaml = dir.join("abc.yaml");
+    std::fs::write(
+        &yaml,
+        "name: abc\nwithin_ms: 60000\nsteps:\n  - name: a\n    where: kind == \"a\"\n  - name: b\n    where: kind == \"b\"\n  - name: c\n    where: kind == \"c\"\n",
+    )
+    .unwrap();
+    let events = dir.join("events.jsonl");
+    let mut seed = 11u64;
+    let evs: Vec<String> = (0..3_000i64)
+        .map(|i| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let kind = ["a", "b", "c", "x"][(seed % 4) as usize];
+            format!(
+                r#"{{"user":"u{}","kind":"{kind}","ts":{}}}"#,
+                (seed >> 8) % 25,
+                1_000 + i * 900
+            )
+        })
+        .collect();
+    std::fs::write(&events, evs.join("\n")).unwrap();
+    let input = events.to_str().unwrap();
+    let common = [
+        "--input",
+        input,
+        "--key-field",
+        "user",
+        "--time-field",
+        "ts",
+    ];
+    let stock = guests::cep_rule_path();
+    let rust = guests::path("abc_rule");
+    let mut twin = vec![
+        "--rule",
+        yaml.to_str().unwrap(),
+        "--component",
+        stock.to_str().unwrap(),
+    ];
+    twin.extend_from_slice(&common);
+    let mut alone = vec!["--component", rust.to_str().unwrap()];
+    alone.extend_from_slice(&common);
+    let (twin, alone) = (run(&twin), run(&alone));
+    for o in [&twin, &alone] {
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let out = lines(&alone.stdout);
+    assert!(
+        out.iter().filter(|l| l.contains("\"steps\"")).count() > 20,
+        "matches and timeouts happen: {}",
+        out.len()
+    );
+    assert_eq!(out, lines(&twin.stdout));
+
+    let mut no_rule = vec!["--component", stock.to_str().unwrap()];
+    no_rule.extend_from_slice(&common);
+    let o = run(&no_rule);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("holds no rule"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 mod component {
     use weir::wasm::{
         BatchTime, Bytes, FailureReason, HostConfig, InputRecord, InstanceLabels, ModuleLimits,

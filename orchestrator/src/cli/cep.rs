@@ -26,11 +26,12 @@ pub enum CepCmd {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The YAML rule file.
-    #[arg(long)]
-    pub rule: PathBuf,
+    /// The YAML rule file. A rule component built with the Rust pattern API
+    /// (`--component`) carries its own rule and takes none.
+    #[arg(long, required_unless_present = "component")]
+    pub rule: Option<PathBuf>,
     /// Only validate the rule: exit 0, or print every problem and exit 2.
-    #[arg(long, conflicts_with = "input")]
+    #[arg(long, conflicts_with = "input", requires = "rule")]
     pub check: bool,
     /// The events, one JSON object per line.
     #[arg(long, required_unless_present = "check")]
@@ -46,8 +47,10 @@ pub struct RunArgs {
     /// How far behind the largest event time seen the watermark stays.
     #[arg(long, default_value_t = 0)]
     pub out_of_orderness_ms: i64,
-    /// Run the rule in Weir's stock rule component (`weir_cep_rule.wasm`),
-    /// in the WASM sandbox, as jobs do; without it the engine runs natively.
+    /// Run the rule in a rule component, in the WASM sandbox, as jobs do:
+    /// Weir's stock one (`weir_cep_rule.wasm`) with `--rule`, or a rule
+    /// built with the Rust pattern API, alone. Without it the engine runs
+    /// natively.
     #[arg(long, env = "WEIR_CEP_COMPONENT")]
     pub component: Option<PathBuf>,
 }
@@ -64,16 +67,25 @@ const PARTITION: i32 = 0;
 const BATCH: usize = 512;
 
 fn run_rule(args: &RunArgs) -> Result<(), CliError> {
-    let file = args.rule.display().to_string();
-    let text =
-        std::fs::read_to_string(&args.rule).map_err(|e| CliError::Usage(format!("{file}: {e}")))?;
-    let (source, rule) =
-        cep_rule::parse_with_source(&text).map_err(|e| CliError::Usage(e.in_file(&file)))?;
-    rule.compile()
-        .map_err(|p| CliError::Usage(format!("{file}: {p}")))?;
+    let rule = match &args.rule {
+        Some(path) => {
+            let file = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::Usage(format!("{file}: {e}")))?;
+            let (source, rule) = cep_rule::parse_with_source(&text)
+                .map_err(|e| CliError::Usage(e.in_file(&file)))?;
+            rule.compile()
+                .map_err(|p| CliError::Usage(format!("{file}: {p}")))?;
+            if args.input.is_none() {
+                println!("{file}: ok");
+                return Ok(());
+            }
+            Some((source, rule))
+        }
+        None => None,
+    };
     let Some(input) = &args.input else {
-        println!("{file}: ok");
-        return Ok(());
+        return Err(CliError::Usage("--input is needed to run a rule".into()));
     };
     let name = input.display().to_string();
     let reader = std::fs::File::open(input)
@@ -85,11 +97,16 @@ fn run_rule(args: &RunArgs) -> Result<(), CliError> {
         late: true,
         json_keys: true,
     };
-    let mut engine = match &args.component {
-        Some(path) => Engine::component(path, &source, opts)?,
-        None => Engine::Native(Box::new(
+    let mut engine = match (&args.component, rule) {
+        (Some(path), rule) => Engine::component(path, rule.map(|(source, _)| source), opts)?,
+        (None, Some((_, rule))) => Engine::Native(Box::new(
             RuleRunner::new(rule, opts).map_err(CliError::Usage)?,
         )),
+        (None, None) => {
+            return Err(CliError::Usage(
+                "give a rule: --rule FILE, or --component with a rule built in".into(),
+            ))
+        }
     };
     let mut out = Printer::default();
     for (i, line) in reader.lines().enumerate() {
@@ -169,19 +186,17 @@ enum Engine {
 }
 
 impl Engine {
+    /// `rule`: the YAML rule for Weir's stock component; `None` for a
+    /// component that carries its own.
     fn component(
         path: &std::path::Path,
-        rule: &weir_cep::rule::Rule,
+        rule: Option<weir_cep::rule::Rule>,
         opts: RunnerOptions,
     ) -> Result<Self, CliError> {
         let host = super::wiring::wasm_host()?;
         let module = super::wiring::load_cep_component(&host, path)?;
-        let config = weir_cep::runner::ComponentConfig::new(
-            Some(rule.clone()),
-            opts,
-            "timed_out".into(),
-            "late".into(),
-        );
+        let config =
+            weir_cep::runner::ComponentConfig::new(rule, opts, "timed_out".into(), "late".into());
         let labels = InstanceLabels {
             job: "local".into(),
             operator: "cep".into(),
