@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::error::CliError;
@@ -22,7 +22,6 @@ use crate::api::types::{
     ProduceQuery, Produced, ReadQuery, RecordsPage, TopicCreateQuery, TopicCreated, TopicView,
 };
 use crate::domain::Dur;
-use crate::runtime::kafka::base_config;
 use crate::runtime::topics::{self, TopicError, TopicRecord};
 
 #[derive(Debug, Subcommand)]
@@ -266,20 +265,11 @@ fn tail(
     idle: Duration,
     format: Format,
 ) -> Result<usize, CliError> {
-    let broker = |op: &'static str| {
-        move |e: rdkafka::error::KafkaError| {
-            unreachable(TopicError::Broker {
-                brokers: brokers.to_owned(),
-                op,
-                reason: e.to_string(),
-            })
-        }
+    let broker = |op| {
+        let f = topics::broker(brokers, op);
+        move |e| unreachable(f(e))
     };
-    let consumer: BaseConsumer = base_config(brokers)
-        .set("group.id", "weir-topic-tail")
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(broker("create a consumer"))?;
+    let consumer = topics::reader(brokers).map_err(unreachable)?;
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .map_err(broker("read metadata"))?;

@@ -35,7 +35,11 @@ pub enum TopicError {
     NoSuchPartition { topic: String, partition: i32 },
 }
 
-fn broker(brokers: &str, op: &'static str) -> impl Fn(rdkafka::error::KafkaError) -> TopicError {
+/// Maps a client error of `op` against `brokers`.
+pub(crate) fn broker(
+    brokers: &str,
+    op: &'static str,
+) -> impl Fn(rdkafka::error::KafkaError) -> TopicError {
     let brokers = brokers.to_owned();
     move |e| TopicError::Broker {
         brokers: brokers.clone(),
@@ -175,7 +179,8 @@ pub fn produce_lines<'a>(
     Ok(n)
 }
 
-fn reader(brokers: &str) -> Result<BaseConsumer, TopicError> {
+/// A consumer for reading by assignment, committing nothing.
+pub(crate) fn reader(brokers: &str) -> Result<BaseConsumer, TopicError> {
     base_config(brokers)
         .set("group.id", "weir-topic-read")
         .set("enable.auto.commit", "false")

@@ -26,9 +26,9 @@ impl Task {
         batch: Vec<BorrowedMessage<'_>>,
     ) -> Result<BatchCounts, TaskError> {
         let mut counts = BatchCounts::default();
-        let mut groups: BTreeMap<TopicPartition, Vec<SourceRecord>> = BTreeMap::new();
-        // Each partition's watermark right after each of its records.
-        let mut record_marks: BTreeMap<TopicPartition, Vec<Option<i64>>> = BTreeMap::new();
+        // Per partition: its records, and its watermark right after each.
+        let mut groups: BTreeMap<TopicPartition, (Vec<SourceRecord>, Vec<Option<i64>>)> =
+            BTreeMap::new();
         let mut dead: Vec<DeadLetter> = Vec::new();
         // A repartition topic's records carry their original source position;
         // dead letters name that, not the internal topic.
@@ -48,14 +48,10 @@ impl Task {
                         topic: m.topic().to_owned(),
                         partition: m.partition(),
                     };
-                    record_marks
-                        .entry(tp.clone())
-                        .or_default()
-                        .push(self.watermarks.partition(pos.partition));
-                    groups
-                        .entry(tp)
-                        .or_default()
-                        .push(SourceRecord { pos, record });
+                    let mark = self.watermarks.partition(pos.partition);
+                    let (recs, marks) = groups.entry(tp).or_default();
+                    recs.push(SourceRecord { pos, record });
+                    marks.push(mark);
                 }
                 Err(e) => dead.push(DeadLetter {
                     origin: pos,
@@ -96,14 +92,14 @@ impl Task {
             let mut outputs = Vec::new();
             let mut dead = Vec::new();
             let mut failure = None;
-            for (tp, recs) in groups {
+            for (tp, (recs, record_marks)) in groups {
                 let Some(p) = progress.get_mut(&tp) else {
                     continue;
                 };
                 let ctx = BatchContext {
                     partition: tp.partition,
                     watermark_ms: marks.get(&tp.partition).copied().flatten(),
-                    record_watermarks: record_marks.get(&tp).map_or(&[], Vec::as_slice),
+                    record_watermarks: &record_marks,
                 };
                 match instances.run(recs, &mut p.state, ctx) {
                     Ok((o, d)) => {
