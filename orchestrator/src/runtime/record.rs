@@ -8,9 +8,8 @@ use bytes::Bytes;
 /// Header on every output (sink and repartition topics): where it came from,
 /// `<source topic>/<partition>/<offset>/<seq>`, `seq` being its index among
 /// the outputs of that source record (topic names hold no `/`). One header,
-/// not four: a broker stores and fetches each header of each record, so on
-/// tansu's sqlite storage four headers cost Weir's output about two thirds
-/// of its throughput.
+/// not four: tansu's sqlite storage keeps each header of each record as a
+/// row, written on produce and read on fetch (`docs/runtime.md`).
 pub const H_ORIGIN: &str = "weir-origin";
 /// Header on dead letters: the source topic. (Outputs of Weir before
 /// `weir-origin` carried it and the next three; they are still read.)
