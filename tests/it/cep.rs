@@ -267,6 +267,21 @@ fn check_rejects_bad_rules_with_located_problems() {
 }
 
 /// Weir's stock rule component, run directly through the WASM host.
+/// `abc_rule`'s pattern (a, b, c within 60 s) as a YAML rule.
+const ABC_TWIN: &str = "name: abc\nwithin_ms: 60000\nsteps:\n  - name: a\n    where: kind == \"a\"\n  - name: b\n    where: kind == \"b\"\n  - name: c\n    where: kind == \"c\"\n";
+
+/// A random event for `abc_rule`: a key below `keys` and a kind of a, b, c
+/// or x (xorshift, so runs repeat).
+fn abc_event(seed: &mut u64, keys: u64) -> (u64, &'static str) {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    (
+        (*seed >> 8) % keys,
+        ["a", "b", "c", "x"][(*seed % 4) as usize],
+    )
+}
+
 /// `weir cep run --component` with a rule built in (the Rust pattern API's
 /// `abc_rule`) needs no rule file, and prints what its YAML twin prints
 /// through the stock component; the stock component without a rule says so.
@@ -275,22 +290,14 @@ fn a_rust_rule_component_runs_alone_and_matches_its_yaml_twin() {
     let dir = std::env::temp_dir().join(format!("weir-cep-twin-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let yaml = dir.join("abc.yaml");
-    std::fs::write(
-        &yaml,
-        "name: abc\nwithin_ms: 60000\nsteps:\n  - name: a\n    where: kind == \"a\"\n  - name: b\n    where: kind == \"b\"\n  - name: c\n    where: kind == \"c\"\n",
-    )
-    .unwrap();
+    std::fs::write(&yaml, ABC_TWIN).unwrap();
     let events = dir.join("events.jsonl");
     let mut seed = 11u64;
     let evs: Vec<String> = (0..3_000i64)
         .map(|i| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let kind = ["a", "b", "c", "x"][(seed % 4) as usize];
+            let (user, kind) = abc_event(&mut seed, 25);
             format!(
-                r#"{{"user":"u{}","kind":"{kind}","ts":{}}}"#,
-                (seed >> 8) % 25,
+                r#"{{"user":"u{user}","kind":"{kind}","ts":{}}}"#,
                 1_000 + i * 900
             )
         })
@@ -445,7 +452,7 @@ mod component {
     #[test]
     fn a_rust_rule_component_matches_as_its_yaml_twin() {
         guests::guest("abc_rule");
-        let yaml = "name: abc\nwithin_ms: 60000\nsteps:\n  - name: a\n    where: kind == \"a\"\n  - name: b\n    where: kind == \"b\"\n  - name: c\n    where: kind == \"c\"\n";
+        let yaml = super::ABC_TWIN;
         let (rule, _) = weir::domain::cep_rule::parse_with_source(yaml).unwrap();
         let run = |path: std::path::PathBuf, rule| {
             let mut udf = instance_of(&path, rule, 64 << 20);
@@ -455,12 +462,8 @@ mod component {
             for batch in 0..40i64 {
                 let recs: Vec<InputRecord> = (0..100i64)
                     .map(|i| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        let kind = ["a", "b", "c", "x"][(seed % 4) as usize];
-                        let key = format!("k{}", (seed >> 8) % 20);
-                        ev(&key, kind, 1_000 + (batch * 100 + i) * 700)
+                        let (key, kind) = super::abc_event(&mut seed, 20);
+                        ev(&format!("k{key}"), kind, 1_000 + (batch * 100 + i) * 700)
                     })
                     .collect();
                 for r in udf.process_held(&recs, BatchTime::now()).unwrap() {
