@@ -1,27 +1,36 @@
 //! Many keys under one watermark: routes records to their key's
 //! [`EventTimeState`] and, on a watermark, wakes only the keys with
-//! something due (a timer queue, as Flink's operator registers event-time
-//! timers), dropping keys left with nothing.
+//! something due (timers, as Flink's operator registers event-time timers),
+//! dropping keys left with nothing.
+//!
+//! A key is numbered once, when first seen: its state lives in a slot of
+//! that number and its timers carry the number, so a record costs one hash
+//! of its key and a timer costs no copy of it.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::borrow::Borrow;
+use std::collections::HashMap;
 use std::hash::Hash;
 
 use crate::counters::Counters;
 use crate::nfa::Nfa;
 use crate::output::{Late, Outputs};
 use crate::time_order::EventTimeState;
+use crate::timers::Timers;
 
-struct Slot<E> {
+struct Slot<K, E> {
+    key: K,
     state: EventTimeState<E>,
-    /// The timer registered for this key (older queue entries are stale).
+    /// The timer registered for this key (older entries are stale).
     timer: Option<i64>,
 }
 
 /// Event-time matching for every key of a stream.
 pub struct KeyedEventTime<K, E> {
-    keys: HashMap<K, Slot<E>>,
-    timers: BinaryHeap<Reverse<(i64, K)>>,
+    ids: HashMap<K, u32>,
+    slots: Vec<Option<Slot<K, E>>>,
+    /// Numbers of dropped keys, given to the next new ones.
+    free: Vec<u32>,
+    timers: Timers,
     watermark: i64,
     /// Counts of keys dropped once idle.
     retired: Counters,
@@ -30,8 +39,10 @@ pub struct KeyedEventTime<K, E> {
 impl<K, E> Default for KeyedEventTime<K, E> {
     fn default() -> Self {
         KeyedEventTime {
-            keys: HashMap::new(),
-            timers: BinaryHeap::new(),
+            ids: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            timers: Timers::default(),
             watermark: i64::MIN,
             retired: Counters::default(),
         }
@@ -46,18 +57,39 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
     /// Takes a record for `key`; one at or behind the watermark goes to
     /// `out.late`.
     pub fn push(&mut self, key: K, event: E, timestamp: i64, out: &mut Outputs<E>) {
+        self.push_borrowed(&key, event, timestamp, out, |k| k.clone());
+    }
+
+    /// [`push`](Self::push) with the key borrowed: `owned` makes the owned
+    /// key only for a key not held yet, so a known key costs no copy.
+    pub fn push_borrowed<Q>(
+        &mut self,
+        key: &Q,
+        event: E,
+        timestamp: i64,
+        out: &mut Outputs<E>,
+        owned: impl FnOnce(&Q) -> K,
+    ) where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if timestamp <= self.watermark {
             self.retired.late += 1;
             out.late.push(Late { event, timestamp });
             return;
         }
-        let watermark = self.watermark;
-        let slot = self.keys.entry(key.clone()).or_insert_with(|| Slot {
-            state: EventTimeState::starting_at(watermark),
-            timer: None,
-        });
+        let id = match self.ids.get(key) {
+            Some(&id) => id,
+            None => {
+                let state = EventTimeState::starting_at(self.watermark);
+                self.insert(owned(key), state)
+            }
+        };
+        let Some(slot) = self.slots.get_mut(id as usize).and_then(Option::as_mut) else {
+            return;
+        };
         slot.state.push(event, timestamp, out);
-        register(&mut self.timers, key, slot);
+        register(&mut self.timers, id, slot);
     }
 
     /// Moves the watermark: keys with a record or a window due are advanced
@@ -80,29 +112,74 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
             return;
         }
         self.watermark = watermark;
-        while let Some(Reverse((at, _))) = self.timers.peek() {
-            if *at > watermark {
-                break;
+        while let Some((at, mut ids)) = self.timers.pop_due(watermark) {
+            // Keys due at the same time wake in key order, as they would
+            // from a queue ordered by (time, key).
+            if ids.len() > 1 {
+                let slots = &self.slots;
+                let key_of = |id: &u32| {
+                    slots
+                        .get(*id as usize)
+                        .and_then(|s| s.as_ref().map(|s| &s.key))
+                };
+                ids.sort_unstable_by(|a, b| key_of(a).cmp(&key_of(b)));
             }
-            let Some(Reverse((at, key))) = self.timers.pop() else {
-                break;
-            };
-            let Some(slot) = self.keys.get_mut(&key) else {
-                continue;
-            };
-            if slot.timer != Some(at) {
-                continue;
+            for &id in &ids {
+                self.wake(nfa, id, at, watermark, out, &mut each);
             }
-            slot.timer = None;
-            slot.state.advance_watermark(nfa, watermark, out);
-            each(&key, out);
-            if slot.state.pending.is_empty() && slot.state.key.is_idle() {
-                self.retired += slot.state.counters();
-                self.keys.remove(&key);
-            } else {
-                register(&mut self.timers, key, slot);
-            }
+            self.timers.recycle(ids);
         }
+    }
+
+    /// Advances key `id` if its timer is the one due at `at`.
+    fn wake(
+        &mut self,
+        nfa: &Nfa<E>,
+        id: u32,
+        at: i64,
+        watermark: i64,
+        out: &mut Outputs<E>,
+        each: &mut impl FnMut(&K, &mut Outputs<E>),
+    ) {
+        let Some(slot) = self.slots.get_mut(id as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if slot.timer != Some(at) {
+            return;
+        }
+        slot.timer = None;
+        slot.state.advance_watermark(nfa, watermark, out);
+        each(&slot.key, out);
+        if slot.state.pending.is_empty() && slot.state.key.is_idle() {
+            self.retired += slot.state.counters();
+            if let Some(gone) = self.slots[id as usize].take() {
+                self.ids.remove(&gone.key);
+                self.free.push(id);
+            }
+        } else {
+            register(&mut self.timers, id, slot);
+        }
+    }
+
+    /// Holds `state` for a key not held yet, under a free number.
+    fn insert(&mut self, key: K, state: EventTimeState<E>) -> u32 {
+        let slot = Slot {
+            key: key.clone(),
+            state,
+            timer: None,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = Some(slot);
+                id
+            }
+            None => {
+                self.slots.push(Some(slot));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.ids.insert(key, id);
+        id
     }
 
     /// The watermark (`i64::MIN` before any).
@@ -110,10 +187,14 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         self.watermark
     }
 
+    fn held(&self) -> impl Iterator<Item = &Slot<K, E>> {
+        self.slots.iter().flatten()
+    }
+
     /// Counts over all keys, dropped ones and late records included.
     pub fn counters(&self) -> Counters {
         let mut total = self.retired;
-        for slot in self.keys.values() {
+        for slot in self.held() {
             total += slot.state.counters();
         }
         total
@@ -121,22 +202,22 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
 
     /// Keys holding state.
     pub fn key_count(&self) -> usize {
-        self.keys.len()
+        self.ids.len()
     }
 
     /// Partial matches alive over all keys.
     pub fn partial_matches(&self) -> usize {
-        self.keys.values().map(|s| s.state.partial_matches()).sum()
+        self.held().map(|s| s.state.partial_matches()).sum()
     }
 
     /// Events held over all keys.
     pub fn buffered_events(&self) -> usize {
-        self.keys.values().map(|s| s.state.buffered_events()).sum()
+        self.held().map(|s| s.state.buffered_events()).sum()
     }
 
     /// Each key's state, for checkpointing key by key.
     pub fn states(&self) -> impl Iterator<Item = (&K, &EventTimeState<E>)> {
-        self.keys.iter().map(|(k, s)| (k, &s.state))
+        self.held().map(|s| (&s.key, &s.state))
     }
 
     /// Puts back a restored stream's watermark (never moving it back): keys
@@ -146,25 +227,28 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         self.watermark = self.watermark.max(watermark);
     }
 
-    /// Puts back a key's restored state (and its timer).
+    /// Puts back a key's restored state (and its timer); a key already held
+    /// keeps what it holds.
     pub fn restore(&mut self, key: K, state: EventTimeState<E>) {
         if state.watermark > self.watermark {
             self.watermark = state.watermark;
         }
-        let slot = self
-            .keys
-            .entry(key.clone())
-            .or_insert(Slot { state, timer: None });
-        register(&mut self.timers, key, slot);
+        let id = match self.ids.get(&key) {
+            Some(&id) => id,
+            None => self.insert(key, state),
+        };
+        if let Some(slot) = self.slots.get_mut(id as usize).and_then(Option::as_mut) {
+            register(&mut self.timers, id, slot);
+        }
     }
 }
 
 /// Queues the key's next timer if it is earlier than the one queued.
-fn register<K: Ord, E>(timers: &mut BinaryHeap<Reverse<(i64, K)>>, key: K, slot: &mut Slot<E>) {
+fn register<K, E>(timers: &mut Timers, id: u32, slot: &mut Slot<K, E>) {
     if let Some(t) = slot.state.next_timer() {
         if slot.timer.is_none_or(|queued| t < queued) {
             slot.timer = Some(t);
-            timers.push(Reverse((t, key)));
+            timers.add(t, id);
         }
     }
 }

@@ -84,7 +84,8 @@
 //! - `state`: a key's partial matches and buffer.
 //! - `output`: matches, timeouts and late records, and the reusable output buffer.
 //! - `time_order`: event-time ordering per key behind the watermark.
-//! - `keyed`: many keys under one watermark, woken by a timer queue.
+//! - `keyed`: many keys under one watermark, numbered once, woken by their timers.
+//! - `timers`: the keys' timers, bucketed by time.
 //! - `checkpoint`: per-key state to bytes and back.
 //! - `counters`: per-key counts for metrics.
 //! - `runner`: a checked rule over keyed JSON records, partition by partition, with snapshots.
@@ -106,6 +107,7 @@ mod slab;
 mod small_list;
 pub mod state;
 pub mod time_order;
+mod timers;
 pub mod validate;
 
 pub use checkpoint::{CheckpointError, EventCodec};

@@ -163,7 +163,7 @@ impl RunnerStats {
 pub struct SnapshotError(String);
 
 struct Partition {
-    keys: KeyedEventTime<Box<[u8]>, Value>,
+    keys: KeyedEventTime<Vec<u8>, Value>,
     max_seen: Option<i64>,
 }
 
@@ -302,7 +302,8 @@ impl RuleRunner {
             keys: KeyedEventTime::new(),
             max_seen: None,
         });
-        part.keys.push(key.into(), event, time, &mut self.out);
+        part.keys
+            .push_borrowed(key, event, time, &mut self.out, <[u8]>::to_vec);
         drain(&self.shape, self.opts, key, &mut self.out, emit);
         let max = part.max_seen.map_or(time, |m| m.max(time));
         part.max_seen = Some(max);
