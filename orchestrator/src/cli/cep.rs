@@ -127,7 +127,6 @@ fn run_rule(args: &RunArgs) -> Result<(), CliError> {
 struct Event {
     /// The key's JSON text.
     key: Vec<u8>,
-    event: Value,
     line: String,
     time: i64,
 }
@@ -149,7 +148,6 @@ fn event_of(args: &RunArgs, line: &str, n: usize) -> Result<Event, String> {
     };
     Ok(Event {
         key: key.to_string().into_bytes(),
-        event,
         line: line.to_owned(),
         time,
     })
@@ -219,9 +217,12 @@ impl Engine {
     fn push(&mut self, ev: Event, out: &mut Printer) -> Result<(), CliError> {
         match self {
             Engine::Native(runner) => {
-                runner.push(PARTITION, &ev.key, ev.event, ev.time, &mut |o| {
-                    out.line(o.value.to_string().as_bytes())
-                });
+                // The event goes in as its line, exactly as it came in.
+                runner
+                    .push_json(PARTITION, &ev.key, ev.line.as_bytes(), ev.time, &mut |o| {
+                        out.line(&o.value)
+                    })
+                    .map_err(|e| CliError::Usage(e.to_string()))?;
                 out.flush()
             }
             Engine::Component { pending, .. } => {
@@ -270,9 +271,7 @@ impl Engine {
     fn finish(mut self, out: &mut Printer) -> Result<(), CliError> {
         self.run_pending(out)?;
         match &mut self {
-            Engine::Native(runner) => {
-                runner.finish(PARTITION, &mut |o| out.line(o.value.to_string().as_bytes()))
-            }
+            Engine::Native(runner) => runner.finish(PARTITION, &mut |o| out.line(&o.value)),
             Engine::Component { instance, .. } => {
                 let outs = instance.finish_held(PARTITION).map_err(component_failed)?;
                 for o in outs {

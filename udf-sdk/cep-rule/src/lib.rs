@@ -29,7 +29,6 @@
 
 use std::cell::RefCell;
 
-use serde_json::Value;
 use weir_cep::runner::{OutputKind, RunnerOutput};
 use weir_udf_sdk::abi::{InputReader, OutputFields, ResultWriter};
 
@@ -166,27 +165,26 @@ pub fn process<S: RuleSource>(batch: Vec<u8>) -> Result<Vec<u8>, String> {
     with_loaded::<S, _>(|loaded| {
         let mut reader = InputReader::new(&batch).map_err(|e| e.to_string())?;
         let mut w = ResultWriter::with_capacity(64 + reader.count as usize * 2);
-        let mut text: Vec<u8> = Vec::new();
         while let Some(rec) = reader.next_record().map_err(|e| e.to_string())? {
             let Some(key) = rec.key else {
                 w.error("record has no key: a cep operator needs a key_by before it");
                 continue;
             };
-            let event: Value = match serde_json::from_slice(rec.value.unwrap_or_default()) {
-                Ok(v) => v,
-                Err(e) => {
-                    w.error(&format!("value is not JSON: {e}"));
-                    continue;
-                }
-            };
-            w.begin_emit();
             let Loaded {
                 runner,
                 timed_out_tag,
                 late_tag,
             } = loaded;
-            runner.push(rec.partition, key, event, rec.timestamp, &mut |o| {
-                write_output(&mut w, &mut text, (timed_out_tag, late_tag), o)
+            let event = match runner.event(rec.value.unwrap_or_default()) {
+                Ok(e) => e,
+                Err(e) => {
+                    w.error(&e.to_string());
+                    continue;
+                }
+            };
+            w.begin_emit();
+            runner.push_event(rec.partition, key, event, rec.timestamp, &mut |o| {
+                write_output(&mut w, (timed_out_tag, late_tag), o)
             });
         }
         Ok(w.finish())
@@ -202,15 +200,7 @@ pub fn on_timer(timers: Vec<u8>) -> Result<Vec<u8>, String> {
 
 /// Adds `o` to the open EMIT status: its value the match record's JSON,
 /// its time the record's, and the side-output header unless it is a match.
-fn write_output(
-    w: &mut ResultWriter,
-    text: &mut Vec<u8>,
-    (timed_out, late): (&str, &str),
-    o: RunnerOutput,
-) {
-    text.clear();
-    // Writing a Value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *text, &o.value);
+fn write_output(w: &mut ResultWriter, (timed_out, late): (&str, &str), o: RunnerOutput) {
     let tag = match o.kind {
         OutputKind::Match => None,
         OutputKind::TimedOut => Some(timed_out),
@@ -221,7 +211,7 @@ fn write_output(
         key: Some(Some(&o.key)),
         timestamp: Some(o.time),
         headers: Some(side.as_ref().map_or(&[][..], |h| &h[..])),
-        value: Some(text),
+        value: Some(&o.value),
     });
 }
 
@@ -229,7 +219,6 @@ fn write_output(
 pub fn finish<S: RuleSource>(partition: i32) -> Result<Vec<u8>, String> {
     with_loaded::<S, _>(|l| {
         let mut w = ResultWriter::with_capacity(64);
-        let mut text = Vec::new();
         w.begin_emit();
         let Loaded {
             runner,
@@ -237,7 +226,7 @@ pub fn finish<S: RuleSource>(partition: i32) -> Result<Vec<u8>, String> {
             late_tag,
         } = l;
         runner.finish(partition, &mut |o| {
-            write_output(&mut w, &mut text, (timed_out_tag, late_tag), o)
+            write_output(&mut w, (timed_out_tag, late_tag), o)
         });
         Ok(w.finish())
     })

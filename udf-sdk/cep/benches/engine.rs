@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use weir_cep::rule::Rule;
+use weir_cep::runner::{RuleRunner, RunnerOptions};
 use weir_cep::{EventTimeState, KeyState, Matched, Nfa, Outputs, Pattern, WithinType};
 
 /// A small event: 8 + 8 + 8 + 32 + 1 bytes of fields (64 with padding).
@@ -293,6 +294,64 @@ fn json_side_by_side(n: usize) {
     json_events("Rust API (closures)", &api_json_nfa(), &events);
 }
 
+/// The reference workload as a `cep` operator runs it natively: ~60-byte
+/// JSON texts through `RuleRunner::push_json` (parse included) behind the
+/// partition's watermark, match records written out; the events as
+/// `cargo bench -p weir --bench cep` makes them.
+fn runner_json(n: usize) {
+    let rule: Rule = serde_json::from_value(json!({
+        "name": "abc", "within_ms": 60000,
+        "steps": [
+            {"name": "a", "where": "kind == \"a\""},
+            {"name": "b", "where": "kind == \"b\""},
+            {"name": "c", "where": "kind == \"c\""},
+        ]
+    }))
+    .expect("rule");
+    let opts = RunnerOptions {
+        timed_out: false,
+        late: false,
+        ..RunnerOptions::default()
+    };
+    let mut runner = RuleRunner::new(rule.check().expect("checks"), opts).expect("compiles");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let events: Vec<(Vec<u8>, i64, Vec<u8>)> = (0..n + n / 4)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ts = 1_700_000_000_000 + (i as i64 / EVENTS_PER_MS);
+            let key = (x >> 8) % KEYS;
+            let kind = ["a", "b", "c", "x"][(x >> 60) as usize & 3];
+            let amount = x & 0xffff;
+            let value =
+                format!(r#"{{"user":"u{key:06}","kind":"{kind}","amount":{amount},"ts":{ts}}}"#);
+            (format!("u{key:06}").into_bytes(), ts, value.into_bytes())
+        })
+        .collect();
+    let (warm, measured) = events.split_at(n / 4);
+    let mut bytes = 0usize;
+    let mut feed = |runner: &mut RuleRunner, evs: &[(Vec<u8>, i64, Vec<u8>)]| {
+        for (k, ts, v) in evs {
+            runner
+                .push_json(0, k, v, *ts, &mut |o| bytes += o.value.len())
+                .expect("JSON");
+        }
+    };
+    feed(&mut runner, warm);
+    let cpu0 = cpu_secs();
+    let started = Instant::now();
+    feed(&mut runner, measured);
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs().zip(cpu0).map(|(b, a)| b - a);
+    let stats = runner.stats();
+    println!(
+        "RuleRunner over JSON text (the operator's path natively; {} matches, {} open partial matches, {bytes} bytes out):",
+        stats.matches, stats.partial_matches
+    );
+    rate("events/s per core", measured.len(), secs, cpu);
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not need figures.
     if std::env::args().any(|a| a == "--test") {
@@ -302,6 +361,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4_000_000);
+    if std::env::var("CEP_BENCH_ONLY").is_ok_and(|v| v == "runner") {
+        runner_json(n / 2);
+        return;
+    }
     let nfa = nfa();
     println!(
         "pattern: a -> b -> c (followedBy), within 60 s; {KEYS} keys; event size {} bytes",
@@ -311,4 +374,5 @@ fn main() {
     processing_time(&nfa, n);
     event_time(&nfa, n);
     json_side_by_side(n / 4);
+    runner_json(n / 2);
 }

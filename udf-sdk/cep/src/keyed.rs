@@ -247,8 +247,7 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
 fn register<K, E>(timers: &mut Timers, id: u32, slot: &mut Slot<K, E>) {
     if let Some(t) = slot.state.next_timer() {
         if slot.timer.is_none_or(|queued| t < queued) {
-            slot.timer = Some(t);
-            timers.add(t, id);
+            slot.timer = Some(timers.add(t, id));
         }
     }
 }

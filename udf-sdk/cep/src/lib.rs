@@ -84,26 +84,34 @@
 //! - `state`: a key's partial matches and buffer.
 //! - `output`: matches, timeouts and late records, and the reusable output buffer.
 //! - `time_order`: event-time ordering per key behind the watermark.
+//! - `small_bytes`: bytes inline when short (record keys, event texts).
 //! - `keyed`: many keys under one watermark, numbered once, woken by their timers.
 //! - `timers`: the keys' timers, bucketed by time.
 //! - `checkpoint`: per-key state to bytes and back.
 //! - `counters`: per-key counts for metrics.
+//! - `project`: reading only the fields of a JSON event a rule reads.
+//! - `event`: a runner's event: its JSON text as it came in, plus those fields.
+//! - `record`: a runner's output records, written as JSON text.
 //! - `runner`: a checked rule over keyed JSON records, partition by partition, with snapshots.
 
 mod buffer;
 pub mod checkpoint;
 pub mod condition;
 pub mod counters;
+pub mod event;
 pub mod expr;
 pub mod keyed;
 pub mod matched;
 pub mod nfa;
 pub mod output;
 pub mod pattern;
+pub mod project;
+mod record;
 pub mod rule;
 pub mod runner;
 pub mod skip;
 mod slab;
+pub mod small_bytes;
 mod small_list;
 pub mod state;
 pub mod time_order;

@@ -213,6 +213,35 @@ impl<E: 'static> Pattern<E> {
         &self.skip
     }
 
+    /// The same pattern over another event type, each condition wrapped
+    /// by `wrap` (a rule runner's events carry the JSON its conditions read).
+    pub(crate) fn map_conditions<T: 'static>(
+        self,
+        mut wrap: impl FnMut(Box<dyn Condition<E>>) -> Box<dyn Condition<T>>,
+    ) -> Pattern<T> {
+        let steps = self
+            .steps
+            .into_iter()
+            .map(|s| Step {
+                name: s.name,
+                condition: wrap(s.condition),
+                contiguity: s.contiguity,
+                negated: s.negated,
+                quantifier: s.quantifier,
+                until: s.until.map(&mut wrap),
+                within_previous: s.within_previous,
+            })
+            .collect();
+        Pattern {
+            steps,
+            within: self.within,
+            skip: self.skip,
+            errors: self.errors,
+            quantified: self.quantified,
+            conditioned: self.conditioned,
+        }
+    }
+
     /// Compiles the pattern into an NFA, or says why it is malformed.
     pub fn compile(self) -> Result<Nfa<E>, PatternError> {
         Nfa::compile(self)

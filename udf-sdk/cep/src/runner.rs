@@ -14,14 +14,19 @@
 //! rescale and comes back on a restore.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::checkpoint::JsonCodec;
+use crate::event::{FieldsOf, JsonEvent, OnFields, RawCodec, SharedEvent};
 use crate::keyed::KeyedEventTime;
+use crate::matched::Matched;
 use crate::nfa::Nfa;
 use crate::output::Outputs;
+use crate::project::Fields;
+use crate::record::{self, Head, Steps};
 use crate::rule::CheckedRule;
+use crate::small_bytes::KeyBytes;
 use crate::time_order::EventTimeState;
 
 /// What kind of record an output is.
@@ -32,7 +37,7 @@ pub enum OutputKind {
     Late,
 }
 
-/// One output record: its kind, the key it belongs to, its JSON value and
+/// One output record: its kind, the key it belongs to, its JSON text and
 /// its event time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunnerOutput {
@@ -40,9 +45,15 @@ pub struct RunnerOutput {
     /// The key whose partial match this is (not always the key of the
     /// record that caused it: a watermark move completes other keys' too).
     pub key: Vec<u8>,
-    pub value: Value,
+    /// The record as JSON text; its events are in it exactly as they came in.
+    pub value: Vec<u8>,
     pub time: i64,
 }
+
+/// An input value that is not JSON.
+#[derive(Debug, thiserror::Error)]
+#[error("value is not JSON: {0}")]
+pub struct NotJson(#[from] serde_json::Error);
 
 /// How a runner reads keys and which side outputs it produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +174,7 @@ impl RunnerStats {
 pub struct SnapshotError(String);
 
 struct Partition {
-    keys: KeyedEventTime<Vec<u8>, Value>,
+    keys: KeyedEventTime<KeyBytes, SharedEvent>,
     max_seen: Option<i64>,
 }
 
@@ -182,59 +193,66 @@ impl Shape {
         }
     }
 
-    /// A match's record: `{rule, key, steps, first_event_time,
-    /// last_event_time, emit?}`, its events moved in.
-    fn match_record(&self, key: Value, m: crate::output::Match<Value>) -> Value {
+    /// A match's record, written to `out`.
+    fn match_record(&self, out: &mut Vec<u8>, key: &Value, m: &crate::output::Match<SharedEvent>) {
         let emit = match self {
-            Shape::Rule(r) => r.emit_of(&m.steps),
-            Shape::Pattern { .. } => None,
+            Shape::Rule(r) if !r.emit.is_empty() => Some(r.emit_value(&StepFields(&m.steps))),
+            _ => None,
         };
-        let mut o = record_head(self.name(), key, m.steps, m.first_time, m.last_time);
-        if let Some(emit) = emit {
-            o.insert("emit".into(), emit);
-        }
-        Value::Object(o)
+        let head = Head {
+            rule: self.name(),
+            key,
+            first: m.first_time,
+            last: m.last_time,
+        };
+        record::match_record(out, &head, &m.steps, emit.as_ref());
     }
 
-    /// A timed-out partial match's record: the head, `timed_out: true` and
-    /// `timeout_at`.
-    fn timeout_record(&self, key: Value, t: crate::output::TimedOut<Value>) -> Value {
-        let mut o = record_head(self.name(), key, t.steps, t.first_time, t.last_time);
-        o.insert("timed_out".into(), Value::Bool(true));
-        o.insert("timeout_at".into(), t.timeout_at.into());
-        Value::Object(o)
+    /// A timed-out partial match's record, written to `out`.
+    fn timeout_record(
+        &self,
+        out: &mut Vec<u8>,
+        key: &Value,
+        t: &crate::output::TimedOut<SharedEvent>,
+    ) {
+        let head = Head {
+            rule: self.name(),
+            key,
+            first: t.first_time,
+            last: t.last_time,
+        };
+        record::timeout_record(out, &head, &t.steps, t.timeout_at);
     }
 }
 
-/// `{rule, key, steps, first_event_time, last_event_time}` of a record,
-/// the events moved in.
-fn record_head(
-    name: &str,
-    key: Value,
-    steps: Vec<(std::sync::Arc<str>, Vec<Value>)>,
-    first: i64,
-    last: i64,
-) -> serde_json::Map<String, Value> {
-    let by_step = steps
-        .into_iter()
-        .map(|(step, events)| (step.to_string(), Value::Array(events)))
-        .collect();
-    let mut o = serde_json::Map::new();
-    o.insert("rule".into(), Value::String(name.to_owned()));
-    o.insert("key".into(), key);
-    o.insert("steps".into(), Value::Object(by_step));
-    o.insert("first_event_time".into(), first.into());
-    o.insert("last_event_time".into(), last.into());
-    o
+/// A finished match's events, as the `emit` expressions read them.
+struct StepFields<'a>(&'a Steps);
+
+impl Matched<SharedEvent> for StepFields<'_> {
+    fn visit(&self, step: &str, f: &mut dyn FnMut(&SharedEvent)) {
+        for (name, events) in self.0 {
+            if &**name == step {
+                events.iter().for_each(&mut *f);
+            }
+        }
+    }
+}
+
+impl Matched<Value> for StepFields<'_> {
+    fn visit(&self, step: &str, f: &mut dyn FnMut(&Value)) {
+        FieldsOf(self).visit(step, f);
+    }
 }
 
 /// A rule matched over the partitions of one operator instance.
 pub struct RuleRunner {
     shape: Shape,
-    nfa: Nfa<Value>,
+    nfa: Nfa<SharedEvent>,
+    /// What of each event the conditions read.
+    fields: Fields,
     opts: RunnerOptions,
     parts: HashMap<i32, Partition>,
-    out: Outputs<Value>,
+    out: Outputs<SharedEvent>,
 }
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"WCPR";
@@ -244,10 +262,17 @@ impl RuleRunner {
     /// A runner for `rule`, or the reason its NFA does not compile.
     pub fn new(rule: CheckedRule, opts: RunnerOptions) -> Result<Self, String> {
         let nfa = rule
+            .pattern()
+            .map_conditions(on_fields)
             .compile()
-            .map_err(|p| p.to_string())?
-            .with_timeout_output(opts.timed_out);
+            .map_err(|e| e.to_string())?;
+        let nfa = match rule.max_partial_matches_per_key {
+            Some(cap) => nfa.with_max_partial_matches(usize::try_from(cap).unwrap_or(usize::MAX)),
+            None => nfa,
+        }
+        .with_timeout_output(opts.timed_out);
         Ok(Self {
+            fields: rule.fields(),
             shape: Shape::Rule(rule),
             nfa,
             opts,
@@ -264,6 +289,7 @@ impl RuleRunner {
         opts: RunnerOptions,
     ) -> Result<Self, String> {
         let nfa = pattern
+            .map_conditions(on_fields)
             .compile()
             .map_err(|e| e.to_string())?
             .with_timeout_output(opts.timed_out);
@@ -272,6 +298,8 @@ impl RuleRunner {
                 name: name.to_owned(),
             },
             nfa,
+            // Its conditions are code: they may read any field.
+            fields: Fields::All,
             opts,
             parts: HashMap::new(),
             out: Outputs::new(),
@@ -288,8 +316,30 @@ impl RuleRunner {
         self.parts.contains_key(&partition)
     }
 
-    /// Feeds one record of `partition`: its key, its event and its time.
-    /// Every output it causes is handed to `emit`, in order.
+    /// Feeds one record of `partition`: its key, its value as JSON text
+    /// and its time. Every output it causes is handed to `emit`, in order;
+    /// a value that is not JSON is refused and changes nothing.
+    pub fn push_json(
+        &mut self,
+        partition: i32,
+        key: &[u8],
+        value: &[u8],
+        time: i64,
+        emit: &mut impl FnMut(RunnerOutput),
+    ) -> Result<(), NotJson> {
+        let event = self.event(value)?;
+        self.push_event(partition, key, event, time, emit);
+        Ok(())
+    }
+
+    /// `value` read as this runner's conditions read it, or why it is not
+    /// JSON: for a caller that must know before it feeds the event.
+    pub fn event(&self, value: &[u8]) -> Result<SharedEvent, NotJson> {
+        Ok(Arc::new(JsonEvent::parse(value, &self.fields)?))
+    }
+
+    /// [`push_json`](Self::push_json) of a value already parsed (its
+    /// compact text stands for the text it came as).
     pub fn push(
         &mut self,
         partition: i32,
@@ -298,12 +348,25 @@ impl RuleRunner {
         time: i64,
         emit: &mut impl FnMut(RunnerOutput),
     ) {
+        let event = Arc::new(JsonEvent::from_value(event));
+        self.push_event(partition, key, event, time, emit);
+    }
+
+    /// [`push_json`](Self::push_json) of an event from [`RuleRunner::event`].
+    pub fn push_event(
+        &mut self,
+        partition: i32,
+        key: &[u8],
+        event: SharedEvent,
+        time: i64,
+        emit: &mut impl FnMut(RunnerOutput),
+    ) {
         let part = self.parts.entry(partition).or_insert_with(|| Partition {
             keys: KeyedEventTime::new(),
             max_seen: None,
         });
         part.keys
-            .push_borrowed(key, event, time, &mut self.out, <[u8]>::to_vec);
+            .push_borrowed(key, event, time, &mut self.out, |k| KeyBytes::from(k));
         drain(&self.shape, self.opts, key, &mut self.out, emit);
         let max = part.max_seen.map_or(time, |m| m.max(time));
         part.max_seen = Some(max);
@@ -313,7 +376,7 @@ impl RuleRunner {
         let (shape, opts) = (&self.shape, self.opts);
         part.keys
             .advance_watermark_with(&self.nfa, watermark, &mut self.out, |k, out| {
-                drain(shape, opts, k, out, emit)
+                drain(shape, opts, k.as_slice(), out, emit)
             });
     }
 
@@ -327,7 +390,7 @@ impl RuleRunner {
         let (shape, opts) = (&self.shape, self.opts);
         part.keys
             .advance_watermark_with(&self.nfa, max, &mut self.out, |k, out| {
-                drain(shape, opts, k, out, emit)
+                drain(shape, opts, k.as_slice(), out, emit)
             });
     }
 
@@ -368,9 +431,9 @@ impl RuleRunner {
         let mut state = Vec::new();
         for (key, st) in part.keys.states() {
             state.clear();
-            st.encode(&self.nfa, &JsonCodec, &mut state);
-            put_len(&mut out, key.len());
-            out.extend_from_slice(key);
+            st.encode(&self.nfa, &RawCodec(&self.fields), &mut state);
+            put_len(&mut out, key.as_slice().len());
+            out.extend_from_slice(key.as_slice());
             put_len(&mut out, state.len());
             out.extend_from_slice(&state);
         }
@@ -406,8 +469,8 @@ impl RuleRunner {
                 let n = r.len()?;
                 let key = r.take(n)?;
                 let n = r.len()?;
-                let st =
-                    EventTimeState::decode(&self.nfa, &JsonCodec, r.take(n)?).map_err(|e| {
+                let st = EventTimeState::decode(&self.nfa, &RawCodec(&self.fields), r.take(n)?)
+                    .map_err(|e| {
                         SnapshotError(format!(
                             "partial matches of key `{}`: {e}",
                             String::from_utf8_lossy(key)
@@ -421,12 +484,19 @@ impl RuleRunner {
     }
 }
 
+/// A condition of the rule or the Rust pattern, run on held events.
+fn on_fields(
+    c: Box<dyn crate::condition::Condition<Value>>,
+) -> Box<dyn crate::condition::Condition<SharedEvent>> {
+    Box::new(OnFields(c))
+}
+
 /// Moves everything `out` holds for `key` to `emit`, as records.
 fn drain(
     shape: &Shape,
     opts: RunnerOptions,
     key: &[u8],
-    out: &mut Outputs<Value>,
+    out: &mut Outputs<SharedEvent>,
     emit: &mut impl FnMut(RunnerOutput),
 ) {
     if out.is_empty() {
@@ -434,33 +504,33 @@ fn drain(
     }
     let kv = key_value(key, opts.json_keys);
     for m in out.matches.drain(..) {
-        let time = m.last_time;
+        let mut value = Vec::with_capacity(256);
+        shape.match_record(&mut value, &kv, &m);
         emit(RunnerOutput {
             key: key.to_vec(),
             kind: OutputKind::Match,
-            value: shape.match_record(kv.clone(), m),
-            time,
+            value,
+            time: m.last_time,
         });
     }
     for t in out.timeouts.drain(..) {
-        let time = t.timeout_at;
+        let mut value = Vec::with_capacity(256);
+        shape.timeout_record(&mut value, &kv, &t);
         emit(RunnerOutput {
             key: key.to_vec(),
             kind: OutputKind::TimedOut,
-            value: shape.timeout_record(kv.clone(), t),
-            time,
+            value,
+            time: t.timeout_at,
         });
     }
     for l in out.late.drain(..) {
         if opts.late {
-            let v = serde_json::json!({
-                "rule": shape.name(), "late": true, "key": kv,
-                "event": l.event, "event_time": l.timestamp,
-            });
+            let mut value = Vec::with_capacity(128);
+            record::late_record(&mut value, shape.name(), &kv, &l.event, l.timestamp);
             emit(RunnerOutput {
                 key: key.to_vec(),
                 kind: OutputKind::Late,
-                value: v,
+                value,
                 time: l.timestamp,
             });
         }
@@ -527,6 +597,10 @@ mod tests {
         r.check().unwrap()
     }
 
+    fn value(o: &RunnerOutput) -> Value {
+        serde_json::from_slice(&o.value).unwrap()
+    }
+
     fn feed(r: &mut RuleRunner, p: i32, evs: &[(&str, &str, i64)]) -> Vec<RunnerOutput> {
         let mut got = Vec::new();
         for (key, kind, t) in evs {
@@ -556,13 +630,13 @@ mod tests {
             kinds,
             [OutputKind::Match, OutputKind::TimedOut, OutputKind::Late]
         );
-        assert_eq!(got[0].value["key"], "k");
+        assert_eq!(value(&got[0])["key"], "k");
         assert_eq!(
             got[0].key, b"k",
             "the match is k's, though j's record completed it"
         );
         assert_eq!(got[1].key, b"j");
-        assert_eq!(got[0].value["steps"]["b"], json!([{"kind": "b"}]));
+        assert_eq!(value(&got[0])["steps"]["b"], json!([{"kind": "b"}]));
         assert_eq!((got[0].time, got[1].time), (20, 130));
         assert_eq!(r.stats().matches, 1);
     }
@@ -576,7 +650,7 @@ mod tests {
         again.restore(3, &snap).unwrap();
         let got = feed(&mut again, 3, &[("k", "b", 12), ("k", "x", 13)]);
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].value["steps"]["a"], json!([{"kind": "a"}]));
+        assert_eq!(value(&got[0])["steps"]["a"], json!([{"kind": "a"}]));
         // The watermark came back too: a record behind it is late.
         let late = feed(&mut again, 3, &[("q", "a", 1)]);
         assert_eq!(late[0].kind, OutputKind::Late);
@@ -635,6 +709,87 @@ mod tests {
         );
         r.finish(0, &mut |o| got.push(o));
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].value["key"], json!(7));
+        assert_eq!(value(&got[0])["key"], json!(7));
+    }
+
+    #[test]
+    fn events_come_out_exactly_as_they_came_in() {
+        let mut r = RuleRunner::new(rule(), RunnerOptions::default()).unwrap();
+        let a = br#"{ "z": [1, 2.50], "kind" : "a", "\u00e9": "x" }"#;
+        let b = br#"{"kind":"b","amount":1e3}"#;
+        let mut got = Vec::new();
+        for (raw, t) in [(&a[..], 10), (&b[..], 20), (&br#"{"kind":"x"}"#[..], 30)] {
+            r.push_json(0, b"k", raw, t, &mut |o| got.push(o)).unwrap();
+        }
+        let text = String::from_utf8(got[0].value.clone()).unwrap();
+        let a = std::str::from_utf8(a).unwrap();
+        let b = std::str::from_utf8(b).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                r#"{{"first_event_time":10,"key":"k","last_event_time":20,"rule":"abc","steps":{{"a":[{a}],"b":[{b}]}}}}"#
+            )
+        );
+        assert!(r
+            .push_json(0, b"k", b"{\"kind\":", 40, &mut |_| {})
+            .is_err());
+        assert_eq!(r.stats().buffered_events, 1, "only the last record waits");
+    }
+
+    #[test]
+    fn records_read_as_the_values_they_were_built_as_before() {
+        // The shape of every record kind, as a JSON object printed them.
+        let mut r = RuleRunner::new(rule(), RunnerOptions::default()).unwrap();
+        let got = feed(
+            &mut r,
+            0,
+            &[
+                ("k", "a", 10),
+                ("k", "b", 20),
+                ("k", "a", 30),
+                ("k", "x", 200),
+                ("k", "a", 5),
+            ],
+        );
+        let texts: Vec<String> = got
+            .iter()
+            .map(|o| String::from_utf8(o.value.clone()).unwrap())
+            .collect();
+        for (t, o) in texts.iter().zip(&got) {
+            assert_eq!(*t, value(o).to_string(), "keys in sorted order, compact");
+        }
+        assert_eq!(
+            texts[1],
+            r#"{"first_event_time":30,"key":"k","last_event_time":30,"rule":"abc","steps":{"a":[{"kind":"a"}]},"timed_out":true,"timeout_at":130}"#
+        );
+        assert_eq!(
+            texts[2],
+            r#"{"event":{"kind":"a"},"event_time":5,"key":"k","late":true,"rule":"abc"}"#
+        );
+    }
+
+    #[test]
+    fn a_snapshot_of_whole_json_values_restores() {
+        // Before events were held as their text, a snapshot held each
+        // event's value printed compactly: the same bytes as its text.
+        let mut r = RuleRunner::new(rule(), RunnerOptions::default()).unwrap();
+        r.push(
+            3,
+            b"k",
+            json!({"kind": "a", "n": {"m": [1]}}),
+            10,
+            &mut |_| {},
+        );
+        r.push(3, b"k", json!({"kind": "x"}), 11, &mut |_| {});
+        let snap = r.snapshot(3);
+        let text = br#"{"kind":"a","n":{"m":[1]}}"#;
+        assert!(snap.windows(text.len()).any(|w| w == text));
+        let mut again = RuleRunner::new(rule(), RunnerOptions::default()).unwrap();
+        again.restore(3, &snap).unwrap();
+        let got = feed(&mut again, 3, &[("k", "b", 12), ("k", "x", 13)]);
+        assert_eq!(
+            value(&got[0])["steps"]["a"],
+            json!([{"kind": "a", "n": {"m": [1]}}])
+        );
     }
 }

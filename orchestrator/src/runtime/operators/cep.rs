@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::Value;
+use weir_cep::event::SharedEvent;
 use weir_cep::rule::CheckedRule;
 use weir_cep::runner::{OutputKind, RuleRunner, RunnerOptions, RunnerStats};
 
@@ -156,11 +156,11 @@ pub(crate) fn save_snapshot(state: &mut PartitionState, operator: &str, snapshot
 
 /// Why a record cannot be matched, if it cannot: it has no key, or its
 /// value is not JSON.
-fn parse_input(r: &Record) -> Result<(&Bytes, Value), String> {
+fn parse_input<'a>(runner: &RuleRunner, r: &'a Record) -> Result<(&'a Bytes, SharedEvent), String> {
     let Some(key) = &r.key else {
         return Err("record has no key: a cep operator needs a key_by before it".into());
     };
-    let event = serde_json::from_slice(&r.value).map_err(|e| format!("value is not JSON: {e}"))?;
+    let event = runner.event(&r.value).map_err(|e| e.to_string())?;
     Ok((key, event))
 }
 
@@ -182,7 +182,7 @@ impl Operator for CepOperator {
         }
         let mut results = Vec::with_capacity(records.len());
         for r in records {
-            let (key, event) = match parse_input(r) {
+            let (key, event) = match parse_input(&self.runner, r) {
                 Ok(v) => v,
                 Err(reason) => {
                     results.push(RecordResult::DeadLetter { reason });
@@ -192,10 +192,10 @@ impl Operator for CepOperator {
             let mut emitted = Vec::new();
             let tags = &self.tags;
             self.runner
-                .push(ctx.partition, key, event, r.timestamp_ms, &mut |o| {
+                .push_event(ctx.partition, key, event, r.timestamp_ms, &mut |o| {
                     emitted.push(Record {
                         key: Some(Bytes::from(o.key)),
-                        value: Bytes::from(o.value.to_string()),
+                        value: Bytes::from(o.value),
                         timestamp_ms: o.time,
                         headers: tags
                             .header(o.kind)

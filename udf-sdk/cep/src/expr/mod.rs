@@ -174,6 +174,22 @@ impl Expr {
         out
     }
 
+    /// Adds every field path the expression reads, of the current event or
+    /// of matched ones, to `fields` (up to its first array index: from
+    /// there on the value is kept whole).
+    pub(crate) fn add_fields(&self, fields: &mut crate::project::Fields) {
+        self.root.walk(&mut |n| {
+            let path = match &n.kind {
+                Kind::Field(path) | Kind::Pick { path, .. } | Kind::Agg { path, .. } => path,
+                _ => return,
+            };
+            fields.add(path.iter().map_while(|seg| match seg {
+                ast::Seg::Key(k) => Some(&**k),
+                ast::Seg::Index(_) => None,
+            }));
+        });
+    }
+
     /// Whether the expression reads the current event (a bare field path).
     pub fn reads_event(&self) -> bool {
         let mut found = false;

@@ -116,4 +116,20 @@ impl CheckedRule {
             .collect();
         Value::Object(fields)
     }
+
+    /// The fields of an event the rule reads: its conditions, `until`s and
+    /// `emit`, so a runner reads only those of each event.
+    pub fn fields(&self) -> crate::project::Fields {
+        let mut fields = crate::project::Fields::default();
+        for s in &self.steps {
+            s.condition.add_fields(&mut fields);
+            if let Some(u) = &s.until {
+                u.add_fields(&mut fields);
+            }
+        }
+        for (_, e) in &self.emit {
+            e.add_fields(&mut fields);
+        }
+        fields
+    }
 }
