@@ -7,7 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-./scripts/services.sh postgres nats kafka
+# NATS with tenant users (127.0.0.1:4223): weir serve writes the users and
+# each tenant's NATS user may touch only its own subjects.
+./scripts/services.sh postgres nats-tenants kafka
+NATS_TENANTS="${WEIR_STATE_DIR:-$HOME/.local/state/weir}/nats-tenants"
+export WEIR_NATS_URL="nats://127.0.0.1:${WEIR_NATS_TENANTS_PORT:-4223}"
+export WEIR_NATS_USERS_FILE="$NATS_TENANTS/users.conf"
+export WEIR_NATS_PID_FILE="$NATS_TENANTS/nats.pid"
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"

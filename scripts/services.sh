@@ -116,11 +116,42 @@ ensure_tansu() {
   wait_port 9092 tansu 30 || die "tansu did not open 127.0.0.1:9092 within 30s; see $STATE_DIR/tansu/broker.log"
 }
 
+# A second nats-server, on 4223, whose users `weir serve --nats-users-file`
+# writes (an `include`d file) and reloads with SIGHUP through the pid file:
+# each tenant may publish and subscribe only on its own subjects. The demo
+# runs on it; the shared server on 4222 has no users, for the tests.
+NATS_TENANTS_PORT="${WEIR_NATS_TENANTS_PORT:-4223}"
+NATS_TENANTS_DIR="$STATE_DIR/nats-tenants"
+ensure_nats_tenants() {
+  if port_open "$NATS_TENANTS_PORT"; then
+    log "NATS with tenant users is up on 127.0.0.1:$NATS_TENANTS_PORT"; return
+  fi
+  [ -x /usr/sbin/nats-server ] || apt_install nats-server
+  mkdir -p "$NATS_TENANTS_DIR/js"
+  # Until weir serve first writes its users the file is empty, and the
+  # server open; serve writes it before it connects and signals the server.
+  [ -f "$NATS_TENANTS_DIR/users.conf" ] || : >"$NATS_TENANTS_DIR/users.conf"
+  cat >"$NATS_TENANTS_DIR/nats.conf" <<CONF
+listen: 127.0.0.1:$NATS_TENANTS_PORT
+pid_file: "$NATS_TENANTS_DIR/nats.pid"
+jetstream { store_dir: "$NATS_TENANTS_DIR/js" }
+include users.conf
+CONF
+  log "starting NATS with tenant users on 127.0.0.1:$NATS_TENANTS_PORT"
+  # --pidfile: the shared server runs the same binary, and must not count.
+  start-stop-daemon --start --oknodo --background --pidfile "$NATS_TENANTS_DIR/nats.pid" \
+    --exec /usr/sbin/nats-server -- -c "$NATS_TENANTS_DIR/nats.conf" -l "$NATS_TENANTS_DIR/nats.log" \
+    || die "nats-server (tenant users) did not start"
+  wait_port "$NATS_TENANTS_PORT" nats 30 \
+    || die "NATS did not open 127.0.0.1:$NATS_TENANTS_PORT within 30s (see $NATS_TENANTS_DIR/nats.log)"
+}
+
 want="${*:-postgres nats kafka}"
 for s in $want; do
   case "$s" in
     postgres) ensure_postgres ;;
     nats) ensure_nats ;;
+    nats-tenants) ensure_nats_tenants ;;
     kafka) ensure_tansu ;;
     kafka-build) [ -x "$TANSU_BIN" ] || install_tansu; log "tansu: $TANSU_BIN" ;;
     # Not a service: Graphviz, which the lineage test renders DOT with.

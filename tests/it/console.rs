@@ -203,11 +203,11 @@ async fn the_console_shows_a_running_job_its_charts_a_paused_run_and_the_lineage
     })
     .await;
     // The runtime reports every 2 s; the chart draws rates from pairs.
-    let http = reqwest::Client::new();
-    let job_page = serve.url("/ui/t/acme/jobs/orders");
+    let job_page = "/ui/t/acme/jobs/orders";
     eventually(T, "two metrics reports of orders kept", || async {
-        let html = http.get(&job_page).send().await.ok()?.text().await.ok()?;
-        (number_after(&html, "id=\"throughput\"", "data-points")? >= 2).then_some(())
+        let html = serve.get(job_page).await.text().await.ok()?;
+        // Two rates drawn per task: three reports.
+        (number_after(&html, "<polyline", "data-points")? >= 2).then_some(())
     })
     .await;
 
@@ -216,7 +216,7 @@ async fn the_console_shows_a_running_job_its_charts_a_paused_run_and_the_lineage
     eprintln!("console screenshots: {}", out.display());
     let profile = tempfile::tempdir().unwrap();
     let page = |name: &'static str, path: &str| {
-        let (url, png) = (serve.url(path), out.join(format!("{name}.png")));
+        let (url, png) = (serve.browser_url(path), out.join(format!("{name}.png")));
         let profile = profile.path().to_owned();
         async move {
             let seen = open(&profile, url, png).await;
@@ -287,26 +287,14 @@ async fn the_console_shows_a_running_job_its_charts_a_paused_run_and_the_lineage
     page("tenants", "/ui").await;
 
     // The headers the pages rely on.
-    let res = http.get(&job_page).send().await.unwrap();
+    let res = serve.get(job_page).await;
     let csp = res.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
-    let res = http
-        .get(serve.url("/ui/static/console.css"))
-        .send()
-        .await
-        .unwrap();
+    let res = serve.get("/ui/static/console.css").await;
     assert_eq!(res.status(), 200);
-    let res = http
-        .get(serve.url("/ui/t/acme/jobs/nope"))
-        .send()
-        .await
-        .unwrap();
+    let res = serve.get("/ui/t/acme/jobs/nope").await;
     assert_eq!(res.status(), 404);
-    let res = http
-        .get(serve.url("/ui/t/Not-A-Tenant"))
-        .send()
-        .await
-        .unwrap();
+    let res = serve.get("/ui/t/Not-A-Tenant").await;
     assert_eq!(res.status(), 400);
 }

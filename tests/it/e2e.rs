@@ -102,6 +102,7 @@ async fn a_deployed_job_runs_records_through_a_wasm_udf() {
     // A checkpoint on demand, then listed.
     let taken: serde_json::Value = reqwest::Client::new()
         .post(serve.url("/v1/tenants/acme/jobs/e2e/checkpoints"))
+        .bearer_auth(serve.iso.token("acme"))
         .send()
         .await
         .unwrap()

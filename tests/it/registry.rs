@@ -19,6 +19,7 @@ async fn weir(iso: &Isolation, api: &str, cache: &Path, args: &[&str]) -> Output
         .env("WEIR_SUBJECT_PREFIX", &iso.prefix)
         .env("WEIR_API_URL", api)
         .env("WEIR_TENANT", "acme")
+        .env("WEIR_TOKEN", iso.token("acme"))
         .env("WEIR_WASM_CACHE", cache)
         .env("WEIR_TIMEOUT", "20s");
     tokio::process::Command::from(cmd)

@@ -396,6 +396,10 @@ async fn mallory_cannot_read_alice_over_http() {
         .unwrap()
         .contains("not valid for tenant `alice`"));
     assert_eq!(rig.get(path, None).await.0, 401);
+    // Nor alice's modules' bytes (what `weir udf run NAME@VERSION` fetches).
+    let module = "/v1/tenants/alice/modules/counter/versions/1";
+    assert_eq!(rig.get(module, Some(&rig.mallory)).await.0, 403);
+    assert_eq!(rig.get(module, Some(&rig.alice)).await.0, 404);
     assert_eq!(rig.get(path, Some("weir_forged")).await.0, 403);
     // The console's pages of alice, and the admin's pages.
     assert_eq!(rig.get("/ui/t/alice", Some(&rig.mallory)).await.0, 403);

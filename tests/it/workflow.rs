@@ -755,6 +755,7 @@ fn weir_cli(serve: &Serve, args: &[&str]) -> (i32, String, String) {
         .env("WEIR_NATS_URL", NATS_URL)
         .env("WEIR_SUBJECT_PREFIX", &serve.iso.prefix)
         .env("WEIR_TENANT", TENANT)
+        .env("WEIR_TOKEN", serve.iso.token(TENANT))
         .env("WEIR_ACTOR", "operator")
         .output()
         .unwrap();

@@ -19,9 +19,15 @@ pub fn brokers() -> String {
     std::env::var("WEIR_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
-/// A topic name unique to this test run: `<prefix>-<random>`.
+/// A topic name unique to this test run: `acme.<prefix>-<random>`, in the
+/// namespace of tenant acme, the only topics its jobs may use with
+/// authentication on.
 pub fn unique_topic(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+    format!(
+        "{}.{prefix}-{}",
+        super::TENANT,
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// Creates `name` with `partitions` partitions through the admin API.

@@ -30,11 +30,18 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", &Uuid::new_v4().simple().to_string()[..12])
 }
 
-/// Per-test isolation: its own PostgreSQL schema and NATS subject prefix.
+/// The tenant the tests act as, unless a test names another.
+pub const TENANT: &str = "acme";
+
+/// Per-test isolation: its own PostgreSQL schema and NATS subject prefix,
+/// and its own admin token, from which each tenant's token is derived.
 #[derive(Debug, Clone)]
 pub struct Isolation {
     pub schema: String,
     pub prefix: String,
+    /// What `weir serve` is given as its admin token (authentication is on
+    /// in every test unless it asks for `WEIR_INSECURE_DEV`).
+    pub admin_token: String,
 }
 
 impl Isolation {
@@ -43,12 +50,60 @@ impl Isolation {
         Self {
             schema: id.clone(),
             prefix: id,
+            admin_token: format!("weir_test_admin_{}", Uuid::new_v4().simple()),
         }
     }
 
     pub fn subjects(&self) -> Subjects {
         Subjects::new(self.prefix.clone())
     }
+
+    /// `tenant`'s token in this test, in the form `weir tenant create`
+    /// prints: derived from the admin token, so every helper agrees on it
+    /// without sharing state.
+    pub fn token(&self, tenant: &str) -> String {
+        let digest = weir::domain::tenant::token_hash(&format!("{}/{tenant}", self.admin_token));
+        format!("weir_{}", digest.trim_start_matches("sha256:"))
+    }
+}
+
+/// Creates `tenant` as the admin of `iso` (its token is [`Isolation::token`])
+/// with room for what tests do (commands in bursts); a tenant that exists
+/// already is left as it is, so a restarted or second `weir serve` may call
+/// this again.
+pub async fn create_tenant(nats: &async_nats::Client, iso: &Isolation, tenant: &str) {
+    let quota = weir::domain::tenant::Quota {
+        commands_per_second: 100_000,
+        ..Default::default()
+    };
+    let outcome = client::send_as(
+        nats,
+        &iso.subjects(),
+        Some(&iso.admin_token),
+        Request {
+            tenant: tenant.into(),
+            kind: "tenant.create".into(),
+            target: tenant.into(),
+            payload: serde_json::json!({
+                "token_sha256": weir::domain::tenant::token_hash(&iso.token(tenant)),
+                "quota": quota,
+            }),
+            expected_version: None,
+            actor: "test".into(),
+        },
+        Duration::from_secs(20),
+        false,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("tenant.create {tenant}: {e}"));
+    let exists = outcome
+        .rejection
+        .as_ref()
+        .is_some_and(|r| r.code == weir::domain::RejectionCode::AlreadyExists);
+    assert!(
+        outcome.is_accepted() || exists,
+        "tenant.create {tenant}: {outcome:?}"
+    );
 }
 
 impl Default for Isolation {
@@ -63,7 +118,7 @@ pub async fn nats(url: &str) -> async_nats::Client {
         .expect("NATS must be running on 127.0.0.1:4222")
 }
 
-/// Sends a command and waits for its outcome.
+/// Sends a command as `tenant` (with its token) and waits for its outcome.
 pub async fn send(
     nats: &async_nats::Client,
     iso: &Isolation,
@@ -84,9 +139,11 @@ pub async fn send_expecting(
     payload: Value,
     expected_version: Option<u64>,
 ) -> Outcome {
-    client::send(
+    let token = iso.token(tenant);
+    client::send_as(
         nats,
         &iso.subjects(),
+        Some(&token),
         Request {
             tenant: tenant.into(),
             kind: kind.into(),
@@ -105,8 +162,8 @@ pub async fn send_expecting(
 /// A minimal valid job spec.
 pub fn spec() -> Value {
     serde_json::json!({
-        "sources": [{"topic": "in"}],
-        "sinks": [{"type": "kafka", "topic": "out"}],
+        "sources": [{"topic": "acme.in"}],
+        "sinks": [{"type": "kafka", "topic": "acme.out"}],
         "parallelism": 2
     })
 }
@@ -187,9 +244,9 @@ pub fn upload_udf(serve: &serve::Serve, example: &str, name: &str) {
     let iso = &serve.iso;
     let wasm = std::env::temp_dir().join(format!("{}-{example}.wasm", iso.prefix));
     std::fs::write(&wasm, guests::guest(example)).unwrap();
-    let up = bin::weir_in(iso)
-        .env("WEIR_API_URL", format!("http://{}", serve.http))
-        .args(["-t", "acme", "udf", "upload", name])
+    let up = serve
+        .cli_command()
+        .args(["udf", "upload", name])
         .arg(&wasm)
         .args(["--version", "1.0.0"])
         .output()

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::process::Child;
 
-use super::{Isolation, DATABASE_URL, NATS_URL};
+use super::{Isolation, DATABASE_URL, NATS_URL, TENANT};
 
 /// A running `weir serve`. Killed on drop.
 pub struct Serve {
@@ -12,6 +12,9 @@ pub struct Serve {
     pub http: String,
     pub iso: Isolation,
     pub env: Vec<(String, String)>,
+    /// Whether this serve asks for tokens (not `WEIR_INSECURE_DEV`).
+    pub auth: bool,
+    pub nats_url: String,
 }
 
 /// Options for a child `weir serve`.
@@ -21,6 +24,9 @@ pub struct ServeOpts {
     pub nats_url: String,
     pub env: Vec<(String, String)>,
     pub wait_ready: bool,
+    /// Create the tenant `acme` once ready (authentication on, the test's
+    /// own admin token). Off for a serve that must not commit anything yet.
+    pub create_tenant: bool,
 }
 
 impl Default for ServeOpts {
@@ -30,6 +36,7 @@ impl Default for ServeOpts {
             nats_url: NATS_URL.into(),
             env: Vec::new(),
             wait_ready: true,
+            create_tenant: true,
         }
     }
 }
@@ -62,10 +69,17 @@ impl Serve {
             // …and they send the reports workflows would (`job.mark_*`).
             cmd.env("WEIR_ACCEPT_INTERNAL_COMMANDS", "true");
         }
-        // Authentication is the security suite's subject (it passes an admin
-        // token); the other tests act as any tenant, as on a laptop.
-        if !opts.env.iter().any(|(k, _)| k == "WEIR_ADMIN_TOKEN") {
-            cmd.env("WEIR_INSECURE_DEV", "true");
+        // Authentication is on, as in production, with the test's own admin
+        // token, unless the test brings its own token (the security suite)
+        // or asks for the laptop mode.
+        let has = |key: &str| opts.env.iter().any(|(k, _)| k == key);
+        let insecure = opts
+            .env
+            .iter()
+            .any(|(k, v)| k == "WEIR_INSECURE_DEV" && v == "true");
+        let own_admin = !has("WEIR_ADMIN_TOKEN") && !insecure;
+        if own_admin {
+            cmd.env("WEIR_ADMIN_TOKEN", &iso.admin_token);
         }
         for (k, v) in &opts.env {
             cmd.env(k, v);
@@ -76,22 +90,76 @@ impl Serve {
             http,
             iso: iso.clone(),
             env: opts.env.clone(),
+            auth: !insecure,
+            nats_url: opts.nats_url.clone(),
         };
         if opts.wait_ready {
             serve.wait_healthy().await;
+            if own_admin && opts.create_tenant {
+                serve.create_tenant(TENANT).await;
+            }
         }
         serve
+    }
+
+    /// Creates `tenant` as this test's admin (see [`super::create_tenant`]).
+    pub async fn create_tenant(&self, tenant: &str) {
+        let nc = super::nats(&self.nats_url).await;
+        super::create_tenant(&nc, &self.iso, tenant).await;
+    }
+
+    /// `weir -t acme` against this serve, with acme's token, as a user runs it.
+    pub fn cli_command(&self) -> std::process::Command {
+        let mut cmd = super::bin::weir_in(&self.iso);
+        cmd.args(["-t", TENANT])
+            .env("WEIR_API_URL", format!("http://{}", self.http));
+        if self.auth {
+            cmd.env("WEIR_TOKEN", self.iso.token(TENANT));
+        }
+        cmd
+    }
+
+    /// The token a request for `path` carries: the tenant's own for a
+    /// tenant's paths (`/v1/tenants/{t}/…`, `/ui/t/{t}…`), the admin's for
+    /// the rest (admin routes, the console's front pages, a path whose
+    /// tenant is no valid name, so the test sees the API's answer to it).
+    pub fn token_for(&self, path: &str) -> Option<String> {
+        if !self.auth {
+            return None;
+        }
+        let tenant = ["/v1/tenants/", "/ui/t/"]
+            .iter()
+            .find_map(|p| path.strip_prefix(p))
+            .and_then(|rest| rest.split(['/', '?']).next())
+            .filter(|t| weir::domain::Tenant::new(t.to_string()).is_ok());
+        Some(match tenant {
+            Some(t) => self.iso.token(t),
+            None => self.iso.admin_token.clone(),
+        })
+    }
+
+    /// `path`'s URL with the token as HTTP Basic credentials, for a browser
+    /// (which the console asks for them).
+    pub fn browser_url(&self, path: &str) -> String {
+        match self.token_for(path) {
+            Some(t) => format!("http://user:{t}@{}{path}", self.http),
+            None => self.url(path),
+        }
+    }
+
+    /// GET `path`, with the token [`Self::token_for`] picks.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        let mut req = reqwest::Client::new().get(self.url(path));
+        if let Some(t) = self.token_for(path) {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("GET")
     }
 
     /// Runs `weir -t acme ARGS` against this serve, as a user would, and
     /// returns what it printed (the command must succeed).
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = super::bin::weir_in(&self.iso)
-            .args(["-t", "acme"])
-            .args(args)
-            .env("WEIR_API_URL", format!("http://{}", self.http))
-            .output()
-            .expect("run weir");
+        let out = self.cli_command().args(args).output().expect("run weir");
         assert!(
             out.status.success(),
             "weir {args:?}: {}",
@@ -122,7 +190,7 @@ impl Serve {
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = reqwest::get(self.url(path)).await.expect("GET");
+        let r = self.get(path).await;
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }

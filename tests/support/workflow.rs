@@ -53,9 +53,9 @@ impl Drop for Rig {
 /// A job spec whose checkpoints come every 100 ms, so stability is quick to reach.
 pub fn fast_spec(parallelism: u32, operators: Value) -> Value {
     json!({
-        "sources": [{"topic": "in"}],
+        "sources": [{"topic": "acme.in"}],
         "operators": operators,
-        "sinks": [{"type": "kafka", "topic": "out"}],
+        "sinks": [{"type": "kafka", "topic": "acme.out"}],
         "parallelism": parallelism,
         "checkpoint": {"interval_ms": 100}
     })

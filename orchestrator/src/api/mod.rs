@@ -7,7 +7,8 @@
 //!   the embedded stream runtime
 //! - `GET /v1/tenants/{t}/runs?job=&active=`, `…/runs/{id}`: workflow runs
 //! - `GET /v1/tenants/{t}/modules`, `…/modules/{name}`: UDF modules and their versions;
-//!   `PUT …/modules/{name}/versions/{version}`: an upload
+//!   `PUT …/modules/{name}/versions/{version}`: an upload, `GET` the same
+//!   path: its bytes
 //! - `GET /v1/tenants/{t}/lineage?node=&direction=`: what the jobs read and write, as a graph
 //! - `GET /v1/tenants/{t}/alerts`, `…/jobs/{name}/alerts`: what fires, and a job's rules
 //! - `PUT`/`GET /v1/tenants/{t}/topics/{topic}`, `POST`/`GET …/records`: the
@@ -553,6 +554,34 @@ pub fn routes() -> Vec<Route> {
             modules::upload,
         )
         .body_limit(crate::wasm::HostConfig::default().max_module_bytes + 1),
+        Route::new(
+            Get,
+            "/v1/tenants/{tenant}/modules/{name}/versions/{version}",
+            Doc {
+                operation_id: "downloadModule",
+                tag: "modules",
+                summary: "A version of a UDF module, as uploaded",
+                description: "The WebAssembly component's bytes (`application/wasm`), read from the \
+                    tenant's bucket and checked against the digest and size recorded at upload. \
+                    `weir udf run NAME@VERSION` runs what this returns, so a tenant needs no rights \
+                    on NATS's object store.",
+                params: vec![TENANT, MODULE, VERSION],
+                replies: vec![
+                    Reply::answer(StatusCode::OK, "The component."),
+                    BAD_NAME,
+                    Reply::error(
+                        StatusCode::NOT_FOUND,
+                        "The tenant has no such module, or the module no such version.",
+                    ),
+                    BAD_SNAPSHOT,
+                    Reply::error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "The module store (NATS) is unavailable, or the stored bytes do not match the recorded digest.",
+                    ),
+                ],
+            },
+            modules::download,
+        ),
         Route::new(
             Get,
             "/v1/tenants/{tenant}/secrets",

@@ -2,6 +2,8 @@
 //! uploads, `PUT …/modules/{name}/versions/{version}`: the bytes go to the
 //! tenant's bucket from `weir serve`, so a tenant needs no rights on NATS's
 //! object store, and every upload is validated here, whoever sent it.
+//! `GET …/versions/{version}` gives the bytes back (for `weir udf run`),
+//! checked against the digest recorded at upload.
 
 use super::types::{ModuleView, NamePage, VersionView};
 use super::{ApiError, ApiState};
@@ -9,8 +11,20 @@ use crate::domain::module::ModuleState;
 use crate::domain::{ModuleName, Tenant};
 use crate::store::EventStore;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+
+/// `application/wasm`: a module version's bytes.
+pub struct WasmBytes(pub Vec<u8>);
+
+pub const WASM: &str = "application/wasm";
+
+impl IntoResponse for WasmBytes {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, WASM)], self.0).into_response()
+    }
+}
 
 fn view(
     tenant: &str,
@@ -70,6 +84,10 @@ pub async fn show(
 ) -> Result<Json<ModuleView>, ApiError> {
     let tenant = Tenant::new(tenant).map_err(bad)?;
     let name = ModuleName::new(name).map_err(bad)?;
+    Ok(Json(one(&s, &tenant, &name).await?))
+}
+
+async fn one(s: &ApiState, tenant: &Tenant, name: &ModuleName) -> Result<ModuleView, ApiError> {
     let stream = crate::domain::StreamId::new("module", name.as_str());
     let Some(r) = s.store.stream_summary(tenant.as_str(), &stream).await? else {
         return Err(ApiError(
@@ -77,12 +95,38 @@ pub async fn show(
             format!("module `{name}` not found in tenant `{tenant}`"),
         ));
     };
-    Ok(Json(view(
-        tenant.as_str(),
-        &r.stream,
-        r.snapshot,
-        r.updated_at,
-    )?))
+    view(tenant.as_str(), &r.stream, r.snapshot, r.updated_at)
+}
+
+/// `GET …/modules/{name}/versions/{version}`: the component as uploaded,
+/// read from the tenant's bucket and checked against the digest and size
+/// its `module_uploaded` event recorded.
+pub async fn download(
+    State(s): State<ApiState>,
+    Path((tenant, name, version)): Path<(String, String, String)>,
+) -> Result<WasmBytes, ApiError> {
+    let tenant = Tenant::new(tenant).map_err(bad)?;
+    let name = ModuleName::new(name).map_err(bad)?;
+    let module = one(&s, &tenant, &name).await?;
+    let Some(entry) = module.versions.iter().find(|v| v.version == version) else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("module `{name}` has no version `{version}`"),
+        ));
+    };
+    let js = async_nats::jetstream::new(s.nats.clone());
+    let bytes = crate::registry::ModuleBytes::open(&js, s.subjects.prefix(), tenant.as_str())
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
+        .get(
+            name.as_str(),
+            &version,
+            &entry.module.digest,
+            entry.module.size,
+        )
+        .await
+        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(WasmBytes(bytes))
 }
 
 /// `PUT …/modules/{name}/versions/{version}`: validates the component,

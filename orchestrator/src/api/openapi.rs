@@ -114,6 +114,8 @@ pub enum Body {
     Json(Schema),
     /// Text, with its `content-type`.
     Text(&'static str),
+    /// Bytes, with their `content-type`.
+    Binary(&'static str),
 }
 
 /// A handler's return type, as it appears on the wire.
@@ -142,6 +144,12 @@ impl Answer for &'static str {
 impl Answer for PrometheusText {
     fn body(_: &mut SchemaGenerator) -> Body {
         Body::Text(super::PROMETHEUS_TEXT)
+    }
+}
+
+impl Answer for Result<super::modules::WasmBytes, ApiError> {
+    fn body(_: &mut SchemaGenerator) -> Body {
+        Body::Binary(super::modules::WASM)
     }
 }
 
@@ -352,6 +360,12 @@ fn operation(route: &Route, io: Io, error: &Schema, g: &mut SchemaGenerator) -> 
             }
             (Carries::Answer, Body::Text(content_type)) => {
                 content.insert((*content_type).into(), text.clone());
+            }
+            (Carries::Answer, Body::Binary(content_type)) => {
+                content.insert(
+                    (*content_type).into(),
+                    json!({ "schema": { "type": "string", "format": "binary" } }),
+                );
             }
             (Carries::Error, _) => {
                 content.insert("application/json".into(), json!({ "schema": error }));

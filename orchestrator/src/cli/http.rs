@@ -128,12 +128,33 @@ impl Api {
         self.call("POST", &url, self.http.post(&url)).await
     }
 
+    /// `GET` a tenant path whose answer is bytes, not JSON (a module's component).
+    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, CliError> {
+        let url = self.url(path);
+        let (status, body) = self.exchange("GET", &url, self.http.get(&url)).await?;
+        if status.is_success() {
+            return Ok(body.to_vec());
+        }
+        decode::<serde_json::Value>("GET", &url, status, &body).map(|_| Vec::new())
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: &str,
         url: &str,
         req: reqwest::RequestBuilder,
     ) -> Result<T, CliError> {
+        let (status, body) = self.exchange(method, url, req).await?;
+        decode(method, url, status, &body)
+    }
+
+    /// Sends `req` with the token; the status and the whole body.
+    async fn exchange(
+        &self,
+        method: &str,
+        url: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, bytes::Bytes), CliError> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
@@ -152,7 +173,7 @@ impl Api {
         let body = resp.bytes().await.map_err(|e| {
             CliError::Unreachable(format!("the answer to {method} {url} broke off: {e}"))
         })?;
-        decode(method, url, status, &body)
+        Ok((status, body))
     }
 }
 

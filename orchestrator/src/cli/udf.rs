@@ -19,9 +19,7 @@ use super::http::Api;
 use super::output::{self, label, Format};
 use super::render;
 use crate::api::types::ModuleView;
-use crate::client;
 use crate::domain::{Dur, ModuleName, Outcome};
-use crate::registry::ModuleBytes;
 use crate::wasm::{
     run_with_timers, BatchTime, Bytes, HostConfig, InputRecord, InstanceLabels, KeyedState,
     ModuleLimits, RecordResult, SourcePosition, WasmError, WasmHost,
@@ -224,7 +222,8 @@ fn print_modules(format: Format, modules: &[ModuleView]) -> Result<(), CliError>
 }
 
 /// The module's bytes: a local file, or `name[@version]` from the registry
-/// (digest-checked against the recorded upload).
+/// through the API (which checks them against the recorded digest), so a
+/// tenant's token is all it takes.
 async fn fetch(g: &Globals, module: &str) -> Result<(String, String, Vec<u8>), CliError> {
     let path = Path::new(module);
     if module.ends_with(".wasm") || path.is_file() {
@@ -239,28 +238,18 @@ async fn fetch(g: &Globals, module: &str) -> Result<(String, String, Vec<u8>), C
         Some((n, v)) => (n, Some(v)),
         None => (module, None),
     };
-    let view: ModuleView = Api::new(g).get(&format!("modules/{name}")).await?;
+    let api = Api::new(g);
     let version = match version {
         Some(v) => v.to_owned(),
-        None => view
-            .latest
-            .clone()
-            .ok_or_else(|| CliError::Usage(format!("module `{name}` has no versions")))?,
+        None => {
+            let view: ModuleView = api.get(&format!("modules/{name}")).await?;
+            view.latest
+                .ok_or_else(|| CliError::Usage(format!("module `{name}` has no versions")))?
+        }
     };
-    let entry = view
-        .versions
-        .iter()
-        .find(|v| v.version == version)
-        .ok_or_else(|| CliError::Usage(format!("module `{name}` has no version `{version}`")))?;
-    let nats = client::connect(&g.conn.nats_url, g.token.as_deref()).await?;
-    let js = async_nats::jetstream::new(nats);
-    let store = ModuleBytes::open(&js, &g.conn.subject_prefix, &g.tenant)
-        .await
-        .map_err(|e| CliError::Unreachable(e.to_string()))?;
-    let bytes = store
-        .get(name, &version, &entry.module.digest, entry.module.size)
-        .await
-        .map_err(|e| CliError::Unreachable(e.to_string()))?;
+    let bytes = api
+        .get_bytes(&format!("modules/{name}/versions/{version}"))
+        .await?;
     Ok((name.to_owned(), version, bytes))
 }
 
