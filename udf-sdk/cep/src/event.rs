@@ -2,7 +2,7 @@
 //! plus the fields the rule reads (see [`crate::project`]).
 //!
 //! Match records copy the text, never a parsed tree, so they carry each
-//! event byte for byte; conditions read the small tree. Shared (`Arc`): a
+//! event byte for byte; conditions read the few values. Shared (`Arc`): a
 //! match takes events by reference count, not by copy.
 
 use std::sync::Arc;
@@ -11,15 +11,18 @@ use serde_json::Value;
 
 use crate::checkpoint::EventCodec;
 use crate::condition::Condition;
+use crate::expr::{EventFields, Seg};
 use crate::matched::Matched;
-use crate::project::Fields;
+use crate::project::{Fields, Read};
 use crate::small_bytes::SmallBytes;
 
 /// An event's JSON text and the fields of it a rule reads.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct JsonEvent {
     raw: SmallBytes<RAW_INLINE>,
-    fields: Value,
+    read: Read,
+    /// What `read` holds, to find a path in it.
+    fields: Arc<Fields>,
 }
 
 /// Event texts up to this long share the event's allocation.
@@ -30,18 +33,20 @@ pub type SharedEvent = Arc<JsonEvent>;
 
 impl JsonEvent {
     /// `raw` read for `fields`, or why it is not JSON.
-    pub fn parse(raw: &[u8], fields: &Fields) -> Result<Self, serde_json::Error> {
+    pub fn parse(raw: &[u8], fields: &Arc<Fields>) -> Result<Self, serde_json::Error> {
         Ok(JsonEvent {
-            fields: fields.parse(raw)?,
-            raw: raw.into(),
+            read: fields.parse(raw)?,
+            raw: SmallBytes::from(raw),
+            fields: Arc::clone(fields),
         })
     }
 
-    /// An event given as a value: its compact text is its text.
+    /// An event given as a value, read whole: its compact text is its text.
     pub fn from_value(value: Value) -> Self {
         JsonEvent {
             raw: SmallBytes::from(&serde_json::to_vec(&value).unwrap_or_default()[..]),
-            fields: value,
+            read: Read::Whole(value),
+            fields: Arc::new(Fields::All),
         }
     }
 
@@ -50,14 +55,24 @@ impl JsonEvent {
         self.raw.as_slice()
     }
 
-    /// The fields the rule reads (the whole event for a Rust rule).
-    pub fn fields(&self) -> &Value {
-        &self.fields
+    /// The whole event as a value, when it was read whole (events of a
+    /// rule written in Rust are: their conditions may read anything).
+    pub fn value(&self) -> Option<&Value> {
+        match &self.read {
+            Read::Whole(v) => Some(v),
+            Read::Slots(_) => None,
+        }
+    }
+}
+
+impl EventFields for SharedEvent {
+    fn at(&self, path: &[Seg]) -> Option<&Value> {
+        self.fields.lookup(&self.read, path)
     }
 }
 
 /// Checkpoints hold an event's text; restoring reads it for the rule again.
-pub(crate) struct RawCodec<'a>(pub &'a Fields);
+pub(crate) struct RawCodec<'a>(pub &'a Arc<Fields>);
 
 impl EventCodec<SharedEvent> for RawCodec<'_> {
     fn encode(&self, event: &SharedEvent, out: &mut Vec<u8>) {
@@ -71,20 +86,25 @@ impl EventCodec<SharedEvent> for RawCodec<'_> {
     }
 }
 
-/// A condition over JSON values, run on the fields of held events.
-pub(crate) struct OnFields(pub Box<dyn Condition<Value>>);
+/// A condition over whole JSON values (a rule written in Rust), run on
+/// held events.
+pub(crate) struct OnValue(pub Box<dyn Condition<Value>>);
 
-impl Condition<SharedEvent> for OnFields {
+const NO_VALUE: &Value = &Value::Null;
+
+impl Condition<SharedEvent> for OnValue {
     fn test(&self, event: &SharedEvent, matched: &dyn Matched<SharedEvent>) -> bool {
-        self.0.test(&event.fields, &FieldsOf(matched))
+        self.0
+            .test(event.value().unwrap_or(NO_VALUE), &ValuesOf(matched))
     }
 }
 
-/// A partial match of held events, seen as their fields.
-pub(crate) struct FieldsOf<'a>(pub &'a dyn Matched<SharedEvent>);
+/// A partial match of held events, seen as whole values.
+struct ValuesOf<'a>(&'a dyn Matched<SharedEvent>);
 
-impl Matched<Value> for FieldsOf<'_> {
+impl Matched<Value> for ValuesOf<'_> {
     fn visit(&self, step: &str, f: &mut dyn FnMut(&Value)) {
-        self.0.visit(step, &mut |e| f(&e.fields));
+        self.0
+            .visit(step, &mut |e| f(e.value().unwrap_or(NO_VALUE)));
     }
 }

@@ -4,42 +4,61 @@
 //! event into a JSON tree allocates every key and string of it, which was
 //! the largest single cost per record. [`Fields`] names what the rule
 //! reads, and [`Fields::parse`] builds a tree of just those, skipping the
-//! rest in place while still checking that the whole text is JSON.
+//! rest in place while still checking that the whole text is JSON. The
+//! values read go into numbered slots, not a JSON object: no map and no key
+//! is allocated per event.
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::expr::{lookup, Seg};
 
 /// The fields of an event that are read: all of it, or a tree of keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fields {
     All,
-    Some(Tree),
+    Some { tree: Tree, slots: u16 },
 }
 
-/// Object keys that are read: a key kept whole, or the keys read inside it.
+/// Object keys that are read: a key kept whole (in its slot), or the keys
+/// read inside it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tree {
-    whole: bool,
+    slot: Option<u16>,
     children: Vec<(Box<str>, Tree)>,
 }
 
 impl Default for Fields {
     fn default() -> Self {
-        Fields::Some(Tree::default())
+        Fields::Some {
+            tree: Tree::default(),
+            slots: 0,
+        }
     }
+}
+
+/// What was read of one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Read {
+    /// The whole event ([`Fields::All`]).
+    Whole(Value),
+    /// The value of each slot, `None` where the event has none.
+    Slots(Box<[Option<Value>]>),
 }
 
 impl Fields {
     /// Adds a path of object keys; an empty one means the whole event.
     pub fn add<'a>(&mut self, keys: impl IntoIterator<Item = &'a str>) {
-        let Fields::Some(root) = self else { return };
-        let mut node = &mut *root;
+        let Fields::Some { tree, slots } = self else {
+            return;
+        };
+        let mut node = &mut *tree;
         let mut depth = 0;
         for key in keys {
-            if node.whole {
+            if node.slot.is_some() {
                 return;
             }
             let at = match node.children.iter().position(|(k, _)| &**k == key) {
@@ -56,88 +75,137 @@ impl Fields {
             *self = Fields::All;
             return;
         }
-        node.whole = true;
-        node.children.clear();
+        if node.slot.is_none() {
+            // Slots of keys inside it go unused: it is read whole.
+            node.slot = Some(*slots);
+            *slots = slots.saturating_add(1);
+            node.children.clear();
+        }
     }
 
     /// The fields read of the JSON text `raw` (which must be JSON as a
-    /// whole). Under [`Fields::Some`], an event that is not an object
-    /// reads as `null`: no key path finds anything in it either way.
-    pub fn parse(&self, raw: &[u8]) -> Result<Value, serde_json::Error> {
+    /// whole).
+    pub fn parse(&self, raw: &[u8]) -> Result<Read, serde_json::Error> {
         match self {
-            Fields::All => serde_json::from_slice(raw),
-            Fields::Some(tree) => {
+            Fields::All => serde_json::from_slice(raw).map(Read::Whole),
+            Fields::Some { tree, slots } => {
+                let mut out = vec![None; usize::from(*slots)].into_boxed_slice();
                 let mut de = serde_json::Deserializer::from_slice(raw);
-                let v = Select(tree).deserialize(&mut de)?;
+                Select {
+                    tree,
+                    out: &mut out,
+                }
+                .deserialize(&mut de)?;
                 de.end()?;
-                Ok(v.unwrap_or(Value::Null))
+                Ok(Read::Slots(out))
             }
         }
     }
+
+    /// The value at `path` in what `read` holds: as a lookup in the whole
+    /// event would find it, for every path the rule reads.
+    pub(crate) fn lookup<'v>(&self, read: &'v Read, path: &[Seg]) -> Option<&'v Value> {
+        let (tree, slots) = match (self, read) {
+            (_, Read::Whole(v)) => return lookup(v, path),
+            (Fields::Some { tree, .. }, Read::Slots(slots)) => (tree, slots),
+            (Fields::All, Read::Slots(_)) => return None,
+        };
+        let mut node = tree;
+        for (i, seg) in path.iter().enumerate() {
+            if let Some(slot) = node.slot {
+                return lookup(slots.get(usize::from(slot))?.as_ref()?, &path[i..]);
+            }
+            let Seg::Key(key) = seg else { return None };
+            node = &node.children.iter().find(|(k, _)| k == key)?.1;
+        }
+        slots.get(usize::from(node.slot?))?.as_ref()
+    }
 }
 
-/// Deserializes what `tree` reads of a value: `None` when that is nothing.
-struct Select<'a>(&'a Tree);
-
-impl<'de> DeserializeSeed<'de> for Select<'_> {
-    type Value = Option<Value>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<Value>, D::Error> {
-        if self.0.whole {
-            Value::deserialize(d).map(Some)
-        } else {
-            d.deserialize_any(self)
+impl Tree {
+    /// Empties the slots under this node: a key seen again replaces what
+    /// was read of it, as in a JSON object.
+    fn clear(&self, out: &mut [Option<Value>]) {
+        if let Some(s) = self.slot.and_then(|s| out.get_mut(usize::from(s))) {
+            *s = None;
+        }
+        for (_, child) in &self.children {
+            child.clear(out);
         }
     }
 }
 
-impl<'de> Visitor<'de> for Select<'_> {
-    type Value = Option<Value>;
+/// Reads what `tree` reads of a value into `out`.
+struct Select<'a, 'o> {
+    tree: &'a Tree,
+    out: &'o mut [Option<Value>],
+}
+
+impl<'de> DeserializeSeed<'de> for Select<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        match self.tree.slot {
+            Some(slot) => {
+                let v = Value::deserialize(d)?;
+                if let Some(s) = self.out.get_mut(usize::from(slot)) {
+                    *s = Some(v);
+                }
+                Ok(())
+            }
+            None => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Select<'_, '_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Value>, A::Error> {
-        let mut out = Map::new();
-        while let Some(at) = map.next_key_seed(KeyIndex(self.0))? {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(at) = map.next_key_seed(KeyIndex(self.tree))? {
             match at {
                 Some(i) => {
-                    let (name, tree) = &self.0.children[i];
-                    if let Some(v) = map.next_value_seed(Select(tree))? {
-                        out.insert(name.to_string(), v);
-                    }
+                    let tree = &self.tree.children[i].1;
+                    tree.clear(self.out);
+                    map.next_value_seed(Select {
+                        tree,
+                        out: &mut *self.out,
+                    })?;
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(Some(Value::Object(out)))
+        Ok(())
     }
 
     // Not an object: no key can be read in it, but it must still be read.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Value>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
+        Ok(())
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<Value>, E> {
-        Ok(None)
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<Value>, E> {
-        Ok(None)
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<Value>, E> {
-        Ok(None)
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<Value>, E> {
-        Ok(None)
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<Value>, E> {
-        Ok(None)
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Option<Value>, E> {
-        Ok(None)
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
     }
 }
 
@@ -167,8 +235,9 @@ impl<'de> Visitor<'de> for KeyIndex<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::Fields;
-    use serde_json::json;
+    use super::{Fields, Read};
+    use crate::expr::{lookup, Seg};
+    use serde_json::{json, Value};
 
     fn fields(paths: &[&[&str]]) -> Fields {
         let mut f = Fields::default();
@@ -178,39 +247,73 @@ mod tests {
         f
     }
 
+    fn path(p: &[&str]) -> Vec<Seg> {
+        p.iter()
+            .map(|s| match s.parse() {
+                Ok(i) => Seg::Index(i),
+                Err(_) => Seg::Key((*s).into()),
+            })
+            .collect()
+    }
+
+    /// Every path read finds what it finds in the whole event.
+    #[track_caller]
+    fn reads_as_whole(f: &Fields, raw: &[u8], paths: &[&[&str]]) {
+        let whole: Value = serde_json::from_slice(raw).unwrap();
+        let read = f.parse(raw).unwrap();
+        for p in paths {
+            let p = path(p);
+            assert_eq!(f.lookup(&read, &p), lookup(&whole, &p), "{p:?}");
+        }
+    }
+
     #[test]
     fn keeps_only_the_paths_read() {
-        let f = fields(&[&["kind"], &["user", "country"]]);
-        let raw = br#"{"kind":"a","amount":3,"user":{"country":"US","id":[1,{"x":2}]},"z":null}"#;
+        let read: &[&[&str]] = &[&["kind"], &["user", "country"], &["items"]];
+        let f = fields(read);
+        let raw = br#"{"kind":"a","amount":3,"user":{"country":"US","id":[1,{"x":2}]},"items":[{"sku":1}],"z":null}"#;
+        reads_as_whole(&f, raw, read);
+        reads_as_whole(&f, raw, &[&["items", "0", "sku"], &["items", "1"]]);
+        let Read::Slots(slots) = f.parse(raw).unwrap() else {
+            panic!("slots")
+        };
         assert_eq!(
-            f.parse(raw).unwrap(),
-            json!({"kind": "a", "user": {"country": "US"}})
+            &*slots,
+            &[
+                Some(json!("a")),
+                Some(json!("US")),
+                Some(json!([{"sku": 1}]))
+            ]
         );
         // A key kept whole swallows the paths inside it, in either order.
         let f = fields(&[&["user", "id"], &["user"]]);
-        assert_eq!(
-            f.parse(raw).unwrap(),
-            json!({"user": {"country": "US", "id": [1, {"x": 2}]}})
-        );
-        assert_eq!(fields(&[&["user"], &["user", "id"]]), f);
+        reads_as_whole(&f, raw, &[&["user"], &["user", "id"], &["user", "country"]]);
+        let g = fields(&[&["user"], &["user", "id"]]);
+        reads_as_whole(&g, raw, &[&["user"], &["user", "id", "1", "x"]]);
     }
 
     #[test]
     fn the_whole_event_is_read_as_is() {
         let f = fields(&[&["kind"], &[]]);
         assert_eq!(f, Fields::All);
-        assert_eq!(f.parse(b"[1, 2]").unwrap(), json!([1, 2]));
+        assert_eq!(f.parse(b"[1, 2]").unwrap(), Read::Whole(json!([1, 2])));
     }
 
     #[test]
     fn what_is_not_an_object_reads_nothing_and_bad_json_is_an_error() {
-        let f = fields(&[&["user", "country"]]);
-        assert_eq!(f.parse(br#"{"user":"x"}"#).unwrap(), json!({}));
-        assert_eq!(f.parse(b"7").unwrap(), json!(null));
-        assert_eq!(
-            f.parse(br#"{"a\u0062":[true, false, {}]}"#).unwrap(),
-            json!({})
-        );
+        let read: &[&[&str]] = &[&["user", "country"], &["kind"]];
+        let f = fields(read);
+        for raw in [
+            &br#"{"user":"x"}"#[..],
+            b"7",
+            b"[1]",
+            br#"{"a\u0062":[true, false, {}], "kind": null}"#,
+            // A key seen twice: the last one counts, whatever it holds.
+            br#"{"user":{"country":"US"},"user":{"id":1},"kind":"a","kind":"b"}"#,
+            br#"{"user":{"country":"US"},"user":3}"#,
+        ] {
+            reads_as_whole(&f, raw, read);
+        }
         for bad in [&b"{"[..], b"{\"a\":}", b"{} x", b"", b"{\"kind\":tru}"] {
             assert!(f.parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
@@ -219,9 +322,6 @@ mod tests {
     #[test]
     fn escaped_keys_are_found() {
         let f = fields(&[&["kind"]]);
-        assert_eq!(
-            f.parse(br#"{"k\u0069nd":"a"}"#).unwrap(),
-            json!({"kind": "a"})
-        );
+        reads_as_whole(&f, br#"{"k\u0069nd":"a"}"#, &[&["kind"]]);
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::event::{FieldsOf, JsonEvent, OnFields, RawCodec, SharedEvent};
+use crate::event::{JsonEvent, OnValue, RawCodec, SharedEvent};
 use crate::keyed::KeyedEventTime;
 use crate::matched::Matched;
 use crate::nfa::Nfa;
@@ -195,8 +195,11 @@ impl Shape {
 
     /// A match's record, written to `out`.
     fn match_record(&self, out: &mut Vec<u8>, key: &Value, m: &crate::output::Match<SharedEvent>) {
-        let emit = match self {
-            Shape::Rule(r) if !r.emit.is_empty() => Some(r.emit_value(&StepFields(&m.steps))),
+        let emit = match (self, m.steps.last().and_then(|(_, e)| e.last())) {
+            // Emit expressions never read the current event: any will do.
+            (Shape::Rule(r), Some(any)) if !r.emit.is_empty() => {
+                Some(r.emit_value_in(any, &StepEvents(&m.steps)))
+            }
             _ => None,
         };
         let head = Head {
@@ -226,9 +229,9 @@ impl Shape {
 }
 
 /// A finished match's events, as the `emit` expressions read them.
-struct StepFields<'a>(&'a Steps);
+struct StepEvents<'a>(&'a Steps);
 
-impl Matched<SharedEvent> for StepFields<'_> {
+impl Matched<SharedEvent> for StepEvents<'_> {
     fn visit(&self, step: &str, f: &mut dyn FnMut(&SharedEvent)) {
         for (name, events) in self.0 {
             if &**name == step {
@@ -238,18 +241,12 @@ impl Matched<SharedEvent> for StepFields<'_> {
     }
 }
 
-impl Matched<Value> for StepFields<'_> {
-    fn visit(&self, step: &str, f: &mut dyn FnMut(&Value)) {
-        FieldsOf(self).visit(step, f);
-    }
-}
-
 /// A rule matched over the partitions of one operator instance.
 pub struct RuleRunner {
     shape: Shape,
     nfa: Nfa<SharedEvent>,
     /// What of each event the conditions read.
-    fields: Fields,
+    fields: Arc<Fields>,
     opts: RunnerOptions,
     parts: HashMap<i32, Partition>,
     out: Outputs<SharedEvent>,
@@ -262,8 +259,7 @@ impl RuleRunner {
     /// A runner for `rule`, or the reason its NFA does not compile.
     pub fn new(rule: CheckedRule, opts: RunnerOptions) -> Result<Self, String> {
         let nfa = rule
-            .pattern()
-            .map_conditions(on_fields)
+            .pattern_of::<SharedEvent>()
             .compile()
             .map_err(|e| e.to_string())?;
         let nfa = match rule.max_partial_matches_per_key {
@@ -272,7 +268,7 @@ impl RuleRunner {
         }
         .with_timeout_output(opts.timed_out);
         Ok(Self {
-            fields: rule.fields(),
+            fields: Arc::new(rule.fields()),
             shape: Shape::Rule(rule),
             nfa,
             opts,
@@ -289,7 +285,7 @@ impl RuleRunner {
         opts: RunnerOptions,
     ) -> Result<Self, String> {
         let nfa = pattern
-            .map_conditions(on_fields)
+            .map_conditions(on_value)
             .compile()
             .map_err(|e| e.to_string())?
             .with_timeout_output(opts.timed_out);
@@ -299,7 +295,7 @@ impl RuleRunner {
             },
             nfa,
             // Its conditions are code: they may read any field.
-            fields: Fields::All,
+            fields: Arc::new(Fields::All),
             opts,
             parts: HashMap::new(),
             out: Outputs::new(),
@@ -484,11 +480,11 @@ impl RuleRunner {
     }
 }
 
-/// A condition of the rule or the Rust pattern, run on held events.
-fn on_fields(
+/// A condition of a pattern written in Rust, run on held events.
+fn on_value(
     c: Box<dyn crate::condition::Condition<Value>>,
 ) -> Box<dyn crate::condition::Condition<SharedEvent>> {
-    Box::new(OnFields(c))
+    Box::new(OnValue(c))
 }
 
 /// Moves everything `out` holds for `key` to `emit`, as records.

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 use weir_cep::rule::Rule;
+use weir_cep::Matched;
 use weir_cep::runner::{OutputKind, RuleRunner, RunnerOptions, RunnerOutput};
 
 fn event(rng: &mut fastrand::Rng) -> (String, Vec<u8>, i64) {
@@ -40,6 +41,17 @@ fn outputs(runner: &mut RuleRunner, events: &[(String, Vec<u8>, i64)]) -> Vec<Ru
     }
     runner.finish(0, &mut |o| got.push(o));
     got
+}
+
+/// A record's `steps`, as the events matched to each step.
+struct Steps<'a>(&'a Value);
+
+impl Matched<Value> for Steps<'_> {
+    fn visit(&self, step: &str, f: &mut dyn FnMut(&Value)) {
+        if let Some(events) = self.0[step].as_array() {
+            events.iter().for_each(f);
+        }
+    }
 }
 
 fn without_emit(o: &RunnerOutput) -> Value {
@@ -92,6 +104,12 @@ fn reading_only_the_rule_s_fields_changes_no_output() {
             for (x, y) in a.iter().zip(&b) {
                 assert_eq!((&x.key, x.kind, x.time), (&y.key, y.kind, y.time));
                 assert_eq!(without_emit(x), without_emit(y));
+                // `emit`, read from the fields, is what it is over whole events.
+                let record: Value = serde_json::from_slice(&x.value).expect("JSON");
+                if x.kind == OutputKind::Match && !checked.emit.is_empty() {
+                    let whole = checked.emit_value(&Steps(&record["steps"]));
+                    assert_eq!(record["emit"], whole);
+                }
             }
             assert!(a.iter().all(|o| {
                 let text = String::from_utf8_lossy(&o.value);

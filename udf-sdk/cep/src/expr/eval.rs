@@ -91,6 +91,17 @@ fn finite(n: f64) -> Val<'static> {
     }
 }
 
+/// An event as expressions read it: the value at a path, if any.
+pub(crate) trait EventFields {
+    fn at(&self, path: &[Seg]) -> Option<&Value>;
+}
+
+impl EventFields for Value {
+    fn at(&self, path: &[Seg]) -> Option<&Value> {
+        lookup(self, path)
+    }
+}
+
 pub(crate) fn lookup<'v>(mut v: &'v Value, path: &[Seg]) -> Option<&'v Value> {
     for seg in path {
         v = match seg {
@@ -102,13 +113,17 @@ pub(crate) fn lookup<'v>(mut v: &'v Value, path: &[Seg]) -> Option<&'v Value> {
 }
 
 /// The expression's value; bool-valued nodes go through [`truth`].
-pub(crate) fn value<'a>(n: &'a Node, ev: &'a Value, m: &dyn Matched<Value>) -> Val<'a> {
+pub(crate) fn value<'a, E: EventFields + ?Sized>(
+    n: &'a Node,
+    ev: &'a E,
+    m: &dyn Matched<E>,
+) -> Val<'a> {
     match &n.kind {
         Kind::Num(x) => Val::Num(*x),
         Kind::Str(s) => Val::Str(Cow::Borrowed(s)),
         Kind::Bool(b) => Val::Bool(*b),
         Kind::Null => Val::Null,
-        Kind::Field(path) => Val::of(lookup(ev, path)),
+        Kind::Field(path) => Val::of(ev.at(path)),
         Kind::Pick { pick, step, path } => pick_value(*pick, step, path, m),
         Kind::Count(step) => {
             let mut count = 0usize;
@@ -139,7 +154,7 @@ pub(crate) fn value<'a>(n: &'a Node, ev: &'a Value, m: &dyn Matched<Value>) -> V
 }
 
 /// The expression as a condition: true only for the boolean `true`.
-pub(crate) fn truth(n: &Node, ev: &Value, m: &dyn Matched<Value>) -> bool {
+pub(crate) fn truth<E: EventFields + ?Sized>(n: &Node, ev: &E, m: &dyn Matched<E>) -> bool {
     match &n.kind {
         Kind::Bool(b) => *b,
         Kind::Not(a) => !truth(a, ev, m),
@@ -221,7 +236,12 @@ fn is_pick(n: &Node) -> bool {
 
 /// Calls `f` with the node's value, borrowed from the matched event for
 /// `first`/`last` (inside `visit`), so nothing is copied.
-fn with_val(n: &Node, ev: &Value, m: &dyn Matched<Value>, f: &mut dyn FnMut(&Val<'_>)) {
+fn with_val<E: EventFields + ?Sized>(
+    n: &Node,
+    ev: &E,
+    m: &dyn Matched<E>,
+    f: &mut dyn FnMut(&Val<'_>),
+) {
     let Kind::Pick { pick, step, path } = &n.kind else {
         return f(&value(n, ev, m));
     };
@@ -230,7 +250,7 @@ fn with_val(n: &Node, ev: &Value, m: &dyn Matched<Value>, f: &mut dyn FnMut(&Val
         let mut i = 0usize;
         m.visit(step, &mut |e| {
             if i == target {
-                f(&Val::of(lookup(e, path)));
+                f(&Val::of(e.at(path)));
                 called = true;
             }
             i += 1;
@@ -243,7 +263,7 @@ fn with_val(n: &Node, ev: &Value, m: &dyn Matched<Value>, f: &mut dyn FnMut(&Val
 
 /// The position of the event `first`/`last` takes; for `last` a first pass
 /// counts the events, so no earlier one is read in vain.
-fn pick_index(pick: Pick, step: &str, m: &dyn Matched<Value>) -> Option<usize> {
+fn pick_index<E: ?Sized>(pick: Pick, step: &str, m: &dyn Matched<E>) -> Option<usize> {
     match pick {
         Pick::First => Some(0),
         Pick::Last => {
@@ -255,7 +275,12 @@ fn pick_index(pick: Pick, step: &str, m: &dyn Matched<Value>) -> Option<usize> {
 }
 
 /// `first`/`last` as an owned value: only the chosen event's field is copied.
-fn pick_value(pick: Pick, step: &str, path: &[Seg], m: &dyn Matched<Value>) -> Val<'static> {
+fn pick_value<E: EventFields + ?Sized>(
+    pick: Pick,
+    step: &str,
+    path: &[Seg],
+    m: &dyn Matched<E>,
+) -> Val<'static> {
     let Some(target) = pick_index(pick, step, m) else {
         return Val::Missing;
     };
@@ -263,7 +288,7 @@ fn pick_value(pick: Pick, step: &str, path: &[Seg], m: &dyn Matched<Value>) -> V
     let mut out = Val::Missing;
     m.visit(step, &mut |e| {
         if i == target {
-            out = Val::owned(lookup(e, path));
+            out = Val::owned(e.at(path));
         }
         i += 1;
     });
@@ -272,13 +297,18 @@ fn pick_value(pick: Pick, step: &str, path: &[Seg], m: &dyn Matched<Value>) -> V
 
 /// `sum`/`min`/`max`/`avg` over the step's events whose field is a number;
 /// other events are skipped. `sum` of nothing is 0, the others `Missing`.
-fn aggregate(agg: Agg, step: &str, path: &[Seg], m: &dyn Matched<Value>) -> Val<'static> {
+fn aggregate<E: EventFields + ?Sized>(
+    agg: Agg,
+    step: &str,
+    path: &[Seg],
+    m: &dyn Matched<E>,
+) -> Val<'static> {
     let mut sum = 0.0;
     let mut n = 0usize;
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
     m.visit(step, &mut |e| {
-        if let Some(x) = lookup(e, path).and_then(Value::as_f64) {
+        if let Some(x) = e.at(path).and_then(Value::as_f64) {
             sum += x;
             n += 1;
             lo = lo.min(x);

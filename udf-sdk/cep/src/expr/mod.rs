@@ -69,8 +69,10 @@ mod lex;
 mod parse;
 mod suggest;
 
+pub(crate) use ast::Seg;
 pub use ast::Type;
 pub use error::{ExprError, ExprErrorKind};
+pub(crate) use eval::{lookup, EventFields};
 pub use lex::is_identifier;
 pub(crate) use suggest::closest;
 
@@ -159,6 +161,24 @@ impl Expr {
 
     /// The expression's value as JSON (missing values become `null`).
     pub fn eval(&self, event: &Value, matched: &dyn Matched<Value>) -> Value {
+        eval::value(&self.root, event, matched).into_json()
+    }
+
+    /// [`Expr::eval_bool`] over any event representation.
+    pub(crate) fn eval_bool_in<E: EventFields + ?Sized>(
+        &self,
+        event: &E,
+        matched: &dyn Matched<E>,
+    ) -> bool {
+        eval::truth(&self.root, event, matched)
+    }
+
+    /// [`Expr::eval`] over any event representation.
+    pub(crate) fn eval_in<E: EventFields + ?Sized>(
+        &self,
+        event: &E,
+        matched: &dyn Matched<E>,
+    ) -> Value {
         eval::value(&self.root, event, matched).into_json()
     }
 

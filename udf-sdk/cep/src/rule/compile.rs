@@ -9,7 +9,7 @@ use super::ir::{CheckedRule, CheckedSkip, CheckedStep, Within};
 use super::problem::RuleProblem;
 use super::types::{Contiguity as RuleContiguity, WithinType as RuleWithinType};
 use crate::condition::Condition;
-use crate::expr::Expr;
+use crate::expr::{EventFields, Expr};
 use crate::matched::Matched;
 use crate::nfa::Nfa;
 use crate::output::{Match, TimedOut};
@@ -19,9 +19,9 @@ use crate::skip::AfterMatchSkip;
 /// A rule expression as a step condition.
 struct ExprCondition(Expr);
 
-impl Condition<Value> for ExprCondition {
-    fn test(&self, event: &Value, matched: &dyn Matched<Value>) -> bool {
-        self.0.eval_bool(event, matched)
+impl<E: EventFields> Condition<E> for ExprCondition {
+    fn test(&self, event: &E, matched: &dyn Matched<E>) -> bool {
+        self.0.eval_bool_in(event, matched)
     }
 }
 
@@ -42,7 +42,7 @@ fn times(step: &CheckedStep) -> Times {
     }
 }
 
-fn step(s: &CheckedStep, within: Option<Within>) -> Step<Value> {
+fn step<E: EventFields + 'static>(s: &CheckedStep, within: Option<Within>) -> Step<E> {
     let previous = within
         .filter(|w| w.kind == RuleWithinType::PreviousAndCurrent)
         .map(|w| Duration::from_millis(w.ms));
@@ -60,7 +60,7 @@ fn step(s: &CheckedStep, within: Option<Within>) -> Step<Value> {
         until: s
             .until
             .clone()
-            .map(|u| Box::new(ExprCondition(u)) as Box<dyn Condition<Value>>),
+            .map(|u| Box::new(ExprCondition(u)) as Box<dyn Condition<E>>),
         within_previous: previous,
     }
 }
@@ -69,6 +69,12 @@ impl CheckedRule {
     /// The rule as an engine pattern. A `previous_and_current` window bounds
     /// the gap before every event of the match, so it is set on every step.
     pub fn pattern(&self) -> Pattern<Value> {
+        self.pattern_of()
+    }
+
+    /// [`CheckedRule::pattern`] over any event representation the
+    /// expressions can read.
+    pub(crate) fn pattern_of<E: EventFields + 'static>(&self) -> Pattern<E> {
         let steps = self.steps.iter().map(|s| step(s, self.within)).collect();
         let skip = match &self.skip {
             CheckedSkip::NoSkip => AfterMatchSkip::NoSkip,

@@ -108,11 +108,20 @@ impl CheckedRule {
     /// rule has no `emit`.
     pub fn emit_value(&self, matched: &dyn Matched<Value>) -> Value {
         // Emit expressions were checked to read no current event.
-        let no_event = Value::Null;
+        self.emit_value_in(&Value::Null, matched)
+    }
+
+    /// [`CheckedRule::emit_value`] over any event representation; `none`
+    /// stands for the current event, which emit expressions never read.
+    pub(crate) fn emit_value_in<E: crate::expr::EventFields + ?Sized>(
+        &self,
+        none: &E,
+        matched: &dyn Matched<E>,
+    ) -> Value {
         let fields: Map<String, Value> = self
             .emit
             .iter()
-            .map(|(k, e)| (k.clone(), e.eval(&no_event, matched)))
+            .map(|(k, e)| (k.clone(), e.eval_in(none, matched)))
             .collect();
         Value::Object(fields)
     }
