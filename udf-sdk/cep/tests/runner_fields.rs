@@ -4,8 +4,8 @@
 
 use serde_json::{json, Value};
 use weir_cep::rule::Rule;
-use weir_cep::Matched;
 use weir_cep::runner::{OutputKind, RuleRunner, RunnerOptions, RunnerOutput};
+use weir_cep::Matched;
 
 fn event(rng: &mut fastrand::Rng) -> (String, Vec<u8>, i64) {
     let kind = ["a", "b", "c", "x"][rng.usize(0..4)];
