@@ -103,3 +103,23 @@ async fn concurrent_writers_get_gap_free_positions_and_typed_conflicts() {
         before
     );
 }
+
+/// `sslmode=require` in the database URL encrypts Weir's connections (the
+/// Debian PostgreSQL the suite runs on serves TLS with its own certificate);
+/// `sslmode=disable` does not, so the check can tell them apart.
+#[tokio::test]
+async fn a_database_url_asking_for_tls_gets_an_encrypted_connection() {
+    let schema = unique("tls");
+    for (mode, encrypted) in [("require", true), ("disable", false)] {
+        let url = format!("{DATABASE_URL}?sslmode={mode}");
+        let store = PgStore::connect(&url, &schema)
+            .await
+            .unwrap_or_else(|e| panic!("connect with sslmode={mode}: {e}"));
+        let ssl: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(ssl, encrypted, "sslmode={mode}");
+    }
+}
