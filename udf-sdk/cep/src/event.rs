@@ -60,7 +60,7 @@ impl JsonEvent {
     pub fn value(&self) -> Option<&Value> {
         match &self.read {
             Read::Whole(v) => Some(v),
-            Read::Slots(_) => None,
+            Read::Few(_) | Read::Slots(_) => None,
         }
     }
 }

@@ -45,8 +45,23 @@ impl Default for Fields {
 pub enum Read {
     /// The whole event ([`Fields::All`]).
     Whole(Value),
-    /// The value of each slot, `None` where the event has none.
+    /// The value of each slot, `None` where the event has none: inline
+    /// for a rule reading at most [`FEW`] paths (most do), so reading an
+    /// event allocates no list.
+    Few([Option<Value>; FEW]),
     Slots(Box<[Option<Value>]>),
+}
+
+pub const FEW: usize = 2;
+
+impl Read {
+    fn slots(&self) -> &[Option<Value>] {
+        match self {
+            Read::Whole(_) => &[],
+            Read::Few(s) => s,
+            Read::Slots(s) => s,
+        }
+    }
 }
 
 impl Fields {
@@ -89,15 +104,19 @@ impl Fields {
         match self {
             Fields::All => serde_json::from_slice(raw).map(Read::Whole),
             Fields::Some { tree, slots } => {
-                let mut out = vec![None; usize::from(*slots)].into_boxed_slice();
+                let mut read = match usize::from(*slots) {
+                    n if n <= FEW => Read::Few(Default::default()),
+                    n => Read::Slots(vec![None; n].into_boxed_slice()),
+                };
+                let out = match &mut read {
+                    Read::Few(s) => &mut s[..],
+                    Read::Slots(s) => &mut s[..],
+                    Read::Whole(_) => &mut [],
+                };
                 let mut de = serde_json::Deserializer::from_slice(raw);
-                Select {
-                    tree,
-                    out: &mut out,
-                }
-                .deserialize(&mut de)?;
+                Select { tree, out }.deserialize(&mut de)?;
                 de.end()?;
-                Ok(Read::Slots(out))
+                Ok(read)
             }
         }
     }
@@ -105,11 +124,12 @@ impl Fields {
     /// The value at `path` in what `read` holds: as a lookup in the whole
     /// event would find it, for every path the rule reads.
     pub(crate) fn lookup<'v>(&self, read: &'v Read, path: &[Seg]) -> Option<&'v Value> {
-        let (tree, slots) = match (self, read) {
+        let tree = match (self, read) {
             (_, Read::Whole(v)) => return lookup(v, path),
-            (Fields::Some { tree, .. }, Read::Slots(slots)) => (tree, slots),
-            (Fields::All, Read::Slots(_)) => return None,
+            (Fields::Some { tree, .. }, _) => tree,
+            (Fields::All, _) => return None,
         };
+        let slots = read.slots();
         let mut node = tree;
         for (i, seg) in path.iter().enumerate() {
             if let Some(slot) = node.slot {
@@ -274,8 +294,11 @@ mod tests {
         let raw = br#"{"kind":"a","amount":3,"user":{"country":"US","id":[1,{"x":2}]},"items":[{"sku":1}],"z":null}"#;
         reads_as_whole(&f, raw, read);
         reads_as_whole(&f, raw, &[&["items", "0", "sku"], &["items", "1"]]);
+        let two = fields(&[&["kind"], &["amount"]]);
+        assert!(matches!(two.parse(raw).unwrap(), Read::Few(_)));
+        reads_as_whole(&two, raw, &[&["kind"], &["amount"]]);
         let Read::Slots(slots) = f.parse(raw).unwrap() else {
-            panic!("slots")
+            panic!("three paths: a list")
         };
         assert_eq!(
             &*slots,
