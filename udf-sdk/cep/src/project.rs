@@ -52,6 +52,7 @@ pub enum Read {
     Slots(Box<[Option<Value>]>),
 }
 
+/// Slots held inline in a read event.
 pub const FEW: usize = 2;
 
 impl Read {

@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::Value;
 
 const FRAUD: &str = r#"
 name: fraud
