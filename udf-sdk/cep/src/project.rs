@@ -14,8 +14,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::expr::{lookup, Seg, Val};
-use crate::small_bytes::SmallBytes;
+use crate::expr::{lookup, Seg};
 
 /// The fields of an event that are read: all of it, or a tree of keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,38 +48,15 @@ pub enum Read {
     /// The value of each slot, `None` where the event has none: inline
     /// for a rule reading at most [`FEW`] paths (most do), so reading an
     /// event allocates no list.
-    Few([Option<Slot>; FEW]),
-    Slots(Box<[Option<Slot>]>),
+    Few([Option<Value>; FEW]),
+    Slots(Box<[Option<Value>]>),
 }
 
 /// Slots held inline in a read event.
 pub const FEW: usize = 2;
 
-/// A value read into a slot: a short string held inline (most values a
-/// rule compares are), anything else as JSON.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Slot {
-    Text(SmallBytes<SHORT>),
-    Json(Value),
-}
-
-/// Strings up to this long (in bytes) are held inline.
-const SHORT: usize = 22;
-
-impl Slot {
-    /// What `path` (within this value) finds, as expressions see it.
-    fn at(&self, path: &[Seg]) -> Val<'_> {
-        match self {
-            Slot::Json(v) => Val::of(lookup(v, path)),
-            // A string has no fields or elements.
-            Slot::Text(_) if !path.is_empty() => Val::Missing,
-            Slot::Text(t) => std::str::from_utf8(t.as_slice()).map_or(Val::Missing, Val::text),
-        }
-    }
-}
-
 impl Read {
-    fn slots(&self) -> &[Option<Slot>] {
+    fn slots(&self) -> &[Option<Value>] {
         match self {
             Read::Whole(_) => &[],
             Read::Few(s) => s,
@@ -148,37 +124,29 @@ impl Fields {
 
     /// The value at `path` in what `read` holds: as a lookup in the whole
     /// event would find it, for every path the rule reads.
-    pub(crate) fn lookup<'v>(&self, read: &'v Read, path: &[Seg]) -> Val<'v> {
+    pub(crate) fn lookup<'v>(&self, read: &'v Read, path: &[Seg]) -> Option<&'v Value> {
         let tree = match (self, read) {
-            (_, Read::Whole(v)) => return Val::of(lookup(v, path)),
+            (_, Read::Whole(v)) => return lookup(v, path),
             (Fields::Some { tree, .. }, _) => tree,
-            (Fields::All, _) => return Val::Missing,
+            (Fields::All, _) => return None,
         };
-        let slot = |s: u16, rest: &[Seg]| match read.slots().get(usize::from(s)) {
-            Some(Some(v)) => v.at(rest),
-            _ => Val::Missing,
-        };
+        let slots = read.slots();
         let mut node = tree;
         for (i, seg) in path.iter().enumerate() {
-            if let Some(s) = node.slot {
-                return slot(s, &path[i..]);
+            if let Some(slot) = node.slot {
+                return lookup(slots.get(usize::from(slot))?.as_ref()?, &path[i..]);
             }
-            let Seg::Key(key) = seg else {
-                return Val::Missing;
-            };
-            match node.children.iter().find(|(k, _)| k == key) {
-                Some((_, child)) => node = child,
-                None => return Val::Missing,
-            }
+            let Seg::Key(key) = seg else { return None };
+            node = &node.children.iter().find(|(k, _)| k == key)?.1;
         }
-        node.slot.map_or(Val::Missing, |s| slot(s, &[]))
+        slots.get(usize::from(node.slot?))?.as_ref()
     }
 }
 
 impl Tree {
     /// Empties the slots under this node: a key seen again replaces what
     /// was read of it, as in a JSON object.
-    fn clear(&self, out: &mut [Option<Slot>]) {
+    fn clear(&self, out: &mut [Option<Value>]) {
         if let Some(s) = self.slot.and_then(|s| out.get_mut(usize::from(s))) {
             *s = None;
         }
@@ -191,7 +159,7 @@ impl Tree {
 /// Reads what `tree` reads of a value into `out`.
 struct Select<'a, 'o> {
     tree: &'a Tree,
-    out: &'o mut [Option<Slot>],
+    out: &'o mut [Option<Value>],
 }
 
 impl<'de> DeserializeSeed<'de> for Select<'_, '_> {
@@ -200,7 +168,7 @@ impl<'de> DeserializeSeed<'de> for Select<'_, '_> {
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         match self.tree.slot {
             Some(slot) => {
-                let v = d.deserialize_any(SlotVisitor)?;
+                let v = Value::deserialize(d)?;
                 if let Some(s) = self.out.get_mut(usize::from(slot)) {
                     *s = Some(v);
                 }
@@ -262,47 +230,6 @@ impl<'de> Visitor<'de> for Select<'_, '_> {
     }
 }
 
-/// Reads a value into a slot: short strings inline, the rest as JSON
-/// exactly as `Value` reads it.
-struct SlotVisitor;
-
-impl<'de> Visitor<'de> for SlotVisitor {
-    type Value = Slot;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Slot, E> {
-        Ok(if v.len() <= SHORT {
-            Slot::Text(SmallBytes::from(v.as_bytes()))
-        } else {
-            Slot::Json(Value::String(v.to_owned()))
-        })
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Slot, E> {
-        Ok(Slot::Json(Value::Bool(v)))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Slot, E> {
-        Ok(Slot::Json(Value::from(v)))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Slot, E> {
-        Ok(Slot::Json(Value::from(v)))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Slot, E> {
-        Ok(Slot::Json(Value::from(v)))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Slot, E> {
-        Ok(Slot::Json(Value::Null))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Slot, A::Error> {
-        Value::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(Slot::Json)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Slot, A::Error> {
-        Value::deserialize(de::value::MapAccessDeserializer::new(map)).map(Slot::Json)
-    }
-}
-
 /// Reads an object key as the index of the child that reads it, if any,
 /// without allocating it.
 struct KeyIndex<'a>(&'a Tree);
@@ -329,8 +256,8 @@ impl<'de> Visitor<'de> for KeyIndex<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Fields, Read, Slot};
-    use crate::expr::{lookup, Seg, Val};
+    use super::{Fields, Read};
+    use crate::expr::{lookup, Seg};
     use serde_json::{json, Value};
 
     fn fields(paths: &[&[&str]]) -> Fields {
@@ -357,7 +284,7 @@ mod tests {
         let read = f.parse(raw).unwrap();
         for p in paths {
             let p = path(p);
-            assert_eq!(f.lookup(&read, &p), Val::of(lookup(&whole, &p)), "{p:?}");
+            assert_eq!(f.lookup(&read, &p), lookup(&whole, &p), "{p:?}");
         }
     }
 
@@ -374,14 +301,14 @@ mod tests {
         let Read::Slots(slots) = f.parse(raw).unwrap() else {
             panic!("three paths: a list")
         };
-        let text = |s: &str| Some(Slot::Text(s.as_bytes().into()));
         assert_eq!(
             &*slots,
-            &[text("a"), text("US"), Some(Slot::Json(json!([{"sku": 1}])))]
+            &[
+                Some(json!("a")),
+                Some(json!("US")),
+                Some(json!([{"sku": 1}]))
+            ]
         );
-        // A long string is held as JSON, and reads the same.
-        let long = format!(r#"{{"kind":"{}"}}"#, "é".repeat(20));
-        reads_as_whole(&f, long.as_bytes(), &[&["kind"], &["kind", "x"]]);
         // A key kept whole swallows the paths inside it, in either order.
         let f = fields(&[&["user", "id"], &["user"]]);
         reads_as_whole(&f, raw, &[&["user"], &["user", "id"], &["user", "country"]]);

@@ -30,7 +30,7 @@ pub(crate) enum Val<'a> {
 }
 
 impl<'a> Val<'a> {
-    pub(crate) fn of(v: Option<&'a Value>) -> Val<'a> {
+    fn of(v: Option<&'a Value>) -> Val<'a> {
         match v {
             None => Val::Missing,
             Some(Value::Null) => Val::Null,
@@ -41,14 +41,9 @@ impl<'a> Val<'a> {
         }
     }
 
-    /// A string value read as text.
-    pub(crate) fn text(s: &'a str) -> Val<'a> {
-        Val::Str(Cow::Borrowed(s))
-    }
-
-    /// The same value, owning what it borrowed.
-    fn into_owned(self) -> Val<'static> {
-        match self {
+    /// The same value, owning what it borrowed from `v`.
+    fn owned(v: Option<&Value>) -> Val<'static> {
+        match Val::of(v) {
             Val::Missing => Val::Missing,
             Val::Null => Val::Null,
             Val::Bool(b) => Val::Bool(b),
@@ -98,12 +93,12 @@ fn finite(n: f64) -> Val<'static> {
 
 /// An event as expressions read it: the value at a path, if any.
 pub(crate) trait EventFields {
-    fn at(&self, path: &[Seg]) -> Val<'_>;
+    fn at(&self, path: &[Seg]) -> Option<&Value>;
 }
 
 impl EventFields for Value {
-    fn at(&self, path: &[Seg]) -> Val<'_> {
-        Val::of(lookup(self, path))
+    fn at(&self, path: &[Seg]) -> Option<&Value> {
+        lookup(self, path)
     }
 }
 
@@ -128,7 +123,7 @@ pub(crate) fn value<'a, E: EventFields + ?Sized>(
         Kind::Str(s) => Val::Str(Cow::Borrowed(s)),
         Kind::Bool(b) => Val::Bool(*b),
         Kind::Null => Val::Null,
-        Kind::Field(path) => ev.at(path),
+        Kind::Field(path) => Val::of(ev.at(path)),
         Kind::Pick { pick, step, path } => pick_value(*pick, step, path, m),
         Kind::Count(step) => {
             let mut count = 0usize;
@@ -255,7 +250,7 @@ fn with_val<E: EventFields + ?Sized>(
         let mut i = 0usize;
         m.visit(step, &mut |e| {
             if i == target {
-                f(&e.at(path));
+                f(&Val::of(e.at(path)));
                 called = true;
             }
             i += 1;
@@ -293,7 +288,7 @@ fn pick_value<E: EventFields + ?Sized>(
     let mut out = Val::Missing;
     m.visit(step, &mut |e| {
         if i == target {
-            out = e.at(path).into_owned();
+            out = Val::owned(e.at(path));
         }
         i += 1;
     });
@@ -313,7 +308,7 @@ fn aggregate<E: EventFields + ?Sized>(
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
     m.visit(step, &mut |e| {
-        if let Some(x) = e.at(path).num() {
+        if let Some(x) = e.at(path).and_then(Value::as_f64) {
             sum += x;
             n += 1;
             lo = lo.min(x);
