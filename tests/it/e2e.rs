@@ -122,6 +122,7 @@ async fn a_deployed_job_runs_records_through_a_wasm_udf() {
         .collect();
     assert!(ids.contains(&id.as_str()), "{list}");
     // Another tenant sees no such deployment.
+    serve.create_tenant("other").await;
     let (code, _) = serve.get_json("/v1/tenants/other/jobs/e2e/runtime").await;
     assert_eq!(code, 404);
 }

@@ -84,6 +84,7 @@ async fn chained_jobs_make_a_graph_that_follows_deletes_and_renders() {
     let (code, _) = get("?node=topic:clean&direction=sideways").await;
     assert_eq!(code, 400);
     // Another tenant sees nothing of it.
+    serve.create_tenant("other").await;
     let (_, other) = serve.get_json("/v1/tenants/other/lineage").await;
     assert_eq!(other["edges"], json!([]));
 
