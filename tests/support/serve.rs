@@ -62,9 +62,10 @@ impl Serve {
             .env("WEIR_NATS_URL", &opts.nats_url)
             .env("WEIR_HTTP_ADDR", &http);
         let mut cmd = super::bin::daemon(cmd, iso, &format!("serve-{port}"));
+        let has = |key: &str| opts.env.iter().any(|(k, _)| k == key);
         // Lifecycle tests drive every transition by hand: no workflow engine
         // unless a test asks for one.
-        if !opts.env.iter().any(|(k, _)| k == "WEIR_RUNTIME") {
+        if !has("WEIR_RUNTIME") {
             cmd.env("WEIR_RUNTIME", "none");
             // …and they send the reports workflows would (`job.mark_*`).
             cmd.env("WEIR_ACCEPT_INTERNAL_COMMANDS", "true");
@@ -72,7 +73,6 @@ impl Serve {
         // Authentication is on, as in production, with the test's own admin
         // token, unless the test brings its own token (the security suite)
         // or asks for the laptop mode.
-        let has = |key: &str| opts.env.iter().any(|(k, _)| k == key);
         let insecure = opts
             .env
             .iter()
