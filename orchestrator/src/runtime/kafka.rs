@@ -130,7 +130,13 @@ impl TrackedProducer {
             // again by librdkafka; with idempotence the broker (tansu
             // included) recognises its producer id and sequence and keeps
             // one copy, so retries cannot duplicate outputs.
-            .set("enable.idempotence", "true");
+            .set("enable.idempotence", "true")
+            // Connect to the brokers as soon as they are known: an idempotent
+            // producer must get its producer id before its first write, and
+            // with sparse connections no broker was up when it first asked,
+            // so it waited for its 500 ms retry timer, often twice (a cold
+            // start of ~1.1 s instead of ~0.25 s).
+            .set("enable.sparse.connections", "false");
         if let Some(id) = transactional_id {
             c.set("transactional.id", id)
                 .set("enable.idempotence", "true")
