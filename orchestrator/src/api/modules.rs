@@ -55,6 +55,11 @@ fn view(
     })
 }
 
+/// The module store or the command path (NATS) failed.
+fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}
+
 fn bad(e: crate::domain::ids::NameError) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, e.to_string())
 }
@@ -117,7 +122,7 @@ pub async fn download(
     let js = async_nats::jetstream::new(s.nats.clone());
     let bytes = crate::registry::ModuleBytes::open(&js, s.subjects.prefix(), tenant.as_str())
         .await
-        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
+        .map_err(|e| unavailable(&e))?
         .get(
             name.as_str(),
             &version,
@@ -125,7 +130,7 @@ pub async fn download(
             entry.module.size,
         )
         .await
-        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        .map_err(|e| unavailable(&e))?;
     Ok(WasmBytes(bytes))
 }
 
@@ -154,15 +159,14 @@ pub async fn upload(
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let down = |e: &dyn std::fmt::Display| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
     let js = async_nats::jetstream::new(s.nats.clone());
     let bucket = crate::registry::ModuleBytes::open(&js, s.subjects.prefix(), tenant.as_str())
         .await
-        .map_err(|e| down(&e))?;
+        .map_err(|e| unavailable(&e))?;
     let object = bucket
         .put(name.as_str(), &version, &body)
         .await
-        .map_err(|e| down(&e))?;
+        .map_err(|e| unavailable(&e))?;
     let token = super::auth::request_token(&headers);
     let outcome = crate::client::send_as(
         &s.nats,
@@ -180,7 +184,7 @@ pub async fn upload(
         false,
     )
     .await
-    .map_err(|e| down(&e))?;
+    .map_err(|e| unavailable(&e))?;
     if !outcome.is_accepted() {
         if let Err(e) = bucket.delete(&object).await {
             tracing::warn!(%tenant, module = %name, error = %e, "a refused upload's bytes were not removed");

@@ -135,7 +135,7 @@ impl Api {
         if status.is_success() {
             return Ok(body.to_vec());
         }
-        decode::<serde_json::Value>("GET", &url, status, &body).map(|_| Vec::new())
+        Err(failure("GET", &url, status, &body))
     }
 
     async fn call<T: DeserializeOwned>(
@@ -191,16 +191,20 @@ fn decode<T: DeserializeOwned>(
         return serde_path_to_error::deserialize(de)
             .map_err(|e| CliError::unexpected(format!("unexpected answer to {method} {url}"), e));
     }
+    Err(failure(method, url, status, body))
+}
+
+/// The error a failed answer stands for: 4xx is bad input, the rest means
+/// the service is unavailable; the message is the API's when it sent one.
+fn failure(method: &str, url: &str, status: StatusCode, body: &[u8]) -> CliError {
     let message = serde_json::from_slice::<ErrorBody>(body).map(|b| b.error);
     if status.is_client_error() {
-        Err(CliError::Usage(message.unwrap_or_else(|_| {
-            format!("{status} from {method} {url}")
-        })))
+        CliError::Usage(message.unwrap_or_else(|_| format!("{status} from {method} {url}")))
     } else {
-        Err(CliError::Unreachable(format!(
+        CliError::Unreachable(format!(
             "{status}: {}",
             message.unwrap_or_else(|_| "request failed".to_owned())
-        )))
+        ))
     }
 }
 
