@@ -435,3 +435,102 @@ fn find_key(v: &Value, key: &str) -> Option<Value> {
         _ => None,
     }
 }
+
+/// The CEP job's matches. Its rule makes consecutive triples of each key's
+/// records in event time (production order here), so from the input and
+/// the late topic the check knows every match that must come out: each
+/// key's records, less those that arrived late, cut into threes. Every
+/// match read must be one of those, none twice, and every one must be
+/// there except at the very end, where the last records of a partition
+/// wait for a watermark that no later record moves (`open_after_ms`: the
+/// time after which a triple may still be open). Late records are allowed
+/// (the watermark is not aligned across the first stage's tasks, so a task
+/// that restarts behind another delivers late), but each must be in the
+/// late topic once.
+pub fn cep_matches(
+    ledger: &Ledger,
+    inputs: &[Vec<crate::measure::Produced>],
+    late: &HashMap<String, Vec<u64>>,
+    late_records: u64,
+    open_after_ms: i64,
+) -> Check {
+    let (mut expected, mut required, mut missing, mut unexpected) = (0u64, 0u64, 0u64, 0u64);
+    let mut example: Option<String> = None;
+    let mut late_twice = 0u64;
+    let mut late_unknown = 0u64;
+    for (k, recs) in inputs.iter().enumerate() {
+        let key = format!("u{k}");
+        let mut late_ns: Vec<u64> = late.get(&key).cloned().unwrap_or_default();
+        late_ns.sort_unstable();
+        let before = late_ns.len();
+        late_ns.dedup();
+        late_twice += (before - late_ns.len()) as u64;
+        let on_time: Vec<_> = recs
+            .iter()
+            .filter(|r| late_ns.binary_search(&r.n).is_err())
+            .collect();
+        late_unknown += late_ns
+            .iter()
+            .filter(|n| !recs.iter().any(|r| r.n == **n))
+            .count() as u64;
+        let triples: Vec<([u64; 3], i64)> = on_time
+            .chunks_exact(3)
+            .map(|c| ([c[0].n, c[1].n, c[2].n], c[2].ts))
+            .collect();
+        let seen: HashSet<[u64; 3]> = ledger
+            .matches
+            .get(&key)
+            .map(|m| m.iter().copied().collect())
+            .unwrap_or_default();
+        let want: HashSet<[u64; 3]> = triples.iter().map(|(t, _)| *t).collect();
+        expected += triples.len() as u64;
+        for (t, last_ts) in &triples {
+            if *last_ts <= open_after_ms {
+                required += 1;
+                if !seen.contains(t) {
+                    missing += 1;
+                    example.get_or_insert_with(|| format!("{key} missing {t:?}"));
+                }
+            }
+        }
+        for t in &seen {
+            if !want.contains(t) {
+                unexpected += 1;
+                example
+                    .get_or_insert_with(|| format!("{key} has {t:?}, not a triple of its input"));
+            }
+        }
+    }
+    let unknown_keys = ledger
+        .matches
+        .keys()
+        .filter(|k| {
+            k.strip_prefix('u')
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_none_or(|n| n >= inputs.len())
+        })
+        .count();
+    let pass = !inputs.is_empty()
+        && required > 0
+        && missing == 0
+        && unexpected == 0
+        && ledger.duplicates == 0
+        && ledger.not_matches == 0
+        && late_twice == 0
+        && late_unknown == 0
+        && unknown_keys == 0;
+    let mut detail = format!(
+        "{} matches read ({} distinct) of {expected} triples in the input, {required} due before the end; {missing} missing, {unexpected} not a triple, {} duplicated; {late_records} late records ({late_twice} written twice, {late_unknown} not in the input)",
+        ledger.read, ledger.distinct, ledger.duplicates
+    );
+    if let Some(e) = example {
+        detail += &format!(" (e.g. {e})");
+    }
+    if ledger.not_matches + unknown_keys as u64 > 0 {
+        detail += &format!(
+            "; {} outputs that are not match records, {unknown_keys} unknown keys",
+            ledger.not_matches
+        );
+    }
+    Check::new("matches: every triple exactly once", pass, detail)
+}

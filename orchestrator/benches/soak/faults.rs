@@ -96,14 +96,16 @@ pub struct FaultResult {
     pub at: Duration,
     /// How long the injection took (the outage itself, e.g. a restart).
     pub injected_for: Duration,
-    /// From the end of the injection until both jobs ran with fresh output.
+    /// From the end of the injection until every job ran with fresh output.
     pub recovered_in: Option<Duration>,
     /// What the jobs looked like when it gave up (if it did), or notes.
     pub note: String,
 }
 
-/// Whether both jobs are back: phase `running`, every task `running`, and
-/// an output of a record produced after `since_ms` read from each sink.
+/// Whether every job is back: phase `running`, every task `running`, and
+/// an output of a record produced after `since_ms` read from each sink (for
+/// the CEP job, whose matches wait for the watermark, a match that a record
+/// produced after `since_ms` released).
 pub async fn recovered(
     weir: &Weir,
     newest_ts: impl Fn(Job) -> i64,
@@ -114,7 +116,7 @@ pub async fn recovered(
     for job in Job::ALL {
         let phase = weir.phase(job).await;
         let (tasks_ok, tasks) = weir.tasks_running(job).await;
-        let fresh = newest_ts(job) >= since_ms;
+        let fresh = newest_ts(job) >= since_ms - job.watermark_lag_ms();
         ok &= phase.as_deref() == Some("running") && tasks_ok && fresh;
         seen.push(format!(
             "{}: phase {}, tasks [{}], {}",

@@ -1,5 +1,5 @@
-//! Soak and fault suite (issue 17, docs/soak.md): a WASM map job and a
-//! keyed stateful job under a steady load for a configurable time, through
+//! Soak and fault suite (issue 17, docs/soak.md): a WASM map job, a keyed
+//! stateful job and a CEP job under a steady load for a configurable time, through
 //! real `weir serve` and `weir worker` processes on a private PostgreSQL,
 //! NATS and tansu (sqlite engine, behind the test proxy), with a schedule of
 //! faults. Prints a row of figures per minute, each fault's recovery time,
@@ -38,7 +38,7 @@ use crate::faults::{Fault, FaultResult};
 use crate::load::LoadStats;
 use crate::measure::{Heartbeats, Probe, SinkView};
 use crate::services::Services;
-use crate::system::{Job, Weir, INPUT};
+use crate::system::{Job, Weir, CEP_LATE, INPUT};
 
 fn main() -> ExitCode {
     let cfg = match Config::from_env_and_args() {
@@ -100,15 +100,17 @@ async fn run(cfg: Config) -> Result<bool> {
         }
     );
     println!("logs and data: {}", dir.display());
-    // Build the UDFs before anything runs (a nested cargo build).
-    tokio::task::spawn_blocking(|| {
+    // Build the UDFs and the stock rule component before anything runs (a
+    // nested cargo build).
+    let cep_component = tokio::task::spawn_blocking(|| {
         guests::guest("uppercase");
+        guests::cep_rule_path()
     })
     .await
     .context("building the example UDFs")?;
 
     let mut svc = Services::start(&dir).await?;
-    let mut weir = Weir::new(&svc, &cfg)?;
+    let mut weir = Weir::new(&svc, &cfg, &cep_component)?;
     let outcome = soak(&cfg, &mut svc, &mut weir).await;
     weir.serve.stop("TERM", Duration::from_secs(30)).await.ok();
     weir.worker.stop("TERM", Duration::from_secs(30)).await.ok();
@@ -135,7 +137,7 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
     let brokers = svc.brokers();
     let stop_readers = Arc::new(AtomicBool::new(false));
     let stop_load = Arc::new(AtomicBool::new(false));
-    let views = [Arc::new(SinkView::default()), Arc::new(SinkView::default())];
+    let views = Job::ALL.map(|_| Arc::new(SinkView::default()));
     let mut threads = Vec::new();
     for (job, view) in Job::ALL.into_iter().zip(&views) {
         threads.push(measure::read_sink(
@@ -170,7 +172,11 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
             brokers: brokers.clone(),
             partitions: cfg.partitions,
             load: stats.clone(),
-            sinks: [(Job::Map, views[0].clone()), (Job::Keyed, views[1].clone())],
+            sinks: [
+                (Job::Map, views[0].clone()),
+                (Job::Keyed, views[1].clone()),
+                (Job::Cep, views[2].clone()),
+            ],
             probe,
             heartbeats,
             events: events.clone(),
@@ -264,15 +270,19 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
     let inputs_ends = end_offsets_retrying(&brokers, INPUT.to_owned(), cfg.partitions).await;
     let repartition_ends =
         end_offsets_retrying(&brokers, Job::Keyed.source_topic(), cfg.partitions).await;
+    let late_ends = end_offsets_retrying(&brokers, CEP_LATE.to_owned(), cfg.partitions).await;
     let inputs: i64 = inputs_ends.as_ref().map_or(0, |e| e.iter().sum());
     let drain_start = Instant::now();
     let mut last_progress = (Instant::now(), 0u64);
     while inputs_ends.is_ok() && drain_start.elapsed() < cfg.drain_timeout {
+        // The CEP job emits a match per three inputs, so its progress
+        // counts but its total does not end the drain.
         let distinct: Vec<u64> = views
             .iter()
             .map(|v| v.ledger.lock().map(|l| l.distinct).unwrap_or(0))
             .collect();
-        if distinct.iter().all(|d| *d as i64 >= inputs) {
+        let per_input = &distinct[..2];
+        if per_input.iter().all(|d| *d as i64 >= inputs) {
             // A little longer, for anything written twice after the last one.
             tokio::time::sleep(Duration::from_secs(5)).await;
             break;
@@ -312,7 +322,7 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
             let (b, parts) = (brokers.clone(), cfg.partitions);
             let (ends, keys) = (input_ends.clone(), cfg.keys);
             let per_key = tokio::task::spawn_blocking(move || {
-                measure::count_keys(&b, INPUT, parts, &ends, keys)
+                measure::read_input(&b, INPUT, parts, &ends, keys)
             })
             .await?;
             all.push(Check {
@@ -323,19 +333,63 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
                     per_key.as_ref().err().map(|e| format!("; reading it back: {e:#}")).unwrap_or_default()
                 ),
             });
-            let map = views[0]
-                .ledger
-                .lock()
-                .map_err(|_| anyhow::anyhow!("ledger poisoned"))?;
-            all.push(checks::exactly_once(Job::Map, &map, input_ends));
-            drop(map);
-            let keyed = views[1]
-                .ledger
-                .lock()
-                .map_err(|_| anyhow::anyhow!("ledger poisoned"))?;
-            all.push(checks::repartition(repartition_ends, inputs));
-            all.push(checks::exactly_once(Job::Keyed, &keyed, repartition_ends));
-            all.push(checks::keyed_state(&keyed, &per_key.unwrap_or_default()));
+            let counts: Vec<u64> = per_key
+                .as_ref()
+                .map(|k| k.iter().map(|r| r.len() as u64).collect())
+                .unwrap_or_default();
+            {
+                let map = views[0]
+                    .ledger
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("ledger poisoned"))?;
+                all.push(checks::exactly_once(Job::Map, &map, input_ends));
+            }
+            {
+                let keyed = views[1]
+                    .ledger
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("ledger poisoned"))?;
+                all.push(checks::repartition(repartition_ends, inputs));
+                all.push(checks::exactly_once(Job::Keyed, &keyed, repartition_ends));
+                all.push(checks::keyed_state(&keyed, &counts));
+            }
+            all.push(match (&per_key, &late_ends) {
+                (Ok(inputs), Ok(late_ends)) => {
+                    let (b, ends) = (brokers.clone(), late_ends.clone());
+                    let late = tokio::task::spawn_blocking(move || {
+                        measure::read_late(&b, CEP_LATE, parts, &ends)
+                    })
+                    .await?;
+                    match late {
+                        Ok((late, late_records)) => {
+                            // The last records wait for a watermark that
+                            // only a later record would move.
+                            let newest = inputs.iter().flatten().map(|r| r.ts).max().unwrap_or(0);
+                            let open_after = newest - 2_000 - 1_000;
+                            let matches = views[2]
+                                .ledger
+                                .lock()
+                                .map_err(|_| anyhow::anyhow!("ledger poisoned"))?;
+                            checks::cep_matches(&matches, inputs, &late, late_records, open_after)
+                        }
+                        Err(e) => Check {
+                            name: "matches: every triple exactly once".into(),
+                            pass: false,
+                            detail: format!("cannot read {CEP_LATE} back: {e:#}"),
+                        },
+                    }
+                }
+                (Err(e), _) => Check {
+                    name: "matches: every triple exactly once".into(),
+                    pass: false,
+                    detail: format!("cannot read the input back: {e:#}"),
+                },
+                (_, Err(e)) => Check {
+                    name: "matches: every triple exactly once".into(),
+                    pass: false,
+                    detail: format!("cannot read {CEP_LATE}'s end offsets: {e}"),
+                },
+            });
         }
         (Err(e), _) | (_, Err(e)) => {
             for name in [
@@ -343,6 +397,7 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
                 "upper: each input's output exactly once",
                 "counts: each input's output exactly once",
                 "counts: final per-key state exact",
+                "matches: every triple exactly once",
             ] {
                 all.push(Check {
                     name: name.into(),

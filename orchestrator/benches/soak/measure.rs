@@ -38,6 +38,14 @@ pub struct Ledger {
     pub walks: HashMap<String, KeyWalk>,
     /// Keyed job: values that are neither a count nor a timer's `total=`.
     pub not_counts: u64,
+    /// CEP job: per key, the `n` of each match's three events, first copies
+    /// in sink order.
+    pub matches: HashMap<String, Vec<[u64; 3]>>,
+    /// CEP job: (key, `n` of the first event) of every match read, to tell
+    /// a match written twice.
+    pub match_ids: HashSet<(String, u64)>,
+    /// CEP job: outputs that are not a match record of the rule.
+    pub not_matches: u64,
     /// The newest producer timestamp among outputs read (ms).
     pub newest_ts: i64,
 }
@@ -167,6 +175,7 @@ pub fn read_sink(
                 let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
                 (key, value)
             });
+            let matched = (job == Job::Cep).then(|| match_of(m.payload().unwrap_or_default()));
             let (sink_part, sink_off) = (m.partition(), m.offset());
             drop(m);
 
@@ -178,6 +187,24 @@ pub fn read_sink(
             let mut new = false;
             let mut first = false;
             match (topic, part, off, seq) {
+                // A record may complete several matches: each output of
+                // the CEP job is told apart by what it matched.
+                (Some(t), Some(_), Some(o), Some(_))
+                    if t == source && o >= 0 && job == Job::Cep =>
+                {
+                    match matched {
+                        Some(Some((key, ns))) => {
+                            if l.match_ids.insert((key.clone(), ns[0])) {
+                                l.distinct += 1;
+                                new = true;
+                                l.matches.entry(key).or_default().push(ns);
+                            } else {
+                                l.duplicates += 1;
+                            }
+                        }
+                        _ => l.not_matches += 1,
+                    }
+                }
                 (Some(t), Some(p), Some(o), Some(s)) if t == source && o >= 0 => {
                     if s != 0 && job == Job::Keyed {
                         first = l.timer_ids.insert((p, o, s));
@@ -219,6 +246,15 @@ pub fn read_sink(
             }
         }
     })
+}
+
+/// A CEP match record's key and the `n` of its three events (the rule's
+/// `emit`), or `None` when it is not one.
+fn match_of(payload: &[u8]) -> Option<(String, [u64; 3])> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let key = v["key"].as_str()?.to_owned();
+    let n = |step: &str| v["emit"][step].as_f64().map(|n| n as u64);
+    Some((key, [n("a")?, n("b")?, n("c")?]))
 }
 
 /// Metadata round trips (ms; `None` = no answer within 10 s) of the current row.
@@ -386,17 +422,90 @@ pub async fn watch_heartbeats(
     }
 }
 
-/// Reads `topic` from the start to `ends` and counts its records per key
-/// `u<k>` (k < `keys`): the keyed job's expected final counts.
-pub fn count_keys(
+/// One input record, as the CEP check needs it: its production number
+/// (`n`, which orders a key's records as they were produced) and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Produced {
+    pub n: u64,
+    pub ts: i64,
+}
+
+/// Reads `topic` from the start to `ends`: per key `u<k>` (k < `keys`),
+/// its records in production order. Their counts are the keyed job's
+/// expected final counts.
+pub fn read_input(
     brokers: &str,
     topic: &str,
     partitions: i32,
     ends: &[i64],
     keys: usize,
-) -> anyhow::Result<Vec<u64>> {
+) -> anyhow::Result<Vec<Vec<Produced>>> {
+    let mut per_key: Vec<Vec<Produced>> = vec![Vec::new(); keys];
+    read_to(brokers, topic, partitions, ends, |m| {
+        let k = std::str::from_utf8(m.key().unwrap_or_default())
+            .ok()
+            .and_then(|k| k.strip_prefix('u'))
+            .and_then(|k| k.parse::<usize>().ok());
+        let n = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or_default())
+            .ok()
+            .and_then(|v| v["n"].as_u64());
+        match (k.and_then(|k| per_key.get_mut(k)), n) {
+            (Some(recs), Some(n)) => {
+                let ts = m.timestamp().to_millis().unwrap_or(0);
+                recs.push(Produced { n, ts });
+                Ok(())
+            }
+            _ => anyhow::bail!(
+                "{topic} holds a record with an unexpected key or value at {}/{}",
+                m.partition(),
+                m.offset()
+            ),
+        }
+    })?;
+    for recs in &mut per_key {
+        recs.sort_by_key(|r| r.n);
+    }
+    Ok(per_key)
+}
+
+/// Reads the CEP job's late topic from the start to `ends`: per key, the
+/// `n` of each record that arrived behind the watermark, and how many
+/// records were there (a record written twice counts twice).
+pub fn read_late(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    ends: &[i64],
+) -> anyhow::Result<(HashMap<String, Vec<u64>>, u64)> {
+    let mut late: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut records = 0u64;
+    read_to(brokers, topic, partitions, ends, |m| {
+        records += 1;
+        let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default())?;
+        match (v["key"].as_str(), v["event"]["n"].as_u64()) {
+            (Some(key), Some(n)) => {
+                late.entry(key.to_owned()).or_default().push(n);
+                Ok(())
+            }
+            _ => anyhow::bail!(
+                "{topic} holds a record that is not a late record at {}/{}",
+                m.partition(),
+                m.offset()
+            ),
+        }
+    })?;
+    Ok((late, records))
+}
+
+/// Reads `topic` from the start up to `ends`, handing each record to `each`.
+fn read_to(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    ends: &[i64],
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let c = consumer(brokers, topic, partitions)?;
-    let mut counts = vec![0u64; keys];
     let mut next: Vec<i64> = vec![0; ends.len()];
     let start = Instant::now();
     while next.iter().zip(ends).any(|(n, e)| n < e) {
@@ -414,17 +523,7 @@ pub fn count_keys(
         if let Some(n) = next.get_mut(p) {
             *n = m.offset() + 1;
         }
-        let k = std::str::from_utf8(m.key().unwrap_or_default())
-            .ok()
-            .and_then(|k| k.strip_prefix('u'))
-            .and_then(|k| k.parse::<usize>().ok());
-        match k.and_then(|k| counts.get_mut(k)) {
-            Some(n) => *n += 1,
-            None => anyhow::bail!(
-                "{topic} holds a record with an unexpected key at {p}/{}",
-                m.offset()
-            ),
-        }
+        each(&m)?;
     }
-    Ok(counts)
+    Ok(())
 }

@@ -16,7 +16,7 @@ pub struct Sources {
     pub brokers: String,
     pub partitions: i32,
     pub load: Arc<LoadStats>,
-    pub sinks: [(Job, Arc<SinkView>); 2],
+    pub sinks: [(Job, Arc<SinkView>); 3],
     pub probe: Arc<Probe>,
     pub heartbeats: Arc<Heartbeats>,
     /// Faults injected (or recovered) during the current row.
@@ -26,9 +26,9 @@ pub struct Sources {
 pub fn header() {
     println!();
     println!(
-        "| t | produced/s | upper in/s | upper out/s | upper p50 / p99 ms | counts in/s | counts out/s | counts p50 / p99 ms | metadata p50 / max ms | lag upper / counts | heartbeat age max s | events |"
+        "| t | produced/s | upper in/s | upper out/s | upper p50 / p99 ms | counts in/s | counts out/s | counts p50 / p99 ms | matches in/s | matches out/s | matches p50 / p99 ms | metadata p50 / max ms | lag upper / counts / matches | heartbeat age max s | events |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 fn ms(v: Option<u32>) -> String {
@@ -43,7 +43,7 @@ fn mmss(d: Duration) -> String {
 pub async fn rows(src: Sources, start: Instant, every: Duration, stop: Arc<AtomicBool>) {
     header();
     let mut last_acked = 0u64;
-    let mut last_committed = [0i64; 2];
+    let mut last_committed = [0i64; 3];
     let mut last_at = start;
     let mut n = 1u32;
     loop {
@@ -141,10 +141,11 @@ pub async fn rows(src: Sources, start: Instant, every: Duration, stop: Arc<Atomi
             .map(|mut e| std::mem::take(&mut *e).join("; "))
             .unwrap_or_default();
         println!(
-            "| {} | {produced:.0} | {} | {} | {meta} | {} | {heartbeats} | {events} |",
+            "| {} | {produced:.0} | {} | {} | {} | {meta} | {} | {heartbeats} | {events} |",
             mmss(now.duration_since(start)),
             cells[0],
             cells[1],
+            cells[2],
             lags.join(" / ")
         );
         last_at = now;

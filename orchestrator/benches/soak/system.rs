@@ -1,6 +1,6 @@
 //! Weir under test: a `weir serve` (orchestrator, embedded worker, HTTP API)
 //! and one `weir worker`, as real processes of the `weir` binary; the
-//! topics, the two UDFs and the two jobs, set up as a user would.
+//! topics, the two UDFs and the three jobs, set up as a user would.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,20 +24,39 @@ pub const SCHEMA: &str = "weir";
 pub const WORKER_ID: &str = "soak-w1";
 pub const INPUT: &str = "soak-in";
 
-/// The two jobs: name, sink topic, and whether its outputs are running counts.
+/// The CEP job's rule: every three events of a user in a row, in event
+/// time, make a match, and the next match starts after its last event. So
+/// a user's events fall into consecutive triples, and the check can tell
+/// from the input alone which matches must come out: a partial match lost
+/// or applied twice across a fault shifts every later triple of that user.
+pub const CEP_RULE: &str = r#"name: triples
+skip: { strategy: skip_past_last_event }
+steps:
+  - { name: a, where: "true" }
+  - { name: b, where: "true", contiguity: strict }
+  - { name: c, where: "true", contiguity: strict }
+emit: { a: first(a).n, b: first(b).n, c: first(c).n }
+"#;
+
+/// Where the CEP job writes the records that arrived behind its watermark.
+pub const CEP_LATE: &str = "soak-matches-late";
+
+/// The three jobs: name, sink topic, and what their outputs are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
     Map,
     Keyed,
+    Cep,
 }
 
 impl Job {
-    pub const ALL: [Job; 2] = [Job::Map, Job::Keyed];
+    pub const ALL: [Job; 3] = [Job::Map, Job::Keyed, Job::Cep];
 
     pub fn name(self) -> &'static str {
         match self {
             Job::Map => "upper",
             Job::Keyed => "counts",
+            Job::Cep => "matches",
         }
     }
 
@@ -45,15 +64,28 @@ impl Job {
         match self {
             Job::Map => "soak-upper",
             Job::Keyed => "soak-counts",
+            Job::Cep => "soak-matches",
         }
     }
 
     /// Where the sink's `weir-origin` headers point: the input for the
-    /// map; the repartition topic for the keyed job's second stage.
+    /// map; the repartition topic for the keyed jobs' second stage.
     pub fn source_topic(self) -> String {
         match self {
             Job::Map => INPUT.into(),
-            Job::Keyed => format!("weir.{TENANT}.{}.by-user.repartition", self.name()),
+            Job::Keyed | Job::Cep => {
+                format!("weir.{TENANT}.{}.by-user.repartition", self.name())
+            }
+        }
+    }
+
+    /// How far behind the newest record a job's outputs' times stay: a
+    /// match is written once a record moves the watermark (the newest time
+    /// less `max_out_of_orderness` and 1 ms) past the match's last event.
+    pub fn watermark_lag_ms(self) -> i64 {
+        match self {
+            Job::Map | Job::Keyed => 0,
+            Job::Cep => 2_001,
         }
     }
 
@@ -78,6 +110,20 @@ impl Job {
                 "operators": [
                     {"type": "key_by", "id": "by-user", "field": "user"},
                     {"type": "udf", "id": "count", "module": "count@1.0.0", "kind": "process"}
+                ],
+                "sinks": [{"type": "kafka", "topic": self.sink()}],
+                "parallelism": cfg.parallelism,
+                "checkpoint": {"interval": "5s"}
+            }),
+            // The stock rule component runs the rule in the WASM sandbox
+            // (the processes are given it); late records go to a topic, so
+            // the check can account for every input.
+            Job::Cep => json!({
+                "description": "soak: every three events of a user in a row (key_by, then a CEP rule)",
+                "sources": [{"topic": INPUT, "format": "json", "max_out_of_orderness": "2s"}],
+                "operators": [
+                    {"type": "key_by", "id": "by-user", "field": "user"},
+                    {"type": "cep", "id": "triples", "rule": CEP_RULE, "late_topic": CEP_LATE}
                 ],
                 "sinks": [{"type": "kafka", "topic": self.sink()}],
                 "parallelism": cfg.parallelism,
@@ -110,7 +156,9 @@ fn command(env: &[(String, String)]) -> Command {
 }
 
 impl Weir {
-    pub fn new(svc: &Services, cfg: &Config) -> Result<Weir> {
+    /// `cep_component`: Weir's stock rule component, which both processes
+    /// run `cep` operators in.
+    pub fn new(svc: &Services, cfg: &Config, cep_component: &Path) -> Result<Weir> {
         let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows");
         let env: Vec<(String, String)> = [
             ("WEIR_DATABASE_URL", svc.pg_url.clone()),
@@ -120,6 +168,7 @@ impl Weir {
             ("WEIR_KAFKA_BROKERS", svc.brokers()),
             ("WEIR_WORKER_TTL", cfg.worker_ttl.clone()),
             ("WEIR_WORKFLOWS_DIR", workflows.display().to_string()),
+            ("WEIR_CEP_COMPONENT", cep_component.display().to_string()),
             (
                 "WEIR_WASM_CACHE",
                 svc.dir.join("wasm-cache").display().to_string(),
@@ -236,7 +285,7 @@ impl Weir {
         (ok, states.join(","))
     }
 
-    /// Creates the topics, uploads the UDFs and deploys both jobs.
+    /// Creates the topics, uploads the UDFs and deploys the jobs.
     pub async fn setup(&self, svc: &Services, cfg: &Config) -> Result<()> {
         create_topics(
             &svc.brokers(),
@@ -244,6 +293,8 @@ impl Weir {
                 (INPUT, cfg.partitions),
                 (Job::Map.sink(), cfg.partitions),
                 (Job::Keyed.sink(), cfg.partitions),
+                (Job::Cep.sink(), cfg.partitions),
+                (CEP_LATE, cfg.partitions),
             ],
         )
         .await?;
@@ -293,8 +344,8 @@ impl Weir {
                     );
                 }
             }
-            // One at a time, so placement spreads them: the first goes to
-            // `serve`, the second to the less loaded worker.
+            // One at a time, so placement spreads them: each goes to the
+            // less loaded of `serve` and the worker.
             let start = Instant::now();
             loop {
                 let phase = self.phase(job).await;

@@ -1,4 +1,6 @@
 //! `weir cep run`: a rule file run over a JSON-lines file, locally.
+//! `weir cep upload`: Weir's stock rule component into the tenant's
+//! registry, for `cep` operators that name it (`component:`).
 //!
 //! With `--component` (Weir's stock rule component) the rule runs in the
 //! WASM sandbox, exactly as a job's `cep` operator runs it on a worker
@@ -22,7 +24,28 @@ pub enum CepCmd {
     /// printing one JSON line per match, timed-out partial match and late
     /// event.
     Run(RunArgs),
+    /// Upload Weir's stock rule component to the tenant's module registry
+    /// as `weir-cep-rule`, so a `cep` operator's `component:
+    /// weir-cep-rule@VERSION` runs its YAML rule in it, in the WASM sandbox,
+    /// whatever component the workers were given. Prints the name@version.
+    Upload(UploadArgs),
 }
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The component file (`scripts/cep-component.sh` builds it and prints
+    /// its path).
+    #[arg(long, env = "WEIR_CEP_COMPONENT")]
+    pub component: PathBuf,
+    /// Version label; defaults to the first 12 hex digits of the digest.
+    #[arg(long)]
+    pub version: Option<String>,
+    #[command(flatten)]
+    pub host: super::udf::HostArgs,
+}
+
+/// The name the stock rule component is registered under.
+pub const STOCK_COMPONENT: &str = "weir-cep-rule";
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -55,9 +78,23 @@ pub struct RunArgs {
     pub component: Option<PathBuf>,
 }
 
-pub fn run(cmd: &CepCmd) -> Result<(), CliError> {
+pub async fn run(g: &super::globals::Globals, cmd: &CepCmd) -> Result<(), CliError> {
     match cmd {
         CepCmd::Run(args) => run_rule(args),
+        CepCmd::Upload(args) => {
+            // Refuse anything that is not a rule component before it goes up.
+            tokio::task::block_in_place(|| {
+                super::wiring::load_cep_component(&args.host.host()?, &args.component)
+            })?;
+            super::udf::upload(
+                g,
+                STOCK_COMPONENT,
+                &args.component,
+                args.version.as_deref(),
+                &args.host,
+            )
+            .await
+        }
     }
 }
 

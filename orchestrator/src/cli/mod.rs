@@ -80,7 +80,7 @@ pub enum Top {
     /// Create tenants, set their quotas and topic grants (the admin's verbs).
     #[command(subcommand)]
     Tenant(tenant::TenantCmd),
-    /// Check CEP rule files and run them over local JSON events (natively, in process).
+    /// Check CEP rule files, run them over local JSON events, upload the stock rule component.
     #[command(subcommand)]
     Cep(cep::CepCmd),
     /// Write the JSON Schemas of every user-facing format into a directory.
@@ -105,7 +105,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Top::Lineage(args) => lineage::run(g, args).await,
         Top::Alerts => alerts::run(g).await,
         Top::Topic(cmd) => topic::run(g, cmd).await,
-        Top::Cep(cmd) => cep::run(cmd),
+        Top::Cep(cmd) => cep::run(g, cmd).await,
         Top::Tenant(cmd) => tenant::run(g, cmd).await,
         Top::Secret(cmd) => secret::run(g, cmd).await,
         Top::Schema { dir } => {

@@ -80,7 +80,7 @@ pub struct HostArgs {
 }
 
 impl HostArgs {
-    fn host(&self) -> Result<WasmHost, CliError> {
+    pub(super) fn host(&self) -> Result<WasmHost, CliError> {
         WasmHost::new(HostConfig {
             cache_dir: Some(self.cache_dir.clone()),
             max_module_bytes: self.max_module_bytes,
@@ -177,7 +177,7 @@ pub async fn run(g: &Globals, cmd: &UdfCmd) -> Result<(), CliError> {
     }
 }
 
-async fn upload(
+pub(super) async fn upload(
     g: &Globals,
     name: &str,
     file: &Path,

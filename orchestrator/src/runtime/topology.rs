@@ -229,6 +229,7 @@ impl Chain {
                     rule,
                     timed_out_topic,
                     late_topic,
+                    component: stock,
                 } => {
                     let chain_err = |reason: String| ChainError {
                         index,
@@ -263,7 +264,17 @@ impl Chain {
                     } else {
                         let (source, checked) = cep_rule::parse_with_source(rule)
                             .map_err(|e| chain_err(e.to_string()))?;
-                        match resolver.cep_component() {
+                        // The tenant's own upload of the stock component,
+                        // else the one the workers were given.
+                        let stock = match stock {
+                            Some(m) => Some(
+                                resolver
+                                    .rule_module(tenant, m.trim())
+                                    .map_err(|e| ChainError::resolving(index, id, e))?,
+                            ),
+                            None => resolver.cep_component(),
+                        };
+                        match stock {
                             Some(module) => component(module, Some(&source), &checked.name)?,
                             None => {
                                 Arc::new(CepFactory::new(id, checked, opts).map_err(chain_err)?)

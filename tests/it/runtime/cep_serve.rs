@@ -219,3 +219,129 @@ async fn a_rust_rule_uploaded_as_a_module_runs_in_a_job() {
         "{failed}"
     );
 }
+
+/// `weir cep upload` puts Weir's stock rule component into the tenant's
+/// registry; a YAML rule whose operator names it (`component:`) runs in it,
+/// in the WASM sandbox, on a `weir serve` given no component of its own.
+/// A file that is not a rule component is refused before it goes up, and
+/// an operator naming a component the tenant never uploaded fails its
+/// deploy with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yaml_rule_runs_in_the_stock_component_the_tenant_uploaded() {
+    let _turn = TURN.lock().await;
+    let iso = Isolation::new();
+    let serve = Serve::start_with(&iso, serve_opts(&[])).await;
+    let component = crate::support::guests::cep_rule_path();
+    let up = serve
+        .cli_command()
+        .args(["cep", "upload", "--version", "1.0.0", "--component"])
+        .arg(&component)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        up.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    assert!(said.contains("weir-cep-rule@1.0.0"), "{said}");
+
+    let not_a_rule = std::env::temp_dir().join(format!("{}-uppercase.wasm", iso.prefix));
+    std::fs::write(&not_a_rule, crate::support::guests::guest("uppercase")).unwrap();
+    let refused = serve
+        .cli_command()
+        .args(["cep", "upload", "--component"])
+        .arg(&not_a_rule)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(err.contains("is not the CEP rule component"), "{err}");
+
+    let (input, output) = (unique_topic("stock-in"), unique_topic("stock-out"));
+    create_topic(&brokers(), &input, 1).await;
+    create_topic(&brokers(), &output, 2).await;
+    let users = 10;
+    let mut events = Vec::new();
+    for (j, kind) in ["a", "b", "c"].iter().enumerate() {
+        for u in 0..users {
+            let v = json!({"user": format!("u{u}"), "kind": kind, "ts": base() + (j * 200) as i64});
+            events.push((0, format!("u{u}"), v.to_string()));
+        }
+    }
+    for k in 0..64 {
+        let v = json!({"user": format!("flush{k}"), "kind": "x", "ts": base() + 600_000});
+        events.push((0, format!("flush{k}"), v.to_string()));
+    }
+    kafka::produce(&kafka::producer(&brokers()), &input, &events).await;
+    let rule = "name: abc\nsteps:\n  - { name: a, where: kind == \"a\" }\n  - { name: b, where: kind == \"b\" }\n  - { name: c, where: kind == \"c\" }\n";
+    let spec = |component: &str| {
+        json!({
+            "sources": [{"topic": input, "event_time_field": "ts", "max_out_of_orderness": "1s"}],
+            "operators": [
+                {"type": "key_by", "id": "by-user", "field": "user"},
+                {"type": "cep", "id": "abc", "rule": rule, "component": component}
+            ],
+            "sinks": [{"type": "kafka", "topic": output}],
+            "parallelism": 1,
+            "checkpoint": {"interval_ms": 300}
+        })
+    };
+    deploy_spec(&serve, "stock", spec("weir-cep-rule@1.0.0")).await;
+    let outs = read_outputs(&output, users).await;
+    assert_exactly_once(&outs, users);
+    for r in &outs {
+        let m: Value = serde_json::from_str(&r.value).unwrap();
+        assert_eq!(m["rule"], "abc", "{m}");
+        assert_eq!(m["steps"]["c"][0]["kind"], "c", "{m}");
+    }
+    // The operator ran in a WASM instance: only a component reports its
+    // memory. The figures of the last batch show once the input is quiet.
+    crate::support::eventually(
+        std::time::Duration::from_secs(30),
+        "the component's memory in /metrics",
+        || async {
+            let metrics = reqwest::get(serve.url("/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            metrics
+                .lines()
+                .any(|l| {
+                    l.starts_with("weir_udf_peak_memory_bytes{")
+                        && l.contains("job=\"stock\"")
+                        && l.contains("operator=\"abc\"")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+
+    // A component the tenant never uploaded: the deploy fails, saying which.
+    let nc = crate::support::nats(crate::support::NATS_URL).await;
+    let created = crate::support::send(
+        &nc,
+        &iso,
+        "acme",
+        "job.create",
+        "no-stock",
+        json!({ "spec": spec("weir-cep-rule@9.9.9") }),
+    )
+    .await;
+    assert!(created.is_accepted(), "{created:?}");
+    let deployed =
+        crate::support::send(&nc, &iso, "acme", "job.deploy", "no-stock", json!({})).await;
+    assert!(deployed.is_accepted(), "{deployed:?}");
+    let failed = crate::support::eventually(
+        std::time::Duration::from_secs(90),
+        "the deploy fails",
+        || async {
+            let (_, j) = serve.get_json("/v1/tenants/acme/jobs/no-stock").await;
+            (j["phase"] == "failed").then_some(j)
+        },
+    )
+    .await;
+    assert!(failed.to_string().contains("weir-cep-rule"), "{failed}");
+}

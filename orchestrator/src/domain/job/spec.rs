@@ -167,6 +167,12 @@ pub enum OperatorSpec {
         /// it they are dropped and counted.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         late_topic: Option<String>,
+        /// Where a YAML rule runs: Weir's stock rule component as uploaded
+        /// to the tenant's registry by `weir cep upload`, `name@version`.
+        /// Without it the rule runs in the component the workers were
+        /// given, or natively in the task. Not with a rule component.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        component: Option<String>,
     },
 }
 
@@ -487,9 +493,11 @@ impl JobSpec {
                     rule,
                     timed_out_topic,
                     late_topic,
+                    component,
                     ..
                 } => {
                     out.extend(cep_problems(i, rule, &self.operators[..i]));
+                    out.extend(component_problem(i, rule, component.as_deref()));
                     for (name, topic) in [
                         ("timed_out_topic", timed_out_topic),
                         ("late_topic", late_topic),
@@ -615,6 +623,25 @@ fn cep_problems(i: usize, rule: &str, before: &[OperatorSpec]) -> Vec<Problem> {
         })),
     }
     out
+}
+
+/// What is wrong with a CEP operator's `component`: it must name a module
+/// (`name@version`), and only a YAML rule runs in it.
+fn component_problem(i: usize, rule: &str, component: Option<&str>) -> Option<Problem> {
+    let component = component?;
+    let field = format!("operators[{i}].component");
+    if parse_module_ref(component.trim()).is_none() {
+        return Some(Problem::new(
+            field,
+            format!("`{component}` is not name@version (what `weir cep upload` printed)"),
+        ));
+    }
+    rule_module(rule).is_some().then(|| {
+        Problem::new(
+            field,
+            "the rule is a rule component of its own, which runs as it is: `component` is for a YAML rule",
+        )
+    })
 }
 
 /// Reads a rule file a spec names, or says why it cannot.
@@ -970,5 +997,30 @@ sinks: [{ type: kafka, topic: alerts }]
             "{err}"
         );
         assert!(err.to_string().contains("looks like a file path"), "{err}");
+    }
+
+    #[test]
+    fn a_cep_component_is_a_module_for_a_yaml_rule() {
+        let spec = |rule: &str, component: &str| {
+            JobSpec::from_value(serde_json::json!({
+                "sources": [{"topic": "a"}], "sinks": [{"type": "kafka", "topic": "b"}],
+                "operators": [{"type": "key_by", "id": "k", "field": "u"},
+                              {"type": "cep", "id": "c", "rule": rule, "component": component}]
+            }))
+        };
+        let yaml = "name: r\nsteps:\n  - { name: a, where: \"true\" }\n";
+        let ok = spec(yaml, "weir-cep-rule@1.0.0").unwrap();
+        assert!(matches!(
+            &ok.operators[1],
+            OperatorSpec::Cep { component: Some(c), .. } if c == "weir-cep-rule@1.0.0"
+        ));
+
+        let err = spec(yaml, "weir-cep-rule").unwrap_err();
+        assert_eq!(located(&err), [(None, "operators[1].component")], "{err}");
+        assert!(err.to_string().contains("is not name@version"), "{err}");
+
+        let err = spec("abc@1.0.0", "weir-cep-rule@1.0.0").unwrap_err();
+        assert_eq!(located(&err), [(None, "operators[1].component")], "{err}");
+        assert!(err.to_string().contains("for a YAML rule"), "{err}");
     }
 }

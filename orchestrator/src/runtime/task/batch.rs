@@ -117,12 +117,12 @@ impl Task {
         .await
         .map_err(|e| TaskError::Setup(format!("operator thread: {e}")))?;
         let (instances, progress, outputs, more_dead, failure) = joined;
-        if self.stats_at.elapsed() >= STATS_EVERY {
-            self.stats_at = Instant::now();
-            self.metrics.set_operator_stats(instances.stats());
-        }
         counts.operator_ns = op_start.elapsed().as_nanos() as u64;
         self.instances = Some(instances);
+        self.stats_stale = true;
+        if self.stats_at.elapsed() >= STATS_EVERY {
+            self.refresh_operator_stats();
+        }
         self.progress = Some(progress);
         if let Some(e) = failure {
             return Err(e.into());
@@ -170,6 +170,21 @@ impl Task {
             pos.extend(next);
         }
         Ok(counts)
+    }
+
+    /// Publishes the operators' own figures (matches, partial matches,
+    /// memory) if a batch ran since they were last published. Called after
+    /// batches at most every [`STATS_EVERY`], and by the loop's idle tick, so
+    /// the figures of the last batches before the input goes quiet show too.
+    pub(super) fn refresh_operator_stats(&mut self) {
+        if !self.stats_stale {
+            return;
+        }
+        if let Some(instances) = &self.instances {
+            self.stats_at = Instant::now();
+            self.stats_stale = false;
+            self.metrics.set_operator_stats(instances.stats());
+        }
     }
 
     async fn dead_letter(&mut self, dead: &[DeadLetter]) -> Result<(), TaskError> {

@@ -67,6 +67,7 @@ pub async fn run(
                 }
             }
             _ = idle_tick.tick() => {
+                task.refresh_operator_stats();
                 task.metrics.record(BatchCounts {
                     idle_ns: idle_since.elapsed().as_nanos() as u64,
                     ..Default::default()

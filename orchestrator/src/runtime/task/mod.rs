@@ -160,6 +160,8 @@ struct Task {
     routes: Vec<Option<String>>,
     /// When operators' own figures were last taken.
     stats_at: Instant,
+    /// A batch ran since the operators' figures were last published.
+    stats_stale: bool,
     instances: Option<Instances>,
     progress: Option<BTreeMap<TopicPartition, PartitionProgress>>,
     watermarks: Watermarks,

@@ -238,6 +238,7 @@ impl Task {
             sinks: OffThread::new(sinks),
             routes,
             stats_at: Instant::now(),
+            stats_stale: false,
             instances: Some(instances),
             progress: Some(progress),
             watermarks,

@@ -78,9 +78,20 @@ pub async fn fetch_modules<S: EventStore, C: DeploymentControl>(
                     module: m,
                 });
             }
-            OperatorSpec::Cep { id, rule, .. } => {
-                // A rule component is a `process` module.
-                if let Some((name, version)) = rule_module(rule) {
+            OperatorSpec::Cep {
+                id,
+                rule,
+                component,
+                ..
+            } => {
+                // A rule component is a `process` module, and so is the
+                // stock component a YAML rule is to run in.
+                let named = rule_module(rule).or_else(|| {
+                    component
+                        .as_deref()
+                        .and_then(|c| parse_module_ref(c.trim()))
+                });
+                if let Some((name, version)) = named {
                     let m = a.modules.fetch(&ctx.tenant, name, version).await?;
                     out.push(OperatorModule {
                         operator: id.clone(),
@@ -258,12 +269,16 @@ pub fn plan(
                         ))
                     })?;
                 state.push(json!({"id": id, "cep_nfa": shape}));
+                // The stock component it runs in, when the spec names one:
+                // it keeps the same snapshot as the native runner, so it is
+                // no part of the state's shape.
+                let stock = by_op.get(id.as_str());
                 ops.push(PlanOperator {
                     id: id.clone(),
                     uid: sha256_hex(format!("operator:{id}").as_bytes())[..16].to_owned(),
                     kind: "cep".to_owned(),
-                    module: None,
-                    digest: None,
+                    module: stock.map(|m| format!("{}@{}", m.module.name, m.module.version)),
+                    digest: stock.map(|m| m.module.digest.clone()),
                     stateful: true,
                 });
                 continue;
