@@ -6,6 +6,11 @@
 //! A key is numbered once, when first seen: its state lives in a slot of
 //! that number and its timers carry the number, so a record costs one hash
 //! of its key and a timer costs no copy of it.
+//!
+//! A timer superseded by an earlier one stays queued (a bucket cannot drop
+//! one entry cheaply); the key remembers it as parked, and when the key
+//! wants that time again (a record came, then its window's end is next
+//! again) the parked entry serves: each record costs one timer, not two.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -15,13 +20,17 @@ use crate::counters::Counters;
 use crate::nfa::Nfa;
 use crate::output::{Late, Outputs};
 use crate::time_order::EventTimeState;
-use crate::timers::Timers;
+use crate::timers::{Entry, Timers};
 
 struct Slot<K, E> {
     key: K,
     state: EventTimeState<E>,
     /// The timer registered for this key (older entries are stale).
     timer: Option<i64>,
+    /// A time with a stale entry of this key still queued, reusable.
+    parked: Option<i64>,
+    /// The key's sort prefix, which its timers carry.
+    prefix: u64,
 }
 
 /// Event-time matching for every key of a stream.
@@ -34,6 +43,8 @@ pub struct KeyedEventTime<K, E> {
     watermark: i64,
     /// Counts of keys dropped once idle.
     retired: Counters,
+    /// A prefix of a key that orders like it (see [`KeyedEventTime::with_sort_prefix`]).
+    prefix_of: fn(&K) -> u64,
 }
 
 impl<K, E> Default for KeyedEventTime<K, E> {
@@ -45,6 +56,7 @@ impl<K, E> Default for KeyedEventTime<K, E> {
             timers: Timers::default(),
             watermark: i64::MIN,
             retired: Counters::default(),
+            prefix_of: |_| 0,
         }
     }
 }
@@ -52,6 +64,18 @@ impl<K, E> Default for KeyedEventTime<K, E> {
 impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keys due at the same time wake in key order; `prefix` gives a
+    /// number per key such that `prefix(a) < prefix(b)` implies `a < b`
+    /// (e.g. the first bytes, big endian), so ordering them compares
+    /// numbers and reads a key only when two prefixes tie. Without it,
+    /// every comparison reads both keys.
+    pub fn with_sort_prefix(prefix: fn(&K) -> u64) -> Self {
+        KeyedEventTime {
+            prefix_of: prefix,
+            ..Self::default()
+        }
     }
 
     /// Takes a record for `key`; one at or behind the watermark goes to
@@ -117,25 +141,29 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
             // from a queue ordered by (time, key).
             if ids.len() > 1 {
                 let slots = &self.slots;
-                let key_of = |id: &u32| {
+                let key_of = |id: u32| {
                     slots
-                        .get(*id as usize)
+                        .get(id as usize)
                         .and_then(|s| s.as_ref().map(|s| &s.key))
                 };
-                ids.sort_unstable_by(|a, b| key_of(a).cmp(&key_of(b)));
+                ids.sort_unstable_by(|a, b| {
+                    a.prefix
+                        .cmp(&b.prefix)
+                        .then_with(|| key_of(a.id).cmp(&key_of(b.id)))
+                });
             }
-            for &id in &ids {
-                self.wake(nfa, id, at, watermark, out, &mut each);
+            for &e in &ids {
+                self.wake(nfa, e, at, watermark, out, &mut each);
             }
             self.timers.recycle(ids);
         }
     }
 
-    /// Advances key `id` if its timer is the one due at `at`.
+    /// Advances the entry's key if its timer is the one due at `at`.
     fn wake(
         &mut self,
         nfa: &Nfa<E>,
-        id: u32,
+        Entry { id, prefix }: Entry,
         at: i64,
         watermark: i64,
         out: &mut Outputs<E>,
@@ -144,6 +172,15 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         let Some(slot) = self.slots.get_mut(id as usize).and_then(Option::as_mut) else {
             return;
         };
+        // An entry left by a dropped key whose number this key now has
+        // was sorted by that key's prefix: only the key's own entries wake
+        // it, so it wakes where its key sorts.
+        if slot.prefix != prefix {
+            return;
+        }
+        if slot.parked == Some(at) {
+            slot.parked = None;
+        }
         if slot.timer != Some(at) {
             return;
         }
@@ -164,9 +201,11 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
     /// Holds `state` for a key not held yet, under a free number.
     fn insert(&mut self, key: K, state: EventTimeState<E>) -> u32 {
         let slot = Slot {
+            prefix: (self.prefix_of)(&key),
             key: key.clone(),
             state,
             timer: None,
+            parked: None,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -243,11 +282,28 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
     }
 }
 
-/// Queues the key's next timer if it is earlier than the one queued.
+/// Queues the key's next timer if it is earlier than the one queued; the
+/// entry of the one it supersedes stays queued, parked for reuse.
 fn register<K, E>(timers: &mut Timers, id: u32, slot: &mut Slot<K, E>) {
-    if let Some(t) = slot.state.next_timer() {
-        if slot.timer.is_none_or(|queued| t < queued) {
-            slot.timer = Some(timers.add(t, id));
+    let Some(t) = slot.state.next_timer() else {
+        return;
+    };
+    let t = timers.clamp(t);
+    if slot.timer.is_some_and(|queued| queued <= t) {
+        return;
+    }
+    let superseded = slot.timer.take();
+    if slot.parked == Some(t) {
+        slot.parked = superseded;
+    } else {
+        let entry = Entry {
+            prefix: slot.prefix,
+            id,
+        };
+        timers.add(t, entry);
+        if superseded.is_some() {
+            slot.parked = superseded;
         }
     }
+    slot.timer = Some(t);
 }

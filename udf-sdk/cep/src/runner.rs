@@ -358,7 +358,7 @@ impl RuleRunner {
         emit: &mut impl FnMut(RunnerOutput),
     ) {
         let part = self.parts.entry(partition).or_insert_with(|| Partition {
-            keys: KeyedEventTime::new(),
+            keys: KeyedEventTime::with_sort_prefix(KeyBytes::sort_prefix),
             max_seen: None,
         });
         part.keys
@@ -439,7 +439,7 @@ impl RuleRunner {
     /// Replaces `partition`'s state with a snapshot's (empty: none).
     pub fn restore(&mut self, partition: i32, bytes: &[u8]) -> Result<(), SnapshotError> {
         let mut part = Partition {
-            keys: KeyedEventTime::new(),
+            keys: KeyedEventTime::with_sort_prefix(KeyBytes::sort_prefix),
             max_seen: None,
         };
         if !bytes.is_empty() {

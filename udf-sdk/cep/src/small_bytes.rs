@@ -23,6 +23,16 @@ impl<const N: usize> SmallBytes<N> {
             SmallBytes::Heap(b) => b,
         }
     }
+
+    /// The first 8 bytes as a big-endian number (zero-padded): a smaller
+    /// prefix means smaller bytes, so sorting compares numbers first.
+    pub fn sort_prefix(&self) -> u64 {
+        let mut first = [0u8; 8];
+        let s = self.as_slice();
+        let n = s.len().min(8);
+        first[..n].copy_from_slice(&s[..n]);
+        u64::from_be_bytes(first)
+    }
 }
 
 impl<const N: usize> From<&[u8]> for SmallBytes<N> {
@@ -98,5 +108,18 @@ mod tests {
         }
         assert!(KeyBytes::from(&b"a"[..]) < KeyBytes::from(&b"ab"[..]));
         assert!(KeyBytes::from(&long[..]) > KeyBytes::from(&[1; 22][..]));
+    }
+
+    #[test]
+    fn a_smaller_sort_prefix_is_a_smaller_key() {
+        let keys: [&[u8]; 7] = [b"", b"\0", b"a", b"a\0", b"ab", b"abcdefgh", b"abcdefgh\0z"];
+        for a in keys {
+            for b in keys {
+                let (a, b) = (KeyBytes::from(a), KeyBytes::from(b));
+                if a.sort_prefix() < b.sort_prefix() {
+                    assert!(a < b, "{a:?} < {b:?}");
+                }
+            }
+        }
     }
 }
