@@ -11,8 +11,6 @@
 //! watermark and waiting records. Reference counts are not stored: decoding
 //! recounts them, and refuses anything inconsistent instead of panicking.
 
-use std::collections::VecDeque;
-
 use crate::buffer::SharedBuffer;
 use crate::counters::Counters;
 use crate::nfa::graph::Kind;
@@ -23,6 +21,7 @@ use crate::slab::NONE;
 use crate::small_list::SmallList;
 use crate::state::KeyState;
 use crate::time_order::EventTimeState;
+use crate::waiting::Waiting;
 
 const MAGIC: &[u8; 4] = b"WCEP";
 /// Bumped whenever the layout changes.
@@ -246,7 +245,7 @@ impl<E> EventTimeState<E> {
         put_i(out, self.watermark);
         put_u(out, self.pending.len() as u64);
         let mut bytes = Vec::new();
-        for (ts, event) in &self.pending {
+        for (ts, event) in self.pending.iter() {
             put_i(out, *ts);
             bytes.clear();
             codec.encode(event, &mut bytes);
@@ -262,7 +261,7 @@ impl<E> EventTimeState<E> {
         let key = KeyState::decode_body(nfa, codec, &mut r)?;
         let watermark = r.i()?;
         let n = r.count()?;
-        let mut pending = VecDeque::with_capacity(n);
+        let mut pending = Waiting::default();
         let mut last = i64::MIN;
         for _ in 0..n {
             let ts = r.i()?;
@@ -272,7 +271,7 @@ impl<E> EventTimeState<E> {
             last = ts;
             let len = r.count()?;
             let event = codec.decode(r.take(len)?).map_err(CheckpointError::Event)?;
-            pending.push_back((ts, event));
+            pending.insert(ts, event);
         }
         r.finish()?;
         Ok(EventTimeState {

@@ -84,6 +84,7 @@
 //! - `state`: a key's partial matches and buffer.
 //! - `output`: matches, timeouts and late records, and the reusable output buffer.
 //! - `time_order`: event-time ordering per key behind the watermark.
+//! - `waiting`: a key's records waiting for the watermark, the first held inline.
 //! - `small_bytes`: bytes inline when short (record keys, event texts).
 //! - `keyed`: many keys under one watermark, numbered once, woken by their timers.
 //! - `timers`: the keys' timers, bucketed by time.
@@ -117,6 +118,7 @@ pub mod state;
 pub mod time_order;
 mod timers;
 pub mod validate;
+mod waiting;
 
 pub use checkpoint::{CheckpointError, EventCodec};
 pub use condition::{Always, Condition, Simple};

@@ -9,7 +9,12 @@ use crate::small_list::SmallList;
 /// it checkpoints to bytes ([`crate::checkpoint`]). Feed it with
 /// [`KeyState::process`] and [`KeyState::advance_time`].
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct KeyState<E> {
+    /// The earliest time a partial match times out (derived, not stored in
+    /// checkpoints), so `advance_time` before it does nothing; first, as a
+    /// record queued for the key reads it (`repr(C)`).
+    pub(crate) deadline: i64,
     pub(crate) buffer: SharedBuffer<E>,
     /// Partial matches in progress (the start state is implicit).
     pub(crate) partials: SmallList<Partial, 2>,
@@ -19,9 +24,6 @@ pub struct KeyState<E> {
     /// Arrival number of the next event (ties of timestamps keep this order).
     pub(crate) next_seq: u64,
     pub(crate) counters: Counters,
-    /// The earliest time a partial match times out (derived, not stored in
-    /// checkpoints), so `advance_time` before it does nothing.
-    pub(crate) deadline: i64,
 }
 
 impl<E> Default for KeyState<E> {

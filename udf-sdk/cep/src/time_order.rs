@@ -1,28 +1,29 @@
 //! Event time: buffer a key's records until the watermark passes them, then
 //! feed them in timestamp order (ties in arrival order).
 
-use std::collections::VecDeque;
-
 use crate::counters::Counters;
 use crate::nfa::Nfa;
 use crate::output::{Late, Outputs};
 use crate::state::KeyState;
+use crate::waiting::Waiting;
 
 /// A key's state for event-time processing: the matching state plus the
 /// records the watermark has not reached yet.
+/// Fields in the order a record reads them (`repr(C)`, see `keyed`).
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct EventTimeState<E> {
-    pub(crate) key: KeyState<E>,
-    /// Sorted by (timestamp, arrival).
-    pub(crate) pending: VecDeque<(i64, E)>,
     pub(crate) watermark: i64,
+    /// Sorted by (timestamp, arrival).
+    pub(crate) pending: Waiting<E>,
+    pub(crate) key: KeyState<E>,
 }
 
 impl<E> Default for EventTimeState<E> {
     fn default() -> Self {
         EventTimeState {
             key: KeyState::default(),
-            pending: VecDeque::new(),
+            pending: Waiting::default(),
             watermark: i64::MIN,
         }
     }
@@ -67,7 +68,7 @@ impl<E> EventTimeState<E> {
     /// match), or `None`: lets a caller with many keys keep a timer queue
     /// instead of advancing every key on every watermark.
     pub fn next_timer(&self) -> Option<i64> {
-        let record = self.pending.front().map(|(ts, _)| *ts);
+        let record = self.pending.front_time();
         let timeout = self.key.next_timeout();
         match (record, timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -91,13 +92,8 @@ impl<E: Clone> EventTimeState<E> {
             return;
         }
         // After every record with the same or a smaller timestamp: arrival
-        // order breaks ties. In-order records (the usual case) just append.
-        if self.pending.back().is_none_or(|(ts, _)| *ts <= timestamp) {
-            self.pending.push_back((timestamp, event));
-        } else {
-            let at = self.pending.partition_point(|(ts, _)| *ts <= timestamp);
-            self.pending.insert(at, (timestamp, event));
-        }
+        // order breaks ties.
+        self.pending.insert(timestamp, event);
     }
 
     /// Moves the watermark to `watermark`: feeds the records it passed, in
@@ -107,10 +103,8 @@ impl<E: Clone> EventTimeState<E> {
             return;
         }
         self.watermark = watermark;
-        while self.pending.front().is_some_and(|(ts, _)| *ts <= watermark) {
-            if let Some((ts, event)) = self.pending.pop_front() {
-                self.key.process(nfa, event, ts, out);
-            }
+        while let Some((ts, event)) = self.pending.pop_through(watermark) {
+            self.key.process(nfa, event, ts, out);
         }
         self.key.advance_time(nfa, watermark, out);
     }
