@@ -13,10 +13,10 @@
 //! again) the parked entry serves: each record costs one timer, not two.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
 use std::hash::Hash;
 
 use crate::counters::Counters;
+use crate::key_index::KeyIndex;
 use crate::nfa::Nfa;
 use crate::output::{Late, Outputs};
 use crate::time_order::EventTimeState;
@@ -26,6 +26,8 @@ use crate::timers::{Entry, Timers};
 /// queueing it reads one or two cache lines of a key's state.
 #[repr(C)]
 struct Slot<K, E> {
+    /// First: finding the key compares it here (see `key_index`).
+    key: K,
     /// The timer registered for this key (older entries are stale).
     timer: Option<i64>,
     /// A time with a stale entry of this key still queued, reusable.
@@ -33,12 +35,11 @@ struct Slot<K, E> {
     state: EventTimeState<E>,
     /// The key's sort prefix, which its timers carry.
     prefix: u64,
-    key: K,
 }
 
 /// Event-time matching for every key of a stream.
 pub struct KeyedEventTime<K, E> {
-    ids: HashMap<K, u32>,
+    ids: KeyIndex,
     slots: Vec<Option<Slot<K, E>>>,
     /// Numbers of dropped keys, given to the next new ones.
     free: Vec<u32>,
@@ -53,7 +54,7 @@ pub struct KeyedEventTime<K, E> {
 impl<K, E> Default for KeyedEventTime<K, E> {
     fn default() -> Self {
         KeyedEventTime {
-            ids: HashMap::new(),
+            ids: KeyIndex::default(),
             slots: Vec::new(),
             free: Vec::new(),
             timers: Timers::default(),
@@ -105,11 +106,19 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
             out.late.push(Late { event, timestamp });
             return;
         }
-        let id = match self.ids.get(key) {
-            Some(&id) => id,
+        let hash = self.ids.hash(key);
+        let slots = &self.slots;
+        let found = self.ids.find(hash, |id| {
+            slots
+                .get(id as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.key.borrow() == key)
+        });
+        let id = match found {
+            Some(id) => id,
             None => {
                 let state = EventTimeState::starting_at(self.watermark);
-                self.insert(owned(key), state)
+                self.insert(owned(key), hash, state)
             }
         };
         let Some(slot) = self.slots.get_mut(id as usize).and_then(Option::as_mut) else {
@@ -193,7 +202,7 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         if slot.state.pending.is_empty() && slot.state.key.is_idle() {
             self.retired += slot.state.counters();
             if let Some(gone) = self.slots[id as usize].take() {
-                self.ids.remove(&gone.key);
+                self.ids.remove(self.ids.hash(&gone.key), id);
                 self.free.push(id);
             }
         } else {
@@ -202,10 +211,10 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
     }
 
     /// Holds `state` for a key not held yet, under a free number.
-    fn insert(&mut self, key: K, state: EventTimeState<E>) -> u32 {
+    fn insert(&mut self, key: K, hash: u64, state: EventTimeState<E>) -> u32 {
         let slot = Slot {
             prefix: (self.prefix_of)(&key),
-            key: key.clone(),
+            key,
             state,
             timer: None,
             parked: None,
@@ -220,7 +229,7 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        self.ids.insert(key, id);
+        self.ids.insert(hash, id);
         id
     }
 
@@ -275,9 +284,17 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         if state.watermark > self.watermark {
             self.watermark = state.watermark;
         }
-        let id = match self.ids.get(&key) {
-            Some(&id) => id,
-            None => self.insert(key, state),
+        let hash = self.ids.hash(&key);
+        let slots = &self.slots;
+        let found = self.ids.find(hash, |id| {
+            slots
+                .get(id as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.key == key)
+        });
+        let id = match found {
+            Some(id) => id,
+            None => self.insert(key, hash, state),
         };
         if let Some(slot) = self.slots.get_mut(id as usize).and_then(Option::as_mut) {
             register(&mut self.timers, id, slot);

@@ -86,6 +86,7 @@
 //! - `time_order`: event-time ordering per key behind the watermark.
 //! - `waiting`: a key's records waiting for the watermark, the first held inline.
 //! - `small_bytes`: bytes inline when short (record keys, event texts).
+//! - `key_index`: key to number, a table of numbers that compares keys where they live.
 //! - `keyed`: many keys under one watermark, numbered once, woken by their timers.
 //! - `timers`: the keys' timers, bucketed by time.
 //! - `checkpoint`: per-key state to bytes and back.
@@ -101,6 +102,7 @@ pub mod condition;
 pub mod counters;
 pub mod event;
 pub mod expr;
+mod key_index;
 pub mod keyed;
 pub mod matched;
 pub mod nfa;
