@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::checkpoint::EventCodec;
 use crate::condition::Condition;
-use crate::expr::{EventFields, Seg};
+use crate::expr::{EventFields, Seg, Val};
 use crate::matched::Matched;
 use crate::project::{Fields, Read};
 use crate::small_bytes::SmallBytes;
@@ -66,8 +66,8 @@ impl JsonEvent {
 }
 
 impl EventFields for SharedEvent {
-    fn at(&self, path: &[Seg]) -> Option<&Value> {
-        self.fields.lookup(&self.read, path)
+    fn val(&self, path: &[Seg]) -> Val<'_> {
+        self.fields.val(&self.read, path)
     }
 }
 

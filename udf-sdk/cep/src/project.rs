@@ -6,15 +6,17 @@
 //! reads, and [`Fields::parse`] builds a tree of just those, skipping the
 //! rest in place while still checking that the whole text is JSON. The
 //! values read go into numbered slots, not a JSON object: no map and no key
-//! is allocated per event.
+//! is allocated per event, nor a short string (most strings a rule
+//! compares, like `kind`, are held inline in their slot).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::expr::{lookup, Seg};
+use crate::expr::{lookup, Seg, Val};
 
 /// The fields of an event that are read: all of it, or a tree of keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,15 +50,53 @@ pub enum Read {
     /// The value of each slot, `None` where the event has none: inline
     /// for a rule reading at most [`FEW`] paths (most do), so reading an
     /// event allocates no list.
-    Few([Option<Value>; FEW]),
-    Slots(Box<[Option<Value>]>),
+    Few([Option<SlotValue>; FEW]),
+    Slots(Box<[Option<SlotValue>]>),
+}
+
+/// Strings up to this long are held inline in their slot.
+const SHORT: usize = 22;
+
+/// A value read into a slot: a short string inline, anything else as the
+/// JSON value it is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlotValue {
+    Short { len: u8, bytes: [u8; SHORT] },
+    Json(Value),
+}
+
+impl SlotValue {
+    fn string(s: &str) -> SlotValue {
+        if s.len() > SHORT {
+            return SlotValue::Json(Value::String(s.to_owned()));
+        }
+        let mut bytes = [0; SHORT];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        SlotValue::Short {
+            len: s.len() as u8,
+            bytes,
+        }
+    }
+
+    /// The value at `path` inside this one, as expressions read it.
+    pub(crate) fn val(&self, path: &[Seg]) -> Val<'_> {
+        match self {
+            SlotValue::Json(v) => Val::of(lookup(v, path)),
+            // A string has no keys nor elements.
+            SlotValue::Short { .. } if !path.is_empty() => Val::Missing,
+            SlotValue::Short { len, bytes } => bytes
+                .get(..usize::from(*len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .map_or(Val::Missing, |s| Val::Str(Cow::Borrowed(s))),
+        }
+    }
 }
 
 /// Slots held inline in a read event.
 pub const FEW: usize = 2;
 
 impl Read {
-    fn slots(&self) -> &[Option<Value>] {
+    fn slots(&self) -> &[Option<SlotValue>] {
         match self {
             Read::Whole(_) => &[],
             Read::Few(s) => s,
@@ -124,29 +164,39 @@ impl Fields {
 
     /// The value at `path` in what `read` holds: as a lookup in the whole
     /// event would find it, for every path the rule reads.
-    pub(crate) fn lookup<'v>(&self, read: &'v Read, path: &[Seg]) -> Option<&'v Value> {
+    pub(crate) fn val<'v>(&self, read: &'v Read, path: &[Seg]) -> Val<'v> {
         let tree = match (self, read) {
-            (_, Read::Whole(v)) => return lookup(v, path),
+            (_, Read::Whole(v)) => return Val::of(lookup(v, path)),
             (Fields::Some { tree, .. }, _) => tree,
-            (Fields::All, _) => return None,
+            (Fields::All, _) => return Val::Missing,
         };
         let slots = read.slots();
+        let in_slot =
+            |slot: Option<u16>, rest: &[Seg]| match slot.and_then(|s| slots.get(usize::from(s))) {
+                Some(Some(v)) => v.val(rest),
+                _ => Val::Missing,
+            };
         let mut node = tree;
         for (i, seg) in path.iter().enumerate() {
-            if let Some(slot) = node.slot {
-                return lookup(slots.get(usize::from(slot))?.as_ref()?, &path[i..]);
+            if node.slot.is_some() {
+                return in_slot(node.slot, &path[i..]);
             }
-            let Seg::Key(key) = seg else { return None };
-            node = &node.children.iter().find(|(k, _)| k == key)?.1;
+            let Seg::Key(key) = seg else {
+                return Val::Missing;
+            };
+            match node.children.iter().find(|(k, _)| k == key) {
+                Some((_, child)) => node = child,
+                None => return Val::Missing,
+            }
         }
-        slots.get(usize::from(node.slot?))?.as_ref()
+        in_slot(node.slot, &[])
     }
 }
 
 impl Tree {
     /// Empties the slots under this node: a key seen again replaces what
     /// was read of it, as in a JSON object.
-    fn clear(&self, out: &mut [Option<Value>]) {
+    fn clear(&self, out: &mut [Option<SlotValue>]) {
         if let Some(s) = self.slot.and_then(|s| out.get_mut(usize::from(s))) {
             *s = None;
         }
@@ -159,7 +209,7 @@ impl Tree {
 /// Reads what `tree` reads of a value into `out`.
 struct Select<'a, 'o> {
     tree: &'a Tree,
-    out: &'o mut [Option<Value>],
+    out: &'o mut [Option<SlotValue>],
 }
 
 impl<'de> DeserializeSeed<'de> for Select<'_, '_> {
@@ -168,7 +218,7 @@ impl<'de> DeserializeSeed<'de> for Select<'_, '_> {
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         match self.tree.slot {
             Some(slot) => {
-                let v = Value::deserialize(d)?;
+                let v = d.deserialize_any(SlotSeed)?;
                 if let Some(s) = self.out.get_mut(usize::from(slot)) {
                     *s = Some(v);
                 }
@@ -230,6 +280,57 @@ impl<'de> Visitor<'de> for Select<'_, '_> {
     }
 }
 
+/// Reads a value into a slot: a short string without allocating it,
+/// anything else as [`Value`]'s own `Deserialize` builds it.
+struct SlotSeed;
+
+impl<'de> Visitor<'de> for SlotSeed {
+    type Value = SlotValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<SlotValue, E> {
+        Ok(SlotValue::string(s))
+    }
+    fn visit_string<E: de::Error>(self, s: String) -> Result<SlotValue, E> {
+        Ok(match s.len() {
+            n if n <= SHORT => SlotValue::string(&s),
+            _ => SlotValue::Json(Value::String(s)),
+        })
+    }
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<SlotValue, E> {
+        Ok(SlotValue::Json(Value::Bool(b)))
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<SlotValue, E> {
+        Ok(SlotValue::Json(Value::Number(n.into())))
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<SlotValue, E> {
+        Ok(SlotValue::Json(Value::Number(n.into())))
+    }
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<SlotValue, E> {
+        Ok(SlotValue::Json(
+            serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number),
+        ))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<SlotValue, E> {
+        Ok(SlotValue::Json(Value::Null))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<SlotValue, E> {
+        Ok(SlotValue::Json(Value::Null))
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<SlotValue, D::Error> {
+        Value::deserialize(d).map(SlotValue::Json)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<SlotValue, A::Error> {
+        Value::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(SlotValue::Json)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SlotValue, A::Error> {
+        Value::deserialize(de::value::MapAccessDeserializer::new(map)).map(SlotValue::Json)
+    }
+}
+
 /// Reads an object key as the index of the child that reads it, if any,
 /// without allocating it.
 struct KeyIndex<'a>(&'a Tree);
@@ -257,7 +358,7 @@ impl<'de> Visitor<'de> for KeyIndex<'_> {
 #[cfg(test)]
 mod tests {
     use super::{Fields, Read};
-    use crate::expr::{lookup, Seg};
+    use crate::expr::{lookup, Seg, Val};
     use serde_json::{json, Value};
 
     fn fields(paths: &[&[&str]]) -> Fields {
@@ -284,7 +385,7 @@ mod tests {
         let read = f.parse(raw).unwrap();
         for p in paths {
             let p = path(p);
-            assert_eq!(f.lookup(&read, &p), lookup(&whole, &p), "{p:?}");
+            assert_eq!(f.val(&read, &p), Val::of(lookup(&whole, &p)), "{p:?}");
         }
     }
 
@@ -301,14 +402,10 @@ mod tests {
         let Read::Slots(slots) = f.parse(raw).unwrap() else {
             panic!("three paths: a list")
         };
-        assert_eq!(
-            &*slots,
-            &[
-                Some(json!("a")),
-                Some(json!("US")),
-                Some(json!([{"sku": 1}]))
-            ]
-        );
+        let vals: Vec<Val<'_>> = slots.iter().flatten().map(|s| s.val(&[])).collect();
+        let want = [json!("a"), json!("US"), json!([{"sku": 1}])];
+        let want: Vec<Val<'_>> = want.iter().map(|v| Val::of(Some(v))).collect();
+        assert_eq!(vals, want);
         // A key kept whole swallows the paths inside it, in either order.
         let f = fields(&[&["user", "id"], &["user"]]);
         reads_as_whole(&f, raw, &[&["user"], &["user", "id"], &["user", "country"]]);

@@ -30,7 +30,7 @@ pub(crate) enum Val<'a> {
 }
 
 impl<'a> Val<'a> {
-    fn of(v: Option<&'a Value>) -> Val<'a> {
+    pub(crate) fn of(v: Option<&'a Value>) -> Val<'a> {
         match v {
             None => Val::Missing,
             Some(Value::Null) => Val::Null,
@@ -41,9 +41,9 @@ impl<'a> Val<'a> {
         }
     }
 
-    /// The same value, owning what it borrowed from `v`.
-    fn owned(v: Option<&Value>) -> Val<'static> {
-        match Val::of(v) {
+    /// The same value, owning what it borrowed.
+    fn into_static(self) -> Val<'static> {
+        match self {
             Val::Missing => Val::Missing,
             Val::Null => Val::Null,
             Val::Bool(b) => Val::Bool(b),
@@ -91,14 +91,15 @@ fn finite(n: f64) -> Val<'static> {
     }
 }
 
-/// An event as expressions read it: the value at a path, if any.
+/// An event as expressions read it: the value at a path (`Missing` if
+/// none).
 pub(crate) trait EventFields {
-    fn at(&self, path: &[Seg]) -> Option<&Value>;
+    fn val(&self, path: &[Seg]) -> Val<'_>;
 }
 
 impl EventFields for Value {
-    fn at(&self, path: &[Seg]) -> Option<&Value> {
-        lookup(self, path)
+    fn val(&self, path: &[Seg]) -> Val<'_> {
+        Val::of(lookup(self, path))
     }
 }
 
@@ -123,7 +124,7 @@ pub(crate) fn value<'a, E: EventFields + ?Sized>(
         Kind::Str(s) => Val::Str(Cow::Borrowed(s)),
         Kind::Bool(b) => Val::Bool(*b),
         Kind::Null => Val::Null,
-        Kind::Field(path) => Val::of(ev.at(path)),
+        Kind::Field(path) => ev.val(path),
         Kind::Pick { pick, step, path } => pick_value(*pick, step, path, m),
         Kind::Count(step) => {
             let mut count = 0usize;
@@ -250,7 +251,7 @@ fn with_val<E: EventFields + ?Sized>(
         let mut i = 0usize;
         m.visit(step, &mut |e| {
             if i == target {
-                f(&Val::of(e.at(path)));
+                f(&e.val(path));
                 called = true;
             }
             i += 1;
@@ -288,7 +289,7 @@ fn pick_value<E: EventFields + ?Sized>(
     let mut out = Val::Missing;
     m.visit(step, &mut |e| {
         if i == target {
-            out = Val::owned(e.at(path));
+            out = e.val(path).into_static();
         }
         i += 1;
     });
@@ -308,7 +309,7 @@ fn aggregate<E: EventFields + ?Sized>(
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
     m.visit(step, &mut |e| {
-        if let Some(x) = e.at(path).and_then(Value::as_f64) {
+        if let Some(x) = e.val(path).num() {
             sum += x;
             n += 1;
             lo = lo.min(x);

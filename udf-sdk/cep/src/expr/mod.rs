@@ -72,7 +72,7 @@ mod suggest;
 pub(crate) use ast::Seg;
 pub use ast::Type;
 pub use error::{ExprError, ExprErrorKind};
-pub(crate) use eval::{lookup, EventFields};
+pub(crate) use eval::{lookup, EventFields, Val};
 pub use lex::is_identifier;
 pub(crate) use suggest::closest;
 
