@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use crate::matched::Matched;
+use crate::output::Spare;
 use crate::skip::EventKey;
 use crate::slab::{Slab, NONE};
 
@@ -129,15 +130,18 @@ impl<E> SharedBuffer<E> {
 
 impl<E: Clone> SharedBuffer<E> {
     /// The events of the chain ending at `last`, grouped by step in order.
+    /// Lists come from `spare` when it has some.
     pub fn materialize(
         &self,
         last: u32,
         names: &[Arc<str>],
         scratch: &mut Vec<(u16, u32)>,
+        spare: &mut Spare<E>,
     ) -> Vec<(Arc<str>, Vec<E>)> {
         self.chain_into(last, scratch);
         let steps = 1 + scratch.windows(2).filter(|w| w[0].0 != w[1].0).count();
-        let mut out: Vec<(Arc<str>, Vec<E>)> = Vec::with_capacity(steps);
+        let mut out = spare.steps.pop().unwrap_or_default();
+        out.reserve(steps);
         let mut current = NONE as usize;
         for (i, &(step, slot)) in scratch.iter().enumerate() {
             let Some(e) = self.events.get(slot) else {
@@ -147,7 +151,9 @@ impl<E: Clone> SharedBuffer<E> {
                 current = step as usize;
                 let name = names.get(current).cloned().unwrap_or_else(|| Arc::from(""));
                 let len = scratch[i..].iter().take_while(|c| c.0 == step).count();
-                out.push((name, Vec::with_capacity(len)));
+                let mut events = spare.events.pop().unwrap_or_default();
+                events.reserve(len);
+                out.push((name, events));
             }
             if let Some(last) = out.last_mut() {
                 last.1.push(e.event.clone());

@@ -60,7 +60,27 @@ pub struct Outputs<E> {
     pub timeouts: Vec<TimedOut<E>>,
     pub late: Vec<Late<E>>,
     pub(crate) scratch: Scratch,
+    pub(crate) spare: Spare<E>,
 }
+
+/// Lists of finished matches handed back ([`Outputs::recycle`]), for the
+/// next ones: a match then allocates no list.
+pub(crate) struct Spare<E> {
+    pub steps: Vec<Vec<(Arc<str>, Vec<E>)>>,
+    pub events: Vec<Vec<E>>,
+}
+
+impl<E> Default for Spare<E> {
+    fn default() -> Self {
+        Spare {
+            steps: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
+/// Lists kept for reuse, at most (a few matches' worth).
+const SPARE: usize = 64;
 
 impl<E> Default for Outputs<E> {
     fn default() -> Self {
@@ -69,6 +89,7 @@ impl<E> Default for Outputs<E> {
             timeouts: Vec::new(),
             late: Vec::new(),
             scratch: Scratch::default(),
+            spare: Spare::default(),
         }
     }
 }
@@ -83,6 +104,21 @@ impl<E> Outputs<E> {
         self.matches.clear();
         self.timeouts.clear();
         self.late.clear();
+    }
+
+    /// Takes back the lists of a match or timed-out partial match that
+    /// has been used, so the next one reuses them.
+    pub fn recycle(&mut self, mut steps: Vec<(Arc<str>, Vec<E>)>) {
+        let spare = &mut self.spare;
+        for (_, mut events) in steps.drain(..) {
+            if spare.events.len() < SPARE {
+                events.clear();
+                spare.events.push(events);
+            }
+        }
+        if spare.steps.len() < SPARE {
+            spare.steps.push(steps);
+        }
     }
 
     pub fn is_empty(&self) -> bool {

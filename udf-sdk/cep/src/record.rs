@@ -21,6 +21,16 @@ pub(crate) struct Head<'a> {
     pub last: i64,
 }
 
+/// Room for a match or timeout record of `steps` (its events' texts and
+/// the fields around them), so writing it rarely grows its buffer.
+pub(crate) fn size_hint(steps: &Steps) -> usize {
+    let events: usize = steps
+        .iter()
+        .map(|(name, evs)| name.len() + 6 + evs.iter().map(|e| e.raw().len() + 1).sum::<usize>())
+        .sum();
+    160 + events
+}
+
 // Writing into a Vec cannot fail: the results below are ignored.
 
 /// `{emit?, first_event_time, key, last_event_time, rule, steps}`.

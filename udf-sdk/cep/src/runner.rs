@@ -499,9 +499,11 @@ fn drain(
         return;
     }
     let kv = key_value(key, opts.json_keys);
-    for m in out.matches.drain(..) {
-        let mut value = Vec::with_capacity(256);
+    let mut matches = std::mem::take(&mut out.matches);
+    for m in matches.drain(..) {
+        let mut value = Vec::with_capacity(record::size_hint(&m.steps));
         shape.match_record(&mut value, &kv, &m);
+        out.recycle(m.steps);
         emit(RunnerOutput {
             key: key.to_vec(),
             kind: OutputKind::Match,
@@ -509,9 +511,12 @@ fn drain(
             time: m.last_time,
         });
     }
-    for t in out.timeouts.drain(..) {
-        let mut value = Vec::with_capacity(256);
+    out.matches = matches;
+    let mut timeouts = std::mem::take(&mut out.timeouts);
+    for t in timeouts.drain(..) {
+        let mut value = Vec::with_capacity(record::size_hint(&t.steps));
         shape.timeout_record(&mut value, &kv, &t);
+        out.recycle(t.steps);
         emit(RunnerOutput {
             key: key.to_vec(),
             kind: OutputKind::TimedOut,
@@ -519,6 +524,7 @@ fn drain(
             time: t.timeout_at,
         });
     }
+    out.timeouts = timeouts;
     for l in out.late.drain(..) {
         if opts.late {
             let mut value = Vec::with_capacity(128);

@@ -276,9 +276,12 @@ impl<E: Clone> KeyState<E> {
                     (None, Some(w)) => p.start.ts.saturating_add(w),
                     (None, None) => time,
                 };
-                let steps = self
-                    .buffer
-                    .materialize(p.last, &nfa.names, &mut out.scratch.chain);
+                let steps = self.buffer.materialize(
+                    p.last,
+                    &nfa.names,
+                    &mut out.scratch.chain,
+                    &mut out.spare,
+                );
                 out.timeouts.push(TimedOut {
                     steps,
                     first_time: p.start.ts,
@@ -343,9 +346,9 @@ impl<E: Clone> KeyState<E> {
     }
 
     fn emit_one(&mut self, nfa: &Nfa<E>, p: Partial, out: &mut Outputs<E>) {
-        let steps = self
-            .buffer
-            .materialize(p.last, &nfa.names, &mut out.scratch.chain);
+        let steps =
+            self.buffer
+                .materialize(p.last, &nfa.names, &mut out.scratch.chain, &mut out.spare);
         out.matches.push(Match {
             steps,
             first_time: p.start.ts,
