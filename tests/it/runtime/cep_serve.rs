@@ -191,33 +191,43 @@ async fn a_rust_rule_uploaded_as_a_module_runs_in_a_job() {
 
     // A `process` UDF that is not a rule component, named as a rule, is
     // refused when the deployment starts, and the job says why.
+    deploy_fails_saying(
+        &serve,
+        "not-a-rule",
+        spec("count@1.0.0"),
+        "not a CEP rule component",
+    )
+    .await;
+}
+
+/// Creates and deploys `job` with `spec`, both accepted; the deploy then
+/// fails and the job's view says `reason`.
+async fn deploy_fails_saying(serve: &Serve, job: &str, spec: Value, reason: &str) {
     let nc = crate::support::nats(crate::support::NATS_URL).await;
     let created = crate::support::send(
         &nc,
-        &iso,
+        &serve.iso,
         "acme",
         "job.create",
-        "not-a-rule",
-        json!({ "spec": spec("count@1.0.0") }),
+        job,
+        json!({ "spec": spec }),
     )
     .await;
     assert!(created.is_accepted(), "{created:?}");
     let deployed =
-        crate::support::send(&nc, &iso, "acme", "job.deploy", "not-a-rule", json!({})).await;
+        crate::support::send(&nc, &serve.iso, "acme", "job.deploy", job, json!({})).await;
     assert!(deployed.is_accepted(), "{deployed:?}");
+    let path = format!("/v1/tenants/acme/jobs/{job}");
     let failed = crate::support::eventually(
         std::time::Duration::from_secs(90),
         "the deploy fails",
         || async {
-            let (_, j) = serve.get_json("/v1/tenants/acme/jobs/not-a-rule").await;
+            let (_, j) = serve.get_json(&path).await;
             (j["phase"] == "failed").then_some(j)
         },
     )
     .await;
-    assert!(
-        failed.to_string().contains("not a CEP rule component"),
-        "{failed}"
-    );
+    assert!(failed.to_string().contains(reason), "{failed}");
 }
 
 /// `weir cep upload` puts Weir's stock rule component into the tenant's
@@ -320,28 +330,11 @@ async fn a_yaml_rule_runs_in_the_stock_component_the_tenant_uploaded() {
     .await;
 
     // A component the tenant never uploaded: the deploy fails, saying which.
-    let nc = crate::support::nats(crate::support::NATS_URL).await;
-    let created = crate::support::send(
-        &nc,
-        &iso,
-        "acme",
-        "job.create",
+    deploy_fails_saying(
+        &serve,
         "no-stock",
-        json!({ "spec": spec("weir-cep-rule@9.9.9") }),
+        spec("weir-cep-rule@9.9.9"),
+        "weir-cep-rule",
     )
     .await;
-    assert!(created.is_accepted(), "{created:?}");
-    let deployed =
-        crate::support::send(&nc, &iso, "acme", "job.deploy", "no-stock", json!({})).await;
-    assert!(deployed.is_accepted(), "{deployed:?}");
-    let failed = crate::support::eventually(
-        std::time::Duration::from_secs(90),
-        "the deploy fails",
-        || async {
-            let (_, j) = serve.get_json("/v1/tenants/acme/jobs/no-stock").await;
-            (j["phase"] == "failed").then_some(j)
-        },
-    )
-    .await;
-    assert!(failed.to_string().contains("weir-cep-rule"), "{failed}");
 }
