@@ -436,6 +436,9 @@ fn find_key(v: &Value, key: &str) -> Option<Value> {
     }
 }
 
+/// The CEP job's check, by name.
+pub const CEP_CHECK: &str = "matches: every triple exactly once";
+
 /// The CEP job's matches. Its rule makes consecutive triples of each key's
 /// records in event time (production order here), so from the input and
 /// the late topic the check knows every match that must come out: each
@@ -532,5 +535,5 @@ pub fn cep_matches(
             ledger.not_matches
         );
     }
-    Check::new("matches: every triple exactly once", pass, detail)
+    Check::new(CEP_CHECK, pass, detail)
 }

@@ -365,30 +365,18 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
                             // The last records wait for a watermark that
                             // only a later record would move.
                             let newest = inputs.iter().flatten().map(|r| r.ts).max().unwrap_or(0);
-                            let open_after = newest - 2_000 - 1_000;
+                            let open_after = newest - system::OUT_OF_ORDERNESS_MS - 1_000;
                             let matches = views[2]
                                 .ledger
                                 .lock()
                                 .map_err(|_| anyhow::anyhow!("ledger poisoned"))?;
                             checks::cep_matches(&matches, inputs, &late, late_records, open_after)
                         }
-                        Err(e) => Check {
-                            name: "matches: every triple exactly once".into(),
-                            pass: false,
-                            detail: format!("cannot read {CEP_LATE} back: {e:#}"),
-                        },
+                        Err(e) => cep_unchecked(format!("cannot read {CEP_LATE} back: {e:#}")),
                     }
                 }
-                (Err(e), _) => Check {
-                    name: "matches: every triple exactly once".into(),
-                    pass: false,
-                    detail: format!("cannot read the input back: {e:#}"),
-                },
-                (_, Err(e)) => Check {
-                    name: "matches: every triple exactly once".into(),
-                    pass: false,
-                    detail: format!("cannot read {CEP_LATE}'s end offsets: {e}"),
-                },
+                (Err(e), _) => cep_unchecked(format!("cannot read the input back: {e:#}")),
+                (_, Err(e)) => cep_unchecked(format!("cannot read {CEP_LATE}'s end offsets: {e}")),
             });
         }
         (Err(e), _) | (_, Err(e)) => {
@@ -397,7 +385,7 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
                 "upper: each input's output exactly once",
                 "counts: each input's output exactly once",
                 "counts: final per-key state exact",
-                "matches: every triple exactly once",
+                checks::CEP_CHECK,
             ] {
                 all.push(Check {
                     name: name.into(),
@@ -459,6 +447,15 @@ async fn soak(cfg: &Config, svc: &mut Services, weir: &mut Weir) -> Result<bool>
         all.len()
     );
     Ok(passed)
+}
+
+/// The CEP check, failed because its inputs could not be read.
+fn cep_unchecked(detail: String) -> Check {
+    Check {
+        name: checks::CEP_CHECK.into(),
+        pass: false,
+        detail,
+    }
 }
 
 /// The topic's end offsets, asking for up to a minute: the broker may be

@@ -38,6 +38,9 @@ steps:
 emit: { a: first(a).n, b: first(b).n, c: first(c).n }
 "#;
 
+/// The keyed and CEP jobs' `max_out_of_orderness`.
+pub const OUT_OF_ORDERNESS_MS: i64 = 2_000;
+
 /// Where the CEP job writes the records that arrived behind its watermark.
 pub const CEP_LATE: &str = "soak-matches-late";
 
@@ -85,7 +88,7 @@ impl Job {
     pub fn watermark_lag_ms(self) -> i64 {
         match self {
             Job::Map | Job::Keyed => 0,
-            Job::Cep => 2_001,
+            Job::Cep => OUT_OF_ORDERNESS_MS + 1,
         }
     }
 
@@ -106,7 +109,7 @@ impl Job {
             // must be counts 1..=n, each run closed by `total=n`.
             Job::Keyed => json!({
                 "description": "soak: running count per user (key_by, then a keyed WASM process)",
-                "sources": [{"topic": INPUT, "format": "json", "max_out_of_orderness": "2s"}],
+                "sources": [{"topic": INPUT, "format": "json", "max_out_of_orderness": format!("{OUT_OF_ORDERNESS_MS}ms")}],
                 "operators": [
                     {"type": "key_by", "id": "by-user", "field": "user"},
                     {"type": "udf", "id": "count", "module": "count@1.0.0", "kind": "process"}
@@ -120,7 +123,7 @@ impl Job {
             // the check can account for every input.
             Job::Cep => json!({
                 "description": "soak: every three events of a user in a row (key_by, then a CEP rule)",
-                "sources": [{"topic": INPUT, "format": "json", "max_out_of_orderness": "2s"}],
+                "sources": [{"topic": INPUT, "format": "json", "max_out_of_orderness": format!("{OUT_OF_ORDERNESS_MS}ms")}],
                 "operators": [
                     {"type": "key_by", "id": "by-user", "field": "user"},
                     {"type": "cep", "id": "triples", "rule": CEP_RULE, "late_topic": CEP_LATE}

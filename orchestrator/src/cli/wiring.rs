@@ -346,7 +346,11 @@ pub fn load_cep_component(
     let bytes = std::fs::read(path)
         .map_err(|e| CliError::Usage(format!("the CEP rule component {file}: {e}")))?;
     let module = host
-        .load("weir-cep-rule", env!("CARGO_PKG_VERSION"), &bytes)
+        .load(
+            super::cep::STOCK_COMPONENT,
+            env!("CARGO_PKG_VERSION"),
+            &bytes,
+        )
         .map_err(|e| CliError::Usage(format!("the CEP rule component {file}: {e}")))?;
     if !module.holds_state() {
         return Err(CliError::Usage(format!(

@@ -145,34 +145,17 @@ async fn a_rust_rule_uploaded_as_a_module_runs_in_a_job() {
     create_topic(&brokers(), &input, 1).await;
     create_topic(&brokers(), &output, 2).await;
 
-    // Each user: a, b, c 200 ms apart (one match), then an unrelated `x`;
-    // far later records on many keys move every partition's watermark.
+    // Each user: a, b, c (one match), then an unrelated `x`.
     let users = 12;
-    let mut events = Vec::new();
-    for (j, kind) in ["a", "b", "c", "x"].iter().enumerate() {
-        for u in 0..users {
-            let ts = base() + (j * 200) as i64;
-            let v = json!({"user": format!("u{u}"), "kind": kind, "ts": ts});
-            events.push((0, format!("u{u}"), v.to_string()));
-        }
-    }
-    for k in 0..64 {
-        let v = json!({"user": format!("flush{k}"), "kind": "x", "ts": base() + 600_000});
-        events.push((0, format!("flush{k}"), v.to_string()));
-    }
+    let events = kinds_per_user(users, &["a", "b", "c", "x"]);
     kafka::produce(&kafka::producer(&brokers()), &input, &events).await;
 
     let spec = |rule: &str| {
-        json!({
-            "sources": [{"topic": input, "event_time_field": "ts", "max_out_of_orderness": "1s"}],
-            "operators": [
-                {"type": "key_by", "id": "by-user", "field": "user"},
-                {"type": "cep", "id": "abc", "rule": rule}
-            ],
-            "sinks": [{"type": "kafka", "topic": output}],
-            "parallelism": 1,
-            "checkpoint": {"interval_ms": 300}
-        })
+        keyed_cep_spec(
+            &input,
+            &output,
+            json!({"type": "cep", "id": "abc", "rule": rule}),
+        )
     };
     deploy_spec(&serve, "rust-rule", spec("abc@1.0.0")).await;
     let outs = read_outputs(&output, users).await;
@@ -198,6 +181,36 @@ async fn a_rust_rule_uploaded_as_a_module_runs_in_a_job() {
         "not a CEP rule component",
     )
     .await;
+}
+
+/// Events of `users` users on one partition: each user's `kinds` in turn,
+/// 200 ms apart, then far later records on enough keys to move every
+/// repartition partition's watermark past them.
+fn kinds_per_user(users: usize, kinds: &[&str]) -> Vec<(i32, String, String)> {
+    let mut events = Vec::new();
+    for (j, kind) in kinds.iter().enumerate() {
+        for u in 0..users {
+            let ts = base() + (j * 200) as i64;
+            let v = json!({"user": format!("u{u}"), "kind": kind, "ts": ts});
+            events.push((0, format!("u{u}"), v.to_string()));
+        }
+    }
+    for k in 0..64 {
+        let v = json!({"user": format!("flush{k}"), "kind": "x", "ts": base() + 600_000});
+        events.push((0, format!("flush{k}"), v.to_string()));
+    }
+    events
+}
+
+/// `input` keyed by user into the `cep` operator `cep`, into `output`.
+fn keyed_cep_spec(input: &str, output: &str, cep: Value) -> Value {
+    json!({
+        "sources": [{"topic": input, "event_time_field": "ts", "max_out_of_orderness": "1s"}],
+        "operators": [{"type": "key_by", "id": "by-user", "field": "user"}, cep],
+        "sinks": [{"type": "kafka", "topic": output}],
+        "parallelism": 1,
+        "checkpoint": {"interval_ms": 300}
+    })
 }
 
 /// Creates and deploys `job` with `spec`, both accepted; the deploy then
@@ -272,30 +285,15 @@ async fn a_yaml_rule_runs_in_the_stock_component_the_tenant_uploaded() {
     create_topic(&brokers(), &input, 1).await;
     create_topic(&brokers(), &output, 2).await;
     let users = 10;
-    let mut events = Vec::new();
-    for (j, kind) in ["a", "b", "c"].iter().enumerate() {
-        for u in 0..users {
-            let v = json!({"user": format!("u{u}"), "kind": kind, "ts": base() + (j * 200) as i64});
-            events.push((0, format!("u{u}"), v.to_string()));
-        }
-    }
-    for k in 0..64 {
-        let v = json!({"user": format!("flush{k}"), "kind": "x", "ts": base() + 600_000});
-        events.push((0, format!("flush{k}"), v.to_string()));
-    }
+    let events = kinds_per_user(users, &["a", "b", "c"]);
     kafka::produce(&kafka::producer(&brokers()), &input, &events).await;
     let rule = "name: abc\nsteps:\n  - { name: a, where: kind == \"a\" }\n  - { name: b, where: kind == \"b\" }\n  - { name: c, where: kind == \"c\" }\n";
     let spec = |component: &str| {
-        json!({
-            "sources": [{"topic": input, "event_time_field": "ts", "max_out_of_orderness": "1s"}],
-            "operators": [
-                {"type": "key_by", "id": "by-user", "field": "user"},
-                {"type": "cep", "id": "abc", "rule": rule, "component": component}
-            ],
-            "sinks": [{"type": "kafka", "topic": output}],
-            "parallelism": 1,
-            "checkpoint": {"interval_ms": 300}
-        })
+        keyed_cep_spec(
+            &input,
+            &output,
+            json!({"type": "cep", "id": "abc", "rule": rule, "component": component}),
+        )
     };
     deploy_spec(&serve, "stock", spec("weir-cep-rule@1.0.0")).await;
     let outs = read_outputs(&output, users).await;
