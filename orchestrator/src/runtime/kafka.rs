@@ -3,7 +3,7 @@
 //! deterministic-replay scan of what a sink topic already holds.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,19 +75,23 @@ impl ConsumerContext for SourceContext {}
 
 /// Producer context that keeps the first delivery failure (the task checks
 /// it after each batch and at checkpoints, and restarts on failure; restore
-/// then dedupes whatever did get written) and the highest delivered offset
-/// per partition (a checkpoint's sink positions, with no broker round trip).
+/// then dedupes whatever did get written), the highest delivered offset per
+/// partition (a checkpoint's sink positions, with no broker round trip), and
+/// which of the records sent so far have been settled (a checkpoint is
+/// durable once every record sent before it is).
 #[derive(Default)]
 pub struct TrackingContext {
     first_error: Mutex<Option<String>>,
     delivered: Mutex<HashMap<(String, i32), i64>>,
+    settled: Mutex<SettledWindow>,
 }
 
 impl ClientContext for TrackingContext {}
 
 impl ProducerContext for TrackingContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    /// The record's send sequence number.
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
         match result {
             Ok(m) => {
                 if let Ok(mut d) = self.delivered.lock() {
@@ -101,12 +105,54 @@ impl ProducerContext for TrackingContext {
                 }
             }
         }
+        self.settle(seq as u64);
+    }
+}
+
+impl TrackingContext {
+    fn settle(&self, seq: u64) {
+        if let Ok(mut w) = self.settled.lock() {
+            w.settle(seq);
+        }
+    }
+}
+
+/// Which send sequence numbers are settled (acknowledged or failed): all
+/// below `below`, and a bitmap of those just above it. Delivery reports come
+/// nearly in send order, so the bitmap stays a few entries long.
+#[derive(Debug, Default)]
+pub struct SettledWindow {
+    below: u64,
+    above: std::collections::VecDeque<bool>,
+}
+
+impl SettledWindow {
+    pub fn settle(&mut self, seq: u64) {
+        let Some(i) = seq.checked_sub(self.below) else {
+            return;
+        };
+        let i = i as usize;
+        if self.above.len() <= i {
+            self.above.resize(i + 1, false);
+        }
+        self.above[i] = true;
+        while self.above.front() == Some(&true) {
+            self.above.pop_front();
+            self.below += 1;
+        }
+    }
+
+    /// Every sequence number below this one is settled.
+    pub fn settled_below(&self) -> u64 {
+        self.below
     }
 }
 
 /// A producer with a background poll thread and failure tracking.
 pub struct TrackedProducer {
     inner: ThreadedProducer<TrackingContext>,
+    /// The next send's sequence number.
+    next_seq: AtomicU64,
 }
 
 impl TrackedProducer {
@@ -145,14 +191,74 @@ impl TrackedProducer {
         let inner = c
             .create_with_context(TrackingContext::default())
             .map_err(op_err("create producer"))?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            next_seq: AtomicU64::new(0),
+        })
+    }
+
+    /// Enqueues a record without waiting; on failure hands it back (for a
+    /// retry when librdkafka's queue is full). Every record sent through
+    /// the producer must come through here, so [`Self::barrier`] counts it.
+    pub fn try_send<'a, K, P>(
+        &self,
+        rec: BaseRecord<'a, K, P>,
+    ) -> Result<(), (KafkaError, BaseRecord<'a, K, P>)>
+    where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
+        let seq = self.next_seq.load(Ordering::Relaxed);
+        let numbered = BaseRecord {
+            topic: rec.topic,
+            partition: rec.partition,
+            payload: rec.payload,
+            key: rec.key,
+            timestamp: rec.timestamp,
+            headers: rec.headers,
+            delivery_opaque: seq as usize,
+        };
+        match self.inner.send(numbered) {
+            Ok(()) => {
+                self.next_seq.store(seq + 1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err((e, r)) => Err((
+                e,
+                BaseRecord {
+                    topic: r.topic,
+                    partition: r.partition,
+                    payload: r.payload,
+                    key: r.key,
+                    timestamp: r.timestamp,
+                    headers: r.headers,
+                    delivery_opaque: (),
+                },
+            )),
+        }
+    }
+
+    /// The sequence number of the next send: a checkpoint at a batch
+    /// boundary is durable once every record below it is settled.
+    pub fn barrier(&self) -> u64 {
+        self.next_seq.load(Ordering::Relaxed)
+    }
+
+    /// Whether every record sent before `barrier` is settled (acknowledged
+    /// or failed; [`Self::check`] tells which).
+    pub fn settled(&self, barrier: u64) -> bool {
+        self.inner
+            .context()
+            .settled
+            .lock()
+            .is_ok_and(|w| w.settled_below() >= barrier)
     }
 
     /// Enqueues a record, waiting (blocking) while the local queue is full.
     pub fn send(&self, mut rec: BaseRecord<'_, [u8], [u8]>) -> Result<(), KafkaOpError> {
         let start = Instant::now();
         loop {
-            match self.inner.send(rec) {
+            match self.try_send(rec) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r))
                     if start.elapsed() < Duration::from_secs(30) =>
@@ -353,3 +459,27 @@ pub fn scan_written(
 
 /// Shared handle so a blocking closure can own the producer.
 pub type SharedProducer = Arc<TrackedProducer>;
+
+#[cfg(test)]
+mod tests {
+    use super::SettledWindow;
+
+    #[test]
+    fn a_barrier_is_settled_only_when_every_send_before_it_is() {
+        let mut w = SettledWindow::default();
+        assert_eq!(w.settled_below(), 0, "nothing sent, nothing to wait for");
+        // Reports for other partitions overtake earlier sends.
+        w.settle(2);
+        w.settle(1);
+        assert_eq!(w.settled_below(), 0, "send 0 is still in flight");
+        w.settle(0);
+        assert_eq!(w.settled_below(), 3);
+        w.settle(5);
+        w.settle(3);
+        assert_eq!(w.settled_below(), 4, "4 in flight holds 5 back");
+        w.settle(4);
+        assert_eq!(w.settled_below(), 6);
+        w.settle(1);
+        assert_eq!(w.settled_below(), 6, "a report twice changes nothing");
+    }
+}

@@ -101,7 +101,7 @@ impl KafkaSink {
                 if let Some(k) = &out.record.key {
                     rec = rec.key(&k[..]);
                 }
-                match self.producer.inner().send(rec) {
+                match self.producer.try_send(rec) {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                         // Back-pressure: librdkafka's queue drains as the broker acks.

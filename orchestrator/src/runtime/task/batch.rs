@@ -232,7 +232,7 @@ impl Task {
                 if let Some(k) = &d.record.key {
                     rec = rec.key(&k[..]);
                 }
-                match producer.inner().send(rec) {
+                match producer.try_send(rec) {
                     Ok(()) => break,
                     Err((
                         rdkafka::error::KafkaError::MessageProduction(

@@ -9,6 +9,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::batch_size::BatchSizer;
+use super::checkpoint::{unsettled, Taken, SETTLE_LIMIT, SETTLE_POLL};
 use super::lag::lag_probe;
 use super::shutdown::AbortOnDrop;
 use super::{Control, Task, TaskEnv, TaskError, TaskPlan};
@@ -33,10 +34,11 @@ pub async fn run(
     task.closed = Some(closed);
     let lag_probe = tokio::spawn(lag_probe(Arc::downgrade(&task.meta), metrics.clone()));
     let _abort_probe = AbortOnDrop(lag_probe);
+    let mut in_flight = None;
     if task.plan.gated {
         // Nothing is read before the start checkpoint is durable.
         loop {
-            match on_control(&mut task, ctl.recv().await, &mut ctl).await? {
+            match on_control(&mut task, ctl.recv().await, &mut ctl, &mut in_flight).await? {
                 After::Exit => return Ok(()),
                 After::Committed => break,
                 After::Go => {}
@@ -58,13 +60,18 @@ pub async fn run(
     let mut idle_tick = tokio::time::interval(Duration::from_secs(1));
     idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut sizer = BatchSizer::new(task.env.max_batch);
+    let mut settle_tick = tokio::time::interval(SETTLE_POLL);
+    settle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             biased;
             c = ctl.recv() => {
-                if let After::Exit = on_control(&mut task, c, &mut ctl).await? {
+                if let After::Exit = on_control(&mut task, c, &mut ctl, &mut in_flight).await? {
                     return Ok(());
                 }
+            }
+            _ = settle_tick.tick(), if in_flight.is_some() => {
+                answer_if_settled(&mut task, &mut in_flight)?;
             }
             _ = idle_tick.tick() => {
                 task.refresh_operator_stats();
@@ -99,6 +106,7 @@ pub async fn run(
                     task.watermarks
                         .combined(task.plan.partitions.iter().map(|tp| tp.partition)),
                 );
+                answer_if_settled(&mut task, &mut in_flight)?;
                 idle_since = Instant::now();
             }
         }
@@ -113,20 +121,52 @@ enum After {
     Exit,
 }
 
+/// A checkpoint taken, waiting for the records sent before it to be
+/// acknowledged while the task reads on.
+struct InFlight {
+    parts: Vec<PartitionCheckpoint>,
+    barrier: u64,
+    deadline: Instant,
+    reply: Reply,
+}
+
+type Reply = oneshot::Sender<Result<Vec<PartitionCheckpoint>, String>>;
+
 /// Answers one control message. After `CheckpointAndHold` it waits here,
-/// reading nothing, until told to stop or resume.
+/// reading nothing, until told to stop or resume. A checkpoint still in
+/// flight is answered before the next one is taken.
 async fn on_control(
     task: &mut Task,
     c: Option<Control>,
     ctl: &mut mpsc::Receiver<Control>,
+    in_flight: &mut Option<InFlight>,
 ) -> Result<After, TaskError> {
     let mut c = c;
     let mut holding = false;
     loop {
         match c {
-            Some(Control::Checkpoint(reply)) => answer_checkpoint(task, reply).await?,
+            Some(Control::Checkpoint(reply)) => {
+                answer_in_flight(task, in_flight).await?;
+                match task.take_checkpoint().await {
+                    Ok(Taken {
+                        parts,
+                        barrier: Some(barrier),
+                    }) => {
+                        *in_flight = Some(InFlight {
+                            parts,
+                            barrier,
+                            deadline: Instant::now() + SETTLE_LIMIT,
+                            reply,
+                        })
+                    }
+                    Ok(Taken { parts, .. }) => answer(task, Ok(parts), reply)?,
+                    Err(e) => answer(task, Err(e), reply)?,
+                }
+            }
             Some(Control::CheckpointAndHold(reply)) => {
-                answer_checkpoint(task, reply).await?;
+                answer_in_flight(task, in_flight).await?;
+                let res = task.checkpoint().await;
+                answer(task, res, reply)?;
                 holding = true;
             }
             Some(Control::Resume) => holding = false,
@@ -145,13 +185,43 @@ async fn on_control(
     }
 }
 
+/// Answers the checkpoint in flight once its records are settled, or with
+/// an error once its deadline has passed.
+fn answer_if_settled(task: &mut Task, in_flight: &mut Option<InFlight>) -> Result<(), TaskError> {
+    let Some(f) = in_flight.take_if(|f| task.settled(f.barrier) || Instant::now() > f.deadline)
+    else {
+        return Ok(());
+    };
+    let res = if task.settled(f.barrier) {
+        task.check_deliveries().map(|()| f.parts)
+    } else {
+        Err(unsettled())
+    };
+    answer(task, res, f.reply)
+}
+
+/// Waits for the checkpoint in flight, if any, and answers it.
+async fn answer_in_flight(
+    task: &mut Task,
+    in_flight: &mut Option<InFlight>,
+) -> Result<(), TaskError> {
+    if let Some(f) = in_flight.take() {
+        let res = task
+            .wait_settled(f.barrier, f.deadline)
+            .await
+            .map(|()| f.parts);
+        answer(task, res, f.reply)?;
+    }
+    Ok(())
+}
+
 /// A failed checkpoint (e.g. a slow broker) fails only that checkpoint;
 /// failed deliveries fail the task.
-async fn answer_checkpoint(
+fn answer(
     task: &mut Task,
-    reply: oneshot::Sender<Result<Vec<PartitionCheckpoint>, String>>,
+    res: Result<Vec<PartitionCheckpoint>, TaskError>,
+    reply: Reply,
 ) -> Result<(), TaskError> {
-    let res = task.checkpoint().await;
     task.metrics.checkpoint_outcome(res.is_ok());
     let _ = reply.send(res.map_err(|e| e.to_string()));
     task.check_deliveries()

@@ -16,7 +16,8 @@
 //! - `batch`: one batch through decode, operators, sinks and the dead-letter topic.
 //! - [`batch_size`]: how many records the next batch takes (its processing
 //!   time bounds how long a checkpoint waits).
-//! - `checkpoint`: flush, measure, snapshot; group commits for lag tools.
+//! - `checkpoint`: snapshot at a batch boundary, answered once its outputs are
+//!   acknowledged; group commits for lag tools.
 //! - `lag`: the lag probe.
 //! - `shutdown`: Kafka clients closed off the executor when a task ends.
 
