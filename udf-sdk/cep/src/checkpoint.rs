@@ -10,22 +10,33 @@
 //! start arrival, previous timestamp); an event-time state adds its
 //! watermark and waiting records. Reference counts are not stored: decoding
 //! recounts them, and refuses anything inconsistent instead of panicking.
+//!
+//! Version 2, written only for an event-time state that processed a record
+//! ahead of the watermark not yet passed, adds after the waiting records
+//! that record's time, then 0, or 1 and its held outputs: the time they are
+//! due, the matches (first and last time, then per step its index and its
+//! events) and the timed-out partial matches (the same, then the time they
+//! timed out). Everything else is written as version 1, which this code
+//! still reads.
 
 use crate::buffer::SharedBuffer;
 use crate::counters::Counters;
 use crate::nfa::graph::Kind;
 use crate::nfa::Nfa;
 use crate::output::Partial;
+use crate::output::{Match, TimedOut};
 use crate::skip::EventKey;
 use crate::slab::NONE;
 use crate::small_list::SmallList;
 use crate::state::KeyState;
-use crate::time_order::EventTimeState;
+use crate::time_order::{EventTimeState, Held};
 use crate::waiting::Waiting;
 
 const MAGIC: &[u8; 4] = b"WCEP";
 /// Bumped whenever the layout changes.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
+/// The layout without held outputs, still written when there are none.
+const VERSION_1: u8 = 1;
 const KIND_KEY: u8 = 0;
 const KIND_EVENT_TIME: u8 = 1;
 
@@ -90,7 +101,7 @@ type Result<T> = std::result::Result<T, CheckpointError>;
 impl<E> KeyState<E> {
     /// Appends this state's checkpoint to `out`.
     pub fn encode(&self, nfa: &Nfa<E>, codec: &dyn EventCodec<E>, out: &mut Vec<u8>) {
-        header(nfa, KIND_KEY, out);
+        header(nfa, VERSION_1, KIND_KEY, out);
         self.encode_body(codec, out);
     }
 
@@ -240,7 +251,12 @@ impl<E> EventTimeState<E> {
     /// Appends this state's checkpoint (matching state, watermark, waiting
     /// records) to `out`.
     pub fn encode(&self, nfa: &Nfa<E>, codec: &dyn EventCodec<E>, out: &mut Vec<u8>) {
-        header(nfa, KIND_EVENT_TIME, out);
+        let version = if self.held.is_some() || self.ahead != i64::MIN {
+            FORMAT_VERSION
+        } else {
+            VERSION_1
+        };
+        header(nfa, version, KIND_EVENT_TIME, out);
         self.key.encode_body(codec, out);
         put_i(out, self.watermark);
         put_u(out, self.pending.len() as u64);
@@ -252,12 +268,33 @@ impl<E> EventTimeState<E> {
             put_u(out, bytes.len() as u64);
             out.extend_from_slice(&bytes);
         }
+        if version == VERSION_1 {
+            return;
+        }
+        put_i(out, self.ahead);
+        put_u(out, u64::from(self.held.is_some()));
+        if let Some(held) = &self.held {
+            put_i(out, held.due);
+            put_u(out, held.matches.len() as u64);
+            for m in &held.matches {
+                put_i(out, m.first_time);
+                put_i(out, m.last_time);
+                encode_steps(nfa, codec, &m.steps, out);
+            }
+            put_u(out, held.timeouts.len() as u64);
+            for t in &held.timeouts {
+                put_i(out, t.first_time);
+                put_i(out, t.last_time);
+                encode_steps(nfa, codec, &t.steps, out);
+                put_i(out, t.timeout_at);
+            }
+        }
     }
 
     /// Restores a state written by [`EventTimeState::encode`].
     pub fn decode(nfa: &Nfa<E>, codec: &dyn EventCodec<E>, bytes: &[u8]) -> Result<Self> {
         let mut r = Reader { bytes, pos: 0 };
-        read_header(nfa, KIND_EVENT_TIME, &mut r)?;
+        let version = read_header(nfa, KIND_EVENT_TIME, &mut r)?;
         let key = KeyState::decode_body(nfa, codec, &mut r)?;
         let watermark = r.i()?;
         let n = r.count()?;
@@ -273,28 +310,109 @@ impl<E> EventTimeState<E> {
             let event = codec.decode(r.take(len)?).map_err(CheckpointError::Event)?;
             pending.insert(ts, event);
         }
+        let ahead = if version >= 2 { r.i()? } else { i64::MIN };
+        let held = if version >= 2 && r.byte()? == 1 {
+            let due = r.i()?;
+            if due <= watermark {
+                return Err(CheckpointError::Malformed("held outputs already due"));
+            }
+            let mut held = Held {
+                due,
+                matches: Vec::new(),
+                timeouts: Vec::new(),
+            };
+            for _ in 0..r.count()? {
+                let (first_time, last_time) = (r.i()?, r.i()?);
+                let steps = decode_steps(nfa, codec, &mut r)?;
+                held.matches.push(Match {
+                    steps,
+                    first_time,
+                    last_time,
+                });
+            }
+            for _ in 0..r.count()? {
+                let (first_time, last_time) = (r.i()?, r.i()?);
+                let steps = decode_steps(nfa, codec, &mut r)?;
+                held.timeouts.push(TimedOut {
+                    steps,
+                    first_time,
+                    last_time,
+                    timeout_at: r.i()?,
+                });
+            }
+            Some(Box::new(held))
+        } else {
+            None
+        };
         r.finish()?;
         Ok(EventTimeState {
             key,
             pending,
             watermark,
+            held,
+            ahead,
         })
     }
 }
 
-fn header<E>(nfa: &Nfa<E>, kind: u8, out: &mut Vec<u8>) {
+/// A held output's events, step by step: the step's index, its events.
+fn encode_steps<E>(
+    nfa: &Nfa<E>,
+    codec: &dyn EventCodec<E>,
+    steps: &[(std::sync::Arc<str>, Vec<E>)],
+    out: &mut Vec<u8>,
+) {
+    put_u(out, steps.len() as u64);
+    let mut bytes = Vec::new();
+    for (name, events) in steps {
+        let index = nfa.names.iter().position(|n| n == name).unwrap_or(0);
+        put_u(out, index as u64);
+        put_u(out, events.len() as u64);
+        for e in events {
+            bytes.clear();
+            codec.encode(e, &mut bytes);
+            put_u(out, bytes.len() as u64);
+            out.extend_from_slice(&bytes);
+        }
+    }
+}
+
+type Steps<E> = Vec<(std::sync::Arc<str>, Vec<E>)>;
+
+fn decode_steps<E>(
+    nfa: &Nfa<E>,
+    codec: &dyn EventCodec<E>,
+    r: &mut Reader<'_>,
+) -> Result<Steps<E>> {
+    let mut steps = Vec::new();
+    for _ in 0..r.count()? {
+        let i = r.index(nfa.names.len(), "held output step out of range")?;
+        let name = nfa.names[i as usize].clone();
+        let mut events = Vec::new();
+        for _ in 0..r.count()? {
+            let len = r.count()?;
+            events.push(codec.decode(r.take(len)?).map_err(CheckpointError::Event)?);
+        }
+        steps.push((name, events));
+    }
+    Ok(steps)
+}
+
+fn header<E>(nfa: &Nfa<E>, version: u8, kind: u8, out: &mut Vec<u8>) {
     out.extend_from_slice(MAGIC);
-    out.push(FORMAT_VERSION);
+    out.push(version);
     out.push(kind);
     out.extend_from_slice(&nfa.fingerprint.to_le_bytes());
 }
 
-fn read_header<E>(nfa: &Nfa<E>, kind: u8, r: &mut Reader<'_>) -> Result<()> {
+/// Checks the header; returns the version.
+fn read_header<E>(nfa: &Nfa<E>, kind: u8, r: &mut Reader<'_>) -> Result<u8> {
     if r.take(4).map_err(|_| CheckpointError::BadMagic)? != MAGIC {
         return Err(CheckpointError::BadMagic);
     }
     let version = r.byte()?;
-    if version != FORMAT_VERSION {
+    // A key state never holds outputs: only version 1.
+    if !(version == VERSION_1 || version == FORMAT_VERSION && kind == KIND_EVENT_TIME) {
         return Err(CheckpointError::Version(version));
     }
     if r.byte()? != kind {
@@ -305,7 +423,7 @@ fn read_header<E>(nfa: &Nfa<E>, kind: u8, r: &mut Reader<'_>) -> Result<()> {
     if u64::from_le_bytes(fp) != nfa.fingerprint {
         return Err(CheckpointError::PatternMismatch);
     }
-    Ok(())
+    Ok(version)
 }
 
 fn slots_len(slots: impl Iterator<Item = u32>) -> usize {

@@ -49,6 +49,9 @@ pub struct KeyedEventTime<K, E> {
     retired: Counters,
     /// A prefix of a key that orders like it (see [`KeyedEventTime::with_sort_prefix`]).
     prefix_of: fn(&K) -> u64,
+    /// Keys that processed a record ahead of the watermark, and its time
+    /// (see [`KeyedEventTime::push_ahead`]).
+    ahead: Vec<(u32, i64)>,
 }
 
 impl<K, E> Default for KeyedEventTime<K, E> {
@@ -61,6 +64,7 @@ impl<K, E> Default for KeyedEventTime<K, E> {
             watermark: i64::MIN,
             retired: Counters::default(),
             prefix_of: |_| 0,
+            ahead: Vec::new(),
         }
     }
 }
@@ -106,6 +110,62 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
             out.late.push(Late { event, timestamp });
             return;
         }
+        let id = self.find_or_insert(key, owned);
+        let Some(slot) = self.slots.get_mut(id as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        slot.state.push(event, timestamp, out);
+        register(&mut self.timers, id, slot);
+    }
+
+    /// [`push_borrowed`](Self::push_borrowed) for a caller that moves the
+    /// watermark to `next` right after (as a runner does, record by
+    /// record): a record nothing can come before (at `next + 1`: the
+    /// input is in order) at a key with nothing waiting or due by then is
+    /// processed at once, its outputs held until the watermark passes it
+    /// (see [`EventTimeState::process_ahead`]). What comes out, and when,
+    /// is the same as with `push_borrowed`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_ahead<Q>(
+        &mut self,
+        nfa: &Nfa<E>,
+        key: &Q,
+        event: E,
+        timestamp: i64,
+        next: i64,
+        out: &mut Outputs<E>,
+        owned: impl FnOnce(&Q) -> K,
+    ) where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let next = next.max(self.watermark);
+        if timestamp <= self.watermark || timestamp != next.saturating_add(1) {
+            return self.push_borrowed(key, event, timestamp, out, owned);
+        }
+        let id = self.find_or_insert(key, owned);
+        let Some(slot) = self.slots.get_mut(id as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let state = &mut slot.state;
+        if !state.pending.is_empty() || state.next_timer().is_some_and(|t| t <= next) {
+            state.push(event, timestamp, out);
+        } else {
+            state.process_ahead(nfa, event, timestamp, out);
+            if state.is_idle() {
+                return self.drop_key(id);
+            }
+            self.ahead.push((id, timestamp));
+        }
+        register(&mut self.timers, id, slot);
+    }
+
+    /// The number of `key`, numbering it if new.
+    fn find_or_insert<Q>(&mut self, key: &Q, owned: impl FnOnce(&Q) -> K) -> u32
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let hash = self.ids.hash(key);
         let slots = &self.slots;
         let found = self.ids.find(hash, |id| {
@@ -114,18 +174,22 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
                 .and_then(Option::as_ref)
                 .is_some_and(|s| s.key.borrow() == key)
         });
-        let id = match found {
+        match found {
             Some(id) => id,
             None => {
                 let state = EventTimeState::starting_at(self.watermark);
                 self.insert(owned(key), hash, state)
             }
-        };
-        let Some(slot) = self.slots.get_mut(id as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        slot.state.push(event, timestamp, out);
-        register(&mut self.timers, id, slot);
+        }
+    }
+
+    /// Forgets an idle key, keeping its counts.
+    fn drop_key(&mut self, id: u32) {
+        if let Some(gone) = self.slots.get_mut(id as usize).and_then(Option::take) {
+            self.retired += gone.state.counters();
+            self.ids.remove(self.ids.hash(&gone.key), id);
+            self.free.push(id);
+        }
     }
 
     /// Moves the watermark: keys with a record or a window due are advanced
@@ -148,6 +212,7 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
             return;
         }
         self.watermark = watermark;
+        self.place_ahead(watermark);
         while let Some((at, mut ids)) = self.timers.pop_due(watermark) {
             // Keys due at the same time wake in key order, as they would
             // from a queue ordered by (time, key).
@@ -169,6 +234,34 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
             }
             self.timers.recycle(ids);
         }
+    }
+
+    /// A key that processed a record at `t` ahead of the watermark wakes
+    /// where that record would have woken it, at `t`, if anything of it
+    /// is due by `watermark` (held outputs, or a window closing): it then
+    /// comes out in the order it would have had. Otherwise it needs no
+    /// waking for that record at all.
+    fn place_ahead(&mut self, watermark: i64) {
+        let mut ahead = std::mem::take(&mut self.ahead);
+        ahead.retain(|&(id, t)| {
+            if t > watermark {
+                return true;
+            }
+            if let Some(slot) = self.slots.get_mut(id as usize).and_then(Option::as_mut) {
+                if slot.state.ahead == t {
+                    if slot.state.next_timer().is_some_and(|n| n <= watermark) {
+                        // Cleared when it wakes.
+                        if slot.timer != Some(t) {
+                            register_at(&mut self.timers, id, slot, t);
+                        }
+                    } else {
+                        slot.state.ahead = i64::MIN;
+                    }
+                }
+            }
+            false
+        });
+        self.ahead = ahead;
     }
 
     /// Advances the entry's key if its timer is the one due at `at`.
@@ -197,14 +290,27 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
             return;
         }
         slot.timer = None;
+        // Records processed ahead change a key's state without waking it,
+        // so its timer may be earlier than anything it has due: it then
+        // wakes where that is, as it would have, unless a record ahead at
+        // `at` places it here (`place_ahead`).
+        let due = slot.state.next_timer().is_some_and(|t| t <= at);
+        let ahead = slot.state.ahead == at;
+        if slot.state.ahead <= at {
+            slot.state.ahead = i64::MIN;
+        }
+        if !due && !ahead {
+            match slot.state.next_timer() {
+                // Later in this same move: its own bucket is still ahead.
+                Some(t) if t <= watermark => register_at(&mut self.timers, id, slot, t),
+                _ => register(&mut self.timers, id, slot),
+            }
+            return;
+        }
         slot.state.advance_watermark(nfa, watermark, out);
         each(&slot.key, out);
-        if slot.state.pending.is_empty() && slot.state.key.is_idle() {
-            self.retired += slot.state.counters();
-            if let Some(gone) = self.slots[id as usize].take() {
-                self.ids.remove(self.ids.hash(&gone.key), id);
-                self.free.push(id);
-            }
+        if slot.state.is_idle() {
+            self.drop_key(id);
         } else {
             register(&mut self.timers, id, slot);
         }
@@ -297,6 +403,9 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
             None => self.insert(key, hash, state),
         };
         if let Some(slot) = self.slots.get_mut(id as usize).and_then(Option::as_mut) {
+            if slot.state.ahead > self.watermark {
+                self.ahead.push((id, slot.state.ahead));
+            }
             register(&mut self.timers, id, slot);
         }
     }
@@ -308,7 +417,12 @@ fn register<K, E>(timers: &mut Timers, id: u32, slot: &mut Slot<K, E>) {
     let Some(t) = slot.state.next_timer() else {
         return;
     };
-    let t = timers.clamp(t);
+    register_at(timers, id, slot, timers.clamp(t));
+}
+
+/// Queues a timer at `t` (not handed out yet) for the key if it is
+/// earlier than the one queued.
+fn register_at<K, E>(timers: &mut Timers, id: u32, slot: &mut Slot<K, E>, t: i64) {
     if slot.timer.is_some_and(|queued| queued <= t) {
         return;
     }
@@ -320,7 +434,7 @@ fn register<K, E>(timers: &mut Timers, id: u32, slot: &mut Slot<K, E>) {
             prefix: slot.prefix,
             id,
         };
-        timers.add(t, entry);
+        timers.add_exact(t, entry);
         if superseded.is_some() {
             slot.parked = superseded;
         }

@@ -13,7 +13,6 @@
 //! pending) is one snapshot blob, so it moves with the partition on a
 //! rescale and comes back on a restore.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -178,6 +177,52 @@ struct Partition {
     max_seen: Option<i64>,
 }
 
+impl Partition {
+    fn new() -> Self {
+        Partition {
+            keys: KeyedEventTime::with_sort_prefix(KeyBytes::sort_prefix),
+            max_seen: None,
+        }
+    }
+}
+
+/// The partitions held, by number: an instance holds a few, so scanning a
+/// list finds a record's faster than hashing its number.
+#[derive(Default)]
+struct Parts(Vec<(i32, Partition)>);
+
+impl Parts {
+    fn index(&self, partition: i32) -> Option<usize> {
+        self.0.iter().position(|(p, _)| *p == partition)
+    }
+
+    fn get(&self, partition: i32) -> Option<&Partition> {
+        self.index(partition).map(|i| &self.0[i].1)
+    }
+
+    fn get_mut(&mut self, partition: i32) -> Option<&mut Partition> {
+        self.index(partition).map(|i| &mut self.0[i].1)
+    }
+
+    fn get_or_new(&mut self, partition: i32) -> &mut Partition {
+        let i = match self.index(partition) {
+            Some(i) => i,
+            None => {
+                self.0.push((partition, Partition::new()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    fn insert(&mut self, partition: i32, part: Partition) {
+        match self.get_mut(partition) {
+            Some(p) => *p = part,
+            None => self.0.push((partition, part)),
+        }
+    }
+}
+
 /// What a runner matches: a declarative rule (its match records may carry
 /// `emit`), or a pattern built with the Rust API, under a name.
 enum Shape {
@@ -248,7 +293,7 @@ pub struct RuleRunner {
     /// What of each event the conditions read.
     fields: Arc<Fields>,
     opts: RunnerOptions,
-    parts: HashMap<i32, Partition>,
+    parts: Parts,
     out: Outputs<SharedEvent>,
 }
 
@@ -272,7 +317,7 @@ impl RuleRunner {
             shape: Shape::Rule(rule),
             nfa,
             opts,
-            parts: HashMap::new(),
+            parts: Parts::default(),
             out: Outputs::new(),
         })
     }
@@ -297,7 +342,7 @@ impl RuleRunner {
             // Its conditions are code: they may read any field.
             fields: Arc::new(Fields::All),
             opts,
-            parts: HashMap::new(),
+            parts: Parts::default(),
             out: Outputs::new(),
         })
     }
@@ -309,7 +354,7 @@ impl RuleRunner {
 
     /// Whether `partition` is held (restored or fed) by this runner.
     pub fn holds(&self, partition: i32) -> bool {
-        self.parts.contains_key(&partition)
+        self.parts.get(partition).is_some()
     }
 
     /// Feeds one record of `partition`: its key, its value as JSON text
@@ -357,18 +402,19 @@ impl RuleRunner {
         time: i64,
         emit: &mut impl FnMut(RunnerOutput),
     ) {
-        let part = self.parts.entry(partition).or_insert_with(|| Partition {
-            keys: KeyedEventTime::with_sort_prefix(KeyBytes::sort_prefix),
-            max_seen: None,
-        });
-        part.keys
-            .push_borrowed(key, event, time, &mut self.out, |k| KeyBytes::from(k));
-        drain(&self.shape, self.opts, key, &mut self.out, emit);
+        let part = self.parts.get_or_new(partition);
         let max = part.max_seen.map_or(time, |m| m.max(time));
-        part.max_seen = Some(max);
         let watermark = max
             .saturating_sub(self.opts.out_of_orderness_ms)
             .saturating_sub(1);
+        // The watermark moves right after the record: in-order input is
+        // matched at once, its outputs held until then.
+        part.keys
+            .push_ahead(&self.nfa, key, event, time, watermark, &mut self.out, |k| {
+                KeyBytes::from(k)
+            });
+        drain(&self.shape, self.opts, key, &mut self.out, emit);
+        part.max_seen = Some(max);
         let (shape, opts) = (&self.shape, self.opts);
         part.keys
             .advance_watermark_with(&self.nfa, watermark, &mut self.out, |k, out| {
@@ -379,7 +425,7 @@ impl RuleRunner {
     /// The end of `partition`'s input: the watermark moves to the largest
     /// time seen, and no further (nothing later is assumed).
     pub fn finish(&mut self, partition: i32, emit: &mut impl FnMut(RunnerOutput)) {
-        let Some(part) = self.parts.get_mut(&partition) else {
+        let Some(part) = self.parts.get_mut(partition) else {
             return;
         };
         let Some(max) = part.max_seen else { return };
@@ -393,7 +439,7 @@ impl RuleRunner {
     /// Counts and sizes over every partition held.
     pub fn stats(&self) -> RunnerStats {
         let mut s = RunnerStats::default();
-        for p in self.parts.values() {
+        for p in self.parts.0.iter().map(|(_, p)| p) {
             let c = p.keys.counters();
             s.matches += c.matches;
             s.timeouts += c.timeouts;
@@ -411,7 +457,7 @@ impl RuleRunner {
     /// (i64 LE), then per key: key length (u32 LE), key, state length
     /// (u32 LE), the key's event-time state (see [`crate::checkpoint`]).
     pub fn snapshot(&self, partition: i32) -> Vec<u8> {
-        let Some(part) = self.parts.get(&partition) else {
+        let Some(part) = self.parts.get(partition) else {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(64);
@@ -438,10 +484,7 @@ impl RuleRunner {
 
     /// Replaces `partition`'s state with a snapshot's (empty: none).
     pub fn restore(&mut self, partition: i32, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let mut part = Partition {
-            keys: KeyedEventTime::with_sort_prefix(KeyBytes::sort_prefix),
-            max_seen: None,
-        };
+        let mut part = Partition::new();
         if !bytes.is_empty() {
             let mut r = Cursor { bytes, at: 0 };
             if r.take(4)? != SNAPSHOT_MAGIC {

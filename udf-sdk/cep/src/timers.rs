@@ -52,9 +52,18 @@ impl Timers {
     /// if `at` is before it (it is then due at the next watermark, as it
     /// would be anyway); returns the time registered. Stale entries are
     /// allowed: the caller checks each one it is handed against the time it
-    /// last registered.
+    /// last registered. (The keys clamp first, then `add_exact`.)
+    #[cfg(test)]
     pub fn add(&mut self, at: i64, entry: Entry) -> i64 {
         let at = self.clamp(at);
+        self.add_exact(at, entry);
+        at
+    }
+
+    /// Registers `id` at `at`, which must not have been handed out yet:
+    /// not before the time last handed out (a bucket being woken may
+    /// queue a later one of the same watermark move).
+    pub fn add_exact(&mut self, at: i64, entry: Entry) {
         if self.near.is_empty() {
             self.base = at;
         }
@@ -65,7 +74,7 @@ impl Timers {
                 .entry(at)
                 .or_insert_with(|| spare.pop().unwrap_or_default())
                 .push(entry);
-            return at;
+            return;
         }
         let i = offset as usize;
         while self.near.len() <= i {
@@ -73,7 +82,6 @@ impl Timers {
             self.near.push_back(empty);
         }
         self.near[i].push(entry);
-        at
     }
 
     /// The time a timer asked for at `at` is registered at: never before
