@@ -153,6 +153,8 @@ pub(crate) struct Scratch {
     pub next: Vec<Partial>,
     pub potential: Vec<Partial>,
     pub retained: Vec<Partial>,
+    /// Last nodes of children that reached a stop state's branch, to release.
+    pub discarded: Vec<u32>,
     pub decided: Vec<Decided>,
     pub stack: Vec<u32>,
     pub chain: Vec<(u16, u32)>,

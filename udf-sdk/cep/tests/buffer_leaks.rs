@@ -60,6 +60,16 @@ fn patterns() -> Vec<Nfa<char>> {
                 .followed_by("c")
                 .where_(is('c'))
                 .within(Duration::from_millis(20), WithinType::PreviousAndCurrent),
+            // The negated step and the loop both take `c`: the branch dies
+            // with the node its loop took.
+            Pattern::begin_with_skip("a", skip.clone())
+                .where_(is('a'))
+                .followed_by("b")
+                .where_(|e: &char, _: &dyn Matched<char>| *e == 'b' || *e == 'c')
+                .times_range(1, 2)
+                .not_followed_by("no_c")
+                .where_(is('c'))
+                .within(Duration::from_millis(20), WithinType::PreviousAndCurrent),
         ];
         for p in list {
             all.push(

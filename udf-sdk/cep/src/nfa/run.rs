@@ -202,9 +202,6 @@ impl<E: Clone> KeyState<E> {
                     Action::Proceed => {}
                 }
             }
-            if discard {
-                sc.retained.clear();
-            }
             // Each kept partial match holds its last node. The parent's own
             // hold passes to the first child that shares its node, so a
             // partial match that only skips the event touches no refcount.
@@ -222,11 +219,22 @@ impl<E: Clone> KeyState<E> {
             if !inherited {
                 self.buffer.release(p.last);
             }
-            next.append(&mut sc.retained);
+            if discard {
+                // A stop state was reached: the branch's other children die
+                // with it (Flink's `shouldDiscardPath`), and so do the nodes
+                // they took, released once the event is done with (until
+                // then they hold it for the partial matches still to see it).
+                sc.discarded.extend(sc.retained.drain(..).map(|c| c.last));
+            } else {
+                next.append(&mut sc.retained);
+            }
         }
         self.partials.set(&next);
         next.clear();
         sc.next = next;
+        for node in sc.discarded.drain(..) {
+            self.buffer.release(node);
+        }
         if slot != NONE {
             self.buffer.drop_if_unused(slot);
         }
