@@ -9,7 +9,8 @@
 //! and the held complete matches (state, last node + 1, start timestamp,
 //! start arrival, previous timestamp); an event-time state adds its
 //! watermark and waiting records. Reference counts are not stored: decoding
-//! recounts them, and refuses anything inconsistent instead of panicking.
+//! recounts them, and refuses anything inconsistent instead of panicking
+//! (nodes nothing holds, which older engines left behind, are freed).
 //!
 //! Version 2, written only for an event-time state that processed a record
 //! ahead of the watermark not yet passed, adds after the waiting records
@@ -227,10 +228,22 @@ impl<E> KeyState<E> {
                 });
             }
         }
-        if buffer.nodes.iter().any(|(_, n)| n.refs == 0)
-            || buffer.events.iter().any(|(_, e)| e.refs == 0)
-        {
-            return Err(CheckpointError::Malformed("unreferenced node or event"));
+        // A node nothing holds was left behind by the engine before a
+        // branch that reached a stop state released the nodes its other
+        // children took (a loop step and a negated step taking the same
+        // event): its snapshots still hold them. Free them, and what only
+        // they held, as that engine should have.
+        let orphans: Vec<u32> = buffer
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.refs == 0)
+            .map(|(i, _)| i)
+            .collect();
+        for node in orphans {
+            buffer.release(node);
+        }
+        if buffer.events.iter().any(|(_, e)| e.refs == 0) {
+            return Err(CheckpointError::Malformed("unreferenced event"));
         }
         let [partials, completed] = lists;
         let deadline = nfa.deadline(&partials);
