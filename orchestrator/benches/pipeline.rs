@@ -25,12 +25,16 @@
 //! `cargo bench -p weir --bench pipeline`. Needs PostgreSQL, NATS and a
 //! broker: `WEIR_KAFKA_BROKERS` (default 127.0.0.1:9092), `WEIR_BENCH_RECORDS`
 //! (default 100000), `WEIR_BENCH_ROUNDS` (default 3; throughput figures are
-//! the medians). Builds the example UDFs first (wasm32-wasip2 target).
+//! the medians), `WEIR_BENCH_PARALLELISM` (Weir's tasks, default 2),
+//! `WEIR_BENCH_BARE_ORIGIN=1` (the passthrough also writes Weir's identity
+//! header, so both sides cost the broker the same per record). Builds the
+//! example UDFs first (wasm32-wasip2 target).
 
 #[path = "../../tests/support/guests.rs"]
 #[allow(dead_code)]
 mod guests;
 
+use std::fmt::Write as _;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +42,7 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use weir::domain::job::spec::{OperatorSpec, UdfKind};
@@ -50,7 +54,7 @@ use weir::registry::RegistryModules;
 use weir::runtime::control::{DeploymentControl, DeploymentKey, DeploymentRequest, RestoreFrom};
 use weir::runtime::kafka::TrackedProducer;
 use weir::runtime::operator::BatchContext;
-use weir::runtime::record::{Record, SourcePos, SourceRecord};
+use weir::runtime::record::{Record, SourcePos, SourceRecord, H_ORIGIN};
 use weir::runtime::state::PartitionState;
 use weir::runtime::topology::Chain;
 use weir::runtime::{EmbeddedRuntime, ModuleResolver, NativeModules, RuntimeConfig};
@@ -155,15 +159,33 @@ fn flow_rate(n: usize, (first, last): (Instant, Instant)) -> f64 {
     n as f64 / (last - first).as_secs_f64().max(1e-9)
 }
 
-/// Bare rdkafka: consume everything, produce each record unchanged.
+/// `WEIR_BENCH_BARE_ORIGIN=1`: the passthrough writes on each output the
+/// identity header Weir writes (`weir-origin`, same form and size), so both
+/// sides cost the broker the same per record; the gap left is Weir's own.
+fn bare_writes_origin() -> bool {
+    std::env::var_os("WEIR_BENCH_BARE_ORIGIN").is_some_and(|v| v == "1")
+}
+
+/// Bare rdkafka: consume everything, produce each record unchanged
+/// (with `WEIR_BENCH_BARE_ORIGIN=1`, plus Weir's identity header).
 fn passthrough(brokers: &str, input: &str, output: &str, n: usize) -> Duration {
     let c = consumer(brokers, input, PARTITIONS);
     let p = TrackedProducer::new(brokers, None, Duration::from_secs(60)).expect("producer");
+    let with_origin = bare_writes_origin();
+    let mut origin = String::new();
     let start = Instant::now();
     let mut seen = 0;
     while seen < n {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(50)) {
             let mut rec = BaseRecord::to(output).payload(m.payload().unwrap_or_default());
+            if with_origin {
+                origin.clear();
+                let _ = write!(origin, "{input}/{}/{}/0", m.partition(), m.offset());
+                rec = rec.headers(OwnedHeaders::new().insert(Header {
+                    key: H_ORIGIN,
+                    value: Some(origin.as_bytes()),
+                }));
+            }
             if let Some(k) = m.key() {
                 rec = rec.key(k);
             }
@@ -239,6 +261,17 @@ fn request(job: &str, spec: JobSpec, parallelism: u32) -> DeploymentRequest {
     }
 }
 
+/// Weir's tasks in the throughput runs: `WEIR_BENCH_PARALLELISM`, default 2
+/// (the figures in docs/runtime.md); 1 is like for like with the one-thread
+/// passthrough (one consumer, one producer).
+fn parallelism() -> u32 {
+    std::env::var("WEIR_BENCH_PARALLELISM")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2)
+        .max(1)
+}
+
 /// Runs the map pipeline over `input` with `resolver`; records/s of the flow.
 async fn weir_run(
     brokers: &str,
@@ -255,7 +288,7 @@ async fn weir_run(
     let waiter = tokio::task::spawn_blocking(move || {
         wait_for(&b, &o, PARTITIONS, n, Duration::from_secs(900))
     });
-    rt.start(request(job, spec(input, &out), 2))
+    rt.start(request(job, spec(input, &out), parallelism()))
         .await
         .expect("start");
     let rate = flow_rate(
@@ -545,7 +578,10 @@ async fn main() {
         "running_count",
     )
     .await;
-    println!("broker {brokers}, {n} records of ~45 bytes, {PARTITIONS} partitions, parallelism 2");
+    println!(
+        "broker {brokers}, {n} records of ~45 bytes, {PARTITIONS} partitions, parallelism {}",
+        parallelism()
+    );
 
     // --- throughput ---
     let input = topic("in");
