@@ -244,14 +244,11 @@ fn a_snapshot_at_any_input_restores_and_continues_as_uninterrupted() {
     }
 }
 
-/// The reported case, by hand: `a b` meets an event both the loop and the
-/// negated step take (`c` with `n == 1`), which kills that branch (and
-/// left the node the loop took behind, unreferenced); a later `a b` then
-/// waits for its negation's window to close, a timer pending.
-#[test]
-fn trailing_negation_waiting_for_its_window_restores() {
-    let rule = notc();
-    let inputs: Vec<Input> = [
+/// `a b`, a `c` that both continues the loop and meets the negation (the
+/// branch is killed), then a second `a b` whose trailing negation waits for
+/// its window to close.
+fn killed_branch_then_waiting_negation() -> Vec<Input> {
+    [
         ("a", 0, 10),
         ("b", 0, 12),
         ("c", 1, 14),
@@ -262,11 +259,27 @@ fn trailing_negation_waiting_for_its_window_restores() {
     ]
     .into_iter()
     .map(|(kind, n, t)| (0, b"k".to_vec(), json!({"kind": kind, "n": n}), t))
-    .collect();
+    .collect()
+}
+
+/// The outputs of `inputs` run through one runner, and that runner.
+fn uninterrupted(rule: &Value, inputs: &[Input]) -> (Vec<Logged>, RuleRunner) {
     let mut whole = Vec::new();
-    let mut uncut = runner(&rule, 0, true);
-    feed(&mut uncut, &inputs, 0, &mut whole);
+    let mut uncut = runner(rule, 0, true);
+    feed(&mut uncut, inputs, 0, &mut whole);
     finish(&mut uncut, inputs.len(), &mut whole);
+    (whole, uncut)
+}
+
+/// The reported case, by hand: `a b` meets an event both the loop and the
+/// negated step take (`c` with `n == 1`), which kills that branch (and
+/// left the node the loop took behind, unreferenced); a later `a b` then
+/// waits for its negation's window to close, a timer pending.
+#[test]
+fn trailing_negation_waiting_for_its_window_restores() {
+    let rule = notc();
+    let inputs = killed_branch_then_waiting_negation();
+    let (whole, uncut) = uninterrupted(&rule, &inputs);
     let matches: Vec<_> = whole.iter().filter(|l| l.1 == OutputKind::Match).collect();
     assert_eq!(matches.len(), 1, "{whole:?}");
     assert_eq!(
@@ -307,22 +320,8 @@ fn an_older_engine_s_snapshot_with_a_killed_branch_left_behind_restores() {
         .map(|i| u8::from_str_radix(&OLD[i..i + 2], 16).expect("hex"))
         .collect();
     let rule = notc();
-    let inputs: Vec<Input> = [
-        ("a", 0, 10),
-        ("b", 0, 12),
-        ("c", 1, 14),
-        ("a", 0, 20),
-        ("b", 0, 22),
-        ("x", 0, 23),
-        ("x", 0, 60),
-    ]
-    .into_iter()
-    .map(|(kind, n, t)| (0, b"k".to_vec(), json!({"kind": kind, "n": n}), t))
-    .collect();
-    let mut whole = Vec::new();
-    let mut uncut = runner(&rule, 0, true);
-    feed(&mut uncut, &inputs, 0, &mut whole);
-    finish(&mut uncut, inputs.len(), &mut whole);
+    let inputs = killed_branch_then_waiting_negation();
+    let (whole, _) = uninterrupted(&rule, &inputs);
 
     let mut resumed = runner(&rule, 0, true);
     resumed.restore(0, &old).expect("the old snapshot restores");
