@@ -82,8 +82,15 @@ impl ConsumerContext for SourceContext {}
 #[derive(Default)]
 pub struct TrackingContext {
     first_error: Mutex<Option<String>>,
-    delivered: Mutex<HashMap<(String, i32), i64>>,
-    settled: Mutex<SettledWindow>,
+    /// One lock per delivery report for both.
+    deliveries: Mutex<Deliveries>,
+}
+
+#[derive(Default)]
+struct Deliveries {
+    /// Highest acknowledged offset per (topic, partition).
+    ends: HashMap<(String, i32), i64>,
+    settled: SettledWindow,
 }
 
 impl ClientContext for TrackingContext {}
@@ -92,27 +99,20 @@ impl ProducerContext for TrackingContext {
     /// The record's send sequence number.
     type DeliveryOpaque = usize;
     fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
-        match result {
-            Ok(m) => {
-                if let Ok(mut d) = self.delivered.lock() {
-                    let top = d.entry((m.topic().to_owned(), m.partition())).or_insert(-1);
-                    *top = (*top).max(m.offset());
-                }
-            }
-            Err((e, _)) => {
-                if let Ok(mut slot) = self.first_error.lock() {
-                    slot.get_or_insert_with(|| e.to_string());
-                }
+        if let Err((e, _)) = result {
+            if let Ok(mut slot) = self.first_error.lock() {
+                slot.get_or_insert_with(|| e.to_string());
             }
         }
-        self.settle(seq as u64);
-    }
-}
-
-impl TrackingContext {
-    fn settle(&self, seq: u64) {
-        if let Ok(mut w) = self.settled.lock() {
-            w.settle(seq);
+        if let Ok(mut d) = self.deliveries.lock() {
+            if let Ok(m) = result {
+                let top = d
+                    .ends
+                    .entry((m.topic().to_owned(), m.partition()))
+                    .or_insert(-1);
+                *top = (*top).max(m.offset());
+            }
+            d.settled.settle(seq as u64);
         }
     }
 }
@@ -251,9 +251,9 @@ impl TrackedProducer {
     pub fn settled(&self, barrier: u64) -> bool {
         self.inner
             .context()
-            .settled
+            .deliveries
             .lock()
-            .is_ok_and(|w| w.settled_below() >= barrier)
+            .is_ok_and(|d| d.settled.settled_below() >= barrier)
     }
 
     /// Enqueues a record, waiting (blocking) while the local queue is full.
@@ -318,10 +318,11 @@ impl TrackedProducer {
     pub fn delivered_ends(&self, topic: &str) -> BTreeMap<i32, i64> {
         self.inner
             .context()
-            .delivered
+            .deliveries
             .lock()
             .map(|d| {
-                d.iter()
+                d.ends
+                    .iter()
                     .filter(|((t, _), _)| t == topic)
                     .map(|((_, p), o)| (*p, o + 1))
                     .collect()

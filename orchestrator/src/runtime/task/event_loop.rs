@@ -188,11 +188,17 @@ async fn on_control(
 /// Answers the checkpoint in flight once its records are settled, or with
 /// an error once its deadline has passed.
 fn answer_if_settled(task: &mut Task, in_flight: &mut Option<InFlight>) -> Result<(), TaskError> {
-    let Some(f) = in_flight.take_if(|f| task.settled(f.barrier) || Instant::now() > f.deadline)
-    else {
+    let Some(f) = in_flight.as_ref() else {
         return Ok(());
     };
-    let res = if task.settled(f.barrier) {
+    let settled = task.settled(f.barrier);
+    if !settled && Instant::now() <= f.deadline {
+        return Ok(());
+    }
+    let Some(f) = in_flight.take() else {
+        return Ok(());
+    };
+    let res = if settled {
         task.check_deliveries().map(|()| f.parts)
     } else {
         Err(unsettled())
