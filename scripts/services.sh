@@ -102,17 +102,33 @@ PY
 }
 
 ensure_tansu() {
-  if port_open 9092; then log "Kafka broker is up on 127.0.0.1:9092"; return; fi
   [ -x "$TANSU_BIN" ] || install_tansu
   # A stable path for the tests' private brokers (tests/support/kafka.rs).
   mkdir -p "$HOME/.local/share/weir/bin" && ln -sf "$TANSU_BIN" "$HOME/.local/share/weir/bin/tansu"
+  local pid_file="$STATE_DIR/tansu/broker.pid" pid
+  if port_open 9092; then
+    # A broker this script started from an older patch reads and writes the
+    # database in a way the current one has moved past: replace it.
+    pid=$(cat "$pid_file" 2>/dev/null || true)
+    if [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" != "$TANSU_BIN" ] \
+        && readlink "/proc/$pid/exe" 2>/dev/null | grep -q '/tansu-[^/]*/bin/tansu$'; then
+      log "restarting tansu: the running broker (pid $pid) predates the current storage patch"
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do port_open 9092 || break; sleep 0.2; done
+      port_open 9092 && die "the old tansu (pid $pid) still holds 127.0.0.1:9092"
+    else
+      log "Kafka broker is up on 127.0.0.1:9092"; return
+    fi
+  fi
   log "starting tansu (sqlite storage in $STATE_DIR/tansu)"
   mkdir -p "$STATE_DIR/tansu"
   # The sqlite path must be relative: tansu prefixes the working directory.
-  (cd "$STATE_DIR/tansu" && nohup "$TANSU_BIN" broker \
+  (cd "$STATE_DIR/tansu" || exit 1
+    nohup "$TANSU_BIN" broker \
       --listener-url tcp://127.0.0.1:9092 \
       --advertised-listener-url tcp://127.0.0.1:9092 \
-      --storage-engine sqlite://tansu.db >"$STATE_DIR/tansu/broker.log" 2>&1 &)
+      --storage-engine sqlite://tansu.db >"$STATE_DIR/tansu/broker.log" 2>&1 &
+    echo $! >"$pid_file")
   wait_port 9092 tansu 30 || die "tansu did not open 127.0.0.1:9092 within 30s; see $STATE_DIR/tansu/broker.log"
 }
 
