@@ -18,6 +18,8 @@ use serde_json::Value;
 
 use crate::expr::{lookup, Seg, Val};
 
+mod scan;
+
 /// The fields of an event that are read: all of it, or a tree of keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fields {
@@ -154,9 +156,13 @@ impl Fields {
                     Read::Slots(s) => &mut s[..],
                     Read::Whole(_) => &mut [],
                 };
-                let mut de = serde_json::Deserializer::from_slice(raw);
-                Select { tree, out }.deserialize(&mut de)?;
-                de.end()?;
+                if scan::scan(tree, raw, out).is_none() {
+                    // Not sure: serde_json decides, and says why not.
+                    out.fill(None);
+                    let mut de = serde_json::Deserializer::from_slice(raw);
+                    Select { tree, out }.deserialize(&mut de)?;
+                    de.end()?;
+                }
                 Ok(read)
             }
         }

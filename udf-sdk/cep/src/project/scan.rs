@@ -1,0 +1,563 @@
+//! The fast path of [`Fields::parse`](super::Fields::parse): one pass over
+//! the JSON text that checks it and reads the keys a rule reads, without
+//! serde's visitor machinery (under WASM it was about a quarter of the
+//! rule's time).
+//!
+//! It only says yes where serde_json surely accepts the text and would
+//! read the same slots: anything it is not sure of (an escape in a key or
+//! a read string, a number read that serde might refuse, deep nesting, any
+//! error) gives `None`, and the caller reads the text with serde_json, so
+//! every error, and every rare case, is serde_json's own.
+
+use super::{SlotSeed, SlotValue, Tree};
+
+/// Deeper than this, the text is left to serde_json (whose own limit is
+/// 128 for what it reads, none for what it skips).
+const MAX_DEPTH: u32 = 100;
+
+/// Reads `tree`'s keys of `raw` into `out`, or `None`: leave it to serde.
+pub(super) fn scan(tree: &Tree, raw: &[u8], out: &mut [Option<SlotValue>]) -> Option<()> {
+    let mut s = Scanner { b: raw, at: 0 };
+    s.ws();
+    s.select(tree, out, 0)?;
+    s.ws();
+    (s.at == raw.len()).then_some(())
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.at).copied()
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.at += 1)
+    }
+
+    /// A value read as [`super::Select`] reads it: into its slot, into
+    /// its keys when an object, else checked and dropped.
+    fn select(&mut self, tree: &Tree, out: &mut [Option<SlotValue>], depth: u32) -> Option<()> {
+        if let Some(slot) = tree.slot {
+            let v = self.slot_value(depth)?;
+            if let Some(s) = out.get_mut(usize::from(slot)) {
+                *s = Some(v);
+            }
+            return Some(());
+        }
+        match self.peek()? {
+            b'{' => self.object(tree, out, depth + 1),
+            // serde reads these in full here (not skipped): a string is
+            // checked as UTF-8, a number for its range.
+            b'"' => self.string_read().map(drop),
+            b'0'..=b'9' | b'-' => None,
+            _ => self.skip(depth),
+        }
+    }
+
+    /// An object whose keys in `tree` are read; a key seen again replaces
+    /// what was read of it.
+    fn object(&mut self, tree: &Tree, out: &mut [Option<SlotValue>], depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.at += 1;
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            let key = self.string_read()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            match tree.children.iter().find(|(k, _)| k.as_bytes() == key) {
+                Some((_, child)) => {
+                    child.clear(out);
+                    self.select(child, out, depth)?;
+                }
+                None => self.skip(depth)?,
+            }
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.at += 1;
+                    self.ws();
+                }
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string serde reads (not skips), with no escape: its bytes, which
+    /// are UTF-8.
+    fn string_read(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let mut ascii = true;
+        loop {
+            match self.peek()? {
+                b'"' => break,
+                b'\\' => return None,
+                c if c < 0x20 => return None,
+                c => ascii &= c < 0x80,
+            }
+            self.at += 1;
+        }
+        let s = &self.b[start..self.at];
+        self.at += 1;
+        if !ascii {
+            std::str::from_utf8(s).ok()?;
+        }
+        Some(s)
+    }
+
+    /// A string serde skips: escapes checked for form only, as serde does.
+    fn string_skip(&mut self) -> Option<()> {
+        self.at += 1;
+        loop {
+            match self.peek()? {
+                b'"' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                b'\\' => {
+                    self.at += 1;
+                    match self.peek()? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
+                        b'u' => {
+                            let hex = self.b.get(self.at + 1..self.at + 5)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return None;
+                            }
+                            self.at += 5;
+                        }
+                        _ => return None,
+                    }
+                }
+                c if c < 0x20 => return None,
+                _ => self.at += 1,
+            }
+        }
+    }
+
+    /// A value serde skips (`IgnoredAny`), checked as it checks it.
+    fn skip(&mut self, depth: u32) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string_skip(),
+            b'{' => {
+                if depth + 1 > MAX_DEPTH {
+                    return None;
+                }
+                self.at += 1;
+                self.ws();
+                if self.eat(b'}').is_some() {
+                    return Some(());
+                }
+                loop {
+                    if self.peek()? != b'"' {
+                        return None;
+                    }
+                    self.string_skip()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.ws();
+                    self.skip(depth + 1)?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.at += 1;
+                            self.ws();
+                        }
+                        b'}' => {
+                            self.at += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                if depth + 1 > MAX_DEPTH {
+                    return None;
+                }
+                self.at += 1;
+                self.ws();
+                if self.eat(b']').is_some() {
+                    return Some(());
+                }
+                loop {
+                    self.skip(depth + 1)?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.at += 1;
+                            self.ws();
+                        }
+                        b']' => {
+                            self.at += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.ident(b"true"),
+            b'f' => self.ident(b"false"),
+            b'n' => self.ident(b"null"),
+            b'-' | b'0'..=b'9' => self.number().map(drop),
+            _ => None,
+        }
+    }
+
+    fn ident(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.at + word.len();
+        (self.b.get(self.at..end)? == word).then(|| self.at = end)
+    }
+
+    /// A number in JSON's form: whether it is a plain integer (no
+    /// fraction, no exponent).
+    fn number(&mut self) -> Option<bool> {
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek()? {
+            b'0' => {
+                self.at += 1;
+                if self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+            }
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            self.digits1()?;
+            integer = false;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            self.digits1()?;
+            integer = false;
+        }
+        Some(integer)
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.at += 1;
+        }
+    }
+
+    /// At least one digit.
+    fn digits1(&mut self) -> Option<()> {
+        let start = self.at;
+        self.digits();
+        (self.at > start).then_some(())
+    }
+
+    /// A value read into a slot, as [`SlotSeed`] reads it.
+    fn slot_value(&mut self, depth: u32) -> Option<SlotValue> {
+        let start = self.at;
+        match self.peek()? {
+            b'"' => {
+                if let Some(s) = self.string_read() {
+                    // UTF-8 checked by `string_read`.
+                    return std::str::from_utf8(s).ok().map(SlotValue::string);
+                }
+                self.at = start;
+            }
+            b't' => return self.ident(b"true").map(|()| SlotValue::Json(true.into())),
+            b'f' => return self.ident(b"false").map(|()| SlotValue::Json(false.into())),
+            b'n' => return self.ident(b"null").map(|()| SlotValue::Json(().into())),
+            b'-' | b'0'..=b'9' => {
+                if let Some(v) = self.small_integer() {
+                    return Some(v);
+                }
+                self.at = start;
+            }
+            _ => {}
+        }
+        // Floats, escapes, arrays, objects: checked here, then read by
+        // serde from their own text, as it reads them in place.
+        self.skip(depth)?;
+        let text = &self.b[start..self.at];
+        let mut de = serde_json::Deserializer::from_slice(text);
+        let v = serde::Deserializer::deserialize_any(&mut de, SlotSeed).ok()?;
+        de.end().ok()?;
+        Some(v)
+    }
+
+    /// An integer of at most 18 digits (so no overflow), not `-0`: as
+    /// serde reads it (`u64` if not negative, else `i64`).
+    fn small_integer(&mut self) -> Option<SlotValue> {
+        let start = self.at;
+        let negative = self.peek() == Some(b'-');
+        if !self.number()? {
+            return None;
+        }
+        let digits = &self.b[start + usize::from(negative)..self.at];
+        if digits.len() > 18 || (negative && digits == b"0") {
+            return None;
+        }
+        let n = digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        Some(SlotValue::Json(if negative {
+            // At most 18 digits: fits an i64.
+            (-(n as i64)).into()
+        } else {
+            n.into()
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Fields, Read, Select, SlotValue};
+    use super::scan;
+    use serde::de::DeserializeSeed;
+
+    fn fields(paths: &[&[&str]]) -> Fields {
+        let mut f = Fields::default();
+        for p in paths {
+            f.add(p.iter().copied());
+        }
+        f
+    }
+
+    fn parts(f: &Fields) -> (&super::Tree, usize) {
+        match f {
+            Fields::Some { tree, slots } => (tree, usize::from(*slots)),
+            Fields::All => panic!("paths read"),
+        }
+    }
+
+    fn by_scan(f: &Fields, raw: &[u8]) -> Option<Vec<Option<SlotValue>>> {
+        let (tree, n) = parts(f);
+        let mut out = vec![None; n];
+        scan(tree, raw, &mut out).map(|()| out)
+    }
+
+    fn by_serde(f: &Fields, raw: &[u8]) -> Result<Vec<Option<SlotValue>>, String> {
+        let (tree, n) = parts(f);
+        let mut out = vec![None; n];
+        let mut de = serde_json::Deserializer::from_slice(raw);
+        Select {
+            tree,
+            out: &mut out,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    /// What [`Fields::parse`] reads, fast path or not, as a list of slots.
+    fn parsed(f: &Fields, raw: &[u8]) -> Result<Vec<Option<SlotValue>>, String> {
+        let (_, n) = parts(f);
+        match f.parse(raw).map_err(|e| e.to_string())? {
+            Read::Few(s) => Ok(s[..n].to_vec()),
+            Read::Slots(s) => Ok(s.to_vec()),
+            Read::Whole(_) => panic!("paths read"),
+        }
+    }
+
+    /// Whatever the fast path accepts, serde accepts and reads the same.
+    #[track_caller]
+    fn agrees(f: &Fields, raw: &[u8]) -> bool {
+        match by_scan(f, raw) {
+            Some(got) => {
+                assert_eq!(
+                    Ok(got),
+                    by_serde(f, raw),
+                    "{}",
+                    String::from_utf8_lossy(raw)
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[track_caller]
+    fn fast(f: &Fields, raw: &str) {
+        assert!(agrees(f, raw.as_bytes()), "not taken fast: {raw}");
+    }
+
+    fn rule_fields() -> Fields {
+        fields(&[&["kind"], &["user", "country"], &["n"], &["tags"]])
+    }
+
+    #[test]
+    fn reads_usual_events_fast_as_serde_does() {
+        let f = rule_fields();
+        for raw in [
+            r#"{"user":"u000042","kind":"a","amount":123,"ts":1700000000000}"#,
+            r#" { "kind" : "b" , "n" : -17 , "user" : { "country" : "US" , "id" : [1, {"x": 2}] } } "#,
+            "{\n\t\"kind\":\r\n\"c\"}\n",
+            r#"{}"#,
+            r#"{"kind":"a long string of more than twenty-two bytes"}"#,
+            r#"{"kind":"żółw 🐢","n":0,"tags":null}"#,
+            r#"{"clé":"valeur","kind":true}"#,
+            r#"{"kind":false,"n":123456789012345678}"#,
+            r#"{"n":-123456789012345678}"#,
+            // Skipped values of every form.
+            r#"{"a":[],"b":{},"c":[[[]]],"d":"x\"y\\z\/\b\f\n\r\t\u00e9\uD800","e":-0.5e-3,"f":1E+9,"g":0,"h":null,"kind":"a"}"#,
+            // Read whole, through serde on its own text.
+            r#"{"tags":["a",{"b":[1,2.5]}],"n":1.5,"kind":"esc\"aped"}"#,
+            r#"{"n":12345678901234567890123,"kind":"\u0041"}"#,
+            r#"{"n":-0,"tags":{"z":1,"a":[true]}}"#,
+            r#"{"n":1e3,"tags":-0.0}"#,
+            // Keys seen twice: the last counts, whatever it holds.
+            r#"{"user":{"country":"US"},"user":{"id":1},"kind":"a","kind":"b"}"#,
+            r#"{"user":{"country":"US"},"user":[1]}"#,
+            r#"{"user":"x","user":null,"user":true}"#,
+            // Not an object: nothing read, but checked.
+            r#"[1,"two",{"three":3}]"#,
+            "null",
+            " true ",
+            r#""text""#,
+        ] {
+            fast(&f, raw);
+        }
+    }
+
+    #[test]
+    fn leaves_what_it_is_unsure_of_to_serde() {
+        let f = rule_fields();
+        for raw in [
+            // Escaped keys are decoded by serde.
+            r#"{"k\u0069nd":"a"}"#,
+            // Numbers serde reads in full at the top or as an object read.
+            "7",
+            "-1",
+            r#"{"user":12}"#,
+            r#"{"user":{"country":"US"},"user":3}"#,
+            r#"{"user":"\ud800"}"#,
+        ] {
+            assert!(by_scan(&f, raw.as_bytes()).is_none(), "{raw}");
+            // Either way, the runner reads them as serde does.
+            assert_eq!(parsed(&f, raw.as_bytes()), by_serde(&f, raw.as_bytes()));
+        }
+        // A slot serde refuses (out of range, a lone surrogate in a read
+        // string) is refused as serde refuses it.
+        for raw in [r#"{"n":1e400}"#, r#"{"kind":"\ud800"}"#] {
+            assert!(by_scan(&f, raw.as_bytes()).is_none(), "{raw}");
+            let got = parsed(&f, raw.as_bytes());
+            assert!(got.is_err(), "{raw}");
+            assert_eq!(got, by_serde(&f, raw.as_bytes()));
+        }
+        // Deep nesting.
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(150), "]".repeat(150));
+        assert!(by_scan(&f, deep.as_bytes()).is_none());
+        assert!(f.parse(deep.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn refuses_what_is_not_json_with_serdes_error() {
+        let f = rule_fields();
+        for bad in [
+            "",
+            " ",
+            "{",
+            "}",
+            "{\"kind\":}",
+            "{} x",
+            "{\"kind\":tru}",
+            "{\"kind\":\"a\",}",
+            "{\"kind\" \"a\"}",
+            "{kind:1}",
+            "{\"a\":[1,]}",
+            "{\"a\":[1 2]}",
+            "{\"a\":01}",
+            "{\"a\":1.}",
+            "{\"a\":.5}",
+            "{\"a\":1e}",
+            "{\"a\":-}",
+            "{\"a\":+1}",
+            "{\"a\":\"\\x\"}",
+            "{\"a\":\"\\u12g4\"}",
+            "{\"a\":\"tab\there\"}",
+            "{\"kind\":\"a\"\n",
+            "{\"a\":nul}",
+            "[1,2",
+            "{\"a\":{\"b\":1}",
+            "{\"a\":1}}",
+            "\u{feff}{}",
+            "{\"n\":1,\"n\":}",
+            "{\"kind\":\"\u{1}\"}",
+        ] {
+            assert!(by_scan(&f, bad.as_bytes()).is_none(), "{bad:?}");
+            let got = parsed(&f, bad.as_bytes());
+            assert!(got.is_err(), "{bad:?}");
+            assert_eq!(got, by_serde(&f, bad.as_bytes()), "{bad:?}");
+        }
+        // Not UTF-8: in a key or a string read, refused; in a string
+        // skipped, serde does not look, and neither does the fast path.
+        for raw in [&b"{\"k\xffnd\":1}"[..], b"{\"kind\":\"\xff\"}"] {
+            assert!(by_scan(&f, raw).is_none());
+            assert!(f.parse(raw).is_err());
+        }
+        assert!(agrees(&f, b"{\"other\":\"\xff\",\"kind\":\"a\"}"));
+    }
+
+    /// Random edits of valid events: the fast path never accepts what
+    /// serde refuses, nor reads anything else than serde.
+    #[test]
+    fn agrees_with_serde_on_random_edits() {
+        let f = rule_fields();
+        let seeds: &[&[u8]] = &[
+            br#"{"user":{"country":"US","id":[1,{"x":-2.5e3}]},"kind":"a","n":42,"tags":["t",null,true]}"#,
+            br#"{"kind":"b","n":-7,"s":"q\"\\\u00e9","user":"x","kind":"c"}"#,
+            br#"[{"kind":"a"},0.5,"z",false]"#,
+            br#"{"n":1.25,"tags":{"a":{"b":[]}},"kind":"\u0041bc"}"#,
+        ];
+        let alphabet = b"{}[]:,\"\\ \t\n0123456789-+.eEtruefalsn/uAbc\xc3\xa9\x01";
+        let mut rng = fastrand::Rng::with_seed(16);
+        let mut fast_taken = 0;
+        for _ in 0..100_000 {
+            let mut raw = seeds[rng.usize(..seeds.len())].to_vec();
+            for _ in 0..rng.usize(1..4) {
+                let at = rng.usize(..=raw.len());
+                let c = alphabet[rng.usize(..alphabet.len())];
+                match rng.u8(..3) {
+                    0 => raw.insert(at, c),
+                    1 if at < raw.len() => {
+                        raw.remove(at);
+                    }
+                    _ if at < raw.len() => raw[at] = c,
+                    _ => {}
+                }
+            }
+            if agrees(&f, &raw) {
+                fast_taken += 1;
+            } else {
+                // Left to serde: the runner reads what serde reads.
+                assert_eq!(parsed(&f, &raw), by_serde(&f, &raw));
+            }
+        }
+        assert!(fast_taken > 5_000, "{fast_taken}");
+    }
+}
