@@ -7,7 +7,9 @@
 //! rest in place while still checking that the whole text is JSON. The
 //! values read go into numbered slots, not a JSON object: no map and no key
 //! is allocated per event, nor a short string (most strings a rule
-//! compares, like `kind`, are held inline in their slot).
+//! compares, like `kind`, are held inline in their slot). Most events
+//! are read by a one-pass scanner (`project/scan.rs`); serde_json reads
+//! the rest and gives the errors.
 
 use std::borrow::Cow;
 use std::fmt;
