@@ -91,16 +91,8 @@ impl<'a> Scanner<'a> {
                 None => self.skip(depth)?,
             }
             self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
-                    self.ws();
-                }
-                b'}' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.separator(b'}')? {
+                return Some(());
             }
         }
     }
@@ -180,16 +172,8 @@ impl<'a> Scanner<'a> {
                     self.ws();
                     self.skip(depth + 1)?;
                     self.ws();
-                    match self.peek()? {
-                        b',' => {
-                            self.at += 1;
-                            self.ws();
-                        }
-                        b'}' => {
-                            self.at += 1;
-                            return Some(());
-                        }
-                        _ => return None,
+                    if self.separator(b'}')? {
+                        return Some(());
                     }
                 }
             }
@@ -205,16 +189,8 @@ impl<'a> Scanner<'a> {
                 loop {
                     self.skip(depth + 1)?;
                     self.ws();
-                    match self.peek()? {
-                        b',' => {
-                            self.at += 1;
-                            self.ws();
-                        }
-                        b']' => {
-                            self.at += 1;
-                            return Some(());
-                        }
-                        _ => return None,
+                    if self.separator(b']')? {
+                        return Some(());
                     }
                 }
             }
@@ -223,6 +199,19 @@ impl<'a> Scanner<'a> {
             b'n' => self.ident(b"null"),
             b'-' | b'0'..=b'9' => self.number().map(drop),
             _ => None,
+        }
+    }
+
+    /// After a member or an element: `,` (more follow: false) or `close`
+    /// (the end: true), each consumed; anything else is `None`.
+    fn separator(&mut self, close: u8) -> Option<bool> {
+        let c = self.peek()?;
+        self.at += 1;
+        if c == b',' {
+            self.ws();
+            Some(false)
+        } else {
+            (c == close).then_some(true)
         }
     }
 
