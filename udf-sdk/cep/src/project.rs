@@ -369,7 +369,7 @@ mod tests {
     use crate::expr::{lookup, Seg, Val};
     use serde_json::{json, Value};
 
-    fn fields(paths: &[&[&str]]) -> Fields {
+    pub(super) fn fields(paths: &[&[&str]]) -> Fields {
         let mut f = Fields::default();
         for p in paths {
             f.add(p.iter().copied());

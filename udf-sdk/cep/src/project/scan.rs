@@ -70,12 +70,7 @@ impl<'a> Scanner<'a> {
     /// An object whose keys in `tree` are read; a key seen again replaces
     /// what was read of it.
     fn object(&mut self, tree: &Tree, out: &mut [Option<SlotValue>], depth: u32) -> Option<()> {
-        if depth > MAX_DEPTH {
-            return None;
-        }
-        self.at += 1;
-        self.ws();
-        if self.eat(b'}').is_some() {
+        if self.open(b'}', depth)? {
             return Some(());
         }
         loop {
@@ -154,12 +149,7 @@ impl<'a> Scanner<'a> {
         match self.peek()? {
             b'"' => self.string_skip(),
             b'{' => {
-                if depth + 1 > MAX_DEPTH {
-                    return None;
-                }
-                self.at += 1;
-                self.ws();
-                if self.eat(b'}').is_some() {
+                if self.open(b'}', depth + 1)? {
                     return Some(());
                 }
                 loop {
@@ -178,12 +168,7 @@ impl<'a> Scanner<'a> {
                 }
             }
             b'[' => {
-                if depth + 1 > MAX_DEPTH {
-                    return None;
-                }
-                self.at += 1;
-                self.ws();
-                if self.eat(b']').is_some() {
+                if self.open(b']', depth + 1)? {
                     return Some(());
                 }
                 loop {
@@ -200,6 +185,17 @@ impl<'a> Scanner<'a> {
             b'-' | b'0'..=b'9' => self.number().map(drop),
             _ => None,
         }
+    }
+
+    /// Past the bracket that opens a container at `depth` (`None` when
+    /// too deep for the fast path): whether `close` ends it at once.
+    fn open(&mut self, close: u8, depth: u32) -> Option<bool> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.at += 1;
+        self.ws();
+        Some(self.eat(close).is_some())
     }
 
     /// After a member or an element: `,` (more follow: false) or `close`
@@ -324,17 +320,10 @@ impl<'a> Scanner<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::fields;
     use super::super::{Fields, Read, Select, SlotValue};
     use super::scan;
     use serde::de::DeserializeSeed;
-
-    fn fields(paths: &[&[&str]]) -> Fields {
-        let mut f = Fields::default();
-        for p in paths {
-            f.add(p.iter().copied());
-        }
-        f
-    }
 
     fn parts(f: &Fields) -> (&super::Tree, usize) {
         match f {
