@@ -9,6 +9,14 @@ use crate::matched::Matched;
 pub trait Condition<E>: Send + Sync {
     /// Whether `event` may be taken by the step.
     fn test(&self, event: &E, matched: &dyn Matched<E>) -> bool;
+
+    /// Whether the answer may depend on `matched`. `false` promises it
+    /// depends on the event alone, so the engine tests it once per event
+    /// rather than once per partial match; the default, `true`, never
+    /// assumes so (a closure may read anything).
+    fn reads_matched(&self) -> bool {
+        true
+    }
 }
 
 impl<E, F> Condition<E> for F
@@ -24,6 +32,10 @@ impl<E> Condition<E> for Box<dyn Condition<E>> {
     fn test(&self, event: &E, matched: &dyn Matched<E>) -> bool {
         (**self).test(event, matched)
     }
+
+    fn reads_matched(&self) -> bool {
+        (**self).reads_matched()
+    }
 }
 
 /// A condition on the event alone (Flink's `SimpleCondition`).
@@ -32,6 +44,10 @@ pub struct Simple<F>(pub F);
 impl<E, F: Fn(&E) -> bool + Send + Sync> Condition<E> for Simple<F> {
     fn test(&self, event: &E, _matched: &dyn Matched<E>) -> bool {
         (self.0)(event)
+    }
+
+    fn reads_matched(&self) -> bool {
+        false
     }
 }
 
@@ -42,6 +58,10 @@ impl<E> Condition<E> for Always {
     fn test(&self, _event: &E, _matched: &dyn Matched<E>) -> bool {
         true
     }
+
+    fn reads_matched(&self) -> bool {
+        false
+    }
 }
 
 /// Both conditions (`where_` called twice).
@@ -51,6 +71,10 @@ impl<E> Condition<E> for And<E> {
     fn test(&self, event: &E, matched: &dyn Matched<E>) -> bool {
         self.0.test(event, matched) && self.1.test(event, matched)
     }
+
+    fn reads_matched(&self) -> bool {
+        self.0.reads_matched() || self.1.reads_matched()
+    }
 }
 
 /// Either condition (`or_where`).
@@ -59,5 +83,9 @@ pub struct Or<E>(pub Box<dyn Condition<E>>, pub Box<dyn Condition<E>>);
 impl<E> Condition<E> for Or<E> {
     fn test(&self, event: &E, matched: &dyn Matched<E>) -> bool {
         self.0.test(event, matched) || self.1.test(event, matched)
+    }
+
+    fn reads_matched(&self) -> bool {
+        self.0.reads_matched() || self.1.reads_matched()
     }
 }

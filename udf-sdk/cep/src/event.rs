@@ -97,6 +97,10 @@ impl Condition<SharedEvent> for OnValue {
         self.0
             .test(event.value().unwrap_or(NO_VALUE), &ValuesOf(matched))
     }
+
+    fn reads_matched(&self) -> bool {
+        self.0.reads_matched()
+    }
 }
 
 /// A partial match of held events, seen as whole values.

@@ -162,23 +162,32 @@ pub(crate) struct Scratch {
     pub memo: Memo,
 }
 
-/// Condition results for one partial match and event: a step's condition is
-/// evaluated at most once per partial match per event.
+/// Condition results: a condition that reads the event alone is tested
+/// at most once per event, any other at most once per partial match per
+/// event. A result is current when written at or after the generation its
+/// scope began (generations only grow: a `u64` does not wrap).
 #[derive(Default)]
 pub(crate) struct Memo {
-    pub generation: u32,
-    pub slots: Vec<(u32, bool)>,
+    /// The generation the current event began at.
+    pub event: u64,
+    /// The generation the current partial match began at.
+    pub partial: u64,
+    /// Per slot: the generation it was written in, and its result.
+    pub slots: Vec<(u64, bool)>,
 }
 
 impl Memo {
-    pub fn reset(&mut self, slots: usize) {
+    /// A new event, with `slots` results to hold.
+    pub fn next_event(&mut self, slots: usize) {
         if self.slots.len() < slots {
             self.slots.resize(slots, (0, false));
         }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.slots.iter_mut().for_each(|s| *s = (0, false));
-            self.generation = 1;
-        }
+        self.partial += 1;
+        self.event = self.partial;
+    }
+
+    /// The next partial match of the same event.
+    pub fn next_partial(&mut self) {
+        self.partial += 1;
     }
 }

@@ -26,6 +26,9 @@ pub struct Nfa<E> {
     pub(crate) names: Vec<Arc<str>>,
     pub(crate) conds: Vec<Box<dyn Condition<E>>>,
     pub(crate) untils: Vec<Option<Box<dyn Condition<E>>>>,
+    /// Per memo slot (`2 * step` its condition, `+ 1` its until): whether
+    /// it reads the event alone, so one answer serves every partial match.
+    pub(crate) per_event: Vec<bool>,
     /// Per step: its previous-and-current window (ms).
     pub(crate) prev_windows: Vec<Option<i64>>,
     /// The first-and-last window (ms).
@@ -88,11 +91,20 @@ impl<E> Nfa<E> {
             conds.push(s.condition);
             untils.push(s.until);
         }
+        let per_event = conds
+            .iter()
+            .zip(&untils)
+            .flat_map(|(c, u)| {
+                let until = u.as_ref().is_some_and(|u| !u.reads_matched());
+                [!c.reads_matched(), until]
+            })
+            .collect();
         Ok(Nfa {
             graph,
             names,
             conds,
             untils,
+            per_event,
             prev_windows,
             window,
             skip,

@@ -19,10 +19,10 @@ struct Ctx<'a, E> {
 fn eval<E>(cond: &Cond, ctx: &Ctx<'_, E>, memo: &mut Memo) -> bool {
     match cond {
         Cond::True => true,
-        Cond::Where(s) => cached(memo, 2 * *s as usize, || {
+        Cond::Where(s) => cached(ctx.nfa, memo, 2 * *s as usize, || {
             ctx.nfa.conds[*s as usize].test(ctx.event, &ctx.view)
         }),
-        Cond::Until(s) => cached(memo, 2 * *s as usize + 1, || {
+        Cond::Until(s) => cached(ctx.nfa, memo, 2 * *s as usize + 1, || {
             ctx.nfa.untils[*s as usize]
                 .as_ref()
                 .is_some_and(|u| u.test(ctx.event, &ctx.view))
@@ -33,14 +33,17 @@ fn eval<E>(cond: &Cond, ctx: &Ctx<'_, E>, memo: &mut Memo) -> bool {
 }
 
 #[inline]
-fn cached(memo: &mut Memo, slot: usize, f: impl FnOnce() -> bool) -> bool {
-    let generation = memo.generation;
+fn cached<E>(nfa: &Nfa<E>, memo: &mut Memo, slot: usize, f: impl FnOnce() -> bool) -> bool {
+    let since = match nfa.per_event.get(slot) {
+        Some(true) => memo.event,
+        _ => memo.partial,
+    };
     match memo.slots.get(slot) {
-        Some(&(g, v)) if g == generation => v,
+        Some(&(g, v)) if g >= since => v,
         _ => {
             let v = f();
             if let Some(s) = memo.slots.get_mut(slot) {
-                *s = (generation, v);
+                *s = (memo.partial, v);
             }
             v
         }
@@ -111,7 +114,7 @@ impl<E: Clone> KeyState<E> {
         };
         self.next_seq += 1;
         let sc = &mut out.scratch;
-        sc.memo.reset(2 * nfa.conds.len());
+        sc.memo.next_event(2 * nfa.conds.len());
         let mut pending = Some(event);
         let mut slot = NONE;
         let mut next = std::mem::take(&mut sc.next);
@@ -145,7 +148,7 @@ impl<E: Clone> KeyState<E> {
                         last: p.last,
                     },
                 };
-                sc.memo.reset(0);
+                sc.memo.next_partial();
                 decide(&ctx, p.state, sc);
             }
             sc.retained.clear();
@@ -408,5 +411,59 @@ fn classify(
         // one cannot be compiled.
         Kind::Stop => *discard = true,
         Kind::Normal | Kind::Pending => retained.push(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use crate::condition::{Condition, Simple};
+    use crate::{Outputs, Pattern};
+
+    /// Counts its tests; `reads_matched` as told.
+    struct Counted {
+        calls: Arc<AtomicUsize>,
+        reads_matched: bool,
+    }
+
+    impl Condition<char> for Counted {
+        fn test(&self, event: &char, _: &dyn crate::Matched<char>) -> bool {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            *event == 'b'
+        }
+        fn reads_matched(&self) -> bool {
+            self.reads_matched
+        }
+    }
+
+    /// Tests of `b`'s condition while three `a`s wait and a `b` comes.
+    fn tests_of_b(reads_matched: bool) -> usize {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let nfa = Pattern::begin("a")
+            .where_cond(Box::new(Simple(|e: &char| *e == 'a')))
+            .followed_by("b")
+            .where_cond(Box::new(Counted {
+                calls: Arc::clone(&calls),
+                reads_matched,
+            }))
+            .compile()
+            .unwrap();
+        let mut key = nfa.new_state();
+        let mut out = Outputs::new();
+        for (ts, e) in [(1, 'a'), (2, 'a'), (3, 'a')] {
+            key.process(&nfa, e, ts, &mut out);
+        }
+        calls.store(0, Ordering::Relaxed);
+        key.process(&nfa, 'b', 4, &mut out);
+        assert_eq!(out.matches.len(), 3);
+        calls.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_condition_of_the_event_alone_is_tested_once_per_event() {
+        assert_eq!(tests_of_b(false), 1);
+        assert_eq!(tests_of_b(true), 3, "once per partial match");
     }
 }

@@ -17,11 +17,29 @@ use crate::pattern::{Contiguity, Pattern, Quantifier, Step, Times};
 use crate::skip::AfterMatchSkip;
 
 /// A rule expression as a step condition.
-struct ExprCondition(Expr);
+struct ExprCondition {
+    expr: Expr,
+    /// Whether it aggregates or picks over matched steps.
+    reads_matched: bool,
+}
+
+impl ExprCondition {
+    fn new(expr: Expr) -> Self {
+        let reads_matched = !expr.steps().is_empty();
+        ExprCondition {
+            expr,
+            reads_matched,
+        }
+    }
+}
 
 impl<E: EventFields> Condition<E> for ExprCondition {
     fn test(&self, event: &E, matched: &dyn Matched<E>) -> bool {
-        self.0.eval_bool_in(event, matched)
+        self.expr.eval_bool_in(event, matched)
+    }
+
+    fn reads_matched(&self) -> bool {
+        self.reads_matched
     }
 }
 
@@ -48,7 +66,7 @@ fn step<E: EventFields + 'static>(s: &CheckedStep, within: Option<Within>) -> St
         .map(|w| Duration::from_millis(w.ms));
     Step {
         name: s.name.clone(),
-        condition: Box::new(ExprCondition(s.condition.clone())),
+        condition: Box::new(ExprCondition::new(s.condition.clone())),
         contiguity: contiguity(s.contiguity),
         negated: s.negated,
         quantifier: Quantifier {
@@ -60,7 +78,7 @@ fn step<E: EventFields + 'static>(s: &CheckedStep, within: Option<Within>) -> St
         until: s
             .until
             .clone()
-            .map(|u| Box::new(ExprCondition(u)) as Box<dyn Condition<E>>),
+            .map(|u| Box::new(ExprCondition::new(u)) as Box<dyn Condition<E>>),
         within_previous: previous,
     }
 }
