@@ -175,7 +175,7 @@ pub fn process<S: RuleSource>(batch: Vec<u8>) -> Result<Vec<u8>, String> {
                 timed_out_tag,
                 late_tag,
             } = loaded;
-            let event = match runner.event(rec.value.unwrap_or_default()) {
+            let event = match runner.next_event(rec.value.unwrap_or_default()) {
                 Ok(e) => e,
                 Err(e) => {
                     w.error(&e.to_string());

@@ -41,6 +41,15 @@ impl JsonEvent {
         })
     }
 
+    /// Reads `raw` into this event in place, for the fields it was read
+    /// for: an event no partial match kept is reused, not freed and
+    /// allocated again. On an error it is left as it was.
+    pub(crate) fn reparse(&mut self, raw: &[u8]) -> Result<(), serde_json::Error> {
+        self.read = self.fields.parse(raw)?;
+        self.raw = SmallBytes::from(raw);
+        Ok(())
+    }
+
     /// An event given as a value, read whole: its compact text is its text.
     pub fn from_value(value: Value) -> Self {
         JsonEvent {

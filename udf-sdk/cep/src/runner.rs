@@ -295,6 +295,9 @@ pub struct RuleRunner {
     opts: RunnerOptions,
     parts: Parts,
     out: Outputs<SharedEvent>,
+    /// The last event [`RuleRunner::next_event`] handed out, kept to be
+    /// read into again once the engine holds it no more.
+    spare: Option<SharedEvent>,
 }
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"WCPR";
@@ -319,6 +322,7 @@ impl RuleRunner {
             opts,
             parts: Parts::default(),
             out: Outputs::new(),
+            spare: None,
         })
     }
 
@@ -344,6 +348,7 @@ impl RuleRunner {
             opts,
             parts: Parts::default(),
             out: Outputs::new(),
+            spare: None,
         })
     }
 
@@ -368,9 +373,25 @@ impl RuleRunner {
         time: i64,
         emit: &mut impl FnMut(RunnerOutput),
     ) -> Result<(), NotJson> {
-        let event = self.event(value)?;
+        let event = self.next_event(value)?;
         self.push_event(partition, key, event, time, emit);
         Ok(())
+    }
+
+    /// [`event`](Self::event) for a caller that pushes it before reading
+    /// the next: most events are tested and dropped, never stored by a
+    /// partial match, so the last one's allocation is read into again when
+    /// nothing else holds it (an allocation and a free less per event).
+    pub fn next_event(&mut self, value: &[u8]) -> Result<SharedEvent, NotJson> {
+        if let Some(spare) = self.spare.as_mut() {
+            if let Some(e) = Arc::get_mut(spare) {
+                e.reparse(value)?;
+                return Ok(Arc::clone(spare));
+            }
+        }
+        let event = self.event(value)?;
+        self.spare = Some(Arc::clone(&event));
+        Ok(event)
     }
 
     /// `value` read as this runner's conditions read it, or why it is not
@@ -779,6 +800,33 @@ mod tests {
             .push_json(0, b"k", b"{\"kind\":", 40, &mut |_| {})
             .is_err());
         assert_eq!(r.stats().buffered_events, 1, "only the last record waits");
+    }
+
+    #[test]
+    fn next_event_reuses_only_what_the_engine_let_go() {
+        let mut r = RuleRunner::new(rule(), RunnerOptions::default()).unwrap();
+        let mut got = Vec::new();
+        let mut push = |r: &mut RuleRunner, key: &[u8], raw: &[u8], t| {
+            let e = r.next_event(raw).unwrap();
+            let at = Arc::as_ptr(&e);
+            r.push_event(0, key, e, t, &mut |o| got.push(o));
+            at
+        };
+        let x = push(&mut r, b"k", br#"{"kind":"x"}"#, 10);
+        let a = push(&mut r, b"k", br#"{"kind":"a"}"#, 11);
+        assert_eq!(a, x, "nothing took `x`: read into again");
+        let b = push(&mut r, b"k", br#"{"kind":"b"}"#, 12);
+        assert_ne!(b, a, "a partial match holds `a`");
+        let y = push(&mut r, b"j", br#"{"kind":"y"}"#, 13);
+        assert_ne!(
+            y, b,
+            "the match held until the watermark passes it holds `b`"
+        );
+        let z = push(&mut r, b"j", br#"{"kind":"z"}"#, 14);
+        assert_eq!(z, y);
+        assert!(r.next_event(b"{").is_err());
+        let text = String::from_utf8(got[0].value.clone()).unwrap();
+        assert!(text.contains(r#""a":[{"kind":"a"}],"b":[{"kind":"b"}]"#));
     }
 
     #[test]
