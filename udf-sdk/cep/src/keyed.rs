@@ -143,7 +143,10 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         if timestamp <= self.watermark || timestamp != next.saturating_add(1) {
             return self.push_borrowed(key, event, timestamp, out, owned);
         }
-        let id = self.find_or_insert(key, owned);
+        let hash = self.ids.hash(key);
+        let Some(id) = self.find(hash, key) else {
+            return self.push_new_ahead(nfa, (key, hash), event, timestamp, out, owned);
+        };
         let Some(slot) = self.slots.get_mut(id as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -160,6 +163,54 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         register(&mut self.timers, id, slot);
     }
 
+    /// [`push_ahead`](Self::push_ahead) at a key not held: the record is
+    /// processed on a fresh state, held only if something of it remains.
+    /// Most such records start nothing (they are taken by no step), and
+    /// the key is then neither held nor dropped: no slot written and read
+    /// back, no second hash to unlist it.
+    fn push_new_ahead<Q>(
+        &mut self,
+        nfa: &Nfa<E>,
+        (key, hash): (&Q, u64),
+        event: E,
+        timestamp: i64,
+        out: &mut Outputs<E>,
+        owned: impl FnOnce(&Q) -> K,
+    ) where
+        K: Borrow<Q>,
+        Q: ?Sized,
+    {
+        let mut state = EventTimeState::starting_at(self.watermark);
+        state.process_ahead(nfa, event, timestamp, out);
+        if state.is_idle() {
+            // Numbering is unchanged: held and dropped, the key would have
+            // taken the number on top of the free list (or the next one)
+            // and put it back there, for the next new key to take.
+            self.retired += state.counters();
+            return;
+        }
+        let id = self.insert(owned(key), hash, state);
+        self.ahead.push((id, timestamp));
+        if let Some(slot) = self.slots.get_mut(id as usize).and_then(Option::as_mut) {
+            register(&mut self.timers, id, slot);
+        }
+    }
+
+    /// The number of the key with `hash`, if held.
+    fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slots = &self.slots;
+        self.ids.find(hash, |id| {
+            slots
+                .get(id as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.key.borrow() == key)
+        })
+    }
+
     /// The number of `key`, numbering it if new.
     fn find_or_insert<Q>(&mut self, key: &Q, owned: impl FnOnce(&Q) -> K) -> u32
     where
@@ -167,14 +218,7 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.ids.hash(key);
-        let slots = &self.slots;
-        let found = self.ids.find(hash, |id| {
-            slots
-                .get(id as usize)
-                .and_then(Option::as_ref)
-                .is_some_and(|s| s.key.borrow() == key)
-        });
-        match found {
+        match self.find(hash, key) {
             Some(id) => id,
             None => {
                 let state = EventTimeState::starting_at(self.watermark);

@@ -96,3 +96,49 @@ fn late_records_and_restore() {
     again.advance_watermark(&nfa, 60, &mut out);
     assert_eq!(out.matches.len(), 1);
 }
+
+#[test]
+fn in_order_records_that_start_nothing_hold_no_key_and_keep_numbering() {
+    let nfa = Pattern::begin("a")
+        .where_(is('a'))
+        .compile()
+        .expect("compiles");
+    let mut eng: KeyedEventTime<u32, Ev> = KeyedEventTime::new();
+    let mut out = Outputs::new();
+    // Each record is the next watermark + 1: processed ahead.
+    let push = |eng: &mut KeyedEventTime<u32, Ev>, out: &mut Outputs<Ev>, k, c, t| {
+        eng.push_ahead(&nfa, &k, (k, c), t, t - 1, out, |k| *k);
+        eng.advance_watermark(&nfa, t - 1, out);
+    };
+    push(&mut eng, &mut out, 1, 'x', 10);
+    assert_eq!(
+        eng.key_count(),
+        0,
+        "an `x` starts nothing: key 1 is not held"
+    );
+    // A match is held (with its key) until the watermark passes it.
+    push(&mut eng, &mut out, 2, 'a', 11);
+    assert_eq!((eng.key_count(), out.matches.len()), (1, 0));
+    eng.advance_watermark(&nfa, 11, &mut out);
+    assert_eq!((eng.key_count(), out.matches.len()), (0, 1));
+    assert_eq!(eng.counters().matches, 1);
+    // Keys not held took no number: the others are numbered in order.
+    let two = Pattern::begin("a")
+        .where_(is('a'))
+        .followed_by("b")
+        .where_(is('b'))
+        .compile()
+        .expect("compiles");
+    let mut eng: KeyedEventTime<u32, Ev> = KeyedEventTime::new();
+    for (t, (k, c)) in [
+        (20, (5, 'x')),
+        (21, (6, 'a')),
+        (22, (7, 'x')),
+        (23, (8, 'a')),
+    ] {
+        eng.push_ahead(&two, &k, (k, c), t, t - 1, &mut out, |k| *k);
+        eng.advance_watermark(&two, t - 1, &mut out);
+    }
+    let keys: Vec<u32> = eng.states().map(|(k, _)| *k).collect();
+    assert_eq!(keys, [6, 8]);
+}
