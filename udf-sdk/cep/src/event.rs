@@ -43,10 +43,13 @@ impl JsonEvent {
 
     /// Reads `raw` into this event in place, for the fields it was read
     /// for: an event no partial match kept is reused, not freed and
-    /// allocated again. On an error it is left as it was.
+    /// allocated again, and its parts are overwritten where they are (in
+    /// WASM a moved struct is a `memory.copy` call). On an error what it
+    /// holds is unspecified: only a caller holding the sole reference
+    /// reads into an event.
     pub(crate) fn reparse(&mut self, raw: &[u8]) -> Result<(), serde_json::Error> {
-        self.read = self.fields.parse(raw)?;
-        self.raw = SmallBytes::from(raw);
+        self.fields.parse_into(raw, &mut self.read)?;
+        self.raw.set(raw);
         Ok(())
     }
 

@@ -146,28 +146,48 @@ impl Fields {
     /// The fields read of the JSON text `raw` (which must be JSON as a
     /// whole).
     pub fn parse(&self, raw: &[u8]) -> Result<Read, serde_json::Error> {
-        match self {
-            Fields::All => serde_json::from_slice(raw).map(Read::Whole),
-            Fields::Some { tree, slots } => {
-                let mut read = match usize::from(*slots) {
-                    n if n <= FEW => Read::Few(Default::default()),
-                    n => Read::Slots(vec![None; n].into_boxed_slice()),
-                };
-                let out = match &mut read {
-                    Read::Few(s) => &mut s[..],
-                    Read::Slots(s) => &mut s[..],
-                    Read::Whole(_) => &mut [],
-                };
-                if scan::scan(tree, raw, out).is_none() {
-                    // Not sure: serde_json decides, and says why not.
-                    out.fill(None);
-                    let mut de = serde_json::Deserializer::from_slice(raw);
-                    Select { tree, out }.deserialize(&mut de)?;
-                    de.end()?;
-                }
-                Ok(read)
+        let mut read = Read::Few(Default::default());
+        self.parse_into(raw, &mut read)?;
+        Ok(read)
+    }
+
+    /// [`Fields::parse`] into `read`, reusing its slots when they are the
+    /// ones these fields fill (an event read into again). On an error,
+    /// what `read` holds is unspecified.
+    pub(crate) fn parse_into(&self, raw: &[u8], read: &mut Read) -> Result<(), serde_json::Error> {
+        let (tree, n) = match self {
+            Fields::All => {
+                *read = Read::Whole(serde_json::from_slice(raw)?);
+                return Ok(());
             }
+            Fields::Some { tree, slots } => (tree, usize::from(*slots)),
+        };
+        let fits = match read {
+            Read::Few(_) => n <= FEW,
+            Read::Slots(s) => n > FEW && s.len() == n,
+            Read::Whole(_) => false,
+        };
+        if !fits {
+            *read = if n <= FEW {
+                Read::Few(Default::default())
+            } else {
+                Read::Slots(vec![None; n].into_boxed_slice())
+            };
         }
+        let out = match read {
+            Read::Few(s) => &mut s[..],
+            Read::Slots(s) => &mut s[..],
+            Read::Whole(_) => &mut [],
+        };
+        out.fill(None);
+        if scan::scan(tree, raw, out).is_none() {
+            // Not sure: serde_json decides, and says why not.
+            out.fill(None);
+            let mut de = serde_json::Deserializer::from_slice(raw);
+            Select { tree, out }.deserialize(&mut de)?;
+            de.end()?;
+        }
+        Ok(())
     }
 
     /// The value at `path` in what `read` holds: as a lookup in the whole

@@ -24,6 +24,17 @@ impl<const N: usize> SmallBytes<N> {
         }
     }
 
+    /// Makes these bytes `src`, in place when both are short.
+    pub fn set(&mut self, src: &[u8]) {
+        match self {
+            SmallBytes::Inline { len, bytes } if src.len() <= N.min(usize::from(u8::MAX)) => {
+                bytes[..src.len()].copy_from_slice(src);
+                *len = src.len() as u8;
+            }
+            _ => *self = SmallBytes::from(src),
+        }
+    }
+
     /// The first 8 bytes as a big-endian number (zero-padded): a smaller
     /// prefix means smaller bytes, so sorting compares numbers first.
     pub fn sort_prefix(&self) -> u64 {
@@ -107,6 +118,12 @@ mod tests {
             assert_eq!(KeyBytes::from(*k).as_slice(), *k);
         }
         assert!(KeyBytes::from(&b"a"[..]) < KeyBytes::from(&b"ab"[..]));
+        // Set in place or not, bytes are what was set last.
+        let mut b = KeyBytes::from(&b"abc"[..]);
+        for k in [&b"x"[..], &long, b"", &[9; 22], b"yz"] {
+            b.set(k);
+            assert_eq!(b.as_slice(), k);
+        }
         assert!(KeyBytes::from(&long[..]) > KeyBytes::from(&[1; 22][..]));
     }
 
