@@ -109,25 +109,11 @@ fn head_fields(out: &mut Vec<u8>, head: &Head<'_>, steps: &Steps) {
     out.push(b'}');
 }
 
-/// An integer as JSON writes it, digit by digit: `write!` goes through the
-/// formatting machinery (a few hundred instructions a number, two or
-/// three numbers a record), serde_json's writer through its serializer.
+/// An integer as JSON writes it: serde_json's digits, without the
+/// formatting machinery `write!` goes through (a few hundred instructions
+/// per number, several numbers per record).
 fn int(out: &mut Vec<u8>, n: i64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut m = n.unsigned_abs();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&digits[at..]);
+    let _ = serde_json::to_writer(&mut *out, &n);
 }
 
 fn step(out: &mut Vec<u8>, i: usize, (name, events): &(Arc<str>, Vec<SharedEvent>)) {
@@ -143,16 +129,4 @@ fn step(out: &mut Vec<u8>, i: usize, (name, events): &(Arc<str>, Vec<SharedEvent
         out.extend_from_slice(e.raw());
     }
     out.push(b']');
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn integers_are_written_as_json_writes_them() {
-        for n in [0, 7, -7, 10, 1_700_000_000_000, i64::MAX, i64::MIN] {
-            let mut out = Vec::new();
-            super::int(&mut out, n);
-            assert_eq!(out, serde_json::to_vec(&n).unwrap(), "{n}");
-        }
-    }
 }
