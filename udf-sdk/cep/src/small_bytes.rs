@@ -24,10 +24,15 @@ impl<const N: usize> SmallBytes<N> {
         }
     }
 
+    /// Whether `len` bytes are held inline (the length must fit a `u8`).
+    fn fits_inline(len: usize) -> bool {
+        len <= N.min(usize::from(u8::MAX))
+    }
+
     /// Makes these bytes `src`, in place when both are short.
     pub fn set(&mut self, src: &[u8]) {
         match self {
-            SmallBytes::Inline { len, bytes } if src.len() <= N.min(usize::from(u8::MAX)) => {
+            SmallBytes::Inline { len, bytes } if Self::fits_inline(src.len()) => {
                 bytes[..src.len()].copy_from_slice(src);
                 *len = src.len() as u8;
             }
@@ -48,7 +53,7 @@ impl<const N: usize> SmallBytes<N> {
 
 impl<const N: usize> From<&[u8]> for SmallBytes<N> {
     fn from(key: &[u8]) -> Self {
-        if key.len() <= N.min(usize::from(u8::MAX)) {
+        if Self::fits_inline(key.len()) {
             let mut bytes = [0; N];
             bytes[..key.len()].copy_from_slice(key);
             SmallBytes::Inline {
