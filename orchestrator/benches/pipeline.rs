@@ -34,7 +34,6 @@
 #[allow(dead_code)]
 mod guests;
 
-use std::fmt::Write as _;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,7 +53,7 @@ use weir::registry::RegistryModules;
 use weir::runtime::control::{DeploymentControl, DeploymentKey, DeploymentRequest, RestoreFrom};
 use weir::runtime::kafka::TrackedProducer;
 use weir::runtime::operator::BatchContext;
-use weir::runtime::record::{Record, SourcePos, SourceRecord, H_ORIGIN};
+use weir::runtime::record::{encode_id, topic_tag, Record, SourcePos, SourceRecord, H_ID};
 use weir::runtime::state::PartitionState;
 use weir::runtime::topology::Chain;
 use weir::runtime::{EmbeddedRuntime, ModuleResolver, NativeModules, RuntimeConfig};
@@ -160,7 +159,7 @@ fn flow_rate(n: usize, (first, last): (Instant, Instant)) -> f64 {
 }
 
 /// `WEIR_BENCH_BARE_ORIGIN=1`: the passthrough writes on each output the
-/// identity header Weir writes (`weir-origin`, same form and size), so both
+/// identity header Weir writes (`weir-id`, same form and size), so both
 /// sides cost the broker the same per record; the gap left is Weir's own.
 fn bare_writes_origin() -> bool {
     std::env::var_os("WEIR_BENCH_BARE_ORIGIN").is_some_and(|v| v == "1")
@@ -172,18 +171,18 @@ fn passthrough(brokers: &str, input: &str, output: &str, n: usize) -> Duration {
     let c = consumer(brokers, input, PARTITIONS);
     let p = TrackedProducer::new(brokers, None, Duration::from_secs(60)).expect("producer");
     let with_origin = bare_writes_origin();
-    let mut origin = String::new();
+    let (tag, mut id) = (topic_tag(input), Vec::new());
     let start = Instant::now();
     let mut seen = 0;
     while seen < n {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(50)) {
             let mut rec = BaseRecord::to(output).payload(m.payload().unwrap_or_default());
             if with_origin {
-                origin.clear();
-                let _ = write!(origin, "{input}/{}/{}/0", m.partition(), m.offset());
+                id.clear();
+                encode_id(&(tag, m.partition(), m.offset(), 0), &mut id);
                 rec = rec.headers(OwnedHeaders::new().insert(Header {
-                    key: H_ORIGIN,
-                    value: Some(origin.as_bytes()),
+                    key: H_ID,
+                    value: Some(&id[..]),
                 }));
             }
             if let Some(k) = m.key() {

@@ -13,6 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use weir::runtime::record::{output_id_from_headers, OutputId};
 
 /// The shared broker, overridable with `WEIR_KAFKA_BROKERS`.
 pub fn brokers() -> String {
@@ -84,14 +85,14 @@ pub async fn produce_with_headers(
     topic: &str,
     partition: i32,
     value: &str,
-    headers: &[(&str, &str)],
+    headers: &[(&str, &[u8])],
     timestamp_ms: Option<i64>,
 ) -> (i32, i64) {
     let mut h = OwnedHeaders::new();
     for (k, v) in headers {
         h = h.insert(Header {
             key: k,
-            value: Some(v.as_bytes()),
+            value: Some(*v),
         });
     }
     let mut rec = FutureRecord::<(), _>::to(topic)
@@ -117,27 +118,24 @@ pub struct ReadRecord {
     pub value: String,
     pub headers: HashMap<String, String>,
     pub timestamp: Option<i64>,
+    /// The output identity its headers carry, read as Weir's replay reads it.
+    pub id: Option<OutputId>,
 }
 
 impl ReadRecord {
-    /// An output's identity from its `weir-origin` header
-    /// (`<topic>/<partition>/<offset>/<seq>`); panics without one.
-    pub fn origin(&self) -> (String, i32, i64, u32) {
-        let v = self
-            .headers
-            .get("weir-origin")
-            .unwrap_or_else(|| panic!("no weir-origin header: {self:?}"));
-        origin_of(v)
+    /// An output's identity, `(source topic tag, partition, offset, seq)`,
+    /// from its `weir-id` header; panics without one.
+    pub fn origin(&self) -> OutputId {
+        self.id
+            .unwrap_or_else(|| panic!("no readable weir-id header: {self:?}"))
     }
 }
 
-/// Parses a `weir-origin` header value, as Weir's replay does.
-pub fn origin_of(v: &str) -> (String, i32, i64, u32) {
-    let id =
-        weir::runtime::record::output_id_from_headers([("weir-origin", v.as_bytes())].into_iter());
-    let (topic, partition, offset, seq) =
-        id.unwrap_or_else(|| panic!("weir-origin `{v}` is not <topic>/<partition>/<offset>/<seq>"));
-    (topic.to_string(), partition, offset, seq)
+/// Parses a `weir-origin` header value (the text form NATS outputs carry),
+/// as Weir's replay does.
+pub fn origin_of(v: &str) -> OutputId {
+    let id = output_id_from_headers([("weir-origin", v.as_bytes())].into_iter());
+    id.unwrap_or_else(|| panic!("weir-origin `{v}` is not <topic>/<partition>/<offset>/<seq>"))
 }
 
 /// A consumer with explicit assignment (no group membership).
@@ -185,6 +183,9 @@ pub fn read_until(
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 let mut headers = HashMap::new();
+                let id = m.headers().and_then(|hs| {
+                    output_id_from_headers(hs.iter().map(|h| (h.key, h.value.unwrap_or_default())))
+                });
                 if let Some(hs) = m.headers() {
                     for h in hs.iter() {
                         headers.insert(
@@ -200,6 +201,7 @@ pub fn read_until(
                     value: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
                     headers,
                     timestamp: m.timestamp().to_millis(),
+                    id,
                 });
                 last = Instant::now();
             }

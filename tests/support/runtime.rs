@@ -230,11 +230,11 @@ pub fn assert_exactly_once(
     outs: &[ReadRecord],
     expected: usize,
 ) -> BTreeMap<(i32, i64), ReadRecord> {
-    let mut by_pos: HashMap<(String, i32, i64, u32), usize> = HashMap::new();
+    let mut by_pos: HashMap<(u64, i32, i64, u32), usize> = HashMap::new();
     let mut out = BTreeMap::new();
     for r in outs {
         let id = r.origin();
-        *by_pos.entry(id.clone()).or_default() += 1;
+        *by_pos.entry(id).or_default() += 1;
         out.insert((id.1, id.2), r.clone());
     }
     let dups: Vec<_> = by_pos.iter().filter(|(_, n)| **n > 1).collect();

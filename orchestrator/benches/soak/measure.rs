@@ -11,7 +11,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use weir::runtime::record::output_id_from_headers;
+use weir::runtime::record::{output_id_from_headers, topic_tag};
 
 use crate::system::{Job, INPUT};
 
@@ -27,7 +27,7 @@ pub struct Ledger {
     pub duplicates: u64,
     /// First few duplicates: (source partition, offset, sink partition, sink offset).
     pub duplicate_examples: Vec<(i32, i64, i32, i64)>,
-    /// Outputs without a readable `weir-origin` header, or naming another topic.
+    /// Outputs without a readable identity header, or naming another topic.
     pub foreign: u64,
     /// Outputs with a sequence number ≠ 0 that are not a keyed job's timer output
     /// (records emit one output each; a timer's ride after it).
@@ -147,7 +147,7 @@ pub fn read_sink(
                 return;
             }
         };
-        let source = job.source_topic();
+        let source = topic_tag(job.source_topic());
         while !stop.load(Ordering::SeqCst) {
             let m = match c.poll(Duration::from_millis(200)) {
                 None => continue,
@@ -167,7 +167,7 @@ pub fn read_sink(
                 output_id_from_headers(hs.iter().map(|h| (h.key, h.value.unwrap_or_default())))
             });
             let (topic, part, off, seq) = match id {
-                Some((t, p, o, s)) => (Some(t.to_string()), Some(p), Some(o), Some(s)),
+                Some((t, p, o, s)) => (Some(t), Some(p), Some(o), Some(s)),
                 None => (None, None, None, None),
             };
             let count = (job == Job::Keyed).then(|| {

@@ -200,6 +200,11 @@ impl Deployment {
         let mut slots = Vec::new();
         let mut supervisors = Vec::new();
         let last = l.stages.len().saturating_sub(1);
+        let job_sources: Arc<[String]> = l
+            .stages
+            .first()
+            .map(|s| s.spec.sources.iter().map(|s| s.topic.clone()).collect())
+            .unwrap_or_default();
         // Tasks are numbered across stages: the first stage's, then the next's.
         let tasks = l.stages.iter().enumerate().flat_map(|(stage, s)| {
             s.assignment
@@ -227,6 +232,7 @@ impl Deployment {
                 spec: st.spec.clone(),
                 chain: st.chain.clone(),
                 stage: stage as u32,
+                job_sources: job_sources.clone(),
                 restore: l.restore.clone(),
                 gated: true,
             };

@@ -3,6 +3,7 @@
 //! records these results; when a test here starts failing after a broker
 //! upgrade, update that page and the runtime's guarantees with it.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crate::support::kafka;
@@ -10,6 +11,10 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use weir::runtime::record::{
+    encode_id, topic_tag, OutputId, H_ID, H_ORIGIN, H_SEQ, H_SOURCE_OFFSET, H_SOURCE_PARTITION,
+    H_SOURCE_TOPIC,
+};
 
 #[tokio::test]
 async fn topics_are_created_through_the_admin_api_with_partitions() {
@@ -43,7 +48,7 @@ async fn headers_keys_and_create_timestamps_round_trip() {
         &topic,
         1,
         "v1",
-        &[("weir-src", "t/0/7"), ("x", "y")],
+        &[("weir-src", b"t/0/7"), ("x", b"y")],
         Some(1_700_000_000_123),
     )
     .await;
@@ -58,6 +63,54 @@ async fn headers_keys_and_create_timestamps_round_trip() {
     );
     assert_eq!(recs[0].headers.get("x").map(String::as_str), Some("y"));
     assert_eq!(recs[0].timestamp, Some(1_700_000_000_123));
+}
+
+/// Outputs written by earlier versions of Weir (the `weir-origin` text
+/// header, or the four headers before it) are still found by the replay
+/// scan beside today's compact `weir-id`, so a restore over a sink that
+/// holds both writes neither again.
+#[tokio::test]
+async fn the_replay_scan_reads_every_identity_form_weir_has_written() {
+    let b = kafka::brokers();
+    let sink = kafka::unique_topic("probe-ids");
+    let source = kafka::unique_topic("probe-ids-src");
+    kafka::create_topic(&b, &sink, 1).await;
+    let p = kafka::producer(&b);
+    let mut compact = Vec::new();
+    encode_id(&(topic_tag(&source), 1, 40, 0), &mut compact);
+    let text = format!("{source}/1/41/2");
+    let other = format!("{source}-other/1/42/0");
+    let before = format!("{source}/1/39/0");
+    let forms: [&[(&str, &[u8])]; 5] = [
+        &[(H_ID, &compact[..]), ("x", b"y")],
+        &[(H_ORIGIN, text.as_bytes())],
+        &[
+            (H_SOURCE_TOPIC, source.as_bytes()),
+            (H_SOURCE_PARTITION, b"1"),
+            (H_SOURCE_OFFSET, b"42"),
+            (H_SEQ, b"1"),
+        ],
+        // Another source's output, and one before the restored offset: not wanted.
+        &[(H_ORIGIN, other.as_bytes())],
+        &[(H_ORIGIN, before.as_bytes())],
+    ];
+    for (i, headers) in forms.iter().enumerate() {
+        kafka::produce_with_headers(&p, &sink, 0, &format!("v{i}"), headers, None).await;
+    }
+    let from = BTreeMap::from([(0, 0)]);
+    let tag = topic_tag(&source);
+    let seen = tokio::task::spawn_blocking(move || {
+        let wanted = move |id: &OutputId| id.0 == tag && id.1 == 1 && id.2 >= 40;
+        weir::runtime::kafka::scan_written(&b, &sink, &from, false, &wanted).unwrap()
+    })
+    .await
+    .unwrap();
+    let expected = HashMap::from([
+        ((tag, 1, 40, 0), (0, 0)),
+        ((tag, 1, 41, 2), (0, 1)),
+        ((tag, 1, 42, 1), (0, 2)),
+    ]);
+    assert_eq!(seen, expected);
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use weir::runtime::control::{DeploymentControl, RestoreFrom};
+use weir::runtime::record::topic_tag;
+use weir::runtime::topology::repartition_topic;
 
 use crate::support::kafka;
 use crate::support::runtime::{assert_exactly_once, read_topic, rig};
@@ -84,6 +86,7 @@ rate_limit: 1500
 
     let expected = good(0, first + second);
     let outs = read_topic(&rig.brokers, &output, 2, expected.len()).await;
+    let repartition = topic_tag(&repartition_topic(&rig.key.tenant, &rig.key.job, "by-user"));
     assert_exactly_once(&outs, expected.len());
     // Each key counted every one of its records once: counts 1..=N, each once.
     let mut counts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -94,7 +97,7 @@ rate_limit: 1500
             .or_default()
             .push(v["count"].as_u64().unwrap());
         // Outputs name the repartition topic as their source (deterministic replay per stage).
-        assert!(r.origin().0.ends_with(".by-user.repartition"), "{r:?}");
+        assert_eq!(r.origin().0, repartition, "{r:?}");
     }
     assert_eq!(counts.len(), USERS);
     for (user, mut seen) in counts {

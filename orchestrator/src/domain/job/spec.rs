@@ -216,7 +216,8 @@ impl OperatorSpec {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SinkSpec {
     /// A Kafka topic. Every output carries its source position in one header,
-    /// `weir-origin: <source topic>/<partition>/<offset>/<seq>`.
+    /// `weir-id` (binary: the source topic's tag, partition, offset, seq;
+    /// see docs/runtime.md).
     Kafka {
         /// Topic to write; it must exist.
         topic: String,

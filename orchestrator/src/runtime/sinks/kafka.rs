@@ -17,7 +17,7 @@ use rdkafka::producer::BaseRecord;
 
 use super::SinkError;
 use crate::runtime::kafka::{end_offsets, SharedProducer};
-use crate::runtime::record::{Output, OutputId};
+use crate::runtime::record::{encode_id, Output, OutputId, TopicTags, H_ID};
 
 pub struct KafkaSink {
     topic: String,
@@ -30,6 +30,9 @@ pub struct KafkaSink {
     /// this task lands: from the restored checkpoint or measured at setup.
     floor: BTreeMap<i32, i64>,
     meta: Arc<BaseConsumer>,
+    tags: TopicTags,
+    /// The `weir-id` value being written, reused from output to output.
+    id_buf: Vec<u8>,
 }
 
 impl KafkaSink {
@@ -46,6 +49,8 @@ impl KafkaSink {
             already_written: HashMap::new(),
             floor: BTreeMap::new(),
             meta,
+            tags: TopicTags::default(),
+            id_buf: Vec::with_capacity(32),
         }
     }
 
@@ -77,11 +82,12 @@ impl KafkaSink {
     pub async fn write(&mut self, outputs: &[Output]) -> Result<(), SinkError> {
         self.producer.check().map_err(|e| self.err(e))?;
         for out in outputs {
-            if !self.already_written.is_empty() && self.already_written.remove(&out.id()).is_some()
-            {
+            let id = self.tags.id(out);
+            if !self.already_written.is_empty() && self.already_written.remove(&id).is_some() {
                 continue;
             }
-            let (origin_key, origin) = out.origin_header();
+            self.id_buf.clear();
+            encode_id(&id, &mut self.id_buf);
             loop {
                 let mut headers = OwnedHeaders::new_with_capacity(out.record.headers.len() + 1);
                 for (k, v) in &out.record.headers {
@@ -91,8 +97,8 @@ impl KafkaSink {
                     });
                 }
                 headers = headers.insert(Header {
-                    key: origin_key,
-                    value: Some(origin.as_bytes()),
+                    key: H_ID,
+                    value: Some(&self.id_buf[..]),
                 });
                 let mut rec = BaseRecord::to(&self.topic)
                     .payload(&out.record.value[..])

@@ -5,7 +5,7 @@
 use async_nats::HeaderMap;
 
 use super::SinkError;
-use crate::runtime::record::Output;
+use crate::runtime::record::{Output, H_ORIGIN};
 
 pub struct NatsSink {
     client: async_nats::Client,
@@ -37,8 +37,7 @@ impl NatsSink {
                     headers.append(k.as_str(), v);
                 }
             }
-            let (k, v) = out.origin_header();
-            headers.insert(k, v.as_str());
+            headers.insert(H_ORIGIN, out.origin_text().as_str());
             self.client
                 .publish_with_headers(self.subject.clone(), headers, out.record.value.clone())
                 .await

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use rdkafka::message::{Headers, Message};
 
 use crate::domain::job::spec::{Format, SourceSpec};
-use crate::runtime::record::{output_id_from_headers, Record, SourcePos};
+use crate::runtime::record::{output_id_from_headers, topic_tag, Record, SourcePos};
 
 /// Why a record does not match its source's format. Its text is the
 /// dead letter's `weir-dlq-reason`.
@@ -46,21 +46,30 @@ pub struct Decoder {
     sources: HashMap<String, SourceSpec>,
     /// One shared name per source topic, so records do not each allocate one.
     topics: HashMap<String, Arc<str>>,
+    /// The same names by their tag, for the source positions that records
+    /// of a repartition topic carry in their identity.
+    by_tag: HashMap<u64, Arc<str>>,
     /// A later stage reads a repartition topic, whose records carry the
     /// earlier stage's headers.
     repartitioned: bool,
 }
 
 impl Decoder {
-    /// A decoder for `sources` (by topic) at `stage` (0 reads the job's sources).
-    pub fn new(sources: HashMap<String, SourceSpec>, stage: u32) -> Self {
-        let topics = sources
+    /// A decoder for `sources` (by topic) at `stage` (0 reads the job's
+    /// sources, `job_sources`).
+    pub fn new(sources: HashMap<String, SourceSpec>, stage: u32, job_sources: &[String]) -> Self {
+        let topics: HashMap<String, Arc<str>> = sources
             .keys()
             .map(|t| (t.clone(), Arc::<str>::from(t.as_str())))
+            .collect();
+        let by_tag = job_sources
+            .iter()
+            .map(|t| (topic_tag(t), Arc::<str>::from(t.as_str())))
             .collect();
         Self {
             sources,
             topics,
+            by_tag,
             repartitioned: stage > 0,
         }
     }
@@ -88,12 +97,13 @@ impl Decoder {
         if self.repartitioned {
             if let Some(hs) = m.headers() {
                 let all = || hs.iter().map(|h| (h.key, h.value.unwrap_or_default()));
-                origin =
-                    output_id_from_headers(all()).map(|(topic, partition, offset, _)| SourcePos {
-                        topic,
+                origin = output_id_from_headers(all()).and_then(|(tag, partition, offset, _)| {
+                    Some(SourcePos {
+                        topic: self.by_tag.get(&tag)?.clone(),
                         partition,
                         offset,
-                    });
+                    })
+                });
                 // Headers the operators of the earlier stage set travel on;
                 // the runtime's own are per hop.
                 record.headers = all()
@@ -144,7 +154,9 @@ mod tests {
 
     use super::*;
     use crate::domain::job::spec::StartPosition;
-    use crate::runtime::record::{H_SEQ, H_SOURCE_OFFSET, H_SOURCE_PARTITION, H_SOURCE_TOPIC};
+    use crate::runtime::record::{
+        encode_id, H_ID, H_SEQ, H_SOURCE_OFFSET, H_SOURCE_PARTITION, H_SOURCE_TOPIC,
+    };
 
     fn source(topic: &str, format: Format, field: Option<&str>) -> SourceSpec {
         SourceSpec {
@@ -162,7 +174,13 @@ mod tests {
             .iter()
             .map(|s| (s.topic.clone(), s.clone()))
             .collect();
-        Decoder::new(by_topic, stage)
+        Decoder::new(by_topic, stage, &[])
+    }
+
+    /// A later stage's decoder: it reads `rp`, the job reads `job_sources`.
+    fn later_stage(job_sources: &[&str]) -> Decoder {
+        let job: Vec<String> = job_sources.iter().map(|t| t.to_string()).collect();
+        Decoder::new(HashMap::new(), 1, &job)
     }
 
     /// A message on `topic` partition 3, offset 42.
@@ -334,7 +352,7 @@ mod tests {
 
     #[test]
     fn a_later_stage_reads_the_origin_and_keeps_user_headers_only() {
-        let d = decoder(&[], 1);
+        let d = later_stage(&["orders"]);
         let m = message(
             "rp",
             Some("u1"),
@@ -365,8 +383,38 @@ mod tests {
     }
 
     #[test]
+    fn a_later_stage_names_the_source_of_a_compact_identity() {
+        let d = later_stage(&["orders"]);
+        let decode = |topic: &str| {
+            let mut id = Vec::new();
+            encode_id(&(topic_tag(topic), 2, 17, 0), &mut id);
+            let m = message(
+                "rp",
+                None,
+                Some("x"),
+                Timestamp::NotAvailable,
+                &[(H_ID, Some(&id[..]))],
+            );
+            d.decode(&m)
+        };
+        let out = decode("orders");
+        assert_eq!(
+            out.origin,
+            Some(SourcePos {
+                topic: "orders".into(),
+                partition: 2,
+                offset: 17
+            })
+        );
+        assert!(out.record.headers.is_empty(), "the identity is per hop");
+        // A source the job does not read is no origin: dead letters then
+        // name the repartition topic.
+        assert_eq!(decode("elsewhere").origin, None);
+    }
+
+    #[test]
     fn bad_position_headers_give_no_origin_but_the_record_flows_on() {
-        let d = decoder(&[], 1);
+        let d = later_stage(&["orders"]);
         for bad in [&b"two"[..], &b"\xff"[..], &b""[..]] {
             let m = message(
                 "rp",

@@ -107,6 +107,10 @@ pub struct TaskPlan {
     /// The task's stage: 0 reads the job's sources; a later stage reads the
     /// repartition topic the stage before it writes (see [`super::topology::stages`]).
     pub stage: u32,
+    /// The job's own source topics (the first stage's): records of a
+    /// repartition topic name the position they were first read at by the
+    /// topic's tag, which a later stage looks up among these.
+    pub job_sources: Arc<[String]>,
     /// Checkpoint to restore from; partitions absent from it start fresh.
     pub restore: Option<String>,
     /// Wait for the first `Committed` before consuming (fresh deployments:

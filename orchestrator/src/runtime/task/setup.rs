@@ -22,7 +22,7 @@ use crate::runtime::control::DeploymentKey;
 use crate::runtime::kafka::{self, KafkaOpError, TrackedProducer};
 use crate::runtime::metrics::TaskMetrics;
 use crate::runtime::operators::{side_tag, SIDE_LATE, SIDE_TIMED_OUT};
-use crate::runtime::record::OutputId;
+use crate::runtime::record::{topic_tag, OutputId};
 use crate::runtime::sinks::egress;
 use crate::runtime::sinks::{HttpSink, KafkaSink, NatsSink, PgSink, Sink};
 use crate::runtime::state::PartitionState;
@@ -227,7 +227,7 @@ impl Task {
                 .map_err(kafka::op_err("assign"))?;
         }
         consumer.assign(&tpl).map_err(kafka::op_err("assign"))?;
-        let decoder = Decoder::new(sources, plan.stage);
+        let decoder = Decoder::new(sources, plan.stage, &plan.job_sources);
         Ok(Self {
             plan,
             env,
@@ -318,14 +318,10 @@ async fn replay_scan(
     if from.is_empty() {
         return Ok(from);
     }
-    let resume: HashMap<(Arc<str>, i32), i64> = restored
+    // Keyed as identities name their source: by the topic's tag.
+    let resume: HashMap<(u64, i32), i64> = restored
         .values()
-        .map(|cp| {
-            (
-                (Arc::from(cp.tp.topic.as_str()), cp.tp.partition),
-                cp.next_offset,
-            )
-        })
+        .map(|cp| ((topic_tag(&cp.tp.topic), cp.tp.partition), cp.next_offset))
         .collect();
     let scan_from = from.clone();
     let (brokers, topic, txn) = (
@@ -335,11 +331,8 @@ async fn replay_scan(
     );
     let started = Instant::now();
     let seen = tokio::task::spawn_blocking(move || {
-        let wanted = move |id: &OutputId| {
-            resume
-                .get(&(id.0.clone(), id.1))
-                .is_some_and(|next| id.2 >= *next)
-        };
+        let wanted =
+            move |id: &OutputId| resume.get(&(id.0, id.1)).is_some_and(|next| id.2 >= *next);
         kafka::scan_written(&brokers, &topic, &scan_from, txn, &wanted)
     })
     .await
