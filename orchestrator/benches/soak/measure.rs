@@ -147,7 +147,7 @@ pub fn read_sink(
                 return;
             }
         };
-        let source = topic_tag(job.source_topic());
+        let source = topic_tag(&job.source_topic());
         while !stop.load(Ordering::SeqCst) {
             let m = match c.poll(Duration::from_millis(200)) {
                 None => continue,
