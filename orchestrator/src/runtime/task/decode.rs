@@ -177,6 +177,15 @@ mod tests {
         Decoder::new(by_topic, stage, &[])
     }
 
+    /// The origin the later-stage tests' records carry.
+    fn orders_2_17() -> SourcePos {
+        SourcePos {
+            topic: "orders".into(),
+            partition: 2,
+            offset: 17,
+        }
+    }
+
     /// A later stage's decoder: it reads `rp`, the job reads `job_sources`.
     fn later_stage(job_sources: &[&str]) -> Decoder {
         let job: Vec<String> = job_sources.iter().map(|t| t.to_string()).collect();
@@ -362,14 +371,7 @@ mod tests {
         );
         let out = d.decode(&m);
         out.checked.unwrap();
-        assert_eq!(
-            out.origin,
-            Some(SourcePos {
-                topic: "orders".into(),
-                partition: 2,
-                offset: 17
-            })
-        );
+        assert_eq!(out.origin, Some(orders_2_17()));
         assert_eq!(
             out.record.headers,
             vec![
@@ -398,14 +400,7 @@ mod tests {
             d.decode(&m)
         };
         let out = decode("orders");
-        assert_eq!(
-            out.origin,
-            Some(SourcePos {
-                topic: "orders".into(),
-                partition: 2,
-                offset: 17
-            })
-        );
+        assert_eq!(out.origin, Some(orders_2_17()));
         assert!(out.record.headers.is_empty(), "the identity is per hop");
         // A source the job does not read is no origin: dead letters then
         // name the repartition topic.
