@@ -7,7 +7,8 @@
 //!    uploaded to the module registry and resolved by the registry-backed
 //!    resolver, as `weir serve` does), and as a native module (`identity@1`
 //!    of `NativeModules::builtins`), labelled as such for comparison. Each
-//!    round runs all three; the medians over the rounds are compared. Rates
+//!    round runs all three, in an order that rotates from round to round;
+//!    the medians over the rounds are compared. Rates
 //!    run from the first to the last output record on the sink topic, on
 //!    every side alike: the steady flow, not the start-up (deploy, module
 //!    load, consumer join), which the cold start figure covers.
@@ -26,7 +27,8 @@
 //! broker: `WEIR_KAFKA_BROKERS` (default 127.0.0.1:9092), `WEIR_BENCH_RECORDS`
 //! (default 100000), `WEIR_BENCH_ROUNDS` (default 3; throughput figures are
 //! the medians), `WEIR_BENCH_PARALLELISM` (Weir's tasks, default 2),
-//! `WEIR_BENCH_BARE_ORIGIN=1` (the passthrough also writes Weir's identity
+//! `WEIR_BENCH_ORDER=fixed` (bare, WASM, native in every round instead of a
+//! rotating order), `WEIR_BENCH_BARE_ORIGIN=1` (the passthrough also writes Weir's identity
 //! header, so both sides cost the broker the same per record). Builds the
 //! example UDFs first (wasm32-wasip2 target).
 
@@ -591,22 +593,45 @@ async fn main() {
         .expect("fill");
 
     // Rounds of bare, WASM and native on the same input, medians reported:
-    // the 2-core machine is shared, so single runs swing widely.
+    // the 2-core machine is shared, so single runs swing widely. The order
+    // rotates from round to round (bare first, then WASM first, then
+    // native first, ...): whichever side runs right after the fill, or
+    // right after another side's million writes, meets the broker in
+    // another state, and a fixed order gave that to the same side every
+    // time. `WEIR_BENCH_ORDER=fixed` keeps bare, WASM, native in every round.
+    let rotate = std::env::var("WEIR_BENCH_ORDER").as_deref() != Ok("fixed");
     let (mut bare, mut wasm, mut native) = (Vec::new(), Vec::new(), Vec::new());
     let mut guarantee = String::new();
     for round in 0..rounds {
-        bare.push(bare_run(&brokers, &input, n).await);
-        let resolver = registry_resolver(&store, &js, &prefix, &host);
-        let job = format!("wasm-{round}");
-        let (rate, g) = weir_run(&brokers, &pool, resolver, &job, &input, n).await;
-        wasm.push(rate);
-        guarantee = g;
-        let resolver: Arc<dyn ModuleResolver> = Arc::new(NativeModules::builtins());
-        let job = format!("native-{round}");
-        native.push(weir_run(&brokers, &pool, resolver, &job, &input, n).await.0);
+        let first = if rotate { round % 3 } else { 0 };
+        let mut order = Vec::new();
+        for slot in 0..3 {
+            let side = (first + slot) % 3;
+            match side {
+                0 => bare.push(bare_run(&brokers, &input, n).await),
+                1 => {
+                    let resolver = registry_resolver(&store, &js, &prefix, &host);
+                    let job = format!("wasm-{round}");
+                    let (rate, g) = weir_run(&brokers, &pool, resolver, &job, &input, n).await;
+                    wasm.push(rate);
+                    guarantee = g;
+                }
+                _ => {
+                    let resolver: Arc<dyn ModuleResolver> = Arc::new(NativeModules::builtins());
+                    let job = format!("native-{round}");
+                    native.push(weir_run(&brokers, &pool, resolver, &job, &input, n).await.0);
+                }
+            }
+            order.push(["bare", "WASM", "native"][side]);
+        }
         println!(
-            "round {round}: bare {:.0}, WASM {:.0}, native {:.0} records/s",
-            bare[round], wasm[round], native[round]
+            "round {round} ({}): bare {:.0}, WASM {:.0}, native {:.0} records/s; ratios {:.2} / {:.2}",
+            order.join(", "),
+            bare[round],
+            wasm[round],
+            native[round],
+            wasm[round] / bare[round],
+            native[round] / bare[round]
         );
     }
     let (bare, wasm, native) = (median(bare), median(wasm), median(native));

@@ -163,12 +163,18 @@ impl TrackedProducer {
         request_timeout: Duration,
     ) -> Result<Self, KafkaOpError> {
         let mut c = base_config(brokers);
-        c.set("linger.ms", "5")
+        // Larger, less frequent batches: with `linger.ms` 5 and batches of
+        // at most 10,000 records each producer's broker thread woke so
+        // often that, on the 2-core setup the README installs, two task
+        // producers took the CPU the broker needed (docs/runtime.md,
+        // "Measured"). 50 ms is the most a record waits for its batch.
+        c.set("linger.ms", "50")
             .set(
                 "socket.timeout.ms",
                 request_timeout.as_millis().clamp(10, 300_000).to_string(),
             )
-            .set("batch.num.messages", "10000")
+            .set("batch.num.messages", "100000")
+            .set("batch.size", "4000000")
             .set("queue.buffering.max.messages", "200000")
             .set("acks", "all")
             .set("message.timeout.ms", "120000")
