@@ -399,6 +399,26 @@ fn to_records(results: &[RecordResult]) -> usize {
     n
 }
 
+/// The three sides of a throughput round.
+#[derive(Clone, Copy)]
+enum Side {
+    Bare,
+    Wasm,
+    Native,
+}
+
+const SIDES: [Side; 3] = [Side::Bare, Side::Wasm, Side::Native];
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::Bare => "bare",
+            Side::Wasm => "WASM",
+            Side::Native => "native",
+        }
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -603,27 +623,28 @@ async fn main() {
     let (mut bare, mut wasm, mut native) = (Vec::new(), Vec::new(), Vec::new());
     let mut guarantee = String::new();
     for round in 0..rounds {
-        let first = if rotate { round % 3 } else { 0 };
-        let mut order = Vec::new();
-        for slot in 0..3 {
-            let side = (first + slot) % 3;
+        let first = if rotate { round % SIDES.len() } else { 0 };
+        let order: Vec<Side> = (0..SIDES.len())
+            .map(|slot| SIDES[(first + slot) % SIDES.len()])
+            .collect();
+        for side in &order {
             match side {
-                0 => bare.push(bare_run(&brokers, &input, n).await),
-                1 => {
+                Side::Bare => bare.push(bare_run(&brokers, &input, n).await),
+                Side::Wasm => {
                     let resolver = registry_resolver(&store, &js, &prefix, &host);
                     let job = format!("wasm-{round}");
                     let (rate, g) = weir_run(&brokers, &pool, resolver, &job, &input, n).await;
                     wasm.push(rate);
                     guarantee = g;
                 }
-                _ => {
+                Side::Native => {
                     let resolver: Arc<dyn ModuleResolver> = Arc::new(NativeModules::builtins());
                     let job = format!("native-{round}");
                     native.push(weir_run(&brokers, &pool, resolver, &job, &input, n).await.0);
                 }
             }
-            order.push(["bare", "WASM", "native"][side]);
         }
+        let order: Vec<&str> = order.iter().map(|s| s.label()).collect();
         println!(
             "round {round} ({}): bare {:.0}, WASM {:.0}, native {:.0} records/s; ratios {:.2} / {:.2}",
             order.join(", "),

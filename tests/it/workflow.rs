@@ -520,8 +520,8 @@ async fn two_serve_replicas_share_fifty_deploys_and_no_step_runs_twice() {
             "{run_id}: {:?}",
             run.reason
         );
-        // A retry after a failed attempt (a timeout on a loaded machine)
-        // starts the step again, as it should; no attempt starts twice.
+        // A retry after a failed attempt starts the step again, as it
+        // should (`starts` counts those too); no attempt starts twice.
         let events = rig.run_events(&run_id).await;
         let mut attempts: BTreeMap<(String, u64), usize> = BTreeMap::new();
         for e in events.iter().filter(|e| e.event_type == "step_started") {

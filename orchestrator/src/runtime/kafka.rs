@@ -173,8 +173,8 @@ impl TrackedProducer {
                 "socket.timeout.ms",
                 request_timeout.as_millis().clamp(10, 300_000).to_string(),
             )
+            // A batch's bytes stay capped by `message.max.bytes` (1 MB).
             .set("batch.num.messages", "100000")
-            .set("batch.size", "4000000")
             .set("queue.buffering.max.messages", "200000")
             .set("acks", "all")
             .set("message.timeout.ms", "120000")
