@@ -320,8 +320,17 @@ fn runner_json(n: usize) {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let ts = 1_700_000_000_000 + (i as i64 / EVENTS_PER_MS);
-            let key = (x >> 8) % KEYS;
+            let ts = 1_700_000_000_000
+                + (i as i64 * 100
+                    / std::env::var("R")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(1000));
+            let key = (x >> 8)
+                % std::env::var("K")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(KEYS);
             let kind = ["a", "b", "c", "x"][(x >> 60) as usize & 3];
             let amount = x & 0xffff;
             let value =
@@ -332,10 +341,17 @@ fn runner_json(n: usize) {
     let (warm, measured) = events.split_at(n / 4);
     let mut bytes = 0usize;
     let mut feed = |runner: &mut RuleRunner, evs: &[(Vec<u8>, i64, Vec<u8>)]| {
-        for (k, ts, v) in evs {
-            runner
-                .push_json(0, k, v, *ts, &mut |o| bytes += o.value.len())
-                .expect("JSON");
+        // As the rule component does: each batch's keyed state read ahead.
+        let warm = std::env::var("CEP_BENCH_WARM").map_or(true, |v| v != "0");
+        for chunk in evs.chunks(1024) {
+            if warm {
+                runner.warm(0, chunk.iter().map(|(k, _, _)| &k[..]));
+            }
+            for (k, ts, v) in chunk {
+                runner
+                    .push_json(0, k, v, *ts, &mut |o| bytes += o.value.len())
+                    .expect("JSON");
+            }
         }
     };
     feed(&mut runner, warm);

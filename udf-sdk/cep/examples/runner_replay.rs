@@ -165,6 +165,14 @@ fn main() {
                         std::fs::write(&path, &snap).expect("writes");
                     }
                 }
+                // Reading ahead, as the rule component does per batch,
+                // must change nothing.
+                if i % 64 == 0 {
+                    for part in 0..2 {
+                        let next = evs[i..].iter().take(64).filter(|e| e.0 == part);
+                        runner.warm(part, next.map(|e| &e.1[..]));
+                    }
+                }
                 if trace.as_deref().is_some_and(|t| t.as_bytes() == &key[..]) {
                     println!("{i} push p{p} {} {time}", String::from_utf8_lossy(value));
                 }

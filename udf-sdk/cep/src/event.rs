@@ -13,7 +13,7 @@ use crate::checkpoint::EventCodec;
 use crate::condition::Condition;
 use crate::expr::{EventFields, Seg, Val};
 use crate::matched::Matched;
-use crate::project::{Fields, Read};
+use crate::project::{Fields, Read, SlotValue};
 use crate::small_bytes::SmallBytes;
 
 /// An event's JSON text and the fields of it a rule reads.
@@ -80,6 +80,17 @@ impl JsonEvent {
 impl EventFields for SharedEvent {
     fn val(&self, path: &[Seg]) -> Val<'_> {
         self.fields.val(&self.read, path)
+    }
+
+    fn slots_of(&self, fields: &Fields) -> Option<&[Option<SlotValue>]> {
+        if !std::ptr::eq(&*self.fields, fields) {
+            return None;
+        }
+        match &self.read {
+            Read::Few(s) => Some(s),
+            Read::Slots(s) => Some(s),
+            Read::Whole(_) => None,
+        }
     }
 }
 

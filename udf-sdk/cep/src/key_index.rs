@@ -6,17 +6,22 @@
 //! 100,000 keys its entries spanned megabytes, and finding a key cost a
 //! cache miss there before the one on the key's state. Here the table is
 //! a quarter of the size and the key is read from the state, which the
-//! record reads next anyway. Hashing is std's keyed SipHash, so keys
-//! from outside cannot be chosen to collide.
+//! record reads next anyway. Hashing is foldhash under a secret seed
+//! drawn from std's `RandomState` (the OS's randomness, WASI's in a
+//! component), so keys from outside cannot simply be chosen to collide;
+//! for a key of a few bytes it is several times cheaper than std's
+//! SipHash, and a record hashes its key twice (see `KeyedEventTime::warm`).
 
 use std::hash::{BuildHasher, Hash, RandomState};
+
+use foldhash::fast::FixedState;
 
 pub(crate) struct KeyIndex {
     /// `tag << 32 | (number + 1)`; 0 is empty. A key sits at or after its
     /// home `tag & mask`, with no empty entry in between (linear probing).
     table: Vec<u64>,
     len: usize,
-    hasher: RandomState,
+    hasher: FixedState,
 }
 
 impl Default for KeyIndex {
@@ -24,7 +29,7 @@ impl Default for KeyIndex {
         KeyIndex {
             table: Vec::new(),
             len: 0,
-            hasher: RandomState::new(),
+            hasher: FixedState::with_seed(RandomState::new().hash_one(0x5eed_u64)),
         }
     }
 }
@@ -69,6 +74,38 @@ impl KeyIndex {
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// The number in the first entry at or after `hash`'s home whose tag
+    /// is `hash`'s, if any: a guess at the key's number (the key is not
+    /// compared), for reading ahead what a record will touch.
+    #[inline]
+    pub fn guess(&self, hash: u64) -> Option<u32> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let mask = self.mask();
+        let t = tag(hash);
+        let mut i = t as usize & mask;
+        loop {
+            let e = *self.table.get(i)?;
+            if e == 0 {
+                return None;
+            }
+            if e >> 32 == t {
+                return Some((e & 0xffff_ffff) as u32 - 1);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Reads the entry at `hash`'s home (warming the cache line).
+    #[inline]
+    pub fn touch(&self, hash: u64) -> u64 {
+        self.table
+            .get(tag(hash) as usize & self.mask())
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Adds a key not held yet.

@@ -196,6 +196,56 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         }
     }
 
+    /// Reads ahead, changing nothing, the memory that records of `keys`
+    /// (about to be pushed, in this order) will read first: their entries
+    /// in the key table, their keys' slots and buffers. Loads issued back
+    /// to back overlap their cache misses; a record then finds its key's
+    /// state in cache instead of waiting for each miss in turn. `hashes`
+    /// is scratch.
+    pub fn warm<'q, Q>(
+        &self,
+        keys: impl Iterator<Item = &'q Q>,
+        hashes: &mut Vec<u64>,
+        touch: impl Fn(&E) -> u64,
+    ) where
+        Q: Hash + ?Sized + 'q,
+    {
+        hashes.clear();
+        hashes.extend(keys.map(|k| self.ids.hash(k)));
+        let mut acc = 0u64;
+        for &h in hashes.iter() {
+            acc ^= self.ids.touch(h);
+        }
+        for h in hashes.iter_mut() {
+            *h = self.ids.guess(*h).map_or(u64::MAX, u64::from);
+        }
+        for &id in hashes.iter() {
+            if let Some(Some(slot)) = self.slots.get(id as usize) {
+                let st = &slot.state;
+                acc ^= slot.prefix
+                    ^ st.watermark as u64
+                    ^ st.key.deadline as u64
+                    ^ st.key.partials.len() as u64
+                    ^ st.key.next_seq
+                    ^ st.ahead as u64;
+            }
+        }
+        for &id in hashes.iter() {
+            if let Some(Some(slot)) = self.slots.get(id as usize) {
+                let b = &slot.state.key.buffer;
+                acc ^= b.events.touch() ^ b.nodes.touch();
+            }
+        }
+        for &id in hashes.iter() {
+            if let Some(Some(slot)) = self.slots.get(id as usize) {
+                for (_, e) in slot.state.key.buffer.events.iter() {
+                    acc ^= touch(&e.event);
+                }
+            }
+        }
+        std::hint::black_box(acc);
+    }
+
     /// The number of the key with `hash`, if held.
     fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
     where

@@ -298,6 +298,8 @@ pub struct RuleRunner {
     /// The last event [`RuleRunner::next_event`] handed out, kept to be
     /// read into again once the engine holds it no more.
     spare: Option<SharedEvent>,
+    /// Scratch for [`RuleRunner::warm`].
+    hashes: Vec<u64>,
 }
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"WCPR";
@@ -306,8 +308,9 @@ const SNAPSHOT_VERSION: u8 = 1;
 impl RuleRunner {
     /// A runner for `rule`, or the reason its NFA does not compile.
     pub fn new(rule: CheckedRule, opts: RunnerOptions) -> Result<Self, String> {
+        let fields = Arc::new(rule.fields());
         let nfa = rule
-            .pattern_of::<SharedEvent>()
+            .pattern_of::<SharedEvent>(Some(&fields))
             .compile()
             .map_err(|e| e.to_string())?;
         let nfa = match rule.max_partial_matches_per_key {
@@ -316,13 +319,14 @@ impl RuleRunner {
         }
         .with_timeout_output(opts.timed_out);
         Ok(Self {
-            fields: Arc::new(rule.fields()),
+            fields,
             shape: Shape::Rule(rule),
             nfa,
             opts,
             parts: Parts::default(),
             out: Outputs::new(),
             spare: None,
+            hashes: Vec::new(),
         })
     }
 
@@ -349,6 +353,7 @@ impl RuleRunner {
             parts: Parts::default(),
             out: Outputs::new(),
             spare: None,
+            hashes: Vec::new(),
         })
     }
 
@@ -441,6 +446,15 @@ impl RuleRunner {
             .advance_watermark_with(&self.nfa, watermark, &mut self.out, |k, out| {
                 drain(shape, opts, k.as_slice(), out, emit)
             });
+    }
+
+    /// Reads ahead the state that records of `keys` in `partition` will
+    /// read (see [`KeyedEventTime::warm`]); changes nothing.
+    pub fn warm<'k>(&mut self, partition: i32, keys: impl Iterator<Item = &'k [u8]>) {
+        if let Some(part) = self.parts.get(partition) {
+            part.keys
+                .warm(keys, &mut self.hashes, |e| e.raw().len() as u64);
+        }
     }
 
     /// The end of `partition`'s input: the watermark moves to the largest

@@ -84,6 +84,16 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Reads the first entry (warming its cache line); 0 if none.
+    #[inline]
+    pub fn touch(&self) -> u64 {
+        match self.entries.first() {
+            Some(Entry::Free(n)) => u64::from(*n),
+            Some(Entry::Full(_)) => 1,
+            None => 0,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.len as usize
     }

@@ -181,6 +181,10 @@ impl Operator for CepOperator {
             }
         }
         let mut results = Vec::with_capacity(records.len());
+        self.runner.warm(
+            ctx.partition,
+            records.iter().filter_map(|r| r.key.as_deref()),
+        );
         for r in records {
             let (key, event) = match parse_input(&self.runner, r) {
                 Ok(v) => v,

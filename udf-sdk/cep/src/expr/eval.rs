@@ -13,6 +13,7 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 use super::ast::{Agg, Arith, Cmp, Func, Kind, Node, Pick, Seg};
+use crate::project::SlotValue;
 use crate::Matched;
 
 /// A run-time value. `Missing` is an absent field, a value of the wrong type
@@ -95,6 +96,13 @@ fn finite(n: f64) -> Val<'static> {
 /// none).
 pub(crate) trait EventFields {
     fn val(&self, path: &[Seg]) -> Val<'_>;
+
+    /// The event's slots, if it was read for exactly `fields` (see
+    /// [`Fast`](super::Fast)); `None` otherwise.
+    fn slots_of(&self, fields: &crate::project::Fields) -> Option<&[Option<SlotValue>]> {
+        let _ = fields;
+        None
+    }
 }
 
 impl EventFields for Value {

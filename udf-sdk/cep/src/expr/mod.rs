@@ -65,6 +65,7 @@ mod ast;
 mod check;
 mod error;
 mod eval;
+mod fast;
 mod lex;
 mod parse;
 mod suggest;
@@ -73,6 +74,7 @@ pub(crate) use ast::Seg;
 pub use ast::Type;
 pub use error::{ExprError, ExprErrorKind};
 pub(crate) use eval::{lookup, EventFields, Val};
+pub(crate) use fast::Fast;
 pub use lex::is_identifier;
 pub(crate) use suggest::closest;
 
@@ -208,6 +210,13 @@ impl Expr {
                 ast::Seg::Index(_) => None,
             }));
         });
+    }
+
+    /// The expression as a condition tested on the slots of events read
+    /// for `fields`, if it only compares their fields with literals (see
+    /// [`Fast`]).
+    pub(crate) fn bind(&self, fields: &crate::project::Fields) -> Option<Fast> {
+        Fast::bind(&self.root, fields)
     }
 
     /// Whether the expression reads the current event (a bare field path).

@@ -1,6 +1,7 @@
 //! The glue from a [`CheckedRule`] to the engine: a [`Pattern`] over JSON
 //! events, its [`Nfa`], and the JSON records a match or timeout becomes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -9,11 +10,12 @@ use super::ir::{CheckedRule, CheckedSkip, CheckedStep, Within};
 use super::problem::RuleProblem;
 use super::types::{Contiguity as RuleContiguity, WithinType as RuleWithinType};
 use crate::condition::Condition;
-use crate::expr::{EventFields, Expr};
+use crate::expr::{EventFields, Expr, Fast};
 use crate::matched::Matched;
 use crate::nfa::Nfa;
 use crate::output::{Match, TimedOut};
 use crate::pattern::{Contiguity, Pattern, Quantifier, Step, Times};
+use crate::project::Fields;
 use crate::skip::AfterMatchSkip;
 
 /// A rule expression as a step condition.
@@ -21,20 +23,30 @@ struct ExprCondition {
     expr: Expr,
     /// Whether it aggregates or picks over matched steps.
     reads_matched: bool,
+    /// The expression tested on the slots of events read for these
+    /// fields, where it can be (see [`Fast`]).
+    fast: Option<(Fast, Arc<Fields>)>,
 }
 
 impl ExprCondition {
-    fn new(expr: Expr) -> Self {
+    fn new(expr: Expr, fields: Option<&Arc<Fields>>) -> Self {
         let reads_matched = !expr.steps().is_empty();
+        let fast = fields.and_then(|f| Some((expr.bind(f)?, Arc::clone(f))));
         ExprCondition {
             expr,
             reads_matched,
+            fast,
         }
     }
 }
 
 impl<E: EventFields> Condition<E> for ExprCondition {
     fn test(&self, event: &E, matched: &dyn Matched<E>) -> bool {
+        if let Some((fast, fields)) = &self.fast {
+            if let Some(slots) = event.slots_of(fields) {
+                return fast.test(slots);
+            }
+        }
         self.expr.eval_bool_in(event, matched)
     }
 
@@ -60,13 +72,17 @@ fn times(step: &CheckedStep) -> Times {
     }
 }
 
-fn step<E: EventFields + 'static>(s: &CheckedStep, within: Option<Within>) -> Step<E> {
+fn step<E: EventFields + 'static>(
+    s: &CheckedStep,
+    within: Option<Within>,
+    fields: Option<&Arc<Fields>>,
+) -> Step<E> {
     let previous = within
         .filter(|w| w.kind == RuleWithinType::PreviousAndCurrent)
         .map(|w| Duration::from_millis(w.ms));
     Step {
         name: s.name.clone(),
-        condition: Box::new(ExprCondition::new(s.condition.clone())),
+        condition: Box::new(ExprCondition::new(s.condition.clone(), fields)),
         contiguity: contiguity(s.contiguity),
         negated: s.negated,
         quantifier: Quantifier {
@@ -78,7 +94,7 @@ fn step<E: EventFields + 'static>(s: &CheckedStep, within: Option<Within>) -> St
         until: s
             .until
             .clone()
-            .map(|u| Box::new(ExprCondition::new(u)) as Box<dyn Condition<E>>),
+            .map(|u| Box::new(ExprCondition::new(u, fields)) as Box<dyn Condition<E>>),
         within_previous: previous,
     }
 }
@@ -87,13 +103,22 @@ impl CheckedRule {
     /// The rule as an engine pattern. A `previous_and_current` window bounds
     /// the gap before every event of the match, so it is set on every step.
     pub fn pattern(&self) -> Pattern<Value> {
-        self.pattern_of()
+        self.pattern_of(None)
     }
 
     /// [`CheckedRule::pattern`] over any event representation the
-    /// expressions can read.
-    pub(crate) fn pattern_of<E: EventFields + 'static>(&self) -> Pattern<E> {
-        let steps = self.steps.iter().map(|s| step(s, self.within)).collect();
+    /// expressions can read; with `fields` (this rule's
+    /// [`fields`](CheckedRule::fields)), conditions test events read for
+    /// them on their slots where they can.
+    pub(crate) fn pattern_of<E: EventFields + 'static>(
+        &self,
+        fields: Option<&Arc<Fields>>,
+    ) -> Pattern<E> {
+        let steps = self
+            .steps
+            .iter()
+            .map(|s| step(s, self.within, fields))
+            .collect();
         let skip = match &self.skip {
             CheckedSkip::NoSkip => AfterMatchSkip::NoSkip,
             CheckedSkip::SkipToNext => AfterMatchSkip::SkipToNext,
