@@ -320,17 +320,8 @@ fn runner_json(n: usize) {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let ts = 1_700_000_000_000
-                + (i as i64 * 100
-                    / std::env::var("R")
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(1000));
-            let key = (x >> 8)
-                % std::env::var("K")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(KEYS);
+            let ts = 1_700_000_000_000 + (i as i64 / EVENTS_PER_MS);
+            let key = (x >> 8) % KEYS;
             let kind = ["a", "b", "c", "x"][(x >> 60) as usize & 3];
             let amount = x & 0xffff;
             let value =
