@@ -24,6 +24,35 @@ pub(super) fn scan(tree: &Tree, raw: &[u8], out: &mut [Option<SlotValue>]) -> Op
     (s.at == raw.len()).then_some(())
 }
 
+// Words of eight bytes, tested all at once (SWAR). Each test flags a
+// byte by its top bit; a borrow or carry out of a flagged byte may flag
+// bytes after it too, never one before, so the first flagged byte is
+// exact (and only the first is used).
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Flags the bytes of `x` equal to `b`.
+#[inline]
+fn bytes_equal(x: u64, b: u8) -> u64 {
+    let y = x ^ (ONES * u64::from(b));
+    y.wrapping_sub(ONES) & !y & HIGH
+}
+
+/// Flags what ends a plain run in a string: a quote, a backslash, a
+/// control byte (below 0x20).
+#[inline]
+fn string_special(x: u64) -> u64 {
+    bytes_equal(x, b'"') | bytes_equal(x, b'\\') | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+}
+
+/// Flags the bytes that are not ASCII digits: `b ^ 0x30` is 0–9 for a
+/// digit, and adding 0x76 sets the top bit of anything from 10 up.
+#[inline]
+fn not_digits(x: u64) -> u64 {
+    let t = x ^ (ONES * 0x30);
+    (t.wrapping_add(ONES * 0x76) | t) & HIGH
+}
+
 struct Scanner<'a> {
     b: &'a [u8],
     at: usize,
@@ -92,6 +121,29 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// The next eight bytes as a word (first byte lowest), if there are
+    /// eight left.
+    #[inline]
+    fn word(&self) -> Option<u64> {
+        let chunk = self.b.get(self.at..)?.first_chunk::<8>()?;
+        Some(u64::from_le_bytes(*chunk))
+    }
+
+    /// Moves past bytes eight at a time while `special` flags none of
+    /// them, stopping at the first it flags or where fewer than eight are
+    /// left.
+    #[inline]
+    fn skip_plain(&mut self, special: impl Fn(u64) -> u64) {
+        while let Some(x) = self.word() {
+            let m = special(x);
+            if m != 0 {
+                self.at += (m.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.at += 8;
+        }
+    }
+
     /// A string serde reads (not skips), with no escape: its bytes, which
     /// are UTF-8.
     fn string_read(&mut self) -> Option<&'a [u8]> {
@@ -99,6 +151,7 @@ impl<'a> Scanner<'a> {
         let start = self.at;
         let mut ascii = true;
         loop {
+            self.skip_plain(|x| string_special(x) | (x & HIGH));
             match self.peek()? {
                 b'"' => break,
                 b'\\' => return None,
@@ -119,6 +172,7 @@ impl<'a> Scanner<'a> {
     fn string_skip(&mut self) -> Option<()> {
         self.at += 1;
         loop {
+            self.skip_plain(string_special);
             match self.peek()? {
                 b'"' => {
                     self.at += 1;
@@ -250,6 +304,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn digits(&mut self) {
+        self.skip_plain(not_digits);
         while self.peek().is_some_and(|c| c.is_ascii_digit()) {
             self.at += 1;
         }
@@ -511,6 +566,8 @@ mod tests {
             br#"{"kind":"b","n":-7,"s":"q\"\\\u00e9","user":"x","kind":"c"}"#,
             br#"[{"kind":"a"},0.5,"z",false]"#,
             br#"{"n":1.25,"tags":{"a":{"b":[]}},"kind":"\u0041bc"}"#,
+            // Runs of eight bytes and more, read a word at a time.
+            b"{\"kind\":\"abcdefghijklmnop\",\"n\":1234567890123456,\"note\":\"a long plain text, \xc3\xa9 too\",\"ts\":1700000000000,\"user\":{\"country\":\"United States \xc3\xa9\"}}",
         ];
         let alphabet = b"{}[]:,\"\\ \t\n0123456789-+.eEtruefalsn/uAbc\xc3\xa9\x01";
         let mut rng = fastrand::Rng::with_seed(16);
@@ -537,5 +594,42 @@ mod tests {
             }
         }
         assert!(fast_taken > 5_000, "{fast_taken}");
+    }
+
+    /// The word tests find the first byte the bytewise tests find, for
+    /// every byte value at every position behind every other.
+    #[test]
+    fn word_tests_find_the_first_flagged_byte() {
+        use super::{not_digits, string_special, HIGH};
+        let first = |m: u64| (m != 0).then(|| (m.trailing_zeros() / 8) as usize);
+        let mut rng = fastrand::Rng::with_seed(8);
+        for _ in 0..200_000 {
+            let mut bytes = [0u8; 8];
+            for b in &mut bytes {
+                // Mostly plain bytes, so the flagged one is often late.
+                *b = if rng.u8(..4) == 0 {
+                    rng.u8(..)
+                } else {
+                    rng.u8(b'0'..=b'z')
+                };
+            }
+            let x = u64::from_le_bytes(bytes);
+            let special = |c: u8| c == b'"' || c == b'\\' || c < 0x20;
+            assert_eq!(
+                first(string_special(x)),
+                bytes.iter().position(|&c| special(c)),
+                "{bytes:?}"
+            );
+            assert_eq!(
+                first(string_special(x) | (x & HIGH)),
+                bytes.iter().position(|&c| special(c) || c >= 0x80),
+                "{bytes:?}"
+            );
+            assert_eq!(
+                first(not_digits(x)),
+                bytes.iter().position(|c| !c.is_ascii_digit()),
+                "{bytes:?}"
+            );
+        }
     }
 }
