@@ -146,6 +146,8 @@ fn native(warm: &[Vec<InputRecord>], measured: &[Vec<InputRecord>], n: usize) ->
     let mut outputs = 0u64;
     let mut feed = |runner: &mut RuleRunner, batches: &[Vec<InputRecord>]| {
         for b in batches {
+            // As the operator does: the batch's keyed state read ahead.
+            runner.warm(0, b.iter().filter_map(|r| r.key.as_deref()));
             for r in b {
                 // The operator hands each value over as text, as the
                 // component does: the runner reads the fields the rule reads.
@@ -289,10 +291,11 @@ fn main() {
         n / 4,
         if options().timed_out { "produced" } else { "counted, not produced" }
     );
-    // `CEP_BENCH_ONLY=native|wasm` runs one side (to profile it alone).
+    // `CEP_BENCH_ONLY=native|wasm|yaml` runs one side (to profile it
+    // alone); `yaml` is the stock rule component only.
     let only = std::env::var("CEP_BENCH_ONLY").unwrap_or_default();
     json_floor(&measured, n);
-    let native_rate = if only == "wasm" {
+    let native_rate = if only == "wasm" || only == "yaml" {
         f64::NAN
     } else {
         native(&warm, &measured, n)
@@ -302,7 +305,7 @@ fn main() {
     } else {
         component(Rule::Yaml, &warm, &measured, n)
     };
-    let rust_rate = if only == "native" {
+    let rust_rate = if only == "native" || only == "yaml" {
         f64::NAN
     } else {
         component(Rule::Rust, &warm, &measured, n)

@@ -30,7 +30,7 @@
 use std::cell::RefCell;
 
 use weir_cep::runner::{OutputKind, RunnerOutput};
-use weir_udf_sdk::abi::{InputReader, OutputFields, RecordView, ResultWriter};
+use weir_udf_sdk::abi::{InputReader, OutputFields, ResultWriter};
 
 // Generated glue: the canonical ABI needs unsafe code; the rule's own code has none.
 #[doc(hidden)]
@@ -165,12 +165,7 @@ pub fn process<S: RuleSource>(batch: Vec<u8>) -> Result<Vec<u8>, String> {
     with_loaded::<S, _>(|loaded| {
         let mut reader = InputReader::new(&batch).map_err(|e| e.to_string())?;
         let mut w = ResultWriter::with_capacity(64 + reader.count as usize * 2);
-        let mut records = Vec::with_capacity(reader.count as usize);
         while let Some(rec) = reader.next_record().map_err(|e| e.to_string())? {
-            records.push(rec);
-        }
-        warm(&mut loaded.runner, &records);
-        for rec in records {
             let Some(key) = rec.key else {
                 w.error("record has no key: a cep operator needs a key_by before it");
                 continue;
@@ -194,18 +189,6 @@ pub fn process<S: RuleSource>(batch: Vec<u8>) -> Result<Vec<u8>, String> {
         }
         Ok(w.finish())
     })
-}
-
-/// Reads ahead the keyed state the batch's records will touch, partition
-/// by partition (see [`RuleRunner::warm`]).
-fn warm(runner: &mut RuleRunner, records: &[RecordView<'_>]) {
-    let mut parts: Vec<i32> = records.iter().map(|r| r.partition).collect();
-    parts.sort_unstable();
-    parts.dedup();
-    for p in parts {
-        let keys = records.iter().filter(|r| r.partition == p);
-        runner.warm(p, keys.filter_map(|r| r.key));
-    }
 }
 
 #[doc(hidden)]

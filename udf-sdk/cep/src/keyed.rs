@@ -198,16 +198,16 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
 
     /// Reads ahead, changing nothing, the memory that records of `keys`
     /// (about to be pushed, in this order) will read first: their entries
-    /// in the key table, their keys' slots and buffers. Loads issued back
-    /// to back overlap their cache misses; a record then finds its key's
-    /// state in cache instead of waiting for each miss in turn. `hashes`
-    /// is scratch.
-    pub fn warm<'q, Q>(
-        &self,
-        keys: impl Iterator<Item = &'q Q>,
-        hashes: &mut Vec<u64>,
-        touch: impl Fn(&E) -> u64,
-    ) where
+    /// in the key table, their keys' slots and the first entries of their
+    /// buffers. Loads issued back to back overlap their cache misses; a
+    /// record then finds its key's state in cache instead of waiting for
+    /// each miss in turn. `hashes` is scratch.
+    ///
+    /// It pays natively (the reference workload about 9 % faster); under
+    /// WASM it did not (the rule component's rate was the same or lower
+    /// with it), so the rule component does not call it.
+    pub fn warm<'q, Q>(&self, keys: impl Iterator<Item = &'q Q>, hashes: &mut Vec<u64>)
+    where
         Q: Hash + ?Sized + 'q,
     {
         hashes.clear();
@@ -234,13 +234,6 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
             if let Some(Some(slot)) = self.slots.get(id as usize) {
                 let b = &slot.state.key.buffer;
                 acc ^= b.events.touch() ^ b.nodes.touch();
-            }
-        }
-        for &id in hashes.iter() {
-            if let Some(Some(slot)) = self.slots.get(id as usize) {
-                for (_, e) in slot.state.key.buffer.events.iter() {
-                    acc ^= touch(&e.event);
-                }
             }
         }
         std::hint::black_box(acc);

@@ -452,8 +452,7 @@ impl RuleRunner {
     /// read (see [`KeyedEventTime::warm`]); changes nothing.
     pub fn warm<'k>(&mut self, partition: i32, keys: impl Iterator<Item = &'k [u8]>) {
         if let Some(part) = self.parts.get(partition) {
-            part.keys
-                .warm(keys, &mut self.hashes, |e| e.raw().len() as u64);
+            part.keys.warm(keys, &mut self.hashes);
         }
     }
 
