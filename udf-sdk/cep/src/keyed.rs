@@ -165,9 +165,10 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
 
     /// [`push_ahead`](Self::push_ahead) at a key not held: the record is
     /// processed on a fresh state, held only if something of it remains.
-    /// Most such records start nothing (they are taken by no step), and
-    /// the key is then neither held nor dropped: no slot written and read
-    /// back, no second hash to unlist it.
+    /// Most such records start nothing (they are taken by no step): the
+    /// start state's conditions say so before any state is made, and the
+    /// key is neither held nor dropped: no slot written and read back, no
+    /// second hash to unlist it.
     fn push_new_ahead<Q>(
         &mut self,
         nfa: &Nfa<E>,
@@ -180,6 +181,10 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         K: Borrow<Q>,
         Q: ?Sized,
     {
+        // Most such records are taken by no step: nothing to do.
+        if !nfa.may_start(&event, &mut out.scratch) {
+            return;
+        }
         let mut state = EventTimeState::starting_at(self.watermark);
         state.process_ahead(nfa, event, timestamp, out);
         if state.is_idle() {

@@ -97,6 +97,29 @@ fn final_after_proceed<E>(ctx: &Ctx<'_, E>, state: u32, sc: &mut Scratch) -> u32
     NONE
 }
 
+impl<E> Nfa<E> {
+    /// Whether `event` can start a partial match (or a match) at a key
+    /// holding nothing: whether the start state takes it. When not,
+    /// processing it on an empty state changes nothing at all (no
+    /// partial match, no output, no count), so a caller may skip that.
+    pub(crate) fn may_start(&self, event: &E, sc: &mut Scratch) -> bool {
+        let buffer = crate::buffer::SharedBuffer::default();
+        let ctx = Ctx {
+            nfa: self,
+            event,
+            view: ChainView {
+                buffer: &buffer,
+                names: &self.names,
+                last: NONE,
+            },
+        };
+        sc.memo.next_event(2 * self.conds.len());
+        sc.memo.next_partial();
+        decide(&ctx, self.graph.start, sc);
+        sc.decided.iter().any(|d| d.action == Action::Take)
+    }
+}
+
 impl<E: Clone> KeyState<E> {
     /// Processes one event at `timestamp` (ms): first times out what the
     /// time closes, then extends, forks, completes and starts partial
