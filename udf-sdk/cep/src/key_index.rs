@@ -81,22 +81,7 @@ impl KeyIndex {
     /// compared), for reading ahead what a record will touch.
     #[inline]
     pub fn guess(&self, hash: u64) -> Option<u32> {
-        if self.table.is_empty() {
-            return None;
-        }
-        let mask = self.mask();
-        let t = tag(hash);
-        let mut i = t as usize & mask;
-        loop {
-            let e = *self.table.get(i)?;
-            if e == 0 {
-                return None;
-            }
-            if e >> 32 == t {
-                return Some((e & 0xffff_ffff) as u32 - 1);
-            }
-            i = (i + 1) & mask;
-        }
+        self.find(hash, |_| true)
     }
 
     /// Reads the entry at `hash`'s home (warming the cache line).

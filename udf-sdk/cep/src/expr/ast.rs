@@ -63,6 +63,19 @@ pub(crate) enum Cmp {
 }
 
 impl Cmp {
+    /// Whether the comparison holds for values ordered `ord`.
+    pub(crate) fn holds(self, ord: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        match self {
+            Cmp::Eq => ord == Equal,
+            Cmp::Ne => ord != Equal,
+            Cmp::Lt => ord == Less,
+            Cmp::Le => ord != Greater,
+            Cmp::Gt => ord == Greater,
+            Cmp::Ge => ord != Less,
+        }
+    }
+
     pub(crate) fn symbol(self) -> &'static str {
         match self {
             Cmp::Eq => "==",

@@ -8,7 +8,6 @@
 //! compound value then costing an allocation.
 
 use std::borrow::Cow;
-use std::cmp::Ordering;
 
 use serde_json::Value;
 
@@ -219,15 +218,7 @@ pub(crate) fn compare(op: Cmp, a: &Val<'_>, b: &Val<'_>) -> bool {
         (Val::Compound(x), Val::Compound(y)) => return equality(op, x == y),
         _ => return false,
     };
-    let Some(ord) = ord else { return false };
-    match op {
-        Cmp::Eq => ord == Ordering::Equal,
-        Cmp::Ne => ord != Ordering::Equal,
-        Cmp::Lt => ord == Ordering::Less,
-        Cmp::Le => ord != Ordering::Greater,
-        Cmp::Gt => ord == Ordering::Greater,
-        Cmp::Ge => ord != Ordering::Less,
-    }
+    ord.is_some_and(|o| op.holds(o))
 }
 
 /// `==`/`!=` on values with no order; ordering them is false.

@@ -10,8 +10,6 @@
 //! each field reads one whole slot, and its comparisons follow
 //! [`compare`](super::eval::compare) case by case.
 
-use std::cmp::Ordering;
-
 use serde_json::Value;
 
 use super::ast::{Cmp, Kind, Node, Seg};
@@ -46,17 +44,6 @@ fn flip(op: Cmp) -> Cmp {
         Cmp::Gt => Cmp::Lt,
         Cmp::Ge => Cmp::Le,
         same => same,
-    }
-}
-
-fn ordered(op: Cmp, ord: Ordering) -> bool {
-    match op {
-        Cmp::Eq => ord == Ordering::Equal,
-        Cmp::Ne => ord != Ordering::Equal,
-        Cmp::Lt => ord == Ordering::Less,
-        Cmp::Le => ord != Ordering::Greater,
-        Cmp::Gt => ord == Ordering::Greater,
-        Cmp::Ge => ord != Ordering::Less,
     }
 }
 
@@ -149,7 +136,7 @@ fn compare(op: Cmp, v: &SlotValue, lit: &Lit) -> bool {
         },
         _ => return false,
     };
-    ordered(op, ord)
+    op.holds(ord)
 }
 
 #[cfg(test)]
