@@ -10,7 +10,8 @@
 //! drawn from std's `RandomState` (the OS's randomness, WASI's in a
 //! component), so keys from outside cannot simply be chosen to collide;
 //! for a key of a few bytes it is several times cheaper than std's
-//! SipHash, and a record hashes its key twice (see `KeyedEventTime::warm`).
+//! SipHash (and natively a record's key is hashed twice: see
+//! `KeyedEventTime::warm`).
 
 use std::hash::{BuildHasher, Hash, RandomState};
 

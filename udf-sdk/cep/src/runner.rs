@@ -720,6 +720,46 @@ mod tests {
         assert_eq!(r.stats().matches, 1);
     }
 
+    /// Reading a batch's keyed state ahead changes no output, no count
+    /// and no snapshot, whatever the batch holds (held keys, new keys,
+    /// keys about to be dropped, another partition's).
+    #[test]
+    fn reading_ahead_changes_nothing() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let records: Vec<(i32, String, Vec<u8>, i64)> = (0..20_000)
+            .map(|i| {
+                let kind = ["a", "b", "x"][rng.usize(..3)];
+                let key = format!("k{}", rng.u32(..300));
+                let value = format!(r#"{{"kind":"{kind}"}}"#).into_bytes();
+                (rng.i32(0..2), key, value, i / 3 + rng.i64(0..5))
+            })
+            .collect();
+        let mut plain = RuleRunner::new(rule(), RunnerOptions::default()).unwrap();
+        let mut warmed = RuleRunner::new(rule(), RunnerOptions::default()).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for batch in records.chunks(37) {
+            for p in 0..2 {
+                let keys = batch.iter().filter(|r| r.0 == p);
+                warmed.warm(p, keys.map(|r| r.1.as_bytes()));
+            }
+            for (p, key, value, t) in batch {
+                let k = key.as_bytes();
+                plain
+                    .push_json(*p, k, value, *t, &mut |o| a.push(o))
+                    .unwrap();
+                warmed
+                    .push_json(*p, k, value, *t, &mut |o| b.push(o))
+                    .unwrap();
+            }
+        }
+        assert!(a.len() > 1_000, "{}", a.len());
+        assert_eq!(a, b);
+        assert_eq!(plain.stats(), warmed.stats());
+        for p in 0..2 {
+            assert_eq!(plain.snapshot(p), warmed.snapshot(p));
+        }
+    }
+
     #[test]
     fn a_restored_partition_finishes_what_was_open() {
         let mut r = RuleRunner::new(rule(), RunnerOptions::default()).unwrap();
