@@ -299,7 +299,7 @@ pub struct RuleRunner {
     /// read into again once the engine holds it no more.
     spare: Option<SharedEvent>,
     /// Scratch for [`RuleRunner::warm`].
-    hashes: Vec<u64>,
+    warm_scratch: Vec<u64>,
 }
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"WCPR";
@@ -326,7 +326,7 @@ impl RuleRunner {
             parts: Parts::default(),
             out: Outputs::new(),
             spare: None,
-            hashes: Vec::new(),
+            warm_scratch: Vec::new(),
         })
     }
 
@@ -353,7 +353,7 @@ impl RuleRunner {
             parts: Parts::default(),
             out: Outputs::new(),
             spare: None,
-            hashes: Vec::new(),
+            warm_scratch: Vec::new(),
         })
     }
 
@@ -452,7 +452,7 @@ impl RuleRunner {
     /// read (see [`KeyedEventTime::warm`]); changes nothing.
     pub fn warm<'k>(&mut self, partition: i32, keys: impl Iterator<Item = &'k [u8]>) {
         if let Some(part) = self.parts.get(partition) {
-            part.keys.warm(keys, &mut self.hashes);
+            part.keys.warm(keys, &mut self.warm_scratch);
         }
     }
 
