@@ -35,6 +35,25 @@ pub enum Fields {
 pub struct Tree {
     slot: Option<u16>,
     children: Vec<(Box<str>, Tree)>,
+    /// Per child, its key as the scanner compares a short one (see
+    /// [`key_word`]).
+    words: Vec<u64>,
+}
+
+/// A key of at most seven plain ASCII bytes as one number: its bytes (first
+/// lowest) and its length in the top byte, so two such keys are equal when
+/// their numbers are. Any other key is `u64::MAX`, which no key of seven
+/// bytes or fewer is: the scanner compares those by number, the rest byte
+/// by byte.
+fn key_word(key: &[u8]) -> u64 {
+    let plain = |c: &u8| (0x20..0x80).contains(c) && *c != b'"' && *c != b'\\';
+    if key.len() > 7 || !key.iter().all(plain) {
+        return u64::MAX;
+    }
+    let mut bytes = [0u8; 8];
+    bytes[..key.len()].copy_from_slice(key);
+    bytes[7] = key.len() as u8;
+    u64::from_le_bytes(bytes)
 }
 
 impl Default for Fields {
@@ -82,6 +101,19 @@ impl SlotValue {
         }
     }
 
+    /// A short ASCII string (as the scanner finds one), which needs no
+    /// UTF-8 check: held inline.
+    fn ascii(s: &[u8]) -> SlotValue {
+        debug_assert!(s.len() <= SHORT && s.is_ascii());
+        let len = s.len().min(SHORT);
+        let mut bytes = [0; SHORT];
+        bytes[..len].copy_from_slice(&s[..len]);
+        SlotValue::Short {
+            len: len as u8,
+            bytes,
+        }
+    }
+
     /// The value at `path` inside this one, as expressions read it.
     pub(crate) fn val(&self, path: &[Seg]) -> Val<'_> {
         match self {
@@ -125,6 +157,7 @@ impl Fields {
                 Some(i) => i,
                 None => {
                     node.children.push((key.into(), Tree::default()));
+                    node.words.push(key_word(key.as_bytes()));
                     node.children.len() - 1
                 }
             };
@@ -140,6 +173,7 @@ impl Fields {
             node.slot = Some(*slots);
             *slots = slots.saturating_add(1);
             node.children.clear();
+            node.words.clear();
         }
     }
 

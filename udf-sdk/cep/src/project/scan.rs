@@ -38,6 +38,12 @@ fn bytes_equal(x: u64, b: u8) -> u64 {
     y.wrapping_sub(ONES) & !y & HIGH
 }
 
+/// A mask of the `n` (0–7) lowest bytes of a word.
+#[inline]
+fn low_bytes(n: usize) -> u64 {
+    (1u64 << (8 * n)) - 1
+}
+
 /// Flags what ends a plain run in a string: a quote, a backslash, a
 /// control byte (below 0x20).
 #[inline]
@@ -103,22 +109,72 @@ impl<'a> Scanner<'a> {
             return Some(());
         }
         loop {
-            let key = self.string_read()?;
+            if self.peek()? != b'"' {
+                return None;
+            }
+            // A short plain key is compared as one number; others byte by
+            // byte.
+            let child = match self.short_plain(HIGH) {
+                Some((x, len)) => {
+                    let word = (x & low_bytes(len)) | ((len as u64) << 56);
+                    tree.words.iter().position(|w| *w == word)
+                }
+                None => {
+                    let key = self.string_read()?;
+                    tree.children.iter().position(|(k, _)| k.as_bytes() == key)
+                }
+            };
+            if self.peek() == Some(b':') {
+                self.at += 1;
+            } else {
+                self.ws();
+                self.eat(b':')?;
+            }
             self.ws();
-            self.eat(b':')?;
-            self.ws();
-            match tree.children.iter().find(|(k, _)| k.as_bytes() == key) {
+            match child.and_then(|i| tree.children.get(i)) {
                 Some((_, child)) => {
                     child.clear(out);
                     self.select(child, out, depth)?;
                 }
                 None => self.skip(depth)?,
             }
-            self.ws();
-            if self.separator(b'}')? {
-                return Some(());
+            match self.peek()? {
+                b',' => {
+                    self.at += 1;
+                    self.ws();
+                }
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => {
+                    self.ws();
+                    if self.separator(b'}')? {
+                        return Some(());
+                    }
+                }
             }
         }
+    }
+
+    /// At an opening quote, a string whose closing quote is among the
+    /// eight bytes after it, with no byte before that `flag_high` or
+    /// [`string_special`] flags: moved past, its word and length (0–7).
+    /// `None`, not moved, for any other string: it is read the long way.
+    #[inline]
+    fn short_plain(&mut self, flag_high: u64) -> Option<(u64, usize)> {
+        let chunk = self.b.get(self.at + 1..)?.first_chunk::<8>()?;
+        let x = u64::from_le_bytes(*chunk);
+        let m = string_special(x) | (x & flag_high);
+        if m == 0 {
+            return None;
+        }
+        let len = (m.trailing_zeros() / 8) as usize;
+        if chunk.get(len) != Some(&b'"') {
+            return None;
+        }
+        self.at += len + 2;
+        Some((x, len))
     }
 
     /// The next eight bytes as a word (first byte lowest), if there are
@@ -170,6 +226,9 @@ impl<'a> Scanner<'a> {
 
     /// A string serde skips: escapes checked for form only, as serde does.
     fn string_skip(&mut self) -> Option<()> {
+        if self.short_plain(0).is_some() {
+            return Some(());
+        }
         self.at += 1;
         loop {
             self.skip_plain(string_special);
@@ -273,6 +332,10 @@ impl<'a> Scanner<'a> {
     /// A number in JSON's form: whether it is a plain integer (no
     /// fraction, no exponent).
     fn number(&mut self) -> Option<bool> {
+        if let Some(end) = self.plain_integer() {
+            self.at = end;
+            return Some(true);
+        }
         if self.peek() == Some(b'-') {
             self.at += 1;
         }
@@ -303,6 +366,31 @@ impl<'a> Scanner<'a> {
         Some(integer)
     }
 
+    /// Where the integer here ends (an optional minus, then `0` or digits
+    /// not starting with `0`), when it is followed by a byte that ends a
+    /// number (not a fraction nor an exponent): found a word at a time,
+    /// without moving. `None` for anything else, read byte by byte.
+    #[inline]
+    fn plain_integer(&self) -> Option<usize> {
+        let start = self.at + usize::from(self.peek()? == b'-');
+        let mut at = start;
+        while let Some(chunk) = self.b.get(at..).and_then(|r| r.first_chunk::<8>()) {
+            let m = not_digits(u64::from_le_bytes(*chunk));
+            if m != 0 {
+                at += (m.trailing_zeros() / 8) as usize;
+                break;
+            }
+            at += 8;
+        }
+        while self.b.get(at).is_some_and(u8::is_ascii_digit) {
+            at += 1;
+        }
+        let digits = at - start;
+        let leading_zero = self.b.get(start) == Some(&b'0') && digits > 1;
+        let more = matches!(self.b.get(at), Some(b'.' | b'e' | b'E'));
+        (digits > 0 && !leading_zero && !more).then_some(at)
+    }
+
     fn digits(&mut self) {
         self.skip_plain(not_digits);
         while self.peek().is_some_and(|c| c.is_ascii_digit()) {
@@ -322,6 +410,10 @@ impl<'a> Scanner<'a> {
         let start = self.at;
         match self.peek()? {
             b'"' => {
+                // Short and ASCII: no UTF-8 check needed.
+                if let Some((x, len)) = self.short_plain(HIGH) {
+                    return Some(SlotValue::ascii(&x.to_le_bytes()[..len]));
+                }
                 if let Some(s) = self.string_read() {
                     // UTF-8 checked by `string_read`.
                     return std::str::from_utf8(s).ok().map(SlotValue::string);
@@ -554,6 +646,58 @@ mod tests {
             assert!(f.parse(raw).is_err());
         }
         assert!(agrees(&f, b"{\"other\":\"\xff\",\"kind\":\"a\"}"));
+    }
+
+    /// Keys of every length around a word's (compared as one number up to
+    /// seven bytes, byte by byte beyond), read or skipped, and numbers
+    /// ending near the end of the text, where no whole word is left.
+    #[test]
+    fn short_keys_and_numbers_at_the_end_read_as_serde_does() {
+        let keys = [
+            "",
+            "k",
+            "ki",
+            "kin",
+            "kind",
+            "kinds",
+            "kindsx",
+            "kindsxy",
+            "kindsxyz",
+            "kindsxyz1",
+        ];
+        // Keys of 0, 4, 7, 8 and 9 bytes are read, the others skipped;
+        // `n` is read too.
+        let f = fields(&[
+            &[""],
+            &["kind"],
+            &["kindsxy"],
+            &["kindsxyz"],
+            &["kindsxyz1"],
+            &["n"],
+        ]);
+        for read in keys {
+            for other in keys {
+                let raw = format!(r#"{{"{other}":"v","{read}":"w","n":-12}}"#);
+                fast(&f, &raw);
+            }
+        }
+        for raw in [
+            r#"{"n":1}"#,
+            r#"{"n":-0}"#,
+            r#"{"n":12345678}"#,
+            r#"{"a":123456789,"b":0}"#,
+            "[1,22,333,4444444444]",
+        ] {
+            fast(&f, raw);
+        }
+        for bad in [
+            r#"{"n":01}"#,
+            r#"{"n":-}"#,
+            r#"{"n":1.}"#,
+            r#"{"n":00000000000}"#,
+        ] {
+            assert!(by_scan(&f, bad.as_bytes()).is_none(), "{bad}");
+        }
     }
 
     /// Random edits of valid events: the fast path never accepts what
