@@ -14,7 +14,8 @@
 //! It prints events/s per core (by this thread's CPU time) and memory per
 //! open partial match. Target (issue 16): ≥ 1,000,000 events/s per core in
 //! WASM. Run: `cargo bench -p weir --bench cep`; `CEP_BENCH_EVENTS` sets
-//! the measured events (default 2,000,000, after a quarter as warm-up).
+//! the measured events (default 2,000,000, after a quarter as warm-up),
+//! `CEP_BENCH_KEYS` the keys (default 100,000).
 
 #[path = "../../tests/support/guests.rs"]
 #[allow(dead_code)]
@@ -42,14 +43,24 @@ steps:
 "#;
 
 const KEYS: u64 = 100_000;
-/// Event time advances 0.1 ms per event: about 6 events per key per window.
-const EVENTS_PER_MS: u64 = 10;
+
+/// The keys: [`KEYS`] unless `CEP_BENCH_KEYS` sets another number (to see
+/// how much of the time is waiting on memory: with few keys their state
+/// stays in cache).
+fn keys() -> u64 {
+    std::env::var("CEP_BENCH_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|k| *k > 0)
+        .unwrap_or(KEYS)
+}
 const BATCH: usize = 1024;
 
 /// Deterministic events: uniform keys; kinds a, b, c and x a quarter each.
 struct Gen {
     x: u64,
     i: u64,
+    keys: u64,
 }
 
 impl Gen {
@@ -57,6 +68,7 @@ impl Gen {
         Self {
             x: 0x9e37_79b9_7f4a_7c15,
             i: 0,
+            keys: keys(),
         }
     }
 
@@ -65,9 +77,11 @@ impl Gen {
         self.x ^= self.x << 13;
         self.x ^= self.x >> 7;
         self.x ^= self.x << 17;
-        let ts = 1_700_000_000_000 + (self.i / EVENTS_PER_MS) as i64;
+        // Event time advances so each key sees about 6 events per 60 s
+        // window: 0.1 ms per event at 100,000 keys.
+        let ts = 1_700_000_000_000 + (self.i * 10_000 / self.keys) as i64;
         self.i += 1;
-        let key = (self.x >> 8) % KEYS;
+        let key = (self.x >> 8) % self.keys;
         let kind = ["a", "b", "c", "x"][(self.x >> 60) as usize & 3];
         let amount = self.x & 0xffff;
         let value =
@@ -213,7 +227,14 @@ fn component(
     n: usize,
 ) -> f64 {
     let (source, _) = cep_rule::parse_with_source(RULE).expect("the bench rule checks");
-    let host = WasmHost::new(HostConfig::default()).expect("WASM host");
+    // One instance at a time: a small address-space reservation, so the
+    // bench also runs under valgrind (`callgrind` counts the guest's
+    // instructions too, repeatably, where timings are noisy).
+    let host = WasmHost::new(HostConfig {
+        max_instances: 1,
+        ..HostConfig::default()
+    })
+    .expect("WASM host");
     let path = match which {
         Rule::Yaml => guests::cep_rule_path(),
         Rule::Rust => guests::path("abc_rule"),
@@ -287,7 +308,8 @@ fn main() {
     let warm = batches(n / 4, &mut gen);
     let measured = batches(n, &mut gen);
     println!(
-        "CEP: a, then b, then c (relaxed), within 60 s; {KEYS} keys; {n} events (+{} warm-up), ~60-byte JSON; timed-out partial matches {}\n",
+        "CEP: a, then b, then c (relaxed), within 60 s; {} keys; {n} events (+{} warm-up), ~60-byte JSON; timed-out partial matches {}\n",
+        keys(),
         n / 4,
         if options().timed_out { "produced" } else { "counted, not produced" }
     );

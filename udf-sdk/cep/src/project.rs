@@ -229,7 +229,11 @@ impl Fields {
             Read::Slots(s) => &mut s[..],
             Read::Whole(_) => &mut [],
         };
-        out.fill(None);
+        // Only what holds a value is emptied (most slots hold a short
+        // string, with nothing to drop).
+        for slot in out.iter_mut().filter(|s| s.is_some()) {
+            *slot = None;
+        }
         if scan::scan(tree, raw, out).is_none() {
             // Not sure: serde_json decides, and says why not.
             out.fill(None);

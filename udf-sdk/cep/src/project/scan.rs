@@ -132,11 +132,35 @@ impl<'a> Scanner<'a> {
             }
             self.ws();
             match child.and_then(|i| tree.children.get(i)) {
-                Some((_, child)) => {
-                    child.clear(out);
-                    self.select(child, out, depth)?;
-                }
-                None => self.skip(depth)?,
+                // The usual cases inline, so the position stays in a
+                // register (under WASM a call here costs more than the
+                // work): a short ASCII string read into its slot, a short
+                // string or a plain integer skipped.
+                Some((_, child)) => match child.slot {
+                    Some(slot) if self.peek() == Some(b'"') => match self.short_plain(HIGH) {
+                        Some((x, len)) => {
+                            let v = SlotValue::ascii(&x.to_le_bytes()[..len]);
+                            if let Some(s) = out.get_mut(usize::from(slot)) {
+                                *s = Some(v);
+                            }
+                        }
+                        None => self.select(child, out, depth)?,
+                    },
+                    // Read whole: `select` replaces the slot.
+                    Some(_) => self.select(child, out, depth)?,
+                    None => {
+                        child.clear(out);
+                        self.select(child, out, depth)?;
+                    }
+                },
+                None => match self.peek()? {
+                    b'"' if self.short_plain(0).is_some() => {}
+                    b'-' | b'0'..=b'9' => match self.plain_integer() {
+                        Some(end) => self.at = end,
+                        None => self.skip(depth)?,
+                    },
+                    _ => self.skip(depth)?,
+                },
             }
             match self.peek()? {
                 b',' => {
@@ -161,7 +185,7 @@ impl<'a> Scanner<'a> {
     /// eight bytes after it, with no byte before that `flag_high` or
     /// [`string_special`] flags: moved past, its word and length (0–7).
     /// `None`, not moved, for any other string: it is read the long way.
-    #[inline]
+    #[inline(always)]
     fn short_plain(&mut self, flag_high: u64) -> Option<(u64, usize)> {
         let chunk = self.b.get(self.at + 1..)?.first_chunk::<8>()?;
         let x = u64::from_le_bytes(*chunk);
@@ -370,7 +394,7 @@ impl<'a> Scanner<'a> {
     /// not starting with `0`), when it is followed by a byte that ends a
     /// number (not a fraction nor an exponent): found a word at a time,
     /// without moving. `None` for anything else, read byte by byte.
-    #[inline]
+    #[inline(always)]
     fn plain_integer(&self) -> Option<usize> {
         let start = self.at + usize::from(self.peek()? == b'-');
         let mut at = start;
