@@ -36,24 +36,8 @@ pub struct Tree {
     slot: Option<u16>,
     children: Vec<(Box<str>, Tree)>,
     /// Per child, its key as the scanner compares a short one (see
-    /// [`key_word`]).
+    /// `scan::key_word`).
     words: Vec<u64>,
-}
-
-/// A key of at most seven plain ASCII bytes as one number: its bytes (first
-/// lowest) and its length in the top byte, so two such keys are equal when
-/// their numbers are. Any other key is `u64::MAX`, which no key of seven
-/// bytes or fewer is: the scanner compares those by number, the rest byte
-/// by byte.
-fn key_word(key: &[u8]) -> u64 {
-    let plain = |c: &u8| (0x20..0x80).contains(c) && *c != b'"' && *c != b'\\';
-    if key.len() > 7 || !key.iter().all(plain) {
-        return u64::MAX;
-    }
-    let mut bytes = [0u8; 8];
-    bytes[..key.len()].copy_from_slice(key);
-    bytes[7] = key.len() as u8;
-    u64::from_le_bytes(bytes)
 }
 
 impl Default for Fields {
@@ -93,18 +77,13 @@ impl SlotValue {
         if s.len() > SHORT {
             return SlotValue::Json(Value::String(s.to_owned()));
         }
-        let mut bytes = [0; SHORT];
-        bytes[..s.len()].copy_from_slice(s.as_bytes());
-        SlotValue::Short {
-            len: s.len() as u8,
-            bytes,
-        }
+        SlotValue::short(s.as_bytes())
     }
 
-    /// A short ASCII string (as the scanner finds one), which needs no
-    /// UTF-8 check: held inline.
-    fn ascii(s: &[u8]) -> SlotValue {
-        debug_assert!(s.len() <= SHORT && s.is_ascii());
+    /// A string of at most [`SHORT`] bytes known to be UTF-8 (the scanner
+    /// finds short ones ASCII, so checks nothing), held inline.
+    fn short(s: &[u8]) -> SlotValue {
+        debug_assert!(s.len() <= SHORT && std::str::from_utf8(s).is_ok());
         let len = s.len().min(SHORT);
         let mut bytes = [0; SHORT];
         bytes[..len].copy_from_slice(&s[..len]);
@@ -157,7 +136,7 @@ impl Fields {
                 Some(i) => i,
                 None => {
                     node.children.push((key.into(), Tree::default()));
-                    node.words.push(key_word(key.as_bytes()));
+                    node.words.push(scan::key_word(key.as_bytes()));
                     node.children.len() - 1
                 }
             };

@@ -38,10 +38,32 @@ fn bytes_equal(x: u64, b: u8) -> u64 {
     y.wrapping_sub(ONES) & !y & HIGH
 }
 
-/// A mask of the `n` (0–7) lowest bytes of a word.
+/// A key of at most seven plain ASCII bytes (what [`Scanner::short_plain`]
+/// reads in one word, with flag `HIGH`) as one number: its bytes, first
+/// lowest, and its length in the top byte, so two such keys are equal when
+/// their numbers are. Any other key is `u64::MAX`, which no such key is:
+/// the scanner compares those byte by byte.
+pub(super) fn key_word(key: &[u8]) -> u64 {
+    let mut bytes = [b'"'; 8];
+    match bytes.get_mut(..key.len()) {
+        Some(head) if key.len() < 8 => head.copy_from_slice(key),
+        _ => return u64::MAX,
+    }
+    let x = u64::from_le_bytes(bytes);
+    // Short and plain exactly when the scanner's test first flags the
+    // quote after it.
+    let m = string_special(x) | (x & HIGH);
+    if (m.trailing_zeros() / 8) as usize != key.len() {
+        return u64::MAX;
+    }
+    word_of(x, key.len())
+}
+
+/// The number [`key_word`] gives the key of the `len` (0–7) first bytes
+/// of `x`.
 #[inline]
-fn low_bytes(n: usize) -> u64 {
-    (1u64 << (8 * n)) - 1
+fn word_of(x: u64, len: usize) -> u64 {
+    (x & ((1u64 << (8 * len)) - 1)) | ((len as u64) << 56)
 }
 
 /// Flags what ends a plain run in a string: a quote, a backslash, a
@@ -116,7 +138,7 @@ impl<'a> Scanner<'a> {
             // byte.
             let child = match self.short_plain(HIGH) {
                 Some((x, len)) => {
-                    let word = (x & low_bytes(len)) | ((len as u64) << 56);
+                    let word = word_of(x, len);
                     tree.words.iter().position(|w| *w == word)
                 }
                 None => {
@@ -139,7 +161,7 @@ impl<'a> Scanner<'a> {
                 Some((_, child)) => match child.slot {
                     Some(slot) if self.peek() == Some(b'"') => match self.short_plain(HIGH) {
                         Some((x, len)) => {
-                            let v = SlotValue::ascii(&x.to_le_bytes()[..len]);
+                            let v = SlotValue::short(&x.to_le_bytes()[..len]);
                             if let Some(s) = out.get_mut(usize::from(slot)) {
                                 *s = Some(v);
                             }
@@ -154,10 +176,14 @@ impl<'a> Scanner<'a> {
                     }
                 },
                 None => match self.peek()? {
-                    b'"' if self.short_plain(0).is_some() => {}
+                    b'"' => {
+                        if self.short_plain(0).is_none() {
+                            self.string_skip_long()?;
+                        }
+                    }
                     b'-' | b'0'..=b'9' => match self.plain_integer() {
                         Some(end) => self.at = end,
-                        None => self.skip(depth)?,
+                        None => drop(self.number_long()?),
                     },
                     _ => self.skip(depth)?,
                 },
@@ -253,6 +279,12 @@ impl<'a> Scanner<'a> {
         if self.short_plain(0).is_some() {
             return Some(());
         }
+        self.string_skip_long()
+    }
+
+    /// [`string_skip`](Self::string_skip) of a string that is not short
+    /// and plain.
+    fn string_skip_long(&mut self) -> Option<()> {
         self.at += 1;
         loop {
             self.skip_plain(string_special);
@@ -360,6 +392,12 @@ impl<'a> Scanner<'a> {
             self.at = end;
             return Some(true);
         }
+        self.number_long()
+    }
+
+    /// [`number`](Self::number) of one that is not a plain integer, byte
+    /// by byte.
+    fn number_long(&mut self) -> Option<bool> {
         if self.peek() == Some(b'-') {
             self.at += 1;
         }
@@ -436,7 +474,7 @@ impl<'a> Scanner<'a> {
             b'"' => {
                 // Short and ASCII: no UTF-8 check needed.
                 if let Some((x, len)) = self.short_plain(HIGH) {
-                    return Some(SlotValue::ascii(&x.to_le_bytes()[..len]));
+                    return Some(SlotValue::short(&x.to_le_bytes()[..len]));
                 }
                 if let Some(s) = self.string_read() {
                     // UTF-8 checked by `string_read`.
