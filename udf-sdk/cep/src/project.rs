@@ -73,15 +73,14 @@ pub enum SlotValue {
 }
 
 impl SlotValue {
-    fn string(s: &str) -> SlotValue {
+    pub(crate) fn string(s: &str) -> SlotValue {
         if s.len() > SHORT {
             return SlotValue::Json(Value::String(s.to_owned()));
         }
         SlotValue::short(s.as_bytes())
     }
 
-    /// A string of at most [`SHORT`] bytes known to be UTF-8 (the scanner
-    /// finds short ones ASCII, so checks nothing), held inline.
+    /// A string of at most [`SHORT`] bytes, known to be UTF-8, held inline.
     fn short(s: &[u8]) -> SlotValue {
         debug_assert!(s.len() <= SHORT && std::str::from_utf8(s).is_ok());
         let len = s.len().min(SHORT);
@@ -91,6 +90,44 @@ impl SlotValue {
             len: len as u8,
             bytes,
         }
+    }
+
+    /// A short string of ASCII bytes held in a word (first byte lowest,
+    /// zero past `len`, at most 8), as the scanner reads one: no copy of a
+    /// length known only at run time, which under WASM is a call out.
+    pub(crate) fn short_word(word: u64, len: usize) -> SlotValue {
+        debug_assert!(len <= 8 && (len == 8 || word >> (8 * len) == 0));
+        let mut bytes = [0; SHORT];
+        if let Some(head) = bytes.first_chunk_mut::<8>() {
+            *head = word.to_le_bytes();
+        }
+        SlotValue::Short {
+            len: len.min(8) as u8,
+            bytes,
+        }
+    }
+
+    /// A short string as three words, equal exactly when the strings are
+    /// (bytes past a short string's length are zero, and the length is in
+    /// the last word): compared without a call to `memcmp`.
+    pub(crate) fn short_words(&self) -> Option<[u64; 3]> {
+        let SlotValue::Short { len, bytes } = self else {
+            return None;
+        };
+        let word = |at: usize| {
+            let mut w = [0; 8];
+            if let Some(src) = bytes.get(at..).and_then(|b| b.first_chunk::<8>()) {
+                w = *src;
+            }
+            u64::from_le_bytes(w)
+        };
+        // Bytes 16..22, then the length in the top byte.
+        let mut last = [0; 8];
+        if let Some(src) = bytes.get(16..).and_then(|b| b.first_chunk::<6>()) {
+            last[..6].copy_from_slice(src);
+        }
+        last[7] = *len;
+        Some([word(0), word(8), u64::from_le_bytes(last)])
     }
 
     /// The value at `path` inside this one, as expressions read it.

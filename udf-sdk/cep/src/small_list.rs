@@ -51,7 +51,9 @@ impl<T: Copy + Default, const N: usize> SmallList<T, N> {
     /// Replaces the items with `items`.
     pub fn set(&mut self, items: &[T]) {
         if items.len() <= N {
-            self.inline[..items.len()].copy_from_slice(items);
+            // All `N` written (`N` is small): a copy of a length known only
+            // at run time is a call out under WASM.
+            self.inline = std::array::from_fn(|i| items.get(i).copied().unwrap_or_default());
             self.len = items.len();
             self.heap = Vec::new();
         } else {

@@ -32,7 +32,9 @@ pub(crate) enum Fast {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Lit {
-    Str(Box<str>),
+    /// A string, and its words as a short slot string's
+    /// ([`SlotValue::short_words`]) when it is that short.
+    Str(Box<str>, Option<[u64; 3]>),
     Num(f64),
 }
 
@@ -110,7 +112,7 @@ fn slot(fields: &Fields, path: &[Seg]) -> Option<u16> {
 
 fn literal(kind: &Kind) -> Option<Lit> {
     match kind {
-        Kind::Str(s) => Some(Lit::Str(s.clone())),
+        Kind::Str(s) => Some(Lit::Str(s.clone(), SlotValue::string(s).short_words())),
         Kind::Num(n) => Some(Lit::Num(*n)),
         _ => None,
     }
@@ -121,12 +123,17 @@ fn literal(kind: &Kind) -> Option<Lit> {
 fn compare(op: Cmp, v: &SlotValue, lit: &Lit) -> bool {
     let ord = match (v, lit) {
         (SlotValue::Json(Value::Null), _) => return op == Cmp::Ne,
+        // The usual test, `kind == "a"`: a few words compared, no `memcmp`
+        // (a call, and a byte loop, under WASM).
+        (SlotValue::Short { .. }, Lit::Str(_, Some(words))) if matches!(op, Cmp::Eq | Cmp::Ne) => {
+            return (v.short_words() == Some(*words)) == (op == Cmp::Eq);
+        }
         // UTF-8 orders bytewise as its code points do, as `str` does.
-        (SlotValue::Short { len, bytes }, Lit::Str(s)) => match bytes.get(..usize::from(*len)) {
+        (SlotValue::Short { len, bytes }, Lit::Str(s, _)) => match bytes.get(..usize::from(*len)) {
             Some(b) => b.cmp(s.as_bytes()),
             None => return false,
         },
-        (SlotValue::Json(Value::String(x)), Lit::Str(s)) => x.as_bytes().cmp(s.as_bytes()),
+        (SlotValue::Json(Value::String(x)), Lit::Str(s, _)) => x.as_bytes().cmp(s.as_bytes()),
         (SlotValue::Json(Value::Number(n)), Lit::Num(y)) => match n.as_f64() {
             Some(x) => match x.partial_cmp(y) {
                 Some(o) => o,
