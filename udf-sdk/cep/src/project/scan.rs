@@ -38,7 +38,7 @@ fn bytes_equal(x: u64, b: u8) -> u64 {
     y.wrapping_sub(ONES) & !y & HIGH
 }
 
-/// A key of at most seven plain ASCII bytes (what [`short_plain`]
+/// A key of at most seven plain ASCII bytes (what [`Scanner::short_plain`]
 /// reads in one word, with flag `HIGH`) as one number: its bytes, first
 /// lowest, and its length in the top byte, so two such keys are equal when
 /// their numbers are. Any other key is `u64::MAX`, which no such key is:
@@ -87,59 +87,6 @@ fn not_digits(x: u64) -> u64 {
     (t.wrapping_add(ONES * 0x76) | t) & HIGH
 }
 
-/// Past any whitespace at `at`.
-#[inline]
-fn ws(b: &[u8], mut at: usize) -> usize {
-    while let Some(b' ' | b'\n' | b'\t' | b'\r') = b.get(at) {
-        at += 1;
-    }
-    at
-}
-
-/// At an opening quote at `at`, a string whose closing quote is among
-/// the eight bytes after it, with no byte before that `flag_high` or
-/// [`string_special`] flags: its word and length (0–7); it ends at
-/// `at + len + 2`. `None` for any other string: it is read the long way.
-#[inline(always)]
-fn short_plain(b: &[u8], at: usize, flag_high: u64) -> Option<(u64, usize)> {
-    let chunk = b.get(at + 1..)?.first_chunk::<8>()?;
-    let x = u64::from_le_bytes(*chunk);
-    let m = string_special(x) | (x & flag_high);
-    if m == 0 {
-        return None;
-    }
-    let len = (m.trailing_zeros() / 8) as usize;
-    if chunk.get(len) != Some(&b'"') {
-        return None;
-    }
-    Some((x, len))
-}
-
-/// Where the integer at `at` ends (an optional minus, then `0` or digits
-/// not starting with `0`), when it is followed by a byte that ends a
-/// number (not a fraction nor an exponent): found a word at a time.
-/// `None` for anything else, read byte by byte.
-#[inline(always)]
-fn plain_integer(b: &[u8], at: usize) -> Option<usize> {
-    let start = at + usize::from(*b.get(at)? == b'-');
-    let mut at = start;
-    while let Some(chunk) = b.get(at..).and_then(|r| r.first_chunk::<8>()) {
-        let m = not_digits(u64::from_le_bytes(*chunk));
-        if m != 0 {
-            at += (m.trailing_zeros() / 8) as usize;
-            break;
-        }
-        at += 8;
-    }
-    while b.get(at).is_some_and(u8::is_ascii_digit) {
-        at += 1;
-    }
-    let digits = at - start;
-    let leading_zero = b.get(start) == Some(&b'0') && digits > 1;
-    let more = matches!(b.get(at), Some(b'.' | b'e' | b'E'));
-    (digits > 0 && !leading_zero && !more).then_some(at)
-}
-
 struct Scanner<'a> {
     b: &'a [u8],
     at: usize,
@@ -153,7 +100,9 @@ impl<'a> Scanner<'a> {
 
     #[inline]
     fn ws(&mut self) {
-        self.at = ws(self.b, self.at);
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.at += 1;
+        }
     }
 
     #[inline]
@@ -183,123 +132,103 @@ impl<'a> Scanner<'a> {
 
     /// An object whose keys in `tree` are read; a key seen again replaces
     /// what was read of it.
-    ///
-    /// The member loop keeps its position in a local, not in `self`: the
-    /// slow paths take `self` by reference, which under WASM kept the
-    /// position in linear memory, loaded and stored at every step. It is
-    /// handed to `self` before a slow path and taken back after it.
     fn object(&mut self, tree: &Tree, out: &mut [Option<SlotValue>], depth: u32) -> Option<()> {
         if self.open(b'}', depth)? {
             return Some(());
         }
-        let b = self.b;
-        let mut at = self.at;
         loop {
-            if b.get(at) != Some(&b'"') {
+            if self.peek()? != b'"' {
                 return None;
             }
             // A short plain key is compared as one number; others byte by
             // byte.
-            let child = match short_plain(b, at, HIGH) {
+            let child = match self.short_plain(HIGH) {
                 Some((x, len)) => {
-                    at += len + 2;
                     let word = word_of(x, len);
                     tree.words.iter().position(|w| *w == word)
                 }
                 None => {
-                    self.at = at;
                     let key = self.string_read()?;
-                    at = self.at;
                     tree.children.iter().position(|(k, _)| k.as_bytes() == key)
                 }
             };
-            if b.get(at) == Some(&b':') {
-                at += 1;
+            if self.peek() == Some(b':') {
+                self.at += 1;
             } else {
-                at = ws(b, at);
-                if b.get(at) != Some(&b':') {
-                    return None;
-                }
-                at += 1;
+                self.ws();
+                self.eat(b':')?;
             }
-            at = ws(b, at);
+            self.ws();
             match child.and_then(|i| tree.children.get(i)) {
-                // The usual cases here, not in calls: a short ASCII string
-                // read into its slot, a short string or a plain integer
-                // skipped.
+                // The usual cases inline, so the position stays in a
+                // register (under WASM a call here costs more than the
+                // work): a short ASCII string read into its slot, a short
+                // string or a plain integer skipped.
                 Some((_, child)) => match child.slot {
-                    Some(slot) if b.get(at) == Some(&b'"') => match short_plain(b, at, HIGH) {
+                    Some(slot) if self.peek() == Some(b'"') => match self.short_plain(HIGH) {
                         Some((x, len)) => {
-                            at += len + 2;
                             let v = SlotValue::short_word(low_bytes(x, len), len);
                             if let Some(s) = out.get_mut(usize::from(slot)) {
                                 *s = Some(v);
                             }
                         }
-                        None => {
-                            self.at = at;
-                            self.select(child, out, depth)?;
-                            at = self.at;
-                        }
+                        None => self.select(child, out, depth)?,
                     },
                     // Read whole: `select` replaces the slot.
-                    Some(_) => {
-                        self.at = at;
-                        self.select(child, out, depth)?;
-                        at = self.at;
-                    }
+                    Some(_) => self.select(child, out, depth)?,
                     None => {
                         child.clear(out);
-                        self.at = at;
                         self.select(child, out, depth)?;
-                        at = self.at;
                     }
                 },
-                None => match b.get(at)? {
-                    b'"' => match short_plain(b, at, 0) {
-                        Some((_, len)) => at += len + 2,
-                        None => {
-                            self.at = at;
+                None => match self.peek()? {
+                    b'"' => {
+                        if self.short_plain(0).is_none() {
                             self.string_skip_long()?;
-                            at = self.at;
                         }
-                    },
-                    b'-' | b'0'..=b'9' => match plain_integer(b, at) {
-                        Some(end) => at = end,
-                        None => {
-                            self.at = at;
-                            self.number_long()?;
-                            at = self.at;
-                        }
-                    },
-                    _ => {
-                        self.at = at;
-                        self.skip(depth)?;
-                        at = self.at;
                     }
+                    b'-' | b'0'..=b'9' => match self.plain_integer() {
+                        Some(end) => self.at = end,
+                        None => drop(self.number_long()?),
+                    },
+                    _ => self.skip(depth)?,
                 },
             }
-            let mut c = *b.get(at)?;
-            if !matches!(c, b',' | b'}') {
-                at = ws(b, at);
-                c = *b.get(at)?;
-            }
-            at += 1;
-            match c {
-                b',' => at = ws(b, at),
+            match self.peek()? {
+                b',' => {
+                    self.at += 1;
+                    self.ws();
+                }
                 b'}' => {
-                    self.at = at;
+                    self.at += 1;
                     return Some(());
                 }
-                _ => return None,
+                _ => {
+                    self.ws();
+                    if self.separator(b'}')? {
+                        return Some(());
+                    }
+                }
             }
         }
     }
 
-    /// [`short_plain`] here, moving past the string when it is one.
+    /// At an opening quote, a string whose closing quote is among the
+    /// eight bytes after it, with no byte before that `flag_high` or
+    /// [`string_special`] flags: moved past, its word and length (0–7).
+    /// `None`, not moved, for any other string: it is read the long way.
     #[inline(always)]
     fn short_plain(&mut self, flag_high: u64) -> Option<(u64, usize)> {
-        let (x, len) = short_plain(self.b, self.at, flag_high)?;
+        let chunk = self.b.get(self.at + 1..)?.first_chunk::<8>()?;
+        let x = u64::from_le_bytes(*chunk);
+        let m = string_special(x) | (x & flag_high);
+        if m == 0 {
+            return None;
+        }
+        let len = (m.trailing_zeros() / 8) as usize;
+        if chunk.get(len) != Some(&b'"') {
+            return None;
+        }
         self.at += len + 2;
         Some((x, len))
     }
@@ -505,10 +434,29 @@ impl<'a> Scanner<'a> {
         Some(integer)
     }
 
-    /// [`plain_integer`] here.
+    /// Where the integer here ends (an optional minus, then `0` or digits
+    /// not starting with `0`), when it is followed by a byte that ends a
+    /// number (not a fraction nor an exponent): found a word at a time,
+    /// without moving. `None` for anything else, read byte by byte.
     #[inline(always)]
     fn plain_integer(&self) -> Option<usize> {
-        plain_integer(self.b, self.at)
+        let start = self.at + usize::from(self.peek()? == b'-');
+        let mut at = start;
+        while let Some(chunk) = self.b.get(at..).and_then(|r| r.first_chunk::<8>()) {
+            let m = not_digits(u64::from_le_bytes(*chunk));
+            if m != 0 {
+                at += (m.trailing_zeros() / 8) as usize;
+                break;
+            }
+            at += 8;
+        }
+        while self.b.get(at).is_some_and(u8::is_ascii_digit) {
+            at += 1;
+        }
+        let digits = at - start;
+        let leading_zero = self.b.get(start) == Some(&b'0') && digits > 1;
+        let more = matches!(self.b.get(at), Some(b'.' | b'e' | b'E'));
+        (digits > 0 && !leading_zero && !more).then_some(at)
     }
 
     fn digits(&mut self) {
