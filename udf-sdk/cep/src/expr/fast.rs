@@ -25,6 +25,17 @@ pub(crate) enum Fast {
         slot: u16,
         lit: Lit,
     },
+    /// `field == "text"` or `!=`, the text short enough for a slot to
+    /// hold inline: the usual condition (`kind == "a"`), tested first and
+    /// on a short string by its words alone. `words` is the literal's
+    /// [`SlotValue::short_words`]; any other value is compared as `Cmp`
+    /// compares it.
+    ShortStr {
+        eq: bool,
+        slot: u16,
+        words: [u64; 3],
+        lit: Lit,
+    },
     And(Box<Fast>, Box<Fast>),
     Or(Box<Fast>, Box<Fast>),
     Not(Box<Fast>),
@@ -64,16 +75,8 @@ impl Fast {
             ),
             Kind::Not(a) => Fast::Not(Box::new(Fast::bind(a, fields)?)),
             Kind::Cmp(op, a, b) => match (&a.kind, &b.kind) {
-                (Kind::Field(path), lit) => Fast::Cmp {
-                    op: *op,
-                    slot: slot(fields, path)?,
-                    lit: literal(lit)?,
-                },
-                (lit, Kind::Field(path)) => Fast::Cmp {
-                    op: flip(*op),
-                    slot: slot(fields, path)?,
-                    lit: literal(lit)?,
-                },
+                (Kind::Field(path), lit) => cmp(*op, slot(fields, path)?, literal(lit)?),
+                (lit, Kind::Field(path)) => cmp(flip(*op), slot(fields, path)?, literal(lit)?),
                 _ => return None,
             },
             _ => return None,
@@ -81,8 +84,31 @@ impl Fast {
     }
 
     /// The condition's verdict on an event whose slots are `slots`.
+    ///
+    /// A short string's equality is tested in the caller, the rest in a
+    /// call ([`Fast::test_any`]).
+    #[inline(always)]
     pub(crate) fn test(&self, slots: &[Option<SlotValue>]) -> bool {
+        if let Fast::ShortStr {
+            eq, slot, words, ..
+        } = self
+        {
+            if let Some(Some(v @ SlotValue::Short { bytes, .. })) = slots.get(usize::from(*slot)) {
+                // Most tests fail on the first word.
+                let same = first_word(bytes) == words[0] && v.short_words() == Some(*words);
+                return same == *eq;
+            }
+        }
+        self.test_any(slots)
+    }
+
+    fn test_any(&self, slots: &[Option<SlotValue>]) -> bool {
         match self {
+            Fast::ShortStr { eq, slot, lit, .. } => match slots.get(usize::from(*slot)) {
+                Some(Some(v)) => compare(if *eq { Cmp::Eq } else { Cmp::Ne }, v, lit),
+                // Absent: every comparison is false.
+                _ => false,
+            },
             Fast::Cmp { op, slot, lit } => {
                 let Some(Some(v)) = slots.get(usize::from(*slot)) else {
                     // Absent: every comparison is false.
@@ -95,6 +121,27 @@ impl Fast {
             Fast::Not(a) => !a.test(slots),
         }
     }
+}
+
+/// `slot <op> lit` as a [`Fast`]: [`Fast::ShortStr`] where it can be.
+fn cmp(op: Cmp, slot: u16, lit: Lit) -> Fast {
+    match (op, &lit) {
+        (Cmp::Eq | Cmp::Ne, Lit::Str(_, Some(words))) => Fast::ShortStr {
+            eq: op == Cmp::Eq,
+            slot,
+            words: *words,
+            lit,
+        },
+        _ => Fast::Cmp { op, slot, lit },
+    }
+}
+
+/// The first eight bytes of a short string.
+#[inline]
+fn first_word(bytes: &[u8]) -> u64 {
+    bytes
+        .first_chunk::<8>()
+        .map_or(0, |w| u64::from_le_bytes(*w))
 }
 
 /// The slot that holds exactly `path` (none when the path goes inside a
@@ -123,11 +170,6 @@ fn literal(kind: &Kind) -> Option<Lit> {
 fn compare(op: Cmp, v: &SlotValue, lit: &Lit) -> bool {
     let ord = match (v, lit) {
         (SlotValue::Json(Value::Null), _) => return op == Cmp::Ne,
-        // The usual test, `kind == "a"`: a few words compared, no `memcmp`
-        // (a call, and a byte loop, under WASM).
-        (SlotValue::Short { .. }, Lit::Str(_, Some(words))) if matches!(op, Cmp::Eq | Cmp::Ne) => {
-            return (v.short_words() == Some(*words)) == (op == Cmp::Eq);
-        }
         // UTF-8 orders bytewise as its code points do, as `str` does.
         (SlotValue::Short { len, bytes }, Lit::Str(s, _)) => match bytes.get(..usize::from(*len)) {
             Some(b) => b.cmp(s.as_bytes()),
