@@ -54,12 +54,26 @@ pub(crate) struct Edge {
     pub cond: Cond,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct State {
     /// The step whose events this state takes (`FINAL_STEP` for the final state).
     pub step: u16,
     pub kind: Kind,
     pub edges: Vec<Edge>,
+    /// Whether an edge of it proceeds (most states have none: what an
+    /// event does there is its own edges alone).
+    pub proceeds: bool,
+}
+
+/// A pattern's fingerprint (which checkpoints carry) hashes what defines
+/// a state, not `proceeds`, which its edges give: adding that flag left
+/// every checkpoint written before it readable.
+impl std::hash::Hash for State {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.step.hash(h);
+        self.kind.hash(h);
+        self.edges.hash(h);
+    }
 }
 
 /// The step of the final state, which takes nothing.
@@ -78,12 +92,15 @@ impl Graph {
             step,
             kind,
             edges: Vec::new(),
+            proceeds: false,
         });
         (self.states.len() - 1) as u32
     }
 
     pub fn edge(&mut self, from: u32, action: Action, target: u32, cond: Cond) {
-        self.states[from as usize].edges.push(Edge {
+        let state = &mut self.states[from as usize];
+        state.proceeds |= action == Action::Proceed;
+        state.edges.push(Edge {
             action,
             target,
             cond,

@@ -70,25 +70,38 @@ fn decide<E>(ctx: &Ctx<'_, E>, state: u32, sc: &mut Scratch) {
     let states = &ctx.nfa.graph.states;
     sc.decided.clear();
     sc.stack.clear();
-    sc.stack.push(state);
+    decide_edges(ctx, state, sc);
     while let Some(s) = sc.stack.pop() {
-        for e in &states[s as usize].edges {
-            if eval(&e.cond, ctx, &mut sc.memo) {
-                match e.action {
-                    Action::Proceed => sc.stack.push(e.target),
-                    action => sc.decided.push(Decided {
-                        action,
-                        source: s,
-                        target: e.target,
-                        also_final: NONE,
-                    }),
-                }
-            }
+        decide_edges(ctx, s, sc);
+    }
+    // A take into a state that does not proceed (most) finds no final
+    // state by proceeding: no walk for it.
+    for i in 0..sc.decided.len() {
+        let d = sc.decided[i];
+        if d.action == Action::Take && states.get(d.target as usize).is_some_and(|t| t.proceeds) {
+            sc.decided[i].also_final = final_after_proceed(ctx, d.target, sc);
         }
     }
-    for i in 0..sc.decided.len() {
-        if sc.decided[i].action == Action::Take {
-            sc.decided[i].also_final = final_after_proceed(ctx, sc.decided[i].target, sc);
+}
+
+/// The take and ignore edges the event enables among `state`'s own, in
+/// order; proceed edges are pushed on the stack.
+#[inline(always)]
+fn decide_edges<E>(ctx: &Ctx<'_, E>, s: u32, sc: &mut Scratch) {
+    let Some(state) = ctx.nfa.graph.states.get(s as usize) else {
+        return;
+    };
+    for e in &state.edges {
+        if eval(&e.cond, ctx, &mut sc.memo) {
+            match e.action {
+                Action::Proceed => sc.stack.push(e.target),
+                action => sc.decided.push(Decided {
+                    action,
+                    source: s,
+                    target: e.target,
+                    also_final: NONE,
+                }),
+            }
         }
     }
 }
