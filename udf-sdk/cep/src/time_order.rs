@@ -88,7 +88,13 @@ impl<E> EventTimeState<E> {
         let record = self.pending.front_time();
         let timeout = self.key.next_timeout();
         let held = self.held.as_ref().map(|h| h.due);
-        [record, timeout, held].into_iter().flatten().min()
+        // Not an iterator over the three: this runs once or twice a record.
+        let min = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, None) => a,
+            (None, b) => b,
+        };
+        min(min(record, timeout), held)
     }
 
     /// Whether the key holds nothing but counters (its state may be dropped).

@@ -16,16 +16,24 @@ struct Ctx<'a, E> {
     view: ChainView<'a, E>,
 }
 
-/// The usual conditions of an edge (none, or a step's own) tested here,
-/// the rest by [`eval_any`]: a call per edge tested was a fifth of the
-/// cost of a test under WASM.
+/// The usual conditions of an edge (none, a step's own, or its negation
+/// on a relaxed step's ignore edge) tested here, the rest by
+/// [`eval_any`]: a call per edge tested was a fifth of the cost of a test
+/// under WASM.
 #[inline(always)]
 fn eval<E>(cond: &Cond, ctx: &Ctx<'_, E>, memo: &mut Memo) -> bool {
+    let step = |s: u16, memo: &mut Memo| {
+        cached(ctx.nfa, memo, 2 * s as usize, || {
+            ctx.nfa.conds[s as usize].test(ctx.event, &ctx.view)
+        })
+    };
     match cond {
         Cond::True => true,
-        Cond::Where(s) => cached(ctx.nfa, memo, 2 * *s as usize, || {
-            ctx.nfa.conds[*s as usize].test(ctx.event, &ctx.view)
-        }),
+        Cond::Where(s) => step(*s, memo),
+        Cond::Not(c) => match **c {
+            Cond::Where(s) => !step(s, memo),
+            _ => !eval_any(c, ctx, memo),
+        },
         _ => eval_any(cond, ctx, memo),
     }
 }
