@@ -22,28 +22,29 @@ struct Ctx<'a, E> {
 /// under WASM.
 #[inline(always)]
 fn eval<E>(cond: &Cond, ctx: &Ctx<'_, E>, memo: &mut Memo) -> bool {
-    let step = |s: u16, memo: &mut Memo| {
-        cached(ctx.nfa, memo, 2 * s as usize, || {
-            ctx.nfa.conds[s as usize].test(ctx.event, &ctx.view)
-        })
-    };
     match cond {
         Cond::True => true,
-        Cond::Where(s) => step(*s, memo),
+        Cond::Where(s) => step_where(*s, ctx, memo),
         Cond::Not(c) => match **c {
-            Cond::Where(s) => !step(s, memo),
+            Cond::Where(s) => !step_where(s, ctx, memo),
             _ => !eval_any(c, ctx, memo),
         },
         _ => eval_any(cond, ctx, memo),
     }
 }
 
+/// Step `s`'s own condition.
+#[inline(always)]
+fn step_where<E>(s: u16, ctx: &Ctx<'_, E>, memo: &mut Memo) -> bool {
+    cached(ctx.nfa, memo, 2 * s as usize, || {
+        ctx.nfa.conds[s as usize].test(ctx.event, &ctx.view)
+    })
+}
+
 fn eval_any<E>(cond: &Cond, ctx: &Ctx<'_, E>, memo: &mut Memo) -> bool {
     match cond {
         Cond::True => true,
-        Cond::Where(s) => cached(ctx.nfa, memo, 2 * *s as usize, || {
-            ctx.nfa.conds[*s as usize].test(ctx.event, &ctx.view)
-        }),
+        Cond::Where(s) => step_where(*s, ctx, memo),
         Cond::Until(s) => cached(ctx.nfa, memo, 2 * *s as usize + 1, || {
             ctx.nfa.untils[*s as usize]
                 .as_ref()
