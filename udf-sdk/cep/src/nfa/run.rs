@@ -151,8 +151,24 @@ impl<E> Nfa<E> {
         };
         sc.memo.next_event(2 * self.conds.len());
         sc.memo.next_partial();
-        decide(&ctx, self.graph.start, sc);
-        sc.decided.iter().any(|d| d.action == Action::Take)
+        // What `decide` walks, stopping at the first take: no list of
+        // decisions is built for the most frequent question per record.
+        let states = &self.graph.states;
+        sc.stack.clear();
+        let mut s = self.graph.start;
+        loop {
+            for e in states.get(s as usize).map_or(&[][..], |st| &st.edges[..]) {
+                match e.action {
+                    Action::Take if eval(&e.cond, &ctx, &mut sc.memo) => return true,
+                    Action::Proceed if eval(&e.cond, &ctx, &mut sc.memo) => sc.stack.push(e.target),
+                    _ => {}
+                }
+            }
+            match sc.stack.pop() {
+                Some(next) => s = next,
+                None => return false,
+            }
+        }
     }
 }
 
