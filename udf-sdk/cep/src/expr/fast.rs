@@ -43,9 +43,7 @@ pub(crate) enum Fast {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Lit {
-    /// A string, and its words as a short slot string's
-    /// ([`SlotValue::short_words`]) when it is that short.
-    Str(Box<str>, Option<[u64; 3]>),
+    Str(Box<str>),
     Num(f64),
 }
 
@@ -125,15 +123,17 @@ impl Fast {
 
 /// `slot <op> lit` as a [`Fast`]: [`Fast::ShortStr`] where it can be.
 fn cmp(op: Cmp, slot: u16, lit: Lit) -> Fast {
-    match (op, &lit) {
-        (Cmp::Eq | Cmp::Ne, Lit::Str(_, Some(words))) => Fast::ShortStr {
-            eq: op == Cmp::Eq,
-            slot,
-            words: *words,
-            lit,
-        },
-        _ => Fast::Cmp { op, slot, lit },
+    if let (Cmp::Eq | Cmp::Ne, Lit::Str(s)) = (op, &lit) {
+        if let Some(words) = SlotValue::string(s).short_words() {
+            return Fast::ShortStr {
+                eq: op == Cmp::Eq,
+                slot,
+                words,
+                lit,
+            };
+        }
     }
+    Fast::Cmp { op, slot, lit }
 }
 
 /// The first eight bytes of a short string.
@@ -159,7 +159,7 @@ fn slot(fields: &Fields, path: &[Seg]) -> Option<u16> {
 
 fn literal(kind: &Kind) -> Option<Lit> {
     match kind {
-        Kind::Str(s) => Some(Lit::Str(s.clone(), SlotValue::string(s).short_words())),
+        Kind::Str(s) => Some(Lit::Str(s.clone())),
         Kind::Num(n) => Some(Lit::Num(*n)),
         _ => None,
     }
@@ -171,11 +171,11 @@ fn compare(op: Cmp, v: &SlotValue, lit: &Lit) -> bool {
     let ord = match (v, lit) {
         (SlotValue::Json(Value::Null), _) => return op == Cmp::Ne,
         // UTF-8 orders bytewise as its code points do, as `str` does.
-        (SlotValue::Short { len, bytes }, Lit::Str(s, _)) => match bytes.get(..usize::from(*len)) {
+        (SlotValue::Short { len, bytes }, Lit::Str(s)) => match bytes.get(..usize::from(*len)) {
             Some(b) => b.cmp(s.as_bytes()),
             None => return false,
         },
-        (SlotValue::Json(Value::String(x)), Lit::Str(s, _)) => x.as_bytes().cmp(s.as_bytes()),
+        (SlotValue::Json(Value::String(x)), Lit::Str(s)) => x.as_bytes().cmp(s.as_bytes()),
         (SlotValue::Json(Value::Number(n)), Lit::Num(y)) => match n.as_f64() {
             Some(x) => match x.partial_cmp(y) {
                 Some(o) => o,
