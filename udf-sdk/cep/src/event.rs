@@ -13,7 +13,7 @@ use crate::checkpoint::EventCodec;
 use crate::condition::Condition;
 use crate::expr::{EventFields, Seg, Val};
 use crate::matched::Matched;
-use crate::project::{Fields, Read, SlotValue};
+use crate::project::{Fields, Layout, Read, SlotValue};
 use crate::small_bytes::SmallBytes;
 
 /// An event's JSON text and the fields of it a rule reads.
@@ -34,8 +34,18 @@ pub type SharedEvent = Arc<JsonEvent>;
 impl JsonEvent {
     /// `raw` read for `fields`, or why it is not JSON.
     pub fn parse(raw: &[u8], fields: &Arc<Fields>) -> Result<Self, serde_json::Error> {
+        Self::parse_with(raw, fields, &mut Layout::default())
+    }
+
+    /// [`JsonEvent::parse`] of one event of a stream, with what the events
+    /// before looked like.
+    pub(crate) fn parse_with(
+        raw: &[u8],
+        fields: &Arc<Fields>,
+        layout: &mut Layout,
+    ) -> Result<Self, serde_json::Error> {
         Ok(JsonEvent {
-            read: fields.parse(raw)?,
+            read: fields.parse_with(raw, layout)?,
             raw: SmallBytes::from(raw),
             fields: Arc::clone(fields),
         })
@@ -47,8 +57,12 @@ impl JsonEvent {
     /// WASM a moved struct is a `memory.copy` call). On an error what it
     /// holds is unspecified: only a caller holding the sole reference
     /// reads into an event.
-    pub(crate) fn reparse(&mut self, raw: &[u8]) -> Result<(), serde_json::Error> {
-        self.fields.parse_into(raw, &mut self.read)?;
+    pub(crate) fn reparse(
+        &mut self,
+        raw: &[u8],
+        layout: &mut Layout,
+    ) -> Result<(), serde_json::Error> {
+        self.fields.parse_into(raw, &mut self.read, layout)?;
         self.raw.set(raw);
         Ok(())
     }

@@ -22,6 +22,8 @@ use crate::expr::{lookup, Seg, Val};
 
 mod scan;
 
+pub(crate) use scan::Layout;
+
 /// The fields of an event that are read: all of it, or a tree of keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fields {
@@ -212,15 +214,30 @@ impl Fields {
     /// The fields read of the JSON text `raw` (which must be JSON as a
     /// whole).
     pub fn parse(&self, raw: &[u8]) -> Result<Read, serde_json::Error> {
+        self.parse_with(raw, &mut Layout::default())
+    }
+
+    /// [`Fields::parse`] by a caller that reads a stream of events, with
+    /// what the events before looked like (see [`Layout`]).
+    pub(crate) fn parse_with(
+        &self,
+        raw: &[u8],
+        layout: &mut Layout,
+    ) -> Result<Read, serde_json::Error> {
         let mut read = Read::Few(Default::default());
-        self.parse_into(raw, &mut read)?;
+        self.parse_into(raw, &mut read, layout)?;
         Ok(read)
     }
 
     /// [`Fields::parse`] into `read`, reusing its slots when they are the
     /// ones these fields fill (an event read into again). On an error,
     /// what `read` holds is unspecified.
-    pub(crate) fn parse_into(&self, raw: &[u8], read: &mut Read) -> Result<(), serde_json::Error> {
+    pub(crate) fn parse_into(
+        &self,
+        raw: &[u8],
+        read: &mut Read,
+        layout: &mut Layout,
+    ) -> Result<(), serde_json::Error> {
         let (tree, n) = match self {
             Fields::All => {
                 *read = Read::Whole(serde_json::from_slice(raw)?);
@@ -250,7 +267,7 @@ impl Fields {
         for slot in out.iter_mut().filter(|s| s.is_some()) {
             *slot = None;
         }
-        if scan::scan(tree, raw, out).is_none() {
+        if scan::scan(tree, raw, out, layout).is_none() {
             // Not sure: serde_json decides, and says why not.
             out.fill(None);
             let mut de = serde_json::Deserializer::from_slice(raw);

@@ -22,7 +22,7 @@ use crate::keyed::KeyedEventTime;
 use crate::matched::Matched;
 use crate::nfa::Nfa;
 use crate::output::Outputs;
-use crate::project::Fields;
+use crate::project::{Fields, Layout};
 use crate::record::{self, Head, Steps};
 use crate::rule::CheckedRule;
 use crate::small_bytes::KeyBytes;
@@ -298,6 +298,8 @@ pub struct RuleRunner {
     /// The last event [`RuleRunner::next_event`] handed out, kept to be
     /// read into again once the engine holds it no more.
     spare: Option<SharedEvent>,
+    /// What the events read so far looked like, for reading the next.
+    layout: Layout,
     /// Scratch for [`RuleRunner::warm`].
     warm_scratch: Vec<u64>,
 }
@@ -326,6 +328,7 @@ impl RuleRunner {
             parts: Parts::default(),
             out: Outputs::new(),
             spare: None,
+            layout: Layout::default(),
             warm_scratch: Vec::new(),
         })
     }
@@ -353,6 +356,7 @@ impl RuleRunner {
             parts: Parts::default(),
             out: Outputs::new(),
             spare: None,
+            layout: Layout::default(),
             warm_scratch: Vec::new(),
         })
     }
@@ -390,11 +394,15 @@ impl RuleRunner {
     pub fn next_event(&mut self, value: &[u8]) -> Result<SharedEvent, NotJson> {
         if let Some(spare) = self.spare.as_mut() {
             if let Some(e) = Arc::get_mut(spare) {
-                e.reparse(value)?;
+                e.reparse(value, &mut self.layout)?;
                 return Ok(Arc::clone(spare));
             }
         }
-        let event = self.event(value)?;
+        let event = Arc::new(JsonEvent::parse_with(
+            value,
+            &self.fields,
+            &mut self.layout,
+        )?);
         self.spare = Some(Arc::clone(&event));
         Ok(event)
     }

@@ -16,12 +16,93 @@ use super::{SlotSeed, SlotValue, Tree};
 const MAX_DEPTH: u32 = 100;
 
 /// Reads `tree`'s keys of `raw` into `out`, or `None`: leave it to serde.
-pub(super) fn scan(tree: &Tree, raw: &[u8], out: &mut [Option<SlotValue>]) -> Option<()> {
+/// `layout` is what the events before looked like; it learns this one's.
+pub(super) fn scan(
+    tree: &Tree,
+    raw: &[u8],
+    out: &mut [Option<SlotValue>],
+    layout: &mut Layout,
+) -> Option<()> {
     let mut s = Scanner { b: raw, at: 0 };
     s.ws();
-    s.select(tree, out, 0)?;
+    if s.peek() == Some(b'{') && tree.slot.is_none() {
+        s.object(tree, out, 1, Some(layout))?;
+    } else {
+        s.select(tree, out, 0)?;
+    }
     s.ws();
     (s.at == raw.len()).then_some(())
+}
+
+/// The keys of the last events' outer object, member by member, each as
+/// its text from the opening quote to the colon: a topic's events mostly
+/// share their keys and their order, so the scanner compares the text at
+/// a member's start with the one expected there, in one masked compare,
+/// instead of reading the key, finding it among the rule's and then its
+/// colon. A key is taken this way only when its text is exactly that of
+/// a plain key read before (printable ASCII, no escape), so the checks
+/// it skips would have passed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Layout {
+    members: Vec<Member>,
+}
+
+/// At most this many members of an event are kept.
+const LAYOUT_MEMBERS: usize = 32;
+
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    /// `"key":`, first byte lowest, the rest zero.
+    text: u128,
+    /// Ones over the bytes of `text`.
+    mask: u128,
+    len: u8,
+    /// The key's index in the tree's children.
+    child: Option<u16>,
+}
+
+/// Matches nothing: a member's text starts with a quote, never a zero.
+const NO_MEMBER: Member = Member {
+    text: 0,
+    mask: u128::MAX,
+    len: 0,
+    child: None,
+};
+
+impl Layout {
+    /// Member `i`'s text length and child, when `rest` starts with it.
+    #[inline(always)]
+    fn expect(&self, i: usize, rest: &[u8]) -> Option<(usize, Option<usize>)> {
+        let m = self.members.get(i)?;
+        let x = u128::from_le_bytes(*rest.first_chunk::<16>()?);
+        (x & m.mask == m.text).then(|| (usize::from(m.len), m.child.map(usize::from)))
+    }
+
+    /// Keeps `text` (a key with its quotes, then its colon) as member `i`
+    /// of the layout, if the scanner may take it as a whole.
+    fn learn(&mut self, i: usize, text: &[u8], child: Option<usize>) {
+        let key = text
+            .get(1..text.len().saturating_sub(2))
+            .unwrap_or_default();
+        let plain = key
+            .iter()
+            .all(|c| (0x20..0x7f).contains(c) && *c != b'"' && *c != b'\\');
+        if i >= LAYOUT_MEMBERS || text.len() > 16 || !plain || !text.ends_with(b"\":") {
+            return;
+        }
+        let mut bytes = [0u8; 16];
+        bytes[..text.len()].copy_from_slice(text);
+        let member = Member {
+            text: u128::from_le_bytes(bytes),
+            mask: u128::MAX >> (8 * (16 - text.len())),
+            len: text.len() as u8,
+            child: child.and_then(|c| u16::try_from(c).ok()),
+        };
+        if self.members.len() <= i {
+            self.members.resize(i + 1, NO_MEMBER);
+        }
+        self.members[i] = member;
+    }
 }
 
 // Words of eight bytes, tested all at once (SWAR). Each test flags a
@@ -121,7 +202,7 @@ impl<'a> Scanner<'a> {
             return Some(());
         }
         match self.peek()? {
-            b'{' => self.object(tree, out, depth + 1),
+            b'{' => self.object(tree, out, depth + 1, None),
             // serde reads these in full here (not skipped): a string is
             // checked as UTF-8, a number for its range.
             b'"' => self.string_read().map(drop),
@@ -132,32 +213,37 @@ impl<'a> Scanner<'a> {
 
     /// An object whose keys in `tree` are read; a key seen again replaces
     /// what was read of it.
-    fn object(&mut self, tree: &Tree, out: &mut [Option<SlotValue>], depth: u32) -> Option<()> {
+    fn object(
+        &mut self,
+        tree: &Tree,
+        out: &mut [Option<SlotValue>],
+        depth: u32,
+        mut layout: Option<&mut Layout>,
+    ) -> Option<()> {
         if self.open(b'}', depth)? {
             return Some(());
         }
+        let mut member = 0;
         loop {
-            if self.peek()? != b'"' {
-                return None;
-            }
-            // A short plain key is compared as one number; others byte by
-            // byte.
-            let child = match self.short_plain(HIGH) {
-                Some((x, len)) => {
-                    let word = word_of(x, len);
-                    tree.words.iter().position(|w| *w == word)
+            let known = match &layout {
+                Some(l) => l.expect(member, self.b.get(self.at..)?),
+                None => None,
+            };
+            let child = match known {
+                Some((len, child)) => {
+                    self.at += len;
+                    child
                 }
                 None => {
-                    let key = self.string_read()?;
-                    tree.children.iter().position(|(k, _)| k.as_bytes() == key)
+                    let start = self.at;
+                    let child = self.key(tree)?;
+                    if let Some(l) = layout.as_deref_mut() {
+                        l.learn(member, &self.b[start..self.at], child);
+                    }
+                    child
                 }
             };
-            if self.peek() == Some(b':') {
-                self.at += 1;
-            } else {
-                self.ws();
-                self.eat(b':')?;
-            }
+            member += 1;
             self.ws();
             match child.and_then(|i| tree.children.get(i)) {
                 // The usual cases inline, so the position stays in a
@@ -211,6 +297,34 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
+    }
+
+    /// A member's key and its colon: the index of the key in `tree`'s
+    /// children, if the rule reads it.
+    #[inline(always)]
+    fn key(&mut self, tree: &Tree) -> Option<Option<usize>> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        // A short plain key is compared as one number; others byte by
+        // byte.
+        let child = match self.short_plain(HIGH) {
+            Some((x, len)) => {
+                let word = word_of(x, len);
+                tree.words.iter().position(|w| *w == word)
+            }
+            None => {
+                let key = self.string_read()?;
+                tree.children.iter().position(|(k, _)| k.as_bytes() == key)
+            }
+        };
+        if self.peek() == Some(b':') {
+            self.at += 1;
+        } else {
+            self.ws();
+            self.eat(b':')?;
+        }
+        Some(child)
     }
 
     /// At an opening quote, a string whose closing quote is among the
@@ -537,7 +651,7 @@ impl<'a> Scanner<'a> {
 mod tests {
     use super::super::tests::fields;
     use super::super::{Fields, Read, Select, SlotValue};
-    use super::scan;
+    use super::{scan, Layout};
     use serde::de::DeserializeSeed;
 
     fn parts(f: &Fields) -> (&super::Tree, usize) {
@@ -550,7 +664,7 @@ mod tests {
     fn by_scan(f: &Fields, raw: &[u8]) -> Option<Vec<Option<SlotValue>>> {
         let (tree, n) = parts(f);
         let mut out = vec![None; n];
-        scan(tree, raw, &mut out).map(|()| out)
+        scan(tree, raw, &mut out, &mut super::Layout::default()).map(|()| out)
     }
 
     fn by_serde(f: &Fields, raw: &[u8]) -> Result<Vec<Option<SlotValue>>, String> {
@@ -781,23 +895,11 @@ mod tests {
             // Runs of eight bytes and more, read a word at a time.
             b"{\"kind\":\"abcdefghijklmnop\",\"n\":1234567890123456,\"note\":\"a long plain text, \xc3\xa9 too\",\"ts\":1700000000000,\"user\":{\"country\":\"United States \xc3\xa9\"}}",
         ];
-        let alphabet = b"{}[]:,\"\\ \t\n0123456789-+.eEtruefalsn/uAbc\xc3\xa9\x01";
         let mut rng = fastrand::Rng::with_seed(16);
         let mut fast_taken = 0;
         for _ in 0..100_000 {
             let mut raw = seeds[rng.usize(..seeds.len())].to_vec();
-            for _ in 0..rng.usize(1..4) {
-                let at = rng.usize(..=raw.len());
-                let c = alphabet[rng.usize(..alphabet.len())];
-                match rng.u8(..3) {
-                    0 => raw.insert(at, c),
-                    1 if at < raw.len() => {
-                        raw.remove(at);
-                    }
-                    _ if at < raw.len() => raw[at] = c,
-                    _ => {}
-                }
-            }
+            edit(&mut rng, &mut raw);
             if agrees(&f, &raw) {
                 fast_taken += 1;
             } else {
@@ -806,6 +908,97 @@ mod tests {
             }
         }
         assert!(fast_taken > 5_000, "{fast_taken}");
+    }
+
+    /// One to three random inserts, removals or changes of a byte.
+    fn edit(rng: &mut fastrand::Rng, raw: &mut Vec<u8>) {
+        let alphabet = b"{}[]:,\"\\ \t\n0123456789-+.eEtruefalsn/uAbc\xc3\xa9\x01";
+        for _ in 0..rng.usize(1..4) {
+            let at = rng.usize(..=raw.len());
+            let c = alphabet[rng.usize(..alphabet.len())];
+            match rng.u8(..3) {
+                0 => raw.insert(at, c),
+                1 if at < raw.len() => {
+                    raw.remove(at);
+                }
+                _ if at < raw.len() => raw[at] = c,
+                _ => {}
+            }
+        }
+    }
+
+    /// As a runner reads a stream: one layout carried from each event to
+    /// the next. Half the events are edited (in their keys, too, where the
+    /// layout expects other text); whatever the scanner accepts reads as
+    /// serde reads it, and the usual events take the layout's keys.
+    #[test]
+    fn a_layout_learned_from_the_events_before_reads_as_serde_does() {
+        let f = rule_fields();
+        let (tree, n) = parts(&f);
+        let seeds: &[&[u8]] = &[
+            br#"{"user":"u000042","kind":"a","amount":123,"ts":1700000000000}"#,
+            br#"{"kind":"b","n":-7,"user":{"country":"US"},"tags":[1,2],"a_longer_key":1}"#,
+            br#"{ "kind" : "c" , "n" : 1 }"#,
+            br#"{"n":1,"kind":"a","kind":"b","user":"x"}"#,
+        ];
+        let mut rng = fastrand::Rng::with_seed(17);
+        let mut layout = Layout::default();
+        let (mut fast, mut known) = (0, 0);
+        for _ in 0..100_000 {
+            let seed = rng.usize(..seeds.len());
+            let mut raw = seeds[seed].to_vec();
+            // Runs of events of one seed, as a topic's events come.
+            let edited = rng.bool();
+            if edited {
+                edit(&mut rng, &mut raw);
+            }
+            let mut out = vec![None; n];
+            let learned = layout.members.len();
+            if scan(tree, &raw, &mut out, &mut layout).is_some() {
+                let want = by_serde(&f, &raw);
+                assert_eq!(Ok(out), want, "{}", String::from_utf8_lossy(&raw));
+                fast += 1;
+                known += usize::from(!edited && learned > 0);
+            }
+        }
+        assert!(fast > 40_000, "{fast}");
+        assert!(known > 20_000, "{known}");
+    }
+
+    /// A layout's keys are taken only where the text is exactly theirs.
+    #[test]
+    fn a_layout_takes_only_the_text_it_learned() {
+        let f = rule_fields();
+        let (tree, n) = parts(&f);
+        let mut layout = Layout::default();
+        let read = |layout: &mut Layout, raw: &str| {
+            let mut out = vec![None; n];
+            scan(tree, raw.as_bytes(), &mut out, layout).map(|()| out)
+        };
+        let first = r#"{"kind":"a","n":12,"user":"somebody","x":true}"#;
+        assert!(read(&mut layout, first).is_some());
+        assert_eq!(layout.members.len(), 4);
+        for raw in [
+            first,
+            r#"{"kinx":"a","n":12,"user":"somebody","x":true}"#,
+            r#"{"n":12,"kind":"a","user":"somebody","x":true}"#,
+            r#"{"kind" :"a","n":12,"user":"somebody","x":true}"#,
+            r#"{"kind":"b","n":"12","user":{"country":"FR"},"x":1}"#,
+            r#"{"kind":"a"}"#,
+        ] {
+            let got = read(&mut layout, raw);
+            assert_eq!(
+                got.ok_or(()),
+                by_serde(&f, raw.as_bytes()).map_err(drop),
+                "{raw}"
+            );
+        }
+        // A key with an escape, or longer than a layout holds, is not kept.
+        let mut layout = Layout::default();
+        assert!(read(&mut layout, r#"{"k\u0069nd":"a","a_key_of_fifteen":1}"#).is_none());
+        assert!(read(&mut layout, r#"{"a_key_of_fifteen":1,"kind":"a"}"#).is_some());
+        assert_eq!(layout.members.len(), 2);
+        assert_eq!(layout.members[0].len, 0, "a key too long to keep");
     }
 
     /// The word tests find the first byte the bytewise tests find, for
