@@ -572,7 +572,10 @@ fn on_value(
     Box::new(OnValue(c))
 }
 
-/// Moves everything `out` holds for `key` to `emit`, as records.
+/// Moves everything `out` holds for `key` to `emit`, as records. Most
+/// records cause none: that test is made inline, where a call (under
+/// WASM) cost more than it.
+#[inline(always)]
 fn drain(
     shape: &Shape,
     opts: RunnerOptions,
@@ -580,9 +583,19 @@ fn drain(
     out: &mut Outputs<SharedEvent>,
     emit: &mut impl FnMut(RunnerOutput),
 ) {
-    if out.is_empty() {
-        return;
+    if !out.is_empty() {
+        drain_some(shape, opts, key, out, emit);
     }
+}
+
+#[inline(never)]
+fn drain_some(
+    shape: &Shape,
+    opts: RunnerOptions,
+    key: &[u8],
+    out: &mut Outputs<SharedEvent>,
+    emit: &mut impl FnMut(RunnerOutput),
+) {
     let kv = key_value(key, opts.json_keys);
     let mut matches = std::mem::take(&mut out.matches);
     for m in matches.drain(..) {
