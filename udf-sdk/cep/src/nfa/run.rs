@@ -317,7 +317,11 @@ impl<E: Clone> KeyState<E> {
             self.buffer.drop_if_unused(slot);
         }
         let wait = nfa.skip.is_skip();
-        self.emit(nfa, &mut potential, wait, out);
+        // With nothing complete nor waiting, `emit` does nothing (most
+        // events): the test is made here, not in a call.
+        if !potential.is_empty() || !self.completed.is_empty() {
+            self.emit(nfa, &mut potential, wait, out);
+        }
         if !wait && !self.completed.is_empty() {
             // Matches a window completed (trailing notFollowedBy) wait behind
             // earlier partial matches even without a skip strategy; this
@@ -331,12 +335,19 @@ impl<E: Clone> KeyState<E> {
 
     /// Moves time to `time` (ms): partial matches whose window has closed
     /// time out (a trailing `notFollowedBy` completes instead).
+    #[inline(always)]
     pub fn advance_time(&mut self, nfa: &Nfa<E>, time: i64, out: &mut Outputs<E>) {
         // Nothing closes before the earliest deadline: most calls stop here
-        // without touching the partial matches.
-        if time < self.deadline {
-            return;
+        // without touching the partial matches, tested inline (under WASM
+        // the call cost more than the test).
+        if time >= self.deadline {
+            self.time_out(nfa, time, out);
         }
+    }
+
+    /// [`advance_time`](Self::advance_time) once a deadline has passed.
+    #[inline(never)]
+    fn time_out(&mut self, nfa: &Nfa<E>, time: i64, out: &mut Outputs<E>) {
         let mut kept = std::mem::take(&mut out.scratch.next);
         let mut potential = std::mem::take(&mut out.scratch.potential);
         kept.clear();
