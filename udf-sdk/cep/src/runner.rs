@@ -588,6 +588,7 @@ fn drain(
     }
 }
 
+/// [`drain`] when `out` holds something.
 #[inline(never)]
 fn drain_some(
     shape: &Shape,

@@ -87,6 +87,11 @@ impl Layout {
         let plain = key
             .iter()
             .all(|c| (0x20..0x7f).contains(c) && *c != b'"' && *c != b'\\');
+        // A child index that does not fit is not kept (taken as no child,
+        // the key's value would go unread).
+        let Ok(child) = child.map(u16::try_from).transpose() else {
+            return;
+        };
         if i >= LAYOUT_MEMBERS || text.len() > 16 || !plain || !text.ends_with(b"\":") {
             return;
         }
@@ -96,7 +101,7 @@ impl Layout {
             text: u128::from_le_bytes(bytes),
             mask: u128::MAX >> (8 * (16 - text.len())),
             len: text.len() as u8,
-            child: child.and_then(|c| u16::try_from(c).ok()),
+            child,
         };
         if self.members.len() <= i {
             self.members.resize(i + 1, NO_MEMBER);
