@@ -81,20 +81,27 @@ impl Layout {
     /// Keeps `text` (a key with its quotes, then its colon) as member `i`
     /// of the layout, if the scanner may take it as a whole.
     fn learn(&mut self, i: usize, text: &[u8], child: Option<usize>) {
-        let key = text
-            .get(1..text.len().saturating_sub(2))
-            .unwrap_or_default();
-        let plain = key
+        if i >= LAYOUT_MEMBERS || text.len() > 16 {
+            return;
+        }
+        // The colon right after the closing quote, and a plain key.
+        let Some(key) = text
+            .strip_prefix(b"\"")
+            .and_then(|t| t.strip_suffix(b"\":"))
+        else {
+            return;
+        };
+        if !key
             .iter()
-            .all(|c| (0x20..0x7f).contains(c) && *c != b'"' && *c != b'\\');
+            .all(|c| (0x20..0x7f).contains(c) && *c != b'"' && *c != b'\\')
+        {
+            return;
+        }
         // A child index that does not fit is not kept (taken as no child,
         // the key's value would go unread).
         let Ok(child) = child.map(u16::try_from).transpose() else {
             return;
         };
-        if i >= LAYOUT_MEMBERS || text.len() > 16 || !plain || !text.ends_with(b"\":") {
-            return;
-        }
         let mut bytes = [0u8; 16];
         bytes[..text.len()].copy_from_slice(text);
         let member = Member {
