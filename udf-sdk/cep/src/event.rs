@@ -5,6 +5,7 @@
 //! event byte for byte; conditions read the few values. Shared (`Arc`): a
 //! match takes events by reference count, not by copy.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -13,7 +14,8 @@ use crate::checkpoint::EventCodec;
 use crate::condition::Condition;
 use crate::expr::{EventFields, Seg, Val};
 use crate::matched::Matched;
-use crate::project::{Fields, Layout, Read, SlotValue};
+use crate::project::{Fields, Got, Layout, Read, SlotValue};
+use crate::reads::Field;
 use crate::small_bytes::SmallBytes;
 
 /// An event's JSON text and the fields of it a rule reads.
@@ -79,6 +81,51 @@ impl JsonEvent {
     /// The text exactly as it came in.
     pub fn raw(&self) -> &[u8] {
         self.raw.as_slice()
+    }
+
+    /// The string at `field`, if the event has one there.
+    pub fn str(&self, field: &Field) -> Option<&str> {
+        match self.get(field)? {
+            Got::Str(s) => Some(s),
+            Got::Json(v) => v.as_str(),
+        }
+    }
+
+    /// The integer at `field`, if the event has one there that fits.
+    pub fn i64(&self, field: &Field) -> Option<i64> {
+        self.json_number(field)?.as_i64()
+    }
+
+    /// The number at `field` (any JSON number), if the event has one there.
+    pub fn f64(&self, field: &Field) -> Option<f64> {
+        self.json_number(field)?.as_f64()
+    }
+
+    /// The boolean at `field`, if the event has one there.
+    pub fn bool(&self, field: &Field) -> Option<bool> {
+        match self.get(field)? {
+            Got::Json(v) => v.as_bool(),
+            Got::Str(_) => None,
+        }
+    }
+
+    /// The JSON value at `field` (any type), if the event has one there.
+    pub fn json(&self, field: &Field) -> Option<Cow<'_, Value>> {
+        Some(match self.get(field)? {
+            Got::Str(s) => Cow::Owned(Value::String(s.to_owned())),
+            Got::Json(v) => Cow::Borrowed(v),
+        })
+    }
+
+    fn json_number(&self, field: &Field) -> Option<&serde_json::Number> {
+        match self.get(field)? {
+            Got::Json(Value::Number(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn get(&self, field: &Field) -> Option<Got<'_>> {
+        self.fields.get(&self.read, field.path())
     }
 
     /// The whole event as a value, when it was read whole (events of a

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::condition::{Always, And, Condition, Or};
+use crate::condition::{Always, And, Condition, Or, Simple};
 use crate::nfa::Nfa;
 use crate::skip::AfterMatchSkip;
 use crate::validate::PatternError;
@@ -298,6 +298,25 @@ impl<E: 'static> Pattern<E> {
         F: Fn(&E, &dyn crate::Matched<E>) -> bool + Send + Sync + 'static,
     {
         self.where_cond(Box::new(f))
+    }
+
+    /// Adds a condition on the event alone (Flink's `SimpleCondition`),
+    /// ANDed with any before: the engine tests it once per event, not
+    /// once per partial match the event could extend.
+    pub fn where_event<F>(self, f: F) -> Self
+    where
+        F: Fn(&E) -> bool + Send + Sync + 'static,
+    {
+        self.where_cond(Box::new(Simple(f)))
+    }
+
+    /// Adds an alternative condition on the event alone to the current
+    /// step (see [`Pattern::where_event`]).
+    pub fn or_where_event<F>(self, f: F) -> Self
+    where
+        F: Fn(&E) -> bool + Send + Sync + 'static,
+    {
+        self.or_where_cond(Box::new(Simple(f)))
     }
 
     /// Adds a boxed condition to the current step (ANDed with any before).

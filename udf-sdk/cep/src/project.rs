@@ -132,16 +132,16 @@ impl SlotValue {
         Some([word(0), word(8), u64::from_le_bytes(last)])
     }
 
-    /// The value at `path` inside this one, as expressions read it.
-    pub(crate) fn val(&self, path: &[Seg]) -> Val<'_> {
+    /// The value at `path` inside this one.
+    pub(crate) fn get(&self, path: &[Seg]) -> Option<Got<'_>> {
         match self {
-            SlotValue::Json(v) => Val::of(lookup(v, path)),
+            SlotValue::Json(v) => lookup(v, path).map(Got::Json),
             // A string has no keys nor elements.
-            SlotValue::Short { .. } if !path.is_empty() => Val::Missing,
+            SlotValue::Short { .. } if !path.is_empty() => None,
             SlotValue::Short { len, bytes } => bytes
                 .get(..usize::from(*len))
                 .and_then(|b| std::str::from_utf8(b).ok())
-                .map_or(Val::Missing, |s| Val::Str(Cow::Borrowed(s))),
+                .map(Got::Str),
         }
     }
 }
@@ -280,32 +280,43 @@ impl Fields {
     /// The value at `path` in what `read` holds: as a lookup in the whole
     /// event would find it, for every path the rule reads.
     pub(crate) fn val<'v>(&self, read: &'v Read, path: &[Seg]) -> Val<'v> {
+        match self.get(read, path) {
+            None => Val::Missing,
+            Some(Got::Str(s)) => Val::Str(Cow::Borrowed(s)),
+            Some(Got::Json(v)) => Val::of(Some(v)),
+        }
+    }
+
+    /// The value at `path` in what `read` holds, `None` where the event
+    /// has none or the path is not read.
+    pub(crate) fn get<'v>(&self, read: &'v Read, path: &[Seg]) -> Option<Got<'v>> {
         let tree = match (self, read) {
-            (_, Read::Whole(v)) => return Val::of(lookup(v, path)),
+            (_, Read::Whole(v)) => return lookup(v, path).map(Got::Json),
             (Fields::Some { tree, .. }, _) => tree,
-            (Fields::All, _) => return Val::Missing,
+            (Fields::All, _) => return None,
         };
         let slots = read.slots();
         let in_slot =
-            |slot: Option<u16>, rest: &[Seg]| match slot.and_then(|s| slots.get(usize::from(s))) {
-                Some(Some(v)) => v.val(rest),
-                _ => Val::Missing,
-            };
+            |slot: Option<u16>, rest: &[Seg]| slots.get(usize::from(slot?))?.as_ref()?.get(rest);
         let mut node = tree;
         for (i, seg) in path.iter().enumerate() {
             if node.slot.is_some() {
                 return in_slot(node.slot, &path[i..]);
             }
             let Seg::Key(key) = seg else {
-                return Val::Missing;
+                return None;
             };
-            match node.children.iter().find(|(k, _)| k == key) {
-                Some((_, child)) => node = child,
-                None => return Val::Missing,
-            }
+            node = &node.children.iter().find(|(k, _)| k == key)?.1;
         }
         in_slot(node.slot, &[])
     }
+}
+
+/// A value read of an event: a short string from its slot, or JSON.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Got<'v> {
+    Str(&'v str),
+    Json(&'v Value),
 }
 
 impl Tree {
@@ -472,7 +483,7 @@ impl<'de> Visitor<'de> for KeyIndex<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Fields, Read};
+    use super::{Fields, Got, Read};
     use crate::expr::{lookup, Seg, Val};
     use serde_json::{json, Value};
 
@@ -517,9 +528,13 @@ mod tests {
         let Read::Slots(slots) = f.parse(raw).unwrap() else {
             panic!("three paths: a list")
         };
-        let vals: Vec<Val<'_>> = slots.iter().flatten().map(|s| s.val(&[])).collect();
-        let want = [json!("a"), json!("US"), json!([{"sku": 1}])];
-        let want: Vec<Val<'_>> = want.iter().map(|v| Val::of(Some(v))).collect();
+        let vals: Vec<Option<Got<'_>>> = slots.iter().flatten().map(|s| s.get(&[])).collect();
+        let items = json!([{"sku": 1}]);
+        let want = [
+            Some(Got::Str("a")),
+            Some(Got::Str("US")),
+            Some(Got::Json(&items)),
+        ];
         assert_eq!(vals, want);
         // A key kept whole swallows the paths inside it, in either order.
         let f = fields(&[&["user", "id"], &["user"]]);

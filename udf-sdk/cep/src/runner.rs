@@ -333,15 +333,39 @@ impl RuleRunner {
         })
     }
 
-    /// A runner for a pattern built with the Rust API, its match records
-    /// named `name` (the same records as a rule's, without `emit`).
+    /// A runner for a pattern built with the Rust API over whole JSON
+    /// values, its match records named `name` (the same records as a
+    /// rule's, without `emit`). Every event is parsed whole for it:
+    /// [`RuleRunner::from_json_pattern`] reads only the fields named.
     pub fn from_pattern(
         name: &str,
         pattern: crate::pattern::Pattern<Value>,
         opts: RunnerOptions,
     ) -> Result<Self, String> {
+        // Its conditions are code: they may read any field.
+        Self::of_pattern(name, pattern.map_conditions(on_value), Fields::All, opts)
+    }
+
+    /// A runner for a pattern built with the Rust API over events read
+    /// for the fields of `reads` (its conditions read them with
+    /// [`JsonEvent::str`] and its siblings), its match records named
+    /// `name` (the same records as a rule's, without `emit`).
+    pub fn from_json_pattern(
+        name: &str,
+        pattern: crate::pattern::Pattern<SharedEvent>,
+        reads: crate::reads::Reads,
+        opts: RunnerOptions,
+    ) -> Result<Self, String> {
+        Self::of_pattern(name, pattern, reads.into_fields(), opts)
+    }
+
+    fn of_pattern(
+        name: &str,
+        pattern: crate::pattern::Pattern<SharedEvent>,
+        fields: Fields,
+        opts: RunnerOptions,
+    ) -> Result<Self, String> {
         let nfa = pattern
-            .map_conditions(on_value)
             .compile()
             .map_err(|e| e.to_string())?
             .with_timeout_output(opts.timed_out);
@@ -350,8 +374,7 @@ impl RuleRunner {
                 name: name.to_owned(),
             },
             nfa,
-            // Its conditions are code: they may read any field.
-            fields: Arc::new(Fields::All),
+            fields: Arc::new(fields),
             opts,
             parts: Parts::default(),
             out: Outputs::new(),
@@ -819,6 +842,68 @@ mod tests {
         ];
         assert_eq!(feed(&mut from_api, 0, &evs), feed(&mut from_rule, 0, &evs));
         assert_eq!(from_api.name(), "abc");
+    }
+
+    /// A Rust pattern over the fields it names (read as a rule's are,
+    /// not whole), an iterative condition included, gives the records of
+    /// the same rule in YAML.
+    #[test]
+    fn a_rust_pattern_over_named_fields_gives_the_rule_s_records() {
+        use crate::{Matched, Pattern, Reads};
+        let mut reads = Reads::new();
+        let kind = reads.field("kind").unwrap();
+        let amount = reads.field("amount").unwrap();
+        let (kind_a, kind_b, first_amount) = (kind.clone(), kind, amount.clone());
+        let pattern = Pattern::begin("a")
+            .where_event(move |e: &SharedEvent| e.str(&kind_a) == Some("a"))
+            .followed_by("b")
+            .where_(move |e: &SharedEvent, m: &dyn Matched<SharedEvent>| {
+                let mut first = None;
+                m.visit("a", &mut |a| first = first.or(a.f64(&first_amount)));
+                e.str(&kind_b) == Some("b")
+                    && matches!((e.f64(&amount), first), (Some(x), Some(y)) if x > y)
+            })
+            .within(
+                std::time::Duration::from_millis(100),
+                crate::WithinType::FirstAndLast,
+            );
+        let opts = RunnerOptions::default();
+        let mut from_api = RuleRunner::from_json_pattern("abc", pattern, reads, opts).unwrap();
+        let r: Rule = serde_json::from_value(json!({
+            "name": "abc", "within_ms": 100,
+            "steps": [
+                {"name": "a", "where": "kind == \"a\""},
+                {"name": "b", "where": "kind == \"b\" && amount > first(a).amount"},
+            ]
+        }))
+        .unwrap();
+        let mut from_rule = RuleRunner::new(r.check().unwrap(), opts).unwrap();
+        let evs = [
+            ("k", r#"{"kind":"a","amount":5}"#, 10),
+            ("k", r#"{"kind":"b","amount":3}"#, 20),
+            ("k", r#"{"amount":9,"kind":"b","note":[1,{"x":null}]}"#, 30),
+            ("j", r#"{"kind":"a","amount":1}"#, 30),
+            ("j", r#"{"kind":"b","amount":2.5}"#, 40),
+            ("k", r#"{"kind":"x"}"#, 200),
+            ("k", r#"{"kind":"a","amount":1}"#, 5),
+        ];
+        let run = |r: &mut RuleRunner| {
+            let mut got = Vec::new();
+            for (key, value, t) in evs {
+                r.push_json(0, key.as_bytes(), value.as_bytes(), t, &mut |o| got.push(o))
+                    .unwrap();
+            }
+            r.finish(0, &mut |o| got.push(o));
+            got
+        };
+        let (api, rule) = (run(&mut from_api), run(&mut from_rule));
+        assert_eq!(api, rule);
+        assert_eq!(
+            api.iter().filter(|o| o.kind == OutputKind::Match).count(),
+            2,
+            "k's second b and j's b complete matches: {api:?}"
+        );
+        assert_eq!(api.iter().filter(|o| o.kind == OutputKind::Late).count(), 1);
     }
 
     #[test]
