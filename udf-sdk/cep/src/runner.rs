@@ -451,6 +451,11 @@ impl RuleRunner {
     }
 
     /// [`push_json`](Self::push_json) of an event from [`RuleRunner::event`].
+    ///
+    /// Not inlined into its caller's record loop: under WASM the one
+    /// large function that made spilled and reloaded more registers than
+    /// the call costs (Cranelift's register allocation).
+    #[inline(never)]
     pub fn push_event(
         &mut self,
         partition: i32,
