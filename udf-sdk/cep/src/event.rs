@@ -125,6 +125,14 @@ impl JsonEvent {
     }
 
     fn get(&self, field: &Field) -> Option<Got<'_>> {
+        // An event read for the fields the field was named with finds it
+        // in its slot; any other walks the keys by name.
+        if let Some(f) = field.found() {
+            if Arc::ptr_eq(&f.fields, &self.fields) {
+                let value = self.read.slots().get(usize::from(f.slot))?.as_ref()?;
+                return value.get(field.path().get(f.rest..)?);
+            }
+        }
         self.fields.get(&self.read, field.path())
     }
 

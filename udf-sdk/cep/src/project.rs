@@ -150,7 +150,7 @@ impl SlotValue {
 pub const FEW: usize = 2;
 
 impl Read {
-    fn slots(&self) -> &[Option<SlotValue>] {
+    pub(crate) fn slots(&self) -> &[Option<SlotValue>] {
         match self {
             Read::Whole(_) => &[],
             Read::Few(s) => s,
@@ -285,6 +285,25 @@ impl Fields {
             Some(Got::Str(s)) => Val::Str(Cow::Borrowed(s)),
             Some(Got::Json(v)) => Val::of(Some(v)),
         }
+    }
+
+    /// The slot that holds the value at `path` (keys only), and how many
+    /// of the keys lead to it: the rest are read inside its value.
+    pub(crate) fn slot_along(&self, path: &[Seg]) -> Option<(u16, usize)> {
+        let Fields::Some { tree, .. } = self else {
+            return None;
+        };
+        let mut node = tree;
+        for (i, seg) in path.iter().enumerate() {
+            if let Some(slot) = node.slot {
+                return Some((slot, i));
+            }
+            let Seg::Key(key) = seg else {
+                return None;
+            };
+            node = &node.children.iter().find(|(k, _)| k == key)?.1;
+        }
+        node.slot.map(|slot| (slot, path.len()))
     }
 
     /// The value at `path` in what `read` holds, `None` where the event

@@ -12,7 +12,7 @@
 //!     .where_event(move |e: &SharedEvent| e.str(&kind) == Some("a"));
 //! ```
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::expr::Seg;
 use crate::project::Fields;
@@ -23,14 +23,28 @@ use crate::project::Fields;
 #[derive(Debug, Clone, Default)]
 pub struct Reads {
     fields: Fields,
+    /// Where each field named is found, settled when the fields are.
+    named: Vec<Field>,
 }
 
 /// A field named in a [`Reads`], read of an event with
 /// [`JsonEvent::str`](crate::event::JsonEvent::str) and its siblings. Of an
 /// event read for other fields (another `Reads`), it reads as absent.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Field {
     path: Arc<[Seg]>,
+    found: Arc<OnceLock<Found>>,
+}
+
+/// Where a field is in events read for `fields`: in slot `slot`, at the
+/// keys of its path from `rest` on. Events read for these fields (the
+/// same allocation, held here so it is never another's) find it there
+/// without walking the tree of keys by name.
+#[derive(Debug)]
+pub(crate) struct Found {
+    pub fields: Arc<Fields>,
+    pub slot: u16,
+    pub rest: usize,
 }
 
 /// A field path that names no field.
@@ -71,13 +85,28 @@ impl Reads {
             });
         }
         self.fields.add(keys.iter().copied());
-        Ok(Field {
+        let field = Field {
             path: keys.iter().map(|k| Seg::Key((*k).into())).collect(),
-        })
+            found: Arc::default(),
+        };
+        self.named.push(field.clone());
+        Ok(field)
     }
 
-    pub(crate) fn into_fields(self) -> Fields {
-        self.fields
+    /// The fields to read events for; each field named finds its slot.
+    pub(crate) fn into_fields(self) -> Arc<Fields> {
+        let fields = Arc::new(self.fields);
+        for field in self.named {
+            if let Some((slot, rest)) = fields.slot_along(&field.path) {
+                // Set once: these reads are consumed here.
+                let _ = field.found.set(Found {
+                    fields: Arc::clone(&fields),
+                    slot,
+                    rest,
+                });
+            }
+        }
+        fields
     }
 }
 
@@ -85,12 +114,14 @@ impl Field {
     pub(crate) fn path(&self) -> &[Seg] {
         &self.path
     }
+
+    pub(crate) fn found(&self) -> Option<&Found> {
+        self.found.get()
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use serde_json::json;
 
     use super::Reads;
@@ -107,7 +138,7 @@ mod tests {
         let dotted = reads.field_keys(["a.b"]).unwrap();
         let items = reads.field("items").unwrap();
         let long = reads.field("long").unwrap();
-        let fields = Arc::new(reads.clone().into_fields());
+        let fields = reads.clone().into_fields();
         let raw = br#"{"kind":"a","amount":-12,"price":2.5,"ok":true,"user":{"country":"FR"},"a.b":7,"items":[1,2],"long":"a string longer than an inline slot"}"#;
         let e = JsonEvent::parse(raw, &fields).unwrap();
         assert_eq!(e.str(&kind), Some("a"));
@@ -127,13 +158,21 @@ mod tests {
         let other = Reads::new().field("amount").unwrap();
         let mut narrow = Reads::new();
         let only_kind = narrow.field("kind").unwrap();
-        let narrow = Arc::new(narrow.into_fields());
+        let narrow = narrow.into_fields();
         let n = JsonEvent::parse(raw, &narrow).unwrap();
         assert_eq!(n.str(&only_kind), Some("a"));
         assert_eq!(n.i64(&other), None, "amount is not read for these reads");
         let missing = JsonEvent::parse(br#"{"user":"bob"}"#, &fields).unwrap();
         assert_eq!(missing.str(&kind), None);
         assert_eq!(missing.str(&country), None, "user is not an object");
+        // A field inside another read whole is found inside its value.
+        let mut nested = Reads::new();
+        let country_in = nested.field("user.country").unwrap();
+        let user = nested.field("user").unwrap();
+        let nested = nested.into_fields();
+        let e = JsonEvent::parse(raw, &nested).unwrap();
+        assert_eq!(e.str(&country_in), Some("FR"));
+        assert_eq!(e.json(&user).as_deref(), Some(&json!({"country": "FR"})));
         // An event read whole answers every field.
         let whole = JsonEvent::from_value(serde_json::from_slice(raw).unwrap());
         assert_eq!(whole.str(&country), Some("FR"));
@@ -151,7 +190,7 @@ mod tests {
         assert!(err.to_string().contains("no key"), "{err}");
         // An empty key is a key JSON allows, named as such.
         let empty = reads.field_keys([""]).unwrap();
-        let fields = Arc::new(reads.into_fields());
+        let fields = reads.into_fields();
         let e = JsonEvent::parse(br#"{"":"x"}"#, &fields).unwrap();
         assert_eq!(e.str(&empty), Some("x"));
     }

@@ -343,7 +343,12 @@ impl RuleRunner {
         opts: RunnerOptions,
     ) -> Result<Self, String> {
         // Its conditions are code: they may read any field.
-        Self::of_pattern(name, pattern.map_conditions(on_value), Fields::All, opts)
+        Self::of_pattern(
+            name,
+            pattern.map_conditions(on_value),
+            Arc::new(Fields::All),
+            opts,
+        )
     }
 
     /// A runner for a pattern built with the Rust API over events read
@@ -362,7 +367,7 @@ impl RuleRunner {
     fn of_pattern(
         name: &str,
         pattern: crate::pattern::Pattern<SharedEvent>,
-        fields: Fields,
+        fields: Arc<Fields>,
         opts: RunnerOptions,
     ) -> Result<Self, String> {
         let nfa = pattern
@@ -374,7 +379,7 @@ impl RuleRunner {
                 name: name.to_owned(),
             },
             nfa,
-            fields: Arc::new(fields),
+            fields,
             opts,
             parts: Parts::default(),
             out: Outputs::new(),
