@@ -129,8 +129,7 @@ impl JsonEvent {
         // in its slot; any other walks the keys by name.
         if let Some(f) = field.found() {
             if Arc::ptr_eq(&f.fields, &self.fields) {
-                let value = self.read.slots().get(usize::from(f.slot))?.as_ref()?;
-                return value.get(field.path().get(f.rest..)?);
+                return self.read.in_slot(f.slot, field.path().get(f.rest..)?);
             }
         }
         self.fields.get(&self.read, field.path())

@@ -150,7 +150,12 @@ impl SlotValue {
 pub const FEW: usize = 2;
 
 impl Read {
-    pub(crate) fn slots(&self) -> &[Option<SlotValue>] {
+    /// The value at `path` inside what slot `slot` holds.
+    pub(crate) fn in_slot(&self, slot: u16, path: &[Seg]) -> Option<Got<'_>> {
+        self.slots().get(usize::from(slot))?.as_ref()?.get(path)
+    }
+
+    fn slots(&self) -> &[Option<SlotValue>] {
         match self {
             Read::Whole(_) => &[],
             Read::Few(s) => s,
@@ -309,25 +314,11 @@ impl Fields {
     /// The value at `path` in what `read` holds, `None` where the event
     /// has none or the path is not read.
     pub(crate) fn get<'v>(&self, read: &'v Read, path: &[Seg]) -> Option<Got<'v>> {
-        let tree = match (self, read) {
-            (_, Read::Whole(v)) => return lookup(v, path).map(Got::Json),
-            (Fields::Some { tree, .. }, _) => tree,
-            (Fields::All, _) => return None,
-        };
-        let slots = read.slots();
-        let in_slot =
-            |slot: Option<u16>, rest: &[Seg]| slots.get(usize::from(slot?))?.as_ref()?.get(rest);
-        let mut node = tree;
-        for (i, seg) in path.iter().enumerate() {
-            if node.slot.is_some() {
-                return in_slot(node.slot, &path[i..]);
-            }
-            let Seg::Key(key) = seg else {
-                return None;
-            };
-            node = &node.children.iter().find(|(k, _)| k == key)?.1;
+        if let Read::Whole(v) = read {
+            return lookup(v, path).map(Got::Json);
         }
-        in_slot(node.slot, &[])
+        let (slot, rest) = self.slot_along(path)?;
+        read.in_slot(slot, path.get(rest..)?)
     }
 }
 
