@@ -200,22 +200,6 @@ impl Fields {
         }
     }
 
-    /// The slot that holds the value at `keys` whole, if one does (not
-    /// for a path inside a value read whole).
-    pub(crate) fn slot_of(&self, keys: &[&str]) -> Option<u16> {
-        let Fields::Some { tree, .. } = self else {
-            return None;
-        };
-        let mut node = tree;
-        for key in keys {
-            if node.slot.is_some() {
-                return None;
-            }
-            node = &node.children.iter().find(|(k, _)| &**k == *key)?.1;
-        }
-        node.slot
-    }
-
     /// The fields read of the JSON text `raw` (which must be JSON as a
     /// whole).
     pub fn parse(&self, raw: &[u8]) -> Result<Read, serde_json::Error> {

@@ -318,19 +318,8 @@ impl RuleRunner {
         let nfa = match rule.max_partial_matches_per_key {
             Some(cap) => nfa.with_max_partial_matches(usize::try_from(cap).unwrap_or(usize::MAX)),
             None => nfa,
-        }
-        .with_timeout_output(opts.timed_out);
-        Ok(Self {
-            fields,
-            shape: Shape::Rule(rule),
-            nfa,
-            opts,
-            parts: Parts::default(),
-            out: Outputs::new(),
-            spare: None,
-            layout: Layout::default(),
-            warm_scratch: Vec::new(),
-        })
+        };
+        Ok(Self::assemble(Shape::Rule(rule), nfa, fields, opts))
     }
 
     /// A runner for a pattern built with the Rust API over whole JSON
@@ -370,15 +359,22 @@ impl RuleRunner {
         fields: Arc<Fields>,
         opts: RunnerOptions,
     ) -> Result<Self, String> {
-        let nfa = pattern
-            .compile()
-            .map_err(|e| e.to_string())?
-            .with_timeout_output(opts.timed_out);
-        Ok(Self {
-            shape: Shape::Pattern {
-                name: name.to_owned(),
-            },
-            nfa,
+        let nfa = pattern.compile().map_err(|e| e.to_string())?;
+        let shape = Shape::Pattern {
+            name: name.to_owned(),
+        };
+        Ok(Self::assemble(shape, nfa, fields, opts))
+    }
+
+    fn assemble(
+        shape: Shape,
+        nfa: Nfa<SharedEvent>,
+        fields: Arc<Fields>,
+        opts: RunnerOptions,
+    ) -> Self {
+        Self {
+            shape,
+            nfa: nfa.with_timeout_output(opts.timed_out),
             fields,
             opts,
             parts: Parts::default(),
@@ -386,7 +382,7 @@ impl RuleRunner {
             spare: None,
             layout: Layout::default(),
             warm_scratch: Vec::new(),
-        })
+        }
     }
 
     /// The rule's name, as match records carry it.

@@ -147,14 +147,8 @@ fn first_word(bytes: &[u8]) -> u64 {
 /// The slot that holds exactly `path` (none when the path goes inside a
 /// value read whole, or indexes an array).
 fn slot(fields: &Fields, path: &[Seg]) -> Option<u16> {
-    let keys: Option<Vec<&str>> = path
-        .iter()
-        .map(|s| match s {
-            Seg::Key(k) => Some(&**k),
-            Seg::Index(_) => None,
-        })
-        .collect();
-    fields.slot_of(&keys?)
+    let (slot, along) = fields.slot_along(path)?;
+    (along == path.len()).then_some(slot)
 }
 
 fn literal(kind: &Kind) -> Option<Lit> {

@@ -385,20 +385,12 @@ impl<'a> Scanner<'a> {
         (gone < 8).then(|| u64::from_le_bytes(*last) >> (8 * gone))
     }
 
-    /// The next eight bytes as a word (first byte lowest), if there are
-    /// eight left.
-    #[inline]
-    fn word(&self) -> Option<u64> {
-        let chunk = self.b.get(self.at..)?.first_chunk::<8>()?;
-        Some(u64::from_le_bytes(*chunk))
-    }
-
     /// Moves past bytes eight at a time while `special` flags none of
-    /// them, stopping at the first it flags or where fewer than eight are
-    /// left.
+    /// them, stopping at the first it flags. `special` must flag a zero
+    /// byte (every test here does), so it stops at the text's end too.
     #[inline]
     fn skip_plain(&mut self, special: impl Fn(u64) -> u64) {
-        while let Some(x) = self.word() {
+        while let Some(x) = self.word_at(self.at) {
             let m = special(x);
             if m != 0 {
                 self.at += (m.trailing_zeros() / 8) as usize;
