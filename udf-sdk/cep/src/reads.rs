@@ -28,8 +28,9 @@ pub struct Reads {
 }
 
 /// A field named in a [`Reads`], read of an event with
-/// [`JsonEvent::str`](crate::event::JsonEvent::str) and its siblings. Of an
-/// event read for other fields (another `Reads`), it reads as absent.
+/// [`JsonEvent::str`](crate::event::JsonEvent::str) and its siblings. An
+/// event read for other fields (another `Reads`) is searched by the
+/// field's keys: absent unless those fields read it too.
 #[derive(Debug, Clone)]
 pub struct Field {
     path: Arc<[Seg]>,
