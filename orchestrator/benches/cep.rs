@@ -28,7 +28,7 @@ use weir::wasm::{
     BatchTime, Bytes, HostConfig, InputRecord, InstanceLabels, ModuleLimits, RecordResult,
     SourcePosition, WasmHost,
 };
-use weir_cep::runner::{ComponentConfig, RuleRunner, RunnerOptions, RunnerStats};
+use weir_cep::runner::{ComponentConfig, RuleRunner, RunnerOptions, RunnerStats, READ_AHEAD};
 
 const RULE: &str = r#"
 name: abc
@@ -159,10 +159,10 @@ fn native(warm: &[Vec<InputRecord>], measured: &[Vec<InputRecord>], n: usize) ->
     let mut runner = RuleRunner::new(rule, options()).expect("compiles");
     let mut outputs = 0u64;
     let mut feed = |runner: &mut RuleRunner, batches: &[Vec<InputRecord>]| {
-        for b in batches {
-            // As the operator does: the batch's keyed state read ahead.
-            runner.warm(0, b.iter().filter_map(|r| r.key.as_deref()));
-            for r in b {
+        for chunk in batches.iter().flat_map(|b| b.chunks(READ_AHEAD)) {
+            // As the operator does: keyed state read ahead.
+            runner.warm(0, chunk.iter().filter_map(|r| r.key.as_deref()));
+            for r in chunk {
                 // The operator hands each value over as text, as the
                 // component does: the runner reads the fields the rule reads.
                 let key = r.key.as_deref().unwrap_or_default();

@@ -29,8 +29,8 @@
 
 use std::cell::RefCell;
 
-use weir_cep::runner::{OutputKind, RunnerOutput};
-use weir_udf_sdk::abi::{InputReader, OutputFields, ResultWriter};
+use weir_cep::runner::{OutputKind, RunnerOutput, READ_AHEAD};
+use weir_udf_sdk::abi::{InputReader, OutputFields, RecordView, ResultWriter};
 
 // Generated glue: the canonical ABI needs unsafe code; the rule's own code has none.
 #[doc(hidden)]
@@ -165,39 +165,63 @@ pub fn process<S: RuleSource>(batch: Vec<u8>) -> Result<Vec<u8>, String> {
     with_loaded::<S, _>(|loaded| {
         let mut reader = InputReader::new(&batch).map_err(|e| e.to_string())?;
         let mut w = ResultWriter::with_capacity(64 + reader.count as usize * 2);
+        // Decoded first, so each stretch of records can have its keyed
+        // state read ahead before it runs.
+        let mut records = Vec::with_capacity(reader.count as usize);
         while let Some(rec) = reader.next_record().map_err(|e| e.to_string())? {
-            let Some(key) = rec.key else {
-                w.error("record has no key: a cep operator needs a key_by before it");
-                continue;
-            };
-            let Loaded {
-                runner,
-                timed_out_tag,
-                late_tag,
-            } = loaded;
-            let event = match runner.next_event(rec.value.unwrap_or_default()) {
-                Ok(e) => e,
-                Err(e) => {
-                    w.error(&e.to_string());
+            records.push(rec);
+        }
+        for chunk in records.chunks(READ_AHEAD) {
+            warm(&mut loaded.runner, chunk);
+            for &rec in chunk {
+                let Some(key) = rec.key else {
+                    w.error("record has no key: a cep operator needs a key_by before it");
                     continue;
-                }
-            };
-            // Most records cause no output: a one-byte DROP says so, which
-            // the host reads in runs, where an EMIT of none costs it a
-            // status decoded and an empty list.
-            let before = w.count();
-            runner.push_event(rec.partition, key, event, rec.timestamp, &mut |o| {
+                };
+                let Loaded {
+                    runner,
+                    timed_out_tag,
+                    late_tag,
+                } = loaded;
+                let event = match runner.next_event(rec.value.unwrap_or_default()) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        w.error(&e.to_string());
+                        continue;
+                    }
+                };
+                // Most records cause no output: a one-byte DROP says so, which
+                // the host reads in runs, where an EMIT of none costs it a
+                // status decoded and an empty list.
+                let before = w.count();
+                runner.push_event(rec.partition, key, event, rec.timestamp, &mut |o| {
+                    if w.count() == before {
+                        w.begin_emit();
+                    }
+                    write_output(&mut w, (timed_out_tag, late_tag), o)
+                });
                 if w.count() == before {
-                    w.begin_emit();
+                    w.drop_input();
                 }
-                write_output(&mut w, (timed_out_tag, late_tag), o)
-            });
-            if w.count() == before {
-                w.drop_input();
             }
         }
         Ok(w.finish())
     })
+}
+
+/// Reads ahead the keyed state `records` will touch (see
+/// [`RuleRunner::warm`]), run by run of one partition.
+fn warm(runner: &mut RuleRunner, records: &[RecordView<'_>]) {
+    let mut rest = records;
+    while let Some(first) = rest.first() {
+        let run = rest
+            .iter()
+            .position(|r| r.partition != first.partition)
+            .unwrap_or(rest.len());
+        let (same, after) = rest.split_at(run);
+        runner.warm(first.partition, same.iter().filter_map(|r| r.key));
+        rest = after;
+    }
 }
 
 #[doc(hidden)]

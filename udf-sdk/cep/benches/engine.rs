@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use weir_cep::rule::Rule;
-use weir_cep::runner::{RuleRunner, RunnerOptions};
+use weir_cep::runner::{RuleRunner, RunnerOptions, READ_AHEAD};
 use weir_cep::{EventTimeState, KeyState, Matched, Nfa, Outputs, Pattern, WithinType};
 
 /// A small event: 8 + 8 + 8 + 32 + 1 bytes of fields (64 with padding).
@@ -332,9 +332,9 @@ fn runner_json(n: usize) {
     let (warm, measured) = events.split_at(n / 4);
     let mut bytes = 0usize;
     let mut feed = |runner: &mut RuleRunner, evs: &[(Vec<u8>, i64, Vec<u8>)]| {
-        // As the rule component does: each batch's keyed state read ahead.
+        // As the rule component does: keyed state read ahead.
         let warm = std::env::var("CEP_BENCH_WARM").map_or(true, |v| v != "0");
-        for chunk in evs.chunks(1024) {
+        for chunk in evs.chunks(READ_AHEAD) {
             if warm {
                 runner.warm(0, chunk.iter().map(|(k, _, _)| &k[..]));
             }

@@ -165,8 +165,8 @@ fn main() {
                         std::fs::write(&path, &snap).expect("writes");
                     }
                 }
-                // Reading ahead, as the rule component does per batch,
-                // must change nothing.
+                // Reading ahead (the rule component and the operator do it
+                // every `READ_AHEAD` records) must change nothing.
                 if i % 64 == 0 {
                     for part in 0..2 {
                         let next = evs[i..].iter().take(64).filter(|e| e.0 == part);

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use weir_cep::event::SharedEvent;
 use weir_cep::rule::CheckedRule;
-use weir_cep::runner::{OutputKind, RuleRunner, RunnerOptions, RunnerStats};
+use weir_cep::runner::{OutputKind, RuleRunner, RunnerOptions, RunnerStats, READ_AHEAD};
 
 use super::super::operator::{
     BatchContext, Operator, OperatorError, OperatorFactory, RecordResult,
@@ -181,33 +181,33 @@ impl Operator for CepOperator {
             }
         }
         let mut results = Vec::with_capacity(records.len());
-        self.runner.warm(
-            ctx.partition,
-            records.iter().filter_map(|r| r.key.as_deref()),
-        );
-        for r in records {
-            let (key, event) = match parse_input(&self.runner, r) {
-                Ok(v) => v,
-                Err(reason) => {
-                    results.push(RecordResult::DeadLetter { reason });
-                    continue;
-                }
-            };
-            let mut emitted = Vec::new();
-            let tags = &self.tags;
+        for chunk in records.chunks(READ_AHEAD) {
             self.runner
-                .push_event(ctx.partition, key, event, r.timestamp_ms, &mut |o| {
-                    emitted.push(Record {
-                        key: Some(Bytes::from(o.key)),
-                        value: Bytes::from(o.value),
-                        timestamp_ms: o.time,
-                        headers: tags
-                            .header(o.kind)
-                            .map(|t| vec![(H_SIDE_OUTPUT.to_owned(), t.clone())])
-                            .unwrap_or_default(),
-                    })
-                });
-            results.push(RecordResult::Emit(emitted));
+                .warm(ctx.partition, chunk.iter().filter_map(|r| r.key.as_deref()));
+            for r in chunk {
+                let (key, event) = match parse_input(&self.runner, r) {
+                    Ok(v) => v,
+                    Err(reason) => {
+                        results.push(RecordResult::DeadLetter { reason });
+                        continue;
+                    }
+                };
+                let mut emitted = Vec::new();
+                let tags = &self.tags;
+                self.runner
+                    .push_event(ctx.partition, key, event, r.timestamp_ms, &mut |o| {
+                        emitted.push(Record {
+                            key: Some(Bytes::from(o.key)),
+                            value: Bytes::from(o.value),
+                            timestamp_ms: o.time,
+                            headers: tags
+                                .header(o.kind)
+                                .map(|t| vec![(H_SIDE_OUTPUT.to_owned(), t.clone())])
+                                .unwrap_or_default(),
+                        })
+                    });
+                results.push(RecordResult::Emit(emitted));
+            }
         }
         Ok(results)
     }
