@@ -54,7 +54,7 @@ impl KeyIndex {
     }
 
     /// The number of the key with `hash` that `is_key` accepts.
-    #[inline]
+    #[inline(always)]
     pub fn find(&self, hash: u64, is_key: impl Fn(u32) -> bool) -> Option<u32> {
         if self.table.is_empty() {
             return None;

@@ -19,6 +19,7 @@ use crate::counters::Counters;
 use crate::key_index::KeyIndex;
 use crate::nfa::Nfa;
 use crate::output::{Late, Outputs};
+use crate::small_bytes::SameKey;
 use crate::time_order::EventTimeState;
 use crate::timers::{Entry, Timers};
 
@@ -102,7 +103,7 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         out: &mut Outputs<E>,
         owned: impl FnOnce(&Q) -> K,
     ) where
-        K: Borrow<Q>,
+        K: Borrow<Q> + SameKey<Q>,
         Q: Hash + Eq + ?Sized,
     {
         if timestamp <= self.watermark {
@@ -136,7 +137,7 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         out: &mut Outputs<E>,
         owned: impl FnOnce(&Q) -> K,
     ) where
-        K: Borrow<Q>,
+        K: Borrow<Q> + SameKey<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let next = next.max(self.watermark);
@@ -250,7 +251,7 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
     /// The number of the key with `hash`, if held.
     fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + SameKey<Q>,
         Q: Eq + ?Sized,
     {
         let slots = &self.slots;
@@ -258,14 +259,14 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
             slots
                 .get(id as usize)
                 .and_then(Option::as_ref)
-                .is_some_and(|s| s.key.borrow() == key)
+                .is_some_and(|s| s.key.same_key(key))
         })
     }
 
     /// The number of `key`, numbering it if new.
     fn find_or_insert<Q>(&mut self, key: &Q, owned: impl FnOnce(&Q) -> K) -> u32
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + SameKey<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.ids.hash(key);
