@@ -104,7 +104,7 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         owned: impl FnOnce(&Q) -> K,
     ) where
         K: Borrow<Q> + SameKey<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + ?Sized,
     {
         if timestamp <= self.watermark {
             self.retired.late += 1;
@@ -138,7 +138,7 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         owned: impl FnOnce(&Q) -> K,
     ) where
         K: Borrow<Q> + SameKey<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + ?Sized,
     {
         let next = next.max(self.watermark);
         if timestamp <= self.watermark || timestamp != next.saturating_add(1) {
@@ -252,7 +252,7 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
     fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
     where
         K: Borrow<Q> + SameKey<Q>,
-        Q: Eq + ?Sized,
+        Q: ?Sized,
     {
         let slots = &self.slots;
         self.ids.find(hash, |id| {
@@ -267,7 +267,7 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
     fn find_or_insert<Q>(&mut self, key: &Q, owned: impl FnOnce(&Q) -> K) -> u32
     where
         K: Borrow<Q> + SameKey<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + ?Sized,
     {
         let hash = self.ids.hash(key);
         match self.find(hash, key) {

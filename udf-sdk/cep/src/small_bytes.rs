@@ -85,6 +85,26 @@ impl<const N: usize> PartialEq for SmallBytes<N> {
     }
 }
 
+impl<const N: usize> Eq for SmallBytes<N> {}
+
+impl<const N: usize> PartialOrd for SmallBytes<N> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<const N: usize> Ord for SmallBytes<N> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for SmallBytes<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
+    }
+}
+
 /// Whether a held key is the key a record names (what finding a key's
 /// state compares): `K == Q` for any key type, and for held bytes against
 /// a record's, [`same_bytes`].
@@ -140,26 +160,6 @@ fn word4(s: &[u8]) -> u32 {
 #[inline]
 fn word8(s: &[u8]) -> u64 {
     s.first_chunk().map_or(0, |w| u64::from_le_bytes(*w))
-}
-
-impl<const N: usize> Eq for SmallBytes<N> {}
-
-impl<const N: usize> PartialOrd for SmallBytes<N> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<const N: usize> Ord for SmallBytes<N> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.as_slice().cmp(other.as_slice())
-    }
-}
-
-impl<const N: usize> std::fmt::Debug for SmallBytes<N> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
-    }
 }
 
 #[cfg(test)]
