@@ -161,7 +161,8 @@ fn native(warm: &[Vec<InputRecord>], measured: &[Vec<InputRecord>], n: usize) ->
     let mut feed = |runner: &mut RuleRunner, batches: &[Vec<InputRecord>]| {
         for chunk in batches.iter().flat_map(|b| b.chunks(READ_AHEAD)) {
             // As the operator does: keyed state read ahead.
-            runner.warm(0, chunk.iter().filter_map(|r| r.key.as_deref()));
+            let until = chunk.iter().map(|r| r.timestamp).max().unwrap_or(i64::MIN);
+            runner.warm(0, chunk.iter().filter_map(|r| r.key.as_deref()), until);
             for r in chunk {
                 // The operator hands each value over as text, as the
                 // component does: the runner reads the fields the rule reads.

@@ -23,6 +23,24 @@ use crate::small_bytes::SameKey;
 use crate::time_order::EventTimeState;
 use crate::timers::{Entry, Timers};
 
+/// At most this many keys due by a stretch's end are read ahead: a
+/// watermark that jumps wakes many more than a stretch's records, and
+/// reading all of them first would push each other out of cache.
+const WARM_DUE: usize = 256;
+
+/// An event that [`KeyedEventTime::warm`] can read ahead of use.
+pub trait ReadAhead {
+    /// Reads what letting go of the event reads first; returns anything.
+    fn read_ahead(&self) -> u64;
+}
+
+impl<T> ReadAhead for std::sync::Arc<T> {
+    /// The reference count, which a release changes.
+    fn read_ahead(&self) -> u64 {
+        std::sync::Arc::strong_count(self) as u64
+    }
+}
+
 /// In declaration order (`repr(C)`): what a record touches first, so
 /// queueing it reads one or two cache lines of a key's state.
 #[repr(C)]
@@ -208,15 +226,22 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
     /// Reads ahead, changing nothing, the memory that records of `keys`
     /// (about to be pushed, in this order) will read first: their entries
     /// in the key table, their keys' slots and the first entries of their
-    /// buffers. Loads issued back to back overlap their cache misses; a
-    /// record then finds its key's state in cache instead of waiting for
-    /// each miss in turn.
+    /// buffers; and the same of the keys whose timers come due by a
+    /// watermark of `due_by` (their windows close while those records run,
+    /// and their state was last read a window ago). Loads issued back to
+    /// back overlap their cache misses; a record, or a timer, then finds
+    /// its key's state in cache instead of waiting for each miss in turn.
     ///
     /// Read for about [`READ_AHEAD`](crate::runner::READ_AHEAD) records at
     /// a time, it pays both natively and under WASM.
-    pub fn warm<'q, Q>(&self, keys: impl Iterator<Item = &'q Q>, scratch: &mut Vec<u64>)
-    where
+    pub fn warm<'q, Q>(
+        &self,
+        keys: impl Iterator<Item = &'q Q>,
+        due_by: i64,
+        scratch: &mut Vec<u64>,
+    ) where
         Q: Hash + ?Sized + 'q,
+        E: ReadAhead,
     {
         // One pass per level of pointers (table entry, slot, buffer): the
         // loads within a pass do not wait on each other, so their misses
@@ -231,6 +256,9 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         for entry in scratch.iter_mut() {
             *entry = self.ids.guess(*entry).map_or(u64::MAX, u64::from);
         }
+        let keyed = scratch.len();
+        let due = self.timers.due_by(due_by).take(WARM_DUE);
+        scratch.extend(due.map(|e| u64::from(e.id)));
         let held = |id: &u64| self.slots.get(*id as usize).and_then(Option::as_ref);
         for slot in scratch.iter().filter_map(held) {
             let st = &slot.state;
@@ -244,6 +272,13 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
         for slot in scratch.iter().filter_map(held) {
             let b = &slot.state.key.buffer;
             acc ^= b.events.touch() ^ b.nodes.touch();
+        }
+        // A key woken by its timer lets go of what it held: each event is
+        // released (and, the last hold gone, freed).
+        for slot in scratch[keyed..].iter().filter_map(held) {
+            for (_, held) in slot.state.key.buffer.events.iter() {
+                acc ^= held.event.read_ahead();
+            }
         }
         std::hint::black_box(acc);
     }

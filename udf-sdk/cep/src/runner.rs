@@ -493,12 +493,23 @@ impl RuleRunner {
     }
 
     /// Reads ahead the state that records of `keys` in `partition` will
-    /// read (see [`KeyedEventTime::warm`]); changes nothing. Call it for
-    /// the next [`READ_AHEAD`] records or so, right before pushing them.
-    pub fn warm<'k>(&mut self, partition: i32, keys: impl Iterator<Item = &'k [u8]>) {
+    /// read, the latest of them at `until`, and the state of the keys
+    /// whose windows close by then (see [`KeyedEventTime::warm`]); changes
+    /// nothing. Call it for the next [`READ_AHEAD`] records or so, right
+    /// before pushing them.
+    pub fn warm<'k>(&mut self, partition: i32, keys: impl Iterator<Item = &'k [u8]>, until: i64) {
         if let Some(part) = self.parts.get(partition) {
-            part.keys.warm(keys, &mut self.warm_scratch);
+            let due_by = self.watermark_after(part, until);
+            part.keys.warm(keys, due_by, &mut self.warm_scratch);
         }
+    }
+
+    /// The watermark once `part` has seen a record at `time`.
+    fn watermark_after(&self, part: &Partition, time: i64) -> i64 {
+        part.max_seen
+            .map_or(time, |m| m.max(time))
+            .saturating_sub(self.opts.out_of_orderness_ms)
+            .saturating_sub(1)
     }
 
     /// The end of `partition`'s input: the watermark moves to the largest
@@ -799,7 +810,8 @@ mod tests {
         for batch in records.chunks(37) {
             for p in 0..2 {
                 let keys = batch.iter().filter(|r| r.0 == p);
-                warmed.warm(p, keys.map(|r| r.1.as_bytes()));
+                let until = keys.clone().map(|r| r.3).max().unwrap_or(i64::MIN);
+                warmed.warm(p, keys.map(|r| r.1.as_bytes()), until);
             }
             for (p, key, value, t) in batch {
                 let k = key.as_bytes();

@@ -124,6 +124,18 @@ impl Timers {
         }
     }
 
+    /// The entries queued at or before `at` (stale ones included), in no
+    /// set order, changing nothing: what [`pop_due`](Self::pop_due) will
+    /// hand out by a watermark of `at`.
+    pub fn due_by(&self, at: i64) -> impl Iterator<Item = &Entry> {
+        let upto = at.saturating_sub(self.base).saturating_add(1);
+        let near = usize::try_from(upto).map_or(0, |n| n.min(self.near.len()));
+        self.near
+            .range(..near)
+            .flatten()
+            .chain(self.far.range(..=at).flat_map(|(_, ids)| ids))
+    }
+
     pub fn recycle(&mut self, mut ids: Vec<Entry>) {
         ids.clear();
         self.spare.push(ids);
@@ -158,6 +170,33 @@ mod tests {
         t.recycle(ids);
         assert_eq!(t.pop_due(30).map(|(at, _)| at), Some(30));
         assert!(t.pop_due(i64::MAX).is_none());
+    }
+
+    #[test]
+    fn due_by_lists_what_pop_due_hands_out() {
+        let queued = [(10, 1), (12, 2), (12, 3), (10 + HORIZON, 4), (40, 5)];
+        let fill = || {
+            let mut t = Timers::default();
+            for (at, id) in queued {
+                t.add(at, e(id));
+            }
+            t
+        };
+        assert_eq!(Timers::default().due_by(i64::MAX).count(), 0);
+        let t = fill();
+        for at in [i64::MIN, 9, 10, 11, 12, 39, 40, 10 + HORIZON, i64::MAX] {
+            let mut listed: Vec<u32> = t.due_by(at).map(|e| e.id).collect();
+            listed.sort_unstable();
+            let mut popped: Vec<u32> = drain(&mut fill(), at)
+                .into_iter()
+                .flat_map(|(_, ids)| ids)
+                .collect();
+            popped.sort_unstable();
+            assert_eq!(listed, popped, "at {at}");
+        }
+        // Listing changed nothing: all of it still comes out.
+        let mut t = t;
+        assert_eq!(drain(&mut t, i64::MAX).len(), 4);
     }
 
     #[test]

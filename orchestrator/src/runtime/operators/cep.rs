@@ -182,8 +182,9 @@ impl Operator for CepOperator {
         }
         let mut results = Vec::with_capacity(records.len());
         for chunk in records.chunks(READ_AHEAD) {
-            self.runner
-                .warm(ctx.partition, chunk.iter().filter_map(|r| r.key.as_deref()));
+            let until = chunk.iter().map(|r| r.timestamp_ms).max().unwrap_or(i64::MIN);
+            let keys = chunk.iter().filter_map(|r| r.key.as_deref());
+            self.runner.warm(ctx.partition, keys, until);
             for r in chunk {
                 let (key, event) = match parse_input(&self.runner, r) {
                     Ok(v) => v,
