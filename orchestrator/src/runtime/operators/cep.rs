@@ -182,7 +182,11 @@ impl Operator for CepOperator {
         }
         let mut results = Vec::with_capacity(records.len());
         for chunk in records.chunks(READ_AHEAD) {
-            let until = chunk.iter().map(|r| r.timestamp_ms).max().unwrap_or(i64::MIN);
+            let until = chunk
+                .iter()
+                .map(|r| r.timestamp_ms)
+                .max()
+                .unwrap_or(i64::MIN);
             let keys = chunk.iter().filter_map(|r| r.key.as_deref());
             self.runner.warm(ctx.partition, keys, until);
             for r in chunk {

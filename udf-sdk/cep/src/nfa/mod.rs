@@ -41,6 +41,8 @@ pub struct Nfa<E> {
     pub(crate) fingerprint: u64,
     /// Whether any window is set.
     pub(crate) windowed: bool,
+    /// Whether any step has a previous-and-current window.
+    pub(crate) prev_windowed: bool,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -99,6 +101,7 @@ impl<E> Nfa<E> {
                 [!c.reads_matched(), until]
             })
             .collect();
+        let prev_windowed = prev_windows.iter().any(Option::is_some);
         Ok(Nfa {
             graph,
             names,
@@ -112,6 +115,7 @@ impl<E> Nfa<E> {
             emit_timeouts: true,
             fingerprint,
             windowed: any_window,
+            prev_windowed,
         })
     }
 
@@ -161,6 +165,11 @@ impl<E> Nfa<E> {
     pub(crate) fn deadline(&self, partials: &[crate::output::Partial]) -> i64 {
         if !self.windowed {
             return i64::MAX;
+        }
+        if let (Some(w), false) = (self.window, self.prev_windowed) {
+            // One window from each start: the earliest start's ends first.
+            let first = partials.iter().map(|p| p.start.ts).min();
+            return first.map_or(i64::MAX, |t| t.saturating_add(w));
         }
         let mut d = i64::MAX;
         for p in partials {
