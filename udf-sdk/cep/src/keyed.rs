@@ -233,7 +233,11 @@ impl<K: Hash + Eq + Ord + Clone, E: Clone> KeyedEventTime<K, E> {
     /// its key's state in cache instead of waiting for each miss in turn.
     ///
     /// Read for about [`READ_AHEAD`](crate::runner::READ_AHEAD) records at
-    /// a time, it pays both natively and under WASM.
+    /// a time, it pays both natively and under WASM. Kept out of line:
+    /// inlined into the rule component's record loop, it made that one
+    /// large function spill more registers under WASM (Cranelift) than the
+    /// call costs.
+    #[inline(never)]
     pub fn warm<'q, Q>(
         &self,
         keys: impl Iterator<Item = &'q Q>,
