@@ -128,8 +128,14 @@ impl Timers {
     /// set order, changing nothing: what [`pop_due`](Self::pop_due) will
     /// hand out by a watermark of `at`.
     pub fn due_by(&self, at: i64) -> impl Iterator<Item = &Entry> {
+        // Buckets from the ring's start through `at`: none when `at` is
+        // before it, all when it is further than a `usize` counts (wasm32).
         let upto = at.saturating_sub(self.base).saturating_add(1);
-        let near = usize::try_from(upto).map_or(0, |n| n.min(self.near.len()));
+        let near = match usize::try_from(upto) {
+            Ok(n) => n.min(self.near.len()),
+            Err(_) if upto > 0 => self.near.len(),
+            Err(_) => 0,
+        };
         self.near
             .range(..near)
             .flatten()
@@ -196,7 +202,8 @@ mod tests {
         }
         // Listing changed nothing: all of it still comes out.
         let mut t = t;
-        assert_eq!(drain(&mut t, i64::MAX).len(), 4);
+        let all = drain(&mut t, i64::MAX).into_iter().flat_map(|(_, ids)| ids);
+        assert_eq!(all.count(), queued.len());
     }
 
     #[test]
