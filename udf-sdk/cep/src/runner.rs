@@ -86,6 +86,15 @@ impl Default for RunnerOptions {
     }
 }
 
+impl RunnerOptions {
+    /// The watermark of a partition whose largest time seen is `max`:
+    /// everything up to it is complete.
+    fn watermark_behind(self, max: i64) -> i64 {
+        max.saturating_sub(self.out_of_orderness_ms)
+            .saturating_sub(1)
+    }
+}
+
 /// What the host hands Weir's stock rule component (as JSON, through
 /// `config.operator-config`): the rule, already checked by the host, and
 /// how to run it.
@@ -474,9 +483,7 @@ impl RuleRunner {
     ) {
         let part = self.parts.get_or_new(partition);
         let max = part.max_seen.map_or(time, |m| m.max(time));
-        let watermark = max
-            .saturating_sub(self.opts.out_of_orderness_ms)
-            .saturating_sub(1);
+        let watermark = self.opts.watermark_behind(max);
         // The watermark moves right after the record: in-order input is
         // matched at once, its outputs held until then.
         part.keys
@@ -499,17 +506,10 @@ impl RuleRunner {
     /// before pushing them.
     pub fn warm<'k>(&mut self, partition: i32, keys: impl Iterator<Item = &'k [u8]>, until: i64) {
         if let Some(part) = self.parts.get(partition) {
-            let due_by = self.watermark_after(part, until);
+            let max = part.max_seen.map_or(until, |m| m.max(until));
+            let due_by = self.opts.watermark_behind(max);
             part.keys.warm(keys, due_by, &mut self.warm_scratch);
         }
-    }
-
-    /// The watermark once `part` has seen a record at `time`.
-    fn watermark_after(&self, part: &Partition, time: i64) -> i64 {
-        part.max_seen
-            .map_or(time, |m| m.max(time))
-            .saturating_sub(self.opts.out_of_orderness_ms)
-            .saturating_sub(1)
     }
 
     /// The end of `partition`'s input: the watermark moves to the largest
@@ -589,10 +589,7 @@ impl RuleRunner {
             if r.take(1)?[0] == 1 {
                 let m = i64::from_le_bytes(r.array()?);
                 part.max_seen = Some(m);
-                part.keys.restore_watermark(
-                    m.saturating_sub(self.opts.out_of_orderness_ms)
-                        .saturating_sub(1),
-                );
+                part.keys.restore_watermark(self.opts.watermark_behind(m));
             }
             while !r.done() {
                 let n = r.len()?;
