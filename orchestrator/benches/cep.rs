@@ -161,8 +161,10 @@ fn native(warm: &[Vec<InputRecord>], measured: &[Vec<InputRecord>], n: usize) ->
     let mut feed = |runner: &mut RuleRunner, batches: &[Vec<InputRecord>]| {
         for chunk in batches.iter().flat_map(|b| b.chunks(READ_AHEAD)) {
             // As the operator does: keyed state read ahead.
-            let until = chunk.iter().map(|r| r.timestamp).max().unwrap_or(i64::MIN);
-            runner.warm(0, chunk.iter().filter_map(|r| r.key.as_deref()), until);
+            let keyed = chunk
+                .iter()
+                .filter_map(|r| Some((r.key.as_deref()?, r.timestamp)));
+            runner.warm(0, keyed);
             for r in chunk {
                 // The operator hands each value over as text, as the
                 // component does: the runner reads the fields the rule reads.

@@ -219,8 +219,8 @@ fn warm(runner: &mut RuleRunner, records: &[RecordView<'_>]) {
             .position(|r| r.partition != first.partition)
             .unwrap_or(rest.len());
         let (same, after) = rest.split_at(run);
-        let until = same.iter().map(|r| r.timestamp).max().unwrap_or(i64::MIN);
-        runner.warm(first.partition, same.iter().filter_map(|r| r.key), until);
+        let keyed = same.iter().filter_map(|r| Some((r.key?, r.timestamp)));
+        runner.warm(first.partition, keyed);
         rest = after;
     }
 }

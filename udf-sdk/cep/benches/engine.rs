@@ -336,8 +336,7 @@ fn runner_json(n: usize) {
         let warm = std::env::var("CEP_BENCH_WARM").map_or(true, |v| v != "0");
         for chunk in evs.chunks(READ_AHEAD) {
             if warm {
-                let until = chunk.iter().map(|(_, t, _)| *t).max().unwrap_or(i64::MIN);
-                runner.warm(0, chunk.iter().map(|(k, _, _)| &k[..]), until);
+                runner.warm(0, chunk.iter().map(|(k, t, _)| (&k[..], *t)));
             }
             for (k, ts, v) in chunk {
                 runner

@@ -170,8 +170,7 @@ fn main() {
                 if i % 64 == 0 {
                     for part in 0..2 {
                         let next = evs[i..].iter().take(64).filter(|e| e.0 == part);
-                        let until = next.clone().map(|e| e.3).max().unwrap_or(i64::MIN);
-                        runner.warm(part, next.map(|e| &e.1[..]), until);
+                        runner.warm(part, next.map(|e| (&e.1[..], e.3)));
                     }
                 }
                 if trace.as_deref().is_some_and(|t| t.as_bytes() == &key[..]) {

@@ -499,13 +499,20 @@ impl RuleRunner {
             });
     }
 
-    /// Reads ahead the state that records of `keys` in `partition` will
-    /// read, the latest of them at `until`, and the state of the keys
-    /// whose windows close by then (see [`KeyedEventTime::warm`]); changes
-    /// nothing. Call it for the next [`READ_AHEAD`] records or so, right
-    /// before pushing them.
-    pub fn warm<'k>(&mut self, partition: i32, keys: impl Iterator<Item = &'k [u8]>, until: i64) {
+    /// Reads ahead the state that `records` (key and event time, about to
+    /// be pushed to `partition`) will read, and the state of the keys
+    /// whose windows close by the latest of their times (see
+    /// [`KeyedEventTime::warm`]); changes nothing. Call it for the next
+    /// [`READ_AHEAD`] records or so, right before pushing them.
+    pub fn warm<'k, I>(&mut self, partition: i32, records: I)
+    where
+        I: Iterator<Item = (&'k [u8], i64)> + Clone,
+    {
+        let Some(until) = records.clone().map(|(_, time)| time).max() else {
+            return;
+        };
         if let Some(part) = self.parts.get(partition) {
+            let keys = records.map(|(key, _)| key);
             let max = part.max_seen.map_or(until, |m| m.max(until));
             let due_by = self.opts.watermark_behind(max);
             part.keys.warm(keys, due_by, &mut self.warm_scratch);
@@ -806,9 +813,8 @@ mod tests {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for batch in records.chunks(37) {
             for p in 0..2 {
-                let keys = batch.iter().filter(|r| r.0 == p);
-                let until = keys.clone().map(|r| r.3).max().unwrap_or(i64::MIN);
-                warmed.warm(p, keys.map(|r| r.1.as_bytes()), until);
+                let next = batch.iter().filter(|r| r.0 == p);
+                warmed.warm(p, next.map(|r| (r.1.as_bytes(), r.3)));
             }
             for (p, key, value, t) in batch {
                 let k = key.as_bytes();

@@ -182,13 +182,10 @@ impl Operator for CepOperator {
         }
         let mut results = Vec::with_capacity(records.len());
         for chunk in records.chunks(READ_AHEAD) {
-            let until = chunk
+            let keyed = chunk
                 .iter()
-                .map(|r| r.timestamp_ms)
-                .max()
-                .unwrap_or(i64::MIN);
-            let keys = chunk.iter().filter_map(|r| r.key.as_deref());
-            self.runner.warm(ctx.partition, keys, until);
+                .filter_map(|r| Some((r.key.as_deref()?, r.timestamp_ms)));
+            self.runner.warm(ctx.partition, keyed);
             for r in chunk {
                 let (key, event) = match parse_input(&self.runner, r) {
                     Ok(v) => v,
